@@ -1,0 +1,143 @@
+"""Frozen configuration dataclasses. Building a config reads no files.
+
+Change a config with :func:`dataclasses.replace`; invalid values raise :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .errors import ConfigError
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True, slots=True)
+class FaceConfig:
+    """Face detection and cropping.
+
+    crop_scale: side of the square crop relative to the face box (≈2 keeps hair and chin).
+    vertical_offset: shift of the crop centre, in face-box heights; negative moves it up.
+    size: internal working size of the crop in pixels (256 or 512 are typical).
+    face_index: which face to use when several are found (0 = largest); None = largest,
+        but refuse ambiguous images only when ``require_single`` is set.
+    crop_smoothing: 0..1 exponential smoothing of the crop across a video (steady crop).
+    """
+
+    crop_scale: float = 2.0
+    vertical_offset: float = -0.1
+    size: int = 512
+    face_index: int | None = None
+    require_single: bool = False
+    min_confidence: float = 0.5
+    backend: Literal["mediapipe", "face_alignment"] = "mediapipe"
+    crop_smoothing: float = 0.9
+
+    def __post_init__(self) -> None:
+        _check(1.0 <= self.crop_scale <= 4.0, f"crop_scale must be in [1, 4], got {self.crop_scale}")
+        _check(-1.0 <= self.vertical_offset <= 1.0, f"vertical_offset must be in [-1, 1], got {self.vertical_offset}")
+        _check(64 <= self.size <= 1024 and self.size % 8 == 0, f"size must be a multiple of 8 in [64, 1024], got {self.size}")
+        _check(self.face_index is None or self.face_index >= 0, f"face_index must be >= 0, got {self.face_index}")
+        _check(0.0 < self.min_confidence < 1.0, f"min_confidence must be in (0, 1), got {self.min_confidence}")
+        _check(0.0 <= self.crop_smoothing < 1.0, f"crop_smoothing must be in [0, 1), got {self.crop_smoothing}")
+
+
+@dataclass(frozen=True, slots=True)
+class SmoothingConfig:
+    """One-Euro filter settings (Casiez et al. 2012); ``enabled=False`` passes data through.
+
+    min_cutoff: Hz at rest (lower = less jitter, more lag); beta: speed coefficient
+    (higher = less lag on fast motion).
+    """
+
+    enabled: bool = True
+    min_cutoff: float = 1.5
+    beta: float = 0.5
+    d_cutoff: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(self.min_cutoff > 0, f"min_cutoff must be > 0, got {self.min_cutoff}")
+        _check(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
+        _check(self.d_cutoff > 0, f"d_cutoff must be > 0, got {self.d_cutoff}")
+
+
+@dataclass(frozen=True, slots=True)
+class MotionConfig:
+    """Motion transfer from the driver to the portrait.
+
+    mode: "relative" applies the driver's change since its reference frame to the
+        source's own pose and shape; "absolute" copies the driver's pose and expression.
+    adapt_scale: scale the driver's movements by the ratio of face sizes.
+    best_frame: use the driving frame closest to the source as the reference.
+    expression_scale: multiplies expression offsets (1 = as driven).
+    """
+
+    mode: Literal["relative", "absolute"] = "relative"
+    adapt_scale: bool = True
+    best_frame: bool = False
+    expression_scale: float = 1.0
+    pose_smoothing: SmoothingConfig = field(default_factory=lambda: SmoothingConfig(min_cutoff=1.0, beta=0.3))
+    expression_smoothing: SmoothingConfig = field(default_factory=lambda: SmoothingConfig(min_cutoff=2.0, beta=1.0))
+
+    def __post_init__(self) -> None:
+        _check(self.mode in ("relative", "absolute"), f"mode must be 'relative' or 'absolute', got {self.mode!r}")
+        _check(0.0 <= self.expression_scale <= 3.0, f"expression_scale must be in [0, 3], got {self.expression_scale}")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderConfig:
+    """Which engine renders, and where.
+
+    engine: "warp" (default, no weights), "fomm" (needs ``checkpoint``), "onnx" (needs ``model_dir``).
+    """
+
+    engine: str = "warp"
+    device: str = "cpu"
+    half: bool = False
+    batch_size: int = 1
+    checkpoint: str | None = None
+    model_dir: str | None = None
+    providers: tuple[str, ...] = ()
+    strict_providers: bool = False
+    mouth_interior: bool = True
+
+    def __post_init__(self) -> None:
+        _check(bool(self.engine), "engine must be a non-empty name")
+        _check(1 <= self.batch_size <= 256, f"batch_size must be in [1, 256], got {self.batch_size}")
+
+
+@dataclass(frozen=True, slots=True)
+class OutputConfig:
+    """Output video.
+
+    max_size: longest side of the output in pixels (the source is downscaled above it).
+    paste_back: blend the animated crop into the full portrait; False writes the crop.
+    """
+
+    max_size: int = 1920
+    paste_back: bool = True
+    crf: int = 18
+    audio: bool = True
+    max_frames: int | None = None
+    fps: float | None = None
+    visible_label: bool = False
+
+    def __post_init__(self) -> None:
+        _check(64 <= self.max_size <= 8192, f"max_size must be in [64, 8192], got {self.max_size}")
+        _check(0 <= self.crf <= 51, f"crf must be in [0, 51], got {self.crf}")
+        _check(self.max_frames is None or self.max_frames > 0, f"max_frames must be > 0, got {self.max_frames}")
+        _check(self.fps is None or 1 <= self.fps <= 240, f"fps must be in [1, 240], got {self.fps}")
+
+
+@dataclass(frozen=True, slots=True)
+class AvatarConfig:
+    """Everything one animation needs; pass to :class:`avatar.Animator`."""
+
+    face: FaceConfig = field(default_factory=FaceConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)

@@ -1,0 +1,40 @@
+"""The one interface every rendering engine implements.
+
+The pipeline, CLI, Python API, Gradio demo and live driver talk to engines only through
+:class:`Engine`, so none of them special-cases an engine.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from ..types import DriveTarget, FaceCrop
+
+
+class Engine(ABC):
+    """Renders a portrait crop posed as a sequence of :class:`DriveTarget` s.
+
+    ``needs_driving_image``: True when the engine reads ``DriveTarget.driving`` (FOMM);
+    the pipeline then supplies a driving image even for speech (by rendering the landmark
+    target with the warp engine first).
+    """
+
+    name: ClassVar[str]
+    needs_driving_image: ClassVar[bool] = False
+
+    @abstractmethod
+    def prepare(self, source: FaceCrop) -> Any:
+        """Precompute everything that depends on the source only. Called once per portrait."""
+
+    @abstractmethod
+    def render(self, state: Any, targets: Sequence[DriveTarget]) -> np.ndarray:
+        """Render one crop per target.
+
+        Returns: (B, S, S, 3) uint8 RGB crops, S = the source crop size, B = len(targets).
+        """
+
+    def close(self) -> None:
+        """Release resources (sessions, GPU memory). Safe to call twice."""
