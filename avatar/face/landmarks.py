@@ -1,0 +1,121 @@
+"""Face landmarks from mediapipe face mesh (478 points with refined eyes and irises).
+
+Works offline: mediapipe 0.10.21 bundles the face-mesh models in its wheel.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import EngineUnavailable, NoFaceError, ShapeError
+
+NUM_LANDMARKS = 478
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One detected face.
+
+    landmarks: (478, 3) float32 in image pixels (x, y, z); z uses the x pixel scale,
+        smaller is closer to the camera.
+    """
+
+    landmarks: np.ndarray
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) bounding box of the landmarks in pixels."""
+        lo = self.landmarks[:, :2].min(axis=0)
+        hi = self.landmarks[:, :2].max(axis=0)
+        return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+    @property
+    def area(self) -> float:
+        x0, y0, x1, y1 = self.box
+        return (x1 - x0) * (y1 - y0)
+
+
+def _import_mediapipe():
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import mediapipe as mp  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - mediapipe is a core dependency
+        raise EngineUnavailable(
+            "mediapipe is not installed; run `pip install mediapipe==0.10.21` (the last release that bundles face mesh)"
+        ) from exc
+    if not hasattr(mp, "solutions"):  # pragma: no cover - newer wheels dropped solutions
+        raise EngineUnavailable(
+            f"mediapipe {mp.__version__} ships no face-mesh model; install mediapipe==0.10.21"
+        )
+    return mp
+
+
+class LandmarkDetector:
+    """mediapipe face mesh.
+
+    Args:
+        video: tracking mode (landmarks of the previous frame seed the next); False for stills.
+        max_faces: how many faces to look for.
+        min_confidence: detection confidence threshold.
+    """
+
+    def __init__(self, video: bool = False, max_faces: int = 5, min_confidence: float = 0.5) -> None:
+        mp = _import_mediapipe()
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=not video,
+            max_num_faces=max_faces,
+            refine_landmarks=True,
+            min_detection_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+        )
+        self._lock = threading.Lock()
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in an (H, W, 3) uint8 RGB image, largest first."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ShapeError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+        h, w = image.shape[:2]
+        with self._lock:  # mediapipe graphs are not re-entrant
+            result = self._mesh.process(np.ascontiguousarray(image))
+        faces = []
+        for lms in result.multi_face_landmarks or ():
+            arr = np.array([(p.x, p.y, p.z) for p in lms.landmark], dtype=np.float32)
+            arr[:, 0] *= w
+            arr[:, 1] *= h
+            arr[:, 2] *= w
+            faces.append(Face(arr))
+        faces.sort(key=lambda f: f.area, reverse=True)
+        return faces
+
+    def close(self) -> None:
+        self._mesh.close()
+
+    def __enter__(self) -> "LandmarkDetector":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def select_face(faces: list[Face], face_index: int | None, where: str, require_single: bool = False) -> Face:
+    """Pick one face, or raise a :class:`NoFaceError` that names ``where`` (file and frame)."""
+    if not faces:
+        raise NoFaceError(f"no face found in {where}; use a photo with one clearly visible, roughly frontal face")
+    if require_single and face_index is None and len(faces) > 1:
+        raise NoFaceError(f"{len(faces)} faces found in {where}; choose one with --face-index 0..{len(faces) - 1} (0 = largest)")
+    idx = 0 if face_index is None else face_index
+    if idx >= len(faces):
+        raise NoFaceError(f"--face-index {idx} asked for, but only {len(faces)} face(s) found in {where}")
+    return faces[idx]
+
+
+def detect_face(image: np.ndarray, where: str = "the image", face_index: int | None = None,
+                require_single: bool = False, min_confidence: float = 0.5) -> Face:
+    """Detect the faces of a still image and return the chosen one (largest by default)."""
+    with LandmarkDetector(video=False, min_confidence=min_confidence) as det:
+        return select_face(det.detect(image), face_index, where, require_single)

@@ -1,0 +1,31 @@
+"""Where avatar keeps its files. Nothing here creates folders on import."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def avatar_home() -> Path:
+    """Root of avatar's user data: ``$AVATAR_HOME`` or the platform's user data folder."""
+    env = os.environ.get("AVATAR_HOME")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("avatar", appauthor=False))
+
+
+def cache_dir() -> Path:
+    """Downloaded checkpoints: ``$AVATAR_HOME/cache`` or the platform's user cache folder."""
+    env = os.environ.get("AVATAR_HOME")
+    if env:
+        return Path(env).expanduser() / "cache"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("avatar", appauthor=False))
+
+
+def shipped_weights_dir() -> Path:
+    """The project's ``weights/`` folder (small weights shipped with the code, and the manifest)."""
+    return Path(__file__).resolve().parent.parent / "weights"
