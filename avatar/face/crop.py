@@ -1,0 +1,92 @@
+"""Square face crops: affine maths between frame and crop pixels, and a steady crop for video.
+
+Convention: pixel centres at integer coordinates; ``crop_from_frame`` is a (2, 3) affine
+mapping frame pixels to crop pixels (scale and translation only: crops are axis-aligned so
+that paste-back never rotates the background).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..config import FaceConfig
+from ..types import FaceCrop
+
+
+def crop_box(landmarks: np.ndarray, config: FaceConfig) -> tuple[float, float, float]:
+    """(centre x, centre y, side) of the square crop around (N, 2+) landmarks in frame pixels."""
+    lo = landmarks[:, :2].min(0)
+    hi = landmarks[:, :2].max(0)
+    w, h = hi - lo
+    cx = 0.5 * (lo[0] + hi[0])
+    cy = 0.5 * (lo[1] + hi[1]) + config.vertical_offset * h
+    return float(cx), float(cy), float(config.crop_scale * max(w, h))
+
+
+def crop_matrix(box: tuple[float, float, float], size: int) -> np.ndarray:
+    """(2, 3) crop_from_frame for a (cx, cy, side) box rendered at ``size`` pixels."""
+    cx, cy, side = box
+    k = size / side
+    # frame point (cx, cy) → crop centre (size - 1) / 2
+    return np.array([[k, 0.0, (size - 1) / 2 - k * cx], [0.0, k, (size - 1) / 2 - k * cy]])
+
+
+def invert_affine(m: np.ndarray) -> np.ndarray:
+    """Inverse of a (2, 3) affine."""
+    return cv2.invertAffineTransform(m.astype(np.float64))
+
+
+def transform_points(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Apply a (2, 3) scale-translation affine to (N, 2|3) points; z is scaled with x."""
+    out = pts.astype(np.float32).copy()
+    out[:, :2] = pts[:, :2] @ m[:, :2].T + m[:, 2]
+    if pts.shape[1] > 2:
+        out[:, 2] = pts[:, 2] * float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    return out
+
+
+def make_crop(frame: np.ndarray, landmarks: np.ndarray, crop_from_frame: np.ndarray, size: int) -> FaceCrop:
+    """Cut the crop (edge pixels replicated where it leaves the frame) and map the landmarks into it."""
+    img = cv2.warpAffine(frame, crop_from_frame, (size, size), flags=cv2.INTER_AREA if crop_from_frame[0, 0] < 1 else cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    if crop_from_frame[0, 0] < 0.5:  # strong downscale: warpAffine's INTER_AREA is not anti-aliased
+        img = _downscaled_crop(frame, crop_from_frame, size)
+    return FaceCrop(img, transform_points(crop_from_frame, landmarks), crop_from_frame, frame.shape[:2])
+
+
+def _downscaled_crop(frame: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
+    inv = invert_affine(m)
+    side = inv[0, 0] * size
+    x0, y0 = inv[0, 2], inv[1, 2]
+    pad = int(np.ceil(side)) + 2
+    padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    xi, yi = int(np.floor(x0)) + pad, int(np.floor(y0)) + pad
+    n = int(np.ceil(side)) + 1
+    region = padded[yi:yi + n, xi:xi + n]
+    scale = size / side
+    small = cv2.resize(region, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    # residual sub-pixel shift
+    shift = np.array([[1.0, 0, -(x0 + pad - xi) * scale], [0, 1.0, -(y0 + pad - yi) * scale]])
+    return cv2.warpAffine(small, shift, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+class SteadyCrop:
+    """Crop boxes for a video that do not jitter: exponential smoothing of centre and side.
+
+    Args:
+        config: crop scale/offset and ``crop_smoothing`` (0 = follow every frame).
+    """
+
+    def __init__(self, config: FaceConfig) -> None:
+        self.config = config
+        self._box: np.ndarray | None = None
+
+    def __call__(self, landmarks: np.ndarray) -> tuple[float, float, float]:
+        box = np.array(crop_box(landmarks, self.config))
+        if self._box is None:
+            self._box = box
+        else:
+            a = self.config.crop_smoothing
+            self._box = a * self._box + (1 - a) * box
+        return tuple(float(v) for v in self._box)

@@ -1,0 +1,119 @@
+"""Motion transfer: driving landmarks → target landmarks for the source portrait.
+
+Relative mode (default) applies the driver's change since its reference frame (head
+rotation, scale, translation and expression offsets in the pose-free canonical frame) to
+the source's own pose and shape, so the driver's face shape never leaks into the portrait.
+Absolute mode copies the driver's landmarks, placed by a similarity fitted at the reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from ..config import MotionConfig
+from .decompose import Pose, decompose, fit_similarity, stable_ids
+from .smooth import OneEuroFilter
+
+
+def _expression_ids() -> np.ndarray:
+    return np.setdiff1d(np.arange(478), stable_ids())
+
+
+def best_reference(source: np.ndarray, driving: list[np.ndarray | None]) -> int:
+    """Index of the driving frame whose pose-free shape and head rotation are closest to the source's.
+
+    Args: source: (478, 3) landmarks; driving: per-frame (478, 3) landmarks or None (no face).
+    """
+    pose_s, canon_s = decompose(source)
+    ids = _expression_ids()
+    best, best_cost = 0, np.inf
+    for i, lm in enumerate(driving):
+        if lm is None:
+            continue
+        pose_d, canon_d = decompose(lm)
+        shape = np.sqrt(((canon_d[ids] - canon_s[ids]) ** 2).sum(-1).mean())
+        angle = Rotation.from_matrix(pose_d.rotation @ pose_s.rotation.T).magnitude()
+        cost = shape + 0.5 * angle
+        if cost < best_cost:
+            best, best_cost = i, cost
+    if not np.isfinite(best_cost):
+        raise ValueError("no driving frame has a face")
+    return best
+
+
+class MotionTransfer:
+    """Streams driving landmarks into target landmarks for one source face.
+
+    Args:
+        source: (478, 3) source landmarks in source-crop pixels.
+        config: transfer mode, scale adaptation, expression scale and smoothing.
+        fps: frame rate of the driving signal (for smoothing).
+    """
+
+    def __init__(self, source: np.ndarray, config: MotionConfig, fps: float = 25.0) -> None:
+        self.config = config
+        self.source = source.astype(np.float64)
+        self.source_pose, self.source_canonical = decompose(self.source)
+        self._ref: tuple[Pose, np.ndarray] | None = None
+        self._abs: tuple[float, np.ndarray, np.ndarray] | None = None
+        self._pose_filter = OneEuroFilter(config.pose_smoothing, fps)
+        self._expr_filter = OneEuroFilter(config.expression_smoothing, fps)
+
+    @property
+    def has_reference(self) -> bool:
+        return self._ref is not None
+
+    def set_reference(self, driving: np.ndarray) -> None:
+        """Use these driving landmarks (any pixel frame) as the neutral reference."""
+        pose, canon = decompose(driving)
+        self._ref = (pose, canon)
+        ids = stable_ids()
+        self._abs = fit_similarity(driving[ids, :2].astype(np.float64), self.source[ids, :2])
+        self._pose_filter.reset()
+        self._expr_filter.reset()
+
+    def deltas(self, driving: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+        """Smoothed driver change since the reference.
+
+        Returns: rotation (3, 3), scale ratio, translation (3,) in reference-face units,
+        expression offsets (478, 3) in canonical units.
+        """
+        if self._ref is None:
+            self.set_reference(driving)
+        ref_pose, ref_canon = self._ref
+        pose, canon = decompose(driving)
+        rot = pose.rotation @ ref_pose.rotation.T
+        pose_vec = np.concatenate([
+            Rotation.from_matrix(rot).as_rotvec(),
+            [np.log(pose.scale / ref_pose.scale)],
+            (pose.translation - ref_pose.translation) / ref_pose.scale,
+        ])
+        pose_vec = self._pose_filter(pose_vec)
+        expr = self._expr_filter(canon - ref_canon)
+        return Rotation.from_rotvec(pose_vec[:3]).as_matrix(), float(np.exp(pose_vec[3])), pose_vec[4:], expr
+
+    def compose(self, rotation: np.ndarray, scale_ratio: float, translation: np.ndarray,
+                expression: np.ndarray) -> np.ndarray:
+        """Apply a head-pose change and expression offsets to the source face → (478, 3) crop pixels."""
+        sp = self.source_pose
+        canon = self.source_canonical + self.config.expression_scale * expression
+        # adapt_scale: the driver's moves scale with the source's face size; else raw driver pixels
+        unit = sp.scale if self.config.adapt_scale or self._ref is None else self._ref[0].scale
+        move = translation * unit
+        move[2] = 0.0  # depth does not move pixels
+        pose = Pose(rotation @ sp.rotation, sp.scale * scale_ratio, sp.translation + move)
+        return pose.apply(canon)
+
+    def __call__(self, driving: np.ndarray) -> np.ndarray:
+        """(478, 3) driving landmarks → (478, 3) target landmarks in source-crop pixels."""
+        if self.config.mode == "absolute":
+            if self._abs is None:
+                self.set_reference(driving)
+            s, r, t = self._abs
+            pts = driving.astype(np.float64)
+            out = np.empty_like(pts)
+            out[:, :2] = s * pts[:, :2] @ r.T + t
+            out[:, 2] = s * pts[:, 2]
+            return self._expr_filter(out)
+        return self.compose(*self.deltas(driving))

@@ -1,0 +1,265 @@
+"""The default engine: a landmark-driven dense backward warp. Needs no downloaded weights.
+
+Inside the face, each face-mesh triangle maps affinely from the target to the source
+(piecewise-affine warp, eyes closed over by fans from the iris centres, so eyelids meet on
+blinks). Around the face, two rings of control points follow the head's rigid motion with
+falling weights, so hair, ears and neck move with the head while the background stays put.
+The open mouth is drawn: the source's own mouth interior where it has one, a synthetic
+oral cavity with teeth where the target opens wider than the source.
+The backward map is rasterised at half resolution and upsampled; everything is vectorised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+from ..config import RenderConfig
+from ..face import topology
+from ..motion.decompose import fit_similarity, stable_ids
+from ..types import DriveTarget, FaceCrop
+from .base import Engine
+
+# control rings around the face: (radial factor, weight of the head's rigid motion)
+_RINGS = ((1.35, 0.85), (1.8, 0.35))
+_RING_POINTS = 24
+_BORDER_POINTS = 6  # per side of the outer frame; the frame lies outside the crop and stays still
+
+
+@dataclass(frozen=True, eq=False)
+class WarpState:
+    """Per-source precomputation (all positions in source-crop pixels)."""
+
+    image: np.ndarray            # (S, S, 3) uint8
+    vertices: np.ndarray         # (V, 2) source positions of landmarks + ring + frame points
+    ring_weights: np.ndarray     # (V - 478,) rigid-motion weight of the extra points
+    face_triangles: np.ndarray   # (F, 3) into vertices (mesh + eye fans)
+    outer_triangles: np.ndarray  # (O, 3) into vertices
+    mouth_area: float            # source inner-mouth polygon area (px²)
+    cavity_rgb: np.ndarray       # (3,) float32 colour of the synthetic oral cavity
+    teeth_rgb: np.ndarray        # (3,) float32 colour of synthetic teeth
+
+
+def _polygon_area(pts: np.ndarray) -> float:
+    x, y = pts[:, 0], pts[:, 1]
+    return float(0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def _ring_points(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Control points around the face oval and on a still outer frame; returns (points, weights)."""
+    oval = landmarks[topology.mesh()["oval"], :2]
+    centre = oval.mean(0)
+    chin_y = landmarks[topology.CHIN, 1]
+    angles = np.linspace(0, 2 * np.pi, _RING_POINTS, endpoint=False)
+    # radius of the oval in each direction, sampled from the oval itself
+    rel = oval - centre
+    oval_ang = np.arctan2(rel[:, 1], rel[:, 0])
+    oval_rad = np.hypot(rel[:, 0], rel[:, 1])
+    order = np.argsort(oval_ang)
+    rad = np.interp(angles, oval_ang[order], oval_rad[order], period=2 * np.pi)
+    pts, weights = [], []
+    for factor, weight in _RINGS:
+        # more room above (hair) than below (neck)
+        f = factor * np.where(np.sin(angles) < 0, 1.0 + 0.25 * (-np.sin(angles)), 1.0)
+        ring = centre + np.stack([np.cos(angles), np.sin(angles)], 1) * (rad * f)[:, None]
+        w = np.where(ring[:, 1] > chin_y, weight * 0.5, weight)  # the neck follows the head less
+        pts.append(ring)
+        weights.append(w)
+    lo, hi = -0.35 * size, 1.35 * size
+    edge = np.linspace(lo, hi, _BORDER_POINTS + 1)[:-1]
+    frame = np.concatenate([
+        np.stack([edge, np.full_like(edge, lo)], 1),
+        np.stack([np.full_like(edge, hi), edge], 1),
+        np.stack([edge[::-1] + (hi - lo) / _BORDER_POINTS, np.full_like(edge, hi)], 1),
+        np.stack([np.full_like(edge, lo), edge[::-1] + (hi - lo) / _BORDER_POINTS], 1),
+    ])
+    pts = np.concatenate(pts + [frame])
+    pts = np.clip(pts, lo, hi)
+    weights = np.concatenate(weights + [np.zeros(len(frame))])
+    return pts, weights
+
+
+def _mouth_colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cavity and teeth colours adapted to the portrait's lips and lighting."""
+    lips = landmarks[topology.mesh()["lips"], :2].round().astype(int)
+    h, w = image.shape[:2]
+    lips = lips[(lips[:, 0] >= 0) & (lips[:, 0] < w) & (lips[:, 1] >= 0) & (lips[:, 1] < h)]
+    lip_rgb = image[lips[:, 1], lips[:, 0]].astype(np.float32).mean(0) if len(lips) else np.array([150, 80, 80], np.float32)
+    gray = float(image.mean())
+    cavity = np.clip(lip_rgb * 0.28 + np.array([8, 0, 2], np.float32), 0, 255)
+    teeth = np.clip(np.array([232, 226, 212], np.float32) * (0.55 + 0.45 * gray / 128.0), 0, 250)
+    if image[..., 0].astype(np.int16).__sub__(image[..., 1]).__abs__().mean() < 2:  # grayscale portrait
+        cavity = np.full(3, cavity.mean(), np.float32)
+        teeth = np.full(3, teeth.mean(), np.float32)
+    return cavity, teeth
+
+
+class WarpEngine(Engine):
+    """Landmark-driven piecewise-affine warp with a synthetic mouth interior.
+
+    Args:
+        config: render settings (``mouth_interior`` switches the synthetic mouth).
+        map_scale: resolution of the rasterised backward map relative to the crop.
+    """
+
+    name = "warp"
+    needs_driving_image = False
+
+    def __init__(self, config: RenderConfig | None = None, map_scale: float = 0.5) -> None:
+        self.config = config or RenderConfig()
+        self.map_scale = map_scale
+
+    def prepare(self, source: FaceCrop) -> WarpState:
+        lm = source.landmarks.astype(np.float64)
+        m = topology.mesh()
+        extra, weights = _ring_points(lm, source.size)
+        vertices = np.concatenate([lm[:, :2], extra])
+        # outer triangles: Delaunay over oval + rings + frame, minus what lies inside the oval
+        oval = m["oval"]
+        ids = np.concatenate([oval, np.arange(len(lm), len(vertices))])
+        tri = ids[Delaunay(vertices[ids]).simplices]
+        centroids = vertices[tri].mean(1).astype(np.float32)
+        poly = vertices[oval].astype(np.float32).reshape(-1, 1, 2)
+        inside = np.array([cv2.pointPolygonTest(poly, (float(x), float(y)), False) > 0 for x, y in centroids])
+        cavity, teeth = _mouth_colours(source.image, lm)
+        return WarpState(
+            image=np.ascontiguousarray(source.image),
+            vertices=vertices,
+            ring_weights=weights,
+            face_triangles=np.concatenate([m["triangles"], m["eye_triangles"]]),
+            outer_triangles=tri[~inside],
+            mouth_area=_polygon_area(lm[m["mouth_loop"], :2]),
+            cavity_rgb=cavity,
+            teeth_rgb=teeth,
+        )
+
+    def render(self, state: WarpState, targets: Sequence[DriveTarget]) -> np.ndarray:
+        return np.stack([self.render_one(state, t.landmarks) for t in targets])
+
+    # -- one frame -------------------------------------------------------------------------
+    def target_vertices(self, state: WarpState, landmarks: np.ndarray) -> np.ndarray:
+        """(V, 2) target positions: landmarks, then ring points moved by the head's rigid motion."""
+        n = landmarks.shape[0]
+        src = state.vertices[:n]
+        ids = np.union1d(stable_ids(), topology.mesh()["oval"])
+        s, r, t = fit_similarity(src[ids], landmarks[ids, :2].astype(np.float64))
+        extra = state.vertices[n:]
+        moved = s * extra @ r.T + t
+        extra_t = extra + state.ring_weights[:, None] * (moved - extra)
+        return np.concatenate([landmarks[:, :2], extra_t])
+
+    def backward_map(self, state: WarpState, landmarks: np.ndarray) -> np.ndarray:
+        """(S, S, 2) float32 source coordinates for every target pixel."""
+        size = state.image.shape[0]
+        ms = self.map_scale
+        small = int(round(size * ms))
+        tgt = self.target_vertices(state, landmarks)
+        tgt_small = (tgt + 0.5) * (small / size) - 0.5  # pixel-centre aligned with cv2.resize
+        src = state.vertices
+
+        # draw order: outer triangles first, then face triangles far to near (painter's algorithm)
+        z = landmarks[:, 2]
+        face = state.face_triangles
+        face = face[np.argsort(-z[face].mean(1))]
+        tris = np.concatenate([state.outer_triangles, face])
+        # affine per triangle: target (small map px, homogeneous) → source (crop px)
+        t_h = np.concatenate([tgt_small[tris], np.ones((len(tris), 3, 1))], 2)  # (T, 3, 3)
+        det = np.linalg.det(t_h)
+        ok = np.abs(det) > 1e-6
+        tris, t_h = tris[ok], t_h[ok]
+        affine = np.linalg.solve(t_h, src[tris])  # (T, 3, 2): [u v 1] @ A = source xy
+
+        index = np.zeros((small, small), np.int32)
+        pts = np.round(tgt_small[tris] * 16).astype(np.int32)  # 4 fractional bits
+        for k in range(len(tris)):
+            cv2.fillConvexPoly(index, pts[k], k + 1, lineType=cv2.LINE_8, shift=4)
+
+        vv, uu = np.mgrid[0:small, 0:small].astype(np.float32)
+        a = np.concatenate([np.zeros((1, 3, 2)), affine]).astype(np.float32)[index]  # (h, w, 3, 2)
+        mx = uu * a[..., 0, 0] + vv * a[..., 1, 0] + a[..., 2, 0]
+        my = uu * a[..., 0, 1] + vv * a[..., 1, 1] + a[..., 2, 1]
+        empty = index == 0  # not covered (mouth hole, folds): identity
+        scale = size / small
+        mx = np.where(empty, (uu + 0.5) * scale - 0.5, mx)
+        my = np.where(empty, (vv + 0.5) * scale - 0.5, my)
+        full = cv2.resize(np.dstack([mx, my]), (size, size), interpolation=cv2.INTER_LINEAR)
+        return full
+
+    def render_one(self, state: WarpState, landmarks: np.ndarray) -> np.ndarray:
+        """(478, 3) target landmarks in source-crop pixels → (S, S, 3) uint8 crop."""
+        mp = self.backward_map(state, landmarks)
+        out = cv2.remap(state.image, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        self._draw_mouth(state, landmarks, mp, out)
+        return out
+
+    def _draw_mouth(self, state: WarpState, landmarks: np.ndarray, mp: np.ndarray, out: np.ndarray) -> None:
+        m = topology.mesh()
+        loop = landmarks[m["mouth_loop"], :2]
+        area = _polygon_area(loop)
+        size = out.shape[0]
+        if area < 1.0:
+            return
+        x0, y0 = np.floor(loop.min(0)).astype(int) - 2
+        x1, y1 = np.ceil(loop.max(0)).astype(int) + 3
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, size), min(y1, size)
+        if x1 <= x0 or y1 <= y0:
+            return
+        h, w = y1 - y0, x1 - x0
+        mask = np.zeros((h * 4, w * 4), np.uint8)  # 4× supersampled polygon for smooth edges
+        cv2.fillPoly(mask, [np.round((loop - [x0, y0]) * 4 * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        alpha = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        if not alpha.any():
+            return
+
+        # source's own interior, mapped by an affine fit of the inner-lip loops
+        own = cv2.remap(state.image, mp[y0:y1, x0:x1, 0], mp[y0:y1, x0:x1, 1], cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        src_loop = state.vertices[m["mouth_loop"]]
+        a_t = np.concatenate([loop, np.ones((len(loop), 1))], 1)
+        aff, *_ = np.linalg.lstsq(a_t, src_loop, rcond=None)
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        sx = (xx * aff[0, 0] + yy * aff[1, 0] + aff[2, 0]).astype(np.float32)
+        sy = (xx * aff[0, 1] + yy * aff[1, 1] + aff[2, 1]).astype(np.float32)
+        own = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+
+        if self.config.mouth_interior:
+            synth = self._synthetic_mouth(state, landmarks, xx, yy)
+            keep_own = np.clip(state.mouth_area / area, 0.0, 1.0) ** 2
+            interior = keep_own * own + (1.0 - keep_own) * synth
+        else:
+            interior = own
+        roi = out[y0:y1, x0:x1].astype(np.float32)
+        out[y0:y1, x0:x1] = np.clip(roi + alpha[..., None] * (interior - roi), 0, 255).astype(np.uint8)
+
+    def _synthetic_mouth(self, state: WarpState, landmarks: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+        """Oral cavity with upper teeth, shaded from the lips inwards; (h, w, 3) float32."""
+        c0 = landmarks[78, :2]   # inner mouth corners
+        c1 = landmarks[308, :2]
+        axis = c1 - c0
+        width = float(np.hypot(*axis)) or 1.0
+        ux = axis / width
+        uy = np.array([-ux[1], ux[0]])
+        upper = landmarks[topology.UPPER_LIP_INNER, :2]
+        lower = landmarks[topology.LOWER_LIP_INNER, :2]
+        gap = max(float((lower - upper) @ uy), 1e-3)
+        rel_x = ((xx - c0[0]) * ux[0] + (yy - c0[1]) * ux[1]) / width * 2 - 1  # -1..1 corner to corner
+        rel_y = ((xx - upper[0]) * uy[0] + (yy - upper[1]) * uy[1]) / gap      # 0 upper lip, 1 lower lip
+        lateral = np.clip(1 - rel_x**2, 0, 1)
+        depth = np.clip(1 - 2 * np.abs(rel_y - 0.5), 0, 1) * lateral
+        shade = 0.55 + 0.45 * (1 - depth)  # darker deep inside
+        img = state.cavity_rgb[None, None, :] * shade[..., None]
+        # upper teeth: a band under the upper lip, across the middle of the mouth
+        teeth_h = min(0.42, 0.12 * width / gap)
+        teeth = np.clip((teeth_h - rel_y) / max(teeth_h * 0.25, 1e-3), 0, 1) * np.clip((0.8 - np.abs(rel_x)) / 0.2, 0, 1)
+        teeth *= np.clip(rel_y / 0.05 + 1, 0, 1)
+        tooth_shade = 0.85 + 0.15 * np.cos(rel_x * 9.0) ** 2  # hint of separate teeth
+        img = img * (1 - teeth[..., None]) + (state.teeth_rgb * 0.92)[None, None, :] * (teeth * tooth_shade)[..., None]
+        # tongue hint at the bottom
+        tongue = np.clip((rel_y - 0.7) / 0.3, 0, 1) * lateral
+        tongue_rgb = state.cavity_rgb * 2.2 + np.array([20, 0, 0], np.float32)
+        img = img * (1 - 0.5 * tongue[..., None]) + 0.5 * tongue[..., None] * np.clip(tongue_rgb, 0, 255)
+        return img.astype(np.float32)
