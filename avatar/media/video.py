@@ -21,7 +21,7 @@ from types import TracebackType
 
 import av
 import numpy as np
-from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
+from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
 from ..errors import AvatarError, ConfigError, InputError, ShapeError
 from .atomic import atomic_path
@@ -43,6 +43,10 @@ PathLike = str | os.PathLike
 # Sample rates the AAC encoder accepts; other rates are resampled to 48 kHz.
 _AAC_RATES = frozenset({96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350})
 _MOV_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
+# swscale's defaults round carelessly and upsample chroma roughly (mean abs error ≈3 on
+# an RGB→YUV→RGB round trip); these flags bring it to ≈0.6 for ≈0.5 ms per 512² frame.
+_TO_YUV_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
+_TO_RGB_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 # Demuxers that read still images; a driving "video" in one of these is a mistake.
 _STILL_FORMATS = ("image2", "_pipe")
 
@@ -197,7 +201,7 @@ class FrameReader(Iterator[np.ndarray]):
         except (av.FFmpegError, OSError) as exc:
             self.close()
             raise InputError(f"{self.path}: decoding failed at frame {self.index} ({_err_text(exc)}); the file may be truncated or corrupt") from None
-        rgb = self._reformatter.reformat(frame, format="rgb24").to_ndarray()
+        rgb = self._reformatter.reformat(frame, format="rgb24", interpolation=_TO_RGB_FLAGS).to_ndarray()
         self.index += 1
         return apply_rotation(rgb, frame.rotation)
 
@@ -624,6 +628,7 @@ class VideoWriter:
             dst_colorspace=Colorspace.ITU709,
             src_color_range=ColorRange.JPEG,
             dst_color_range=ColorRange.MPEG,
+            interpolation=_TO_YUV_FLAGS,
         )
         vf.pts = self.frame_count
         self._mux(self._stream.encode(vf))  # type: ignore[union-attr]
