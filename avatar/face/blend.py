@@ -28,8 +28,13 @@ class PasteBack:
         margin: feather width as a fraction of the crop side.
     """
 
-    def __init__(self, frame: np.ndarray, crop_from_frame: np.ndarray, size: int, margin: float = 0.12) -> None:
+    def __init__(self, frame: np.ndarray, crop_from_frame: np.ndarray, size: int, margin: float = 0.12,
+                 source_crop: np.ndarray | None = None) -> None:
         self.frame = frame
+        self._feather = feather_mask(size, margin)
+        # where a crop equals the source crop the original pixels are kept, so resampling the
+        # crop never blurs still background
+        self._source_crop = None if source_crop is None else source_crop.astype(np.int16)
         h, w = frame.shape[:2]
         inv = invert_affine(crop_from_frame)
         corners = np.array([[0, 0], [size - 1, size - 1]], np.float64) @ inv[:, :2].T + inv[:, 2]
@@ -41,18 +46,30 @@ class PasteBack:
         self._m = inv.copy()
         self._m[:, 2] -= (x0, y0)  # frame_from_crop, shifted into the ROI
         self._size = (x1 - x0, y1 - y0)
-        mask = feather_mask(size, margin)
-        self._mask = cv2.warpAffine(mask, self._m, self._size, flags=cv2.INTER_LINEAR)[..., None] if x1 > x0 and y1 > y0 else None
+        self._empty = not (x1 > x0 and y1 > y0)
+        self._mask = None if self._empty else cv2.warpAffine(self._feather, self._m, self._size, flags=cv2.INTER_LINEAR)[..., None]
         self._base = frame[y0:y1, x0:x1].astype(np.float32)
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
         """(S, S, 3) uint8 crop → (H, W, 3) uint8 frame."""
         out = self.frame.copy()
-        if self._mask is None:
+        if self._empty:
             return out
         x0, y0, x1, y1 = self.roi
         flags = cv2.INTER_LINEAR if self._m[0, 0] >= 1 else cv2.INTER_AREA
         warped = cv2.warpAffine(crop, self._m, self._size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-        blended = self._base + self._mask * (warped.astype(np.float32) - self._base)
+        mask = self._mask
+        if self._source_crop is not None:
+            mask = cv2.warpAffine(self.change_mask(crop), self._m, self._size, flags=cv2.INTER_LINEAR)[..., None]
+        blended = self._base + mask * (warped.astype(np.float32) - self._base)
         out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         return out
+
+    def change_mask(self, crop: np.ndarray) -> np.ndarray:
+        """(S, S) float32 soft mask of where ``crop`` differs from the source crop, feathered."""
+        diff = np.abs(crop.astype(np.int16) - self._source_crop).max(axis=2).astype(np.float32)
+        m = np.clip((diff - 2.0) / 6.0, 0.0, 1.0)
+        k = max(3, (crop.shape[0] // 64) | 1)
+        m = cv2.dilate(m, np.ones((k, k), np.uint8))
+        m = cv2.GaussianBlur(m, (0, 0), k / 2)
+        return np.minimum(m * 1.5, 1.0) * self._feather

@@ -87,6 +87,24 @@ def _video_stream(path: Path, container: av.container.InputContainer) -> av.vide
     return stream
 
 
+def _frames_present(path: Path, stream: av.video.stream.VideoStream) -> tuple[int, int] | None:
+    """(frames whose data is in the file, frames in the index) if the file is cut short, else None.
+
+    A half-copied MP4 keeps its full index (moov) but lacks media data; FFmpeg then just
+    stops early, so compare the index with the file size to say so.
+    """
+    try:
+        entries = stream.index_entries
+        total = len(entries)
+        if total == 0:
+            return None
+        size = path.stat().st_size
+        present = sum(1 for i in range(total) if entries[i].pos + entries[i].size <= size)
+    except Exception:  # an index we cannot read is no evidence of truncation
+        return None
+    return (present, total) if present < total else None
+
+
 def apply_rotation(image: np.ndarray, degrees: float) -> np.ndarray:
     """Rotate an (H, W, C) frame counter-clockwise by ``degrees`` (a multiple of 90).
 
@@ -137,6 +155,9 @@ def probe_video(path: PathLike) -> VideoInfo:
             raise InputError(f"{path}: cannot decode the first video frame ({_err_text(exc)})") from None
         if first is None:
             raise InputError(f"{path} has no video frames; expected at least one")
+        cut = _frames_present(path, stream)
+        if cut is not None:
+            raise InputError(f"{path} is truncated: only {cut[0]} of {cut[1]} video frames are in the file; re-copy or re-export it")
         rotation = _norm_rotation(first.rotation)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate or rate <= 0:
@@ -194,9 +215,14 @@ class FrameReader(Iterator[np.ndarray]):
         try:
             frame = next(self._frames)
         except StopIteration:
+            cut = _frames_present(self.path, self._stream)  # before close(): needs the open stream
             self.close()
             if self.index == 0:
                 raise InputError(f"{self.path} has no decodable video frames; expected at least one") from None
+            if cut is not None:
+                raise InputError(
+                    f"{self.path} is truncated: decoding stopped at frame {self.index} of {cut[1]}; re-copy or re-export it"
+                ) from None
             raise
         except (av.FFmpegError, OSError) as exc:
             self.close()

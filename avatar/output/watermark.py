@@ -43,8 +43,8 @@ NBITS = PAYLOAD_BITS + CRC_BITS
 N_DECOYS = 256        # null patterns for the z-score normalisation
 KEY = 0x5AFE_A7A4     # fixed key: patterns and whitening are public, the point is labelling, not secrecy
 DEFAULT_STRENGTH = 1.0
-BASE_AMPLITUDE = 2.0  # grey levels per cell at strength 1 (before host cancellation)
-MAX_AMPLITUDE = 8.0   # cap per cell at strength 1 (bounds the cost of host cancellation)
+BASE_AMPLITUDE = 3.0  # grey levels per cell at strength 1 (before host cancellation)
+MAX_AMPLITUDE = 12.0  # cap per cell at strength 1 (bounds the cost of host cancellation)
 CANCEL = 1.0          # fraction of the host's own projection that is cancelled (ISS lambda)
 _LAPLACE = np.array([[0, -0.25, 0], [-0.25, 1, -0.25], [0, -0.25, 0]], dtype=np.float32)
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)

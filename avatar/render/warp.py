@@ -25,7 +25,7 @@ from ..types import DriveTarget, FaceCrop
 from .base import Engine
 
 # control rings around the face: (radial factor, weight of the head's rigid motion)
-_RINGS = ((1.35, 0.85), (1.8, 0.35))
+_RINGS = ((1.2, 0.8), (1.45, 0.2), (1.75, 0.0))
 _RING_POINTS = 24
 _BORDER_POINTS = 6  # per side of the outer frame; the frame lies outside the crop and stays still
 

@@ -1,0 +1,133 @@
+"""Quality checks of the default engine on ``../shared/eval`` (or any folder with the same files).
+
+``python -m avatar.bench quality [--eval DIR] [--size 512] [--max-frames N]``
+
+* cross-reenactment: every portrait × every driving video; mediapipe re-detection rate of the
+  output, correlation of the output's mouth opening with the driver's (driving_03) and of the
+  output's head yaw with the driver's (driving_01);
+* self-reenactment: source = first frame of a driving video, driven by the same video:
+  landmark error / inter-ocular distance, face-box L1 and L1 on pixels static in the driver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..config import AvatarConfig, FaceConfig, OutputConfig
+from ..face import topology
+from ..face.landmarks import LandmarkDetector
+from ..media.video import read_frames
+from ..motion.decompose import decompose
+from ..pipeline import Animator
+
+_DEFAULT_EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
+
+
+def mouth_opening(lm: np.ndarray) -> float:
+    """Inner-lip gap / face height (landmarks 13–14 over 10–152)."""
+    return float(np.linalg.norm(lm[13, :2] - lm[14, :2]) / np.linalg.norm(lm[10, :2] - lm[152, :2]))
+
+
+def yaw(lm: np.ndarray) -> float:
+    return decompose(lm)[0].angles()[0]
+
+
+def _corr(a: list[float], b: list[float]) -> float:
+    a, b = np.asarray(a), np.asarray(b)
+    if len(a) < 3 or a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+class _Research:
+    """Stand-in consent grant for in-memory evaluation (nothing is written)."""
+
+    def payload32(self) -> int:
+        return 0
+
+
+def track(frames: list[np.ndarray]) -> list[np.ndarray | None]:
+    with LandmarkDetector(video=True) as det:
+        out = []
+        for f in frames:
+            faces = det.detect(f)
+            out.append(faces[0].landmarks if faces else None)
+    return out
+
+
+def run_pair(animator: Animator, portrait: np.ndarray, driving: list[np.ndarray], fps: float) -> tuple[list[np.ndarray], float]:
+    src = animator.prepare(portrait, grant=_Research(), name="portrait")
+    t0 = time.perf_counter()
+    out = list(animator.stream(src, iter(driving), fps))
+    return out, time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m avatar.bench quality", description=__doc__.split("\n")[0])
+    ap.add_argument("--eval", type=Path, default=_DEFAULT_EVAL)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--max-frames", type=int, default=None)
+    ap.add_argument("--self-only", action="store_true")
+    args = ap.parse_args(argv)
+    if not args.eval.is_dir():
+        print(f"no evaluation folder at {args.eval}", file=sys.stderr)
+        return 2
+    from ..media.image import load_image
+    from ..media.video import probe_video
+
+    cfg = AvatarConfig(face=FaceConfig(size=args.size), output=OutputConfig(max_size=1024))
+    animator = Animator(cfg)
+    drivings = sorted(args.eval.glob("driving_*.mp4"))
+    portraits = sorted(list(args.eval.glob("portrait_*.jpg")) + list(args.eval.glob("portrait_*.png")))
+
+    print("## self-reenactment")
+    print("| video | frames | landmark err / IOD | face-box L1 | static-background L1 | still-source face-box L1 |")
+    print("|---|---|---|---|---|---|")
+    for d in drivings:
+        frames = list(read_frames(d, max_frames=args.max_frames))
+        fps = probe_video(d).fps
+        out, _ = run_pair(animator, frames[0], frames, fps)
+        lm_d, lm_o = track(frames), track(out)
+        errs, box_l1, still_l1 = [], [], []
+        for f_d, f_o, a, b in zip(frames, out, lm_d, lm_o):
+            if a is None:
+                continue
+            x0, y0 = np.floor(a[:, :2].min(0)).astype(int).clip(0)
+            x1, y1 = np.ceil(a[:, :2].max(0)).astype(int)
+            box_l1.append(np.abs(f_o[y0:y1, x0:x1].astype(np.float32) - f_d[y0:y1, x0:x1]).mean() / 255)
+            still_l1.append(np.abs(frames[0][y0:y1, x0:x1].astype(np.float32) - f_d[y0:y1, x0:x1]).mean() / 255)
+            if b is not None:
+                iod = np.linalg.norm(a[33, :2] - a[263, :2])
+                errs.append(np.linalg.norm(a[:, :2] - b[:, :2], axis=1).mean() / iod)
+        stack = np.stack([f.astype(np.int16) for f in frames])
+        static = (np.abs(stack - stack[0]).max(axis=(0, 3)) < 10)
+        bg = np.mean([np.abs(o.astype(np.float32) - frames[0])[static].mean() / 255 for o in out])
+        print(f"| {d.name} | {len(frames)} | {np.mean(errs):.4f} | {np.mean(box_l1):.4f} | {bg:.4f} | {np.mean(still_l1):.4f} |")
+    if args.self_only:
+        return 0
+
+    print("\n## cross-reenactment")
+    print("| portrait | driving | frames | re-detected | mouth corr | yaw corr | fps (landmarks+motion+warp+paste) |")
+    print("|---|---|---|---|---|---|---|")
+    for d in drivings:
+        frames = list(read_frames(d, max_frames=args.max_frames))
+        fps = probe_video(d).fps
+        lm_d = track(frames)
+        for p in portraits:
+            out, secs = run_pair(animator, load_image(p), frames, fps)
+            lm_o = track(out)
+            ok = [(a, b) for a, b in zip(lm_d, lm_o) if a is not None and b is not None]
+            found = sum(b is not None for b in lm_o) / len(lm_o)
+            mc = _corr([mouth_opening(a) for a, _ in ok], [mouth_opening(b) for _, b in ok])
+            yc = _corr([yaw(a) for a, _ in ok], [yaw(b) for _, b in ok])
+            print(f"| {p.name} | {d.name} | {len(out)} | {found:.1%} | {mc:.3f} | {yc:.3f} | {len(out) / secs:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

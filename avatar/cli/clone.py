@@ -1,0 +1,54 @@
+"""``avatar clone PORTRAIT --subject NAME --consent "statement"``: record consent, print the avatar id."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("clone", help="record a consented avatar from a portrait",
+                              description="Store a portrait as an avatar with its consent record; prints the avatar id.")
+    p.add_argument("portrait", type=Path, help="portrait image (PNG/JPEG)")
+    p.add_argument("--subject", required=True, help="display name of the person depicted")
+    p.add_argument("--granted-by", default="subject", help="who granted consent: subject, guardian, estate, agent, … (default subject)")
+    p.add_argument("--consent", required=True, metavar="STATEMENT", help="the consent statement the grantor agreed to")
+    p.add_argument("--scope", default="video,audio,live", help="comma list of video,audio,live (default all three)")
+    p.add_argument("--commercial", action="store_true", help="commercial use is allowed")
+    p.add_argument("--expires", help="expiry date (YYYY-MM-DD or ISO date-time, UTC); default none")
+    p.add_argument("--evidence", nargs="+", type=Path, default=[], metavar="FILE", help="evidence files to hash (signed form, consent video…)")
+    p.add_argument("--face-index", type=int, default=None, help="which face when several (0 = largest)")
+    p.add_argument("--store", type=Path, default=None, help="consent database (default $AVATAR_HOME/avatars.sqlite3)")
+    p.set_defaults(func=run)
+
+
+def parse_expiry(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--expires must be a date like 2027-01-01, got {text!r}") from None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..face.descriptor import face_descriptor
+    from ..face.landmarks import detect_face
+    from ..media.image import load_image, sha256_file
+    from ..output.consent import ConsentStore, Scope
+
+    scope = Scope.parse(args.scope, commercial=args.commercial)
+    expires = parse_expiry(args.expires)
+    image = load_image(args.portrait)
+    face = detect_face(image, where=str(args.portrait), face_index=args.face_index, require_single=True)
+    with ConsentStore(args.store) as store:
+        rec = store.clone(image, source_sha256=sha256_file(args.portrait), subject=args.subject,
+                          granted_by=args.granted_by, statement=args.consent, scope=scope, expires=expires,
+                          evidence=args.evidence, source_path=args.portrait,
+                          descriptor=face_descriptor(image, face))
+    print(rec.avatar_id)
+    return 0

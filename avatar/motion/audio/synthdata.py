@@ -1,0 +1,185 @@
+"""Synthetic speech with exact phone timing, for training and evaluating audio → mouth.
+
+Two synthesis families: espeak-ng (formant; C-API phoneme events) and flite (statistical
+parametric and diphone voices; ``-psdur`` phone end times). Augmentations model the
+recording chain: noise, reverberation, gain, speed and band limits.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .features import SAMPLE_RATE
+from .phones import Phone, fill_silence, from_espeak
+
+ESPEAK_ACCENTS = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
+# Variants used for training; "f3" and "m3" are kept out for the evaluation set.
+ESPEAK_VARIANTS = ("", "f1", "f2", "f4", "f5", "m1", "m2", "m4", "m5", "m6", "m7", "klatt", "klatt2",
+                   "klatt4", "Alex", "Annie", "belinda", "david", "linda", "steph", "paul", "robert")
+FLITE_VOICES = ("awb", "rms", "slt", "kal16")
+_FLITE_ARPA = {"pau": "SIL", "ax": "AX", "dx": "T"}
+
+
+@dataclass(frozen=True, eq=False)
+class Utterance:
+    """audio (N,) float32 at 16 kHz; phones covering [0, N / 16000]; description of the source."""
+
+    audio: np.ndarray
+    phones: list[Phone]
+    source: str
+
+
+def _resample(x: np.ndarray, sr: int, target: int = SAMPLE_RATE) -> np.ndarray:
+    if sr == target:
+        return x.astype(np.float32)
+    import soxr  # noqa: PLC0415
+
+    return soxr.resample(x.astype(np.float32), sr, target).astype(np.float32)
+
+
+def _pad(audio: np.ndarray, phones: list[Phone], before: float, after: float) -> Utterance:
+    n0, n1 = int(before * SAMPLE_RATE), int(after * SAMPLE_RATE)
+    out = np.concatenate([np.zeros(n0, np.float32), audio, np.zeros(n1, np.float32)])
+    shifted = [Phone(p.phone, p.start + before, p.end + before) for p in phones if p.phone != "SIL"]
+    return out, fill_silence(shifted, len(out) / SAMPLE_RATE)
+
+
+def espeak_utterance(text: str, voice: str, rate: int, pitch: int, before: float = 0.3, after: float = 0.4) -> Utterance:
+    """espeak-ng speech of ``text`` at 16 kHz with its phones."""
+    from . import espeak  # noqa: PLC0415
+
+    u = espeak.synthesize(text, voice=voice, rate=rate, pitch=pitch)
+    dur = len(u.audio) / u.sample_rate
+    phones = from_espeak([(p.symbol, p.start) for p in u.phones], dur)
+    audio, phones = _pad(_resample(u.audio, u.sample_rate), phones, before, after)
+    return Utterance(audio, phones, f"espeak-ng {voice} {rate}wpm p{pitch}")
+
+
+def flite_available() -> bool:
+    """True when the ``flite`` program is on PATH."""
+    import shutil  # noqa: PLC0415
+
+    return shutil.which("flite") is not None
+
+
+def flite_utterance(text: str, voice: str, stretch: float = 1.0, before: float = 0.3, after: float = 0.4) -> Utterance:
+    """flite speech of ``text`` (voice awb/rms/slt/kal16) at 16 kHz with its phones."""
+    import soundfile as sf  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = os.path.join(tmp, "x.wav")
+        res = subprocess.run(
+            ["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.3f}", "-psdur", "-t", text, "-o", wav],
+            capture_output=True, text=True, timeout=60, check=True,
+        )
+        audio, sr = sf.read(wav, dtype="float32")
+    phones: list[Phone] = []
+    t = 0.0
+    for tok in res.stdout.split():
+        name, _, end = tok.rpartition(":")
+        try:
+            e = float(end)
+        except ValueError:
+            continue
+        ph = _FLITE_ARPA.get(name, name.upper())
+        phones.append(Phone(ph, t, e))
+        t = e
+    dur = len(audio) / sr
+    phones = [p for p in phones if p.phone != "SIL"]
+    audio, phones = _pad(_resample(audio, sr), fill_silence(phones, dur), before, after)
+    return Utterance(audio, phones, f"flite {voice} x{stretch:.2f}")
+
+
+# ---------------------------------------------------------------------------------- text
+
+
+def license_sentences(root: str = "/usr/share/common-licenses") -> list[str]:
+    """Sentences (4..25 words) from the licence texts Debian ships."""
+    out: list[str] = []
+    for p in sorted(Path(root).glob("*")):
+        if not p.is_file():
+            continue
+        txt = re.sub(r"\s+", " ", p.read_text(errors="ignore"))
+        for s in re.split(r"(?<=[.;:!?])\s+", txt):
+            s = re.sub(r"[^A-Za-z',\- ]", " ", s)
+            s = re.sub(r"\s+", " ", s).strip()
+            if 4 <= len(s.split()) <= 25:
+                out.append(s)
+    return sorted(set(out))
+
+
+def dictionary_words() -> list[str]:
+    """Plain alphabetic words of the CMU dictionary bundled with PocketSphinx."""
+    import pocketsphinx  # noqa: PLC0415
+
+    path = Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
+    words = []
+    for line in path.read_text(errors="ignore").splitlines():
+        w = line.split(" ", 1)[0]
+        if w.isalpha() and 2 <= len(w) <= 12:
+            words.append(w)
+    return words
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def _coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    kind = rng.integers(3)
+    w = rng.standard_normal(n).astype(np.float32)
+    if kind == 0:
+        return w
+    spec = np.fft.rfft(w)
+    f = np.maximum(np.arange(len(spec)), 1.0)
+    spec /= f ** (0.5 if kind == 1 else 1.0)
+    x = np.fft.irfft(spec, n).astype(np.float32)
+    return x / (x.std() + 1e-9)
+
+
+def augment(audio: np.ndarray, phones: list[Phone], rng: np.random.Generator) -> tuple[np.ndarray, list[Phone], str]:
+    """Random recording chain (speed, reverb, band limit, noise, gain); returns new audio and phones."""
+    import scipy.signal  # noqa: PLC0415
+
+    x = audio.astype(np.float32)
+    notes = []
+    if rng.random() < 0.3:
+        s = float(rng.uniform(0.9, 1.1))  # resampling changes speed and pitch together
+        import soxr  # noqa: PLC0415
+
+        x = soxr.resample(x, SAMPLE_RATE * s, SAMPLE_RATE).astype(np.float32)
+        phones = fill_silence([Phone(p.phone, p.start / s, p.end / s) for p in phones if p.phone != "SIL"], len(x) / SAMPLE_RATE)
+        notes.append(f"speed{s:.2f}")
+    if rng.random() < 0.3:
+        rt60 = float(rng.uniform(0.15, 0.6))
+        n = int(rt60 * SAMPLE_RATE)
+        t = np.arange(n) / SAMPLE_RATE
+        ir = rng.standard_normal(n).astype(np.float32) * np.exp(-6.9 * t / rt60).astype(np.float32)
+        ir[0] = 0.0
+        ir *= float(rng.uniform(0.2, 0.7)) / (np.sqrt((ir**2).sum()) + 1e-9)
+        ir[0] = 1.0
+        x = scipy.signal.fftconvolve(x, ir)[: len(x)].astype(np.float32)
+        notes.append(f"rt60={rt60:.2f}")
+    if rng.random() < 0.3:
+        hi = float(rng.uniform(3000, 7000))
+        lo = float(rng.uniform(60, 300))
+        sos = scipy.signal.butter(4, [lo, hi], btype="band", fs=SAMPLE_RATE, output="sos")
+        x = scipy.signal.sosfilt(sos, x).astype(np.float32)
+        notes.append(f"band{lo:.0f}-{hi:.0f}")
+    if rng.random() < 0.7:
+        snr = float(rng.uniform(5, 35))
+        p = float(np.mean(x[np.abs(x) > 1e-4] ** 2)) if np.any(np.abs(x) > 1e-4) else 1e-4
+        x = x + _coloured_noise(len(x), rng) * np.sqrt(p / 10 ** (snr / 10))
+        notes.append(f"snr{snr:.0f}")
+    g = float(rng.uniform(-12, 6))
+    x = (x * 10 ** (g / 20)).astype(np.float32)
+    peak = float(np.abs(x).max()) if len(x) else 0.0
+    if peak > 1.0:
+        x /= peak
+    return x, phones, " ".join(notes)

@@ -1,0 +1,317 @@
+"""The core: face → motion → render → output. Every front-end (CLI, API, demo, live) uses it.
+
+``Animator.prepare`` loads a portrait, passes the consent gate and precomputes the engine
+state; ``Animator.stream`` turns driving frames (or landmark targets) into output frames;
+``Animator.animate`` writes a labelled MP4 atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .config import AvatarConfig
+from .errors import InputError, NoFaceError
+from .face.blend import PasteBack
+from .face.crop import crop_box, crop_matrix, invert_affine, make_crop, transform_points
+from .face.landmarks import LandmarkDetector, select_face
+from .motion.transfer import MotionTransfer, best_reference
+from .render.base import Engine
+from .render.registry import create_engine
+from .types import DriveTarget, FaceCrop
+
+log = logging.getLogger(__name__)
+
+Use = str  # "video" | "audio" | "live"
+
+
+class StageTimer:
+    """Accumulates wall time per pipeline stage."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def time(self, stage: str) -> "_Tick":
+        return _Tick(self, stage)
+
+    def add(self, stage: str, seconds: float, n: int = 1) -> None:
+        self.totals[stage] += seconds
+        self.counts[stage] += n
+
+    def per_frame_ms(self, frames: int) -> dict[str, float]:
+        return {k: 1000.0 * v / max(frames, 1) for k, v in self.totals.items()}
+
+
+class _Tick:
+    def __init__(self, timer: StageTimer, stage: str) -> None:
+        self.timer, self.stage = timer, stage
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timer.add(self.stage, time.perf_counter() - self.t0)
+
+
+@dataclass(eq=False)
+class PreparedSource:
+    """A portrait ready to animate: its (capped) frame, face crop, engine state and consent grant."""
+
+    frame: np.ndarray
+    crop: FaceCrop
+    state: Any
+    paste: PasteBack
+    grant: Any = None
+    name: str = "source"
+
+
+@dataclass
+class AnimationResult:
+    """What :meth:`Animator.animate` produced."""
+
+    path: Path | None
+    frames: int
+    fps: float
+    seconds: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
+    faces_missing: int = 0
+
+    @property
+    def achieved_fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _where(name: str, frame: int | None = None) -> str:
+    return name if frame is None else f"{name} (frame {frame})"
+
+
+class Animator:
+    """Animates portraits with one engine.
+
+    Args:
+        config: all settings; defaults are the embedded warp engine at 512 px.
+        engine: an engine instance (default: built from ``config.render``).
+        consent_store: where consent records live (default: the user's store).
+    """
+
+    def __init__(self, config: AvatarConfig | None = None, engine: Engine | None = None, consent_store: Any = None) -> None:
+        self.config = config or AvatarConfig()
+        self.engine = engine or create_engine(self.config.render)
+        self._store = consent_store
+        self._landmark_engine = None
+
+    # -- source ---------------------------------------------------------------------------
+    def prepare(self, source: Any, *, use: Use = "video", avatar_id: str | None = None, grant: Any = None,
+                name: str | None = None) -> PreparedSource:
+        """Load a portrait (path, bytes or array), check consent for ``use``, detect and crop its face.
+
+        Raises: InputError / NoFaceError for unusable images, ConsentError when no consent covers the use.
+        """
+        from .media.image import load_image, resize_max
+
+        cfg = self.config
+        label = name or (str(source) if isinstance(source, (str, Path)) else "the portrait")
+        image = load_image(source)
+        frame = resize_max(image, cfg.output.max_size)
+        with LandmarkDetector(video=False, min_confidence=cfg.face.min_confidence) as det:
+            face = select_face(det.detect(frame), cfg.face.face_index, label, cfg.face.require_single)
+        if grant is None:
+            grant = self._check_consent(source, frame, use=use, avatar_id=avatar_id)
+        m = crop_matrix(crop_box(face.landmarks, cfg.face), cfg.face.size)
+        crop = make_crop(frame, face.landmarks, m, cfg.face.size)
+        state = self.engine.prepare(crop)
+        return PreparedSource(frame, crop, state, PasteBack(frame, m, cfg.face.size, source_crop=crop.image), grant, label)
+
+    def _check_consent(self, source: Any, frame: np.ndarray, *, use: Use, avatar_id: str | None) -> Any:
+        from .media.image import sha256_file
+        from .output.consent import ConsentStore, check_consent
+
+        store = self._store if self._store is not None else ConsentStore()
+        sha = sha256_file(source) if isinstance(source, (str, Path)) else None
+        return check_consent(store, image=frame, use=use, source_sha256=sha, avatar_id=avatar_id)
+
+    # -- motion ---------------------------------------------------------------------------
+    def transfer(self, source: PreparedSource, fps: float) -> MotionTransfer:
+        return MotionTransfer(source.crop.landmarks, self.config.motion, fps)
+
+    def stream(self, source: PreparedSource, frames: Iterable[np.ndarray], fps: float, *,
+               reference: np.ndarray | None = None, name: str = "driving video",
+               timer: StageTimer | None = None, on_frame: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
+        """Driving frames → output frames (full portrait, or the crop when paste-back is off).
+
+        reference: (478, 3) landmarks of the neutral driving reference; None takes the first
+        frame with a face. Frames without a face hold the last pose and
+        ease back towards it.
+        """
+        timer = timer or StageTimer()
+        transfer = self.transfer(source, fps)
+        needs_image = self.engine.needs_driving_image
+        ref_crop: FaceCrop | None = None
+        driving_m: np.ndarray | None = None
+        batch: list[DriveTarget] = []
+        last_target: np.ndarray | None = None
+        with LandmarkDetector(video=True, min_confidence=self.config.face.min_confidence) as det:
+            for i, frame in enumerate(frames):
+                with timer.time("landmarks"):
+                    faces = det.detect(frame)
+                if faces and self.config.face.face_index is not None and self.config.face.face_index < len(faces):
+                    face = faces[self.config.face.face_index]
+                else:
+                    face = faces[0] if faces else None
+                with timer.time("motion"):
+                    if face is None:
+                        if last_target is None:
+                            raise NoFaceError(f"no face found in {_where(name, i)}; the driving video must show a face")
+                        target = last_target  # hold the last good pose
+                        timer.add("faces_missing", 0.0)
+                    else:
+                        if not transfer.has_reference:
+                            transfer.set_reference(reference if reference is not None else face.landmarks)
+                        target = transfer(face.landmarks).astype(np.float32)
+                    last_target = target
+                    drive = None
+                    if needs_image:
+                        if driving_m is None:  # one fixed driving crop: the head moves inside it
+                            driving_m = crop_matrix(crop_box(face.landmarks, self.config.face), self.config.face.size)
+                        lm = face.landmarks if face is not None else transform_points(invert_affine(driving_m), ref_crop.landmarks)
+                        drive = make_crop(frame, lm, driving_m, self.config.face.size)
+                        if ref_crop is None:
+                            ref_crop = drive
+                    batch.append(DriveTarget(target, drive, ref_crop if self.config.motion.mode == "relative" else None))
+                if len(batch) >= self.config.render.batch_size:
+                    yield from self._flush(source, batch, timer)
+                    batch = []
+                if on_frame:
+                    on_frame(i)
+            if batch:
+                yield from self._flush(source, batch, timer)
+
+    def stream_targets(self, source: PreparedSource, targets: Iterable[np.ndarray], *,
+                       timer: StageTimer | None = None) -> Iterator[np.ndarray]:
+        """(478, 3) target landmarks in source-crop pixels → output frames (speech, scripted motion)."""
+        timer = timer or StageTimer()
+        batch: list[DriveTarget] = []
+        needs_image = self.engine.needs_driving_image
+        ref = None
+        for lm in targets:
+            drive = None
+            if needs_image:  # image-driven engines get the landmark rendering as their driving frame
+                drive = self._landmark_driving(source, lm)
+                ref = ref or self._landmark_driving(source, source.crop.landmarks)
+            batch.append(DriveTarget(np.asarray(lm, np.float32), drive, ref))
+            if len(batch) >= self.config.render.batch_size:
+                yield from self._flush(source, batch, timer)
+                batch = []
+        if batch:
+            yield from self._flush(source, batch, timer)
+
+    def _landmark_driving(self, source: PreparedSource, landmarks: np.ndarray) -> FaceCrop:
+        from .render.warp import WarpEngine
+
+        if self._landmark_engine is None:
+            self._landmark_engine = (WarpEngine(self.config.render), {})
+        engine, cache = self._landmark_engine
+        state = cache.setdefault(id(source), engine.prepare(source.crop))
+        img = engine.render_one(state, landmarks)
+        return dataclasses.replace(source.crop, image=img, landmarks=np.asarray(landmarks, np.float32))
+
+    def _flush(self, source: PreparedSource, batch: Sequence[DriveTarget], timer: StageTimer) -> Iterator[np.ndarray]:
+        with timer.time("render"):
+            crops = self.engine.render(source.state, batch)
+        for crop in crops:
+            if self.config.output.paste_back:
+                with timer.time("paste"):
+                    out = source.paste(crop)
+            else:
+                out = crop
+            yield out
+
+    # -- files ----------------------------------------------------------------------------
+    def landmarks_of(self, path: str | Path, max_frames: int | None = None) -> list[np.ndarray | None]:
+        """Landmarks of every frame of a video (None where no face), for reference-frame search."""
+        from .media.video import read_frames
+
+        out: list[np.ndarray | None] = []
+        with LandmarkDetector(video=True, min_confidence=self.config.face.min_confidence) as det:
+            for frame in read_frames(path, max_frames=max_frames):
+                faces = det.detect(frame)
+                out.append(faces[0].landmarks if faces else None)
+        return out
+
+    def animate(self, source: Any, driving: str | Path, output: str | Path, *, avatar_id: str | None = None,
+                progress: bool = True, overwrite: bool = False) -> AnimationResult:
+        """Animate ``source`` with the driving video and write a labelled H.264 MP4 atomically."""
+        from .media.video import probe_video, read_frames
+
+        cfg = self.config
+        output = Path(output)
+        if output.exists() and not overwrite:
+            raise InputError(f"{output} exists; pass --overwrite (or overwrite=True) to replace it")
+        info = probe_video(driving)
+        prepared = self.prepare(source, use="video", avatar_id=avatar_id)
+        fps = cfg.output.fps or info.fps
+        total = info.frame_count if cfg.output.max_frames is None else min(info.frame_count, cfg.output.max_frames)
+        reference: np.ndarray | None = None
+        if cfg.motion.best_frame and cfg.motion.mode == "relative":
+            lms = self.landmarks_of(driving, cfg.output.max_frames)
+            if all(lm is None for lm in lms):
+                raise NoFaceError(f"no face found in any frame of {driving}")
+            idx = best_reference(prepared.crop.landmarks, lms)
+            reference = lms[idx]
+            log.info("best reference frame: %d", idx)
+        frames = read_frames(driving, max_frames=cfg.output.max_frames)
+        return self._write(prepared, self.stream(prepared, frames, fps, reference=reference, name=str(driving)),
+                           output, fps, total, audio_from=driving if cfg.output.audio and info.has_audio else None,
+                           progress=progress)
+
+    def _write(self, prepared: PreparedSource, frames: Iterator[np.ndarray], output: Path, fps: float, total: int | None,
+               *, audio_from: Any = None, audio_pcm: tuple[np.ndarray, int] | None = None, progress: bool = True,
+               timer: StageTimer | None = None) -> AnimationResult:
+        from tqdm.auto import tqdm
+
+        from .media.video import AudioSpec, VideoWriter
+        from .output import provenance, watermark
+
+        cfg = self.config
+        timer = timer or StageTimer()
+        meta = provenance.provenance_metadata(prepared.grant)
+        payload = prepared.grant.payload32()
+        audio = None
+        if audio_from is not None:
+            audio = AudioSpec.from_file(audio_from)
+        elif audio_pcm is not None:
+            audio = AudioSpec.from_pcm(*audio_pcm)
+        t0 = time.perf_counter()
+        n = 0
+        bar = tqdm(total=total, unit="frame", desc="animating", disable=not progress, leave=False)
+        try:
+            with VideoWriter(output, fps, crf=cfg.output.crf, metadata=meta, audio=audio,
+                             finalize_hook=lambda p: provenance.sign_c2pa(p, prepared.grant, "video/mp4")) as writer:
+                for frame in frames:
+                    with timer.time("label"):
+                        if cfg.output.visible_label:
+                            frame = provenance.add_visible_label(frame)
+                        frame = watermark.embed(frame, payload)
+                    with timer.time("encode"):
+                        writer.write(frame)
+                    n += 1
+                    bar.update(1)
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - t0
+        return AnimationResult(output, n, fps, seconds, timer.per_frame_ms(n), meta,
+                               timer.counts.get("faces_missing", 0))
+
+
+def animate(source: Any, driving: str | Path, output: str | Path, config: AvatarConfig | None = None, **kwargs: Any) -> AnimationResult:
+    """One call, file to file: ``animate("me.jpg", "driver.mp4", "out.mp4")``."""
+    return Animator(config).animate(source, driving, output, **kwargs)
