@@ -283,8 +283,10 @@ def read_audio(path: PathLike, sample_rate: int = 16000, mono: bool = True) -> n
         if not container.streams.audio:
             raise InputError(f"{path} has no audio stream; expected a file with sound")
         stream = container.streams.audio[0]
-        # packed float output: to_ndarray() is (1, n * C), interleaved
-        resampler = av.AudioResampler(format="flt", layout="mono" if mono else None, rate=sample_rate)
+        # Keep the channels and average them below: swresample's own downmix adds L and R
+        # at -3 dB each, which changes the level and can clip. Packed float output:
+        # to_ndarray() is (1, n * C), interleaved.
+        resampler = av.AudioResampler(format="flt", layout=None, rate=sample_rate)
         channels = 1
         try:
             for frame in container.decode(stream):
@@ -300,7 +302,7 @@ def read_audio(path: PathLike, sample_rate: int = 16000, mono: bool = True) -> n
     if samples.shape[0] == 0:
         raise InputError(f"{path}: audio stream has no samples; expected some sound")
     samples = np.clip(samples.astype(np.float32, copy=False), -1.0, 1.0)
-    return samples[:, 0].copy() if mono else samples
+    return samples.mean(axis=1, dtype=np.float32) if mono else samples
 
 
 # --------------------------------------------------------------------------- writing

@@ -39,8 +39,9 @@ def raw_video(
     pts: list[int] | None = None,
     time_base: Fraction | None = None,
     audio: tuple[np.ndarray, int] | None = None,
+    audio_delay: float = 0.0,
 ) -> Path:
-    """Write frames (and optional mono float audio) with PyAV directly."""
+    """Write frames (and optional mono float audio starting ``audio_delay`` s late) with PyAV directly."""
     h, w = frames[0].shape[:2]
     with av.open(str(path), "w") as c:
         s = c.add_stream("libx264", rate=Fraction(fps), options={"preset": "ultrafast"})
@@ -64,7 +65,7 @@ def raw_video(
             for start in range(0, len(samples), 1024):
                 chunk = samples[start : start + 1024][None, :]
                 af = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout="mono")
-                af.sample_rate, af.pts, af.time_base = sr, start, Fraction(1, sr)
+                af.sample_rate, af.pts, af.time_base = sr, start + round(audio_delay * sr), Fraction(1, sr)
                 c.mux(a.encode(af))
             c.mux(a.encode())
     return path

@@ -240,3 +240,21 @@ def test_writer_dropped_without_close_leaves_no_temp(tmp_path, media):
     w.abort()
     assert list(tmp_path.iterdir()) == []
     assert vmod._as_rate(23.976) == Fraction(24000, 1001)
+
+
+def test_file_cut_short_is_reported_with_frame_index(tmp_path):
+    frames = [np.random.default_rng(i).integers(0, 255, (64, 64, 3), dtype=np.uint8) for i in range(30)]
+    full = tmp_path / "full.mp4"
+    with VideoWriter(full, fps=25) as w:  # faststart: the index is complete even when cut
+        for f in frames:
+            w.write(f)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])
+    with pytest.raises(InputError, match=r"cut\.mp4 is truncated"):
+        probe_video(cut)
+    got = []
+    with pytest.raises(InputError, match=r"cut\.mp4 is truncated: decoding stopped at frame \d+ of 30"):
+        for f in read_frames(cut):
+            got.append(f)
+    assert 0 < len(got) < 30
+    assert len(list(read_frames(full))) == 30  # the intact file is not flagged
