@@ -17,7 +17,12 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..output.verify import format_report, verify
 
-    trust = args.trust.read_bytes() if args.trust else None
+    from ..errors import InputError
+
+    try:
+        trust = args.trust.read_bytes() if args.trust else None
+    except OSError as exc:
+        raise InputError(f"cannot read the trust anchors {args.trust} ({exc.strerror}); give a PEM file") from None
     worst = 0
     for f in args.files:
         report = verify(f, max_frames=args.max_frames, trust_pem=trust)

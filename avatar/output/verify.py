@@ -76,7 +76,12 @@ def verify(path: str | Path, max_frames: int = 150, trust_pem: bytes | None = No
     except Exception as exc:  # noqa: BLE001 - any unreadable container is an input problem
         raise InputError(f"cannot read {path} as video or image ({exc})") from exc
     c2 = read_c2pa(path, trust_pem=trust_pem)
-    wm = detect_file(path, max_frames=max_frames)
+    try:
+        wm = detect_file(path, max_frames=max_frames)
+    except InputError:  # damaged media data: the C2PA result already says so
+        from .watermark import WatermarkResult  # noqa: PLC0415
+
+        wm = WatermarkResult(None, 0.0, 0.5, 0.0, 0, False)
     return VerifyReport(path=path, metadata=meta, c2pa_state=c2["state"], c2pa_trusted_state=c2["trusted_state"],
                         c2pa_errors=tuple(c2["errors"]), c2pa_consent=c2["consent"], watermark_payload=wm.payload,
                         watermark_confidence=wm.confidence, watermark_bit_accuracy=wm.bit_accuracy_estimate,

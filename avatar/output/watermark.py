@@ -249,8 +249,11 @@ def detect_file(path: str | Path, max_frames: int | None = 150) -> WatermarkResu
     if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
         from PIL import Image  # noqa: PLC0415
 
-        with Image.open(path) as im:
-            return detect_frames([np.asarray(im.convert("RGB"))])
+        try:
+            with Image.open(path) as im:
+                return detect_frames([np.asarray(im.convert("RGB"))])
+        except OSError as exc:
+            raise InputError(f"cannot decode {path} as an image ({exc})") from exc
     import av  # noqa: PLC0415
 
     try:
