@@ -269,9 +269,21 @@ class Animator:
             reference = lms[idx]
             log.info("best reference frame: %d", idx)
         frames = read_frames(driving, max_frames=cfg.output.max_frames)
-        return self._write(prepared, self.stream(prepared, frames, fps, reference=reference, name=str(driving)),
+        timer = StageTimer()
+        return self._write(prepared, self.stream(prepared, self._timed(frames, timer), fps, reference=reference,
+                                                 name=str(driving), timer=timer),
                            output, fps, total, audio_from=driving if cfg.output.audio and info.has_audio else None,
-                           progress=progress)
+                           progress=progress, timer=timer)
+
+    @staticmethod
+    def _timed(frames: Iterable[np.ndarray], timer: StageTimer) -> Iterator[np.ndarray]:
+        it = iter(frames)
+        while True:
+            with timer.time("decode"):
+                frame = next(it, None)
+            if frame is None:
+                return
+            yield frame
 
     def _write(self, prepared: PreparedSource, frames: Iterator[np.ndarray], output: Path, fps: float, total: int | None,
                *, audio_from: Any = None, audio_pcm: tuple[np.ndarray, int] | None = None, progress: bool = True,
@@ -289,7 +301,7 @@ class Animator:
         if audio_from is not None:
             audio = AudioSpec.from_file(audio_from)
         elif audio_pcm is not None:
-            audio = AudioSpec.from_pcm(*audio_pcm)
+            audio = AudioSpec.from_array(*audio_pcm)
         t0 = time.perf_counter()
         n = 0
         bar = tqdm(total=total, unit="frame", desc="animating", disable=not progress, leave=False)

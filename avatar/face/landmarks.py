@@ -66,6 +66,7 @@ class LandmarkDetector:
 
     def __init__(self, video: bool = False, max_faces: int = 5, min_confidence: float = 0.5) -> None:
         mp = _import_mediapipe()
+        self.video = video
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=not video,
             max_num_faces=max_faces,
@@ -79,18 +80,39 @@ class LandmarkDetector:
         """Faces in an (H, W, 3) uint8 RGB image, largest first."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ShapeError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+        faces = self._detect(image)
+        h, w = image.shape[:2]
+        if not self.video and (max(h, w) > 1.3 * min(h, w) or len(faces) < 2):
+            # the face detector sees a downscaled square: scan square windows for small faces
+            faces = _merge(faces + self._scan(image))
+        faces.sort(key=lambda f: f.area, reverse=True)
+        return faces
+
+    def _detect(self, image: np.ndarray, x0: int = 0, y0: int = 0) -> list[Face]:
         h, w = image.shape[:2]
         with self._lock:  # mediapipe graphs are not re-entrant
             result = self._mesh.process(np.ascontiguousarray(image))
         faces = []
         for lms in result.multi_face_landmarks or ():
             arr = np.array([(p.x, p.y, p.z) for p in lms.landmark], dtype=np.float32)
-            arr[:, 0] *= w
-            arr[:, 1] *= h
+            arr[:, 0] = arr[:, 0] * w + x0
+            arr[:, 1] = arr[:, 1] * h + y0
             arr[:, 2] *= w
             faces.append(Face(arr))
-        faces.sort(key=lambda f: f.area, reverse=True)
         return faces
+
+    def _scan(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        side = min(h, w)
+        found: list[Face] = []
+        for win in (side, side // 2):
+            if win < 128:
+                break
+            step = max(win // 2, 1)
+            for y in range(0, max(h - win, 0) + 1, step):
+                for x in range(0, max(w - win, 0) + 1, step):
+                    found += self._detect(image[y:y + win, x:x + win], x, y)
+        return found
 
     def close(self) -> None:
         self._mesh.close()
@@ -100,6 +122,24 @@ class LandmarkDetector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _iou(a: Face, b: Face) -> float:
+    ax0, ay0, ax1, ay1 = a.box
+    bx0, by0, bx1, by1 = b.box
+    iw = max(0.0, min(ax1, bx1) - max(ax0, bx0))
+    ih = max(0.0, min(ay1, by1) - max(ay0, by0))
+    inter = iw * ih
+    return inter / max(a.area + b.area - inter, 1e-6)
+
+
+def _merge(faces: list[Face]) -> list[Face]:
+    """Drop duplicates of one face found in overlapping windows (keep the larger detection)."""
+    kept: list[Face] = []
+    for f in sorted(faces, key=lambda f: f.area, reverse=True):
+        if all(_iou(f, k) < 0.3 for k in kept):
+            kept.append(f)
+    return kept
 
 
 def select_face(faces: list[Face], face_index: int | None, where: str, require_single: bool = False) -> Face:

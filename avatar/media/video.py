@@ -474,17 +474,22 @@ class _FileSource:
 class _AudioTrack:
     """Encodes audio to AAC in step with the video so the file stays interleaved."""
 
-    def __init__(self, container: av.container.OutputContainer, spec: AudioSpec) -> None:
+    def __init__(self, spec: AudioSpec) -> None:
+        # Open the source now so a bad audio file fails before any video is encoded.
         self.source: _PcmSource | _FileSource = _FileSource(spec) if spec.source is not None else _PcmSource(spec)
         self.rate = self.source.rate
-        self.stream = container.add_stream("aac", rate=self.rate, layout=_layout(self.source.channels))
-        self.stream.bit_rate = spec.bitrate
-        self.stream.time_base = Fraction(1, self.rate)
+        self._bitrate = spec.bitrate
         self._layout = _layout(self.source.channels)
         self._buf: list[np.ndarray] = []
         self._buffered = 0
         self._pts = 0  # samples handed to the encoder
         self._exhausted = False
+
+    def attach(self, container: av.container.OutputContainer) -> None:
+        """Add the AAC stream (after the video stream, so video is stream 0)."""
+        self.stream = container.add_stream("aac", rate=self.rate, layout=self._layout)
+        self.stream.bit_rate = self._bitrate
+        self.stream.time_base = Fraction(1, self.rate)
 
     def _pull(self, needed: int) -> None:
         while self._buffered < needed and not self._exhausted:
@@ -580,7 +585,6 @@ class VideoWriter:
         self._crf = int(crf)
         self._preset = preset
         self._hook = finalize_hook
-        self._audio_spec = audio
         self._audio: _AudioTrack | None = None
         self._stream: av.video.stream.VideoStream | None = None
         self._reformatter = VideoReformatter()
@@ -598,6 +602,8 @@ class VideoWriter:
                 format=fmt,
                 container_options={"movflags": "+faststart+use_metadata_tags"},
             )
+            if audio is not None:
+                self._audio = _AudioTrack(audio)
             for key, value in (metadata or {}).items():
                 self._container.metadata[str(key)] = str(value)
             if self.size is not None:
@@ -625,8 +631,8 @@ class VideoWriter:
         cc.color_trc = 1  # AVCOL_TRC_BT709
         self._stream = stream
         self.size = (width, height)
-        if self._audio_spec is not None:
-            self._audio = _AudioTrack(self._container, self._audio_spec)
+        if self._audio is not None:
+            self._audio.attach(self._container)
 
     def _mux(self, packets: list[av.Packet]) -> None:
         if packets:
@@ -659,10 +665,13 @@ class VideoWriter:
             interpolation=_TO_YUV_FLAGS,
         )
         vf.pts = self.frame_count
-        self._mux(self._stream.encode(vf))  # type: ignore[union-attr]
+        try:
+            self._mux(self._stream.encode(vf))  # type: ignore[union-attr]
+            if self._audio is not None:
+                self._mux(self._audio.feed_until((self.frame_count + 1) / self.fps))
+        except (av.FFmpegError, OSError) as exc:
+            raise AvatarError(f"writing {self.path} failed at frame {self.frame_count} ({_err_text(exc)}); is the disk full?") from None
         self.frame_count += 1
-        if self._audio is not None:
-            self._mux(self._audio.feed_until(self.frame_count / self.fps))
 
     @property
     def duration(self) -> float:

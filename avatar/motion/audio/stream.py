@@ -1,0 +1,131 @@
+"""Streaming audio → mouth: ``MouthStreamer.push(pcm) -> [MouthState, ...]`` at the render rate.
+
+Algorithmic latency (sound at time t → the frame for time t can be emitted): 12.5 ms
+(half the analysis window) + 60 ms network look-ahead + half a render frame (the lips-closed
+window), i.e. 92.5 ms at 25 fps, 80.8 ms at 60 fps; plus the caller's chunk length.
+Memory is bounded: the streamer keeps 240 samples of audio, the network state and a few
+100 Hz output frames, whatever the input length. The offline path (:func:`network_frames`)
+runs this same code once, so both agree to float rounding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...errors import ConfigError, InputError
+from . import features as feat
+from .model_io import CLOSED_THRESHOLD, load_model
+from .state import MouthState
+
+
+class MouthStreamer:
+    """Incremental audio-to-mouth with the shipped network.
+
+    Args:
+        fps: render frame rate (frames at t = k / fps).
+        weights: path of a safetensors file; None = the shipped ``weights/audio2mouth-v1``.
+    """
+
+    def __init__(self, fps: float, weights: str | None = None) -> None:
+        if not (isinstance(fps, (int, float)) and 1.0 <= fps <= 240.0):
+            raise ConfigError(f"fps must be in [1, 240], got {fps!r}")
+        import torch  # noqa: PLC0415
+
+        self._torch = torch
+        self.model, self.info = load_model(weights)
+        self.lookahead = int(self.info["lookahead_frames"])
+        self.fps = float(fps)
+        self._mel = feat.StreamingLogMel()
+        self._state = self.model.initial_state(1)
+        self._half = 0.5 * feat.FRAME_RATE / self.fps  # half a render frame in 100 Hz frames
+        self._raw_frames = 0  # network outputs produced so far
+        self._base = 0  # 100 Hz frame index of _buf[0] (after the look-ahead shift)
+        self._buf = np.zeros((0, 4), np.float32)  # openness, p_closed, rounding, viseme
+        self._next = 0  # next render frame to emit
+        self._samples = 0
+        self._closed = False
+
+    @property
+    def latency_s(self) -> float:
+        """Algorithmic latency in seconds (excludes the chunk length)."""
+        return (feat.WIN / 2) / feat.SAMPLE_RATE + self.lookahead / feat.FRAME_RATE + 0.5 / self.fps
+
+    def _run(self, mel: np.ndarray) -> None:
+        if len(mel) == 0:
+            return
+        torch = self._torch
+        with torch.no_grad():
+            out, self._state = self.model.step(torch.from_numpy(mel)[None], self._state)
+        vals = np.stack([out.openness[0].numpy(), torch.sigmoid(out.closed_logit[0]).numpy(),
+                         out.rounding[0].numpy(), out.viseme_logits[0].argmax(-1).numpy().astype(np.float32)], axis=1)
+        # Output j describes frame j - lookahead: drop the first outputs, which describe t < 0.
+        start = self._raw_frames
+        self._raw_frames += len(vals)
+        skip = max(0, self.lookahead - start)
+        self._buf = np.concatenate([self._buf, vals[skip:]])
+
+    def _emit(self, final: bool) -> list[MouthState]:
+        out: list[MouthState] = []
+        have = self._base + len(self._buf)  # 100 Hz frames known, indices [base, have)
+        total_frames = math.ceil(self._samples * self.fps / feat.SAMPLE_RATE - 1e-9)
+        while True:
+            k = self._next
+            if final and k >= total_frames:
+                break
+            c = k * feat.FRAME_RATE / self.fps
+            hi = math.floor(c + self._half)
+            need = max(hi, math.floor(c) + 1)
+            if need >= have:
+                if not final:
+                    break
+            lo = max(0, math.ceil(c - self._half))
+            b = self._buf
+            i0 = min(int(math.floor(c)) - self._base, len(b) - 1)
+            i1 = min(i0 + 1, len(b) - 1)
+            frac = c - math.floor(c)
+            op = (1 - frac) * b[i0, 0] + frac * b[i1, 0]
+            ro = (1 - frac) * b[i0, 2] + frac * b[i1, 2]
+            win = b[max(0, lo - self._base): max(lo - self._base + 1, min(hi - self._base + 1, len(b)))]
+            pc = float(win[:, 1].max()) if len(win) else float(b[i0, 1])
+            vis = int(b[int(round(c)) - self._base if int(round(c)) - self._base < len(b) else i0, 3])
+            if pc > CLOSED_THRESHOLD:
+                op = 0.0
+            out.append(MouthState(float(op), float(ro), pc, vis))
+            self._next += 1
+            # Forget 100 Hz frames no later frame can use.
+            keep_from = max(0, math.floor((self._next * feat.FRAME_RATE / self.fps) - self._half) - 1)
+            drop = keep_from - self._base
+            if drop > 0 and drop < len(self._buf):
+                self._buf = self._buf[drop:]
+                self._base = keep_from
+        return out
+
+    def push(self, pcm: np.ndarray) -> list[MouthState]:
+        """Feed float32 mono 16 kHz samples; returns the render frames that became final."""
+        if self._closed:
+            raise InputError("this MouthStreamer was flushed; create a new one for a new stream")
+        x = np.asarray(pcm, dtype=np.float32).reshape(-1)
+        if not np.all(np.isfinite(x)):
+            raise InputError("audio contains NaN or infinite samples; expected finite float32 PCM")
+        self._samples += len(x)
+        self._run(self._mel.push(x))
+        return self._emit(final=False)
+
+    def flush(self) -> list[MouthState]:
+        """End of stream: pad with silence for the look-ahead and return the remaining frames."""
+        if self._closed:
+            return []
+        self._closed = True
+        pad = np.zeros(feat.WIN // 2 + feat.HOP * (self.lookahead + 2) + int(feat.SAMPLE_RATE / self.fps) + feat.HOP, np.float32)
+        self._run(self._mel.push(pad))
+        if len(self._buf) == 0:
+            return []
+        return self._emit(final=True)
+
+
+def network_frames(audio16k: np.ndarray, fps: float, weights: str | None = None) -> list[MouthState]:
+    """Offline audio-only mouth states: the streamer run over the whole signal at once."""
+    s = MouthStreamer(fps, weights)
+    return s.push(audio16k) + s.flush()

@@ -1,0 +1,163 @@
+"""Mouth rig: mouth state (+ blink) → offsets of the portrait's own 478 face-mesh landmarks.
+
+Works in the pose-free canonical frame of the motion-transfer module: inter-ocular distance
+(33↔263) = 1, x to image right, y down, z away from the camera. A two-parameter blendshape:
+openness drops the jaw and lower lip (with the chin and jaw line following, weights falling
+off sideways) and lifts the upper lip a little; rounding narrows the mouth and pushes the
+lips forward (negative rounding spreads). Closed means closed: at ``closed >= 0.5`` each
+inner upper-lip point and its lower partner are moved to their common mean, exactly.
+Blink moves upper and lower lids to a common line (exactly shut at blink = 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+from .audio.state import MouthState
+
+# Inner lip, left corner → right corner; each upper point faces the lower point below it.
+INNER_UPPER = (191, 80, 81, 82, 13, 312, 311, 310, 415)
+INNER_LOWER = (95, 88, 178, 87, 14, 317, 402, 318, 324)
+INNER_CORNERS = (78, 308)
+OUTER_UPPER = (185, 40, 39, 37, 0, 267, 269, 270, 409)
+OUTER_LOWER = (146, 91, 181, 84, 17, 314, 405, 321, 375)
+OUTER_CORNERS = (61, 291)
+# Lids, outer corner → inner corner (upper i faces lower i).
+LEFT_UPPER_LID = (246, 161, 160, 159, 158, 157, 173)
+LEFT_LOWER_LID = (7, 163, 144, 145, 153, 154, 155)
+RIGHT_UPPER_LID = (466, 388, 387, 386, 385, 384, 398)
+RIGHT_LOWER_LID = (249, 390, 373, 374, 380, 381, 382)
+CHIN = 152
+
+
+def _lip_sets() -> tuple[frozenset[int], frozenset[int]]:
+    """Upper-lip and lower-lip landmark sets (all of FACEMESH_LIPS split by the inner rings)."""
+    upper = set(INNER_UPPER) | set(OUTER_UPPER)
+    lower = set(INNER_LOWER) | set(OUTER_LOWER)
+    try:
+        from mediapipe.solutions.face_mesh_connections import FACEMESH_LIPS  # noqa: PLC0415
+
+        lips = {i for e in FACEMESH_LIPS for i in e}
+    except ImportError:  # pragma: no cover - mediapipe is a core dependency
+        lips = upper | lower
+    rest = lips - upper - lower - set(INNER_CORNERS) - set(OUTER_CORNERS)
+    # FACEMESH_LIPS has a middle ring too; its points join the lip they belong to by index lists above.
+    return frozenset(upper), frozenset(lower | {i for i in rest})
+
+
+@dataclass(frozen=True, slots=True)
+class RigConfig:
+    """Amplitudes in canonical units (IOD = 1).
+
+    jaw_drop: lower-lip drop at openness 1; upper_lift: upper-lip rise as a share of it;
+    chin_follow: share of the drop the chin follows; rounding_narrow: mouth-width change at
+    rounding ±1 (share of half the width); protrusion: lip push towards the camera at
+    rounding 1; expression_scale: multiplies openness and rounding (1 = as predicted).
+    """
+
+    jaw_drop: float = 0.32
+    upper_lift: float = 0.15
+    chin_follow: float = 0.8
+    rounding_narrow: float = 0.18
+    protrusion: float = 0.06
+    expression_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.expression_scale <= 3.0:
+            raise ConfigError(f"expression_scale must be in [0, 3], got {self.expression_scale}")
+        if not 0.0 <= self.jaw_drop <= 1.0:
+            raise ConfigError(f"jaw_drop must be in [0, 1] (canonical units), got {self.jaw_drop}")
+
+
+class MouthRig:
+    """Per-portrait rig built once from the neutral canonical landmarks.
+
+    Args:
+        neutral: (478, 3) canonical landmarks of the portrait at rest.
+        config: amplitudes (see :class:`RigConfig`).
+    """
+
+    def __init__(self, neutral: np.ndarray, config: RigConfig = RigConfig()) -> None:
+        neutral = np.asarray(neutral, dtype=np.float64)
+        if neutral.shape != (478, 3) or not np.all(np.isfinite(neutral)):
+            raise ShapeError(f"neutral landmarks must be a finite (478, 3) array, got {neutral.shape}")
+        self.neutral = neutral
+        self.config = config
+        p = neutral
+        c = 0.5 * (p[OUTER_CORNERS[0]] + p[OUTER_CORNERS[1]])
+        half_w = max(0.5 * abs(p[OUTER_CORNERS[1], 0] - p[OUTER_CORNERS[0], 0]), 1e-3)
+        dx = (p[:, 0] - c[0]) / half_w
+        upper, lower = _lip_sets()
+        mouth_line = max(p[14, 1], p[13, 1])
+        # Open: lower lip follows an elliptic profile (corners move half as much as the middle);
+        # chin and jaw below the mouth follow with a sideways falloff.
+        ellipse = np.sqrt(np.clip(1.0 - (dx / 1.15) ** 2, 0.0, 1.0))
+        side = 0.5 * (1.0 + np.cos(np.pi * np.clip((np.abs(dx) - 0.6) / 1.6, 0.0, 1.0)))
+        below = (p[:, 1] > mouth_line) & ~np.isin(np.arange(478), list(upper | lower))
+        drop = np.zeros(478)
+        lower_idx = np.array(sorted(lower))
+        drop[lower_idx] = ellipse[lower_idx]
+        drop[below] = config.chin_follow * side[below]
+        corners = list(INNER_CORNERS + OUTER_CORNERS)
+        drop[corners] = 0.45
+        lift = np.zeros(478)
+        upper_idx = np.array(sorted(upper))
+        lift[upper_idx] = ellipse[upper_idx] * config.upper_lift
+        self._open = np.zeros((478, 3))
+        self._open[:, 1] = drop - lift
+        # Rounding: lip points scale towards the mouth centre horizontally and move forward.
+        lips = np.array(sorted(upper | lower | set(corners)))
+        self._round = np.zeros((478, 3))
+        self._round[lips, 0] = -(p[lips, 0] - c[0]) * config.rounding_narrow
+        self._round[lips, 2] = -config.protrusion * np.sqrt(np.clip(1.0 - (dx[lips] / 1.3) ** 2, 0.0, 1.0))
+        self._seal_u = np.array(INNER_UPPER)
+        self._seal_l = np.array(INNER_LOWER)
+        self._lids = [(np.array(LEFT_UPPER_LID), np.array(LEFT_LOWER_LID)),
+                      (np.array(RIGHT_UPPER_LID), np.array(RIGHT_LOWER_LID))]
+
+    def offsets(self, mouth: MouthState, blink: float = 0.0) -> np.ndarray:
+        """(478, 3) float64 canonical offsets to add to ``neutral`` for one frame.
+
+        A neutral state (openness 0, rounding 0, closed < 0.3, blink 0) gives exactly zero.
+        """
+        cfg = self.config
+        o = float(np.clip(mouth.openness * cfg.expression_scale, 0.0, 1.0))
+        r = float(np.clip(mouth.rounding * cfg.expression_scale, -1.0, 1.0))
+        off = self._open * (o * cfg.jaw_drop) + self._round * r
+        seal = float(np.clip((mouth.closed - 0.3) / 0.2, 0.0, 1.0))
+        if seal > 0.0:
+            pos = self.neutral + off
+            mid = 0.5 * (pos[self._seal_u] + pos[self._seal_l])
+            # Assign, don't add, at full seal: the two points then coincide bit for bit.
+            new_u = mid if seal >= 1.0 else pos[self._seal_u] + seal * (mid - pos[self._seal_u])
+            new_l = mid if seal >= 1.0 else pos[self._seal_l] + seal * (mid - pos[self._seal_l])
+            off[self._seal_u] = new_u - self.neutral[self._seal_u]
+            off[self._seal_l] = new_l - self.neutral[self._seal_l]
+        b = float(np.clip(blink, 0.0, 1.0))
+        if b > 0.0:
+            for up, lo in self._lids:
+                pu, pl = self.neutral[up], self.neutral[lo]
+                meet = pl + 0.25 * (pu - pl)  # lids meet low: the upper lid does most of the work
+                if b >= 1.0:
+                    off[up] = meet - pu
+                    off[lo] = meet - pl
+                else:
+                    off[up] = b * (meet - pu)
+                    off[lo] = b * (meet - pl)
+        return off
+
+    def landmarks(self, mouth: MouthState, blink: float = 0.0) -> np.ndarray:
+        """(478, 3) canonical landmarks for one frame: ``neutral + offsets(...)``.
+
+        At full seal/blink the paired points coincide exactly in this result.
+        """
+        out = self.neutral + self.offsets(mouth, blink)
+        if mouth.closed >= 0.5:
+            out[self._seal_l] = out[self._seal_u]
+        if blink >= 1.0:
+            for up, lo in self._lids:
+                out[lo] = out[up]
+        return out

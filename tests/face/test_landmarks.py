@@ -1,0 +1,45 @@
+import cv2
+import numpy as np
+import pytest
+
+from avatar.errors import NoFaceError, ShapeError
+from avatar.face.landmarks import LandmarkDetector, detect_face, select_face
+
+
+def test_landmarks_on_real_portrait(portrait):
+    face = detect_face(portrait, "astronaut")
+    lm = face.landmarks
+    assert lm.shape == (478, 3)
+    x0, y0, x1, y1 = face.box
+    # the astronaut's face sits in the upper middle of the 512×512 photo
+    assert 150 < x0 < x1 < 300 and 50 < y0 < y1 < 220
+    # eyes above the nose tip, nose above the chin, irises inside the eye corners
+    assert lm[33, 1] < lm[1, 1] < lm[152, 1]
+    assert min(lm[33, 0], lm[133, 0]) < lm[468, 0] < max(lm[33, 0], lm[133, 0])
+
+
+def test_no_face_names_the_file():
+    blank = np.full((256, 256, 3), 127, np.uint8)
+    with pytest.raises(NoFaceError, match="wall.png"):
+        detect_face(blank, "wall.png")
+
+
+def test_several_faces_largest_by_default_and_index(portrait):
+    small = cv2.resize(portrait, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_AREA)
+    canvas = np.full((512, 1024, 3), 200, np.uint8)
+    canvas[:, :512] = portrait
+    canvas[512 - small.shape[0]:, 1024 - small.shape[1]:] = small
+    with LandmarkDetector() as det:
+        faces = det.detect(canvas)
+    assert len(faces) == 2
+    assert faces[0].area > faces[1].area and faces[0].box[0] < 512
+    assert select_face(faces, 1, "x").box[0] > 512
+    with pytest.raises(NoFaceError, match="--face-index"):
+        select_face(faces, None, "group.jpg", require_single=True)
+    with pytest.raises(NoFaceError, match="only 2"):
+        select_face(faces, 5, "group.jpg")
+
+
+def test_wrong_dtype_is_refused():
+    with LandmarkDetector() as det, pytest.raises(ShapeError, match="uint8"):
+        det.detect(np.zeros((64, 64, 3), np.float32))
