@@ -258,3 +258,29 @@ def test_file_cut_short_is_reported_with_frame_index(tmp_path):
             got.append(f)
     assert 0 < len(got) < 30
     assert len(list(read_frames(full))) == 30  # the intact file is not flagged
+
+
+def test_still_image_refused_but_gif_is_a_video(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "still.png")
+    with pytest.raises(InputError, match=r"still\.png is a still image"):
+        probe_video(tmp_path / "still.png")
+    imgs = [Image.fromarray(np.full((20, 30, 3), i * 60, np.uint8)) for i in range(4)]
+    imgs[0].save(tmp_path / "anim.gif", save_all=True, append_images=imgs[1:], duration=100)
+    info = probe_video(tmp_path / "anim.gif")
+    assert (info.width, info.height, info.frame_count) == (30, 20, 4)
+    assert [int(f.mean() // 60) for f in read_frames(tmp_path / "anim.gif")] == [0, 1, 2, 3]
+
+
+def test_write_failure_is_an_avatar_error_and_leaves_nothing(tmp_path, media, monkeypatch):
+    from avatar.errors import AvatarError
+
+    def disk_full(packets):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(AvatarError, match=r"full\.mp4.*frame 0"):
+        with VideoWriter(tmp_path / "full.mp4", fps=25) as w:
+            monkeypatch.setattr(w, "_mux", disk_full)
+            w.write(media.smooth_frame(0))
+    assert list(tmp_path.iterdir()) == []
