@@ -19,14 +19,15 @@ from ..errors import InputError
 __all__ = ["atomic_path", "atomic_write_bytes"]
 
 
-def _temp_sibling(final: Path) -> Path:
+def _temp_sibling(final: Path, mode: int) -> Path:
     """Create (exclusively) and return an empty temp file next to ``final``."""
     for _ in range(100):
         tmp = final.with_name(f".{final.name}.tmp-{secrets.token_hex(4)}{final.suffix}")
         try:
-            # O_EXCL: never clobber someone else's temp; 0o666 lets the umask decide the
-            # final permissions (mkstemp's 0o600 would leak onto the output file).
-            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            # O_EXCL: never clobber someone else's temp. The mode is set at creation (the
+            # umask still applies), so a private key is never readable, not even briefly;
+            # mkstemp's fixed 0o600 would instead leak onto ordinary outputs.
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
         except FileExistsError:
             continue
         os.close(fd)
@@ -42,7 +43,7 @@ def _fsync(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike[str], overwrite: bool = True) -> Iterator[Path]:
+def atomic_path(final: str | os.PathLike[str], overwrite: bool = True, mode: int = 0o666) -> Iterator[Path]:
     """Yield a temp path next to ``final``; on success rename it onto ``final``.
 
     The temp file exists (empty) when the block starts; write to it by name. On any
@@ -53,6 +54,7 @@ def atomic_path(final: str | os.PathLike[str], overwrite: bool = True) -> Iterat
         final: the path the finished file should have.
         overwrite: if False and ``final`` already exists, raise :class:`InputError`
             (before the block runs, and again at rename time if it appeared meanwhile).
+        mode: permission bits of the new file, before the umask (0o600 for secrets).
 
     Example:
         >>> import tempfile
@@ -72,7 +74,7 @@ def atomic_path(final: str | os.PathLike[str], overwrite: bool = True) -> Iterat
     except OSError as exc:
         raise InputError(f"cannot create folder {final.parent} for {final.name}: {exc.strerror or exc}") from None
     try:
-        tmp = _temp_sibling(final)
+        tmp = _temp_sibling(final, mode)
     except OSError as exc:
         raise InputError(f"cannot write to {final.parent}: {exc.strerror or exc}") from None
     try:
@@ -100,9 +102,9 @@ def atomic_path(final: str | os.PathLike[str], overwrite: bool = True) -> Iterat
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, overwrite: bool = True) -> Path:
-    """Write ``data`` to ``path`` atomically; return the path."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, overwrite: bool = True, mode: int = 0o666) -> Path:
+    """Write ``data`` to ``path`` atomically (``mode`` as in :func:`atomic_path`); return the path."""
     path = Path(path)
-    with atomic_path(path, overwrite=overwrite) as tmp:
+    with atomic_path(path, overwrite=overwrite, mode=mode) as tmp:
         tmp.write_bytes(data)
     return path

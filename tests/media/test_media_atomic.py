@@ -53,3 +53,8 @@ def test_write_bytes_creates_parents_and_respects_umask(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_private_mode_from_creation(tmp_path):
+    key = atomic_write_bytes(tmp_path / "signer.key", b"secret", mode=0o600)
+    assert key.stat().st_mode & 0o777 == 0o600
