@@ -11,7 +11,6 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -21,7 +20,7 @@ from .atomic import atomic_path
 
 __all__ = ["ImageSource", "load_image", "resize_max", "save_image", "sha256_file"]
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, np.ndarray, Image.Image]
+ImageSource = str | os.PathLike | bytes | bytearray | np.ndarray | Image.Image
 
 _EXIF_ORIENTATION = 0x0112
 _SUPPORTED = "PNG, JPEG, WebP, TIFF, BMP or GIF"

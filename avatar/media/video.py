@@ -43,6 +43,7 @@ PathLike = str | os.PathLike
 # Sample rates the AAC encoder accepts; other rates are resampled to 48 kHz.
 _AAC_RATES = frozenset({96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350})
 _MOV_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
+_X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 # swscale's defaults round carelessly and upsample chroma roughly (mean abs error ≈3 on
 # an RGB→YUV→RGB round trip); these flags bring it to ≈0.6 for ≈0.5 ms per 512² frame.
 _TO_YUV_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
@@ -157,7 +158,9 @@ def probe_video(path: PathLike) -> VideoInfo:
             raise InputError(f"{path} has no video frames; expected at least one")
         cut = _frames_present(path, stream)
         if cut is not None:
-            raise InputError(f"{path} is truncated: only {cut[0]} of {cut[1]} video frames are in the file; re-copy or re-export it")
+            raise InputError(
+                f"{path} is truncated: only {cut[0]} of {cut[1]} video frames are in the file; re-copy or re-export it"
+            )
         rotation = _norm_rotation(first.rotation)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate or rate <= 0:
@@ -226,7 +229,9 @@ class FrameReader(Iterator[np.ndarray]):
             raise
         except (av.FFmpegError, OSError) as exc:
             self.close()
-            raise InputError(f"{self.path}: decoding failed at frame {self.index} ({_err_text(exc)}); the file may be truncated or corrupt") from None
+            raise InputError(
+                f"{self.path}: decoding failed at frame {self.index} ({_err_text(exc)}); the file may be truncated or corrupt"
+            ) from None
         rgb = self._reformatter.reformat(frame, format="rgb24", interpolation=_TO_RGB_FLAGS).to_ndarray()
         self.index += 1
         return apply_rotation(rgb, frame.rotation)
@@ -576,6 +581,8 @@ class VideoWriter:
     ) -> None:
         self.path = Path(path)
         self.fps = _as_rate(fps)
+        if preset not in _X264_PRESETS:
+            raise ConfigError(f"preset must be one of {', '.join(_X264_PRESETS)}, got {preset!r}")
         if not 0 <= int(crf) <= 51:
             raise ConfigError(f"crf must be in [0, 51], got {crf}")
         if size is not None and (len(size) != 2 or min(int(size[0]), int(size[1])) < 1):
@@ -670,7 +677,9 @@ class VideoWriter:
             if self._audio is not None:
                 self._mux(self._audio.feed_until((self.frame_count + 1) / self.fps))
         except (av.FFmpegError, OSError) as exc:
-            raise AvatarError(f"writing {self.path} failed at frame {self.frame_count} ({_err_text(exc)}); is the disk full?") from None
+            raise AvatarError(
+                f"writing {self.path} failed at frame {self.frame_count} ({_err_text(exc)}); is the disk full?"
+            ) from None
         self.frame_count += 1
 
     @property

@@ -25,7 +25,7 @@ def test_write_probe_read_roundtrip(tmp_path, media, fps):
     assert not info.has_audio
     got = list(read_frames(out))
     assert len(got) == 30 and got[0].shape == (48, 64, 3) and got[0].dtype == np.uint8
-    errs = [np.abs(a.astype(int) - b).mean() for a, b in zip(got, frames)]
+    errs = [np.abs(a.astype(int) - b).mean() for a, b in zip(got, frames, strict=True)]
     assert max(errs) < 3.0
     # frames stay in order: each matches its own source better than its neighbour
     assert np.abs(got[10].astype(int) - frames[10]).mean() < np.abs(got[10].astype(int) - frames[20]).mean()
@@ -41,6 +41,8 @@ def test_fps_snaps_to_ntsc_and_validates(tmp_path):
         VideoWriter(tmp_path / "c.mp4", fps=0)
     with pytest.raises(ConfigError, match="suffix"):
         VideoWriter(tmp_path / "c.avi", fps=25)
+    with pytest.raises(ConfigError, match="preset"):
+        VideoWriter(tmp_path / "c.mp4", fps=25, preset="warp-speed")
     assert not any(p.suffix == ".mp4" for p in tmp_path.iterdir() if p.name != "b.mp4")
 
 
