@@ -55,17 +55,21 @@ class MouthTracks:
 def segments_from_phones(phones: Sequence[Phone], cfg: CoarticulationConfig = CoarticulationConfig()) -> list[Segment]:
     """Viseme segments (diphthongs split, pause rules applied) from gap-free timed phones."""
     segs: list[Segment] = []
-    for p in phones:
+    last = len(phones) - 1
+    for i, p in enumerate(phones):
         if p.end <= p.start:
             continue
         names = arpabet_visemes(p.phone)
         if names == ("sil",):
             dur = p.end - p.start
-            if dur >= cfg.long_pause:
+            edge = i == 0 or i == last
+            if dur >= cfg.long_pause or edge:
                 a, b = p.start + cfg.pause_inset, p.end - cfg.pause_inset
-                # Utterance edges: the mouth is already shut before the first phone.
-                if p.start <= 1e-6:
+                # Utterance edges: the mouth is shut before the first and after the last phone.
+                if i == 0:
                     a = p.start - 1.0
+                if i == last:
+                    b = p.end + 1.0
                 segs.append(Segment(VISEME_INDEX["sil"], p.start, p.end, VISEMES[0].dominance, (a, b)))
             else:
                 segs.append(Segment(VISEME_INDEX["sil"], p.start, p.end, cfg.short_pause_dominance))
