@@ -70,7 +70,10 @@ def record_consent_if_asked(args: argparse.Namespace, source: object, use: str) 
 
     if not args.subject:
         raise ConfigError("--consent needs --subject NAME (the person shown in the portrait)")
+    from ..face.landmarks import detect_face
+
     image = load_image(source)
+    detect_face(image, str(source), face_index=args.face_index)  # a clear error naming the file
     sha = sha256_file(source) if isinstance(source, (str, Path)) else None
     with ConsentStore() as store:
         existing = store.find(image, sha)
