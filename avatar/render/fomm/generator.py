@@ -55,6 +55,10 @@ class OcclusionAwareGenerator(nn.Module):
         for i in range(gc.num_bottleneck_blocks):
             self.bottleneck.add_module(f"r{i}", ResBlock2d(width(n)))
         self.final = nn.Conv2d(gc.block_expansion, cfg.num_channels, kernel_size=(7, 7), padding=(3, 3))
+        # resizing the motion fields is decided from the config, not from tensor shapes, so that
+        # tracing sees no shape comparisons (the reference resizes on a size mismatch)
+        self._resize_to_features = gc.dense_motion.scale_factor != 0.5**n
+        self._resize_to_source = gc.dense_motion.scale_factor != 1
 
     def encode(self, source: Tensor) -> Tensor:
         """(B, C, H, W) → source features (B, F, H/2^n, W/2^n)."""
@@ -63,22 +67,21 @@ class OcclusionAwareGenerator(nn.Module):
             out = block(out)
         return out
 
-    def _warp(self, x: Tensor, deformation: Tensor) -> Tensor:
-        h, w = x.shape[2:]
-        if deformation.shape[1:3] != (h, w):  # static shapes only; no data-dependent branch
-            deformation = F.interpolate(deformation.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False)
+    def _warp(self, x: Tensor, deformation: Tensor, resize: bool) -> Tensor:
+        if resize:
+            deformation = F.interpolate(deformation.permute(0, 3, 1, 2), size=x.shape[2:], mode="bilinear", align_corners=False)
             deformation = deformation.permute(0, 2, 3, 1)
         return F.grid_sample(x, deformation.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=self.align_corners)
 
     def decode(self, source: Tensor, features: Tensor, kp_driving: Keypoints, kp_source: Keypoints) -> GeneratorOut:
         """Warp ``features`` (from :meth:`encode` of ``source``) with the predicted motion and decode."""
         motion = self.dense_motion_network(source, kp_driving, kp_source)
-        out = self._warp(features, motion.deformation)
+        out = self._warp(features, motion.deformation, self._resize_to_features)
         occlusion = motion.occlusion_map
-        if occlusion.shape[2:] != out.shape[2:]:
+        if self._resize_to_features:
             occlusion = F.interpolate(occlusion, size=out.shape[2:], mode="bilinear", align_corners=False)
         out = out * occlusion.to(out.dtype)
-        deformed = self._warp(source, motion.deformation)
+        deformed = self._warp(source, motion.deformation, self._resize_to_source)
         out = self.bottleneck(out)
         for block in self.up_blocks:
             out = block(out)

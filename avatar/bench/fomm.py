@@ -1,0 +1,205 @@
+"""FOMM speed: per-frame latency of the keypoint detector and the generator at vox-256.
+
+``python -m avatar.bench fomm [--batch 1,8] [--device cpu] [--threads 2] [--runtime torch] [--iters 5]``
+
+Random weights (latency does not depend on the values). For each runtime and batch size it
+times, after warm-up, the median over ``--iters`` calls of
+
+* ``kp``: keypoint detector on a batch of driving frames,
+* ``gen``: full generator forward (source encoder included, as upstream runs it),
+* ``decode``: generator with the source encoding cached (what FommEngine pays per frame),
+
+and prints milliseconds per frame (call time / batch) plus frames per second of kp + decode.
+
+Runtimes are factories in :data:`RUNTIMES` (name → callable(models, device) → Runtime). To add
+one (e.g. "onnx"), write a factory returning an object with ``kp``, ``generator`` and
+``decode`` callables that take and return torch tensors (convert inside; the conversion is part
+of what gets timed) and register it in RUNTIMES. CUDA-only runtimes: ``torch-fp16`` (autocast),
+``torch-compile`` (torch.compile, default mode), ``torch-cudagraphs`` (one CUDA graph per batch size,
+static input buffers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from ..render.fomm.blocks import Keypoints
+from ..render.fomm.config import CONFIGS
+from ..render.fomm.generator import OcclusionAwareGenerator
+from ..render.fomm.keypoint_detector import KPDetector
+
+
+@dataclass
+class Runtime:
+    """Callables that run the models; each takes and returns torch tensors on the bench device."""
+
+    kp: Callable[[torch.Tensor], Any]
+    generator: Callable[[torch.Tensor, Keypoints, Keypoints], Any]
+    decode: Callable[[torch.Tensor, torch.Tensor, Keypoints, Keypoints], Any]
+    cuda_only: bool = False
+
+
+@dataclass
+class Models:
+    kp_detector: KPDetector
+    generator: OcclusionAwareGenerator
+
+
+def _torch_runtime(m: Models, device: torch.device) -> Runtime:
+    return Runtime(m.kp_detector, m.generator, m.generator.decode)
+
+
+def _fp16_runtime(m: Models, device: torch.device) -> Runtime:
+    def wrap(fn: Callable) -> Callable:
+        def run(*args: Any) -> Any:
+            with torch.autocast(device_type="cuda", dtype=torch.float16):
+                return fn(*args)
+
+        return run
+
+    return Runtime(wrap(m.kp_detector), wrap(m.generator), wrap(m.generator.decode), cuda_only=True)
+
+
+def _compile_runtime(m: Models, device: torch.device) -> Runtime:
+    return Runtime(
+        torch.compile(m.kp_detector), torch.compile(m.generator), torch.compile(m.generator.decode), cuda_only=True
+    )
+
+
+def _cudagraph_runtime(m: Models, device: torch.device) -> Runtime:
+    """Captures one graph per (function, input shapes); replays after copying into static inputs."""
+    graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, list[torch.Tensor], Any]] = {}
+
+    def graphed(name: str, fn: Callable) -> Callable:
+        def run(*args: Any) -> Any:
+            flat = [t for a in args for t in (a if isinstance(a, tuple) else (a,))]
+            key = (name, *(tuple(t.shape) for t in flat))
+            if key not in graphs:
+                static = [t.clone() for t in flat]
+
+                def call() -> Any:
+                    it = iter(static)
+                    rebuilt = [Keypoints(next(it), next(it)) if isinstance(a, tuple) else next(it) for a in args]
+                    return fn(*rebuilt)
+
+                stream = torch.cuda.Stream()
+                stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(stream):
+                    for _ in range(3):  # warm-up outside the graph (cuDNN autotuning, allocations)
+                        call()
+                torch.cuda.current_stream().wait_stream(stream)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    out = call()
+                graphs[key] = (graph, static, out)
+            graph, static, out = graphs[key]
+            for s, t in zip(static, flat):
+                s.copy_(t)
+            graph.replay()
+            return out
+
+        return run
+
+    return Runtime(graphed("kp", m.kp_detector), graphed("gen", m.generator), graphed("decode", m.generator.decode), cuda_only=True)
+
+
+RUNTIMES: dict[str, Callable[[Models, torch.device], Runtime]] = {
+    "torch": _torch_runtime,
+    "torch-fp16": _fp16_runtime,
+    "torch-compile": _compile_runtime,
+    "torch-cudagraphs": _cudagraph_runtime,
+}
+CUDA_DEFAULT = ("torch", "torch-fp16", "torch-compile", "torch-cudagraphs")
+
+
+def _median_seconds(fn: Callable[[], Any], iters: int, warmup: int, device: torch.device) -> float:
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench(runtime: Runtime, models: Models, batch: int, device: torch.device, iters: int, warmup: int, size: int, num_kp: int) -> dict[str, float]:
+    """Median seconds per frame for kp, gen and decode at one batch size."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(batch, 3, size, size, generator=g).to(device)
+    source = torch.rand(1, 3, size, size, generator=g).to(device).expand(batch, -1, -1, -1).contiguous()
+    value = (torch.rand(batch, num_kp, 2, generator=g) * 1.6 - 0.8).to(device)
+    jac = (torch.eye(2) + 0.1 * torch.randn(batch, num_kp, 2, 2, generator=g)).to(device)
+    kp_s = Keypoints(value, jac)
+    kp_d = Keypoints(value + 0.02, jac)
+    with torch.inference_mode():
+        features = models.generator.encode(source)  # computed once per portrait; not timed
+        out = {
+            "kp": _median_seconds(lambda: runtime.kp(images), iters, warmup, device),
+            "gen": _median_seconds(lambda: runtime.generator(source, kp_d, kp_s), iters, warmup, device),
+        }
+        out["decode"] = _median_seconds(lambda: runtime.decode(source, features, kp_d, kp_s), iters, warmup, device)
+    return {k: v / batch for k, v in out.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m avatar.bench fomm", description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch", default="1,8", help="comma-separated batch sizes (default 1,8)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--runtime", default=None, help=f"comma-separated, from {', '.join(RUNTIMES)} (default: torch; all on CUDA)")
+    p.add_argument("--iters", type=int, default=5, help="timed calls per measurement (median)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls first")
+    p.add_argument("--config", default="vox-256", choices=sorted(CONFIGS))
+    args = p.parse_args(argv)
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("CUDA requested but not available", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = args.runtime.split(",") if args.runtime else (list(CUDA_DEFAULT) if device.type == "cuda" else ["torch"])
+    unknown = [n for n in names if n not in RUNTIMES]
+    if unknown:
+        print(f"unknown runtime(s) {unknown}; choose from {', '.join(RUNTIMES)}", file=sys.stderr)
+        return 2
+    batches = [int(b) for b in args.batch.split(",")]
+    cfg = CONFIGS[args.config]
+    torch.manual_seed(0)
+    models = Models(KPDetector(cfg).to(device).eval(), OcclusionAwareGenerator(cfg).to(device).eval())
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    print(
+        f"FOMM {args.config} {cfg.image_size}x{cfg.image_size}, random weights, device {device}"
+        f"{f' ({torch.cuda.get_device_name(device)})' if device.type == 'cuda' else ''}, "
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, median of {args.iters} after {args.warmup} warm-up"
+    )
+    header = f"{'runtime':<18}{'batch':>6}{'kp ms/frame':>14}{'gen ms/frame':>14}{'decode ms/frame':>17}{'fps (kp+decode)':>17}"
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        runtime = RUNTIMES[name](models, device)
+        if runtime.cuda_only and device.type != "cuda":
+            print(f"{name:<18}  skipped: needs --device cuda")
+            continue
+        for b in batches:
+            r = bench(runtime, models, b, device, args.iters, args.warmup, cfg.image_size, cfg.num_kp)
+            fps = 1.0 / (r["kp"] + r["decode"])
+            print(f"{name:<18}{b:>6}{r['kp'] * 1e3:>14.1f}{r['gen'] * 1e3:>14.1f}{r['decode'] * 1e3:>17.1f}{fps:>17.2f}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
