@@ -251,6 +251,10 @@ def download(
             if ctype.startswith("text/html"):
                 raise WeightsError(f"{url} returned a web page, not the file (a share page needs a manual download)")
             resumed = offset > 0 and resp.status == 206 and _content_range_start(resp.headers.get("Content-Range")) == offset
+            if resp.status == 206 and not resumed:  # a range we did not ask for: start over without Range
+                resp.close()
+                part.unlink(missing_ok=True)
+                return download(url, dest, sha256=sha256, md5=md5, size=size, progress=progress, timeout=timeout)
             if offset and not resumed:
                 log.info("server ignored the Range request; downloading %s from the start", url)
                 offset = 0
