@@ -11,12 +11,11 @@ import hashlib
 import logging
 import os
 import re
-import socket
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from . import paths
 from .errors import WeightsError
@@ -242,7 +241,7 @@ def download(
             resp = None
         else:
             raise WeightsError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise WeightsError(f"cannot reach {url} ({reason})") from None
     if resp is not None:
@@ -252,6 +251,8 @@ def download(
                 raise WeightsError(f"{url} returned a web page, not the file (a share page needs a manual download)")
             resumed = offset > 0 and resp.status == 206 and _content_range_start(resp.headers.get("Content-Range")) == offset
             if resp.status == 206 and not resumed:  # a range we did not ask for: start over without Range
+                if not offset:
+                    raise WeightsError(f"{url} answered a plain request with partial content (HTTP 206); try another URL")
                 resp.close()
                 part.unlink(missing_ok=True)
                 return download(url, dest, sha256=sha256, md5=md5, size=size, progress=progress, timeout=timeout)
@@ -269,7 +270,7 @@ def download(
                         bar.update(len(chunk))
                     f.flush()
                     os.fsync(f.fileno())
-            except (socket.timeout, ConnectionError, OSError) as exc:
+            except (TimeoutError, ConnectionError, OSError) as exc:
                 raise WeightsError(f"download of {url} interrupted ({exc}); run the same command again to resume") from None
     got_sha, got_md5, got_size = file_digests(part)
     expected = WeightsEntry("", dest.name, (), (), size, sha256 and sha256.lower(), md5 and md5.lower(), "", "")

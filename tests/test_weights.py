@@ -27,7 +27,7 @@ class _Server:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 outer.requests.append({k.lower(): v for k, v in self.headers.items()})
                 if self.path != "/file.bin":
                     self.send_error(404)
@@ -78,8 +78,10 @@ def home(tmp_path, monkeypatch) -> Path:
 
 
 def _entry(url: str | None, sha256: str | None = SHA, **kw) -> wr.WeightsEntry:
-    fields = dict(name="test", file="test.bin", urls=(url,) if url else (), pages=("https://example.org/page",), size=None,
-                  sha256=sha256, md5=None, license="MIT", config="vox-256")
+    fields = {
+        "name": "test", "file": "test.bin", "urls": (url,) if url else (), "pages": ("https://example.org/page",),
+        "size": None, "sha256": sha256, "md5": None, "license": "MIT", "config": "vox-256",
+    }
     fields.update(kw)
     return wr.WeightsEntry(**fields)
 

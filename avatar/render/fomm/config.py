@@ -6,8 +6,9 @@ these values come from the weights manifest (``config = "vox-256"``), never from
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
 from ...errors import ConfigError
 
@@ -85,7 +86,7 @@ class FommConfig:
         _check(self.image_size >= 32, f"image_size must be >= 32, got {self.image_size}")
 
     @classmethod
-    def from_model_params(cls, params: Mapping[str, Any], **overrides: Any) -> "FommConfig":
+    def from_model_params(cls, params: Mapping[str, Any], **overrides: Any) -> FommConfig:
         """Build from the upstream yaml layout: ``{'model_params': {...}}`` or the inner dict."""
         mp = params.get("model_params", params)
         try:

@@ -8,7 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .blocks import AntiAliasInterpolation2d, Hourglass, Keypoints, inv2x2, kp2gaussian, make_coordinate_grid
+from .blocks import (
+    AntiAliasInterpolation2d,
+    Hourglass,
+    Keypoints,
+    inv2x2,
+    kp2gaussian,
+    make_coordinate_grid,
+)
 from .config import FommConfig
 
 

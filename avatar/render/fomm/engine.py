@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,7 +44,7 @@ class FommState:
     source: Tensor
     kp_source: Keypoints
     features: Tensor
-    references: "OrderedDict[int, tuple[FaceCrop, Keypoints]]" = field(default_factory=OrderedDict)
+    references: OrderedDict[int, tuple[FaceCrop, Keypoints]] = field(default_factory=OrderedDict)
 
 
 def _device(name: str) -> torch.device:

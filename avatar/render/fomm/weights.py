@@ -15,8 +15,8 @@ import pickle
 import re
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from torch import Tensor, nn

@@ -51,7 +51,7 @@ def test_vox256_key_and_parameter_counts():
     assert sum(p.numel() for p in gen.parameters()) == 45_575_391
     assert sum(k.endswith("num_batches_tracked") for k in kp.state_dict()) == 10
     sd = gen.state_dict()
-    assert list(sd)[0].startswith("dense_motion_network.") and list(sd)[-1] == "final.bias"
+    assert next(iter(sd)).startswith("dense_motion_network.") and list(sd)[-1] == "final.bias"
     assert tuple(sd["dense_motion_network.hourglass.encoder.down_blocks.4.conv.weight"].shape) == (1024, 1024, 3, 3)
     assert tuple(kp.state_dict()["kp.weight"].shape) == (10, 35, 7, 7)
     assert list(kp.state_dict())[-1] == "down.weight"

@@ -10,7 +10,12 @@ import torch
 from scipy.spatial import ConvexHull
 
 from avatar.render.fomm.blocks import Keypoints, inv2x2
-from avatar.render.fomm.motion import best_frame_index, convex_hull_area, movement_scale, normalize_kp
+from avatar.render.fomm.motion import (
+    best_frame_index,
+    convex_hull_area,
+    movement_scale,
+    normalize_kp,
+)
 
 
 def test_inv2x2_matches_linalg_inv():
@@ -60,7 +65,7 @@ def _random_kp(b: int, seed: int) -> Keypoints:
 def test_normalisation_is_per_sample():
     src, drv, init = _random_kp(2, 1), _random_kp(2, 2), _random_kp(2, 3)
     init = Keypoints(init.value * torch.tensor([0.5, 1.5]).view(2, 1, 1), init.jacobian)  # very different scales
-    flags = dict(adapt_movement_scale=True, use_relative_movement=True, use_relative_jacobian=True)
+    flags = {"adapt_movement_scale": True, "use_relative_movement": True, "use_relative_jacobian": True}
     both = normalize_kp(src, drv, init, **flags)
     for i in range(2):
         one = normalize_kp(*(Keypoints(k.value[i : i + 1], k.jacobian[i : i + 1]) for k in (src, drv, init)), **flags)
