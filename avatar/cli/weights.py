@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("weights", help="list, download and verify model checkpoints", description=__doc__)
+    p = subparsers.add_parser("weights", help="list, download and verify model checkpoints", description="Manage model checkpoints: avatar weights list | fetch NAME [--url URL] | verify PATH")
     sub = p.add_subparsers(dest="weights_command", metavar="ACTION")
     sub.add_parser("list", help="show the known checkpoints and whether they are downloaded")
     f = sub.add_parser("fetch", help="download a checkpoint into the cache (resumes, checks digests)")
