@@ -92,7 +92,7 @@ def _mouth_colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray
     gray = float(image.mean())
     cavity = np.clip(lip_rgb * 0.28 + np.array([8, 0, 2], np.float32), 0, 255)
     teeth = np.clip(np.array([232, 226, 212], np.float32) * (0.55 + 0.45 * gray / 128.0), 0, 250)
-    if image[..., 0].astype(np.int16).__sub__(image[..., 1]).__abs__().mean() < 2:  # grayscale portrait
+    if np.abs(image[..., 0].astype(np.int16) - image[..., 1]).mean() < 2:  # grayscale portrait
         cavity = np.full(3, cavity.mean(), np.float32)
         teeth = np.full(3, teeth.mean(), np.float32)
     return cavity, teeth
@@ -193,10 +193,10 @@ class WarpEngine(Engine):
         """(478, 3) target landmarks in source-crop pixels → (S, S, 3) uint8 crop."""
         mp = self.backward_map(state, landmarks)
         out = cv2.remap(state.image, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        self._draw_mouth(state, landmarks, mp, out)
+        self._draw_mouth(state, landmarks, out)
         return out
 
-    def _draw_mouth(self, state: WarpState, landmarks: np.ndarray, mp: np.ndarray, out: np.ndarray) -> None:
+    def _draw_mouth(self, state: WarpState, landmarks: np.ndarray, out: np.ndarray) -> None:
         m = topology.mesh()
         loop = landmarks[m["mouth_loop"], :2]
         area = _polygon_area(loop)
@@ -216,8 +216,6 @@ class WarpEngine(Engine):
             return
 
         # source's own interior, mapped by an affine fit of the inner-lip loops
-        own = cv2.remap(state.image, mp[y0:y1, x0:x1, 0], mp[y0:y1, x0:x1, 1], cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         src_loop = state.vertices[m["mouth_loop"]]
         a_t = np.concatenate([loop, np.ones((len(loop), 1))], 1)
         aff, *_ = np.linalg.lstsq(a_t, src_loop, rcond=None)
