@@ -2,7 +2,7 @@
 
 Public API (heavy modules load on first use)::
 
-    from avatar import Animator, AvatarConfig, animate
+    from avatar import Animator, AvatarConfig, animate, talk
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .config import AvatarConfig, FaceConfig, MotionConfig, OutputConfig, RenderConfig, SmoothingConfig
+from .config import (AvatarConfig, FaceConfig, MotionConfig, OutputConfig, RenderConfig, SmoothingConfig,
+                     SpeechConfig)
 from .errors import (AvatarError, ConfigError, ConsentError, EngineUnavailable, InputError, NoFaceError,
                      ShapeError, WeightsError)
 
@@ -20,12 +21,13 @@ _LAZY = {
     "Animator": "avatar.pipeline",
     "AnimationResult": "avatar.pipeline",
     "animate": "avatar.pipeline",
+    "talk": "avatar.pipeline",
     "create_engine": "avatar.render.registry",
     "list_engines": "avatar.render.registry",
 }
 
 __all__ = [
-    "AvatarConfig", "FaceConfig", "MotionConfig", "OutputConfig", "RenderConfig", "SmoothingConfig",
+    "AvatarConfig", "FaceConfig", "MotionConfig", "OutputConfig", "RenderConfig", "SmoothingConfig", "SpeechConfig",
     "AvatarError", "ConfigError", "ConsentError", "EngineUnavailable", "InputError", "NoFaceError",
     "ShapeError", "WeightsError", "__version__", *_LAZY,
 ]

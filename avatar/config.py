@@ -134,6 +134,30 @@ class OutputConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechConfig:
+    """Speech-driven animation (``avatar talk``, voice mode of ``avatar live``).
+
+    fps: output frame rate. seed: blinks and idle head motion. voice, rate: espeak-ng voice
+    and words per minute for text. blink_rate: blinks per minute (0 = none). head_amplitude:
+    idle head motion scale (0 = still). weights: audio-to-mouth weights (None = shipped).
+    """
+
+    fps: float = 25.0
+    seed: int = 0
+    voice: str = "en-us"
+    rate: int = 165
+    blink_rate: float = 17.0
+    head_amplitude: float = 1.0
+    weights: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(1.0 <= self.fps <= 120.0, f"speech fps must be in [1, 120], got {self.fps}")
+        _check(80 <= self.rate <= 450, f"speech rate must be in [80, 450] words per minute, got {self.rate}")
+        _check(0.0 <= self.blink_rate <= 60.0, f"blink_rate must be in [0, 60] per minute, got {self.blink_rate}")
+        _check(0.0 <= self.head_amplitude <= 5.0, f"head_amplitude must be in [0, 5], got {self.head_amplitude}")
+
+
+@dataclass(frozen=True, slots=True)
 class AvatarConfig:
     """Everything one animation needs; pass to :class:`avatar.Animator`."""
 
@@ -141,3 +165,4 @@ class AvatarConfig:
     motion: MotionConfig = field(default_factory=MotionConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    speech: SpeechConfig = field(default_factory=SpeechConfig)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -110,9 +111,12 @@ class Animator:
         self._landmark_engine = None
 
     # -- source ---------------------------------------------------------------------------
-    def prepare(self, source: Any, *, use: Use = "video", avatar_id: str | None = None, grant: Any = None,
+    def prepare(self, source: Any, *, use: Use = "video", avatar_id: str | None = None,
                 name: str | None = None) -> PreparedSource:
         """Load a portrait (path, bytes or array), check consent for ``use``, detect and crop its face.
+
+        Every animation path starts here, so the consent gate cannot be skipped: the grant it
+        returns is what labels the output.
 
         Raises: InputError / NoFaceError for unusable images, ConsentError when no consent covers the use.
         """
@@ -124,8 +128,7 @@ class Animator:
         frame = resize_max(image, cfg.output.max_size)
         with LandmarkDetector(video=False, min_confidence=cfg.face.min_confidence) as det:
             face = select_face(det.detect(frame), cfg.face.face_index, label, cfg.face.require_single)
-        if grant is None:
-            grant = self._check_consent(source, frame, use=use, avatar_id=avatar_id)
+        grant = self._check_consent(source, frame, use=use, avatar_id=avatar_id)
         m = crop_matrix(crop_box(face.landmarks, cfg.face), cfg.face.size)
         crop = make_crop(frame, face.landmarks, m, cfg.face.size)
         state = self.engine.prepare(crop)
@@ -275,6 +278,62 @@ class Animator:
                            output, fps, total, audio_from=driving if cfg.output.audio and info.has_audio else None,
                            progress=progress, timer=timer)
 
+    def talk(self, source: Any, output: str | Path, *, audio: str | Path | None = None, text: str | None = None,
+             transcript: str | None = None, avatar_id: str | None = None, progress: bool = True,
+             overwrite: bool = False) -> AnimationResult:
+        """Make ``source`` speak: ``audio`` (any media file), optionally with its ``transcript``, or ``text``
+        (offline espeak-ng). Writes a labelled H.264 MP4 with the speech muxed from frame 0.
+
+        Audio alone streams through the causal audio-to-mouth network chunk by chunk, so memory
+        stays bounded for any length; a transcript enables forced alignment (falls back to the
+        network with a warning when it does not match); text uses espeak-ng's exact phone timing.
+        Settings come from ``config.speech`` (fps, seed, blinks, head motion, voice).
+        """
+        from .media.video import audio_duration, iter_audio
+        from .motion.audio.drive import LiveSpeech, SpeechDriver
+
+        cfg, sc = self.config, self.config.speech
+        output = Path(output)
+        if output.exists() and not overwrite:
+            raise InputError(f"{output} exists; pass --overwrite (or overwrite=True) to replace it")
+        if (audio is None) == (text is None):
+            raise InputError("talk needs either an audio file or text to speak (not both, not neither)")
+        if transcript is not None and audio is None:
+            raise InputError("a transcript describes an audio file; pass audio= with it (or use text= alone)")
+        if audio is not None:
+            duration = audio_duration(audio)  # also: a clear error for a missing file or one without sound
+        prepared = self.prepare(source, use="audio", avatar_id=avatar_id)
+        fps = float(cfg.output.fps or sc.fps)
+        timer = StageTimer()
+        if audio is not None and transcript is None:
+            speech = LiveSpeech(prepared.crop.landmarks, cfg.motion, fps, seed=sc.seed, weights=sc.weights,
+                                blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude)
+
+            def targets() -> Iterator[np.ndarray]:
+                for chunk in iter_audio(audio, 16000):
+                    with timer.time("speech"):
+                        out = speech.push(chunk)
+                    yield from out
+                with timer.time("speech"):
+                    out = speech.flush()
+                yield from out
+
+            total = None if duration is None else math.ceil(duration * fps - 1e-9)
+            return self._write(prepared, self.stream_targets(prepared, targets(), timer=timer), output, fps, total,
+                               audio_from=audio, progress=progress, timer=timer)
+        from .motion.audio.track import load_audio, speech_track
+
+        with timer.time("speech"):
+            track = speech_track(load_audio(audio) if audio is not None else None, 16000, fps, text=text,
+                                 transcript=transcript, seed=sc.seed, voice=sc.voice, rate=sc.rate,
+                                 blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude, weights=sc.weights)
+        if len(track) == 0:
+            raise InputError(f"{audio or 'the text'} gives no speech to animate (zero length)")
+        frames = self.stream_targets(prepared, SpeechDriver(prepared.crop.landmarks, cfg.motion).targets(track), timer=timer)
+        return self._write(prepared, frames, output, fps, len(track), audio_from=audio,
+                           audio_pcm=None if audio is not None else (track.audio, track.sample_rate),
+                           progress=progress, timer=timer)
+
     @staticmethod
     def _timed(frames: Iterable[np.ndarray], timer: StageTimer) -> Iterator[np.ndarray]:
         it = iter(frames)
@@ -327,3 +386,8 @@ class Animator:
 def animate(source: Any, driving: str | Path, output: str | Path, config: AvatarConfig | None = None, **kwargs: Any) -> AnimationResult:
     """One call, file to file: ``animate("me.jpg", "driver.mp4", "out.mp4")``."""
     return Animator(config).animate(source, driving, output, **kwargs)
+
+
+def talk(source: Any, output: str | Path, config: AvatarConfig | None = None, **kwargs: Any) -> AnimationResult:
+    """One call: ``talk("me.jpg", "out.mp4", audio="speech.wav")`` or ``talk("me.jpg", "out.mp4", text="Hello")``."""
+    return Animator(config).talk(source, output, **kwargs)

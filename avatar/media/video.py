@@ -269,48 +269,75 @@ def has_audio(path: PathLike) -> bool:
         return bool(container.streams.audio)
 
 
+def iter_audio(path: PathLike, sample_rate: int = 16000, mono: bool = True) -> Iterator[np.ndarray]:
+    """Decode the first audio stream of any media file chunk by chunk (bounded memory).
+
+    Yields float32 in [-1, 1] chunks at ``sample_rate``: (n,) if ``mono`` (channels averaged),
+    else (n, C). Sample 0 is the first sample the decoder outputs (encoder priming is skipped
+    as the container says).
+
+    Raises:
+        InputError: missing/unreadable file, no audio stream, corrupt data, no audio samples.
+    """
+    if not 1000 <= sample_rate <= 384_000:
+        raise ConfigError(f"sample_rate must be in [1000, 384000], got {sample_rate}")
+    path, container = _open_input(path, what="audio")
+    with container:
+        if not container.streams.audio:
+            raise InputError(f"{path} has no audio stream; expected a file with sound")
+        stream = container.streams.audio[0]
+        # Keep the channels and average them here: swresample's own downmix adds L and R
+        # at -3 dB each, which changes the level and can clip. Packed float output:
+        # to_ndarray() is (1, n * C), interleaved.
+        resampler = av.AudioResampler(format="flt", layout=None, rate=sample_rate)
+        produced = 0
+
+        def convert(out: av.AudioFrame) -> np.ndarray:
+            channels = out.layout.nb_channels
+            x = np.clip(out.to_ndarray().reshape(-1, channels).astype(np.float32, copy=False), -1.0, 1.0)
+            return x.mean(axis=1, dtype=np.float32) if mono else x
+
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunk = convert(out)
+                    produced += len(chunk)
+                    yield chunk
+            for out in resampler.resample(None):
+                chunk = convert(out)
+                produced += len(chunk)
+                yield chunk
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise InputError(f"{path}: decoding audio failed ({_err_text(exc)}); the file may be truncated or corrupt") from None
+        if produced == 0:
+            raise InputError(f"{path}: audio stream has no samples; expected some sound")
+
+
 def read_audio(path: PathLike, sample_rate: int = 16000, mono: bool = True) -> np.ndarray:
     """Decode the first audio stream of any media file, resampled to ``sample_rate``.
 
     Returns:
         float32 in [-1, 1]: (N,) if ``mono`` (channels averaged), else (N, C) with the
-        file's channels. Sample 0 is the first sample the decoder outputs (encoder
-        priming is skipped as the container says).
+        file's channels (see :func:`iter_audio`).
 
     Raises:
         InputError: missing/unreadable file, no audio stream, no audio samples.
     """
-    if not 1000 <= sample_rate <= 384_000:
-        raise ConfigError(f"sample_rate must be in [1000, 384000], got {sample_rate}")
+    return np.concatenate(list(iter_audio(path, sample_rate, mono)), axis=0)
+
+
+def audio_duration(path: PathLike) -> float | None:
+    """Duration in seconds of the first audio stream as the container states it (None if unknown)."""
     path, container = _open_input(path, what="audio")
-    chunks: list[np.ndarray] = []
     with container:
         if not container.streams.audio:
             raise InputError(f"{path} has no audio stream; expected a file with sound")
         stream = container.streams.audio[0]
-        # Keep the channels and average them below: swresample's own downmix adds L and R
-        # at -3 dB each, which changes the level and can clip. Packed float output:
-        # to_ndarray() is (1, n * C), interleaved.
-        resampler = av.AudioResampler(format="flt", layout=None, rate=sample_rate)
-        channels = 1
-        try:
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    channels = out.layout.nb_channels
-                    chunks.append(out.to_ndarray().reshape(-1, channels))
-            for out in resampler.resample(None):
-                channels = out.layout.nb_channels
-                chunks.append(out.to_ndarray().reshape(-1, channels))
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise InputError(f"{path}: decoding audio failed ({_err_text(exc)}); the file may be truncated or corrupt") from None
-    samples = np.concatenate(chunks, axis=0) if chunks else np.zeros((0, channels), np.float32)
-    if samples.shape[0] == 0:
-        raise InputError(f"{path}: audio stream has no samples; expected some sound")
-    samples = np.clip(samples.astype(np.float32, copy=False), -1.0, 1.0)
-    return samples.mean(axis=1, dtype=np.float32) if mono else samples
-
-
-# --------------------------------------------------------------------------- writing
+        if stream.duration is not None and stream.time_base:
+            return float(stream.duration * stream.time_base)
+        if container.duration is not None:
+            return container.duration / 1_000_000
+    return None
 
 
 def _as_rate(fps: float | Fraction) -> Fraction:
