@@ -1,0 +1,238 @@
+"""Per-frame live animation of one prepared portrait: webcam frame in, labelled output frame out.
+
+No threads here: :mod:`avatar.live.loop` adds capture, sinks and consent re-checks; the Gradio
+demo calls :meth:`LiveAnimator.process` from its own streaming callback.
+
+Face lost: the last good pose is held for ``hold_s``, then eased back to the portrait's own
+neutral pose; when the face returns, the target glides to the tracked pose over a few frames
+instead of jumping.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ConsentError, ShapeError
+from ..face.crop import crop_box, crop_matrix, make_crop
+from ..face.landmarks import LandmarkDetector
+from ..pipeline import StageTimer
+from ..types import DriveTarget, FaceCrop
+
+if TYPE_CHECKING:
+    from ..pipeline import Animator, PreparedSource
+
+STAGES = ("landmarks", "motion", "render", "paste", "label")
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOptions:
+    """Live-only behaviour.
+
+    visible_label: draw the "AI-generated" badge (on by default live: no C2PA travels with a
+        camera feed). watermark: embed the invisible consent watermark.
+    hold_s: how long a lost face keeps its last pose; ease_s: time constant of the glide back
+        to neutral after that, and of the glide into the tracked pose when the face returns.
+    window: how many recent frames the fps / latency figures cover.
+    """
+
+    visible_label: bool = True
+    watermark: bool = True
+    hold_s: float = 0.5
+    ease_s: float = 0.15
+    window: int = 300
+
+
+def percentile_ms(values: "deque[float] | list[float]", q: float) -> float:
+    """The ``q``-th percentile of seconds, in milliseconds (0 when empty)."""
+    return float(np.percentile(np.asarray(values), q) * 1000.0) if len(values) else 0.0
+
+
+class LiveAnimator:
+    """Per-frame live animation of one prepared portrait (no threads inside).
+
+    Args:
+        animator: the pipeline (its config and engine are used).
+        source: ``animator.prepare(portrait, use="live", ...)``; its grant must cover live use.
+        fps: the expected frame rate (smoothing time constants).
+        options: live-only settings (badge, watermark, face-lost behaviour).
+    """
+
+    def __init__(self, animator: "Animator", source: "PreparedSource", fps: float = 25.0,
+                 options: LiveOptions | None = None) -> None:
+        grant = source.grant
+        if grant is None:
+            raise ConsentError("the portrait was prepared without a consent grant; prepare it with "
+                               "animator.prepare(portrait, use='live', avatar_id=...)")
+        if grant.scope is not None and not grant.scope.live:
+            raise ConsentError(f"consent for avatar {grant.avatar_id} does not cover live use "
+                               f"(covers {grant.scope.describe()}); record a consent with live in its scope")
+        self.animator, self.source, self.fps = animator, source, float(fps)
+        self.options = options or LiveOptions()
+        self._payload = grant.payload32()
+        self._det = LandmarkDetector(video=True, min_confidence=animator.config.face.min_confidence)
+        self._transfer = animator.transfer(source, self.fps)
+        self._neutral = source.crop.landmarks.astype(np.float32)
+        self._target: np.ndarray | None = None      # last output target (crop pixels)
+        self._recapture = False
+        self._missing_since: float | None = None   # media time the face was lost
+        self._returning = 0                          # frames left of the glide back in
+        self._needs_image = animator.engine.needs_driving_image
+        self._drive_m: np.ndarray | None = None
+        self._ref_crop: FaceCrop | None = None
+        self._last_drive: FaceCrop | None = None
+        self._clock = 0.0
+        self.timer = StageTimer()
+        self.frames = 0
+        self.faces_missing = 0
+        self._lat: deque[float] = deque(maxlen=self.options.window)
+        self._done: deque[float] = deque(maxlen=self.options.window)
+        self._closed = False
+
+    # -- control --------------------------------------------------------------------------
+    def recapture(self) -> None:
+        """The next frame with a face becomes the neutral reference."""
+        self._recapture = True
+
+    # -- per frame ------------------------------------------------------------------------
+    def process(self, frame: np.ndarray, *, t_capture: float | None = None, dt: float | None = None) -> np.ndarray:
+        """(H, W, 3) uint8 RGB webcam frame → (H', W', 3) uint8 RGB output (portrait pasted back, labelled).
+
+        t_capture: ``time.perf_counter()`` when the frame was captured (default: now), for
+        the latency figures. dt: seconds since the previous frame (default 1 / fps).
+        """
+        t0 = time.perf_counter()
+        if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8):
+            got = f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise ShapeError(f"a live frame must be (H, W, 3) uint8 RGB, got {got}")
+        self._clock += dt if dt is not None else 1.0 / self.fps
+        with self.timer.time("landmarks"):
+            faces = self._det.detect(frame)
+        idx = self.animator.config.face.face_index or 0
+        face = faces[idx] if idx < len(faces) else (faces[0] if faces else None)
+        with self.timer.time("motion"):
+            target, drive, ref = self._motion(frame, None if face is None else face.landmarks)
+        out = self._render(target, drive, ref)
+        self._finish(t0 if t_capture is None else t_capture)
+        return out
+
+    def render_target(self, target: np.ndarray, *, t_capture: float | None = None) -> np.ndarray:
+        """(478, 3) target landmarks in source-crop pixels → labelled output frame (voice mode)."""
+        t0 = time.perf_counter()
+        self._clock += 1.0 / self.fps
+        target = np.asarray(target, np.float32)
+        self._target = target
+        if self._needs_image:  # the pipeline renders the landmark target as the driving frame
+            out = next(self.animator.stream_targets(self.source, [target], timer=self.timer))
+            out = self._label(out)
+        else:
+            out = self._render(target, None, None)
+        self._finish(t0 if t_capture is None else t_capture)
+        return out
+
+    def _motion(self, frame: np.ndarray, lm: np.ndarray | None) -> tuple[np.ndarray, FaceCrop | None, FaceCrop | None]:
+        opt = self.options
+        if lm is None:
+            self.faces_missing += 1
+            self.timer.add("faces_missing", 0.0)
+            if self._missing_since is None:
+                self._missing_since = self._clock
+            held = self._target if self._target is not None else self._neutral
+            lost_for = self._clock - self._missing_since
+            if lost_for > opt.hold_s:  # ease back towards the portrait's own pose
+                a = 1.0 - math.exp(-(1.0 / self.fps) / max(opt.ease_s, 1e-3))
+                held = (held + a * (self._neutral - held)).astype(np.float32)
+            self._target = held
+            drive = self._last_drive if self._needs_image else None
+            return held, drive, self._ref_crop if drive is not None else None
+        if self._recapture or not self._transfer.has_reference:
+            self._transfer.set_reference(lm)
+            self._drive_m = self._ref_crop = None
+            self._recapture = False
+        tracked = self._transfer(lm).astype(np.float32)
+        if self._missing_since is not None:
+            self._missing_since = None
+            self._returning = max(1, int(round(3 * opt.ease_s * self.fps)))
+        if self._returning and self._target is not None:
+            a = 1.0 / self._returning  # reaches the tracked pose when the countdown ends
+            tracked = (self._target + a * (tracked - self._target)).astype(np.float32)
+            self._returning -= 1
+        self._target = tracked
+        drive = ref = None
+        if self._needs_image:
+            cfg = self.animator.config
+            if self._drive_m is None:  # one fixed driving crop: the head moves inside it
+                self._drive_m = crop_matrix(crop_box(lm, cfg.face), cfg.face.size)
+            drive = make_crop(frame, lm, self._drive_m, cfg.face.size)
+            if self._ref_crop is None:
+                self._ref_crop = drive
+            self._last_drive = drive
+            ref = self._ref_crop if cfg.motion.mode == "relative" else None
+        return tracked, drive, ref
+
+    def _render(self, target: np.ndarray, drive: FaceCrop | None, ref: FaceCrop | None) -> np.ndarray:
+        from ..output import provenance, watermark
+
+        with self.timer.time("render"):
+            crop = self.animator.engine.render(self.source.state, [DriveTarget(target, drive, ref)])[0]
+        if self.animator.config.output.paste_back:
+            with self.timer.time("paste"):
+                out = self.source.paste(crop)
+        else:
+            out = np.ascontiguousarray(crop)
+        return self._label(out)
+
+    def _label(self, out: np.ndarray) -> np.ndarray:
+        from ..output import provenance, watermark
+
+        with self.timer.time("label"):
+            if self.options.visible_label:
+                out = provenance.add_visible_label(out)
+            if self.options.watermark:
+                out = watermark.embed(out, self._payload)
+        return out
+
+    def _finish(self, t_capture: float) -> None:
+        now = time.perf_counter()
+        self.frames += 1
+        self._lat.append(max(now - t_capture, 0.0))
+        self._done.append(now)
+
+    # -- figures --------------------------------------------------------------------------
+    @property
+    def stats(self) -> dict[str, float]:
+        """fps (recent window), latency_ms_median / _p95 (capture → output), ``<stage>_ms`` per frame,
+        frames, faces_missing."""
+        d = self._done
+        fps = (len(d) - 1) / (d[-1] - d[0]) if len(d) > 1 and d[-1] > d[0] else 0.0
+        out: dict[str, float] = {
+            "fps": fps,
+            "latency_ms_median": percentile_ms(self._lat, 50),
+            "latency_ms_p95": percentile_ms(self._lat, 95),
+            "frames": float(self.frames),
+            "faces_missing": float(self.faces_missing),
+        }
+        per = self.timer.per_frame_ms(self.frames)
+        for stage in STAGES:
+            out[f"{stage}_ms"] = per.get(stage, 0.0)
+        return out
+
+    def latencies_s(self) -> list[float]:
+        """Capture → output latency of the recent frames, seconds."""
+        return list(self._lat)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._det.close()
+
+    def __enter__(self) -> "LiveAnimator":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
