@@ -124,22 +124,12 @@ class DemoService:
 
     def check_audio(self, path: str | Path | None) -> float:
         """Probe an audio upload: it has an audio stream no longer than the limit. Returns seconds."""
-        import av
+        from ..media.video import audio_duration, read_audio
 
         p = self.check_upload(path, "audio")
-        try:
-            with av.open(str(p)) as container:
-                if not container.streams.audio:
-                    raise InputError("the uploaded file has no audio stream; upload WAV, MP3, FLAC, OGG or M4A")
-                stream = container.streams.audio[0]
-                if stream.duration and stream.time_base:
-                    seconds = float(stream.duration * stream.time_base)
-                elif container.duration:
-                    seconds = container.duration / av.time_base
-                else:
-                    seconds = sum(f.samples for f in container.decode(stream)) / float(stream.rate or 1)
-        except av.FFmpegError as exc:
-            raise InputError(f"cannot read the uploaded audio ({exc}); upload WAV, MP3, FLAC, OGG or M4A") from None
+        seconds = audio_duration(p)
+        if seconds is None:  # the container does not say: decode at a low rate and count
+            seconds = len(read_audio(p, sample_rate=8000)) / 8000.0
         if seconds > self.settings.max_seconds:
             raise InputError(f"the audio is {seconds:.1f} s long; this demo accepts up to "
                              f"{self.settings.max_seconds:g} s, so trim it first")
@@ -390,8 +380,8 @@ class DemoService:
         portrait = self.portrait_of(avatar_id)
         out = self._output_path("talk")
         result = self.animator(cfg).talk(portrait, out, audio=Path(audio) if audio else None, text=text,
-                                         transcript=(transcript or "").strip() or None, avatar_id=avatar_id,
-                                         progress=progress)
+                                         transcript=((transcript or "").strip() or None) if audio else None,
+                                         avatar_id=avatar_id, progress=progress)
         return RenderOutput(out, self._summary(result, cfg.render.engine))
 
     def _summary(self, result: Any, engine: str, extra: dict | None = None) -> dict[str, Any]:

@@ -1,0 +1,48 @@
+"""``avatar demo``: serve the Gradio demo (clone with consent, animate, talk, live, verify)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    from ..config import FaceConfig, OutputConfig
+
+    p = subparsers.add_parser("demo", help="launch the browser demo (Gradio)",
+                              description="Serve the Gradio demo: record consent for a portrait, animate it with a "
+                                          "driving video, make it talk, drive it live from the webcam, verify outputs.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=None, help="port (default: the first free one from 7860)")
+    p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
+    p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload accepted (default 50)")
+    p.add_argument("--max-seconds", type=float, default=60.0, help="longest driving video / audio (default 60)")
+    p.add_argument("--concurrency", type=int, default=1, help="renders running at once (default 1)")
+    p.add_argument("--live-fps", type=float, default=10.0, help="webcam frames sent per second (default 10)")
+    p.add_argument("--size", type=int, default=FaceConfig().size, help="internal crop size in pixels")
+    p.add_argument("--max-size", type=int, default=OutputConfig().max_size, help="cap on the output's longest side")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or mps (neural engines)")
+    p.add_argument("--checkpoint", help="FOMM checkpoint: offers the fomm engine (or $AVATAR_FOMM_CHECKPOINT)")
+    p.add_argument("--model-dir", help="`avatar export onnx` folder: offers the onnx engine (or $AVATAR_ONNX_MODEL_DIR)")
+    p.add_argument("--store", default=None, help="consent database (default $AVATAR_HOME/avatars.sqlite3)")
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace):
+    """DemoSettings from the parsed flags."""
+    from pathlib import Path
+
+    from ..config import AvatarConfig, FaceConfig, OutputConfig, RenderConfig
+    from ..demo.settings import DemoSettings
+
+    config = AvatarConfig(face=FaceConfig(size=args.size), output=OutputConfig(max_size=args.max_size),
+                          render=RenderConfig(device=args.device, checkpoint=args.checkpoint, model_dir=args.model_dir))
+    return DemoSettings(config=config, store_path=Path(args.store) if args.store else None,
+                        max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, concurrency=args.concurrency,
+                        live_fps=args.live_fps)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..demo.app import launch
+
+    launch(settings_from_args(args), host=args.host, port=args.port, share=args.share, block=True)
+    return 0

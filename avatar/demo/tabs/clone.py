@@ -1,0 +1,111 @@
+"""Clone tab: upload a portrait, see the faces and the crop, record consent; list, inspect, revoke."""
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from ...output.consent import GRANTORS, USES
+from ..service import DemoService
+from ..ui import picker_update, refusing
+
+STATEMENT_HINT = ("e.g. “I, NAME, agree that this photo of me may be animated by avatar for the uses ticked below "
+                  "until the expiry date, and know I can withdraw this consent at any time.”")
+
+
+@dataclass
+class CloneTab:
+    portrait: gr.Image
+    crop_scale: gr.Slider
+    face: gr.Dropdown
+    table: gr.Dataframe
+    picker: gr.Dropdown
+    created: gr.Textbox
+
+
+def build(service: DemoService) -> CloneTab:
+    default_scale = service.config.face.crop_scale
+    gr.Markdown("Upload a portrait, check the face and the crop that will be animated, then record the consent of "
+                "the person shown. Nothing can be animated without a consent record.")
+    with gr.Row():
+        with gr.Column():
+            portrait = gr.Image(type="filepath", sources=["upload"], label="Portrait", height=320)
+            crop_scale = gr.Slider(1.0, 4.0, value=default_scale, step=0.1, label="Crop scale",
+                                   info="crop side / face size; below ~1.8 the crop cuts hair and chin")
+            face = gr.Dropdown(choices=[("face 0 (largest)", 0)], value=0, label="Face", visible=False,
+                               info="several faces found: pick the one to animate")
+        with gr.Column():
+            faces_img = gr.Image(label="Detected faces (numbered) and the crop square", interactive=False, height=320)
+            crop_img = gr.Image(label="Crop that will be animated", interactive=False, height=256, width=256)
+    with gr.Group():
+        gr.Markdown("### Consent")
+        with gr.Row():
+            subject = gr.Textbox(label="Subject (the person shown)", placeholder="full name or pseudonym")
+            granted_by = gr.Dropdown(choices=list(GRANTORS), value="subject", label="Consent granted by")
+            expires = gr.Textbox(label="Expires (YYYY-MM-DD, optional)", placeholder="empty = no expiry")
+        statement = gr.Textbox(label="Consent statement the grantor agreed to", lines=3, placeholder=STATEMENT_HINT)
+        with gr.Row():
+            scopes = gr.CheckboxGroup(choices=list(USES), value=list(USES), label="Scope",
+                                      info="video = driving video, audio = speech, live = webcam")
+            commercial = gr.Checkbox(label="Commercial use allowed", value=False)
+            confirmed = gr.Checkbox(label="I confirm the grantor agreed to this statement", value=False)
+        create = gr.Button("Create avatar", variant="primary")
+        created = gr.Textbox(label="Created avatar id", interactive=False)
+    gr.Markdown("### Avatars")
+    table = gr.Dataframe(headers=["avatar", "subject", "granted by", "scope", "status", "expires"],
+                         datatype=["str"] * 6, interactive=False, wrap=True)
+    with gr.Row():
+        picker = gr.Dropdown(choices=[], value=None, label="Avatar", allow_custom_value=True, scale=2)
+        show = gr.Button("Inspect", scale=1)
+        refresh = gr.Button("Refresh list", scale=1)
+    record = gr.Markdown()
+    with gr.Row():
+        reason = gr.Textbox(label="Reason for revoking", scale=3)
+        revoke = gr.Button("Revoke consent", variant="stop", scale=1)
+
+    @refusing
+    def on_portrait(path, scale):
+        if not path:
+            return None, None, gr.update(visible=False, choices=[("face 0 (largest)", 0)], value=0)
+        shown, crop, n = service.preview(path, scale, 0)
+        choices = [(f"face {i}" + (" (largest)" if i == 0 else ""), i) for i in range(n)]
+        if n > 1:
+            gr.Info(f"{n} faces found; choose the one to animate")
+        return shown, crop, gr.update(visible=n > 1, choices=choices, value=0)
+
+    @refusing
+    def on_adjust(path, scale, index):
+        if not path:
+            return None, None
+        shown, crop, _ = service.preview(path, scale, index or 0)
+        return shown, crop
+
+    def listing(current=None):
+        rows = service.avatar_rows()
+        return rows, picker_update([(f"{r[1]} ({r[0]}, {r[4]})", r[0]) for r in rows], current)
+
+    @refusing
+    def on_create(path, index, scale, subj, grantor, stmt, scope, comm, exp, ok):
+        rec = service.create_avatar(path, subject=subj, granted_by=grantor, statement=stmt, scopes=scope,
+                                    commercial=comm, expires=exp, confirmed=ok, face_index=index, crop_scale=scale)
+        gr.Info(f"avatar {rec.avatar_id} created for {rec.subject}")
+        rows, pick = listing(rec.avatar_id)
+        return rec.avatar_id, rows, pick
+
+    @refusing
+    def on_revoke(avatar_id, why):
+        rec = service.revoke(avatar_id, why)
+        gr.Info(f"consent for {rec.avatar_id} revoked")
+        rows, pick = listing(avatar_id)
+        return rows, pick, service.describe(avatar_id)
+
+    portrait.change(on_portrait, [portrait, crop_scale], [faces_img, crop_img, face], api_name="detect_faces",
+                    concurrency_id="preview", concurrency_limit=2)
+    for ctl in (crop_scale, face):
+        ctl.change(on_adjust, [portrait, crop_scale, face], [faces_img, crop_img], api_visibility="private",
+                   concurrency_id="preview", trigger_mode="always_last", show_progress="hidden")
+    create.click(on_create, [portrait, face, crop_scale, subject, granted_by, statement, scopes, commercial, expires,
+                             confirmed], [created, table, picker], api_name="create_avatar")
+    show.click(refusing(service.describe), picker, record, api_name="inspect_avatar")
+    refresh.click(listing, picker, [table, picker], api_name="list_avatars")
+    revoke.click(on_revoke, [picker, reason], [table, picker, record], api_name="revoke_avatar")
+    return CloneTab(portrait, crop_scale, face, table, picker, created)

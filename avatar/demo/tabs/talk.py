@@ -1,0 +1,44 @@
+"""Talk tab: a consented avatar speaking uploaded audio or typed text (offline TTS)."""
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from ...pipeline import Animator
+from ..service import DemoService, tts_available
+from ..ui import avatar_picker, refusing
+
+
+@dataclass
+class TalkTab:
+    picker: gr.Dropdown
+
+
+def build(service: DemoService) -> TalkTab:
+    s = service.settings
+    tts = tts_available()
+    ready = hasattr(Animator, "talk")
+    note = "" if ready else " **Talking is not part of this build yet (Animator.talk is missing).**"
+    gr.Markdown(f"Choose an avatar, then upload speech (up to {s.max_seconds:g} s) "
+                + ("or type text to speak (offline espeak-ng voice)." if tts else
+                   "(typed text needs espeak-ng, which is not installed here).") + note)
+    with gr.Row():
+        with gr.Column():
+            picker = avatar_picker()
+            audio = gr.Audio(type="filepath", sources=["upload", "microphone"], label="Speech")
+            text = gr.Textbox(label="…or text to speak", lines=3, interactive=tts,
+                              placeholder="Hello! I am a consented avatar." if tts else "espeak-ng is not installed")
+            transcript = gr.Textbox(label="Transcript of the audio (optional, improves the mouth shapes)", lines=2)
+            run = gr.Button("Talk", variant="primary", interactive=ready)
+        with gr.Column():
+            video = gr.Video(label="Result (with audio)", interactive=False, height=360)
+            summary = gr.JSON(label="Provenance")
+
+    @refusing
+    def on_run(avatar_id, audio_, text_, transcript_, progress=gr.Progress(track_tqdm=True)):
+        progress(0, desc="checking consent and the audio")
+        out = service.talk(avatar_id, audio_, text_, transcript_)
+        return str(out.path), out.summary
+
+    run.click(on_run, [picker, audio, text, transcript], [video, summary], api_name="talk", concurrency_id="render")
+    return TalkTab(picker)
