@@ -150,9 +150,20 @@ class FommEngine(Engine):
         x = (x.clamp(0, 1) * 255).round_().to(torch.uint8)
         return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
+    # -- the networks: the three hooks a runtime other than eager torch overrides (OnnxEngine) --
+
     def _keypoints(self, images: Tensor) -> Keypoints:
+        """(B, C, 256, 256) → float32 keypoints (B, K, 2), jacobians (B, K, 2, 2)."""
         kp = self.kp_detector(images)
         return Keypoints(kp.value.float(), kp.jacobian.float())
+
+    def _encode(self, source: Tensor) -> Tensor:
+        """(1, C, 256, 256) → the generator's source features (1, F, 64, 64)."""
+        return self.generator.encode(source)
+
+    def _predict(self, source: Tensor, features: Tensor, kp_driving: Keypoints, kp_source: Keypoints) -> Tensor:
+        """Batched (B, ...) inputs → prediction (B, C, 256, 256) in (0, 1)."""
+        return self.generator.decode(source, features, kp_driving, kp_source).prediction
 
     def _reference_kp(self, state: FommState, reference: FaceCrop) -> Keypoints:
         key = id(reference)
@@ -175,16 +186,16 @@ class FommEngine(Engine):
         with torch.inference_mode(), self._autocast():
             src = self._to_input([image])
             kp = self._keypoints(src)
-            features = self.generator.encode(src)
+            features = self._encode(src)
         return FommState(size=image.shape[0], source=src, kp_source=kp, features=features)
 
     def render(self, state: FommState, targets: Sequence[DriveTarget]) -> np.ndarray:
         """(B, S, S, 3) uint8 crops, one per target, rendered in chunks of ``cfg.batch_size``."""
         if not isinstance(state, FommState):
-            raise InputError(f"render needs the state returned by FommEngine.prepare, got {type(state).__name__}")
+            raise InputError(f"render needs the state returned by {type(self).__name__}.prepare, got {type(state).__name__}")
         for i, t in enumerate(targets):
             if t.driving is None:
-                raise InputError(f"the fomm engine needs a driving crop for every target; target {i} has driving=None")
+                raise InputError(f"the {self.name} engine needs a driving crop for every target; target {i} has driving=None")
             _check_image(t.driving.image, f"targets[{i}].driving.image")
         if not targets:
             return np.zeros((0, state.size, state.size, 3), np.uint8)
@@ -218,10 +229,10 @@ class FommEngine(Engine):
                     torch.where(mask.view(b, 1, 1), rel.value, kp_driving.value),
                     torch.where(mask.view(b, 1, 1, 1), rel.jacobian, kp_driving.jacobian),
                 )
-            out = self.generator.decode(
+            prediction = self._predict(
                 state.source.expand(b, -1, -1, -1), state.features.expand(b, -1, -1, -1), kp_norm, kp_src
             )
-            return self._to_output(out.prediction, state.size)
+            return self._to_output(prediction, state.size)
 
     def best_reference_index(self, state: FommState, crops: Sequence[FaceCrop]) -> int:
         """Index of the driving crop whose normalised FOMM keypoints are closest to the source's.
