@@ -43,14 +43,3 @@ def driving_clip(tmp_path_factory) -> Path:
     from avatar.examples import write_example_driving
 
     return write_example_driving(tmp_path_factory.mktemp("driving") / "driving.mp4", frames=20, size=256)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Speech tests that need the shipped audio-to-mouth weights skip (with the reason) until they are trained."""
-    weights = Path(__file__).resolve().parents[1] / "weights" / "audio2mouth-v1.safetensors"
-    if weights.is_file():
-        return
-    skip = pytest.mark.skip(reason=f"{weights.name} not in weights/ yet: train it with `python -m avatar.motion.audio.train` (issue 5)")
-    for item in items:
-        if item.path.name == "test_sources.py" and "motion" in item.path.parts:
-            item.add_marker(skip)
