@@ -260,9 +260,7 @@ class DemoService:
 
     def describe(self, avatar_id: str | None) -> str:
         """One avatar's consent record as Markdown."""
-        if not avatar_id:
-            raise InputError("choose an avatar first")
-        r = self.store.get(avatar_id)
+        r = self.record(avatar_id)
         fmt = lambda dt: dt.isoformat(timespec="seconds") if dt else "-"  # noqa: E731
         status = r.status() + (f" ({r.revoke_reason}, {fmt(r.revoked)})" if r.revoked else "")
         lines = [f"**{r.subject}** — `{r.avatar_id}`", "",
@@ -275,11 +273,20 @@ class DemoService:
 
     def revoke(self, avatar_id: str | None, reason: str):
         """Revoke an avatar's consent; later renders (and live sessions at their next check) refuse it."""
-        if not avatar_id:
-            raise InputError("choose the avatar to revoke first")
+        self.record(avatar_id)
         return self.store.revoke(avatar_id, reason)
 
     # -- renders ------------------------------------------------------------------------------
+    def record(self, avatar_id: str | None):
+        """The AvatarRecord of ``avatar_id``; ConsentError (in the demo's words) when there is none."""
+        if not avatar_id:
+            raise ConsentError("choose an avatar first (create one with consent in the Clone tab)")
+        try:
+            return self.store.get(str(avatar_id))
+        except ConsentError:
+            raise ConsentError(f"no avatar {avatar_id!r} has a consent record here; create it with consent "
+                               "in the Clone tab") from None
+
     def portrait_of(self, avatar_id: str | None) -> Path | np.ndarray:
         """The consented portrait of ``avatar_id``, from the store only (never from the client).
 
@@ -288,9 +295,7 @@ class DemoService:
         """
         from ..media.image import sha256_file
 
-        if not avatar_id:
-            raise ConsentError("choose an avatar first (create one with consent in the Clone tab)")
-        rec = self.store.get(avatar_id)
+        rec = self.record(avatar_id)
         stored = self.store.sources_dir / rec.image_file
         if stored.is_file() and sha256_file(stored) == rec.source_sha256:
             return stored

@@ -52,12 +52,12 @@ def build(service: DemoService) -> CloneTab:
         created = gr.Textbox(label="Created avatar id", interactive=False)
     gr.Markdown("### Avatars")
     table = gr.Dataframe(headers=["avatar", "subject", "granted by", "scope", "status", "expires"],
-                         datatype=["str"] * 6, interactive=False, wrap=True)
+                         datatype=["str"] * 6, interactive=False, wrap=True, label="Avatars")
     with gr.Row():
         picker = gr.Dropdown(choices=[], value=None, label="Avatar", allow_custom_value=True, scale=2)
         show = gr.Button("Inspect", scale=1)
         refresh = gr.Button("Refresh list", scale=1)
-    record = gr.Markdown()
+    record = gr.Markdown(label="Consent record")
     with gr.Row():
         reason = gr.Textbox(label="Reason for revoking", scale=3)
         revoke = gr.Button("Revoke consent", variant="stop", scale=1)
