@@ -129,9 +129,9 @@ class _Outputs:
         self.timer = timer
         self._opened: list[Sink] = []
 
-    def open(self, width: int, height: int, fps: float, audio: bool) -> None:
+    def open(self, width: int, height: int, fps: float, audio: bool, grant: Any) -> None:
         for s in self.sinks:
-            s.open(width, height, fps, audio=audio and s.wants_audio)
+            s.open(width, height, fps, audio=audio and s.wants_audio, grant=grant)
             self._opened.append(s)
 
     def write(self, frame: np.ndarray, t: float) -> None:
@@ -252,7 +252,7 @@ def _run_video(animator, prepared, camera, sinks, fps, max_frames, max_seconds, 
     t_base: float | None = None
     last_media: float | None = None
     try:
-        outputs.open(*_frame_size(animator, prepared), out_fps, audio=False)
+        outputs.open(*_frame_size(animator, prepared), out_fps, audio=False, grant=prepared.grant)
         capture = Capture(cam).start()
         next_status = time.monotonic() + status_every_s
         with _sigint_sets(stop, handle_sigint) as presses:
@@ -344,7 +344,7 @@ def _run_voice(animator, prepared, audio, sinks, fps, max_frames, max_seconds, o
     t_first = time.perf_counter()
     try:
         driver = VoiceDriver(live, seed=seed)
-        outputs.open(*_frame_size(animator, prepared), fps, audio=True)
+        outputs.open(*_frame_size(animator, prepared), fps, audio=True, grant=prepared.grant)
         next_status = time.monotonic() + status_every_s
 
         def emit(frames) -> bool:

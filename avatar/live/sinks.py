@@ -48,8 +48,9 @@ class Sink(ABC):
     wants_audio: bool = False
 
     @abstractmethod
-    def open(self, width: int, height: int, fps: float, audio: bool = False) -> None:
-        """Prepare for (height, width) RGB frames at ``fps``; ``audio``: 16 kHz mono PCM will follow."""
+    def open(self, width: int, height: int, fps: float, *, audio: bool = False, grant: Any = None) -> None:
+        """Prepare for (height, width) RGB frames at ``fps``; ``audio``: 16 kHz mono PCM will follow;
+        ``grant``: the session's consent grant (labels what is written)."""
 
     @abstractmethod
     def write(self, frame: np.ndarray, t: float) -> None:
@@ -186,13 +187,13 @@ class RecordSink(Sink):
 
     Args:
         path: .mp4, .m4v or .mov; it appears only once complete.
-        grant: the session's consent grant (labels the file).
+        grant: the consent grant that labels the file (default: the session's, given to ``open``).
         crf: H.264 quality; overwrite: replace an existing file.
     """
 
     wants_audio = True
 
-    def __init__(self, path: str | Path, grant: Any, crf: int = 18, overwrite: bool = False,
+    def __init__(self, path: str | Path, grant: Any = None, crf: int = 18, overwrite: bool = False,
                  preset: str = "veryfast") -> None:
         self.path = Path(path)
         if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
@@ -207,10 +208,13 @@ class RecordSink(Sink):
         self.frames = 0
         self.written: Path | None = None
 
-    def open(self, width: int, height: int, fps: float, audio: bool = False) -> None:
+    def open(self, width: int, height: int, fps: float, *, audio: bool = False, grant: Any = None) -> None:
         from ..media.atomic import atomic_path
         from ..output import provenance
 
+        self.grant = self.grant or grant
+        if self.grant is None:
+            raise SinkError(f"recording {self.path} needs the session's consent grant to label it")
         self._stack = contextlib.ExitStack()
         self._tmp = self._stack.enter_context(atomic_path(self.path, overwrite=self.overwrite))
         fmt = "mov" if self.path.suffix.lower() == ".mov" else "mp4"
@@ -224,10 +228,12 @@ class RecordSink(Sink):
             raise SinkError(f"cannot open {self.path} for recording ({exc})") from None
 
     def write(self, frame: np.ndarray, t: float) -> None:
+        import av
+
         try:
             if self._mux is not None and self._mux.write(frame, t):
                 self.frames += 1
-        except (OSError, self._mux._av.FFmpegError) as exc:  # type: ignore[union-attr]
+        except (OSError, av.FFmpegError) as exc:
             raise SinkError(f"recording to {self.path} failed at frame {self.frames} ({exc}); is the disk full?") from None
 
     def write_audio(self, pcm: np.ndarray) -> None:
@@ -311,15 +317,21 @@ class StreamSink(Sink):
         self._failed = False
         self.frames = 0
 
-    def open(self, width: int, height: int, fps: float, audio: bool = False) -> None:
+    def open(self, width: int, height: int, fps: float, *, audio: bool = False, grant: Any = None) -> None:
         import av
 
         cont = {"flush_packets": "1"}
         if self.format == "mpegts":
             cont.update(muxdelay="0", muxpreload="0")
+        meta = {}
+        if grant is not None:  # MPEG-TS carries only the service names: enough to say what this is
+            from ..output import provenance
+
+            tags = provenance.provenance_metadata(grant)
+            meta = {"service_provider": "avatar (AI-generated)", "service_name": tags["comment"], **tags}
         try:
             self._mux = _Muxer(self.url, self.format, width, height, fps, audio=audio, crf=self.crf,
-                               preset=self.preset, zerolatency=True, options=self.options,
+                               preset=self.preset, zerolatency=True, options=self.options, metadata=meta,
                                container_options=cont, timeout_s=self.timeout_s)
         except (av.FFmpegError, OSError) as exc:
             raise SinkError(f"cannot open the stream {self.url} ({exc}); {_play_hint(self.url)}") from None
@@ -369,7 +381,7 @@ class VirtualCamSink(Sink):
         self._cam = None
         self._pvc = import_pyvirtualcam()
 
-    def open(self, width: int, height: int, fps: float, audio: bool = False) -> None:
+    def open(self, width: int, height: int, fps: float, *, audio: bool = False, grant: Any = None) -> None:
         pvc = self._pvc
         try:
             self._cam = pvc.Camera(width, height, fps, fmt=pvc.PixelFormat.RGB, device=self.device,
@@ -425,7 +437,7 @@ class PreviewSink(Sink):
         self._commands: list[str] = []
         self._open = False
 
-    def open(self, width: int, height: int, fps: float, audio: bool = False) -> None:
+    def open(self, width: int, height: int, fps: float, *, audio: bool = False, grant: Any = None) -> None:
         import cv2
 
         try:
@@ -484,7 +496,7 @@ class CallbackSink(Sink):
     def __init__(self, fn: Callable[[np.ndarray, float], None], name: str = "callback") -> None:
         self.fn, self.name = fn, name
 
-    def open(self, width: int, height: int, fps: float, audio: bool = False) -> None:
+    def open(self, width: int, height: int, fps: float, *, audio: bool = False, grant: Any = None) -> None:
         pass
 
     def write(self, frame: np.ndarray, t: float) -> None:
