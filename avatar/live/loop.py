@@ -253,6 +253,7 @@ def _run_video(animator, prepared, camera, sinks, fps, max_frames, max_seconds, 
     last_media: float | None = None
     try:
         outputs.open(*_frame_size(animator, prepared), out_fps, audio=False, grant=prepared.grant)
+        live.warmup()
         capture = Capture(cam).start()
         next_status = time.monotonic() + status_every_s
         with _sigint_sets(stop, handle_sigint) as presses:
@@ -341,8 +342,9 @@ def _run_voice(animator, prepared, audio, sinks, fps, max_frames, max_seconds, o
     outputs = _Outputs(sinks, live.timer)
     report = LiveReport(mode="voice")
     latencies: list[float] = []
-    t_first = time.perf_counter()
+    t_first: float | None = None
     try:
+        live.warmup()
         driver = VoiceDriver(live, seed=seed)
         outputs.open(*_frame_size(animator, prepared), fps, audio=True, grant=prepared.grant)
         next_status = time.monotonic() + status_every_s
@@ -370,6 +372,8 @@ def _run_voice(animator, prepared, audio, sinks, fps, max_frames, max_seconds, o
                         report.stopped_by, report.message = "consent_revoked", watch.message()
                         break
                     chunk = mic.read()
+                    if t_first is None and chunk is not None:  # the session clock starts with the first sound
+                        t_first = chunk.t_capture - len(chunk.pcm) / 16000.0
                     if chunk is None:
                         if emit(driver.flush()):
                             report.stopped_by = "audio_ended"
@@ -392,7 +396,7 @@ def _run_voice(animator, prepared, audio, sinks, fps, max_frames, max_seconds, o
         with contextlib.suppress(Exception):
             mic.close()
         live.close()
-        report.seconds = time.perf_counter() - t_first
+        report.seconds = time.perf_counter() - t_first if t_first is not None else 0.0
         report.outputs = outputs.close()
     return _finish(report, live, latencies)
 

@@ -99,6 +99,19 @@ class LiveAnimator:
         """The next frame with a face becomes the neutral reference."""
         self._recapture = True
 
+    def warmup(self) -> None:
+        """Run the whole chain once on the portrait itself (first calls load models and allocate),
+        then forget it: the reference, the pose and the figures start fresh."""
+        self.process(self.source.frame)
+        self._transfer = self.animator.transfer(self.source, self.fps)
+        self._target = self._drive_m = self._ref_crop = self._last_drive = None
+        self._missing_since, self._returning, self._recapture, self._clock = None, 0, False, 0.0
+        self.timer.totals.clear()  # in place: the loop's sink timings share this timer
+        self.timer.counts.clear()
+        self.frames = self.faces_missing = 0
+        self._lat.clear()
+        self._done.clear()
+
     # -- per frame ------------------------------------------------------------------------
     def process(self, frame: np.ndarray, *, t_capture: float | None = None, dt: float | None = None) -> np.ndarray:
         """(H, W, 3) uint8 RGB webcam frame → (H', W', 3) uint8 RGB output (portrait pasted back, labelled).

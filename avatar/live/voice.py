@@ -39,6 +39,9 @@ class VoiceDriver:
         from ..motion.audio.drive import LiveSpeech
 
         self.live = live
+        # the network's first call is slow (≈1 s: torch initialises); pay it before the microphone runs
+        LiveSpeech(live.source.crop.landmarks, live.animator.config.motion, live.fps, weights=weights).push(
+            np.zeros(SAMPLE_RATE // 5, np.float32))
         self.speech = LiveSpeech(live.source.crop.landmarks, live.animator.config.motion, live.fps,
                                  seed=seed, weights=weights)
         self.samples = 0            # samples heard so far
@@ -56,7 +59,9 @@ class VoiceDriver:
         if self._t_audio0 is None:
             self._t_audio0 = chunk.t_capture - len(pcm) / SAMPLE_RATE
         self.samples += len(pcm)
-        return self._render(self.speech.push(pcm))
+        with self.live.timer.time("speech"):
+            targets = self.speech.push(pcm)
+        return self._render(targets)
 
     def flush(self) -> list[VoiceFrame]:
         """The frames still held back at the end of the sound."""
