@@ -72,13 +72,14 @@ class MotionConfig:
     mode: "relative" applies the driver's change since its reference frame to the
         source's own pose and shape; "absolute" copies the driver's pose and expression.
     adapt_scale: scale the driver's movements by the ratio of face sizes.
-    best_frame: use the driving frame closest to the source as the reference.
+    best_frame: use the driving frame closest to the source as the reference (files only;
+        a driver whose first frame has its mouth open would otherwise keep the portrait's shut).
     expression_scale: multiplies expression offsets (1 = as driven).
     """
 
     mode: Literal["relative", "absolute"] = "relative"
     adapt_scale: bool = True
-    best_frame: bool = False
+    best_frame: bool = True
     expression_scale: float = 1.0
     pose_smoothing: SmoothingConfig = field(default_factory=lambda: SmoothingConfig(min_cutoff=6.0, beta=60.0))
     expression_smoothing: SmoothingConfig = field(default_factory=lambda: SmoothingConfig(min_cutoff=8.0, beta=150.0))

@@ -22,7 +22,7 @@ from .config import AvatarConfig
 from .errors import InputError, NoFaceError
 from .face.blend import PasteBack
 from .face.crop import crop_box, crop_matrix, invert_affine, make_crop, transform_points
-from .face.landmarks import LandmarkDetector, select_face
+from .face.landmarks import Face, LandmarkDetector, select_face
 from .motion.transfer import MotionTransfer, best_reference
 from .render.base import Engine
 from .render.registry import create_engine
@@ -147,13 +147,15 @@ class Animator:
         return MotionTransfer(source.crop.landmarks, self.config.motion, fps)
 
     def stream(self, source: PreparedSource, frames: Iterable[np.ndarray], fps: float, *,
-               reference: np.ndarray | None = None, name: str = "driving video",
-               timer: StageTimer | None = None, on_frame: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
+               reference: np.ndarray | None = None, landmarks: Sequence[np.ndarray | None] | None = None,
+               name: str = "driving video", timer: StageTimer | None = None,
+               on_frame: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
         """Driving frames → output frames (full portrait, or the crop when paste-back is off).
 
         reference: (478, 3) landmarks of the neutral driving reference; None takes the first
-        frame with a face. Frames without a face hold the last pose and
-        ease back towards it.
+        frame with a face. landmarks: the driving face's landmarks per frame (None where no
+        face) when already tracked (see :meth:`landmarks_of`); then frames are not re-detected.
+        Frames without a face hold the last pose.
         """
         timer = timer or StageTimer()
         transfer = self.transfer(source, fps)
@@ -164,12 +166,12 @@ class Animator:
         last_target: np.ndarray | None = None
         with LandmarkDetector(video=True, min_confidence=self.config.face.min_confidence) as det:
             for i, frame in enumerate(frames):
-                with timer.time("landmarks"):
-                    faces = det.detect(frame)
-                if faces and self.config.face.face_index is not None and self.config.face.face_index < len(faces):
-                    face = faces[self.config.face.face_index]
+                if landmarks is not None:
+                    lm = landmarks[i] if i < len(landmarks) else None
+                    face = None if lm is None else Face(lm)
                 else:
-                    face = faces[0] if faces else None
+                    with timer.time("landmarks"):
+                        face = self._driving_face(det.detect(frame))
                 with timer.time("motion"):
                     if face is None:
                         if last_target is None:
@@ -246,9 +248,16 @@ class Animator:
         out: list[np.ndarray | None] = []
         with LandmarkDetector(video=True, min_confidence=self.config.face.min_confidence) as det:
             for frame in read_frames(path, max_frames=max_frames):
-                faces = det.detect(frame)
-                out.append(faces[0].landmarks if faces else None)
+                face = self._driving_face(det.detect(frame))
+                out.append(None if face is None else face.landmarks)
         return out
+
+    def _driving_face(self, faces: list[Face]) -> Face | None:
+        """The face that drives: ``face_index`` when the driver shows that many, else the largest."""
+        index = self.config.face.face_index
+        if faces and index is not None and index < len(faces):
+            return faces[index]
+        return faces[0] if faces else None
 
     def animate(self, source: Any, driving: str | Path, output: str | Path, *, avatar_id: str | None = None,
                 progress: bool = True, overwrite: bool = False) -> AnimationResult:
@@ -264,17 +273,21 @@ class Animator:
         fps = cfg.output.fps or info.fps
         total = info.frame_count if cfg.output.max_frames is None else min(info.frame_count, cfg.output.max_frames)
         reference: np.ndarray | None = None
+        lms: list[np.ndarray | None] | None = None
+        timer = StageTimer()
         if cfg.motion.best_frame and cfg.motion.mode == "relative":
+            # Track once, up front: the reference can then be any frame, and rendering reuses the landmarks.
+            t0 = time.perf_counter()
             lms = self.landmarks_of(driving, cfg.output.max_frames)
+            timer.add("landmarks", time.perf_counter() - t0, len(lms))
             if all(lm is None for lm in lms):
                 raise NoFaceError(f"no face found in any frame of {driving}")
             idx = best_reference(prepared.crop.landmarks, lms)
             reference = lms[idx]
             log.info("best reference frame: %d", idx)
         frames = read_frames(driving, max_frames=cfg.output.max_frames)
-        timer = StageTimer()
         return self._write(prepared, self.stream(prepared, self._timed(frames, timer), fps, reference=reference,
-                                                 name=str(driving), timer=timer),
+                                                 landmarks=lms, name=str(driving), timer=timer),
                            output, fps, total, audio_from=driving if cfg.output.audio and info.has_audio else None,
                            progress=progress, timer=timer)
 

@@ -107,7 +107,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("motion")
     g.add_argument("--mode", choices=("relative", "absolute"), default=m.mode, help="relative (default) keeps the portrait's face shape")
     g.add_argument("--no-adapt-scale", action="store_true", help="do not scale movements by the face-size ratio")
-    g.add_argument("--best-frame", action="store_true", help="use the driving frame closest to the portrait as the reference")
+    g.add_argument("--best-frame", action=argparse.BooleanOptionalAction, default=m.best_frame,
+                   help="reference = the driving frame closest to the portrait (default); --no-best-frame uses the first frame")
     g.add_argument("--smoothing", type=float, default=1.0, help="temporal smoothing strength (0 = off, 1 = default, >1 = smoother)")
     g.add_argument("--expression-scale", type=float, default=m.expression_scale, help="multiply expressions (1 = as driven)")
     g.add_argument("--no-audio", action="store_true", help="do not copy the driving video's audio")

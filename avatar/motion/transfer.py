@@ -12,8 +12,29 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..config import MotionConfig
+from . import rig
 from .decompose import Pose, decompose, fit_similarity, stable_ids
 from .smooth import OneEuroFilter
+
+# Facing pairs (upper, lower) that must not pass each other: inner lips and eyelids.
+_UPPER = np.array(rig.INNER_UPPER + rig.LEFT_UPPER_LID + rig.RIGHT_UPPER_LID)
+_LOWER = np.array(rig.INNER_LOWER + rig.LEFT_LOWER_LID + rig.RIGHT_LOWER_LID)
+
+
+def uncross(canonical: np.ndarray) -> np.ndarray:
+    """Meet facing lip/lid points halfway where an offset would push the lower above the upper.
+
+    A driver whose reference frame has its mouth (or eyes) open, closing them, gives offsets
+    larger than the source's own opening; without this the source's lips would overlap.
+    (N, 3) canonical, y down → same, in place.
+    """
+    up, lo = canonical[_UPPER, 1], canonical[_LOWER, 1]
+    crossed = lo < up
+    if np.any(crossed):
+        mid = 0.5 * (up + lo)
+        canonical[_UPPER[crossed], 1] = mid[crossed]
+        canonical[_LOWER[crossed], 1] = mid[crossed]
+    return canonical
 
 
 def _expression_ids() -> np.ndarray:
@@ -97,7 +118,7 @@ class MotionTransfer:
                 expression: np.ndarray) -> np.ndarray:
         """Apply a head-pose change and expression offsets to the source face → (478, 3) crop pixels."""
         sp = self.source_pose
-        canon = self.source_canonical + self.config.expression_scale * expression
+        canon = uncross(self.source_canonical + self.config.expression_scale * expression)
         # adapt_scale: the driver's moves scale with the source's face size; else raw driver pixels
         unit = sp.scale if self.config.adapt_scale or self._ref is None else self._ref[0].scale
         move = translation * unit
