@@ -1,6 +1,6 @@
 """FOMM speed: per-frame latency of the keypoint detector and the generator at vox-256.
 
-``python -m avatar.bench fomm [--batch 1,8] [--device cpu] [--threads 2] [--runtime torch] [--iters 5]``
+``python -m avatar.bench fomm [--batch 1,8] [--device cpu] [--threads 2] [--runtime torch,onnx] [--iters 5]``
 
 Random weights (latency does not depend on the values). For each runtime and batch size it
 times, after warm-up, the median over ``--iters`` calls of
@@ -17,6 +17,12 @@ one (e.g. "onnx"), write a factory returning an object with ``kp``, ``generator`
 of what gets timed) and register it in RUNTIMES. CUDA-only runtimes: ``torch-fp16`` (autocast),
 ``torch-compile`` (torch.compile, default mode), ``torch-cudagraphs`` (one CUDA graph per batch size,
 static input buffers).
+
+``onnx``: the same random models exported with ``avatar.export`` (fp32, opset 17) and run by
+onnxruntime with the OnnxEngine's session options (graph optimisation ALL, intra-op threads =
+``--threads`` or the usable cores) and providers (``--providers``, default TensorRT → CUDA → CPU
+as available; IO binding on CUDA). ``onnx-fp16`` uses the fp16 graphs. When both ``torch`` and an
+onnx runtime ran, the speed-up (torch ms / onnx ms per frame, kp + decode) is printed per batch.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class Runtime:
 class Models:
     kp_detector: KPDetector
     generator: OcclusionAwareGenerator
+    generator_cfg: Any = None  # FommConfig the models were built with (for exporters)
 
 
 def _torch_runtime(m: Models, device: torch.device) -> Runtime:
@@ -111,8 +118,45 @@ def _cudagraph_runtime(m: Models, device: torch.device) -> Runtime:
     return Runtime(graphed("kp", m.kp_detector), graphed("gen", m.generator), graphed("decode", m.generator.decode), cuda_only=True)
 
 
+_ONNX_OPTIONS: dict[str, Any] = {"threads": None, "providers": ()}
+
+
+def name_of(half: bool) -> str:
+    return "onnx-fp16" if half else "onnx"
+
+
+def _onnx_runtime_factory(half: bool) -> Callable[[Models, torch.device], Runtime]:
+    def factory(m: Models, device: torch.device) -> Runtime:
+        import shutil
+        import tempfile
+
+        from ..config import RenderConfig
+        from ..export.onnx_export import export_models
+        from ..render.onnx import OnnxEngine
+
+        folder = tempfile.mkdtemp(prefix="avatar-bench-onnx-")
+        arch = m.generator_cfg
+        export_models(m.kp_detector, m.generator, arch, folder + "/model", fp16=half, overwrite=True)
+        cfg = RenderConfig(engine="onnx", model_dir=folder + "/model", device=str(device), half=half,
+                           providers=_ONNX_OPTIONS["providers"], batch_size=8)
+        try:
+            eng = OnnxEngine(cfg, threads=_ONNX_OPTIONS["threads"])
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # the sessions hold the graphs in memory
+        print(f"{'':<18}  {name_of(half)}: providers {eng.providers['generator']}, io binding {eng.io_binding}")
+
+        def generator(source: torch.Tensor, kp_d: Keypoints, kp_s: Keypoints) -> Any:
+            return eng._predict(source, eng._encode(source), kp_d, kp_s)
+
+        return Runtime(eng._keypoints, generator, eng._predict)
+
+    return factory
+
+
 RUNTIMES: dict[str, Callable[[Models, torch.device], Runtime]] = {
     "torch": _torch_runtime,
+    "onnx": _onnx_runtime_factory(False),
+    "onnx-fp16": _onnx_runtime_factory(True),
     "torch-fp16": _fp16_runtime,
     "torch-compile": _compile_runtime,
     "torch-cudagraphs": _cudagraph_runtime,
@@ -165,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=5, help="timed calls per measurement (median)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls first")
     p.add_argument("--config", default="vox-256", choices=sorted(CONFIGS))
+    p.add_argument("--providers", default="", help="onnx runtimes: onnxruntime providers in order, e.g. tensorrt,cuda,cpu")
     args = p.parse_args(argv)
+    _ONNX_OPTIONS.update(threads=args.threads, providers=tuple(x for x in args.providers.split(",") if x))
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -181,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     batches = [int(b) for b in args.batch.split(",")]
     cfg = CONFIGS[args.config]
     torch.manual_seed(0)
-    models = Models(KPDetector(cfg).to(device).eval(), OcclusionAwareGenerator(cfg).to(device).eval())
+    models = Models(KPDetector(cfg).to(device).eval(), OcclusionAwareGenerator(cfg).to(device).eval(), cfg)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
@@ -192,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = f"{'runtime':<18}{'batch':>6}{'kp ms/frame':>20}{'gen ms/frame':>20}{'decode ms/frame':>20}{'fps kp+decode':>15}"
     print(header + "\n" + "-" * len(header) + "\n" + " " * 24 + "(median / fastest; fps from medians)")
+    per_frame: dict[tuple[str, int], float] = {}
     for name in names:
         runtime = RUNTIMES[name](models, device)
         if runtime.cuda_only and device.type != "cuda":
@@ -200,8 +247,15 @@ def main(argv: list[str] | None = None) -> int:
         for b in batches:
             r = bench(runtime, models, b, device, args.iters, args.warmup, cfg.image_size, cfg.num_kp)
             cells = "".join(f"{f'{r[k][0] * 1e3:.1f} / {r[k][1] * 1e3:.1f}':>20}" for k in ("kp", "gen", "decode"))
-            fps = 1.0 / (r["kp"][0] + r["decode"][0])
+            per_frame[name, b] = r["kp"][0] + r["decode"][0]
+            fps = 1.0 / per_frame[name, b]
             print(f"{name:<18}{b:>6}{cells}{fps:>15.2f}")
+    for name in (n for n in names if n.startswith("onnx")):
+        for b in batches:
+            if ("torch", b) in per_frame and (name, b) in per_frame:
+                ratio = per_frame["torch", b] / per_frame[name, b]
+                print(f"speed-up {name} vs torch eager, batch {b}: {ratio:.2f}x (kp + decode median per frame: "
+                      f"torch {per_frame['torch', b] * 1e3:.1f} ms, {name} {per_frame[name, b] * 1e3:.1f} ms)")
     return 0
 
 
