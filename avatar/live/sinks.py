@@ -333,7 +333,11 @@ class StreamSink(Sink):
             self._mux = _Muxer(self.url, self.format, width, height, fps, audio=audio, crf=self.crf,
                                preset=self.preset, zerolatency=True, options=self.options, metadata=meta,
                                container_options=cont, timeout_s=self.timeout_s)
+            self._mux.container.start_encoding()  # connect now: an absent receiver fails before the camera starts
         except (av.FFmpegError, OSError) as exc:
+            if self._mux is not None:
+                self._mux.abort()
+                self._mux = None
             raise SinkError(f"cannot open the stream {self.url} ({exc}); {_play_hint(self.url)}") from None
 
     def write(self, frame: np.ndarray, t: float) -> None:
