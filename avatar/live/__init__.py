@@ -11,9 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "AudioFileMic", "Capture", "CapturedFrame", "CallbackSink", "FileCamera", "LiveAnimator", "LiveOptions",
-    "LiveReport", "Microphone", "PreviewSink", "RecordSink", "Sink", "SinkError", "StreamSink", "VirtualCamSink",
-    "open_camera", "run_live",
+    "AudioFileMic",
+    "CallbackSink",
+    "Capture",
+    "CapturedFrame",
+    "FileCamera",
+    "LiveAnimator",
+    "LiveOptions",
+    "LiveReport",
+    "Microphone",
+    "PreviewSink",
+    "RecordSink",
+    "Sink",
+    "SinkError",
+    "StreamSink",
+    "VirtualCamSink",
+    "open_camera",
+    "run_live",
 ]
 
 _WHERE = {

@@ -225,7 +225,7 @@ class UrlCamera:
 
 
 def _cv2():
-    import cv2  # noqa: PLC0415
+    import cv2
 
     return cv2
 
@@ -271,7 +271,7 @@ class Capture:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="avatar-capture", daemon=True)
 
-    def start(self) -> "Capture":
+    def start(self) -> Capture:
         self._thread.start()
         return self
 
@@ -287,7 +287,7 @@ class Capture:
                     self._slot = frame
                     self.captured += 1
                     self._cond.notify_all()
-        except BaseException as exc:  # handed to the consumer
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             self._error = exc
         finally:
             with self._cond:
@@ -342,7 +342,7 @@ class AudioFileMic:
 
         self.name = str(path)
         self._pcm = read_audio(path, sample_rate=SAMPLE_RATE)
-        self._block = max(1, int(round(block_s * SAMPLE_RATE)))
+        self._block = max(1, round(block_s * SAMPLE_RATE))
         self.pace = pace
         self._pos = 0
         self._t0: float | None = None
@@ -388,7 +388,7 @@ class Microphone:
             self._stream = sd.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32", device=device,
                                           blocksize=max(1, int(block_s * SAMPLE_RATE)), callback=callback)
             self._stream.start()
-        except Exception as exc:  # PortAudioError has no stable import path
+        except Exception as exc:  # noqa: BLE001 - PortAudioError has no stable import path
             raise InputError(f"cannot open {self.name} ({exc}); check `python -m sounddevice` for input devices, "
                              "or use --audio FILE") from None
 
@@ -407,7 +407,7 @@ class Microphone:
 def import_sounddevice():
     """The ``sounddevice`` module, or EngineUnavailable naming what to install."""
     try:
-        import sounddevice as sd  # noqa: PLC0415
+        import sounddevice as sd
     except ImportError:
         raise EngineUnavailable("--mic needs the sounddevice package: `pip install sounddevice` "
                                 "(Linux also: `apt install libportaudio2`); or use --audio FILE") from None

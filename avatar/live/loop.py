@@ -13,9 +13,10 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def _sigint_sets(stop: threading.Event, enabled: bool):
         yield presses
         return
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum, frame):
         presses[0] += 1
         stop.set()
         if presses[0] >= 3:
@@ -173,11 +174,11 @@ def _status_line(stats: dict[str, float], extra: str = "") -> str:
             f"{stats.get('latency_ms_p95', 0):.0f} ms{extra}\nms: {stages}")
 
 
-def run_live(config: "AvatarConfig | None" = None, source: Any = None, *, avatar_id: str | None = None,
+def run_live(config: AvatarConfig | None = None, source: Any = None, *, avatar_id: str | None = None,
              camera: int | str | Path | FrameSource = 0, sinks: Sequence[Sink] = (), audio: Any = None,
              max_frames: int | None = None, max_seconds: float | None = None, fps: float | None = None,
              loop_camera: bool = False, pace: bool = True, consent_check_s: float = 5.0,
-             options: LiveOptions | None = None, animator: "Animator | None" = None, store: Any = None,
+             options: LiveOptions | None = None, animator: Animator | None = None, store: Any = None,
              stop: threading.Event | None = None, handle_sigint: bool = True,
              on_status: Callable[[dict[str, float]], None] | None = None, status_every_s: float = 1.0,
              seed: int = 0) -> LiveReport:
@@ -230,7 +231,7 @@ def run_live(config: "AvatarConfig | None" = None, source: Any = None, *, avatar
         watch.close()
 
 
-def _frame_size(animator: "Animator", prepared: Any) -> tuple[int, int]:
+def _frame_size(animator: Animator, prepared: Any) -> tuple[int, int]:
     if animator.config.output.paste_back:
         h, w = prepared.frame.shape[:2]
     else:

@@ -14,7 +14,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class LiveOptions:
     window: int = 300
 
 
-def percentile_ms(values: "deque[float] | list[float]", q: float) -> float:
+def percentile_ms(values: deque[float] | list[float], q: float) -> float:
     """The ``q``-th percentile of seconds, in milliseconds (0 when empty)."""
     return float(np.percentile(np.asarray(values), q) * 1000.0) if len(values) else 0.0
 
@@ -63,7 +63,7 @@ class LiveAnimator:
         options: live-only settings (badge, watermark, face-lost behaviour).
     """
 
-    def __init__(self, animator: "Animator", source: "PreparedSource", fps: float = 25.0,
+    def __init__(self, animator: Animator, source: PreparedSource, fps: float = 25.0,
                  options: LiveOptions | None = None) -> None:
         grant = source.grant
         if grant is None:
@@ -170,7 +170,7 @@ class LiveAnimator:
         tracked = self._transfer(lm).astype(np.float32)
         if self._missing_since is not None:
             self._missing_since = None
-            self._returning = max(1, int(round(3 * opt.ease_s * self.fps)))
+            self._returning = max(1, round(3 * opt.ease_s * self.fps))
         if self._returning and self._target is not None:
             a = 1.0 / self._returning  # reaches the tracked pose when the countdown ends
             tracked = (self._target + a * (tracked - self._target)).astype(np.float32)
@@ -189,7 +189,6 @@ class LiveAnimator:
         return tracked, drive, ref
 
     def _render(self, target: np.ndarray, drive: FaceCrop | None, ref: FaceCrop | None) -> np.ndarray:
-        from ..output import provenance, watermark
 
         with self.timer.time("render"):
             crop = self.animator.engine.render(self.source.state, [DriveTarget(target, drive, ref)])[0]
@@ -244,8 +243,8 @@ class LiveAnimator:
             self._closed = True
             self._det.close()
 
-    def __enter__(self) -> "LiveAnimator":
+    def __enter__(self) -> LiveAnimator:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -17,9 +17,10 @@ import logging
 import os
 import sys
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -102,7 +103,7 @@ class _Muxer:
             vs = self.container.add_stream("libx264", rate=self.fps, options=opts)
             vs.width, vs.height = width + width % 2, height + height % 2
             vs.pix_fmt = "yuv420p"
-            vs.codec_context.gop_size = max(1, int(round(2 * fps)))  # a keyframe every 2 s: late joiners can start
+            vs.codec_context.gop_size = max(1, round(2 * fps))  # a keyframe every 2 s: late joiners can start
             cc = vs.codec_context
             cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 1, 1, 1, 1  # BT.709, limited range
             self.video = vs
@@ -126,7 +127,7 @@ class _Muxer:
         """Encode ``frame`` at media time ``t``; False when it falls on the previous frame's slot."""
         from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
-        pts = int(round(t * self.fps))
+        pts = round(t * self.fps)
         if pts <= self._last_pts:
             return False
         h, w = frame.shape[:2]
@@ -223,7 +224,7 @@ class RecordSink(Sink):
                                preset=self.preset, zerolatency=False,
                                metadata=provenance.provenance_metadata(self.grant),
                                container_options={"movflags": "+faststart+use_metadata_tags"})
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001
             self._fail(exc)
             raise SinkError(f"cannot open {self.path} for recording ({exc})") from None
 
@@ -254,7 +255,7 @@ class RecordSink(Sink):
         try:
             mux.close()
             provenance.sign_c2pa(self._tmp, self.grant, provenance.mime_for(self.path))  # signing is the last write
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001
             self._fail(exc)
             raise SinkError(f"cannot finish the recording {self.path} ({exc})") from None
         self._stack.close()  # atomic rename onto the final path
@@ -366,7 +367,7 @@ class StreamSink(Sink):
             return
         try:
             mux.close()
-        except Exception as exc:  # the receiver went away while flushing: nothing left to save
+        except Exception as exc:  # noqa: BLE001 - the receiver went away while flushing: nothing left to save
             log.warning("closing %s: %s", self.url, exc)
 
 
@@ -390,7 +391,7 @@ class VirtualCamSink(Sink):
         try:
             self._cam = pvc.Camera(width, height, fps, fmt=pvc.PixelFormat.RGB, device=self.device,
                                    backend=self.backend, print_fps=False)
-        except Exception as exc:  # RuntimeError / KeyError from the backends
+        except Exception as exc:  # noqa: BLE001 - RuntimeError / KeyError from the backends
             raise EngineUnavailable(f"no virtual camera backend is available ({exc}). {VIRTUAL_CAM_HELP}") from None
         self.name = f"virtual camera {self._cam.device}"
 
@@ -408,7 +409,7 @@ class VirtualCamSink(Sink):
 def import_pyvirtualcam():
     """The ``pyvirtualcam`` module, or EngineUnavailable naming what to install."""
     try:
-        import pyvirtualcam  # noqa: PLC0415
+        import pyvirtualcam
     except ImportError:
         raise EngineUnavailable("--virtual-cam needs the pyvirtualcam package (`pip install pyvirtualcam`) and a "
                                 f"virtual camera backend. {VIRTUAL_CAM_HELP}") from None

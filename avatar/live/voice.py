@@ -8,8 +8,9 @@ stream that carries both stays in sync; it is ready once the streaming audio pat
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class VoiceDriver:
         seed: blinks and idle head motion. weights: audio-to-mouth weights (None = shipped).
     """
 
-    def __init__(self, live: "LiveAnimator", *, seed: int = 0, weights: str | None = None) -> None:
+    def __init__(self, live: LiveAnimator, *, seed: int = 0, weights: str | None = None) -> None:
         from ..motion.audio.drive import LiveSpeech
 
         self.live = live

@@ -67,7 +67,7 @@ class Receiver:
                 while not self._stop.is_set():
                     try:
                         self.data.extend(self.sock.recv(1 << 16))
-                    except socket.timeout:
+                    except TimeoutError:
                         continue
         except OSError:
             pass
