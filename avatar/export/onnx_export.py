@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConfigError, WeightsError
+from ..errors import AvatarError, ConfigError, WeightsError
 from ..render.fomm.blocks import Keypoints
 from ..render.fomm.config import CONFIGS, FommConfig
 from ..render.fomm.generator import OcclusionAwareGenerator
@@ -323,7 +323,12 @@ def export_onnx(
     _prepare_out_dir(out, overwrite)  # before the slow load
     path = Path(resolve_checkpoint(str(checkpoint)))
     arch = config_for_checkpoint(path, config)
-    kp, gen = load_models(path, arch)
+    try:
+        kp, gen = load_models(path, arch)
+    except AvatarError:
+        raise
+    except Exception as exc:  # the unpickler raises IndexError/KeyError/... on some garbage files
+        raise WeightsError(f"cannot read {path}: not a FOMM checkpoint or corrupt ({type(exc).__name__}); pass a .pth.tar or .safetensors file") from None
     return export_models(kp, gen, arch, out, fp16=fp16, opset=opset, overwrite=overwrite, checkpoint=str(path),
                          checkpoint_sha256=sha256_file(path))
 
