@@ -81,8 +81,8 @@ class MotionConfig:
     adapt_scale: bool = True
     best_frame: bool = True
     expression_scale: float = 1.0
-    pose_smoothing: SmoothingConfig = field(default_factory=lambda: SmoothingConfig(min_cutoff=6.0, beta=60.0))
-    expression_smoothing: SmoothingConfig = field(default_factory=lambda: SmoothingConfig(min_cutoff=8.0, beta=150.0))
+    pose_smoothing: SmoothingConfig = field(default_factory=lambda: SmoothingConfig(min_cutoff=6.0, beta=200.0))
+    expression_smoothing: SmoothingConfig = field(default_factory=lambda: SmoothingConfig(min_cutoff=8.0, beta=400.0))
 
     def __post_init__(self) -> None:
         _check(self.mode in ("relative", "absolute"), f"mode must be 'relative' or 'absolute', got {self.mode!r}")
