@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import site
+import sys
 from pathlib import Path
 
 
@@ -27,5 +29,16 @@ def cache_dir() -> Path:
 
 
 def shipped_weights_dir() -> Path:
-    """The project's ``weights/`` folder (small weights shipped with the code, and the manifest)."""
-    return Path(__file__).resolve().parent.parent / "weights"
+    """The project's ``weights/`` folder (small weights shipped with the code, and the manifest).
+
+    A source checkout (or editable install) uses ``<repo>/weights``; a wheel install puts the
+    same files in ``<prefix>/share/avatar/weights``.
+    """
+    checkout = Path(__file__).resolve().parent.parent / "weights"
+    if (checkout / "manifest.toml").is_file():
+        return checkout
+    for prefix in (sys.prefix, sys.base_prefix, site.USER_BASE or ""):
+        installed = Path(prefix) / "share" / "avatar" / "weights"
+        if (installed / "manifest.toml").is_file():
+            return installed
+    return checkout
