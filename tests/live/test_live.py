@@ -237,3 +237,15 @@ def test_unreachable_receiver_fails_before_the_camera_starts(portrait_path, driv
     s.close()  # nothing listens there
     with pytest.raises(SinkError, match="ffplay"):
         run_live(config, portrait_path, camera=driving_clip, sinks=[StreamSink(f"tcp://127.0.0.1:{port}")])
+
+
+def test_microphone_without_portaudio_names_what_to_install():
+    from avatar.live.capture import import_sounddevice
+
+    try:
+        import_sounddevice()
+    except EngineUnavailable as exc:
+        msg = str(exc)
+    else:  # pragma: no cover - a machine with PortAudio
+        pytest.skip("sounddevice and PortAudio are installed here")
+    assert ("sounddevice" in msg or "libportaudio2" in msg) and "--audio FILE" in msg
