@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import threading
 import time
 
 import av
@@ -158,17 +157,19 @@ def test_revocation_stops_the_session(tmp_path, portrait_path, driving_clip, con
     from avatar.media.video import probe_video
 
     store, avatar_id = consented
-    timer = threading.Timer(1.0, store.revoke, args=(avatar_id, "subject withdrew"))
-    timer.start()
+    revoked_at = []
+
+    def revoke_once(stats):  # frames are flowing: the subject withdraws consent mid-session
+        if not revoked_at:
+            store.revoke(avatar_id, "subject withdrew")
+            revoked_at.append(time.perf_counter())
+
     out = tmp_path / "revoked.mp4"
-    t0 = time.perf_counter()
-    try:
-        report = run_live(config, portrait_path, avatar_id=avatar_id, camera=driving_clip, loop_camera=True,
-                          store=store, consent_check_s=0.2, max_seconds=20, sinks=[RecordSink(out)])
-    finally:
-        timer.cancel()
+    report = run_live(config, portrait_path, avatar_id=avatar_id, camera=driving_clip, loop_camera=True,
+                      store=store, consent_check_s=0.2, max_seconds=20, sinks=[RecordSink(out)],
+                      on_status=revoke_once, status_every_s=0.3)
+    assert revoked_at and time.perf_counter() - revoked_at[0] < 5  # stopped at the next check, not at max_seconds
     assert report.stopped_by == "consent_revoked" and "no longer valid" in report.message
-    assert time.perf_counter() - t0 < 10
     assert probe_video(out).frame_count == report.frames > 0
     # a new session is refused at the gate
     from avatar.errors import ConsentError
