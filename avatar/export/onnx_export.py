@@ -33,7 +33,18 @@ from ..render.fomm.blocks import Keypoints
 from ..render.fomm.config import CONFIGS, FommConfig
 from ..render.fomm.generator import OcclusionAwareGenerator
 from ..render.fomm.keypoint_detector import KPDetector
-from .sidecar import BATCH, FORMAT, FORMAT_VERSION, GRAPHS, SIDECAR, GraphSpec, TensorSpec, config_to_dict, graph_to_dict, sha256_file
+from .sidecar import (
+    BATCH,
+    FORMAT,
+    FORMAT_VERSION,
+    GRAPHS,
+    SIDECAR,
+    GraphSpec,
+    TensorSpec,
+    config_to_dict,
+    graph_to_dict,
+    sha256_file,
+)
 
 MIN_OPSET = 17
 MAX_OPSET = 20  # GridSample's mode was renamed in opset 20; both are accepted by onnxruntime
@@ -171,7 +182,10 @@ def _fix_output_shapes(path: Path, shapes: Sequence[torch.Size]) -> None:
 def convert_fp16(src: Path, dst: Path) -> None:
     """fp16 copy of an fp32 graph; inputs/outputs stay float32, :data:`FP16_KEEP_FLOAT` ops stay float32."""
     import onnx
-    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+    from onnxruntime.transformers.float16 import (
+        DEFAULT_OP_BLOCK_LIST,
+        convert_float_to_float16,
+    )
 
     model = onnx.load(str(src))
     with warnings.catch_warnings():
@@ -298,7 +312,7 @@ def config_for_checkpoint(path: Path, name: str | None = None) -> FommConfig:
             raise ConfigError(f"unknown FOMM config {name!r}; choose one of {', '.join(sorted(CONFIGS))}") from None
     try:  # mmap: only the small config entry is actually read (zip-format files only)
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # legacy-format, safetensors or unreadable: read_checkpoint reports real problems
+    except Exception:  # noqa: BLE001 - legacy-format, safetensors or unreadable: read_checkpoint reports real problems
         return CONFIGS["vox-256"]
     embedded = obj.get("config") if isinstance(obj, dict) else None
     if isinstance(embedded, dict) and "model_params" in embedded:
@@ -327,7 +341,7 @@ def export_onnx(
         kp, gen = load_models(path, arch)
     except AvatarError:
         raise
-    except Exception as exc:  # the unpickler raises IndexError/KeyError/... on some garbage files
+    except Exception as exc:  # noqa: BLE001 - the unpickler raises IndexError/KeyError/... on some garbage files
         raise WeightsError(f"cannot read {path}: not a FOMM checkpoint or corrupt ({type(exc).__name__}); pass a .pth.tar or .safetensors file") from None
     return export_models(kp, gen, arch, out, fp16=fp16, opset=opset, overwrite=overwrite, checkpoint=str(path),
                          checkpoint_sha256=sha256_file(path))

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import WeightsError
-from ..render.fomm.config import DenseMotionConfig, FommConfig, GeneratorConfig, KPDetectorConfig
+from ..render.fomm.config import (
+    DenseMotionConfig,
+    FommConfig,
+    GeneratorConfig,
+    KPDetectorConfig,
+)
 
 SIDECAR = "avatar-onnx.json"
 FORMAT = "avatar-fomm-onnx"
@@ -91,12 +96,12 @@ def config_from_dict(d: dict[str, Any]) -> FommConfig:
 
 
 def graph_to_dict(spec: GraphSpec) -> dict[str, Any]:
-    io = lambda ts: [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in ts]  # noqa: E731
+    io = lambda ts: [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in ts]
     return {"file": spec.file, "sha256": spec.sha256, "inputs": io(spec.inputs), "outputs": io(spec.outputs)}
 
 
 def _graph_from_dict(d: dict[str, Any]) -> GraphSpec:
-    io = lambda ts: tuple(TensorSpec(t["name"], t["dtype"], tuple(t["shape"])) for t in ts)  # noqa: E731
+    io = lambda ts: tuple(TensorSpec(t["name"], t["dtype"], tuple(t["shape"])) for t in ts)
     return GraphSpec(d["file"], d["sha256"], io(d["inputs"]), io(d["outputs"]))
 
 

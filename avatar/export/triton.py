@@ -144,7 +144,7 @@ def _onnx_io(path: Path) -> tuple[dict[str, tuple[str, tuple[Any, ...]]], dict[s
 
     try:
         ins, outs = graph_io(path)
-    except Exception as exc:  # onnx.load raises DecodeError and others on a damaged file
+    except Exception as exc:  # noqa: BLE001 - onnx.load raises DecodeError and others on a damaged file
         raise TritonConfigError(f"{path}: cannot read the ONNX graph ({type(exc).__name__})") from None
     return ({t.name: (t.dtype, t.shape) for t in ins}, {t.name: (t.dtype, t.shape) for t in outs})
 

@@ -247,7 +247,7 @@ class OnnxEngine(FommEngine):
                     # onnxruntime's own "not in available provider names" notice; check_providers reports it
                     warnings.filterwarnings("ignore", message="Specified provider", category=UserWarning)
                     session = ort.InferenceSession(str(path), sess_options=so, providers=asked, provider_options=opts)
-            except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/RuntimeError types
+            except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidGraph/RuntimeError types
                 raise EngineUnavailable(f"onnxruntime cannot load {path}: {str(exc).strip().splitlines()[0][:300]}") from None
             names = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
             if names != ([t.name for t in spec.inputs], [t.name for t in spec.outputs]):

@@ -10,7 +10,7 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from avatar.render.fomm.config import FommConfig  # noqa: E402
+from avatar.render.fomm.config import FommConfig
 
 PARITY = Path(__file__).resolve().parents[3] / ".." / "shared" / "fomm" / "parity-small.pt"
 

@@ -52,7 +52,7 @@ def test_export_onnx_bad_checkpoint_is_a_one_line_error(tmp_path, capsys, conten
 
 def test_animate_with_the_onnx_engine(tmp_path, small_export, portrait_path, driving_clip, capsys):
     out = tmp_path / "out.mp4"
-    code, stdout, err = _run(["animate", str(portrait_path), str(driving_clip), "-o", str(out), "--engine", "onnx",
+    code, _, err = _run(["animate", str(portrait_path), str(driving_clip), "-o", str(out), "--engine", "onnx",
                               "--model-dir", str(small_export), "--providers", "cpu", "--strict-providers", "--max-frames", "3",
                               "--size", "256", "--quiet", "--no-audio", *CONSENT], capsys)
     assert code == 0, err

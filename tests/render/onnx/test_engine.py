@@ -16,7 +16,12 @@ from avatar.config import RenderConfig
 from avatar.errors import ConfigError, EngineUnavailable, WeightsError
 from avatar.render import onnx as onnx_engine
 from avatar.render.fomm.engine import FommEngine
-from avatar.render.onnx import OnnxEngine, provider_fallback, provider_options, requested_providers
+from avatar.render.onnx import (
+    OnnxEngine,
+    provider_fallback,
+    provider_options,
+    requested_providers,
+)
 from avatar.render.registry import create_engine
 from avatar.types import DriveTarget, FaceCrop
 

@@ -7,7 +7,13 @@ import shutil
 import pytest
 
 from avatar.errors import ConfigError
-from avatar.export.triton import TritonConfigError, parse_config, validate_model, validate_repository, write_repository
+from avatar.export.triton import (
+    TritonConfigError,
+    parse_config,
+    validate_model,
+    validate_repository,
+    write_repository,
+)
 
 
 @pytest.fixture()
