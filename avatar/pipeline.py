@@ -110,6 +110,11 @@ class Animator:
         self._store = consent_store
         self._landmark_engine = None
 
+    def detector(self, video: bool) -> LandmarkDetector:
+        """A landmark detector with this animator's face settings (tracking mode for video)."""
+        face = self.config.face
+        return LandmarkDetector(video=video, min_confidence=face.min_confidence, backend=face.backend)
+
     # -- source ---------------------------------------------------------------------------
     def prepare(self, source: Any, *, use: Use = "video", avatar_id: str | None = None,
                 name: str | None = None) -> PreparedSource:
@@ -126,7 +131,7 @@ class Animator:
         label = name or (str(source) if isinstance(source, (str, Path)) else "the portrait")
         image = load_image(source)
         frame = resize_max(image, cfg.output.max_size)
-        with LandmarkDetector(video=False, min_confidence=cfg.face.min_confidence) as det:
+        with self.detector(video=False) as det:
             face = select_face(det.detect(frame), cfg.face.face_index, label, cfg.face.require_single)
         grant = self._check_consent(source, frame, use=use, avatar_id=avatar_id)
         m = crop_matrix(crop_box(face.landmarks, cfg.face), cfg.face.size)
@@ -164,7 +169,7 @@ class Animator:
         driving_m: np.ndarray | None = None
         batch: list[DriveTarget] = []
         last_target: np.ndarray | None = None
-        with LandmarkDetector(video=True, min_confidence=self.config.face.min_confidence) as det:
+        with self.detector(video=True) as det:
             for i, frame in enumerate(frames):
                 if landmarks is not None:
                     lm = landmarks[i] if i < len(landmarks) else None
@@ -246,7 +251,7 @@ class Animator:
         from .media.video import read_frames
 
         out: list[np.ndarray | None] = []
-        with LandmarkDetector(video=True, min_confidence=self.config.face.min_confidence) as det:
+        with self.detector(video=True) as det:
             for frame in read_frames(path, max_frames=max_frames):
                 face = self._driving_face(det.detect(frame))
                 out.append(None if face is None else face.landmarks)

@@ -28,6 +28,8 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vertical-offset", type=float, default=f.vertical_offset, help="crop centre shift in face heights (negative = up)")
     g.add_argument("--size", type=int, default=f.size, help="internal crop size in pixels (256, 512, …)")
     g.add_argument("--face-index", type=int, default=None, help="which face when several are found (0 = largest)")
+    g.add_argument("--face-backend", choices=("mediapipe", "face_alignment"), default=f.backend,
+                   help="face finder: mediapipe (default, bundled) or face_alignment (optional extra; its weights must be on disk)")
     g = p.add_argument_group("output")
     g.add_argument("-o", "--output", required=True, help="output .mp4")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -49,7 +51,8 @@ def build_config(args: argparse.Namespace, **motion: object):
 
     providers = tuple(x.strip() for x in args.providers.split(",") if x.strip())
     return AvatarConfig(
-        face=FaceConfig(crop_scale=args.crop_scale, vertical_offset=args.vertical_offset, size=args.size, face_index=args.face_index),
+        face=FaceConfig(crop_scale=args.crop_scale, vertical_offset=args.vertical_offset, size=args.size, face_index=args.face_index,
+                        backend=args.face_backend),
         motion=MotionConfig(**motion) if motion else MotionConfig(),
         render=RenderConfig(engine=args.engine, device=args.device, half=args.half, batch_size=args.batch_size,
                             checkpoint=args.checkpoint, model_dir=args.model_dir, providers=providers,

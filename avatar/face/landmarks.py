@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import EngineUnavailable, NoFaceError, ShapeError
+from ..errors import ConfigError, EngineUnavailable, NoFaceError, ShapeError
 
 NUM_LANDMARKS = 478
 
@@ -62,9 +62,19 @@ class LandmarkDetector:
         video: tracking mode (landmarks of the previous frame seed the next); False for stills.
         max_faces: how many faces to look for.
         min_confidence: detection confidence threshold.
+        backend: "mediapipe", or "face_alignment" to find faces with face-alignment's S3FD + FAN
+            (weights must already be on disk) and run the mesh inside each box.
     """
 
-    def __init__(self, video: bool = False, max_faces: int = 5, min_confidence: float = 0.5) -> None:
+    def __init__(self, video: bool = False, max_faces: int = 5, min_confidence: float = 0.5,
+                 backend: str = "mediapipe") -> None:
+        if backend not in ("mediapipe", "face_alignment"):
+            raise ConfigError(f"face backend must be 'mediapipe' or 'face_alignment', got {backend!r}")
+        self._fan = None
+        if backend == "face_alignment":
+            from .fan import FanBoxes
+
+            self._fan = FanBoxes()
         mp = _import_mediapipe()
         self.video = video
         self._mesh = mp.solutions.face_mesh.FaceMesh(
@@ -82,7 +92,11 @@ class LandmarkDetector:
             raise ShapeError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
         faces = self._detect(image)
         h, w = image.shape[:2]
-        if not self.video and (max(h, w) > 1.3 * min(h, w) or len(faces) < 2):
+        if self._fan is not None and (not self.video or not faces):
+            for x0, y0, x1, y1 in self._fan.boxes(image):
+                faces += self._detect(np.ascontiguousarray(image[y0:y1, x0:x1]), x0, y0)
+            faces = _merge(faces)
+        elif not self.video and (max(h, w) > 1.3 * min(h, w) or len(faces) < 2):
             # the face detector sees a downscaled square: scan square windows for small faces
             faces = _merge(faces + self._scan(image))
         faces.sort(key=lambda f: f.area, reverse=True)
