@@ -174,8 +174,29 @@ def real(eval_dir: Path) -> dict:
         tr = speech_track(a, 16000, 25)
         dt = time.perf_counter() - t
         out[wav.name] = {"seconds": round(len(a) / 16000, 2), "frames": len(tr), "x_realtime": round(len(a) / 16000 / dt, 1),
-                         "open_share": round(float(np.mean(tr.openness > 0.1)), 3)}
+                         "open_share": round(float(np.mean(tr.openness > 0.1)), 3), **_whole_path(wav)}
     return out
+
+
+def _whole_path(wav: Path) -> dict:
+    """``avatar talk`` on the bundled portrait: render speed and the written file's A/V durations."""
+    import os
+    import tempfile
+
+    import av
+
+    from avatar.config import AvatarConfig
+    from avatar.examples import example_portrait
+    from avatar.output.consent import POLICY_ENV
+    from avatar.pipeline import Animator
+
+    os.environ[POLICY_ENV] = "research"  # evaluation output, deleted below
+    with tempfile.TemporaryDirectory() as tmp:
+        res = Animator(AvatarConfig()).talk(example_portrait(), Path(tmp) / "talk.mp4", audio=wav, progress=False)
+        with av.open(str(res.path)) as c:
+            v, a = c.streams.video[0], c.streams.audio[0]
+            vd, ad = float(v.duration * v.time_base), float(a.duration * a.time_base)
+    return {"talk_fps": round(res.achieved_fps, 1), "video_s": round(vd, 2), "audio_s": round(ad, 2)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 
 
-def add_common_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by every command that renders (animate, talk, live)."""
+def add_common_options(p: argparse.ArgumentParser, output_required: bool = True) -> None:
+    """Options shared by every command that renders (animate, talk, live); live records only on request."""
     from ..config import FaceConfig, OutputConfig, RenderConfig
 
     f, r, o = FaceConfig(), RenderConfig(), OutputConfig()
@@ -31,7 +31,8 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--face-backend", choices=("mediapipe", "face_alignment"), default=f.backend,
                    help="face finder: mediapipe (default, bundled) or face_alignment (optional extra; its weights must be on disk)")
     g = p.add_argument_group("output")
-    g.add_argument("-o", "--output", required=True, help="output .mp4")
+    if output_required:
+        g.add_argument("-o", "--output", required=True, help="output .mp4")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     g.add_argument("--max-size", type=int, default=o.max_size, help="cap on the output's longest side")
     g.add_argument("--crf", type=int, default=o.crf, help="H.264 quality (lower = better)")

@@ -41,11 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="no 'AI-generated' badge in the frames (the badge is on by default live; the watermark always is)")
     g.add_argument("--smoothing", type=float, default=1.0, help="temporal smoothing strength (0 = off, 1 = default)")
     g.add_argument("--expression-scale", type=float, default=1.0, help="multiply expressions (1 = as driven)")
-    add_common_options(p)
-    for action in p._actions:  # live writes files only with --record; -o is kept as its alias
-        if action.dest == "output":
-            action.required = False
-            action.help = "same as --record"
+    add_common_options(p, output_required=False)  # live writes a file only when asked
+    p.add_argument("-o", "--output", help="same as --record")
     p.set_defaults(func=run)
 
 
