@@ -51,15 +51,15 @@ def build_demo(settings: DemoSettings | AvatarConfig | None = None, **overrides:
         gr.Markdown(f"# {TITLE}\nEvery avatar needs a recorded consent; every output is labelled as AI-generated "
                     "(metadata, C2PA manifest, invisible watermark).")
         with gr.Tabs():
-            with gr.Tab("Clone", id="clone"):
+            with gr.Tab("Clone", id="clone", elem_id="tab-clone"):
                 c = clone.build(service)
-            with gr.Tab("Animate", id="animate") as anim_tab:
+            with gr.Tab("Animate", id="animate", elem_id="tab-animate") as anim_tab:
                 a = animate.build(service)
-            with gr.Tab("Talk", id="talk") as talk_tab:
+            with gr.Tab("Talk", id="talk", elem_id="tab-talk") as talk_tab:
                 t = talk.build(service)
-            with gr.Tab("Live", id="live") as live_tab:
+            with gr.Tab("Live", id="live", elem_id="tab-live") as live_tab:
                 lv = live.build(service, sessions)
-            with gr.Tab("Verify", id="verify"):
+            with gr.Tab("Verify", id="verify", elem_id="tab-verify"):
                 verify.build(service)
 
         # Pickers list the active avatars whose consent covers the tab's use.

@@ -28,14 +28,15 @@ def build(service: DemoService) -> CloneTab:
                 "the person shown. Nothing can be animated without a consent record.")
     with gr.Row():
         with gr.Column():
-            portrait = gr.Image(type="filepath", sources=["upload"], label="Portrait", height=320)
+            portrait = gr.Image(type="filepath", sources=["upload"], label="Portrait", height=320, elem_id="portrait")
             crop_scale = gr.Slider(1.0, 4.0, value=default_scale, step=0.1, label="Crop scale",
                                    info="crop side / face size; below ~1.8 the crop cuts hair and chin")
             face = gr.Dropdown(choices=[("face 0 (largest)", 0)], value=0, label="Face", visible=False,
                                info="several faces found: pick the one to animate")
         with gr.Column():
             faces_img = gr.Image(label="Detected faces (numbered) and the crop square", interactive=False, height=320)
-            crop_img = gr.Image(label="Crop that will be animated", interactive=False, height=256, width=256)
+            crop_img = gr.Image(label="Crop that will be animated", interactive=False, height=256, width=256,
+                                elem_id="crop-preview")
     with gr.Group():
         gr.Markdown("### Consent")
         with gr.Row():
@@ -49,10 +50,11 @@ def build(service: DemoService) -> CloneTab:
             commercial = gr.Checkbox(label="Commercial use allowed", value=False)
             confirmed = gr.Checkbox(label="I confirm the grantor agreed to this statement", value=False)
         create = gr.Button("Create avatar", variant="primary")
-        created = gr.Textbox(label="Created avatar id", interactive=False)
+        created = gr.Textbox(label="Created avatar id", interactive=False, elem_id="created-id")
     gr.Markdown("### Avatars")
     table = gr.Dataframe(headers=["avatar", "subject", "granted by", "scope", "status", "expires"],
-                         datatype=["str"] * 6, interactive=False, wrap=True, label="Avatars")
+                         datatype=["str"] * 6, interactive=False, wrap=True, label="Avatars",
+                         elem_id="avatars-table")
     with gr.Row():
         picker = gr.Dropdown(choices=[], value=None, label="Avatar", allow_custom_value=True, scale=2)
         show = gr.Button("Inspect", scale=1)

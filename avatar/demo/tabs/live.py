@@ -42,7 +42,7 @@ def build(service: DemoService, sessions: LiveSessions) -> LiveTab:
 
     cam.stream(on_frame, [picker, cam], [out, stats], stream_every=1.0 / s.live_fps, time_limit=s.live_seconds,
                concurrency_limit=max(2, s.concurrency), concurrency_id="live", api_visibility="private",
-               show_progress="hidden", trigger_mode="always_last")
+               show_progress="hidden")
     recapture.click(on_recapture, None, None, api_visibility="private")
     picker.change(on_pick, None, None, api_visibility="private")
     return LiveTab(picker)
