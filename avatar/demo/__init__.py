@@ -6,7 +6,7 @@
 
 from .settings import DemoSettings, available_engines
 
-__all__ = ["DemoSettings", "available_engines", "build_demo", "launch", "close_demo"]
+__all__ = ["DemoSettings", "available_engines", "build_demo", "close_demo", "launch"]
 
 
 def __getattr__(name: str):

@@ -8,6 +8,7 @@ ages and removed on :meth:`DemoService.close`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import shutil
@@ -16,10 +17,11 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -90,10 +92,8 @@ class DemoService:
     def close(self) -> None:
         """Remove the temp folder and close the store (idempotent)."""
         shutil.rmtree(self.workdir, ignore_errors=True)
-        try:
+        with contextlib.suppress(Exception):  # closing twice is fine
             self.store.close()
-        except Exception:  # noqa: BLE001 - closing twice is fine
-            pass
 
     # -- uploads ----------------------------------------------------------------------------
     def check_upload(self, path: str | Path | None, what: str) -> Path:
@@ -183,7 +183,7 @@ class DemoService:
         shown = image.copy()
         thick = max(2, round(max(image.shape[:2]) / 300))
         for i, f in enumerate(found):
-            x0, y0, x1, y1 = (int(round(v)) for v in f.box)
+            x0, y0, x1, y1 = (round(v) for v in f.box)
             colour = _BOX_COLOURS[i % len(_BOX_COLOURS)]
             cv2.rectangle(shown, (x0, y0), (x1, y1), colour, thick)
             cv2.putText(shown, str(i), (x0 + thick, max(y0 - 2 * thick, 12 * thick)), cv2.FONT_HERSHEY_SIMPLEX,
@@ -261,7 +261,7 @@ class DemoService:
     def describe(self, avatar_id: str | None) -> str:
         """One avatar's consent record as Markdown."""
         r = self.record(avatar_id)
-        fmt = lambda dt: dt.isoformat(timespec="seconds") if dt else "-"  # noqa: E731
+        fmt = lambda dt: dt.isoformat(timespec="seconds") if dt else "-"
         status = r.status() + (f" ({r.revoke_reason}, {fmt(r.revoked)})" if r.revoked else "")
         lines = [f"**{r.subject}** — `{r.avatar_id}`", "",
                  f"- consent id: `{r.consent_id}`", f"- granted by: {r.granted_by}",

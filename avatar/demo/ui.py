@@ -2,7 +2,8 @@
 
 import functools
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 
@@ -26,7 +27,7 @@ def refusing(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except AvatarError as exc:
             raise gr.Error(str(exc), title=type(exc).__name__, print_exception=False) from None
-        except Exception as exc:  # noqa: BLE001 - last line of defence for the UI
+        except Exception as exc:
             log.exception("demo handler %s failed", fn.__name__)
             raise gr.Error(f"unexpected {type(exc).__name__}: {exc}; see the server log",
                            title="Internal error", print_exception=False) from None

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-
-from demo_helpers import FAST, MAX_UPLOAD_MB  # noqa: E402
+from demo_helpers import FAST, MAX_UPLOAD_MB
 
 
 def free_port() -> int:

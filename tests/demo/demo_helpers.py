@@ -7,5 +7,5 @@ FAST = AvatarConfig(face=FaceConfig(size=128), output=OutputConfig(max_size=256)
 MAX_UPLOAD_MB = 2.0
 
 
-CONSENT = dict(subject="Eileen Collins", granted_by="subject", statement="I agree to be animated for this test.",
-               scopes=["video", "audio", "live"], commercial=False, expires="", confirmed=True)
+CONSENT = {"subject": "Eileen Collins", "granted_by": "subject", "statement": "I agree to be animated for this test.",
+           "scopes": ["video", "audio", "live"], "commercial": False, "expires": "", "confirmed": True}

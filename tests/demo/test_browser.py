@@ -29,8 +29,7 @@ def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
     h, w = frames[0].shape[:2]
     with open(path, "wb") as fh:
         fh.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for f in frames:
-            fh.write(b"FRAME\n" + cv2.cvtColor(f, cv2.COLOR_RGB2YUV_I420).tobytes())
+        fh.writelines(b"FRAME\n" + cv2.cvtColor(f, cv2.COLOR_RGB2YUV_I420).tobytes() for f in frames)
     return path
 
 

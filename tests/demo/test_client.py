@@ -8,8 +8,8 @@ import pytest
 from demo_helpers import CONSENT, MAX_UPLOAD_MB
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 
 def _form(portrait, **changes):
@@ -34,7 +34,7 @@ def test_named_endpoints_are_stable(client):
 
 
 def test_clone_with_consent_then_animate_then_verify(client, portrait_path, driving_clip):
-    faces, crop, picker = client.predict(handle_file(str(portrait_path)), 2.0, api_name="/detect_faces")
+    faces, crop, _picker = client.predict(handle_file(str(portrait_path)), 2.0, api_name="/detect_faces")
     assert os.path.isfile(faces) and os.path.isfile(crop)
     avatar_id, table, _ = client.predict(*_form(handle_file(str(portrait_path))), api_name="/create_avatar")
     assert avatar_id.startswith("av_")

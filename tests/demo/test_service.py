@@ -7,11 +7,10 @@ import time
 
 import numpy as np
 import pytest
+from demo_helpers import CONSENT
 
 from avatar.config import AvatarConfig, RenderConfig
 from avatar.errors import ConfigError, ConsentError, InputError, NoFaceError
-
-from demo_helpers import CONSENT
 
 
 def test_preview_draws_faces_and_crop_follows_the_scale(service, portrait_path):
@@ -133,7 +132,12 @@ def test_audio_limits(service, driving_clip, tmp_path):
 
 
 def test_engines_are_offered_only_with_their_weights(tmp_path, monkeypatch):
-    from avatar.demo.settings import FOMM_ENV, ONNX_ENV, available_engines, engine_render_config
+    from avatar.demo.settings import (
+        FOMM_ENV,
+        ONNX_ENV,
+        available_engines,
+        engine_render_config,
+    )
 
     monkeypatch.delenv(FOMM_ENV, raising=False)
     monkeypatch.delenv(ONNX_ENV, raising=False)

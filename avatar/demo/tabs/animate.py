@@ -41,7 +41,7 @@ def build(service: DemoService) -> AnimateTab:
             summary = gr.JSON(label="Provenance")
 
     @refusing
-    def on_run(avatar_id, drv, mode_, best_, scale, smooth, engine_, progress=gr.Progress(track_tqdm=True)):
+    def on_run(avatar_id, drv, mode_, best_, scale, smooth, engine_, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         progress(0, desc="checking consent and the driving video")
         out = service.animate(avatar_id, drv, mode=mode_, best_frame=best_, crop_scale=scale, smoothing=smooth,
                               engine=engine_, progress=True)

@@ -35,7 +35,7 @@ def build(service: DemoService) -> TalkTab:
             summary = gr.JSON(label="Provenance")
 
     @refusing
-    def on_run(avatar_id, audio_, text_, transcript_, progress=gr.Progress(track_tqdm=True)):
+    def on_run(avatar_id, audio_, text_, transcript_, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         progress(0, desc="checking consent and the audio")
         out = service.talk(avatar_id, audio_, text_, transcript_)
         return str(out.path), out.summary
