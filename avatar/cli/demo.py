@@ -42,7 +42,16 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo.app import launch
+    import signal
+    import sys
 
-    launch(settings_from_args(args), host=args.host, port=args.port, share=args.share, block=True)
+    from ..demo.app import close_demo, launch
+
+    # SIGTERM (service managers, `kill`) ends like Ctrl-C, so the temp folder is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    demo = launch(settings_from_args(args), host=args.host, port=args.port, share=args.share, block=False)
+    try:
+        demo.block_thread()
+    finally:
+        close_demo(demo)
     return 0
