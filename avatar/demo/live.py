@@ -43,7 +43,7 @@ class LiveSessions:
 
         cfg = self.service.render_config(avatar_id)
         cfg = dataclasses.replace(cfg, render=dataclasses.replace(cfg.render, batch_size=1))
-        animator = self.service.animator(cfg)
+        animator = self.service.own_animator(cfg)
         prepared = animator.prepare(self.service.portrait_of(avatar_id), use="live", avatar_id=avatar_id)
         return _Session(avatar_id, LiveAnimator(animator, prepared, fps=self.service.settings.live_fps), prepared.grant)
 

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -82,7 +82,7 @@ class DemoService:
         self.workdir = Path(tempfile.mkdtemp(prefix="avatar-demo-"))
         self._prefs: dict[str, CropPrefs] = {}
         self._faces: OrderedDict[str, tuple[np.ndarray, list]] = OrderedDict()
-        self._engines: dict[Any, Any] = {}
+        self._engines: dict[Any, list[Any]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -320,16 +320,34 @@ class DemoService:
             motion = dataclasses.replace(motion, **smoothing_configs(float(smoothing)))
         return dataclasses.replace(cfg, face=face, motion=motion, render=engine_render_config(cfg, engine))
 
-    def animator(self, config: AvatarConfig):
-        """An Animator for ``config`` sharing one engine per render config (weights load once)."""
+    @contextlib.contextmanager
+    def animator(self, config: AvatarConfig) -> Iterator[Any]:
+        """An Animator for ``config`` whose engine no other request uses meanwhile.
+
+        Engines are pooled per render config, so weights load once and concurrent renders
+        (``concurrency`` > 1) never share one engine.
+        """
         from ..pipeline import Animator
         from ..render.registry import create_engine
 
+        key = config.render
         with self._lock:
-            engine = self._engines.get(config.render)
-            if engine is None:
-                engine = self._engines[config.render] = create_engine(config.render)
-        return Animator(config, engine=engine, consent_store=self.store)
+            free = self._engines.setdefault(key, [])
+            engine = free.pop() if free else None
+        if engine is None:
+            engine = create_engine(key)
+        try:
+            yield Animator(config, engine=engine, consent_store=self.store)
+        finally:
+            with self._lock:
+                self._engines[key].append(engine)
+
+    def own_animator(self, config: AvatarConfig) -> Any:
+        """An Animator with an engine of its own, for a long-lived live session."""
+        from ..pipeline import Animator
+        from ..render.registry import create_engine
+
+        return Animator(config, engine=create_engine(config.render), consent_store=self.store)
 
     def _output_path(self, kind: str) -> Path:
         self.sweep()
@@ -357,7 +375,8 @@ class DemoService:
                                  smoothing=smoothing)
         portrait = self.portrait_of(avatar_id)
         out = self._output_path("animate")
-        result = self.animator(cfg).animate(portrait, Path(driving), out, avatar_id=avatar_id, progress=progress)
+        with self.animator(cfg) as animator:
+            result = animator.animate(portrait, Path(driving), out, avatar_id=avatar_id, progress=progress)
         return RenderOutput(out, self._summary(result, engine, extra={"driving_seconds": round(info.duration, 2)}))
 
     def talk(self, avatar_id: str | None, audio: str | Path | None = None, text: str | None = None,
@@ -384,9 +403,10 @@ class DemoService:
         cfg = self.render_config(avatar_id, crop_scale=crop_scale)
         portrait = self.portrait_of(avatar_id)
         out = self._output_path("talk")
-        result = self.animator(cfg).talk(portrait, out, audio=Path(audio) if audio else None, text=text,
-                                         transcript=((transcript or "").strip() or None) if audio else None,
-                                         avatar_id=avatar_id, progress=progress)
+        with self.animator(cfg) as animator:
+            result = animator.talk(portrait, out, audio=Path(audio) if audio else None, text=text,
+                                   transcript=((transcript or "").strip() or None) if audio else None,
+                                   avatar_id=avatar_id, progress=progress)
         return RenderOutput(out, self._summary(result, cfg.render.engine))
 
     def _summary(self, result: Any, engine: str, extra: dict | None = None) -> dict[str, Any]:

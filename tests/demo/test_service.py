@@ -175,3 +175,13 @@ def test_cli_registers_demo_with_its_limits():
     s = settings_from_args(args)
     assert (args.host, args.port) == ("127.0.0.1", 7999)
     assert (s.max_upload_mb, s.max_seconds, s.concurrency, s.config.face.size) == (5, 12, 2, 256)
+
+
+def test_engines_are_reused_but_never_shared_by_concurrent_renders(service):
+    cfg = service.render_config(None)
+    with service.animator(cfg) as a, service.animator(cfg) as b:
+        assert a.engine is not b.engine  # two renders at once: two engines
+        first = a.engine
+    with service.animator(cfg) as c:
+        assert c.engine in (first, b.engine)  # later renders reuse them (weights load once)
+    assert len(service._engines[cfg.render]) == 2
