@@ -107,6 +107,7 @@ class Animator:
     def __init__(self, config: AvatarConfig | None = None, engine: Engine | None = None, consent_store: Any = None) -> None:
         self.config = config or AvatarConfig()
         self.engine = engine or create_engine(self.config.render)
+        self.engine.configure(self.config.motion)
         self._store = consent_store
         self._landmark_engine = None
 

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
+from ..config import MotionConfig
 from ..types import DriveTarget, FaceCrop
 
 
@@ -35,6 +36,9 @@ class Engine(ABC):
 
         Returns: (B, S, S, 3) uint8 RGB crops, S = the source crop size, B = len(targets).
         """
+
+    def configure(self, motion: MotionConfig) -> None:
+        """Take the motion settings an engine applies itself (FOMM: movement-scale adaptation). Default: none."""
 
     def close(self) -> None:
         """Release resources (sessions, GPU memory). Safe to call twice."""

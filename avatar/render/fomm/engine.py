@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...config import RenderConfig
+from ...config import MotionConfig, RenderConfig
 from ...errors import ConfigError, EngineUnavailable, InputError, ShapeError
 from ...types import DriveTarget, FaceCrop
 from ..base import Engine
@@ -118,6 +118,10 @@ class FommEngine(Engine):
             kp_detector, generator = load_models(path, self.arch, device=self.device)
         self.kp_detector = kp_detector.to(self.device).eval()
         self.generator = generator.to(self.device).eval()  # type: ignore[union-attr]
+
+    def configure(self, motion: MotionConfig) -> None:
+        """``motion.adapt_scale`` switches movement-scale adaptation (relative mode)."""
+        self.adapt_movement_scale = bool(motion.adapt_scale)
 
     # -- helpers -------------------------------------------------------------------------
 
