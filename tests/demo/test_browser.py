@@ -65,10 +65,12 @@ def test_browser_clone_animate_live_verify(served, chromium, fake_camera, portra
 
     expect.set_options(timeout=TIMEOUT_MS)
 
+    from avatar.demo.service import tts_available
+
     demo, url = served
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            "--no-sandbox", "--disable-dev-shm-usage", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-video-capture={fake_camera}"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -104,7 +106,12 @@ def test_browser_clone_animate_live_verify(served, chromium, fake_camera, portra
             _shoot(page, "animate", tmp_path)
 
             page.get_by_role("tab", name="Talk").click()
-            expect(page.locator("#tab-talk").get_by_role("button", name="Talk")).to_be_visible()
+            talk = page.locator("#tab-talk")
+            expect(talk.get_by_role("button", name="Talk")).to_be_visible()
+            if tts_available():  # typed text → offline voice → a talking result
+                talk.get_by_label("…or text to speak").fill("Hello, I am a consented avatar.")
+                talk.get_by_role("button", name="Talk").click()
+                expect(talk.get_by_text("consent_id").first).to_be_visible()
             _shoot(page, "talk", tmp_path)
 
             # Live: the fake camera drives the avatar; the achieved fps is shown.
