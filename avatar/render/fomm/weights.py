@@ -44,16 +44,43 @@ def _read_torch(path: Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         msg = str(exc)
-        if "Weights only load failed" in msg or "weights_only" in msg:
-            found = re.search(r"(?:GLOBAL|global) ([\w.]+)", msg)
-            what = f" (it references {found.group(1)})" if found else ""
+        found = re.search(r"(?:GLOBAL|global) ([\w.]+)", msg)
+        name = found.group(1) if found else _pickle_global(path)
+        if name or "Unsupported global" in msg:
+            what = f" (it references {name})" if name else ""
             raise WeightsError(
                 f"refused {path}: the file is a pickle that needs code execution to load{what}; "
                 "only plain tensors/dicts are accepted — get the checkpoint from a trusted source"
             ) from None
-        raise WeightsError(f"cannot read {path}: corrupt or truncated checkpoint ({_first_line(exc)})") from None
-    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise WeightsError(f"cannot read {path}: not a PyTorch checkpoint, or a corrupt one ({_first_line(exc)})") from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError, IndexError, KeyError, TypeError,
+            AttributeError, MemoryError) as exc:
         raise WeightsError(f"cannot read {path}: corrupt or truncated checkpoint ({_first_line(exc)}); download it again") from None
+
+
+_SAFE_MODULES = ("torch", "collections", "_codecs", "numpy.core.multiarray", "numpy")
+
+
+def _pickle_global(path: Path) -> str | None:
+    """First non-tensor global a raw pickle would import, found by reading opcodes (nothing runs)."""
+    import pickletools  # noqa: PLC0415
+
+    try:
+        data = path.read_bytes()[:64 << 20]
+        strings: list[str] = []
+        for op, arg, _ in pickletools.genops(data):
+            if isinstance(arg, str):
+                strings.append(arg)
+            name = None
+            if op.name == "GLOBAL" and isinstance(arg, str):
+                name = arg.replace(" ", ".")
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                name = f"{strings[-2]}.{strings[-1]}"
+            if name and not name.startswith(_SAFE_MODULES):
+                return name
+    except Exception:  # noqa: BLE001  (not a pickle at all: the caller reports a corrupt file)
+        return None
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
