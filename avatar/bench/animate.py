@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..config import AvatarConfig, FaceConfig
-from ..pipeline import Animator, StageTimer
+from ..pipeline import Animator
 
 _DEFAULT_EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
 

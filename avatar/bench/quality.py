@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from ..config import AvatarConfig, FaceConfig, OutputConfig
-from ..face import topology
 from ..face.landmarks import LandmarkDetector
 from ..media.video import read_frames
 from ..motion.decompose import decompose

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import ConfigError
 
 
 def register(subparsers) -> None:
@@ -25,16 +23,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def parse_expiry(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"--expires must be a date like 2027-01-01, got {text!r}") from None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt
-
-
 def run(args: argparse.Namespace) -> int:
     from ..face.descriptor import face_descriptor
     from ..face.landmarks import detect_face
@@ -42,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from ..output.consent import ConsentStore, Scope
 
     scope = Scope.parse(args.scope, commercial=args.commercial)
-    expires = parse_expiry(args.expires)
+    from ..output.consent import parse_expiry
+
+    expires = parse_expiry(args.expires, "--expires")
     image = load_image(args.portrait)
     face = detect_face(image, where=str(args.portrait), face_index=args.face_index, require_single=True)
     with ConsentStore(args.store) as store:

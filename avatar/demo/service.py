@@ -55,18 +55,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def parse_expiry(text: str | None) -> datetime | None:
-    """"" → None; "2027-01-01" or an ISO date-time (UTC when no zone) → aware datetime."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"expiry must be a date like 2027-01-01 (or empty for none), got {text!r}") from None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt
-
-
 class DemoService:
     """The demo's state and actions. Thread-safe: Gradio calls it from worker threads.
 
@@ -203,7 +191,7 @@ class DemoService:
         """
         from ..face.descriptor import face_descriptor
         from ..media.image import sha256_file
-        from ..output.consent import GRANTORS, Scope
+        from ..output.consent import GRANTORS, Scope, parse_expiry
 
         missing = []
         if not path:
@@ -382,15 +370,12 @@ class DemoService:
     def talk(self, avatar_id: str | None, audio: str | Path | None = None, text: str | None = None,
              transcript: str | None = None, *, crop_scale: float | None = None, progress: bool = True) -> RenderOutput:
         """Make the avatar speak an uploaded audio file or typed text (offline TTS)."""
-        from ..pipeline import Animator
 
         text = (text or "").strip() or None
         if audio and text:
             raise InputError("give either an audio file or text to speak, not both")
         if not audio and not text:
             raise InputError("upload audio or type the text to speak")
-        if not hasattr(Animator, "talk"):
-            raise ConfigError("talking needs Animator.talk, which this build of avatar does not have yet")
         if audio:
             self.check_audio(audio)
         else:

@@ -374,6 +374,18 @@ class ConsentStore:
                 return np.asarray(im.convert("RGB"))
 
 
+def parse_expiry(text: str | None, what: str = "expiry") -> datetime | None:
+    """"" or None → no expiry; "2027-01-01" or an ISO date-time (UTC when no zone) → aware datetime."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{what} must be a date like 2027-01-01 (or empty for none), got {text!r}") from None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt
+
+
 def resolve_policy(policy: str | None = None) -> str:
     """The consent policy in force: the argument, else ``$AVATAR_CONSENT_POLICY``, else "consent"."""
     value = (policy or os.environ.get(POLICY_ENV) or "consent").strip().lower()

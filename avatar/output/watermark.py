@@ -117,7 +117,6 @@ def _layout() -> _Layout:
         cells = rng.choice(n, size=int(counts.min()), replace=False)
         decoys[d, cells] = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=cells.size) / cells.size
     whitening = rng.integers(0, 2, size=NBITS).astype(np.uint8)
-    layout = _Layout(owner, sign, proj, decoys, whitening, 1.0)
     # Calibrate the detector gain for a unit-amplitude mark upsampled to a typical size.
     amp = sign.reshape(GRID, GRID)
     up = _upsample(amp, 512, 512)

@@ -64,7 +64,6 @@ def load_model(path: str | None = None):
     Raises WeightsError when a file is missing, its sha256 differs from the sidecar, or it
     does not fit the network.
     """
-    import torch  # noqa: PLC0415
     from safetensors.torch import load  # noqa: PLC0415
 
     from .model import Audio2Mouth  # noqa: PLC0415

@@ -11,9 +11,6 @@ Writes the safetensors file and a JSON sidecar (features, normalisation, data, s
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import os
 import sys
 import time
 from pathlib import Path
