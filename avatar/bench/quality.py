@@ -23,6 +23,7 @@ from ..config import AvatarConfig, FaceConfig, OutputConfig
 from ..face.landmarks import LandmarkDetector
 from ..media.video import read_frames
 from ..motion.decompose import decompose
+from ..motion.transfer import best_reference
 from ..pipeline import Animator
 
 _DEFAULT_EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
@@ -53,10 +54,15 @@ def track(frames: list[np.ndarray]) -> list[np.ndarray | None]:
     return out
 
 
-def run_pair(animator: Animator, portrait: np.ndarray, driving: list[np.ndarray], fps: float) -> tuple[list[np.ndarray], float]:
+def run_pair(animator: Animator, portrait: np.ndarray, driving: list[np.ndarray], fps: float,
+             landmarks: list[np.ndarray | None]) -> tuple[list[np.ndarray], float]:
+    """Animate as ``avatar animate`` does: tracked driver landmarks, best reference frame by default."""
     src = animator.prepare(portrait, name="portrait")
+    reference = None
+    if animator.config.motion.best_frame and animator.config.motion.mode == "relative":
+        reference = landmarks[best_reference(src.crop.landmarks, landmarks)]
     t0 = time.perf_counter()
-    out = list(animator.stream(src, iter(driving), fps))
+    out = list(animator.stream(src, iter(driving), fps, reference=reference, landmarks=landmarks))
     return out, time.perf_counter() - t0
 
 
@@ -88,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     for d in drivings:
         frames = list(read_frames(d, max_frames=args.max_frames))
         fps = probe_video(d).fps
-        out, _ = run_pair(animator, frames[0], frames, fps)
-        lm_d, lm_o = track(frames), track(out)
+        lm_d = track(frames)
+        out, _ = run_pair(animator, frames[0], frames, fps, lm_d)
+        lm_o = track(out)
         errs, box_l1, still_l1 = [], [], []
         for f_d, f_o, a, b in zip(frames, out, lm_d, lm_o):
             if a is None:
@@ -109,14 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     print("\n## cross-reenactment")
-    print("| portrait | driving | frames | re-detected | mouth corr | yaw corr | fps (landmarks+motion+warp+paste) |")
+    print("| portrait | driving | frames | re-detected | mouth corr | yaw corr | fps (motion+warp+paste; landmarks tracked once up front) |")
     print("|---|---|---|---|---|---|---|")
     for d in drivings:
         frames = list(read_frames(d, max_frames=args.max_frames))
         fps = probe_video(d).fps
         lm_d = track(frames)
         for p in portraits:
-            out, secs = run_pair(animator, load_image(p), frames, fps)
+            out, secs = run_pair(animator, load_image(p), frames, fps, lm_d)
             lm_o = track(out)
             ok = [(a, b) for a, b in zip(lm_d, lm_o) if a is not None and b is not None]
             found = sum(b is not None for b in lm_o) / len(lm_o)
