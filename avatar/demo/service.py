@@ -140,7 +140,8 @@ class DemoService:
                 self._faces.move_to_end(key)
                 return hit
         image = resize_max(load_image(p), self.config.output.max_size)
-        with LandmarkDetector(video=False, min_confidence=self.config.face.min_confidence) as det:
+        with LandmarkDetector(video=False, min_confidence=self.config.face.min_confidence,
+                              backend=self.config.face.backend) as det:
             found = det.detect(image)
         if not found:
             raise NoFaceError("no face found in the portrait; upload a photo with one clearly visible, "

@@ -20,7 +20,6 @@ import numpy as np
 
 from ..errors import ConsentError, ShapeError
 from ..face.crop import crop_box, crop_matrix, make_crop
-from ..face.landmarks import LandmarkDetector
 from ..pipeline import StageTimer
 from ..types import DriveTarget, FaceCrop
 
@@ -75,7 +74,7 @@ class LiveAnimator:
         self.animator, self.source, self.fps = animator, source, float(fps)
         self.options = options or LiveOptions()
         self._payload = grant.payload32()
-        self._det = LandmarkDetector(video=True, min_confidence=animator.config.face.min_confidence)
+        self._det = animator.detector(video=True)
         self._transfer = animator.transfer(source, self.fps)
         self._neutral = source.crop.landmarks.astype(np.float32)
         self._target: np.ndarray | None = None      # last output target (crop pixels)
