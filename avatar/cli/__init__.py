@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import re
 import sys
+import threading
 
 from ..errors import AvatarError
 
@@ -54,5 +57,43 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+# Lines that mediapipe / TFLite's C++ code prints straight to fd 2 at graph start-up (their own
+# log-level variables do not silence them); errors (E…) still pass.
+_NATIVE_NOISE = re.compile(rb"^(?:[IW]\d{4} \d\d:\d\d:\d\d|INFO: Created TensorFlow Lite|"
+                           rb"WARNING: All log messages before absl::InitializeLog)")
+
+
+def _filter_native_stderr() -> None:
+    """Route fd 2 through a filter that drops native start-up chatter; Python's own stderr keeps
+    writing to the terminal directly, so no message of ours can be delayed or lost."""
+    try:
+        real = os.dup(2)
+        read_fd, write_fd = os.pipe()
+    except OSError:
+        return
+    sys.stderr.flush()
+    sys.stderr = open(real, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8",  # noqa: SIM115
+                      errors="backslashreplace", closefd=False)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+
+    def pump() -> None:
+        with os.fdopen(read_fd, "rb") as src:
+            for line in src:
+                if not _NATIVE_NOISE.match(line):
+                    os.write(real, line)
+
+    threading.Thread(target=pump, name="native-stderr-filter", daemon=True).start()
+
+
+def console_main() -> int:
+    """The ``avatar`` console script: :func:`main` with native log chatter filtered (unless -v or
+    ``AVATAR_NATIVE_LOGS=1``)."""
+    argv = sys.argv[1:]
+    if not os.environ.get("AVATAR_NATIVE_LOGS") and "-v" not in argv and "--verbose" not in argv:
+        _filter_native_stderr()
+    return main(argv)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())
