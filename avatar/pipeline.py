@@ -298,14 +298,16 @@ class Animator:
                            progress=progress, timer=timer)
 
     def talk(self, source: Any, output: str | Path, *, audio: str | Path | None = None, text: str | None = None,
-             transcript: str | None = None, avatar_id: str | None = None, progress: bool = True,
-             overwrite: bool = False) -> AnimationResult:
+             transcript: str | None = None, head_video: str | Path | None = None, avatar_id: str | None = None,
+             progress: bool = True, overwrite: bool = False) -> AnimationResult:
         """Make ``source`` speak: ``audio`` (any media file), optionally with its ``transcript``, or ``text``
         (offline espeak-ng). Writes a labelled H.264 MP4 with the speech muxed from frame 0.
 
         Audio alone streams through the causal audio-to-mouth network chunk by chunk, so memory
         stays bounded for any length; a transcript enables forced alignment (falls back to the
         network with a warning when it does not match); text uses espeak-ng's exact phone timing.
+        ``head_video``: a driving video whose head motion the portrait follows (looped) while the
+        lips follow the speech (this path holds the decoded audio in memory).
         Settings come from ``config.speech`` (fps, seed, blinks, head motion, voice).
         """
         from .media.video import audio_duration, iter_audio
@@ -324,7 +326,11 @@ class Animator:
         prepared = self.prepare(source, use="audio", avatar_id=avatar_id)
         fps = float(cfg.output.fps or sc.fps)
         timer = StageTimer()
-        if audio is not None and transcript is None:
+        head_landmarks = None
+        if head_video is not None:
+            with timer.time("landmarks"):
+                head_landmarks = self.landmarks_of(head_video)
+        if audio is not None and transcript is None and head_landmarks is None:
             speech = LiveSpeech(prepared.crop.landmarks, cfg.motion, fps, seed=sc.seed, weights=sc.weights,
                                 blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude)
 
@@ -348,7 +354,8 @@ class Animator:
                                  blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude, weights=sc.weights)
         if len(track) == 0:
             raise InputError(f"{audio or 'the text'} gives no speech to animate (zero length)")
-        frames = self.stream_targets(prepared, SpeechDriver(prepared.crop.landmarks, cfg.motion).targets(track), timer=timer)
+        driver = SpeechDriver(prepared.crop.landmarks, cfg.motion)
+        frames = self.stream_targets(prepared, driver.targets(track, head_landmarks, fps), timer=timer)
         return self._write(prepared, frames, output, fps, len(track), audio_from=audio,
                            audio_pcm=None if audio is not None else (track.audio, track.sample_rate),
                            progress=progress, timer=timer)

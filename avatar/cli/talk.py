@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--head-motion", type=float, default=s.head_amplitude, help="idle head motion scale (0 = still)")
     g.add_argument("--expression-scale", type=float, default=1.0, help="scale mouth and blink movement")
     g.add_argument("--weights", help="audio-to-mouth weights (default: the shipped ones)")
+    g.add_argument("--head-from", metavar="VIDEO", help="take the head motion from this driving video (looped); lips follow the speech")
     add_common_options(p)
     p.set_defaults(func=run)
 
@@ -64,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         head_amplitude=args.head_motion, weights=args.weights))
     avatar_id = record_consent_if_asked(args, args.source, "audio")
     result = Animator(config).talk(args.source, args.output, audio=args.audio, text=args.text,
-                                   transcript=_transcript(args.transcript), avatar_id=avatar_id,
+                                   transcript=_transcript(args.transcript), head_video=args.head_from,
+                                   avatar_id=avatar_id,
                                    progress=not args.quiet, overwrite=args.overwrite)
     print(summary(result))
     return 0

@@ -210,3 +210,28 @@ def test_streamed_targets_match_offline(portrait, speech16k):
     gap_live = streamed[:, INNER_LOWER, 1].mean(1) - streamed[:, INNER_UPPER, 1].mean(1)
     assert gap_off.max() > 2.0, "speech should open the mouth"
     np.testing.assert_allclose(gap_live, gap_off, atol=1e-3)
+
+
+def test_head_motion_from_a_driving_video(tmp_path, portrait_path, driving_clip, speech16k, capsys):
+    """--head-from: the head follows the video (looped) while the lips follow the speech."""
+    from avatar.face.landmarks import LandmarkDetector
+    from avatar.media.video import read_frames
+    from avatar.motion.decompose import decompose
+
+    wav = tmp_path / "s.wav"
+    sf.write(wav, speech16k[:24000], 16000)
+    out = tmp_path / "head.mp4"
+    code = _talk([str(portrait_path), str(wav), "-o", str(out), "--head-from", str(driving_clip),
+                  "--blink-rate", "0", *CONSENT])
+    assert code == 0, capsys.readouterr().err
+    frames = _video_frames(out)
+    with LandmarkDetector(video=True) as det:
+        yaw_out = np.array([decompose(det.detect(f)[0].landmarks)[0].angles()[0] for f in frames])
+    with LandmarkDetector(video=True) as det:
+        drv = [decompose(det.detect(f)[0].landmarks)[0].angles()[0] for f in read_frames(driving_clip)]
+    yaw_drv = np.array([drv[k % len(drv)] for k in range(len(frames))])
+    assert np.ptp(yaw_drv) > 3.0, "the generated driving clip should turn its head"
+    assert np.corrcoef(yaw_out, yaw_drv)[0, 1] > 0.8
+    missing = tmp_path / "nope.mp4"
+    assert _talk([str(portrait_path), str(wav), "-o", str(tmp_path / "x.mp4"), "--head-from", str(missing), *CONSENT]) == 1
+    assert "nope.mp4" in capsys.readouterr().err and not (tmp_path / "x.mp4").exists()

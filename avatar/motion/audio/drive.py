@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ...config import MotionConfig
+from ...errors import NoFaceError
 from ..rig import MouthRig, RigConfig
 from ..transfer import MotionTransfer
 from . import idle
@@ -46,14 +47,38 @@ class SpeechDriver:
 
     def target(self, mouth: MouthState, blink: float, head: np.ndarray) -> np.ndarray:
         """One frame. head: (5,) yaw, pitch, roll (rad), dx, dy (canonical units). Returns (478, 3) float32."""
-        expression = self.rig.landmarks(mouth, blink) - self.transfer.source_canonical
         move = np.array([float(head[3]), float(head[4]), 0.0])
-        return self.transfer.compose(_rotation(head), 1.0, move, expression).astype(np.float32)
+        return self.posed(mouth, blink, _rotation(head), 1.0, move)
 
-    def targets(self, track: SpeechTrack) -> Iterator[np.ndarray]:
-        """Every frame of an offline :class:`SpeechTrack`, in order."""
+    def posed(self, mouth: MouthState, blink: float, rotation: np.ndarray, scale_ratio: float,
+              translation: np.ndarray) -> np.ndarray:
+        """One frame with an explicit head-pose change (as :meth:`MotionTransfer.deltas` returns). (478, 3) float32."""
+        expression = self.rig.landmarks(mouth, blink) - self.transfer.source_canonical
+        return self.transfer.compose(rotation, scale_ratio, translation, expression).astype(np.float32)
+
+    def targets(self, track: SpeechTrack, head_landmarks: list[np.ndarray | None] | None = None,
+                fps: float = 25.0) -> Iterator[np.ndarray]:
+        """Every frame of an offline :class:`SpeechTrack`, in order.
+
+        head_landmarks: a driving video's landmarks per frame (None where no face); when given,
+        the head follows that video (looped, smoothed, relative to its first face) instead of
+        the idle motion, while mouth and blinks follow the speech.
+        """
+        if head_landmarks is None:
+            for k in range(len(track)):
+                yield self.target(track.mouth(k), float(track.blink[k]), track.head[k])
+            return
+        found = [lm for lm in head_landmarks if lm is not None]
+        if not found:
+            raise NoFaceError("no face found in any frame of the head-motion video")
+        head = MotionTransfer(self.transfer.source, self.transfer.config, fps)
+        head.set_reference(found[0])
+        last = found[0]
         for k in range(len(track)):
-            yield self.target(track.mouth(k), float(track.blink[k]), track.head[k])
+            lm = head_landmarks[k % len(head_landmarks)]
+            last = lm if lm is not None else last  # no face: hold the last pose
+            rotation, scale, translation, _ = head.deltas(last)
+            yield self.posed(track.mouth(k), float(track.blink[k]), rotation, scale, translation)
 
 
 class LiveSpeech:
