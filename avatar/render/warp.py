@@ -90,10 +90,8 @@ def _mouth_colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray
     lips = lips[(lips[:, 0] >= 0) & (lips[:, 0] < w) & (lips[:, 1] >= 0) & (lips[:, 1] < h)]
     lip_rgb = image[lips[:, 1], lips[:, 0]].astype(np.float32).mean(0) if len(lips) else np.array([150, 80, 80], np.float32)
     gray = float(image.mean())
-    # Measured on self-reenactment (driving_01): a lighter, lip-tinted cavity and slightly shaded
-    # teeth sit closer to real open mouths than a near-black hole with white teeth.
-    cavity = np.clip(lip_rgb * 0.45 + np.array([13, 0, 3], np.float32), 0, 255)
-    teeth = np.clip(np.array([232, 226, 212], np.float32) * 0.85 * (0.55 + 0.45 * gray / 128.0), 0, 250)
+    cavity = np.clip(lip_rgb * 0.28 + np.array([8, 0, 2], np.float32), 0, 255)
+    teeth = np.clip(np.array([232, 226, 212], np.float32) * (0.55 + 0.45 * gray / 128.0), 0, 250)
     if np.abs(image[..., 0].astype(np.int16) - image[..., 1]).mean() < 2:  # grayscale portrait
         cavity = np.full(3, cavity.mean(), np.float32)
         teeth = np.full(3, teeth.mean(), np.float32)
