@@ -17,7 +17,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload accepted (default 50)")
     p.add_argument("--max-seconds", type=float, default=60.0, help="longest driving video / audio (default 60)")
     p.add_argument("--concurrency", type=int, default=1, help="renders running at once (default 1)")
-    p.add_argument("--live-fps", type=float, default=10.0, help="webcam frames sent per second (default 10)")
+    p.add_argument("--live-fps", type=float, default=None,
+                   help="webcam frames sent per second (default: what this machine sustains, measured at start-up)")
     p.add_argument("--size", type=int, default=FaceConfig().size, help="internal crop size in pixels")
     p.add_argument("--max-size", type=int, default=OutputConfig().max_size, help="cap on the output's longest side")
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps (neural engines)")
@@ -36,9 +37,14 @@ def settings_from_args(args: argparse.Namespace):
 
     config = AvatarConfig(face=FaceConfig(size=args.size), output=OutputConfig(max_size=args.max_size),
                           render=RenderConfig(device=args.device, checkpoint=args.checkpoint, model_dir=args.model_dir))
+    live_fps = args.live_fps
+    if live_fps is None:
+        from ..demo.live import sustainable_fps
+
+        live_fps = round(sustainable_fps(config), 1)
     return DemoSettings(config=config, store_path=Path(args.store) if args.store else None,
                         max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, concurrency=args.concurrency,
-                        live_fps=args.live_fps)
+                        live_fps=live_fps)
 
 
 def run(args: argparse.Namespace) -> int:

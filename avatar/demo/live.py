@@ -21,6 +21,41 @@ from .service import DemoService
 RECHECK_S = 10.0
 
 
+def sustainable_fps(config: Any, frames: int = 8, lo: float = 5.0, hi: float = 30.0) -> float:
+    """Webcam frames per second this machine sustains in the Live tab, measured at start-up.
+
+    Times the per-frame work of a live session (landmarks in tracking mode, render, paste-back)
+    on the bundled public-domain portrait, nothing written or shown, and leaves 30 % headroom
+    for the browser's image encoding; clamped to [lo, hi].
+    """
+    from ..examples import example_portrait
+    from ..face.blend import PasteBack
+    from ..face.crop import crop_box, crop_matrix, make_crop
+    from ..pipeline import Animator
+    from ..types import DriveTarget
+
+    animator = Animator(config)
+    image = example_portrait()
+    with animator.detector(video=False) as still:
+        face = still.detect(image)[0]
+    m = crop_matrix(crop_box(face.landmarks, config.face), config.face.size)
+    crop = make_crop(image, face.landmarks, m, config.face.size)
+    state = animator.engine.prepare(crop)
+    paste = PasteBack(image, m, config.face.size, source_crop=crop.image)
+    times = []
+    with animator.detector(video=True) as det:
+        for k in range(frames + 2):
+            t0 = time.perf_counter()
+            det.detect(image)
+            out = animator.engine.render(state, [DriveTarget(crop.landmarks, None, None)])
+            paste(out[0])
+            if k >= 2:  # first calls start graphs and allocate
+                times.append(time.perf_counter() - t0)
+    animator.engine.close()
+    per_frame = float(np.median(times)) * 1.3
+    return float(np.clip(1.0 / max(per_frame, 1e-3), lo, hi))
+
+
 @dataclass
 class _Session:
     avatar_id: str

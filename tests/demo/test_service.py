@@ -175,6 +175,9 @@ def test_cli_registers_demo_with_its_limits():
     s = settings_from_args(args)
     assert (args.host, args.port) == ("127.0.0.1", 7999)
     assert (s.max_upload_mb, s.max_seconds, s.concurrency, s.config.face.size) == (5, 12, 2, 256)
+    assert 5.0 <= s.live_fps <= 30.0  # measured on this machine at start-up
+    fixed = settings_from_args(build_parser().parse_args(["demo", "--live-fps", "12"]))
+    assert fixed.live_fps == 12.0
 
 
 def test_engines_are_reused_but_never_shared_by_concurrent_renders(service):

@@ -17,7 +17,8 @@ class LiveTab:
 def build(service: DemoService, sessions: LiveSessions) -> LiveTab:
     s = service.settings
     gr.Markdown(f"Choose an avatar with live consent, allow the webcam and press Record. Frames are sent "
-                f"{s.live_fps:g} times a second at most; the avatar follows as fast as this machine can render. "
+                f"{s.live_fps:g} times a second (the rate this machine sustained when the demo started); "
+                "the achieved rate is shown under the avatar. "
                 "Every output frame carries the visible 'AI-generated' badge and the invisible watermark.")
     with gr.Row():
         with gr.Column():
