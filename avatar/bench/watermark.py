@@ -18,7 +18,9 @@ PAYLOAD = 0xC0FFEE42
 CASES = [(18, 1.0), (23, 1.0), (28, 1.0), (23, 0.5), (28, 0.5)]
 
 
-def _clip(img, kind: str, n: int, size: int = 512):
+def clip(img: np.ndarray, kind: str, n: int = 30, size: int = 512) -> list[np.ndarray]:
+    """n frames of ``img`` at size²: "talking" moves only a face-sized region a few pixels (what
+    paste-back outputs look like); "shift" moves the whole frame sub-pixel."""
     import cv2
 
     img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
@@ -35,7 +37,8 @@ def _clip(img, kind: str, n: int, size: int = 512):
     return out
 
 
-def _roundtrip(frames, crf: int, scale: float):
+def h264_roundtrip(frames: list[np.ndarray], crf: int, scale: float = 1.0, preset: str = "medium") -> list[np.ndarray]:
+    """Encode RGB frames with libx264 in memory (optionally downscaled) and decode them again."""
     import av
     import cv2
 
@@ -45,7 +48,7 @@ def _roundtrip(frames, crf: int, scale: float):
     with av.open(buf, "w", format="mp4") as c:
         s = c.add_stream("libx264", rate=25)
         s.width, s.height, s.pix_fmt = ww, hh, "yuv420p"
-        s.options = {"crf": str(crf), "preset": "medium"}
+        s.options = {"crf": str(crf), "preset": preset}
         for f in frames:
             if scale != 1.0:
                 f = cv2.resize(f, (ww, hh), interpolation=cv2.INTER_AREA)
@@ -90,19 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     print("|---" * (len(CASES) + 3) + "|")
     for kind in ("talking", "shift"):
         for name, img in images.items():
-            frames = _clip(img, kind, args.frames)
+            frames = clip(img, kind, args.frames)
             marked = [wm.embed(f, PAYLOAD, args.strength) for f in frames]
             psnr = np.mean([10 * np.log10(255**2 / np.mean((m.astype(np.float64) - f) ** 2))
                             for m, f in zip(marked, frames)])
             cells = []
             for crf, scale in CASES:
-                dec = _roundtrip(marked, crf, scale)
+                dec = h264_roundtrip(marked, crf, scale)
                 d = wm.WatermarkDetector()
                 for f in dec:
                     d.add(f)
                 acc = float(np.mean(np.sign(d.soft_bits()) == msg))
                 cells.append(f"{acc:.3f} {'yes' if d.result().payload == PAYLOAD else 'no'}")
-            clean = wm.detect_frames(_roundtrip(frames, 23, 1.0))
+            clean = wm.detect_frames(h264_roundtrip(frames, 23, 1.0))
             print(f"| {kind}/{name} | {psnr:.1f} | " + " | ".join(cells)
                   + f" | {'FALSE POSITIVE' if clean.payload is not None else 'none'} |", flush=True)
     return 0
