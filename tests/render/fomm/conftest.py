@@ -1,40 +1,13 @@
-"""Shared fixtures for the FOMM tests: the reference fixture (optional) and tiny models."""
+"""Fixtures for the FOMM tests (the tiny architecture, random models and the reference fixture are
+in tests/render/conftest.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import torch
 
-from avatar.render.fomm.config import FommConfig
-
-SHARED = Path(__file__).resolve().parents[3] / ".." / "shared" / "fomm"
-PARITY = SHARED / "parity-small.pt"
-LAYOUT = SHARED / "vox-256-state-dict.txt"
-
-# the parity fixture's architecture (kept here too so the tests without the fixture still run)
-SMALL_PARAMS = {
-    "model_params": {
-        "common_params": {"num_kp": 10, "num_channels": 3, "estimate_jacobian": True},
-        "kp_detector_params": {"temperature": 0.1, "block_expansion": 8, "max_features": 32, "scale_factor": 0.25, "num_blocks": 5},
-        "generator_params": {
-            "block_expansion": 8,
-            "max_features": 32,
-            "num_down_blocks": 2,
-            "num_bottleneck_blocks": 2,
-            "estimate_occlusion_map": True,
-            "dense_motion_params": {"block_expansion": 8, "max_features": 32, "num_blocks": 5, "scale_factor": 0.25},
-        },
-    }
-}
-
-
-@pytest.fixture(scope="session")
-def parity() -> dict:
-    if not PARITY.is_file():
-        pytest.skip(f"reference fixture {PARITY} not found (CI has it at ../shared/fomm)")
-    return torch.load(PARITY, map_location="cpu", weights_only=True)
+LAYOUT = Path(__file__).resolve().parents[3] / ".." / "shared" / "fomm" / "vox-256-state-dict.txt"
 
 
 @pytest.fixture(scope="session")
@@ -44,38 +17,7 @@ def layout_text() -> str:
     return LAYOUT.read_text()
 
 
-@pytest.fixture(scope="session")
-def small_cfg() -> FommConfig:
-    return FommConfig.from_model_params(SMALL_PARAMS)
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Non-trivial random weights and BatchNorm statistics (eval mode)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("jacobian.weight"):
-                p.copy_(torch.randn(p.shape, generator=g) * 0.01 / p[0].numel() ** 0.5)
-            elif name.endswith("jacobian.bias"):
-                p.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0]).repeat(p.numel() // 4) + 0.1 * torch.rand(p.shape, generator=g) - 0.05)
-            elif p.ndim == 4:
-                p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)
-            elif name.endswith("norm.weight") or ".norm1.weight" in name or ".norm2.weight" in name:
-                p.copy_(0.6 + 0.8 * torch.rand(p.shape, generator=g))
-            else:
-                p.copy_(0.4 * torch.rand(p.shape, generator=g) - 0.2)
-        for name, b in model.named_buffers():
-            if name.endswith("running_var"):
-                b.copy_(0.5 + torch.rand(b.shape, generator=g))
-            elif name.endswith("running_mean"):
-                b.copy_(0.2 * torch.randn(b.shape, generator=g))
-    return model.eval()
-
-
 @pytest.fixture()
-def small_models(small_cfg):
-    from avatar.render.fomm.generator import OcclusionAwareGenerator
-    from avatar.render.fomm.keypoint_detector import KPDetector
-
-    torch.manual_seed(0)
-    return randomize(KPDetector(small_cfg), 1), randomize(OcclusionAwareGenerator(small_cfg), 2)
+def small_models(small_cfg, make_models):
+    """Fresh random tiny models per test (tests may change them)."""
+    return make_models(small_cfg, seed=0)
