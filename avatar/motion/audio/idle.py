@@ -7,41 +7,15 @@ import numpy as np
 
 def blinks(num_frames: int, fps: float, seed: int = 0, rate_per_min: float = 17.0) -> np.ndarray:
     """(T,) eyelid closure 0..1: blinks ~``rate_per_min`` per minute, gamma-distributed gaps (≥ 1.2 s),
-    each 80 ms closing, 40 ms shut, 160 ms opening."""
-    out = np.zeros(num_frames, np.float32)
-    if num_frames == 0 or rate_per_min <= 0:
-        return out
-    rng = np.random.default_rng([seed, 1])
-    mean_gap = 60.0 / rate_per_min
-    t = float(rng.uniform(0.3, mean_gap))
-    times = np.arange(num_frames) / fps
-    dur = num_frames / fps
-    close, hold, open_ = 0.08, 0.04, 0.16
-    while t < dur:
-        d = times - t
-        shape = np.where((d >= 0) & (d < close), d / close, 0.0)
-        shape = np.where((d >= close) & (d < close + hold), 1.0, shape)
-        shape = np.where((d >= close + hold) & (d < close + hold + open_), 1.0 - (d - close - hold) / open_, shape)
-        out = np.maximum(out, shape.astype(np.float32))
-        # A frame near the shut phase is fully shut, so even 25 fps shows the closed lids.
-        k = int(round((t + close + 0.5 * hold) * fps))
-        if 0 <= k < num_frames:
-            out[k] = 1.0
-        t += max(1.2, float(rng.gamma(3.0, mean_gap / 3.0)))
-    return out
+    each 80 ms closing, 40 ms shut, 160 ms opening (:class:`BlinkStream` run for T frames)."""
+    stream = BlinkStream(fps, seed, rate_per_min)
+    return np.array([stream.step() for _ in range(num_frames)], np.float32)
 
 
 def frame_energy(audio16k: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
     """(T,) speech energy 0..1 per render frame (RMS in dB, -50..-10 dBFS mapped to 0..1)."""
     hop = 16000.0 / fps
-    out = np.zeros(num_frames, np.float32)
-    for k in range(num_frames):
-        a, b = int(k * hop), int((k + 1) * hop)
-        seg = audio16k[a:b]
-        if len(seg):
-            db = 10 * np.log10(float(np.mean(seg.astype(np.float64) ** 2)) + 1e-10)
-            out[k] = np.clip((db + 50.0) / 40.0, 0.0, 1.0)
-    return out
+    return np.array([energy_of(audio16k[int(k * hop):int((k + 1) * hop)]) for k in range(num_frames)], np.float32)
 
 
 def _smooth_noise(n: int, fps: float, rng: np.random.Generator, cutoff_hz: float) -> np.ndarray:
