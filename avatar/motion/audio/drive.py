@@ -17,17 +17,7 @@ from ..rig import MouthRig, RigConfig
 from ..transfer import MotionTransfer
 from . import idle
 from .state import MouthState
-from .track import SpeechTrack, head_rotations
-
-
-def _rotation(head: np.ndarray) -> np.ndarray:
-    """(5,) yaw, pitch, roll, dx, dy → (3, 3) rotation, same convention as :func:`head_rotations`."""
-    yaw, pitch, roll = (float(v) for v in head[:3])
-    cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
-    rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
-    return rz @ ry @ rx
+from .track import SpeechTrack, rotation_matrices
 
 
 class SpeechDriver:
@@ -48,7 +38,7 @@ class SpeechDriver:
     def target(self, mouth: MouthState, blink: float, head: np.ndarray) -> np.ndarray:
         """One frame. head: (5,) yaw, pitch, roll (rad), dx, dy (canonical units). Returns (478, 3) float32."""
         move = np.array([float(head[3]), float(head[4]), 0.0])
-        return self.posed(mouth, blink, _rotation(head), 1.0, move)
+        return self.posed(mouth, blink, rotation_matrices(head[0:1], head[1:2], head[2:3])[0], 1.0, move)
 
     def posed(self, mouth: MouthState, blink: float, rotation: np.ndarray, scale_ratio: float,
               translation: np.ndarray) -> np.ndarray:
@@ -153,4 +143,4 @@ class LiveSpeech:
         return self._frames(states)
 
 
-__all__ = ["SpeechDriver", "LiveSpeech", "head_rotations"]
+__all__ = ["SpeechDriver", "LiveSpeech"]

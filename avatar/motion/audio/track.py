@@ -178,12 +178,17 @@ def talk_targets(neutral_canonical: np.ndarray, track: SpeechTrack, rig=None) ->
     return out
 
 
-def head_rotations(track: SpeechTrack) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 3, 3) rotations R = Rz(roll) · Ry(yaw) · Rx(pitch) and (T, 2) translations (dx, dy), canonical."""
-    yaw, pitch, roll = (track.head[:, i].astype(np.float64) for i in range(3))
+def rotation_matrices(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray) -> np.ndarray:
+    """(T,) angles in radians → (T, 3, 3) rotations R = Rz(roll) · Ry(yaw) · Rx(pitch), canonical frame."""
+    yaw, pitch, roll = (np.asarray(a, np.float64) for a in (yaw, pitch, roll))
     cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
     one, zero = np.ones_like(yaw), np.zeros_like(yaw)
     rx = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, cp, -sp], -1), np.stack([zero, sp, cp], -1)], -2)
     ry = np.stack([np.stack([cy, zero, sy], -1), np.stack([zero, one, zero], -1), np.stack([-sy, zero, cy], -1)], -2)
     rz = np.stack([np.stack([cr, -sr, zero], -1), np.stack([sr, cr, zero], -1), np.stack([zero, zero, one], -1)], -2)
-    return rz @ ry @ rx, track.head[:, 3:5].astype(np.float64)
+    return rz @ ry @ rx
+
+
+def head_rotations(track: SpeechTrack) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 3, 3) rotations R = Rz(roll) · Ry(yaw) · Rx(pitch) and (T, 2) translations (dx, dy), canonical."""
+    return rotation_matrices(track.head[:, 0], track.head[:, 1], track.head[:, 2]), track.head[:, 3:5].astype(np.float64)
