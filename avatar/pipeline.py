@@ -135,10 +135,16 @@ class Animator:
         with self.detector(video=False) as det:
             face = select_face(det.detect(frame), cfg.face.face_index, label, cfg.face.require_single)
         grant = self._check_consent(source, frame, use=use, avatar_id=avatar_id)
-        m = crop_matrix(crop_box(face.landmarks, cfg.face), cfg.face.size)
-        crop = make_crop(frame, face.landmarks, m, cfg.face.size)
-        state = self.engine.prepare(crop)
-        return PreparedSource(frame, crop, state, PasteBack(frame, m, cfg.face.size, source_crop=crop.image), grant, label)
+        crop, state, paste = self._source_state(frame, face.landmarks)
+        return PreparedSource(frame, crop, state, paste, grant, label)
+
+    def _source_state(self, frame: np.ndarray, landmarks: np.ndarray) -> tuple[FaceCrop, Any, PasteBack]:
+        """Crop, engine state and paste-back for a portrait frame. No consent check: callers are
+        :meth:`prepare` (after the gate) and speed measurements that show nothing."""
+        size = self.config.face.size
+        m = crop_matrix(crop_box(landmarks, self.config.face), size)
+        crop = make_crop(frame, landmarks, m, size)
+        return crop, self.engine.prepare(crop), PasteBack(frame, m, size, source_crop=crop.image)
 
     def _check_consent(self, source: Any, frame: np.ndarray, *, use: Use, avatar_id: str | None) -> Any:
         from .media.image import sha256_file

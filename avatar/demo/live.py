@@ -29,8 +29,6 @@ def sustainable_fps(config: Any, frames: int = 8, lo: float = 5.0, hi: float = 3
     for the browser's image encoding; clamped to [lo, hi].
     """
     from ..examples import example_portrait
-    from ..face.blend import PasteBack
-    from ..face.crop import crop_box, crop_matrix, make_crop
     from ..pipeline import Animator
     from ..types import DriveTarget
 
@@ -38,10 +36,7 @@ def sustainable_fps(config: Any, frames: int = 8, lo: float = 5.0, hi: float = 3
     image = example_portrait()
     with animator.detector(video=False) as still:
         face = still.detect(image)[0]
-    m = crop_matrix(crop_box(face.landmarks, config.face), config.face.size)
-    crop = make_crop(image, face.landmarks, m, config.face.size)
-    state = animator.engine.prepare(crop)
-    paste = PasteBack(image, m, config.face.size, source_crop=crop.image)
+    crop, state, paste = animator._source_state(image, face.landmarks)
     times = []
     with animator.detector(video=True) as det:
         for k in range(frames + 2):
