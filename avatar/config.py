@@ -94,11 +94,13 @@ class RenderConfig:
     """Which engine renders, and where.
 
     engine: "warp" (default, no weights), "fomm" (needs ``checkpoint``), "onnx" (needs ``model_dir``).
+    int8: the onnx engine runs the export's int8 generator (``avatar export onnx --int8``; CPU).
     """
 
     engine: str = "warp"
     device: str = "cpu"
     half: bool = False
+    int8: bool = False
     batch_size: int = 1
     checkpoint: str | None = None
     model_dir: str | None = None

@@ -21,7 +21,8 @@ static input buffers).
 ``onnx``: the same random models exported with ``avatar.export`` (fp32, opset 17) and run by
 onnxruntime with the OnnxEngine's session options (graph optimisation ALL, intra-op threads =
 ``--threads`` or the usable cores) and providers (``--providers``, default TensorRT → CUDA → CPU
-as available; IO binding on CUDA). ``onnx-fp16`` uses the fp16 graphs. When both ``torch`` and an
+as available; IO binding on CUDA). ``onnx-fp16`` uses the fp16 graphs, ``onnx-int8`` the int8
+generator (``avatar export onnx --int8``: int8 convolutions calibrated on the astronaut crop). When both ``torch`` and an
 onnx runtime ran, the speed-up (torch ms / onnx ms per frame, kp + decode) is printed per batch.
 """
 
@@ -121,11 +122,11 @@ def _cudagraph_runtime(m: Models, device: torch.device) -> Runtime:
 _ONNX_OPTIONS: dict[str, Any] = {"threads": None, "providers": ()}
 
 
-def name_of(half: bool) -> str:
-    return "onnx-fp16" if half else "onnx"
+def name_of(half: bool, int8: bool = False) -> str:
+    return "onnx-int8" if int8 else "onnx-fp16" if half else "onnx"
 
 
-def _onnx_runtime_factory(half: bool) -> Callable[[Models, torch.device], Runtime]:
+def _onnx_runtime_factory(half: bool, int8: bool = False) -> Callable[[Models, torch.device], Runtime]:
     def factory(m: Models, device: torch.device) -> Runtime:
         import shutil
         import tempfile
@@ -136,14 +137,14 @@ def _onnx_runtime_factory(half: bool) -> Callable[[Models, torch.device], Runtim
 
         folder = tempfile.mkdtemp(prefix="avatar-bench-onnx-")
         arch = m.generator_cfg
-        export_models(m.kp_detector, m.generator, arch, folder + "/model", fp16=half, overwrite=True)
-        cfg = RenderConfig(engine="onnx", model_dir=folder + "/model", device=str(device), half=half,
+        export_models(m.kp_detector, m.generator, arch, folder + "/model", fp16=half, int8=int8, overwrite=True)
+        cfg = RenderConfig(engine="onnx", model_dir=folder + "/model", device=str(device), half=half, int8=int8,
                            providers=_ONNX_OPTIONS["providers"], batch_size=8)
         try:
             eng = OnnxEngine(cfg, threads=_ONNX_OPTIONS["threads"])
         finally:
             shutil.rmtree(folder, ignore_errors=True)  # the sessions hold the graphs in memory
-        print(f"{'':<18}  {name_of(half)}: providers {eng.providers['generator']}, io binding {eng.io_binding}")
+        print(f"{'':<18}  {name_of(half, int8)}: providers {eng.providers['generator']}, io binding {eng.io_binding}")
 
         def generator(source: torch.Tensor, kp_d: Keypoints, kp_s: Keypoints) -> Any:
             return eng._predict(source, eng._encode(source), kp_d, kp_s)
@@ -157,6 +158,7 @@ RUNTIMES: dict[str, Callable[[Models, torch.device], Runtime]] = {
     "torch": _torch_runtime,
     "onnx": _onnx_runtime_factory(False),
     "onnx-fp16": _onnx_runtime_factory(True),
+    "onnx-int8": _onnx_runtime_factory(False, int8=True),
     "torch-fp16": _fp16_runtime,
     "torch-compile": _compile_runtime,
     "torch-cudagraphs": _cudagraph_runtime,

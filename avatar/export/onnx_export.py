@@ -243,12 +243,18 @@ def export_models(
     out_dir: str | os.PathLike[str],
     *,
     fp16: bool = False,
+    int8: bool = False,
+    calibration_images: Sequence[Any] | None = None,
     opset: int = MIN_OPSET,
     overwrite: bool = False,
     checkpoint: str | None = None,
     checkpoint_sha256: str | None = None,
 ) -> Path:
     """Export ready models (eval mode, CPU) into ``out_dir``; returns the folder.
+
+    ``fp16`` adds ``*.fp16.onnx`` graphs; ``int8`` adds ``generator.int8.onnx`` (see
+    :mod:`avatar.export.quantize`), calibrated on ``calibration_images`` (RGB uint8 face crops;
+    default: the bundled astronaut portrait and variants of it).
 
     Everything is written into a temporary folder beside ``out_dir`` and moved into place at
     the end, so a failure leaves no half-written export. Refuses an existing non-empty
@@ -279,6 +285,19 @@ def export_models(
                 half[name] = GraphSpec(hpath.name, sha256_file(hpath), *graph_io(hpath))
             elif fp16:
                 half[name] = graphs[name]
+        quantized: dict[str, GraphSpec] = {}
+        int8_report = None
+        if int8:
+            from .quantize import INT8_GRAPHS, default_calibration_images, generator_feeds, quantize_generator
+
+            images = list(calibration_images) if calibration_images else default_calibration_images()
+            calibration = generator_feeds(kp_detector, generator, images, arch.image_size, seed=0)
+            held_out = generator_feeds(kp_detector, generator, images[:2], arch.image_size, motions=1, seed=1)
+            for name in INT8_GRAPHS:
+                qpath = tmp / f"{name}.int8.onnx"
+                int8_report = quantize_generator(tmp / graphs[name].file, qpath, calibration, held_out)
+                check_graph(qpath)
+                quantized[name] = GraphSpec(qpath.name, sha256_file(qpath), *graph_io(qpath))
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -292,6 +311,8 @@ def export_models(
             "graphs": {n: graph_to_dict(g) for n, g in graphs.items()},
             "fp16_graphs": {n: graph_to_dict(g) for n, g in half.items()} or None,
             "fp16_kept_float32": list(FP16_KEEP_FLOAT) if fp16 else None,
+            "int8_graphs": {n: graph_to_dict(g) for n, g in quantized.items()} or None,
+            "int8": int8_report.to_dict() if int8_report else None,
         }
         (tmp / SIDECAR).write_text(json.dumps(meta, indent=2) + "\n")
         _prepare_out_dir(out, overwrite)  # again: something may have appeared meanwhile
@@ -325,6 +346,8 @@ def export_onnx(
     out_dir: str | os.PathLike[str],
     *,
     fp16: bool = False,
+    int8: bool = False,
+    calibration_images: Sequence[Any] | None = None,
     opset: int = MIN_OPSET,
     overwrite: bool = False,
     config: str | None = None,
@@ -343,7 +366,8 @@ def export_onnx(
         raise
     except Exception as exc:  # noqa: BLE001 - the unpickler raises IndexError/KeyError/... on some garbage files
         raise WeightsError(f"cannot read {path}: not a FOMM checkpoint or corrupt ({type(exc).__name__}); pass a .pth.tar or .safetensors file") from None
-    return export_models(kp, gen, arch, out, fp16=fp16, opset=opset, overwrite=overwrite, checkpoint=str(path),
+    return export_models(kp, gen, arch, out, fp16=fp16, int8=int8, calibration_images=calibration_images, opset=opset,
+                         overwrite=overwrite, checkpoint=str(path),
                          checkpoint_sha256=sha256_file(path))
 
 

@@ -1,7 +1,8 @@
 """The ``avatar-onnx.json`` sidecar of an ONNX export folder: writing, reading and checking it.
 
 An export folder holds three graphs (``kp_detector``, ``source_encoder``, ``generator``), an
-optional fp16 variant of each (``*.fp16.onnx``) and this JSON: the FOMM architecture, the
+optional fp16 variant of each (``*.fp16.onnx``), an optional int8 generator
+(``generator.int8.onnx``) and this JSON: the FOMM architecture, the
 source checkpoint's sha256, the opset, the library versions and every graph's file, sha256
 and input/output names, dtypes and shapes (``"batch"`` marks the dynamic axis).
 """
@@ -57,8 +58,9 @@ class GraphSpec:
 class ExportInfo:
     """A checked export folder.
 
-    root: the folder; config: the FOMM architecture; graphs / fp16: name → GraphSpec (fp16 is
-    empty when the export has no fp16 variant); meta: the whole sidecar as read.
+    root: the folder; config: the FOMM architecture; graphs / fp16 / int8: name → GraphSpec
+    (fp16 / int8 are empty when the export has no such variant; int8 holds only the graphs
+    that were quantised); meta: the whole sidecar as read.
     """
 
     root: Path
@@ -67,10 +69,15 @@ class ExportInfo:
     graphs: dict[str, GraphSpec]
     fp16: dict[str, GraphSpec]
     meta: dict[str, Any]
+    int8: dict[str, GraphSpec] = dataclasses.field(default_factory=dict)
 
-    def graph(self, name: str, half: bool = False) -> tuple[Path, GraphSpec]:
-        """Path and spec of graph ``name`` (its fp16 variant when ``half``)."""
-        spec = (self.fp16 if half else self.graphs)[name]
+    def graph(self, name: str, half: bool = False, int8: bool = False) -> tuple[Path, GraphSpec]:
+        """Path and spec of graph ``name``: its int8 variant when ``int8`` and there is one, else
+        its fp16 variant when ``half``, else the float32 graph."""
+        if int8 and name in self.int8:
+            spec = self.int8[name]
+        else:
+            spec = (self.fp16 if half else self.graphs)[name]
         return self.root / spec.file, spec
 
 
@@ -133,13 +140,14 @@ def read_export(model_dir: str | Path, *, verify_hashes: bool = True) -> ExportI
         config = config_from_dict(meta["fomm_config"])
         graphs = {name: _graph_from_dict(meta["graphs"][name]) for name in GRAPHS}
         fp16 = {name: _graph_from_dict(g) for name, g in (meta.get("fp16_graphs") or {}).items()}
+        int8 = {name: _graph_from_dict(g) for name, g in (meta.get("int8_graphs") or {}).items()}
         opset = int(meta["opset"])
     except (KeyError, TypeError, ValueError) as exc:
         raise WeightsError(f"{side} is damaged or incomplete ({type(exc).__name__}: {exc}); export again with --overwrite") from None
-    for spec in (*graphs.values(), *fp16.values()):
+    for spec in (*graphs.values(), *fp16.values(), *int8.values()):
         path = root / spec.file
         if not path.is_file():
             raise WeightsError(f"{path} is listed in {SIDECAR} but missing; export again with --overwrite")
         if verify_hashes and sha256_file(path) != spec.sha256:
             raise WeightsError(f"{path} does not match the sha256 in {SIDECAR} (modified or truncated); export again with --overwrite")
-    return ExportInfo(root, config, opset, graphs, fp16, meta)
+    return ExportInfo(root, config, opset, graphs, fp16, meta, int8)

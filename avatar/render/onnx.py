@@ -198,7 +198,8 @@ class OnnxEngine(FommEngine):
 
     Args:
         cfg: ``model_dir`` (required), ``providers``, ``strict_providers``, ``half`` (use the
-            fp16 graphs when the export has them; TensorRT builds fp16 engines), ``device``
+            fp16 graphs when the export has them; TensorRT builds fp16 engines), ``int8`` (use
+            the export's int8 generator; a ConfigError when it has none), ``device``
             (cuda:N picks the GPU), ``batch_size``.
         threads: onnxruntime intra-op threads (default: usable cores).
         io_binding: bind inputs/outputs by pointer; default True when running on CUDA/TensorRT.
@@ -231,6 +232,8 @@ class OnnxEngine(FommEngine):
         self.adapt_movement_scale = adapt_movement_scale
         self.relative_jacobian = relative_jacobian
         use_fp16 = bool(self.cfg.half) and bool(self.info.fp16)
+        if self.cfg.int8 and not self.info.int8:
+            raise ConfigError(f"{self.cfg.model_dir} has no int8 graph; export with `avatar export onnx --int8` or drop --int8")
         if self.cfg.half and not self.info.fp16:
             log.info("%s has no fp16 graphs (export with --fp16); TensorRT still builds fp16 engines with --half", self.cfg.model_dir)
         device_id = _device_id(self.cfg.device)
@@ -239,7 +242,7 @@ class OnnxEngine(FommEngine):
         so = session_options(threads)
         self.graphs: dict[str, Graph] = {}
         for name in ("kp_detector", "source_encoder", "generator"):
-            path, spec = self.info.graph(name, half=use_fp16)
+            path, spec = self.info.graph(name, half=use_fp16, int8=self.cfg.int8)
             opts = [provider_options(p, device_id=device_id, half=bool(self.cfg.half), cache=cache,
                                      profiles=_trt_profiles(spec.inputs, self.cfg.batch_size)) for p in asked]
             try:
