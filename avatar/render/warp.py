@@ -36,6 +36,7 @@ class WarpState:
 
     image: np.ndarray            # (S, S, 3) uint8
     vertices: np.ndarray         # (V, 2) source positions of landmarks + ring + frame points
+    depth: np.ndarray            # (V,) their depth (z, x-pixel units; rings take the oval's)
     ring_weights: np.ndarray     # (V - 478,) rigid-motion weight of the extra points
     face_triangles: np.ndarray   # (F, 3) into vertices (mesh + eye fans)
     outer_triangles: np.ndarray  # (O, 3) into vertices
@@ -50,7 +51,11 @@ def _polygon_area(pts: np.ndarray) -> float:
 
 
 def _ring_points(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Control points around the face oval and on a still outer frame; returns (points, weights)."""
+    """Control points around the face oval and on a still outer frame; returns ((P, 3) points, (P,) weights).
+
+    A ring point's depth is that of the oval in its direction: hair and ears sit about as far
+    back as the face's outline, so under a head turn they move as the outline does.
+    """
     oval = landmarks[topology.mesh()["oval"], :2]
     centre = oval.mean(0)
     chin_y = landmarks[topology.CHIN, 1]
@@ -61,13 +66,14 @@ def _ring_points(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarr
     oval_rad = np.hypot(rel[:, 0], rel[:, 1])
     order = np.argsort(oval_ang)
     rad = np.interp(angles, oval_ang[order], oval_rad[order], period=2 * np.pi)
+    depth = np.interp(angles, oval_ang[order], landmarks[topology.mesh()["oval"], 2][order], period=2 * np.pi)
     pts, weights = [], []
     for factor, weight in _RINGS:
         # more room above (hair) than below (neck)
         f = factor * np.where(np.sin(angles) < 0, 1.0 + 0.25 * (-np.sin(angles)), 1.0)
         ring = centre + np.stack([np.cos(angles), np.sin(angles)], 1) * (rad * f)[:, None]
         w = np.where(ring[:, 1] > chin_y, weight * 0.5, weight)  # the neck follows the head less
-        pts.append(ring)
+        pts.append(np.column_stack([ring, depth]))
         weights.append(w)
     lo, hi = -0.35 * size, 1.35 * size
     edge = np.linspace(lo, hi, _BORDER_POINTS + 1)[:-1]
@@ -77,8 +83,8 @@ def _ring_points(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarr
         np.stack([edge[::-1] + (hi - lo) / _BORDER_POINTS, np.full_like(edge, hi)], 1),
         np.stack([np.full_like(edge, lo), edge[::-1] + (hi - lo) / _BORDER_POINTS], 1),
     ])
-    pts = np.concatenate(pts + [frame])
-    pts = np.clip(pts, lo, hi)
+    pts = np.concatenate(pts + [np.column_stack([frame, np.zeros(len(frame))])])
+    pts[:, :2] = np.clip(pts[:, :2], lo, hi)
     weights = np.concatenate(weights + [np.zeros(len(frame))])
     return pts, weights
 
@@ -117,7 +123,8 @@ class WarpEngine(Engine):
         lm = source.landmarks.astype(np.float64)
         m = topology.mesh()
         extra, weights = _ring_points(lm, source.size)
-        vertices = np.concatenate([lm[:, :2], extra])
+        vertices = np.concatenate([lm[:, :2], extra[:, :2]])
+        depth = np.concatenate([lm[:, 2] if lm.shape[1] > 2 else np.zeros(len(lm)), extra[:, 2]])
         # outer triangles: Delaunay over oval + rings + frame, minus what lies inside the oval
         oval = m["oval"]
         ids = np.concatenate([oval, np.arange(len(lm), len(vertices))])
@@ -129,6 +136,7 @@ class WarpEngine(Engine):
         return WarpState(
             image=np.ascontiguousarray(source.image),
             vertices=vertices,
+            depth=depth,
             ring_weights=weights,
             face_triangles=np.concatenate([m["triangles"], m["eye_triangles"]]),
             outer_triangles=tri[~inside],
@@ -142,13 +150,15 @@ class WarpEngine(Engine):
 
     # -- one frame -------------------------------------------------------------------------
     def target_vertices(self, state: WarpState, landmarks: np.ndarray) -> np.ndarray:
-        """(V, 2) target positions: landmarks, then ring points moved by the head's rigid motion."""
+        """(V, 2) target positions: landmarks, then ring points moved by the head's rigid motion
+        (fitted in 3-D when the landmarks have depth, so turns move hair and ears with parallax)."""
         n = landmarks.shape[0]
-        src = state.vertices[:n]
         ids = np.union1d(stable_ids(), topology.mesh()["oval"])
-        s, r, t = fit_similarity(src[ids], landmarks[ids, :2].astype(np.float64))
+        dims = 3 if landmarks.shape[1] > 2 else 2
+        src = np.column_stack([state.vertices, state.depth])[:, :dims]
+        s, r, t = fit_similarity(src[ids], landmarks[ids, :dims].astype(np.float64))
         extra = state.vertices[n:]
-        moved = s * extra @ r.T + t
+        moved = (s * src[n:] @ r.T + t)[:, :2]
         extra_t = extra + state.ring_weights[:, None] * (moved - extra)
         return np.concatenate([landmarks[:, :2], extra_t])
 
