@@ -20,12 +20,19 @@ from scipy.spatial import Delaunay
 
 from ..config import RenderConfig
 from ..face import topology
+from ..face.segment import person_mask
 from ..motion.decompose import fit_similarity, stable_ids
 from ..types import DriveTarget, FaceCrop
 from .base import Engine
 
 # control rings around the face: (radial factor, weight of the head's rigid motion)
 _RINGS = ((1.2, 0.8), (1.45, 0.2), (1.75, 0.0))
+# rings that follow a person mask's silhouette: weights of the inner (hair), middle and outer ring
+_SILHOUETTE_WEIGHTS = (1.0, 0.25, 0.0)
+_HAIR_MARGIN = 0.06  # the inner ring sits this far (× oval radius) inside the silhouette
+_BG_BAND = 0.35      # background band beyond the silhouette (× oval radius) that absorbs the stretch
+_HAIR_MAX = 2.2      # silhouette search limit (× oval radius)
+_MIN_GAP = 0.35      # a ring gap never shrinks below this fraction of its source size
 _RING_POINTS = 24
 _BORDER_POINTS = 6  # per side of the outer frame; the frame lies outside the crop and stays still
 
@@ -38,6 +45,7 @@ class WarpState:
     vertices: np.ndarray         # (V, 2) source positions of landmarks + ring + frame points
     depth: np.ndarray            # (V,) their depth (z, x-pixel units; rings take the oval's)
     ring_weights: np.ndarray     # (V - 478,) rigid-motion weight of the extra points
+    ring_gaps: np.ndarray        # (R, A) source radial gaps oval → ring 1 → … → ring R (px)
     face_triangles: np.ndarray   # (F, 3) into vertices (mesh + eye fans)
     outer_triangles: np.ndarray  # (O, 3) into vertices
     mouth_area: float            # source inner-mouth polygon area (px²)
@@ -50,9 +58,30 @@ def _polygon_area(pts: np.ndarray) -> float:
     return float(0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
-def _ring_points(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Control points around the face oval and on a still outer frame; returns ((P, 3) points, (P,) weights).
+def _silhouette(mask: np.ndarray, centre: np.ndarray, directions: np.ndarray, rad: np.ndarray) -> np.ndarray:
+    """Per direction, the distance from ``centre`` at which the person mask ends, searched from
+    the oval outwards up to ``_HAIR_MAX`` × the oval radius (returned as a multiple of it)."""
+    ks = np.linspace(1.0, _HAIR_MAX, 61)
+    pts = centre + directions[:, None, :] * (rad[:, None, None] * ks[None, :, None])  # (A, K, 2)
+    h, w = mask.shape
+    xi = np.clip(np.round(pts[..., 0]).astype(int), 0, w - 1)  # beyond the crop: its edge continues
+    yi = np.clip(np.round(pts[..., 1]).astype(int), 0, h - 1)
+    outside = mask[yi, xi] < 0.5
+    outside[:, -1] = True
+    return ks[np.argmax(outside, axis=1)]
 
+
+def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Control points around the face oval and on a still outer frame.
+
+    Returns ((P, 3) points, (P,) rigid-motion weights, (R, A) radial gaps in pixels between
+    the oval and the first ring and between consecutive rings, per direction).
+
+    With a person ``mask``, the rings above the chin hug the silhouette: the inner one sits just
+    inside it and moves fully with the head (hair is attached to the skull), the outer ones
+    stand in the background beyond it, so the stretch lands on background rather than smearing
+    hair. Without a mask, and below the chin (the neck follows the head only partly), fixed
+    rings at :data:`_RINGS` × the oval radius.
     A ring point's depth is that of the oval in its direction: hair and ears sit about as far
     back as the face's outline, so under a head turn they move as the outline does.
     """
@@ -60,6 +89,7 @@ def _ring_points(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarr
     centre = oval.mean(0)
     chin_y = landmarks[topology.CHIN, 1]
     angles = np.linspace(0, 2 * np.pi, _RING_POINTS, endpoint=False)
+    directions = np.stack([np.cos(angles), np.sin(angles)], 1)
     # radius of the oval in each direction, sampled from the oval itself
     rel = oval - centre
     oval_ang = np.arctan2(rel[:, 1], rel[:, 0])
@@ -67,14 +97,22 @@ def _ring_points(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarr
     order = np.argsort(oval_ang)
     rad = np.interp(angles, oval_ang[order], oval_rad[order], period=2 * np.pi)
     depth = np.interp(angles, oval_ang[order], landmarks[topology.mesh()["oval"], 2][order], period=2 * np.pi)
-    pts, weights = [], []
-    for factor, weight in _RINGS:
-        # more room above (hair) than below (neck)
-        f = factor * np.where(np.sin(angles) < 0, 1.0 + 0.25 * (-np.sin(angles)), 1.0)
-        ring = centre + np.stack([np.cos(angles), np.sin(angles)], 1) * (rad * f)[:, None]
-        w = np.where(ring[:, 1] > chin_y, weight * 0.5, weight)  # the neck follows the head less
+    # fixed rings: more room above (hair) than below (neck)
+    factors = np.array([f for f, _ in _RINGS])[:, None] * np.where(np.sin(angles) < 0, 1.0 + 0.25 * (-np.sin(angles)), 1.0)
+    weights = np.repeat(np.array([w for _, w in _RINGS])[:, None], _RING_POINTS, axis=1)
+    above = centre[1] + directions[:, 1] * rad * _RINGS[0][0] <= chin_y
+    if mask is not None:
+        sil = _silhouette(mask, centre, directions, rad)
+        inner = np.maximum(1.12, sil - _HAIR_MARGIN)
+        middle = np.maximum(inner + 0.1, sil + 0.5 * _BG_BAND)
+        outer = np.maximum(middle + 0.15, sil + _BG_BAND)
+        factors = np.where(above, np.stack([inner, middle, outer]), factors)
+        weights = np.where(above, np.array(_SILHOUETTE_WEIGHTS)[:, None], weights)
+    pts = []
+    for f, w in zip(factors, weights):
+        ring = centre + directions * (rad * f)[:, None]
+        w[ring[:, 1] > chin_y] *= 0.5  # the neck follows the head less
         pts.append(np.column_stack([ring, depth]))
-        weights.append(w)
     lo, hi = -0.35 * size, 1.35 * size
     edge = np.linspace(lo, hi, _BORDER_POINTS + 1)[:-1]
     frame = np.concatenate([
@@ -85,8 +123,29 @@ def _ring_points(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarr
     ])
     pts = np.concatenate(pts + [np.column_stack([frame, np.zeros(len(frame))])])
     pts[:, :2] = np.clip(pts[:, :2], lo, hi)
-    weights = np.concatenate(weights + [np.zeros(len(frame))])
-    return pts, weights
+    gaps = np.diff(np.concatenate([np.ones((1, _RING_POINTS)), factors]), axis=0) * rad
+    return pts, np.concatenate([weights.ravel(), np.zeros(len(frame))]), gaps
+
+
+def _keep_rings_apart(extra: np.ndarray, oval: np.ndarray, gaps: np.ndarray) -> None:
+    """Push target ring points outwards (in place) where a head movement would squeeze a ring
+    into the oval or into the next ring: a fold shows as torn, doubled texture, while letting
+    a ring give way moves a little background. Each gap keeps at least ``_MIN_GAP`` of its size."""
+    rings, count = gaps.shape
+    pts = extra[: rings * count].reshape(rings, count, 2)
+    centre = oval.mean(0)
+    u = pts[0] - centre
+    u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-6)
+    rel = oval - centre
+    ang = np.arctan2(rel[:, 1], rel[:, 0])
+    order = np.argsort(ang)
+    oval_rad = np.interp(np.arctan2(u[:, 1], u[:, 0]), ang[order], np.hypot(rel[:, 0], rel[:, 1])[order], period=2 * np.pi)
+    inner = oval_rad
+    for k in range(rings):
+        rho = ((pts[k] - centre) * u).sum(1)
+        push = np.maximum(inner + _MIN_GAP * gaps[k] - rho, 0.0)
+        pts[k] += push[:, None] * u
+        inner = rho + push
 
 
 def _mouth_colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,19 +169,22 @@ class WarpEngine(Engine):
     Args:
         config: render settings (``mouth_interior`` switches the synthetic mouth).
         map_scale: resolution of the rasterised backward map relative to the crop.
+        follow_silhouette: place the rings around the hair by a person mask of the source
+            (mediapipe selfie segmentation); False uses fixed rings.
     """
 
     name = "warp"
     needs_driving_image = False
 
-    def __init__(self, config: RenderConfig | None = None, map_scale: float = 0.5) -> None:
+    def __init__(self, config: RenderConfig | None = None, map_scale: float = 0.5, follow_silhouette: bool = True) -> None:
         self.config = config or RenderConfig()
         self.map_scale = map_scale
+        self.follow_silhouette = follow_silhouette
 
     def prepare(self, source: FaceCrop) -> WarpState:
         lm = source.landmarks.astype(np.float64)
         m = topology.mesh()
-        extra, weights = _ring_points(lm, source.size)
+        extra, weights, gaps = _ring_points(lm, source.size, person_mask(source.image) if self.follow_silhouette else None)
         vertices = np.concatenate([lm[:, :2], extra[:, :2]])
         depth = np.concatenate([lm[:, 2] if lm.shape[1] > 2 else np.zeros(len(lm)), extra[:, 2]])
         # outer triangles: Delaunay over oval + rings + frame, minus what lies inside the oval
@@ -138,6 +200,7 @@ class WarpEngine(Engine):
             vertices=vertices,
             depth=depth,
             ring_weights=weights,
+            ring_gaps=gaps,
             face_triangles=np.concatenate([m["triangles"], m["eye_triangles"]]),
             outer_triangles=tri[~inside],
             mouth_area=_polygon_area(lm[m["mouth_loop"], :2]),
@@ -160,6 +223,7 @@ class WarpEngine(Engine):
         extra = state.vertices[n:]
         moved = (s * src[n:] @ r.T + t)[:, :2]
         extra_t = extra + state.ring_weights[:, None] * (moved - extra)
+        _keep_rings_apart(extra_t, landmarks[topology.mesh()["oval"], :2], state.ring_gaps)
         return np.concatenate([landmarks[:, :2], extra_t])
 
     def backward_map(self, state: WarpState, landmarks: np.ndarray) -> np.ndarray:
