@@ -100,18 +100,21 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
     # fixed rings: more room above (hair) than below (neck)
     factors = np.array([f for f, _ in _RINGS])[:, None] * np.where(np.sin(angles) < 0, 1.0 + 0.25 * (-np.sin(angles)), 1.0)
     weights = np.repeat(np.array([w for _, w in _RINGS])[:, None], _RING_POINTS, axis=1)
-    above = centre[1] + directions[:, 1] * rad * _RINGS[0][0] <= chin_y
+    reach = float(rad.mean())
+    # 1 above the chin, 0 below it, with a ramp in between: neighbouring directions must not
+    # switch schemes abruptly, or the background between them shears into a zigzag
+    above = np.clip((chin_y - (centre[1] + directions[:, 1] * rad * _RINGS[0][0])) / (0.4 * reach) + 0.5, 0.0, 1.0)
     if mask is not None:
         sil = _silhouette(mask, centre, directions, rad)
         inner = np.maximum(1.12, sil - _HAIR_MARGIN)
         middle = np.maximum(inner + 0.1, sil + 0.5 * _BG_BAND)
         outer = np.maximum(middle + 0.15, sil + _BG_BAND)
-        factors = np.where(above, np.stack([inner, middle, outer]), factors)
-        weights = np.where(above, np.array(_SILHOUETTE_WEIGHTS)[:, None], weights)
+        factors = above * np.stack([inner, middle, outer]) + (1 - above) * factors
+        weights = above * np.array(_SILHOUETTE_WEIGHTS)[:, None] + (1 - above) * weights
     pts = []
     for f, w in zip(factors, weights):
         ring = centre + directions * (rad * f)[:, None]
-        w[ring[:, 1] > chin_y] *= 0.5  # the neck follows the head less
+        w *= np.clip(1.0 - 0.5 * (ring[:, 1] - chin_y + 0.1 * reach) / (0.3 * reach), 0.5, 1.0)  # the neck follows the head less
         pts.append(np.column_stack([ring, depth]))
     lo, hi = -0.35 * size, 1.35 * size
     edge = np.linspace(lo, hi, _BORDER_POINTS + 1)[:-1]
@@ -146,6 +149,35 @@ def _keep_rings_apart(extra: np.ndarray, oval: np.ndarray, gaps: np.ndarray) -> 
         push = np.maximum(inner + _MIN_GAP * gaps[k] - rho, 0.0)
         pts[k] += push[:, None] * u
         inner = rho + push
+
+
+def _signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
+def _untangle(target: np.ndarray, source: np.ndarray, triangles: np.ndarray, movable: np.ndarray, first: int,
+              iterations: int = 12) -> None:
+    """Smooth the displacement of ring points (in place) around outer triangles that a large
+    movement turned inside out, until none is (or ``iterations`` ran out): each such ring point
+    takes the mean displacement of its neighbours, so a fold becomes a gentler stretch."""
+    orient = np.sign(_signed_areas(source, triangles))
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    edges = np.concatenate([edges, edges[:, ::-1]])
+    degree = np.bincount(edges[:, 0], minlength=len(source)).astype(np.float64)
+    ids = first + np.flatnonzero(movable)  # the still rings and the frame keep the background in place
+    for _ in range(iterations):
+        flipped = np.sign(_signed_areas(target, triangles)) != orient
+        if not flipped.any():
+            return
+        touched = np.zeros(len(source), bool)
+        touched[triangles[flipped].ravel()] = True
+        shift = target - source
+        mean = np.zeros_like(shift)
+        np.add.at(mean, edges[:, 0], shift[edges[:, 1]])
+        mean /= np.maximum(degree, 1)[:, None]
+        sel = ids[touched[ids]]
+        target[sel] = source[sel] + mean[sel]
 
 
 def _mouth_colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -224,7 +256,9 @@ class WarpEngine(Engine):
         moved = (s * src[n:] @ r.T + t)[:, :2]
         extra_t = extra + state.ring_weights[:, None] * (moved - extra)
         _keep_rings_apart(extra_t, landmarks[topology.mesh()["oval"], :2], state.ring_gaps)
-        return np.concatenate([landmarks[:, :2], extra_t])
+        tgt = np.concatenate([landmarks[:, :2], extra_t])
+        _untangle(tgt, state.vertices, state.outer_triangles, movable=state.ring_weights > 0, first=n)
+        return tgt
 
     def backward_map(self, state: WarpState, landmarks: np.ndarray) -> np.ndarray:
         """(S, S, 2) float32 source coordinates for every target pixel."""
