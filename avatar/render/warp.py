@@ -32,6 +32,7 @@ _SILHOUETTE_WEIGHTS = (1.0, 0.25, 0.0)
 _HAIR_MARGIN = 0.06  # the inner ring sits this far (× oval radius) inside the silhouette
 _BG_BAND = 0.35      # background band beyond the silhouette (× oval radius) that absorbs the stretch
 _HAIR_MAX = 2.2      # silhouette search limit (× oval radius)
+_OUTER_SMOOTH = 0.03  # Gaussian sigma of the motion around the face, × the map size
 _MIN_GAP = 0.35      # a ring gap never shrinks below this fraction of its source size
 _RING_POINTS = 24
 _BORDER_POINTS = 6  # per side of the outer frame; the frame lies outside the crop and stays still
@@ -274,10 +275,12 @@ class WarpEngine(Engine):
         face = state.face_triangles
         face = face[np.argsort(-z[face].mean(1))]
         tris = np.concatenate([state.outer_triangles, face])
+        n_outer = len(state.outer_triangles)
         # affine per triangle: target (small map px, homogeneous) → source (crop px)
         t_h = np.concatenate([tgt_small[tris], np.ones((len(tris), 3, 1))], 2)  # (T, 3, 3)
         det = np.linalg.det(t_h)
         ok = np.abs(det) > 1e-6
+        n_outer = int(ok[:n_outer].sum())
         tris, t_h = tris[ok], t_h[ok]
         affine = np.linalg.solve(t_h, src[tris])  # (T, 3, 2): [u v 1] @ A = source xy
 
@@ -292,8 +295,21 @@ class WarpEngine(Engine):
         my = uu * a[..., 0, 1] + vv * a[..., 1, 1] + a[..., 2, 1]
         empty = index == 0  # not covered (mouth hole, folds): identity
         scale = size / small
-        mx = np.where(empty, (uu + 0.5) * scale - 0.5, mx)
-        my = np.where(empty, (vv + 0.5) * scale - 0.5, my)
+        ix, iy = (uu + 0.5) * scale - 0.5, (vv + 0.5) * scale - 0.5
+        mx = np.where(empty, ix, mx)
+        my = np.where(empty, iy, my)
+        # around the face the motion is piecewise linear over sparse rings: smooth it there, or
+        # straight edges of the background (a shelf, a door frame) shear into a sawtooth
+        outer = (index > 0) & (index <= n_outer)
+        if outer.any():
+            sigma = _OUTER_SMOOTH * small
+            dx = cv2.GaussianBlur(mx - ix, (0, 0), sigma)
+            dy = cv2.GaussianBlur(my - iy, (0, 0), sigma)
+            # full smoothing from 2 sigma away from the face on, none at its outline (the jaw stays exact)
+            away = cv2.distanceTransform((index <= n_outer).astype(np.uint8), cv2.DIST_L2, 3)
+            k = np.where(outer, np.clip(away / (2 * sigma), 0.0, 1.0), 0.0).astype(np.float32)
+            mx = mx + k * (ix + dx - mx)
+            my = my + k * (iy + dy - my)
         full = cv2.resize(np.dstack([mx, my]), (size, size), interpolation=cv2.INTER_LINEAR)
         return full
 
