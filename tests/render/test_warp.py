@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -6,6 +7,7 @@ from avatar.face.crop import crop_box, crop_matrix, make_crop
 from avatar.face.landmarks import detect_face
 from avatar.config import FaceConfig
 from avatar.render.registry import create_engine, list_engines
+from avatar.render.warp import WarpEngine
 from avatar.types import DriveTarget
 
 
@@ -89,3 +91,81 @@ def test_blink_closes_the_eyelids(engine, crop):
         before = crop.image[y - 2:y + 3, x - 2:x + 3].astype(float).mean()
         after = out[y - 2:y + 3, x - 2:x + 3].astype(float).mean()
         assert after > before + 10, (before, after)
+
+
+def test_person_mask_covers_the_head_not_the_background(crop):
+    from avatar.face.segment import person_mask
+
+    mask = person_mask(crop.image)
+    assert mask is not None and mask.shape == crop.image.shape[:2] and mask.dtype == np.float32
+    oval = np.zeros(mask.shape, np.uint8)
+    cv2.fillPoly(oval, [crop.landmarks[topology.mesh()["oval"], :2].round().astype(np.int32)], 1)
+    assert mask[oval > 0].mean() > 0.9
+    assert mask[:12, :12].mean() < 0.2  # the astronaut's backdrop, top left
+
+
+def _ring_motion(engine, crop, dx):
+    state = engine.prepare(crop)
+    target = crop.landmarks.copy()
+    target[:, 0] += dx
+    n = len(crop.landmarks)
+    moved = engine.target_vertices(state, target)[n:] - state.vertices[n:]
+    rings = state.ring_gaps.shape
+    return state, target, moved[: rings[0] * rings[1]].reshape(*rings, 2), state.vertices[n:][: rings[0] * rings[1]].reshape(*rings, 2)
+
+
+def test_hair_moves_with_the_head_and_the_background_stays(crop):
+    """With the person mask, the ring just inside the hair follows the head fully; the outermost
+    ring, in the background, stays; fixed rings (no mask) drag the hair only partly."""
+    top = lambda pts: pts[:, 1] < crop.landmarks[10, 1]  # directions above the forehead  # noqa: E731
+    _, _, moved, where = _ring_motion(WarpEngine(follow_silhouette=True), crop, 12.0)
+    assert np.allclose(moved[0][top(where[0])][:, 0], 12.0, atol=0.6)
+    assert np.abs(moved[2][top(where[2])]).max() < 1.0
+    _, _, fixed, where_f = _ring_motion(WarpEngine(follow_silhouette=False), crop, 12.0)
+    assert fixed[0][top(where_f[0])][:, 0].max() < 10.5
+
+
+def test_a_large_movement_does_not_fold_the_background(crop):
+    engine = WarpEngine()
+    state, target, moved, where = _ring_motion(engine, crop, 80.0)
+    tgt = engine.target_vertices(state, target)
+    # rings keep their order outwards from the face in every direction
+    centre = target[topology.mesh()["oval"], :2].mean(0)
+    pts = where + moved
+    u = pts[0] - centre
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    rho = ((pts - centre) * u).sum(-1)
+    assert (np.diff(rho, axis=0) > 0).all()
+    tri = state.outer_triangles
+
+    def areas(v):
+        a, b, c = v[tri[:, 0]], v[tri[:, 1]], v[tri[:, 2]]
+        return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+    assert (np.sign(areas(tgt)) != np.sign(areas(state.vertices))).sum() <= 0.03 * len(tri)
+
+
+def test_motion_around_the_face_is_smooth(crop, monkeypatch):
+    """Sparse rings make a piecewise-linear motion whose kinks shear straight background edges
+    into a sawtooth; the smoothed field has far smaller second differences away from the face."""
+    from avatar.render import warp
+
+    engine = WarpEngine()
+    state = engine.prepare(crop)
+    target = crop.landmarks.copy()
+    target[:, :2] += (40.0, 25.0)
+
+    def roughness():
+        m = engine.backward_map(state, target)
+        lap = np.abs(cv2.Laplacian(np.ascontiguousarray(m[..., 0]), cv2.CV_32F)) + np.abs(cv2.Laplacian(np.ascontiguousarray(m[..., 1]), cv2.CV_32F))
+        far = np.ones(m.shape[:2], bool)
+        box = np.concatenate([crop.landmarks[:, :2], target[:, :2]])
+        x0, y0 = (box.min(0) - 30).astype(int).clip(0)
+        x1, y1 = (box.max(0) + 30).astype(int)
+        far[y0:y1, x0:x1] = False  # away from the face and its moving outline
+        return lap[far].max()
+
+    smooth = roughness()
+    monkeypatch.setattr(warp, "_OUTER_SMOOTH", 1e-3)
+    rough = roughness()
+    assert smooth * 3 < rough, (smooth, rough)
