@@ -302,14 +302,15 @@ class WarpEngine(Engine):
         # straight edges of the background (a shelf, a door frame) shear into a sawtooth
         outer = (index > 0) & (index <= n_outer)
         if outer.any():
-            sigma = _OUTER_SMOOTH * small
-            dx = cv2.GaussianBlur(mx - ix, (0, 0), sigma)
-            dy = cv2.GaussianBlur(my - iy, (0, 0), sigma)
+            # blurred at half the map's resolution: the smoothed field has no fine detail to lose
+            half = max(small // 2, 1)
+            shift = cv2.resize(np.dstack([mx - ix, my - iy]), (half, half), interpolation=cv2.INTER_AREA)
+            shift = cv2.resize(cv2.GaussianBlur(shift, (0, 0), _OUTER_SMOOTH * half), (small, small), interpolation=cv2.INTER_LINEAR)
             # full smoothing from 2 sigma away from the face on, none at its outline (the jaw stays exact)
             away = cv2.distanceTransform((index <= n_outer).astype(np.uint8), cv2.DIST_L2, 3)
-            k = np.where(outer, np.clip(away / (2 * sigma), 0.0, 1.0), 0.0).astype(np.float32)
-            mx = mx + k * (ix + dx - mx)
-            my = my + k * (iy + dy - my)
+            k = np.where(outer, np.minimum(away * (1.0 / (2 * _OUTER_SMOOTH * small)), 1.0), 0.0).astype(np.float32)
+            mx = mx + k * (ix + shift[..., 0] - mx)
+            my = my + k * (iy + shift[..., 1] - my)
         full = cv2.resize(np.dstack([mx, my]), (size, size), interpolation=cv2.INTER_LINEAR)
         return full
 
