@@ -204,15 +204,19 @@ class WarpEngine(Engine):
         map_scale: resolution of the rasterised backward map relative to the crop.
         follow_silhouette: place the rings around the hair by a person mask of the source
             (mediapipe selfie segmentation); False uses fixed rings.
+        outer_smoothing: Gaussian sigma (× map size) of the motion field around the face; 0 keeps
+            it piecewise linear.
     """
 
     name = "warp"
     needs_driving_image = False
 
-    def __init__(self, config: RenderConfig | None = None, map_scale: float = 0.5, follow_silhouette: bool = True) -> None:
+    def __init__(self, config: RenderConfig | None = None, map_scale: float = 0.5, follow_silhouette: bool = True,
+                 outer_smoothing: float = _OUTER_SMOOTH) -> None:
         self.config = config or RenderConfig()
         self.map_scale = map_scale
         self.follow_silhouette = follow_silhouette
+        self.outer_smoothing = outer_smoothing
 
     def prepare(self, source: FaceCrop) -> WarpState:
         lm = source.landmarks.astype(np.float64)
@@ -301,14 +305,14 @@ class WarpEngine(Engine):
         # around the face the motion is piecewise linear over sparse rings: smooth it there, or
         # straight edges of the background (a shelf, a door frame) shear into a sawtooth
         outer = (index > 0) & (index <= n_outer)
-        if outer.any():
+        if outer.any() and self.outer_smoothing > 0:
             # blurred at half the map's resolution: the smoothed field has no fine detail to lose
             half = max(small // 2, 1)
             shift = cv2.resize(np.dstack([mx - ix, my - iy]), (half, half), interpolation=cv2.INTER_AREA)
-            shift = cv2.resize(cv2.GaussianBlur(shift, (0, 0), _OUTER_SMOOTH * half), (small, small), interpolation=cv2.INTER_LINEAR)
+            shift = cv2.resize(cv2.GaussianBlur(shift, (0, 0), self.outer_smoothing * half), (small, small), interpolation=cv2.INTER_LINEAR)
             # full smoothing from 2 sigma away from the face on, none at its outline (the jaw stays exact)
             away = cv2.distanceTransform((index <= n_outer).astype(np.uint8), cv2.DIST_L2, 3)
-            k = np.where(outer, np.minimum(away * (1.0 / (2 * _OUTER_SMOOTH * small)), 1.0), 0.0).astype(np.float32)
+            k = np.where(outer, np.minimum(away * (1.0 / (2 * self.outer_smoothing * small)), 1.0), 0.0).astype(np.float32)
             mx = mx + k * (ix + shift[..., 0] - mx)
             my = my + k * (iy + shift[..., 1] - my)
         full = cv2.resize(np.dstack([mx, my]), (size, size), interpolation=cv2.INTER_LINEAR)

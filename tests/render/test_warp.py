@@ -145,17 +145,14 @@ def test_a_large_movement_does_not_fold_the_background(crop):
     assert (np.sign(areas(tgt)) != np.sign(areas(state.vertices))).sum() <= 0.03 * len(tri)
 
 
-def test_motion_around_the_face_is_smooth(crop, monkeypatch):
+def test_motion_around_the_face_is_smooth(crop):
     """Sparse rings make a piecewise-linear motion whose kinks shear straight background edges
     into a sawtooth; the smoothed field has far smaller second differences away from the face."""
-    from avatar.render import warp
-
-    engine = WarpEngine()
-    state = engine.prepare(crop)
+    state = WarpEngine().prepare(crop)
     target = crop.landmarks.copy()
     target[:, :2] += (40.0, 25.0)
 
-    def roughness():
+    def roughness(engine):
         m = engine.backward_map(state, target)
         lap = np.abs(cv2.Laplacian(np.ascontiguousarray(m[..., 0]), cv2.CV_32F)) + np.abs(cv2.Laplacian(np.ascontiguousarray(m[..., 1]), cv2.CV_32F))
         far = np.ones(m.shape[:2], bool)
@@ -165,7 +162,6 @@ def test_motion_around_the_face_is_smooth(crop, monkeypatch):
         far[y0:y1, x0:x1] = False  # away from the face and its moving outline
         return lap[far].max()
 
-    smooth = roughness()
-    monkeypatch.setattr(warp, "_OUTER_SMOOTH", 1e-3)
-    rough = roughness()
+    smooth = roughness(WarpEngine())
+    rough = roughness(WarpEngine(outer_smoothing=0.0))
     assert smooth * 3 < rough, (smooth, rough)
