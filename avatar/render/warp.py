@@ -2,8 +2,11 @@
 
 Inside the face, each face-mesh triangle maps affinely from the target to the source
 (piecewise-affine warp, eyes closed over by fans from the iris centres, so eyelids meet on
-blinks). Around the face, two rings of control points follow the head's rigid motion with
-falling weights, so hair, ears and neck move with the head while the background stays put.
+blinks). Around the face, rings of control points follow the head's rigid 3-D motion with
+falling weights; above the chin they hug the portrait's person mask, so hair and ears move
+fully with the head and the stretch lands on the background beyond them, while the still
+outer ring keeps the background in place. The motion there is smoothed (no sawtooth on
+straight background edges) and rings are kept from folding over each other.
 The open mouth is drawn: the source's own mouth interior where it has one, a synthetic
 oral cavity with teeth where the target opens wider than the source.
 The backward map is rasterised at half resolution and upsampled; everything is vectorised.
