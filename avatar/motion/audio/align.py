@@ -156,4 +156,37 @@ def align(audio: np.ndarray, transcript: str) -> list[Phone]:
     for name, start, dur, _ in raw:
         name = name.upper()
         phones.append(Phone("SIL" if name in ("SIL", "<SIL>", "+NSN+", "+SPN+") else name, start / 100.0, (start + dur) / 100.0))
-    return fill_silence([p for p in phones if p.phone != "SIL"], len(audio) / 16000.0)
+    spoken = _trim_to_speech([p for p in phones if p.phone != "SIL"], *speech_span(audio))
+    return fill_silence(spoken, len(audio) / 16000.0)
+
+
+def speech_span(audio: np.ndarray, floor_db: float = 35.0, hop: int = 160) -> tuple[float, float]:
+    """(first, last) second at which 16 kHz ``audio`` is within ``floor_db`` of its loudest
+    10 ms frame; (0, duration) when it never rises that far above its quietest frames (noise)."""
+    n = len(audio) // hop
+    duration = len(audio) / 16000.0
+    if n < 3:
+        return 0.0, duration
+    frames = np.asarray(audio[: n * hop], np.float64).reshape(n, hop)
+    db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    loud = db >= db.max() - floor_db
+    if np.percentile(db, 5) >= db.max() - floor_db:  # no quiet stretch to tell speech from
+        return 0.0, duration
+    idx = np.flatnonzero(loud)
+    return idx[0] * hop / 16000.0, min((idx[-1] + 1) * hop / 16000.0, duration)
+
+
+def _trim_to_speech(phones: list[Phone], onset: float, offset: float, margin: float = 0.03) -> list[Phone]:
+    """Keep phones out of the silence around the speech.
+
+    Without filler words (one of the fallback attempts) the aligner has nothing to put the
+    leading and trailing silence on but the first and last words' phones, which would hold the
+    mouth open through it: their boundaries are clamped to the speech span, and a phone left
+    with no time there is dropped."""
+    lo, hi = onset - margin, offset + margin
+    out = []
+    for p in phones:
+        start, end = min(max(p.start, lo), hi), max(min(p.end, hi), lo)
+        if end - start > 1e-3:
+            out.append(Phone(p.phone, start, end))
+    return out or list(phones)

@@ -127,3 +127,32 @@ def test_blinks_and_head_motion_are_seeded(spoken):
     c = speech_track(tr.audio, tr.sample_rate, 25, seed=4, blink_rate=30)
     assert np.array_equal(a.head, b.head) and not np.array_equal(a.head, c.head)
     assert a.blink.max() == 1.0 and np.abs(a.head[:, :3]).max() < 0.2
+
+
+def test_speech_span_finds_the_loud_part():
+    from avatar.motion.audio.align import speech_span
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1e-4, 8000), rng.normal(0, 0.2, 16000), rng.normal(0, 1e-4, 8000)]).astype(np.float32)
+    onset, offset = speech_span(x)
+    assert abs(onset - 0.5) <= 0.011 and abs(offset - 1.5) <= 0.011
+    noise = rng.normal(0, 0.1, 32000).astype(np.float32)  # no quiet stretch: nothing to trim by
+    assert speech_span(noise) == (0.0, 2.0)
+
+
+def test_alignment_never_holds_the_mouth_open_through_silence(spoken, monkeypatch):
+    """The no-filler attempt gives leading/trailing silence to the first/last phone; the aligner
+    trims them back to where the speech is."""
+    from avatar.motion.audio import align as align_mod
+    import soxr
+
+    text, tr = spoken
+    audio = soxr.resample(tr.audio, tr.sample_rate, 16000).astype(np.float32)
+    pad = np.zeros(9600, np.float32)  # 0.6 s
+    padded = np.concatenate([pad, audio, pad])
+    monkeypatch.setattr(align_mod, "_ATTEMPTS", ({"fsgusefiller": False},))
+    phones = align_mod.align(padded, text)
+    spoken_phones = [p for p in phones if p.phone != "SIL"]
+    duration = len(padded) / 16000
+    assert spoken_phones[0].start >= 0.5 and spoken_phones[-1].end <= duration - 0.5
+    assert phones[0].phone == "SIL" and phones[-1].phone == "SIL"
