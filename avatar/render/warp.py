@@ -224,7 +224,7 @@ class WarpEngine(Engine):
     def prepare(self, source: FaceCrop) -> WarpState:
         lm = source.landmarks.astype(np.float64)
         m = topology.mesh()
-        extra, weights, gaps = _ring_points(lm, source.size, person_mask(source.image) if self.follow_silhouette else None)
+        extra, weights, gaps = _ring_points(lm, source.size, self._silhouette_mask(source) if self.follow_silhouette else None)
         vertices = np.concatenate([lm[:, :2], extra[:, :2]])
         depth = np.concatenate([lm[:, 2] if lm.shape[1] > 2 else np.zeros(len(lm)), extra[:, 2]])
         # outer triangles: Delaunay over oval + rings + frame, minus what lies inside the oval
@@ -250,6 +250,18 @@ class WarpEngine(Engine):
 
     def render(self, state: WarpState, targets: Sequence[DriveTarget]) -> np.ndarray:
         return np.stack([self.render_one(state, t.landmarks) for t in targets])
+
+    @staticmethod
+    def _silhouette_mask(source: FaceCrop) -> np.ndarray | None:
+        """The person mask of the crop, or None when it is missing or does not cover the face
+        (a segmentation that missed the person would put the rings on the face's outline)."""
+        mask = person_mask(source.image)
+        if mask is None:
+            return None
+        oval = np.zeros(mask.shape, np.uint8)
+        cv2.fillPoly(oval, [source.landmarks[topology.mesh()["oval"], :2].round().astype(np.int32)], 1)
+        inside = mask[oval > 0]
+        return mask if inside.size and float(inside.mean()) >= 0.5 else None
 
     # -- one frame -------------------------------------------------------------------------
     def target_vertices(self, state: WarpState, landmarks: np.ndarray) -> np.ndarray:
