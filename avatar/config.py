@@ -111,6 +111,7 @@ class RenderConfig:
     def __post_init__(self) -> None:
         _check(bool(self.engine), "engine must be a non-empty name")
         _check(1 <= self.batch_size <= 256, f"batch_size must be in [1, 256], got {self.batch_size}")
+        _check(not self.int8 or self.engine == "onnx", f"int8 is for the onnx engine (--engine onnx --int8), not {self.engine!r}")
 
 
 @dataclass(frozen=True, slots=True)

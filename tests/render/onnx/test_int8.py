@@ -127,3 +127,8 @@ def test_animate_with_the_int8_generator(tmp_path, int8_export, portrait_path, d
                  "--consent", "I agree to be animated for tests", "--subject", "Test Subject"])
     assert code == 0, capsys.readouterr().err
     assert probe_video(out).frame_count == 2
+
+
+def test_int8_without_the_onnx_engine_is_refused():
+    with pytest.raises(ConfigError, match="onnx engine"):
+        RenderConfig(engine="warp", int8=True)
