@@ -25,7 +25,6 @@ class FaceConfig:
     size: internal working size of the crop in pixels (256 or 512 are typical).
     face_index: which face to use when several are found (0 = largest); None = largest,
         but refuse ambiguous images only when ``require_single`` is set.
-    crop_smoothing: 0..1 exponential smoothing of the crop across a video (steady crop).
     """
 
     crop_scale: float = 2.0
@@ -35,7 +34,6 @@ class FaceConfig:
     require_single: bool = False
     min_confidence: float = 0.5
     backend: Literal["mediapipe", "face_alignment"] = "mediapipe"
-    crop_smoothing: float = 0.9
 
     def __post_init__(self) -> None:
         _check(1.0 <= self.crop_scale <= 4.0, f"crop_scale must be in [1, 4], got {self.crop_scale}")
@@ -43,7 +41,6 @@ class FaceConfig:
         _check(64 <= self.size <= 1024 and self.size % 8 == 0, f"size must be a multiple of 8 in [64, 1024], got {self.size}")
         _check(self.face_index is None or self.face_index >= 0, f"face_index must be >= 0, got {self.face_index}")
         _check(0.0 < self.min_confidence < 1.0, f"min_confidence must be in (0, 1), got {self.min_confidence}")
-        _check(0.0 <= self.crop_smoothing < 1.0, f"crop_smoothing must be in [0, 1), got {self.crop_smoothing}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ import numpy as np
 from .config import AvatarConfig
 from .errors import InputError, NoFaceError
 from .face.blend import PasteBack
-from .face.crop import crop_box, crop_matrix, invert_affine, make_crop, transform_points
+from .face.crop import DrivingCrop, crop_box, crop_matrix, make_crop
 from .face.landmarks import Face, LandmarkDetector, select_face
 from .motion.transfer import MotionTransfer, best_reference
 from .render.base import Engine
@@ -172,8 +172,7 @@ class Animator:
         timer = timer or StageTimer()
         transfer = self.transfer(source, fps)
         needs_image = self.engine.needs_driving_image
-        ref_crop: FaceCrop | None = None
-        driving_m: np.ndarray | None = None
+        crops = DrivingCrop(self.config.face)
         batch: list[DriveTarget] = []
         last_target: np.ndarray | None = None
         with self.detector(video=True) as det:
@@ -195,15 +194,9 @@ class Animator:
                             transfer.set_reference(reference if reference is not None else face.landmarks)
                         target = transfer(face.landmarks).astype(np.float32)
                     last_target = target
-                    drive = None
-                    if needs_image:
-                        if driving_m is None:  # one fixed driving crop: the head moves inside it
-                            driving_m = crop_matrix(crop_box(face.landmarks, self.config.face), self.config.face.size)
-                        lm = face.landmarks if face is not None else transform_points(invert_affine(driving_m), ref_crop.landmarks)
-                        drive = make_crop(frame, lm, driving_m, self.config.face.size)
-                        if ref_crop is None:
-                            ref_crop = drive
-                    batch.append(DriveTarget(target, drive, ref_crop if self.config.motion.mode == "relative" else None))
+                    drive = crops(frame, None if face is None else face.landmarks) if needs_image else None
+                    ref = crops.reference if self.config.motion.mode == "relative" else None
+                    batch.append(DriveTarget(target, drive, ref))
                 if len(batch) >= self.config.render.batch_size:
                     yield from self._flush(source, batch, timer)
                     batch = []

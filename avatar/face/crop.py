@@ -71,22 +71,32 @@ def _downscaled_crop(frame: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     return cv2.warpAffine(small, shift, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-class SteadyCrop:
-    """Crop boxes for a video that do not jitter: exponential smoothing of centre and side.
+class DrivingCrop:
+    """Crops of a driving video for image-driven engines (FOMM, ONNX).
 
-    Args:
-        config: crop scale/offset and ``crop_smoothing`` (0 = follow every frame).
+    One box, fixed at the first face and never moved, so the head moves inside the crop as it
+    moved in front of the camera (relative motion needs that) and the crop cannot jitter. The
+    first crop is the reference for relative motion.
     """
 
     def __init__(self, config: FaceConfig) -> None:
         self.config = config
-        self._box: np.ndarray | None = None
+        self.matrix: np.ndarray | None = None
+        self.reference: FaceCrop | None = None
 
-    def __call__(self, landmarks: np.ndarray) -> tuple[float, float, float]:
-        box = np.array(crop_box(landmarks, self.config))
-        if self._box is None:
-            self._box = box
-        else:
-            a = self.config.crop_smoothing
-            self._box = a * self._box + (1 - a) * box
-        return tuple(float(v) for v in self._box)
+    def __call__(self, frame: np.ndarray, landmarks: np.ndarray | None) -> FaceCrop:
+        """The crop of ``frame``; ``landmarks`` None (no face found) keeps the reference's in their place."""
+        if self.matrix is None:
+            if landmarks is None:
+                raise ValueError("the first driving crop needs a face")
+            self.matrix = crop_matrix(crop_box(landmarks, self.config), self.config.size)
+        if landmarks is None:
+            landmarks = transform_points(invert_affine(self.matrix), self.reference.landmarks)
+        crop = make_crop(frame, landmarks, self.matrix, self.config.size)
+        if self.reference is None:
+            self.reference = crop
+        return crop
+
+    def reset(self) -> None:
+        """Start over: the next face fixes a new box and reference."""
+        self.matrix = self.reference = None

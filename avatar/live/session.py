@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConsentError, ShapeError
-from ..face.crop import crop_box, crop_matrix, make_crop
+from ..face.crop import DrivingCrop
 from ..pipeline import StageTimer
 from ..types import DriveTarget, FaceCrop
 
@@ -82,8 +82,7 @@ class LiveAnimator:
         self._missing_since: float | None = None   # media time the face was lost
         self._returning = 0                          # frames left of the glide back in
         self._needs_image = animator.engine.needs_driving_image
-        self._drive_m: np.ndarray | None = None
-        self._ref_crop: FaceCrop | None = None
+        self._crops = DrivingCrop(animator.config.face)
         self._last_drive: FaceCrop | None = None
         self._clock = 0.0
         self.timer = StageTimer()
@@ -103,7 +102,8 @@ class LiveAnimator:
         then forget it: the reference, the pose and the figures start fresh."""
         self.process(self.source.frame)
         self._transfer = self.animator.transfer(self.source, self.fps)
-        self._target = self._drive_m = self._ref_crop = self._last_drive = None
+        self._target = self._last_drive = None
+        self._crops.reset()
         self._missing_since, self._returning, self._recapture, self._clock = None, 0, False, 0.0
         self.timer.totals.clear()  # in place: the loop's sink timings share this timer
         self.timer.counts.clear()
@@ -161,10 +161,10 @@ class LiveAnimator:
                 held = (held + a * (self._neutral - held)).astype(np.float32)
             self._target = held
             drive = self._last_drive if self._needs_image else None
-            return held, drive, self._ref_crop if drive is not None else None
+            return held, drive, self._crops.reference if drive is not None else None
         if self._recapture or not self._transfer.has_reference:
             self._transfer.set_reference(lm)
-            self._drive_m = self._ref_crop = None
+            self._crops.reset()
             self._recapture = False
         tracked = self._transfer(lm).astype(np.float32)
         if self._missing_since is not None:
@@ -177,14 +177,8 @@ class LiveAnimator:
         self._target = tracked
         drive = ref = None
         if self._needs_image:
-            cfg = self.animator.config
-            if self._drive_m is None:  # one fixed driving crop: the head moves inside it
-                self._drive_m = crop_matrix(crop_box(lm, cfg.face), cfg.face.size)
-            drive = make_crop(frame, lm, self._drive_m, cfg.face.size)
-            if self._ref_crop is None:
-                self._ref_crop = drive
-            self._last_drive = drive
-            ref = self._ref_crop if cfg.motion.mode == "relative" else None
+            drive = self._last_drive = self._crops(frame, lm)
+            ref = self._crops.reference if self.animator.config.motion.mode == "relative" else None
         return tracked, drive, ref
 
     def _render(self, target: np.ndarray, drive: FaceCrop | None, ref: FaceCrop | None) -> np.ndarray:
