@@ -174,6 +174,26 @@ def _status_line(stats: dict[str, float], extra: str = "") -> str:
             f"{stats.get('latency_ms_p95', 0):.0f} ms{extra}\nms: {stages}")
 
 
+class _StatusTicker:
+    """Every ``every_s``: the running figures as the outputs' status line and to ``on_status``."""
+
+    def __init__(self, live: LiveAnimator, outputs: _Outputs, every_s: float,
+                 on_status: Callable[[dict[str, float]], None] | None) -> None:
+        self.live, self.outputs, self.every_s, self.on_status = live, outputs, every_s, on_status
+        self._next = time.monotonic() + every_s
+
+    def tick(self, dropped: int | None = None) -> None:
+        if time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + self.every_s
+        stats = self.live.stats
+        if dropped is not None:
+            stats["dropped"] = float(dropped)
+        self.outputs.set_status(_status_line(stats, "" if dropped is None else f"  dropped {dropped}"))
+        if self.on_status:
+            self.on_status(stats)
+
+
 def run_live(config: AvatarConfig | None = None, source: Any = None, *, avatar_id: str | None = None,
              camera: int | str | Path | FrameSource = 0, sinks: Sequence[Sink] = (), audio: Any = None,
              max_frames: int | None = None, max_seconds: float | None = None, fps: float | None = None,
@@ -256,7 +276,7 @@ def _run_video(animator, prepared, camera, sinks, fps, max_frames, max_seconds, 
         outputs.open(*_frame_size(animator, prepared), out_fps, audio=False, grant=prepared.grant)
         live.warmup()
         capture = Capture(cam).start()
-        next_status = time.monotonic() + status_every_s
+        status = _StatusTicker(live, outputs, status_every_s, on_status)
         with _sigint_sets(stop, handle_sigint) as presses:
             try:
                 while True:
@@ -295,13 +315,7 @@ def _run_video(animator, prepared, camera, sinks, fps, max_frames, max_seconds, 
                     if max_seconds is not None and time.perf_counter() - t_first >= max_seconds:
                         report.stopped_by = "max_seconds"
                         break
-                    if time.monotonic() >= next_status:
-                        next_status = time.monotonic() + status_every_s
-                        stats = live.stats
-                        stats["dropped"] = float(capture.dropped)
-                        outputs.set_status(_status_line(stats, f"  dropped {capture.dropped}"))
-                        if on_status:
-                            on_status(stats)
+                    status.tick(dropped=capture.dropped)
             except KeyboardInterrupt:
                 report.stopped_by = "interrupted"
     finally:
@@ -348,7 +362,7 @@ def _run_voice(animator, prepared, audio, sinks, fps, max_frames, max_seconds, o
         live.warmup()
         driver = VoiceDriver(live, seed=seed)
         outputs.open(*_frame_size(animator, prepared), fps, audio=True, grant=prepared.grant)
-        next_status = time.monotonic() + status_every_s
+        status = _StatusTicker(live, outputs, status_every_s, on_status)
 
         def emit(frames) -> bool:
             for vf in frames:
@@ -385,12 +399,7 @@ def _run_voice(animator, prepared, audio, sinks, fps, max_frames, max_seconds, o
                     if max_seconds is not None and time.perf_counter() - t_first >= max_seconds:
                         report.stopped_by = "max_seconds"
                         break
-                    if time.monotonic() >= next_status:
-                        next_status = time.monotonic() + status_every_s
-                        stats = live.stats
-                        outputs.set_status(_status_line(stats))
-                        if on_status:
-                            on_status(stats)
+                    status.tick()
             except KeyboardInterrupt:
                 report.stopped_by = "interrupted"
     finally:
