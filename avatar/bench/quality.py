@@ -102,14 +102,19 @@ def main(argv: list[str] | None = None) -> int:
     animator = Animator(cfg)
     drivings = sorted(args.eval.glob("driving_*.mp4"))
     portraits = sorted(list(args.eval.glob("portrait_*.jpg")) + list(args.eval.glob("portrait_*.png")))
+    clips = {}  # decoded and tracked once, for both sections
+
+    def clip(d: Path) -> tuple[list[np.ndarray], float, list[np.ndarray | None]]:
+        if d not in clips:
+            frames = list(read_frames(d, max_frames=args.max_frames))
+            clips[d] = (frames, probe_video(d).fps, track(frames))
+        return clips[d]
 
     print("## self-reenactment")
     print("| video | frames | landmark err / IOD | face-box L1 | static-background L1 | still-source face-box L1 | shading-matched face-box L1 |")
     print("|---|---|---|---|---|---|---|")
     for d in drivings:
-        frames = list(read_frames(d, max_frames=args.max_frames))
-        fps = probe_video(d).fps
-        lm_d = track(frames)
+        frames, fps, lm_d = clip(d)
         out, _ = run_pair(animator, frames[0], frames, fps, lm_d)
         lm_o = track(out)
         errs, box_l1, still_l1, matched_l1 = [], [], [], []
@@ -137,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| portrait | driving | frames | re-detected | mouth corr | yaw corr | fps (motion+warp+paste; landmarks tracked once up front) |")
     print("|---|---|---|---|---|---|---|")
     for d in drivings:
-        frames = list(read_frames(d, max_frames=args.max_frames))
-        fps = probe_video(d).fps
-        lm_d = track(frames)
+        frames, fps, lm_d = clip(d)
         for p in portraits:
             out, secs = run_pair(animator, load_image(p), frames, fps, lm_d)
             lm_o = track(out)
