@@ -235,3 +235,23 @@ def test_head_motion_from_a_driving_video(tmp_path, portrait_path, driving_clip,
     missing = tmp_path / "nope.mp4"
     assert _talk([str(portrait_path), str(wav), "-o", str(tmp_path / "x.mp4"), "--head-from", str(missing), *CONSENT]) == 1
     assert "nope.mp4" in capsys.readouterr().err and not (tmp_path / "x.mp4").exists()
+
+
+def test_streamed_head_motion_and_blinks_match_offline(portrait, speech16k):
+    """With idle head motion and blinks on, LiveSpeech's landmarks equal the offline ones."""
+    from avatar.face.landmarks import detect_face
+    from avatar.motion.audio import speech_track
+    from avatar.motion.audio.drive import LiveSpeech, SpeechDriver
+
+    lm = detect_face(portrait).landmarks
+    track = speech_track(speech16k, 16000, 25.0, seed=3, head_amplitude=1.5, blink_rate=30.0)
+    offline = np.array(list(SpeechDriver(lm).targets(track)))
+    live = LiveSpeech(lm, fps=25.0, seed=3, head_amplitude=1.5, blink_rate=30.0)
+    streamed = []
+    for i in range(0, len(speech16k), 320):
+        streamed += live.push(speech16k[i:i + 320])
+    streamed = np.array(streamed + live.flush())
+    assert streamed.shape == offline.shape
+    moved = np.abs(offline - offline[0]).max(axis=(1, 2))
+    assert moved.max() > 2.0  # the head really moves
+    np.testing.assert_allclose(streamed, offline, atol=2e-2)

@@ -18,41 +18,15 @@ def frame_energy(audio16k: np.ndarray, fps: float, num_frames: int) -> np.ndarra
     return np.array([energy_of(audio16k[int(k * hop):int((k + 1) * hop)]) for k in range(num_frames)], np.float32)
 
 
-def _smooth_noise(n: int, fps: float, rng: np.random.Generator, cutoff_hz: float) -> np.ndarray:
-    """Unit-variance low-pass noise (sum of random sinusoids below ``cutoff_hz``)."""
-    t = np.arange(n) / fps
-    x = np.zeros(n)
-    for _ in range(6):
-        f = rng.uniform(0.05, cutoff_hz)
-        x += np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) * rng.uniform(0.5, 1.0)
-    return x / (np.sqrt(np.mean(x**2)) + 1e-9) if n else x
-
-
 def head_motion(energy: np.ndarray, fps: float, seed: int = 0, amplitude: float = 1.0) -> np.ndarray:
     """(T, 5) yaw, pitch, roll (radians), dx, dy (canonical units) per frame.
 
     Slow drift (about ±2° yaw, ±1.5° pitch, ±1° roll at amplitude 1) grows with the smoothed
     speech energy, and energy onsets add small nods (pitch down), as speakers emphasise.
+    :class:`HeadStream` run over the frames, so offline and streamed motion are the same.
     """
-    n = len(energy)
-    rng = np.random.default_rng([seed, 2])
-    out = np.zeros((n, 5), np.float32)
-    if n == 0 or amplitude <= 0:
-        return out
-    k = max(1, int(0.4 * fps))
-    env = np.convolve(np.pad(energy, (k - 1, 0), mode="edge"), np.ones(k) / k, mode="valid")  # causal 0.4 s mean
-    gain = 0.5 + env
-    deg = np.pi / 180.0
-    out[:, 0] = 2.0 * deg * _smooth_noise(n, fps, rng, 0.3) * gain
-    out[:, 1] = 1.5 * deg * _smooth_noise(n, fps, rng, 0.4) * gain
-    out[:, 2] = 1.0 * deg * _smooth_noise(n, fps, rng, 0.25) * gain
-    onset = np.clip(np.diff(env, prepend=env[0]) * fps, 0.0, None)
-    kern = np.exp(-np.arange(int(0.5 * fps)) / (0.15 * fps))
-    nod = np.convolve(onset, kern)[:n]
-    out[:, 1] += (1.5 * deg * nod / (nod.max() + 1e-9)).astype(np.float32) if nod.max() > 0 else 0.0
-    out[:, 3] = 0.01 * _smooth_noise(n, fps, rng, 0.2)
-    out[:, 4] = 0.008 * _smooth_noise(n, fps, rng, 0.2)
-    return (out * amplitude).astype(np.float32)
+    stream = HeadStream(fps, seed, amplitude)
+    return np.array([stream.step(float(e)) for e in energy], np.float32).reshape(len(energy), 5)
 
 
 class BlinkStream:
@@ -91,10 +65,10 @@ class BlinkStream:
 
 
 class HeadStream:
-    """Streaming idle head motion: the :func:`head_motion` model evaluated causally, frame by frame.
+    """Idle head motion evaluated causally, frame by frame (what :func:`head_motion` runs).
 
-    Noise sinusoids are normalised by their expected RMS (the offline version normalises by the
-    clip's RMS, unknown while streaming); energy smoothing and nods use causal filters.
+    Each axis is a sum of six slow random sinusoids normalised by their expected RMS; energy is
+    smoothed over the last 0.4 s, and nods decay from energy onsets, scaled by the largest so far.
     """
 
     def __init__(self, fps: float, seed: int = 0, amplitude: float = 1.0) -> None:
