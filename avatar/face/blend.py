@@ -34,7 +34,7 @@ class PasteBack:
         self._feather = feather_mask(size, margin)
         # where a crop equals the source crop the original pixels are kept, so resampling the
         # crop never blurs still background
-        self._source_crop = None if source_crop is None else source_crop.astype(np.int16)
+        self._source_crop = None if source_crop is None else np.ascontiguousarray(source_crop, dtype=np.uint8)
         h, w = frame.shape[:2]
         inv = invert_affine(crop_from_frame)
         corners = np.array([[0, 0], [size - 1, size - 1]], np.float64) @ inv[:, :2].T + inv[:, 2]
@@ -47,8 +47,8 @@ class PasteBack:
         self._m[:, 2] -= (x0, y0)  # frame_from_crop, shifted into the ROI
         self._size = (x1 - x0, y1 - y0)
         self._empty = not (x1 > x0 and y1 > y0)
-        self._mask = None if self._empty else cv2.warpAffine(self._feather, self._m, self._size, flags=cv2.INTER_LINEAR)[..., None]
-        self._base = frame[y0:y1, x0:x1].astype(np.float32)
+        self._mask = None if self._empty else cv2.warpAffine(self._feather, self._m, self._size, flags=cv2.INTER_LINEAR)
+        self._base = np.ascontiguousarray(frame[y0:y1, x0:x1])
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
         """(S, S, 3) uint8 crop → (H, W, 3) uint8 frame."""
@@ -60,16 +60,20 @@ class PasteBack:
         warped = cv2.warpAffine(crop, self._m, self._size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
         mask = self._mask
         if self._source_crop is not None:
-            mask = cv2.warpAffine(self.change_mask(crop), self._m, self._size, flags=cv2.INTER_LINEAR)[..., None]
-        blended = self._base + mask * (warped.astype(np.float32) - self._base)
-        out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+            mask = cv2.warpAffine(self.change_mask(crop), self._m, self._size, flags=cv2.INTER_LINEAR)
+        out[y0:y1, x0:x1] = cv2.blendLinear(warped, self._base, mask, 1.0 - mask)
         return out
 
     def change_mask(self, crop: np.ndarray) -> np.ndarray:
         """(S, S) float32 soft mask of where ``crop`` differs from the source crop, feathered."""
-        diff = np.abs(crop.astype(np.int16) - self._source_crop).max(axis=2).astype(np.float32)
-        m = np.clip((diff - 2.0) / 6.0, 0.0, 1.0)
-        k = max(3, (crop.shape[0] // 64) | 1)
-        m = cv2.dilate(m, np.ones((k, k), np.uint8))
-        m = cv2.GaussianBlur(m, (0, 0), k / 2)
+        size = crop.shape[0]
+        diff = cv2.absdiff(crop, self._source_crop)
+        diff = cv2.max(cv2.max(diff[..., 0], diff[..., 1]), diff[..., 2])
+        k = max(3, (size // 64) | 1)
+        grown = cv2.dilate(diff, np.ones((k, k), np.uint8))  # uint8: cheap at full resolution
+        # ramp, blur and feather at a quarter of the resolution: the mask is smooth anyway
+        q = max(size // 4, 1)
+        small = cv2.resize(grown, (q, q), interpolation=cv2.INTER_AREA).astype(np.float32)
+        m = cv2.GaussianBlur(np.clip((small - 2.0) / 6.0, 0.0, 1.0), (0, 0), k / 8)
+        m = cv2.resize(m, (size, size), interpolation=cv2.INTER_LINEAR)
         return np.minimum(m * 1.5, 1.0) * self._feather
