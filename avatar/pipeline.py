@@ -8,6 +8,7 @@ state; ``Animator.stream`` turns driving frames (or landmark targets) into outpu
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 import time
@@ -160,19 +161,21 @@ class Animator:
 
     def stream(self, source: PreparedSource, frames: Iterable[np.ndarray], fps: float, *,
                reference: np.ndarray | None = None, landmarks: Sequence[np.ndarray | None] | None = None,
-               name: str = "driving video", timer: StageTimer | None = None,
+               reference_frame: np.ndarray | None = None, name: str = "driving video", timer: StageTimer | None = None,
                on_frame: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
         """Driving frames → output frames (full portrait, or the crop when paste-back is off).
 
         reference: (478, 3) landmarks of the neutral driving reference; None takes the first
         frame with a face. landmarks: the driving face's landmarks per frame (None where no
         face) when already tracked (see :meth:`landmarks_of`); then frames are not re-detected.
+        reference_frame: the image ``reference`` was found in; image-driven engines (FOMM, ONNX)
+        then take their reference crop from it too, else from the first frame.
         Frames without a face hold the last pose.
         """
         timer = timer or StageTimer()
         transfer = self.transfer(source, fps)
         needs_image = self.engine.needs_driving_image
-        crops = DrivingCrop(self.config.face)
+        crops = DrivingCrop(self.config.face, reference_frame, reference)
         batch: list[DriveTarget] = []
         last_target: np.ndarray | None = None
         with self.detector(video=True) as det:
@@ -278,6 +281,7 @@ class Animator:
         fps = cfg.output.fps or info.fps
         total = info.frame_count if cfg.output.max_frames is None else min(info.frame_count, cfg.output.max_frames)
         reference: np.ndarray | None = None
+        reference_frame: np.ndarray | None = None
         lms: list[np.ndarray | None] | None = None
         timer = StageTimer()
         if cfg.motion.best_frame and cfg.motion.mode == "relative":
@@ -290,9 +294,12 @@ class Animator:
             idx = best_reference(prepared.crop.landmarks, lms)
             reference = lms[idx]
             log.info("best reference frame: %d", idx)
+            if self.engine.needs_driving_image:  # its reference crop must show that frame too
+                reference_frame = next(itertools.islice(read_frames(driving, max_frames=idx + 1), idx, None))
         frames = read_frames(driving, max_frames=cfg.output.max_frames)
         return self._write(prepared, self.stream(prepared, self._timed(frames, timer), fps, reference=reference,
-                                                 landmarks=lms, name=str(driving), timer=timer),
+                                                 landmarks=lms, reference_frame=reference_frame, name=str(driving),
+                                                 timer=timer),
                            output, fps, total, audio_from=driving if cfg.output.audio and info.has_audio else None,
                            progress=progress, timer=timer)
 

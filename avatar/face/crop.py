@@ -76,13 +76,16 @@ class DrivingCrop:
 
     One box, fixed at the first face and never moved, so the head moves inside the crop as it
     moved in front of the camera (relative motion needs that) and the crop cannot jitter. The
-    first crop is the reference for relative motion.
+    reference for relative motion is the first crop, or, given ``reference_frame`` and
+    ``reference_landmarks`` (the best reference frame of a file), that frame cut by the same box.
     """
 
-    def __init__(self, config: FaceConfig) -> None:
+    def __init__(self, config: FaceConfig, reference_frame: np.ndarray | None = None,
+                 reference_landmarks: np.ndarray | None = None) -> None:
         self.config = config
         self.matrix: np.ndarray | None = None
         self.reference: FaceCrop | None = None
+        self._chosen = None if reference_frame is None or reference_landmarks is None else (reference_frame, reference_landmarks)
 
     def __call__(self, frame: np.ndarray, landmarks: np.ndarray | None) -> FaceCrop:
         """The crop of ``frame``; ``landmarks`` None (no face found) keeps the reference's in their place."""
@@ -90,6 +93,8 @@ class DrivingCrop:
             if landmarks is None:
                 raise ValueError("the first driving crop needs a face")
             self.matrix = crop_matrix(crop_box(landmarks, self.config), self.config.size)
+            if self._chosen is not None:
+                self.reference = make_crop(self._chosen[0], self._chosen[1], self.matrix, self.config.size)
         if landmarks is None:
             landmarks = transform_points(invert_affine(self.matrix), self.reference.landmarks)
         crop = make_crop(frame, landmarks, self.matrix, self.config.size)
@@ -98,5 +103,5 @@ class DrivingCrop:
         return crop
 
     def reset(self) -> None:
-        """Start over: the next face fixes a new box and reference."""
-        self.matrix = self.reference = None
+        """Start over: the next face fixes a new box and its first crop is the reference."""
+        self.matrix = self.reference = self._chosen = None

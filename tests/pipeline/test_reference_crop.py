@@ -1,0 +1,48 @@
+"""Image-driven engines get the best reference frame's crop as their reference, not frame 0's."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from avatar import pipeline
+from avatar.config import AvatarConfig, FaceConfig, OutputConfig
+from avatar.face.crop import DrivingCrop
+from avatar.media.video import read_frames
+from avatar.render.base import Engine
+
+
+class _Recorder(Engine):
+    """Passes the source through and keeps every DriveTarget it is given."""
+
+    name = "recorder"
+    needs_driving_image = True
+
+    def __init__(self) -> None:
+        self.targets = []
+
+    def prepare(self, source):
+        return source.image
+
+    def render(self, state, targets):
+        self.targets += list(targets)
+        return np.stack([state] * len(targets))
+
+
+def test_animate_hands_image_engines_the_best_frames_crop(tmp_path, portrait_path, driving_clip, monkeypatch):
+    monkeypatch.setenv("AVATAR_CONSENT_POLICY", "research")
+    monkeypatch.setattr(pipeline, "best_reference", lambda source, lms: 3)
+    engine = _Recorder()
+    config = AvatarConfig(face=FaceConfig(size=128), output=OutputConfig(max_frames=6, audio=False))
+    pipeline.Animator(config, engine=engine).animate(portrait_path, driving_clip, tmp_path / "out.mp4", progress=False)
+    frames = list(read_frames(driving_clip, max_frames=6))
+    det = pipeline.Animator(config, engine=_Recorder())
+    lms = det.landmarks_of(driving_clip, 6)
+    expected = DrivingCrop(config.face, frames[3], lms[3])
+    first = expected(frames[0], lms[0])
+    refs = {id(t.reference) for t in engine.targets}
+    assert len(engine.targets) == 6 and len(refs) == 1  # one reference for the whole clip
+    ref = engine.targets[0].reference
+    assert np.array_equal(ref.crop_from_frame, first.crop_from_frame)  # cut by the clip's one fixed box
+    assert np.array_equal(ref.image, expected.reference.image)  # ... from frame 3, the chosen reference
+    assert not np.array_equal(ref.image, first.image)
+    assert np.array_equal(engine.targets[0].driving.image, first.image)
