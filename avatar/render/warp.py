@@ -27,6 +27,7 @@ from ..face.segment import person_mask
 from ..motion.decompose import fit_similarity, stable_ids
 from ..types import DriveTarget, FaceCrop
 from .base import Engine
+from .triangles import dense_map, inverse_homogeneous, rasterise
 
 # control rings around the face: (radial factor, weight of the head's rigid motion)
 _RINGS = ((1.2, 0.8), (1.45, 0.2), (1.75, 0.0))
@@ -153,23 +154,6 @@ def _keep_rings_apart(extra: np.ndarray, oval: np.ndarray, gaps: np.ndarray) -> 
         push = np.maximum(inner + _MIN_GAP * gaps[k] - rho, 0.0)
         pts[k] += push[:, None] * u
         inner = rho + push
-
-
-def _inverse_homogeneous(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inverses of the (T, 3, 3) matrices with rows [u_k, v_k, 1] for (T, 3, 2) triangles, in
-    closed form (a batched LAPACK solve costs more than the whole rasterisation), and their
-    determinants; rows of degenerate triangles are meaningless and must be dropped by det."""
-    a, b = p[:, 0, 0], p[:, 0, 1]
-    d, e = p[:, 1, 0], p[:, 1, 1]
-    g, h = p[:, 2, 0], p[:, 2, 1]
-    det = a * (e - h) - b * (d - g) + (d * h - e * g)
-    adj = np.stack([
-        np.stack([e - h, h - b, b - e], -1),
-        np.stack([g - d, a - g, d - a], -1),
-        np.stack([d * h - e * g, b * g - a * h, a * e - b * d], -1),
-    ], 1)
-    safe = np.where(np.abs(det) > 1e-12, det, 1.0)
-    return adj / safe[:, None, None], det
 
 
 def _signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -313,21 +297,15 @@ class WarpEngine(Engine):
         tris = np.concatenate([state.outer_triangles, face])
         n_outer = len(state.outer_triangles)
         # affine per triangle: target (small map px, homogeneous) → source (crop px)
-        inv, det = _inverse_homogeneous(tgt_small[tris])
+        inv, det = inverse_homogeneous(tgt_small[tris])
         ok = np.abs(det) > 1e-6
         n_outer = int(ok[:n_outer].sum())
         tris = tris[ok]
         affine = inv[ok] @ src[tris]  # (T, 3, 2): [u v 1] @ A = source xy
 
-        index = np.zeros((small, small), np.int32)
-        pts = np.round(tgt_small[tris] * 16).astype(np.int32)  # 4 fractional bits
-        for k in range(len(tris)):
-            cv2.fillConvexPoly(index, pts[k], k + 1, lineType=cv2.LINE_8, shift=4)
-
+        index = rasterise(tgt_small[tris], (small, small))
+        mx, my = dense_map(index, affine)
         vv, uu = np.mgrid[0:small, 0:small].astype(np.float32)
-        a = np.concatenate([np.zeros((1, 3, 2)), affine]).astype(np.float32)[index]  # (h, w, 3, 2)
-        mx = uu * a[..., 0, 0] + vv * a[..., 1, 0] + a[..., 2, 0]
-        my = uu * a[..., 0, 1] + vv * a[..., 1, 1] + a[..., 2, 1]
         empty = index == 0  # not covered (mouth hole, folds): identity
         scale = size / small
         ix, iy = (uu + 0.5) * scale - 0.5, (vv + 0.5) * scale - 0.5

@@ -1,0 +1,43 @@
+"""Piecewise-affine maps over triangle meshes: per-triangle affines, rasterised triangle ids,
+and the dense map they make. Shared by the warp and the shading transfer."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def inverse_homogeneous(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverses of the (T, 3, 3) matrices with rows [u_k, v_k, 1] for (T, 3, 2) triangles, in
+    closed form (a batched LAPACK solve costs more than the whole rasterisation), and their
+    determinants; rows of degenerate triangles are meaningless and must be dropped by det."""
+    a, b = p[:, 0, 0], p[:, 0, 1]
+    d, e = p[:, 1, 0], p[:, 1, 1]
+    g, h = p[:, 2, 0], p[:, 2, 1]
+    det = a * (e - h) - b * (d - g) + (d * h - e * g)
+    adj = np.stack([
+        np.stack([e - h, h - b, b - e], -1),
+        np.stack([g - d, a - g, d - a], -1),
+        np.stack([d * h - e * g, b * g - a * h, a * e - b * d], -1),
+    ], 1)
+    safe = np.where(np.abs(det) > 1e-12, det, 1.0)
+    return adj / safe[:, None, None], det
+
+
+def rasterise(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) int32 map of 1 + the index of the (T, 3, 2) triangle covering each pixel (0 = none);
+    later triangles are drawn over earlier ones."""
+    index = np.zeros(shape, np.int32)
+    pts = np.round(points * 16).astype(np.int32)  # 4 fractional bits
+    for k in range(len(points)):
+        cv2.fillConvexPoly(index, pts[k], k + 1, lineType=cv2.LINE_8, shift=4)
+    return index
+
+
+def dense_map(index: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mx, my) float32 maps: pixel (u, v) of triangle k goes to [u v 1] @ affine[k]; (0, 0) where
+    ``index`` is 0 (callers decide what uncovered pixels get)."""
+    h, w = index.shape
+    vv, uu = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = np.concatenate([np.zeros((1, 3, 2)), affine]).astype(np.float32)[index]  # (h, w, 3, 2)
+    return uu * a[..., 0, 0] + vv * a[..., 1, 0] + a[..., 2, 0], uu * a[..., 0, 1] + vv * a[..., 1, 1] + a[..., 2, 1]
