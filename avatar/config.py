@@ -92,6 +92,8 @@ class RenderConfig:
 
     engine: "warp" (default, no weights), "fomm" (needs ``checkpoint``), "onnx" (needs ``model_dir``).
     int8: the onnx engine runs the export's int8 generator (``avatar export onnx --int8``; CPU).
+    shading: the warp engine carries the driver's change in shading onto the face (relative
+    mode, driving video or webcam).
     """
 
     engine: str = "warp"
@@ -104,6 +106,7 @@ class RenderConfig:
     providers: tuple[str, ...] = ()
     strict_providers: bool = False
     mouth_interior: bool = True
+    shading: bool = True
 
     def __post_init__(self) -> None:
         _check(bool(self.engine), "engine must be a non-empty name")

@@ -174,10 +174,11 @@ class Animator:
         """
         timer = timer or StageTimer()
         transfer = self.transfer(source, fps)
-        needs_image = self.engine.needs_driving_image
+        needs_image = self.engine.needs_driving_image or self.engine.wants_driving_image
         crops = DrivingCrop(self.config.face, reference_frame, reference)
         batch: list[DriveTarget] = []
         last_target: np.ndarray | None = None
+        last_drive: FaceCrop | None = None
         with self.detector(video=True) as det:
             for i, frame in enumerate(frames):
                 if landmarks is not None:
@@ -197,7 +198,13 @@ class Animator:
                             transfer.set_reference(reference if reference is not None else face.landmarks)
                         target = transfer(face.landmarks).astype(np.float32)
                     last_target = target
-                    drive = crops(frame, None if face is None else face.landmarks) if needs_image else None
+                    if not needs_image:
+                        drive = None
+                    elif face is None and not self.engine.needs_driving_image:
+                        drive = last_drive  # an engine that only uses the image keeps the last one with a face
+                    else:
+                        drive = crops(frame, None if face is None else face.landmarks)
+                    last_drive = drive
                     ref = crops.reference if self.config.motion.mode == "relative" else None
                     batch.append(DriveTarget(target, drive, ref))
                 if len(batch) >= self.config.render.batch_size:
@@ -294,7 +301,7 @@ class Animator:
             idx = best_reference(prepared.crop.landmarks, lms)
             reference = lms[idx]
             log.info("best reference frame: %d", idx)
-            if self.engine.needs_driving_image:  # its reference crop must show that frame too
+            if self.engine.needs_driving_image or self.engine.wants_driving_image:  # its reference crop shows that frame too
                 reference_frame = next(itertools.islice(read_frames(driving, max_frames=idx + 1), idx, None))
         frames = read_frames(driving, max_frames=cfg.output.max_frames)
         return self._write(prepared, self.stream(prepared, self._timed(frames, timer), fps, reference=reference,

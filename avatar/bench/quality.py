@@ -73,11 +73,12 @@ def run_pair(animator: Animator, portrait: np.ndarray, driving: list[np.ndarray]
              landmarks: list[np.ndarray | None]) -> tuple[list[np.ndarray], float]:
     """Animate as ``avatar animate`` does: tracked driver landmarks, best reference frame by default."""
     src = animator.prepare(portrait, name="portrait")
-    reference = None
+    reference = reference_frame = None
     if animator.config.motion.best_frame and animator.config.motion.mode == "relative":
-        reference = landmarks[best_reference(src.crop.landmarks, landmarks)]
+        idx = best_reference(src.crop.landmarks, landmarks)
+        reference, reference_frame = landmarks[idx], driving[idx]
     t0 = time.perf_counter()
-    out = list(animator.stream(src, iter(driving), fps, reference=reference, landmarks=landmarks))
+    out = list(animator.stream(src, iter(driving), fps, reference=reference, landmarks=landmarks, reference_frame=reference_frame))
     return out, time.perf_counter() - t0
 
 

@@ -82,6 +82,7 @@ class LiveAnimator:
         self._missing_since: float | None = None   # media time the face was lost
         self._returning = 0                          # frames left of the glide back in
         self._needs_image = animator.engine.needs_driving_image
+        self._uses_image = self._needs_image or animator.engine.wants_driving_image  # webcam crops for the engine
         self._crops = DrivingCrop(animator.config.face)
         self._last_drive: FaceCrop | None = None
         self._clock = 0.0
@@ -160,7 +161,7 @@ class LiveAnimator:
                 a = 1.0 - math.exp(-(1.0 / self.fps) / max(opt.ease_s, 1e-3))
                 held = (held + a * (self._neutral - held)).astype(np.float32)
             self._target = held
-            drive = self._last_drive if self._needs_image else None
+            drive = self._last_drive if self._uses_image else None
             return held, drive, self._crops.reference if drive is not None else None
         if self._recapture or not self._transfer.has_reference:
             self._transfer.set_reference(lm)
@@ -176,7 +177,7 @@ class LiveAnimator:
             self._returning -= 1
         self._target = tracked
         drive = ref = None
-        if self._needs_image:
+        if self._uses_image:
             drive = self._last_drive = self._crops(frame, lm)
             ref = self._crops.reference if self.animator.config.motion.mode == "relative" else None
         return tracked, drive, ref

@@ -21,10 +21,14 @@ class Engine(ABC):
     ``needs_driving_image``: True when the engine reads ``DriveTarget.driving`` (FOMM);
     the pipeline then supplies a driving image even for speech (by rendering the landmark
     target with the warp engine first).
+    ``wants_driving_image``: True when the engine uses ``DriveTarget.driving`` and
+    ``reference`` if they are given (the warp's shading transfer) but renders without them;
+    driving videos and webcams then supply them, speech does not.
     """
 
     name: ClassVar[str]
     needs_driving_image: ClassVar[bool] = False
+    wants_driving_image: bool = False
 
     @abstractmethod
     def prepare(self, source: FaceCrop) -> Any:

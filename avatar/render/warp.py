@@ -27,6 +27,7 @@ from ..face.segment import person_mask
 from ..motion.decompose import fit_similarity, stable_ids
 from ..types import DriveTarget, FaceCrop
 from .base import Engine
+from .shading import ShadingTransfer
 from .triangles import dense_map, inverse_homogeneous, rasterise
 
 # control rings around the face: (radial factor, weight of the head's rigid motion)
@@ -221,6 +222,8 @@ class WarpEngine(Engine):
         self.map_scale = map_scale
         self.follow_silhouette = follow_silhouette
         self.outer_smoothing = outer_smoothing
+        self.wants_driving_image = self.config.shading
+        self._shading = ShadingTransfer()
 
     def prepare(self, source: FaceCrop) -> WarpState:
         lm = source.landmarks.astype(np.float64)
@@ -250,7 +253,7 @@ class WarpEngine(Engine):
         )
 
     def render(self, state: WarpState, targets: Sequence[DriveTarget]) -> np.ndarray:
-        return np.stack([self.render_one(state, t.landmarks) for t in targets])
+        return np.stack([self.render_one(state, t.landmarks, t.driving, t.reference) for t in targets])
 
     @staticmethod
     def _silhouette_mask(source: FaceCrop) -> np.ndarray | None:
@@ -327,11 +330,15 @@ class WarpEngine(Engine):
         full = cv2.resize(np.dstack([mx, my]), (size, size), interpolation=cv2.INTER_LINEAR)
         return full
 
-    def render_one(self, state: WarpState, landmarks: np.ndarray) -> np.ndarray:
-        """(478, 3) target landmarks in source-crop pixels → (S, S, 3) uint8 crop."""
+    def render_one(self, state: WarpState, landmarks: np.ndarray, driving: FaceCrop | None = None,
+                   reference: FaceCrop | None = None) -> np.ndarray:
+        """(478, 3) target landmarks in source-crop pixels → (S, S, 3) uint8 crop; with the
+        driving crop and its reference (relative mode), the driver's shading change too."""
         mp = self.backward_map(state, landmarks)
         out = cv2.remap(state.image, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         self._draw_mouth(state, landmarks, out)
+        if self.config.shading and driving is not None and reference is not None:
+            out = self._shading.apply(out, landmarks, driving, reference)
         return out
 
     def _draw_mouth(self, state: WarpState, landmarks: np.ndarray, out: np.ndarray) -> None:

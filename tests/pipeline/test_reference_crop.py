@@ -46,3 +46,23 @@ def test_animate_hands_image_engines_the_best_frames_crop(tmp_path, portrait_pat
     assert np.array_equal(ref.image, expected.reference.image)  # ... from frame 3, the chosen reference
     assert not np.array_equal(ref.image, first.image)
     assert np.array_equal(engine.targets[0].driving.image, first.image)
+
+
+class _Wants(_Recorder):
+    """Uses the driving image when there is one (as the warp's shading), renders without it."""
+
+    needs_driving_image = False
+    wants_driving_image = True
+
+
+def test_engines_that_want_the_driving_image_get_it_from_videos_not_from_speech(portrait_path, driving_clip, monkeypatch):
+    monkeypatch.setenv("AVATAR_CONSENT_POLICY", "research")
+    engine = _Wants()
+    animator = pipeline.Animator(AvatarConfig(face=FaceConfig(size=128)), engine=engine)
+    src = animator.prepare(portrait_path)
+    frames = list(read_frames(driving_clip, max_frames=4))
+    list(animator.stream(src, iter(frames), 25.0))
+    assert len(engine.targets) == 4 and all(t.driving is not None and t.reference is not None for t in engine.targets)
+    engine.targets.clear()
+    list(animator.stream_targets(src, [src.crop.landmarks] * 3))
+    assert len(engine.targets) == 3 and all(t.driving is None for t in engine.targets)  # no warp rendered to drive a warp

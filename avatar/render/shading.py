@@ -1,0 +1,67 @@
+"""Relative shading: the driver's change in low-frequency brightness since its reference frame,
+carried onto the animated face.
+
+A warp moves the portrait's pixels but keeps their shading, so a head that turns away from
+the light, a frown's shadows or a dark open mouth never change its brightness. This takes the
+driver's own change instead, as relative motion does for geometry: for each pixel of the
+animated face, the blurred luminance of the matching point of the current driving face over
+that of the reference driving face (points matched through the face mesh), clamped to
+:data:`GAIN_RANGE` and faded out at the face outline. Absolute brightness, skin tone and the
+driver's lighting never transfer, only their change. The blur is wide and the range narrow on
+purpose: what covers the driver's face (a lock of hair, a hand, glasses catching the light)
+changes its brightness too, and must not print onto the portrait as a stain.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..face import topology
+from ..types import FaceCrop
+from .triangles import dense_map, inverse_homogeneous, rasterise
+
+GAIN_RANGE = (0.85, 1.2)
+SCALE = 0.25     # the gain is computed at this fraction of the crop size: it is smooth
+BLUR = 0.032     # Gaussian sigma of the luminance and of the gain, × the crop size (16 px at 512)
+
+
+def _luminance(image: np.ndarray, size: int) -> np.ndarray:
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return cv2.GaussianBlur(small, (0, 0), BLUR * size)
+
+
+class ShadingTransfer:
+    """Per-frame gain maps for one stream of driving crops (keeps the reference's luminance)."""
+
+    def __init__(self) -> None:
+        self._ref: tuple[np.ndarray, np.ndarray] | None = None  # (reference image, its luminance)
+
+    def gain(self, landmarks: np.ndarray, size: int, driving: FaceCrop, reference: FaceCrop) -> np.ndarray:
+        """(S, S) float32 gain for an S-pixel output crop posed as ``landmarks`` (478, 2+)."""
+        q = max(int(round(size * SCALE)), 8)
+        tris = topology.mesh()["triangles"]
+        tgt = (landmarks[:, :2] + 0.5) * (q / size) - 0.5
+        inv, det = inverse_homogeneous(tgt[tris])
+        ok = np.abs(det) > 1e-6
+        tris, inv = tris[ok], inv[ok]
+        index = rasterise(tgt[tris], (q, q))
+        cached = self._ref  # one read: other threads may replace it meanwhile
+        if cached is None or cached[0] is not reference.image or cached[1].shape[0] != q:
+            cached = self._ref = (reference.image, _luminance(reference.image, q))
+        lum_ref = cached[1]
+        lum_now = _luminance(driving.image, q)
+        now, then = (
+            cv2.remap(lum, *dense_map(index, inv @ ((crop.landmarks[:, :2] + 0.5) * (q / crop.image.shape[0]) - 0.5)[tris]),
+                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            for crop, lum in ((driving, lum_now), (reference, lum_ref))
+        )  # the driver's blurred luminance at each output face pixel's matching point, now and at the reference
+        g = np.where(index > 0, (now + 1.0) / (then + 1.0), 1.0).astype(np.float32)
+        g = cv2.GaussianBlur(np.clip(g, *GAIN_RANGE), (0, 0), BLUR * q)  # also fades it out at the outline
+        return cv2.resize(g, (size, size), interpolation=cv2.INTER_LINEAR)
+
+    def apply(self, image: np.ndarray, landmarks: np.ndarray, driving: FaceCrop, reference: FaceCrop) -> np.ndarray:
+        """``image`` (S, S, 3) uint8 with the driver's shading change applied."""
+        g = self.gain(landmarks, image.shape[0], driving, reference)
+        return np.clip(image * g[..., None] + 0.5, 0, 255).astype(np.uint8)
