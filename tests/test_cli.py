@@ -101,3 +101,14 @@ def test_several_faces_face_index(tmp_path, portrait, capsys, driving_clip):
     code, err = _run(["animate", str(group), str(driving_clip), "-o", str(out), "--quiet", "--size", "256",
                       "--face-index", "7", *CONSENT], capsys)
     assert code == 1 and "face-index" in err and not out.exists()
+
+
+def test_engine_switches_reach_the_render_config():
+    from avatar.cli import build_parser
+    from avatar.cli.animate import build_config
+
+    args = build_parser().parse_args(["animate", "a.jpg", "b.mp4", "-o", "c.mp4", "--no-shading"])
+    assert build_config(args).render.shading is False
+    args = build_parser().parse_args(["animate", "a.jpg", "b.mp4", "-o", "c.mp4", "--engine", "onnx", "--int8"])
+    render = build_config(args).render
+    assert render.shading is True and render.int8 is True and render.engine == "onnx"
