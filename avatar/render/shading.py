@@ -14,6 +14,8 @@ changes its brightness too, and must not print onto the portrait as a stain.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -24,6 +26,25 @@ from .triangles import dense_map, inverse_homogeneous, rasterise
 GAIN_RANGE = (0.85, 1.2)
 SCALE = 0.25     # the gain is computed at this fraction of the crop size: it is smooth
 BLUR = 0.032     # Gaussian sigma of the luminance and of the gain, × the crop size (16 px at 512)
+
+
+@lru_cache(maxsize=1)
+def coarse_triangles() -> np.ndarray:
+    """(T, 3) landmark triangles of a coarse mesh over the face: the oval and every fourth other
+    landmark, Delaunay-triangulated on the canonical face. The gain is smooth, so ~200 triangles
+    serve as well as the face mesh's ~900 and rasterise four times faster."""
+    from scipy.spatial import Delaunay
+
+    from ..motion.decompose import canonical_template
+
+    tpl = canonical_template()[:, :2]
+    oval = topology.mesh()["oval"]
+    ids = np.union1d(oval, np.arange(0, 468, 4))
+    tris = ids[Delaunay(tpl[ids]).simplices]
+    poly = tpl[oval].astype(np.float32).reshape(-1, 1, 2)
+    centres = tpl[tris].mean(1)
+    inside = np.array([cv2.pointPolygonTest(poly, (float(x), float(y)), False) >= 0 for x, y in centres])
+    return tris[inside]
 
 
 def _luminance(image: np.ndarray, size: int) -> np.ndarray:
@@ -41,7 +62,7 @@ class ShadingTransfer:
     def gain(self, landmarks: np.ndarray, size: int, driving: FaceCrop, reference: FaceCrop) -> np.ndarray:
         """(S, S) float32 gain for an S-pixel output crop posed as ``landmarks`` (478, 2+)."""
         q = max(int(round(size * SCALE)), 8)
-        tris = topology.mesh()["triangles"]
+        tris = coarse_triangles()
         tgt = (landmarks[:, :2] + 0.5) * (q / size) - 0.5
         inv, det = inverse_homogeneous(tgt[tris])
         ok = np.abs(det) > 1e-6
@@ -63,5 +84,13 @@ class ShadingTransfer:
 
     def apply(self, image: np.ndarray, landmarks: np.ndarray, driving: FaceCrop, reference: FaceCrop) -> np.ndarray:
         """``image`` (S, S, 3) uint8 with the driver's shading change applied."""
-        g = self.gain(landmarks, image.shape[0], driving, reference)
-        return np.clip(image * g[..., None] + 0.5, 0, 255).astype(np.uint8)
+        size = image.shape[0]
+        g = self.gain(landmarks, size, driving, reference)
+        # the gain is 1 beyond a few blur widths of the face: scale only the box around it
+        pad = int(4 * BLUR * size) + 2
+        x0, y0 = np.clip(np.floor(landmarks[:, :2].min(0)).astype(int) - pad, 0, size)
+        x1, y1 = np.clip(np.ceil(landmarks[:, :2].max(0)).astype(int) + pad, 0, size)
+        out = image.copy()
+        roi = image[y0:y1, x0:x1].astype(np.float32) * g[y0:y1, x0:x1, None]
+        out[y0:y1, x0:x1] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
+        return out
