@@ -48,10 +48,11 @@ def transform_points(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 def make_crop(frame: np.ndarray, landmarks: np.ndarray, crop_from_frame: np.ndarray, size: int) -> FaceCrop:
     """Cut the crop (edge pixels replicated where it leaves the frame) and map the landmarks into it."""
-    img = cv2.warpAffine(frame, crop_from_frame, (size, size), flags=cv2.INTER_AREA if crop_from_frame[0, 0] < 1 else cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE)
     if crop_from_frame[0, 0] < 0.5:  # strong downscale: warpAffine's INTER_AREA is not anti-aliased
         img = _downscaled_crop(frame, crop_from_frame, size)
+    else:
+        img = cv2.warpAffine(frame, crop_from_frame, (size, size), flags=cv2.INTER_AREA if crop_from_frame[0, 0] < 1 else cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)
     return FaceCrop(img, transform_points(crop_from_frame, landmarks), crop_from_frame, frame.shape[:2])
 
 
@@ -59,15 +60,21 @@ def _downscaled_crop(frame: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     inv = invert_affine(m)
     side = inv[0, 0] * size
     x0, y0 = inv[0, 2], inv[1, 2]
-    pad = int(np.ceil(side)) + 2
-    padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    xi, yi = int(np.floor(x0)) + pad, int(np.floor(y0)) + pad
+    h, w = frame.shape[:2]
+    xi, yi = int(np.floor(x0)), int(np.floor(y0))
     n = int(np.ceil(side)) + 1
-    region = padded[yi:yi + n, xi:xi + n]
+    # the n×n frame region at (xi, yi), edge pixels replicated where it leaves the frame
+    sx0, sy0, sx1, sy1 = max(xi, 0), max(yi, 0), min(xi + n, w), min(yi + n, h)
+    if sx1 <= sx0 or sy1 <= sy0:  # entirely outside the frame: the nearest edge pixels
+        sx0, sy0 = min(max(xi, 0), w - 1), min(max(yi, 0), h - 1)
+        sx1, sy1 = sx0 + 1, sy0 + 1
+    sub = frame[sy0:sy1, sx0:sx1]
+    region = cv2.copyMakeBorder(sub, max(sy0 - yi, 0), max(yi + n - sy1, 0), max(sx0 - xi, 0), max(xi + n - sx1, 0),
+                                cv2.BORDER_REPLICATE)[: n, : n]
     scale = size / side
     small = cv2.resize(region, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     # residual sub-pixel shift
-    shift = np.array([[1.0, 0, -(x0 + pad - xi) * scale], [0, 1.0, -(y0 + pad - yi) * scale]])
+    shift = np.array([[1.0, 0, -(x0 - xi) * scale], [0, 1.0, -(y0 - yi) * scale]])
     return cv2.warpAffine(small, shift, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
