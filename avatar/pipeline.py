@@ -168,13 +168,14 @@ class Animator:
         reference: (478, 3) landmarks of the neutral driving reference; None takes the first
         frame with a face. landmarks: the driving face's landmarks per frame (None where no
         face) when already tracked (see :meth:`landmarks_of`); then frames are not re-detected.
-        reference_frame: the image ``reference`` was found in; image-driven engines (FOMM, ONNX)
-        then take their reference crop from it too, else from the first frame.
+        reference_frame: the image ``reference`` was found in; engines that read driving images
+        (FOMM, ONNX, the warp's shading) then take their reference crop from it too, else from
+        the first frame.
         Frames without a face hold the last pose.
         """
         timer = timer or StageTimer()
         transfer = self.transfer(source, fps)
-        needs_image = self.engine.needs_driving_image or self.engine.wants_driving_image
+        uses_image = self.engine.needs_driving_image or self.engine.wants_driving_image
         crops = DrivingCrop(self.config.face, reference_frame, reference)
         batch: list[DriveTarget] = []
         last_target: np.ndarray | None = None
@@ -198,7 +199,7 @@ class Animator:
                             transfer.set_reference(reference if reference is not None else face.landmarks)
                         target = transfer(face.landmarks).astype(np.float32)
                     last_target = target
-                    if not needs_image:
+                    if not uses_image:
                         drive = None
                     elif face is None and not self.engine.needs_driving_image:
                         drive = last_drive  # an engine that only uses the image keeps the last one with a face
