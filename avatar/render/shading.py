@@ -53,6 +53,25 @@ def _luminance(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.GaussianBlur(small, (0, 0), BLUR * size)
 
 
+def _exposure(driving: FaceCrop, reference: FaceCrop, lum_now: np.ndarray, lum_ref: np.ndarray) -> float:
+    """The driver's whole-picture brightness change (a webcam's auto-exposure, a dimmer room):
+    the median luminance ratio over the background, away from the face in both crops. It is
+    divided out, so only light that changes on the face itself transfers. 1 when too little
+    background shows."""
+    q = lum_now.shape[0]
+    face = np.zeros((q, q), np.uint8)
+    oval = topology.mesh()["oval"]
+    for crop in (driving, reference):
+        pts = (crop.landmarks[oval, :2] + 0.5) * (q / crop.image.shape[0]) - 0.5
+        cv2.fillPoly(face, [np.round(pts).astype(np.int32)], 1)
+    grow = max(3, int(4 * BLUR * q) | 1)  # beyond the blur's reach, and past hair and neck near the face
+    background = cv2.dilate(face, np.ones((grow, grow), np.uint8)) == 0
+    if background.mean() < 0.05:
+        return 1.0
+    ratio = float(np.median((lum_now[background] + 1.0) / (lum_ref[background] + 1.0)))
+    return float(np.clip(ratio, 0.5, 2.0))
+
+
 class ShadingTransfer:
     """Per-frame gain maps for one stream of driving crops (keeps the reference's luminance)."""
 
@@ -78,7 +97,7 @@ class ShadingTransfer:
                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             for crop, lum in ((driving, lum_now), (reference, lum_ref))
         )  # the driver's blurred luminance at each output face pixel's matching point, now and at the reference
-        g = np.where(index > 0, (now + 1.0) / (then + 1.0), 1.0).astype(np.float32)
+        g = np.where(index > 0, (now + 1.0) / (then + 1.0) / _exposure(driving, reference, lum_now, lum_ref), 1.0).astype(np.float32)
         g = cv2.GaussianBlur(np.clip(g, *GAIN_RANGE), (0, 0), BLUR * q)  # also fades it out at the outline
         return cv2.resize(g, (size, size), interpolation=cv2.INTER_LINEAR)
 

@@ -38,12 +38,22 @@ def test_an_unchanged_driver_changes_nothing(crop):
     assert np.array_equal(out, crop.image)
 
 
-def test_a_brighter_driver_brightens_the_face_only(crop):
-    g = ShadingTransfer().gain(crop.landmarks, 256, _scaled(crop, 1.1), crop)
+def _face(crop):
+    return cv2.dilate(_oval(crop).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+
+
+def test_light_on_the_drivers_face_brightens_the_face_only(crop):
+    g = ShadingTransfer().gain(crop.landmarks, 256, _scaled(crop, 1.1, _face(crop)), crop)
     inner = _oval(crop, erode=30)
     assert np.median(g[inner]) == pytest.approx(1.1, abs=0.02)
     far = cv2.dilate(_oval(crop).astype(np.uint8), np.ones((65, 65), np.uint8)) == 0  # > 32 px outside the face
     assert far.any() and np.abs(g[far] - 1.0).max() < 1e-3
+
+
+def test_a_whole_picture_change_is_exposure_and_does_not_transfer(crop):
+    """A webcam's auto-exposure brightens face and background alike: divided out."""
+    g = ShadingTransfer().gain(crop.landmarks, 256, _scaled(crop, 1.15), crop)
+    assert np.abs(np.median(g[_oval(crop, erode=30)]) - 1.0) < 0.02
 
 
 def test_a_shadow_on_one_cheek_darkens_that_cheek_within_the_range(crop):
@@ -62,7 +72,7 @@ def test_a_shadow_on_one_cheek_darkens_that_cheek_within_the_range(crop):
 def test_the_warp_engine_uses_the_driver_only_when_asked(crop):
     from avatar.types import DriveTarget
 
-    darker = _scaled(crop, 0.8)
+    darker = _scaled(crop, 0.8, _face(crop))  # a shadow falls on the driver's face
     on, off = WarpEngine(RenderConfig()), WarpEngine(RenderConfig(shading=False))
     assert on.wants_driving_image and not off.wants_driving_image
     plain = on.render(on.prepare(crop), [DriveTarget(crop.landmarks)])[0].astype(int)
