@@ -8,7 +8,6 @@ state; ``Animator.stream`` turns driving frames (or landmark targets) into outpu
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import math
 import time
@@ -24,7 +23,7 @@ from .errors import InputError, NoFaceError
 from .face.blend import PasteBack
 from .face.crop import DrivingCrop, crop_box, crop_matrix, make_crop
 from .face.landmarks import Face, LandmarkDetector, select_face
-from .motion.transfer import MotionTransfer, best_reference
+from .motion.transfer import MotionTransfer, reference_cost
 from .render.base import Engine
 from .render.registry import create_engine
 from .types import DriveTarget, FaceCrop
@@ -257,16 +256,30 @@ class Animator:
             yield out
 
     # -- files ----------------------------------------------------------------------------
-    def landmarks_of(self, path: str | Path, max_frames: int | None = None) -> list[np.ndarray | None]:
-        """Landmarks of every frame of a video (None where no face), for reference-frame search."""
+    def _track(self, path: str | Path, max_frames: int | None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         from .media.video import read_frames
 
-        out: list[np.ndarray | None] = []
         with self.detector(video=True) as det:
             for frame in read_frames(path, max_frames=max_frames):
                 face = self._driving_face(det.detect(frame))
-                out.append(None if face is None else face.landmarks)
-        return out
+                yield frame, None if face is None else face.landmarks
+
+    def landmarks_of(self, path: str | Path, max_frames: int | None = None) -> list[np.ndarray | None]:
+        """Landmarks of every frame of a video (None where no face), for reference-frame search."""
+        return [lm for _, lm in self._track(path, max_frames)]
+
+    def best_reference_of(self, path: str | Path, source_landmarks: np.ndarray, max_frames: int | None = None
+                          ) -> tuple[list[np.ndarray | None], int, np.ndarray | None]:
+        """In one decoding pass: the landmarks of every frame, the index of the frame closest to
+        the source (see :func:`best_reference`; -1 when no frame has a face) and its image."""
+        cost = reference_cost(source_landmarks)
+        lms: list[np.ndarray | None] = []
+        best, best_cost, best_frame = -1, np.inf, None
+        for frame, lm in self._track(path, max_frames):
+            lms.append(lm)
+            if lm is not None and (c := cost(lm)) < best_cost:
+                best, best_cost, best_frame = len(lms) - 1, c, frame
+        return lms, best, best_frame
 
     def _driving_face(self, faces: list[Face]) -> Face | None:
         """The face that drives: ``face_index`` when the driver shows that many, else the largest."""
@@ -295,15 +308,14 @@ class Animator:
         if cfg.motion.best_frame and cfg.motion.mode == "relative":
             # Track once, up front: the reference can then be any frame, and rendering reuses the landmarks.
             t0 = time.perf_counter()
-            lms = self.landmarks_of(driving, cfg.output.max_frames)
+            lms, idx, frame = self.best_reference_of(driving, prepared.crop.landmarks, cfg.output.max_frames)
             timer.add("landmarks", time.perf_counter() - t0, len(lms))
-            if all(lm is None for lm in lms):
+            if idx < 0:
                 raise NoFaceError(f"no face found in any frame of {driving}")
-            idx = best_reference(prepared.crop.landmarks, lms)
             reference = lms[idx]
             log.info("best reference frame: %d", idx)
             if self.engine.needs_driving_image or self.engine.wants_driving_image:  # its reference crop shows that frame too
-                reference_frame = next(itertools.islice(read_frames(driving, max_frames=idx + 1), idx, None))
+                reference_frame = frame
         frames = read_frames(driving, max_frames=cfg.output.max_frames)
         return self._write(prepared, self.stream(prepared, self._timed(frames, timer), fps, reference=reference,
                                                  landmarks=lms, reference_frame=reference_frame, name=str(driving),

@@ -8,6 +8,8 @@ Absolute mode copies the driver's landmarks, placed by a similarity fitted at th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.spatial.transform import Rotation
 
@@ -41,26 +43,31 @@ def _expression_ids() -> np.ndarray:
     return np.setdiff1d(np.arange(478), stable_ids())
 
 
+def reference_cost(source: np.ndarray) -> Callable[[np.ndarray], float]:
+    """How far a driving frame's pose-free shape and head rotation are from the source's:
+    cost(landmarks (478, 3)) → float, lower is closer (see :func:`best_reference`)."""
+    pose_s, canon_s = decompose(source)
+    ids = _expression_ids()
+
+    def cost(lm: np.ndarray) -> float:
+        pose_d, canon_d = decompose(lm)
+        shape = np.sqrt(((canon_d[ids] - canon_s[ids]) ** 2).sum(-1).mean())
+        angle = Rotation.from_matrix(pose_d.rotation @ pose_s.rotation.T).magnitude()
+        return float(shape + 0.5 * angle)
+
+    return cost
+
+
 def best_reference(source: np.ndarray, driving: list[np.ndarray | None]) -> int:
     """Index of the driving frame whose pose-free shape and head rotation are closest to the source's.
 
     Args: source: (478, 3) landmarks; driving: per-frame (478, 3) landmarks or None (no face).
     """
-    pose_s, canon_s = decompose(source)
-    ids = _expression_ids()
-    best, best_cost = 0, np.inf
-    for i, lm in enumerate(driving):
-        if lm is None:
-            continue
-        pose_d, canon_d = decompose(lm)
-        shape = np.sqrt(((canon_d[ids] - canon_s[ids]) ** 2).sum(-1).mean())
-        angle = Rotation.from_matrix(pose_d.rotation @ pose_s.rotation.T).magnitude()
-        cost = shape + 0.5 * angle
-        if cost < best_cost:
-            best, best_cost = i, cost
-    if not np.isfinite(best_cost):
+    cost = reference_cost(source)
+    costs = [np.inf if lm is None else cost(lm) for lm in driving]
+    if not costs or not np.isfinite(min(costs)):
         raise ValueError("no driving frame has a face")
-    return best
+    return int(np.argmin(costs))
 
 
 class MotionTransfer:

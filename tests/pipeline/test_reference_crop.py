@@ -30,13 +30,13 @@ class _Recorder(Engine):
 
 def test_animate_hands_image_engines_the_best_frames_crop(tmp_path, portrait_path, driving_clip, monkeypatch):
     monkeypatch.setenv("AVATAR_CONSENT_POLICY", "research")
-    monkeypatch.setattr(pipeline, "best_reference", lambda source, lms: 3)
-    engine = _Recorder()
     config = AvatarConfig(face=FaceConfig(size=128), output=OutputConfig(max_frames=6, audio=False))
-    pipeline.Animator(config, engine=engine).animate(portrait_path, driving_clip, tmp_path / "out.mp4", progress=False)
     frames = list(read_frames(driving_clip, max_frames=6))
-    det = pipeline.Animator(config, engine=_Recorder())
-    lms = det.landmarks_of(driving_clip, 6)
+    lms = pipeline.Animator(config, engine=_Recorder()).landmarks_of(driving_clip, 6)
+    # make frame 3 the closest to the portrait
+    monkeypatch.setattr(pipeline, "reference_cost", lambda source: (lambda lm: float(np.abs(lm - lms[3]).sum())))
+    engine = _Recorder()
+    pipeline.Animator(config, engine=engine).animate(portrait_path, driving_clip, tmp_path / "out.mp4", progress=False)
     expected = DrivingCrop(config.face, frames[3], lms[3])
     first = expected(frames[0], lms[0])
     refs = {id(t.reference) for t in engine.targets}
@@ -66,3 +66,14 @@ def test_engines_that_want_the_driving_image_get_it_from_videos_not_from_speech(
     engine.targets.clear()
     list(animator.stream_targets(src, [src.crop.landmarks] * 3))
     assert len(engine.targets) == 3 and all(t.driving is None for t in engine.targets)  # no warp rendered to drive a warp
+
+
+def test_best_reference_of_agrees_with_best_reference(portrait, driving_clip):
+    from avatar.face.landmarks import detect_face
+    from avatar.motion.transfer import best_reference
+
+    animator = pipeline.Animator(AvatarConfig(face=FaceConfig(size=128)), engine=_Recorder())
+    source = detect_face(portrait).landmarks
+    lms, idx, frame = animator.best_reference_of(driving_clip, source, 12)
+    assert idx == best_reference(source, lms)
+    assert np.array_equal(frame, list(read_frames(driving_clip, max_frames=12))[idx])
