@@ -61,6 +61,11 @@ def _onnx(args: argparse.Namespace) -> int:
         if not args.int8:
             raise ConfigError("--calibration is for --int8; add --int8 or drop --calibration")
         images = face_crops(args.calibration)
+    if args.int8:
+        import sys
+
+        print(f"exporting and calibrating the int8 generator on {len(images) if images else 'the bundled'} face crop(s); "
+              "this takes a few seconds per image on a CPU", file=sys.stderr)
     out = export_onnx(args.checkpoint, args.out, fp16=args.fp16, int8=args.int8, calibration_images=images, opset=args.opset,
                       overwrite=args.overwrite, config=args.config)
     info = read_export(out, verify_hashes=False)
