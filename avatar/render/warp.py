@@ -64,6 +64,16 @@ def _polygon_area(pts: np.ndarray) -> float:
     return float(0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
+def _around_oval(oval: np.ndarray, centre: np.ndarray, angles: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+    """At each of ``angles`` around ``centre``: the oval's radius in that direction, or the
+    per-oval-point ``values`` interpolated there (oval: (N, 2+) points in order of the mesh)."""
+    rel = oval[:, :2] - centre
+    ang = np.arctan2(rel[:, 1], rel[:, 0])
+    order = np.argsort(ang)
+    v = np.hypot(rel[:, 0], rel[:, 1]) if values is None else values
+    return np.interp(angles, ang[order], v[order], period=2 * np.pi)
+
+
 def _silhouette(mask: np.ndarray, centre: np.ndarray, directions: np.ndarray, rad: np.ndarray) -> np.ndarray:
     """Per direction, the distance from ``centre`` at which the person mask ends, searched from
     the oval outwards up to ``_HAIR_MAX`` × the oval radius (returned as a multiple of it)."""
@@ -91,18 +101,13 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
     A ring point's depth is that of the oval in its direction: hair and ears sit about as far
     back as the face's outline, so under a head turn they move as the outline does.
     """
-    oval = landmarks[topology.mesh()["oval"], :2]
-    centre = oval.mean(0)
+    oval = landmarks[topology.mesh()["oval"]]
+    centre = oval[:, :2].mean(0)
     chin_y = landmarks[topology.CHIN, 1]
     angles = np.linspace(0, 2 * np.pi, _RING_POINTS, endpoint=False)
     directions = np.stack([np.cos(angles), np.sin(angles)], 1)
-    # radius of the oval in each direction, sampled from the oval itself
-    rel = oval - centre
-    oval_ang = np.arctan2(rel[:, 1], rel[:, 0])
-    oval_rad = np.hypot(rel[:, 0], rel[:, 1])
-    order = np.argsort(oval_ang)
-    rad = np.interp(angles, oval_ang[order], oval_rad[order], period=2 * np.pi)
-    depth = np.interp(angles, oval_ang[order], landmarks[topology.mesh()["oval"], 2][order], period=2 * np.pi)
+    rad = _around_oval(oval, centre, angles)
+    depth = _around_oval(oval, centre, angles, oval[:, 2])
     # fixed rings: more room above (hair) than below (neck)
     factors = np.array([f for f, _ in _RINGS])[:, None] * np.where(np.sin(angles) < 0, 1.0 + 0.25 * (-np.sin(angles)), 1.0)
     weights = np.repeat(np.array([w for _, w in _RINGS])[:, None], _RING_POINTS, axis=1)
@@ -145,11 +150,7 @@ def _keep_rings_apart(extra: np.ndarray, oval: np.ndarray, gaps: np.ndarray) -> 
     centre = oval.mean(0)
     u = pts[0] - centre
     u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-6)
-    rel = oval - centre
-    ang = np.arctan2(rel[:, 1], rel[:, 0])
-    order = np.argsort(ang)
-    oval_rad = np.interp(np.arctan2(u[:, 1], u[:, 0]), ang[order], np.hypot(rel[:, 0], rel[:, 1])[order], period=2 * np.pi)
-    inner = oval_rad
+    inner = _around_oval(oval, centre, np.arctan2(u[:, 1], u[:, 0]))
     for k in range(rings):
         rho = ((pts[k] - centre) * u).sum(1)
         push = np.maximum(inner + _MIN_GAP * gaps[k] - rho, 0.0)
