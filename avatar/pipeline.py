@@ -174,7 +174,7 @@ class Animator:
         """
         timer = timer or StageTimer()
         transfer = self.transfer(source, fps)
-        uses_image = self.engine.needs_driving_image or self.engine.wants_driving_image
+        uses_image = self.engine.uses_driving_image
         crops = DrivingCrop(self.config.face, reference_frame, reference)
         batch: list[DriveTarget] = []
         last_target: np.ndarray | None = None
@@ -314,7 +314,7 @@ class Animator:
                 raise NoFaceError(f"no face found in any frame of {driving}")
             reference = lms[idx]
             log.info("best reference frame: %d", idx)
-            if self.engine.needs_driving_image or self.engine.wants_driving_image:  # its reference crop shows that frame too
+            if self.engine.uses_driving_image:  # its reference crop shows that frame too
                 reference_frame = frame
         frames = read_frames(driving, max_frames=cfg.output.max_frames)
         return self._write(prepared, self.stream(prepared, self._timed(frames, timer), fps, reference=reference,

@@ -82,7 +82,7 @@ class LiveAnimator:
         self._missing_since: float | None = None   # media time the face was lost
         self._returning = 0                          # frames left of the glide back in
         self._needs_image = animator.engine.needs_driving_image
-        self._uses_image = self._needs_image or animator.engine.wants_driving_image  # webcam crops for the engine
+        self._uses_image = animator.engine.uses_driving_image  # webcam crops for the engine
         self._crops = DrivingCrop(animator.config.face)
         self._last_drive: FaceCrop | None = None
         self._clock = 0.0

@@ -30,6 +30,11 @@ class Engine(ABC):
     needs_driving_image: ClassVar[bool] = False
     wants_driving_image: bool = False
 
+    @property
+    def uses_driving_image(self) -> bool:
+        """Whether driving videos and webcams should hand this engine their driving crops."""
+        return self.needs_driving_image or self.wants_driving_image
+
     @abstractmethod
     def prepare(self, source: FaceCrop) -> Any:
         """Precompute everything that depends on the source only. Called once per portrait."""
