@@ -155,8 +155,9 @@ def _drop_unused_opsets(path: Path) -> None:
 def _prediction_error(fp32: Path, int8: Path, feeds: Sequence[dict[str, np.ndarray]]) -> tuple[float, float]:
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
+    from ..render.onnx import session_options
+
+    so = session_options()
     a = ort.InferenceSession(str(fp32), so, providers=["CPUExecutionProvider"])
     b = ort.InferenceSession(str(int8), so, providers=["CPUExecutionProvider"])
     diffs = [np.abs(a.run(None, f)[0] - b.run(None, f)[0]) for f in feeds]
