@@ -8,7 +8,7 @@ fully with the head and the stretch lands on the background beyond them, while t
 outer ring keeps the background in place. The motion there is smoothed (no sawtooth on
 straight background edges) and rings are kept from folding over each other.
 The open mouth is drawn: the source's own mouth interior where it has one, a synthetic
-oral cavity with teeth where the target opens wider than the source.
+oral cavity with teeth and a tongue where the target opens wider than the source.
 The backward map is rasterised at half resolution and upsampled; everything is vectorised.
 """
 
@@ -56,6 +56,7 @@ class WarpState:
     outer_triangles: np.ndarray  # (O, 3) into vertices
     mouth_area: float            # source inner-mouth polygon area (px²)
     cavity_rgb: np.ndarray       # (3,) float32 colour of the synthetic oral cavity
+    tongue_rgb: np.ndarray       # (3,) float32 colour of its tongue
     teeth_rgb: np.ndarray        # (3,) float32 colour of synthetic teeth
 
 
@@ -187,19 +188,21 @@ def _untangle(target: np.ndarray, source: np.ndarray, triangles: np.ndarray, mov
         target[sel] = source[sel] + mean[sel]
 
 
-def _mouth_colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cavity and teeth colours adapted to the portrait's lips and lighting."""
+def _mouth_colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cavity, tongue and teeth colours adapted to the portrait's lips and lighting."""
     lips = landmarks[topology.mesh()["lips"], :2].round().astype(int)
     h, w = image.shape[:2]
     lips = lips[(lips[:, 0] >= 0) & (lips[:, 0] < w) & (lips[:, 1] >= 0) & (lips[:, 1] < h)]
     lip_rgb = image[lips[:, 1], lips[:, 0]].astype(np.float32).mean(0) if len(lips) else np.array([150, 80, 80], np.float32)
     gray = float(image.mean())
-    cavity = np.clip(lip_rgb * 0.28 + np.array([8, 0, 2], np.float32), 0, 255)
+    # Open mouths in video average about 0.8 of the lip colour (teeth and tongue included):
+    # a dark-red cavity and a tongue close to the lips' own colour, not a black hole.
+    cavity = np.clip(lip_rgb * 0.3 + np.array([6, 0, 2], np.float32), 0, 255)
+    tongue = np.clip(lip_rgb * 1.0 + np.array([14, 2, 6], np.float32), 0, 255)
     teeth = np.clip(np.array([232, 226, 212], np.float32) * (0.55 + 0.45 * gray / 128.0), 0, 250)
     if np.abs(image[..., 0].astype(np.int16) - image[..., 1]).mean() < 2:  # grayscale portrait
-        cavity = np.full(3, cavity.mean(), np.float32)
-        teeth = np.full(3, teeth.mean(), np.float32)
-    return cavity, teeth
+        cavity, tongue, teeth = (np.full(3, c.mean(), np.float32) for c in (cavity, tongue, teeth))
+    return cavity, tongue, teeth
 
 
 class WarpEngine(Engine):
@@ -239,7 +242,7 @@ class WarpEngine(Engine):
         centroids = vertices[tri].mean(1).astype(np.float32)
         poly = vertices[oval].astype(np.float32).reshape(-1, 1, 2)
         inside = np.array([cv2.pointPolygonTest(poly, (float(x), float(y)), False) > 0 for x, y in centroids])
-        cavity, teeth = _mouth_colours(source.image, lm)
+        cavity, tongue, teeth = _mouth_colours(source.image, lm)
         return WarpState(
             image=np.ascontiguousarray(source.image),
             vertices=vertices,
@@ -250,6 +253,7 @@ class WarpEngine(Engine):
             outer_triangles=tri[~inside],
             mouth_area=_polygon_area(lm[m["mouth_loop"], :2]),
             cavity_rgb=cavity,
+            tongue_rgb=tongue,
             teeth_rgb=teeth,
         )
 
@@ -380,7 +384,7 @@ class WarpEngine(Engine):
         out[y0:y1, x0:x1] = np.clip(roi + alpha[..., None] * (interior - roi), 0, 255).astype(np.uint8)
 
     def _synthetic_mouth(self, state: WarpState, landmarks: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
-        """Oral cavity with upper teeth, shaded from the lips inwards; (h, w, 3) float32."""
+        """Oral cavity with upper teeth and a tongue, coloured from the lips; (h, w, 3) float32."""
         c0 = landmarks[78, :2]   # inner mouth corners
         c1 = landmarks[308, :2]
         axis = c1 - c0
@@ -393,17 +397,18 @@ class WarpEngine(Engine):
         rel_x = ((xx - c0[0]) * ux[0] + (yy - c0[1]) * ux[1]) / width * 2 - 1  # -1..1 corner to corner
         rel_y = ((xx - upper[0]) * uy[0] + (yy - upper[1]) * uy[1]) / gap      # 0 upper lip, 1 lower lip
         lateral = np.clip(1 - rel_x**2, 0, 1)
-        depth = np.clip(1 - 2 * np.abs(rel_y - 0.5), 0, 1) * lateral
-        shade = 0.55 + 0.45 * (1 - depth)  # darker deep inside
+        depth = np.clip(1 - 2 * np.abs(rel_y - 0.45), 0, 1) * lateral
+        shade = 0.5 + 0.5 * (1 - depth)  # darker deep inside, towards the throat
         img = state.cavity_rgb[None, None, :] * shade[..., None]
+        # tongue: a dome rising from the lower lip, lit from the front, darker towards the back
+        dome = 1.0 - 0.45 * rel_x**2
+        tongue = np.clip((rel_y - (1.0 - 0.42 * dome)) / 0.12, 0, 1) * np.clip((0.95 - np.abs(rel_x)) / 0.2, 0, 1)
+        tongue_rgb = state.tongue_rgb[None, None, :] * (0.75 + 0.25 * np.clip(rel_y, 0, 1))[..., None]
+        img = img * (1 - 0.9 * tongue[..., None]) + 0.9 * tongue[..., None] * tongue_rgb
         # upper teeth: a band under the upper lip, across the middle of the mouth
         teeth_h = min(0.42, 0.12 * width / gap)
         teeth = np.clip((teeth_h - rel_y) / max(teeth_h * 0.25, 1e-3), 0, 1) * np.clip((0.8 - np.abs(rel_x)) / 0.2, 0, 1)
         teeth *= np.clip(rel_y / 0.05 + 1, 0, 1)
         tooth_shade = 0.85 + 0.15 * np.cos(rel_x * 9.0) ** 2  # hint of separate teeth
         img = img * (1 - teeth[..., None]) + (state.teeth_rgb * 0.92)[None, None, :] * (teeth * tooth_shade)[..., None]
-        # tongue hint at the bottom
-        tongue = np.clip((rel_y - 0.7) / 0.3, 0, 1) * lateral
-        tongue_rgb = state.cavity_rgb * 2.2 + np.array([20, 0, 0], np.float32)
-        img = img * (1 - 0.5 * tongue[..., None]) + 0.5 * tongue[..., None] * np.clip(tongue_rgb, 0, 255)
         return img.astype(np.float32)

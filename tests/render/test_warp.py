@@ -72,6 +72,29 @@ def test_mouth_opens_with_interior_and_closes(engine, crop):
     assert abs(_mouth_gap(detect_face(out2).landmarks) - _mouth_gap(detect_face(crop.image).landmarks)) < 3
 
 
+def test_wide_open_mouth_shows_a_tongue_below_a_dark_cavity(engine, crop):
+    state = engine.prepare(crop)
+    lm = crop.landmarks.copy()
+    loop = topology.mesh()["mouth_loop"]
+    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
+    jaw = np.where(lm[:, 1] > lm[14, 1])[0]
+    lm[np.union1d(lower, jaw), 1] += 30
+    out = engine.render_one(state, lm).astype(float)
+    top, bottom = lm[13, :2], lm[14, :2]
+
+    def at(t):
+        x, y = (top + t * (bottom - top)).round().astype(int)
+        return out[y - 1:y + 2, x - 1:x + 2].reshape(-1, 3).mean(0)
+
+    deep, tongue = at(0.5), at(0.88)
+    lips = crop.landmarks[topology.mesh()["lips"], :2].round().astype(int)
+    lip_rgb = crop.image[lips[:, 1], lips[:, 0]].astype(float).mean(0)
+    assert tongue.mean() > deep.mean() + 15    # the tongue is lit, the throat is dark
+    assert tongue.mean() > 0.6 * lip_rgb.mean()  # about as bright as the lips, not a black hole
+    assert tongue[0] > tongue[2] + 10         # and pink, taken from the lips' colour
+    assert deep.mean() < crop.image[int(top[1]) - 4, int(top[0])].mean()  # darker than the upper lip
+
+
 def test_blink_closes_the_eyelids(engine, crop):
     state = engine.prepare(crop)
     lm = crop.landmarks.copy()
