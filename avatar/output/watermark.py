@@ -8,7 +8,10 @@ low-frequency luma change that the codec keeps and that survives downscaling.
 
 Embedding is *informed* (improved spread spectrum, Malvar & Florêncio 2003): the detector's
 response of the host frame itself is measured first and partly cancelled, so the natural image
-does not drown the weak mark. Detection high-passes the cell means of the luma, correlates them
+does not drown the weak mark. The amplitude is perceptually masked: each cell's share scales
+with the fine texture under it (flat walls and smooth skin get little, hair and fabric more), and
+each bit's amplitude is raised to keep its correlation, so the mark and its host cancellation
+hide in texture instead of mottling flat areas. Detection high-passes the cell means of the luma, correlates them
 with each bit's signs and sums across frames (soft voting). 32 payload bits + an 8-bit CRC are
 embedded (whitened with a fixed key). A payload is reported only when the 12-bit CRC matches
 (a clean video passes by chance with probability 2^-12); decoy sign patterns give the null
@@ -44,8 +47,11 @@ N_DECOYS = 256        # null patterns for the z-score normalisation
 KEY = 0x5AFE_A7A4     # fixed key: patterns and whitening are public, the point is labelling, not secrecy
 DEFAULT_STRENGTH = 1.0
 BASE_AMPLITUDE = 3.0  # grey levels per cell at strength 1 (before host cancellation)
-MAX_AMPLITUDE = 12.0  # cap per cell at strength 1 (bounds the cost of host cancellation)
+MAX_AMPLITUDE = 12.0  # cap per unit share at strength 1 (bounds the cost of host cancellation)
 CANCEL = 1.0          # fraction of the host's own projection that is cancelled (ISS lambda)
+TEXTURE_REF = 8.0     # cell-mean |Laplacian| of luma (grey levels) that takes the full amplitude
+MASK_FLOOR = 0.15     # share of the amplitude a flat cell still takes
+MASK_TOP = 2.0        # and a busy cell at most (texture hides it)
 _LAPLACE = np.array([[0, -0.25, 0], [-0.25, 1, -0.25], [0, -0.25, 0]], dtype=np.float32)
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -133,6 +139,13 @@ def _luma(frame: np.ndarray) -> np.ndarray:
     return cv2.transform(frame, _LUMA.reshape(1, 3)).astype(np.float32, copy=False)
 
 
+def _masking(luma: np.ndarray) -> np.ndarray:
+    """(G*G,) per-cell amplitude share from the fine texture of an (H, W) float32 luma image."""
+    texture = cv2.resize(np.abs(cv2.Laplacian(luma, cv2.CV_32F, ksize=3)), (GRID, GRID), interpolation=cv2.INTER_AREA)
+    texture = cv2.blur(texture, (3, 3))  # neighbouring cells share their texture: no hard steps
+    return np.clip(texture / TEXTURE_REF, MASK_FLOOR, MASK_TOP).reshape(-1)
+
+
 def _check_frame(frame: np.ndarray) -> None:
     if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8):
         got = f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
@@ -145,7 +158,7 @@ def embed(frame: np.ndarray, payload: int, strength: float = DEFAULT_STRENGTH) -
     """Return a copy of ``frame`` carrying ``payload``.
 
     Args:
-        frame: (H, W, 3) uint8 RGB, at least 32×32.
+        frame: (H, W, 3) uint8 RGB, at least 64×64.
         payload: 32-bit unsigned int (e.g. :meth:`ConsentGrant.payload32`).
         strength: multiplies the amplitude (1 ≈ PSNR 40 dB on textured frames, more on smooth ones).
     Returns:
@@ -155,13 +168,17 @@ def embed(frame: np.ndarray, payload: int, strength: float = DEFAULT_STRENGTH) -
     lay = _layout()
     msg = _message_bits(payload)
     h, w = frame.shape[:2]
-    host = lay.proj @ _cell_features(_luma(frame))                # (NBITS,) host's own correlations
+    luma = _luma(frame)
+    host = lay.proj @ _cell_features(luma)                        # (NBITS,) host's own correlations
+    share = _masking(luma)                                        # (G*G,) perceptual masking
+    mean_share = np.bincount(lay.owner, weights=share, minlength=NBITS) / np.bincount(lay.owner, minlength=NBITS)
     # Informed embedding: push each bit's correlation to +base in the message direction and
-    # cancel most of what the host already contributes (clipped so no bit costs too much).
+    # cancel most of what the host already contributes (clipped so no bit costs too much);
+    # divided by the bit's mean share, so masking keeps the correlation it aims for.
     against = np.maximum(-host * msg, 0.0)   # host correlation pointing the wrong way
-    size = strength * BASE_AMPLITUDE + CANCEL * against / lay.gain
+    size = (strength * BASE_AMPLITUDE + CANCEL * against / lay.gain) / mean_share
     amp = msg * np.minimum(size, strength * MAX_AMPLITUDE)
-    cells = (amp[lay.owner] * lay.sign).reshape(GRID, GRID)
+    cells = (amp[lay.owner] * share * lay.sign).reshape(GRID, GRID)
     delta = np.rint(_upsample(cells, h, w))
     # Saturating uint8 add/subtract of the same delta on R, G, B (4x faster than float maths).
     pos = np.clip(delta, 0, 255).astype(np.uint8)
