@@ -203,9 +203,11 @@ def _recognise(audio16k: np.ndarray) -> str:
     """PocketSphinx free recognition with its bundled English model (no transcript given)."""
     from pocketsphinx import Decoder
 
+    from avatar.motion.audio.align import _pcm16
+
     d = Decoder(samprate=16000, loglevel="FATAL")
     d.start_utt()
-    d.process_raw((np.clip(audio16k, -1, 1) * 32767).astype("<i2").tobytes(), full_utt=True)
+    d.process_raw(_pcm16(audio16k), full_utt=True)
     d.end_utt()
     if d.hyp() is None or not d.hyp().hypstr.strip():
         raise RuntimeError("nothing recognised")
