@@ -94,6 +94,8 @@ class RenderConfig:
     int8: the onnx engine runs the export's int8 generator (``avatar export onnx --int8``; CPU).
     shading: the warp engine carries the driver's change in shading onto the face (relative
     mode, driving video or webcam).
+    detail: the warp engine adds the fine motion of the driver's skin that the landmarks miss,
+    measured by optical flow (relative mode, driving video or webcam).
     """
 
     engine: str = "warp"
@@ -107,6 +109,7 @@ class RenderConfig:
     strict_providers: bool = False
     mouth_interior: bool = True
     shading: bool = True
+    detail: bool = True
 
     def __post_init__(self) -> None:
         _check(bool(self.engine), "engine must be a non-empty name")

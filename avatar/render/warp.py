@@ -9,6 +9,8 @@ outer ring keeps the background in place. The motion there is smoothed (no sawto
 straight background edges) and rings are kept from folding over each other.
 The open mouth is drawn: the source's own mouth interior where it has one, a synthetic
 oral cavity with teeth and a tongue where the target opens wider than the source.
+Driven by a video or a webcam, the face also takes the fine motion of the driver's skin that
+the landmarks miss, from optical flow (:mod:`avatar.render.detail`).
 The backward map is rasterised at half resolution and upsampled; everything is vectorised.
 """
 
@@ -27,6 +29,7 @@ from ..face.segment import person_mask
 from ..motion.decompose import fit_similarity, stable_ids
 from ..types import DriveTarget, FaceCrop
 from .base import Engine
+from .detail import FaceDetail
 from .shading import ShadingTransfer
 from .triangles import dense_map, inverse_homogeneous, rasterise
 
@@ -226,8 +229,9 @@ class WarpEngine(Engine):
         self.map_scale = map_scale
         self.follow_silhouette = follow_silhouette
         self.outer_smoothing = outer_smoothing
-        self.wants_driving_image = self.config.shading
+        self.wants_driving_image = self.config.shading or self.config.detail
         self._shading = ShadingTransfer()
+        self._detail = FaceDetail()
 
     def prepare(self, source: FaceCrop) -> WarpState:
         lm = source.landmarks.astype(np.float64)
@@ -289,8 +293,10 @@ class WarpEngine(Engine):
         _untangle(tgt, state.vertices, state.outer_triangles, movable=state.ring_weights > 0, first=n)
         return tgt
 
-    def backward_map(self, state: WarpState, landmarks: np.ndarray) -> np.ndarray:
-        """(S, S, 2) float32 source coordinates for every target pixel."""
+    def backward_map(self, state: WarpState, landmarks: np.ndarray, driving: FaceCrop | None = None,
+                     reference: FaceCrop | None = None) -> np.ndarray:
+        """(S, S, 2) float32 source coordinates for every target pixel; with the driving crop and
+        its reference (and ``detail`` on), plus the fine motion the driver's optical flow shows."""
         size = state.image.shape[0]
         ms = self.map_scale
         small = int(round(size * ms))
@@ -308,8 +314,8 @@ class WarpEngine(Engine):
         inv, det = inverse_homogeneous(tgt_small[tris])
         ok = np.abs(det) > 1e-6
         n_outer = int(ok[:n_outer].sum())
-        tris = tris[ok]
-        affine = inv[ok] @ src[tris]  # (T, 3, 2): [u v 1] @ A = source xy
+        tris, inv = tris[ok], inv[ok]
+        affine = inv @ src[tris]  # (T, 3, 2): [u v 1] @ A = source xy
 
         index = rasterise(tgt_small[tris], (small, small))
         mx, my = dense_map(index, affine)
@@ -319,6 +325,12 @@ class WarpEngine(Engine):
         ix, iy = (uu + 0.5) * scale - 0.5, (vv + 0.5) * scale - 0.5
         mx = np.where(empty, ix, mx)
         my = np.where(empty, iy, my)
+        if self.config.detail and driving is not None and reference is not None:
+            fix = self._detail.correction(index, n_outer, tris, inv, src, driving, reference)
+            if fix is not None:
+                dx, dy, (x0, y0) = fix
+                mx[y0:y0 + dx.shape[0], x0:x0 + dx.shape[1]] += dx
+                my[y0:y0 + dy.shape[0], x0:x0 + dy.shape[1]] += dy
         # around the face the motion is piecewise linear over sparse rings: smooth it there, or
         # straight edges of the background (a shelf, a door frame) shear into a sawtooth
         outer = (index > 0) & (index <= n_outer)
@@ -339,7 +351,7 @@ class WarpEngine(Engine):
                    reference: FaceCrop | None = None) -> np.ndarray:
         """(478, 3) target landmarks in source-crop pixels → (S, S, 3) uint8 crop; with the
         driving crop and its reference (relative mode), the driver's shading change too."""
-        mp = self.backward_map(state, landmarks)
+        mp = self.backward_map(state, landmarks, driving, reference)
         out = cv2.remap(state.image, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         self._draw_mouth(state, landmarks, out)
         if self.config.shading and driving is not None and reference is not None:

@@ -73,7 +73,7 @@ def test_the_warp_engine_uses_the_driver_only_when_asked(crop):
     from avatar.types import DriveTarget
 
     darker = _scaled(crop, 0.8, _face(crop))  # a shadow falls on the driver's face
-    on, off = WarpEngine(RenderConfig()), WarpEngine(RenderConfig(shading=False))
+    on, off = WarpEngine(RenderConfig(detail=False)), WarpEngine(RenderConfig(shading=False, detail=False))
     assert on.wants_driving_image and not off.wants_driving_image
     plain = on.render(on.prepare(crop), [DriveTarget(crop.landmarks)])[0].astype(int)
     shaded = on.render(on.prepare(crop), [DriveTarget(crop.landmarks, darker, crop)])[0].astype(int)
