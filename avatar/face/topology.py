@@ -22,6 +22,7 @@ EYE_INNER = (133, 362)
 UPPER_LID = (159, 386)
 LOWER_LID = (145, 374)
 IRIS_CENTERS = (468, 473)
+CHEEKS = (50, 280, 205, 425)  # mid-cheek points, left and right
 MOUTH_CORNERS = (61, 291)
 
 
