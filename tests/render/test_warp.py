@@ -95,6 +95,24 @@ def test_wide_open_mouth_shows_a_tongue_below_a_dark_cavity(engine, crop):
     assert deep.mean() < crop.image[int(top[1]) - 4, int(top[0])].mean()  # darker than the upper lip
 
 
+def test_synthetic_teeth_are_lit_like_the_face_not_like_the_room(engine, crop):
+    """A dimly lit face before a bright wall: the teeth follow the face's light (about 1.15 of
+    the cheeks' luminance), not the picture's overall brightness."""
+    import dataclasses
+
+    face = np.zeros(crop.image.shape[:2], np.uint8)
+    cv2.fillPoly(face, [crop.landmarks[topology.mesh()["oval"], :2].round().astype(np.int32)], 1)
+    img = crop.image.astype(np.float32)
+    img[face > 0] *= 0.35
+    img[face == 0] = 235
+    dim = dataclasses.replace(crop, image=img.astype(np.uint8))
+    state = engine.prepare(dim)
+    cheeks = dim.landmarks[list(topology.CHEEKS), :2].round().astype(int)
+    cheek_lum = dim.image[cheeks[:, 1], cheeks[:, 0]].astype(float).mean(0) @ [0.299, 0.587, 0.114]
+    teeth_lum = state.teeth_rgb @ np.array([0.299, 0.587, 0.114])
+    assert 1.0 * cheek_lum < teeth_lum < 1.3 * cheek_lum
+
+
 def test_blink_closes_the_eyelids(engine, crop):
     state = engine.prepare(crop)
     lm = crop.landmarks.copy()
