@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ..face import topology
-from ..motion.decompose import fit_similarity, stable_ids
+from ..motion.decompose import canonical_template, fit_similarity, stable_ids
 from ..motion.flow import DriverFlow
 from ..types import FaceCrop
 from .triangles import dense_map
@@ -39,8 +39,6 @@ def _excluded() -> np.ndarray:
     """(N,) bool over landmarks: every point of the lips and eyes, i.e. inside the hull of the lips
     or of either eye on the canonical face (the mesh has rings of points inside the lip contours),
     and the iris points the eye fans use."""
-    from ..motion.decompose import canonical_template
-
     m = topology.mesh()
     tpl = canonical_template()[:, :2].astype(np.float32)
     out = np.zeros(len(tpl), bool)
