@@ -191,6 +191,27 @@ def _untangle(target: np.ndarray, source: np.ndarray, triangles: np.ndarray, mov
         target[sel] = source[sel] + mean[sel]
 
 
+def _fill_from_nearest(empty: np.ndarray, mx: np.ndarray, my: np.ndarray) -> None:
+    """Give uncovered map pixels (in place) the mapping of the nearest covered one: the lips'
+    mapping continues into the mouth hole, so the drawn mouth's anti-aliased edge blends into lip
+    instead of whatever lies under the hole in the source (a dashed seam along the inner lip)."""
+    if not empty.any():
+        return
+    ys, xs = np.nonzero(empty)
+    h, w = empty.shape
+    y0, y1 = max(int(ys.min()) - 2, 0), min(int(ys.max()) + 3, h)
+    x0, x1 = max(int(xs.min()) - 2, 0), min(int(xs.max()) + 3, w)
+    hole = empty[y0:y1, x0:x1]
+    if hole.all():  # nothing covered nearby: keep the identity
+        return
+    _, labels = cv2.distanceTransformWithLabels(hole.astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+    for m in (mx, my):
+        sub = m[y0:y1, x0:x1]
+        lut = np.zeros(int(labels.max()) + 1, np.float32)
+        lut[labels[~hole]] = sub[~hole]
+        sub[hole] = lut[labels[hole]]
+
+
 def _mouth_colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cavity, tongue and teeth colours adapted to the portrait's lips and lighting."""
     lips = landmarks[topology.mesh()["lips"], :2].round().astype(int)
@@ -326,11 +347,10 @@ class WarpEngine(Engine):
         index = rasterise(tgt_small[tris], (small, small))
         mx, my = dense_map(index, affine)
         vv, uu = np.mgrid[0:small, 0:small].astype(np.float32)
-        empty = index == 0  # not covered (mouth hole, folds): identity
+        empty = index == 0  # not covered: the mouth hole (and folds)
         scale = size / small
         ix, iy = (uu + 0.5) * scale - 0.5, (vv + 0.5) * scale - 0.5
-        mx = np.where(empty, ix, mx)
-        my = np.where(empty, iy, my)
+        _fill_from_nearest(empty, mx, my)
         if self.config.detail and driving is not None and reference is not None:
             fix = self._detail.correction(index, n_outer, tris, inv, src, driving, reference)
             if fix is not None:

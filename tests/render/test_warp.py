@@ -95,6 +95,28 @@ def test_wide_open_mouth_shows_a_tongue_below_a_dark_cavity(engine, crop):
     assert deep.mean() < crop.image[int(top[1]) - 4, int(top[0])].mean()  # darker than the upper lip
 
 
+def test_the_mouth_hole_continues_the_lips_so_the_drawn_edge_has_no_seam(engine, crop):
+    """Under the drawn mouth, the hole's map continues the lips' mapping (its anti-aliased edge
+    blends into lip), instead of sampling whatever lies there in the source (chin, a closed lip
+    line), which shows as a dashed seam along the inner lip."""
+    state = engine.prepare(crop)
+    lm = crop.landmarks.copy()
+    loop = topology.mesh()["mouth_loop"]
+    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
+    jaw = np.where(lm[:, 1] > lm[14, 1])[0]
+    lm[np.union1d(lower, jaw), 1] += 30
+    m = engine.backward_map(state, lm)
+    hole = np.zeros(crop.image.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [lm[loop, :2].round().astype(np.int32)], 1)
+    hole = cv2.erode(hole, np.ones((5, 5), np.uint8)) > 0
+    lips = np.zeros_like(hole, dtype=np.uint8)
+    cv2.fillPoly(lips, [cv2.convexHull(crop.landmarks[topology.mesh()["lips"], :2].astype(np.float32)).round().astype(np.int32)], 1)
+    lips = cv2.dilate(lips, np.ones((7, 7), np.uint8)) > 0
+    src = np.clip(np.round(m[hole]).astype(int), 0, crop.image.shape[0] - 1)
+    assert hole.sum() > 200
+    assert lips[src[:, 1], src[:, 0]].mean() > 0.95
+
+
 def test_synthetic_teeth_are_lit_like_the_face_not_like_the_room(engine, crop):
     """A dimly lit face before a bright wall: the teeth follow the face's light (about 1.15 of
     the cheeks' luminance), not the picture's overall brightness."""
