@@ -202,7 +202,7 @@ def _fill_from_nearest(empty: np.ndarray, mx: np.ndarray, my: np.ndarray) -> Non
     y0, y1 = max(int(ys.min()) - 2, 0), min(int(ys.max()) + 3, h)
     x0, x1 = max(int(xs.min()) - 2, 0), min(int(xs.max()) + 3, w)
     hole = empty[y0:y1, x0:x1]
-    if hole.all():  # nothing covered nearby: keep the identity
+    if hole.all():  # nothing covered nearby: the caller's identity stays
         return
     _, labels = cv2.distanceTransformWithLabels(hole.astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
     for m in (mx, my):
@@ -350,6 +350,8 @@ class WarpEngine(Engine):
         empty = index == 0  # not covered: the mouth hole (and folds)
         scale = size / small
         ix, iy = (uu + 0.5) * scale - 0.5, (vv + 0.5) * scale - 0.5
+        mx = np.where(empty, ix, mx)
+        my = np.where(empty, iy, my)
         _fill_from_nearest(empty, mx, my)
         if self.config.detail and driving is not None and reference is not None:
             fix = self._detail.correction(index, n_outer, tris, inv, src, driving, reference)
