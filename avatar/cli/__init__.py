@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # command not part of this build
             raise
         module.register(sub)
+    from .helpfmt import apply
+
+    apply(parser)  # every option's --help shows its default
     return parser
 
 

@@ -9,8 +9,10 @@ import tempfile
 from pathlib import Path
 
 
-def add_common_options(p: argparse.ArgumentParser, output_required: bool = True) -> None:
-    """Options shared by every command that renders (animate, talk, live); live records only on request."""
+def add_common_options(p: argparse.ArgumentParser, output_required: bool = True, visible_label: bool = False,
+                       label_help: str = "draw an 'AI-generated' label into the frames") -> None:
+    """Options shared by every command that renders (animate, talk, live); live records only on request
+    and draws the visible label by default."""
     from ..config import FaceConfig, OutputConfig, RenderConfig
 
     f, r, o = FaceConfig(), RenderConfig(), OutputConfig()
@@ -42,7 +44,7 @@ def add_common_options(p: argparse.ArgumentParser, output_required: bool = True)
     g.add_argument("--max-size", type=int, default=o.max_size, help="cap on the output's longest side")
     g.add_argument("--crf", type=int, default=o.crf, help="H.264 quality (lower = better)")
     g.add_argument("--no-paste-back", action="store_true", help="write the animated crop instead of the full portrait")
-    g.add_argument("--visible-label", action="store_true", help="draw an 'AI-generated' label into the frames")
+    g.add_argument("--visible-label", action=argparse.BooleanOptionalAction, default=visible_label, help=label_help)
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("consent")
     g.add_argument("--avatar", dest="avatar_id", help="id of a cloned avatar (see `avatar clone`)")
@@ -93,6 +95,9 @@ def record_consent_if_asked(args: argparse.Namespace, source: object, use: str) 
                           statement=args.consent, scope=Scope(), expires=None,
                           source_path=Path(source) if isinstance(source, (str, Path)) else None)
     print(f"recorded consent: avatar {rec.avatar_id} ({args.subject}, granted by {args.granted_by})", file=sys.stderr)
+    from .clone import print_revocation_token
+
+    print_revocation_token(rec)
     return rec.avatar_id
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
+from .avatars import STORE_HELP
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("clone", help="record a consented avatar from a portrait",
-                              description="Store a portrait as an avatar with its consent record; prints the avatar id.")
+                              description="Store a portrait as an avatar with its consent record; prints the avatar id (stdout) "
+                                          "and, once, its revocation token (stderr): give the token to the subject, "
+                                          "who can withdraw with `avatar avatars revoke ID --token TOKEN`.")
     p.add_argument("portrait", type=Path, help="portrait image (PNG/JPEG)")
     p.add_argument("--subject", required=True, help="display name of the person depicted")
     p.add_argument("--granted-by", default="subject", help="who granted consent: subject, guardian, estate, agent, … (default subject)")
@@ -19,7 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--expires", help="expiry date (YYYY-MM-DD or ISO date-time, UTC); default none")
     p.add_argument("--evidence", nargs="+", type=Path, default=[], metavar="FILE", help="evidence files to hash (signed form, consent video…)")
     p.add_argument("--face-index", type=int, default=None, help="which face when several (0 = largest)")
-    p.add_argument("--store", type=Path, default=None, help="consent database (default $AVATAR_HOME/avatars.sqlite3)")
+    p.add_argument("--store", type=Path, default=None, help=STORE_HELP)
     p.set_defaults(func=run)
 
 
@@ -41,4 +43,13 @@ def run(args: argparse.Namespace) -> int:
                           evidence=args.evidence, source_path=args.portrait,
                           descriptor=face_descriptor(image, face))
     print(rec.avatar_id)
+    print_revocation_token(rec)
     return 0
+
+
+def print_revocation_token(rec) -> None:
+    """The one-time revocation token, on stderr (stdout stays the bare avatar id for scripts)."""
+    import sys
+
+    print(f"revocation token for {rec.avatar_id} (shown once; give it to {rec.subject}, who can withdraw with "
+          f"`avatar avatars revoke {rec.avatar_id} --token TOKEN`): {rec.revocation_token}", file=sys.stderr)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .avatars import STORE_HELP
+
 
 def register(subparsers) -> None:
     from ..config import FaceConfig, OutputConfig
@@ -24,7 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps (neural engines)")
     p.add_argument("--checkpoint", help="FOMM checkpoint: offers the fomm engine (or $AVATAR_FOMM_CHECKPOINT)")
     p.add_argument("--model-dir", help="`avatar export onnx` folder: offers the onnx engine (or $AVATAR_ONNX_MODEL_DIR)")
-    p.add_argument("--store", default=None, help="consent database (default $AVATAR_HOME/avatars.sqlite3)")
+    p.add_argument("--store", default=None, help=STORE_HELP)
     p.set_defaults(func=run)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 
@@ -37,11 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-frames", type=int, default=None, help="stop after N output frames")
     g.add_argument("--max-seconds", type=float, default=None, help="stop after S seconds")
     g.add_argument("--consent-check", type=float, default=5.0, metavar="S", help="re-check consent every S seconds (default 5)")
-    g.add_argument("--no-visible-label", action="store_true",
-                   help="no 'AI-generated' badge in the frames (the badge is on by default live; the watermark always is)")
     g.add_argument("--smoothing", type=float, default=1.0, help="temporal smoothing strength (0 = off, 1 = default)")
     g.add_argument("--expression-scale", type=float, default=1.0, help="multiply expressions (1 = as driven)")
-    add_common_options(p, output_required=False)  # live writes a file only when asked
+    add_common_options(p, output_required=False, visible_label=True,  # live writes a file only when asked
+                       label_help="the 'AI-generated' badge in the frames (no C2PA travels with a live stream; "
+                                  "the invisible watermark is always there)")
     p.add_argument("-o", "--output", help="same as --record")
     p.set_defaults(func=run)
 
@@ -60,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if args.record and args.output and args.record != args.output:
         raise ConfigError("give the recording path once (--record or -o)")
     config = build_config(args, expression_scale=args.expression_scale, **smoothing_configs(args.smoothing))
+    # the live loop draws the badge itself (LiveOptions); the file path must not draw it twice
+    config = dataclasses.replace(config, output=dataclasses.replace(config.output, visible_label=False))
     avatar_id = record_consent_if_asked(args, args.source, "live") if args.source else args.avatar_id
 
     sinks = []
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     report = run_live(config, args.source, avatar_id=avatar_id, camera=args.camera, sinks=sinks, audio=audio,
                       max_frames=args.max_frames, max_seconds=args.max_seconds, fps=args.fps,
                       loop_camera=args.loop, consent_check_s=args.consent_check,
-                      options=LiveOptions(visible_label=not args.no_visible_label), on_status=status)
+                      options=LiveOptions(visible_label=args.visible_label), on_status=status)
     if tty and not args.quiet:
         print(file=sys.stderr)
     print(report.summary())

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..paths import avatar_home
+from ..paths import PRIVATE_FILE_MODE, avatar_home, private_dir, warn_if_exposed
 
 CERT_ENV, KEY_ENV, TRUST_ENV = "AVATAR_C2PA_CERT", "AVATAR_C2PA_KEY", "AVATAR_C2PA_TRUST"
 _LOCK = threading.Lock()
@@ -55,6 +55,7 @@ def load_credentials() -> SigningCredentials:
     with _LOCK:
         if not all(f.is_file() for f in files):
             _create_local(folder)
+    warn_if_exposed(f"the signing key folder {folder}", [folder, folder / "signer.key"])
     chain, pkey, trust = (f.read_bytes() for f in files)
     return SigningCredentials(chain, pkey, trust, str(folder))
 
@@ -68,7 +69,7 @@ def _create_local(folder: Path) -> None:
 
     from ..media.atomic import atomic_write_bytes  # noqa: PLC0415
 
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     now = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "avatar local provenance CA"),
@@ -98,7 +99,6 @@ def _create_local(folder: Path) -> None:
     pem = serialization.Encoding.PEM
     key_bytes = leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     # Key first, trust anchor last: a concurrent reader only proceeds when all three exist.
-    atomic_write_bytes(folder / "signer.key", key_bytes)
-    os.chmod(folder / "signer.key", 0o600)
-    atomic_write_bytes(folder / "chain.pem", leaf.public_bytes(pem) + ca.public_bytes(pem))
-    atomic_write_bytes(folder / "ca.pem", ca.public_bytes(pem))
+    atomic_write_bytes(folder / "signer.key", key_bytes, mode=PRIVATE_FILE_MODE)
+    atomic_write_bytes(folder / "chain.pem", leaf.public_bytes(pem) + ca.public_bytes(pem), mode=PRIVATE_FILE_MODE)
+    atomic_write_bytes(folder / "ca.pem", ca.public_bytes(pem), mode=PRIVATE_FILE_MODE)

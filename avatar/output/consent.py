@@ -7,7 +7,14 @@ re-encoded copy is still recognised), optional evidence hashes, and a copy of th
 
 Records live in SQLite (WAL journal, ``synchronous=FULL``, one transaction per change), so a
 process killed mid-write leaves either the whole record or none. The source copy is written
-atomically *before* the row; an orphan copy from a killed clone is harmless.
+atomically *before* the row; an orphan copy from a killed clone is harmless. The store's folder
+is created 0700 and every file in it 0600 (SQLite gives its -wal/-shm files the database's
+mode); an existing store that others can read is named in a warning.
+
+Each avatar records its ``owner`` (who created it: a demo user name, or ``local:<login>`` for
+the command line) and the sha256 of a revocation token handed out once at clone time, so the
+subject can withdraw consent without an account. Columns are only ever *added*
+(:data:`_ADDED_COLUMNS`), so an older store opens and is migrated in place.
 
 The gate, :func:`check_consent`, returns a :class:`ConsentGrant` that labels the output
 (metadata, C2PA, watermark) or raises :class:`ConsentError` saying how to record consent.
@@ -17,9 +24,13 @@ under which no record is needed; outputs are still labelled, with ``policy="rese
 
 from __future__ import annotations
 
+import dataclasses
+import getpass
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import sqlite3
 import threading
 import uuid
@@ -31,14 +42,24 @@ from typing import Literal
 import numpy as np
 
 from ..errors import ConfigError, ConsentError, InputError, NoFaceError
-from ..paths import avatar_home
+from ..paths import PRIVATE_FILE_MODE, avatar_home, private_dir, private_file, warn_if_exposed
 
 POLICY_ENV = "AVATAR_CONSENT_POLICY"
 POLICIES = ("consent", "research")
 USES = ("video", "audio", "live")
 GRANTORS = ("subject", "guardian", "estate", "agent", "other")
-HOW_TO = ('record consent first: `avatar clone PORTRAIT --subject NAME --consent "statement"` '
-          '(or one step: `avatar animate ... --consent "statement" --subject NAME`)')
+# The command that renders each use, so a refusal names the command that was run.
+COMMAND_OF_USE = {"video": "animate", "audio": "talk", "live": "live"}
+
+
+def how_to(use: str = "video") -> str:
+    """How to record consent, naming the command of ``use`` for the one-step form."""
+    command = COMMAND_OF_USE.get(use, "animate")
+    return ('record consent first: `avatar clone PORTRAIT --subject NAME --consent "statement"` '
+            f'(or one step: `avatar {command} ... --consent "statement" --subject NAME`)')
+
+
+HOW_TO = how_to("video")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS avatars (
@@ -63,6 +84,26 @@ CREATE TABLE IF NOT EXISTS avatars (
 );
 CREATE INDEX IF NOT EXISTS avatars_sha ON avatars(source_sha256);
 """
+# Columns added after the first release, in order: (name, SQL type). Never remove or reorder.
+_ADDED_COLUMNS = (
+    ("owner", "TEXT"),               # who created the avatar; NULL in stores made before owners existed
+    ("revoke_token_sha256", "TEXT"),  # sha256 of the revocation token; the token itself is never stored
+)
+
+
+def local_owner() -> str:
+    """The owner recorded for avatars made on the command line: ``local:<login name>``.
+
+    The ``local:`` prefix cannot collide with a demo user name (those never contain ``:``).
+    """
+    try:
+        return f"local:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name (some containers)
+        return f"local:uid{os.getuid()}" if hasattr(os, "getuid") else "local:user"
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.strip().encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -110,6 +151,10 @@ class AvatarRecord:
     descriptor: np.ndarray = field(repr=False, compare=False)
     image_file: str = ""
     evidence: tuple[tuple[str, str], ...] = ()   # (file name, sha256)
+    owner: str | None = None                     # who created it (None: a store older than owners)
+    # only on the record clone() returns: the one-time revocation token for the subject
+    revocation_token: str | None = field(default=None, repr=False, compare=False)
+    revoke_token_sha256: str | None = field(default=None, repr=False, compare=False)
 
     def status(self, now: datetime | None = None) -> str:
         """"active", "revoked" or "expired"."""
@@ -193,14 +238,30 @@ class ConsentStore:
         self.sources_dir = self.path.parent / "sources"
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
+            private_file(self.path)  # SQLite creates -wal/-shm with the database file's mode
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except (OSError, sqlite3.DatabaseError) as exc:
             raise InputError(f"cannot open the consent store {self.path} ({exc}); "
                              "pass another path or set $AVATAR_HOME to a writable folder") from exc
+        warn_if_exposed(f"the consent store {self.path}",
+                        [self.path.parent, self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm"),
+                         self.sources_dir])
+
+    def _migrate(self) -> None:
+        """Add the columns an older store lacks (additive only, safe when two processes race)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(avatars)")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in have:
+                try:
+                    self._db.execute(f"ALTER TABLE avatars ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def close(self) -> None:
         self._db.close()
@@ -216,10 +277,12 @@ class ConsentStore:
     def clone(self, image: np.ndarray, *, source_sha256: str, subject: str, granted_by: str, statement: str,
               scope: Scope = Scope(), expires: datetime | None = None, evidence: list[Path] | tuple = (),
               source_path: Path | None = None, face_index: int | None = None,
-              descriptor: np.ndarray | None = None) -> AvatarRecord:
+              descriptor: np.ndarray | None = None, owner: str | None = None) -> AvatarRecord:
         """Record consent for the face in ``image`` ((H, W, 3) uint8 RGB) and return the avatar.
 
         ``descriptor`` may be given when the caller already computed it (skips face detection).
+        ``owner`` is who creates it (default :func:`local_owner`). The returned record carries
+        ``revocation_token``: hand it to the subject; only its hash is stored, so it is shown once.
         """
         from ..face.descriptor import DESCRIPTOR_VERSION  # noqa: PLC0415
 
@@ -243,28 +306,34 @@ class ConsentStore:
         avatar_id = "av_" + uuid.uuid4().hex[:12]
         consent_id = str(uuid.uuid4())
         image_file = self._store_source(avatar_id, image, source_path, source_sha256)
-        row = (avatar_id, consent_id, subject.strip(), granted_by.strip(), statement.strip(), int(scope.video),
-               int(scope.audio), int(scope.live), int(scope.commercial), _iso(created), _iso(expires), None, None,
-               source_sha256, desc.astype(np.float32).tobytes(), DESCRIPTOR_VERSION, image_file, json.dumps(ev))
+        token = secrets.token_urlsafe(18)
+        row = {"avatar_id": avatar_id, "consent_id": consent_id, "subject": subject.strip(),
+               "granted_by": granted_by.strip(), "statement": statement.strip(), "scope_video": int(scope.video),
+               "scope_audio": int(scope.audio), "scope_live": int(scope.live), "commercial": int(scope.commercial),
+               "created": _iso(created), "expires": _iso(expires), "revoked": None, "revoke_reason": None,
+               "source_sha256": source_sha256, "descriptor": desc.astype(np.float32).tobytes(),
+               "descriptor_version": DESCRIPTOR_VERSION, "image_file": image_file, "evidence": json.dumps(ev),
+               "owner": owner or local_owner(), "revoke_token_sha256": _token_hash(token)}
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(f"INSERT INTO avatars VALUES ({','.join('?' * len(row))})", row)
+                self._db.execute(f"INSERT INTO avatars ({','.join(row)}) VALUES ({','.join('?' * len(row))})",
+                                 tuple(row.values()))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return self.get(avatar_id)
+        return dataclasses.replace(self.get(avatar_id), revocation_token=token)
 
     def _store_source(self, avatar_id: str, image: np.ndarray, source_path: Path | None, sha: str) -> str:
         from ..media.atomic import atomic_write_bytes  # noqa: PLC0415
 
-        self.sources_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.sources_dir)
         if source_path is not None and Path(source_path).is_file():
             data = Path(source_path).read_bytes()
             if sha256_bytes(data) == sha:  # keep the exact consented bytes
                 name = f"{avatar_id}{Path(source_path).suffix.lower() or '.img'}"
-                atomic_write_bytes(self.sources_dir / name, data)
+                atomic_write_bytes(self.sources_dir / name, data, mode=PRIVATE_FILE_MODE)
                 return name
         import cv2  # noqa: PLC0415
 
@@ -272,14 +341,28 @@ class ConsentStore:
         if not ok:  # pragma: no cover
             raise InputError("could not encode the source image as PNG for the consent store")
         name = f"{avatar_id}.png"
-        atomic_write_bytes(self.sources_dir / name, buf.tobytes())
+        atomic_write_bytes(self.sources_dir / name, buf.tobytes(), mode=PRIVATE_FILE_MODE)
         return name
 
-    def revoke(self, avatar_id: str, reason: str) -> AvatarRecord:
-        """Revoke an avatar's consent (takes effect at the next gate check)."""
+    def token_matches(self, avatar_id: str, token: str | None) -> bool:
+        """``token`` is the revocation token handed out when ``avatar_id`` was cloned."""
+        if not token or not token.strip():
+            return False
+        rec = self.get(avatar_id)
+        return bool(rec.revoke_token_sha256) and hmac.compare_digest(rec.revoke_token_sha256, _token_hash(token))
+
+    def revoke(self, avatar_id: str, reason: str, *, token: str | None = None) -> AvatarRecord:
+        """Revoke an avatar's consent (takes effect at the next gate check).
+
+        With ``token``, the revocation token must match (ConsentError otherwise): the subject's
+        own way to withdraw, whoever created the avatar.
+        """
         if not reason or not reason.strip():
             raise ConsentError("revocation needs a reason (--reason TEXT)")
         self.get(avatar_id)  # raises for an unknown id
+        if token is not None and not self.token_matches(avatar_id, token):
+            raise ConsentError(f"that revocation token does not belong to avatar {avatar_id}; "
+                               "use the token printed when the avatar was created")
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -309,7 +392,8 @@ class ConsentStore:
             created=_parse_dt(r["created"]), expires=_parse_dt(r["expires"]), revoked=_parse_dt(r["revoked"]),
             revoke_reason=r["revoke_reason"], source_sha256=r["source_sha256"],
             descriptor=np.frombuffer(r["descriptor"], dtype=np.float32).copy(), image_file=r["image_file"],
-            evidence=tuple(tuple(e) for e in json.loads(r["evidence"])))
+            evidence=tuple(tuple(e) for e in json.loads(r["evidence"])), owner=r.get("owner"),
+            revoke_token_sha256=r.get("revoke_token_sha256"))
 
     def list(self) -> list[AvatarRecord]:
         """All avatars, oldest first (revoked and expired included)."""
@@ -445,13 +529,13 @@ def check_consent(store: ConsentStore | None, *, image: np.ndarray | None, use: 
         if image is not None and not _matches(store, rec, image, source_sha256):
             raise ConsentError(f"the portrait given is not the consented face of avatar {avatar_id} "
                                f"({rec.subject}); animate the stored image with `--avatar {avatar_id}` alone, "
-                               f"or {HOW_TO}")
+                               f"or {how_to(use)}")
     else:
         if image is None and source_sha256 is None:
-            raise ConsentError(f"no portrait and no avatar id given; {HOW_TO}")
+            raise ConsentError(f"no portrait and no avatar id given; {how_to(use)}")
         rec = store.find(image, source_sha256)
         if rec is None:
-            raise ConsentError(f"no consent is recorded for this portrait; {HOW_TO}. Operators doing research "
+            raise ConsentError(f"no consent is recorded for this portrait; {how_to(use)}. Operators doing research "
                                f"may set {POLICY_ENV}=research (outputs are still labelled)")
     _check_record(rec, use, commercial)
     return _grant(rec)
