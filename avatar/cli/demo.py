@@ -15,7 +15,17 @@ def register(subparsers) -> None:
                                           "driving video, make it talk, drive it live from the webcam, verify outputs.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=None, help="port (default: the first free one from 7860)")
-    p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
+    p.add_argument("--share", action="store_true",
+                   help="also open a public gradio.live link (needs internet; needs --auth or --auth-file)")
+    g = p.add_argument_group("sign-in (required beyond 127.0.0.1 / ::1 / localhost, or with --share)")
+    g.add_argument("--auth", action="append", default=[], metavar="USER:PASS",
+                   help="a user who may sign in (repeatable); each sees and uses only the avatars they create")
+    g.add_argument("--auth-file", metavar="FILE", help="users from a file of user:password lines (must be chmod 600)")
+    g.add_argument("--admin", action="append", default=[], metavar="USER",
+                   help="a signed-in user who sees, uses and revokes every avatar (repeatable)")
+    g.add_argument("--insecure-no-auth", action="store_true",
+                   help="serve beyond this machine WITHOUT sign-in: every visitor sees, animates and revokes "
+                        "every avatar")
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload accepted (default 50)")
     p.add_argument("--max-seconds", type=float, default=60.0, help="longest driving video / audio (default 60)")
     p.add_argument("--concurrency", type=int, default=1, help="renders running at once (default 1)")
@@ -53,11 +63,16 @@ def run(args: argparse.Namespace) -> int:
     import signal
     import sys
 
+    from ..demo.settings import check_exposure, collect_auth
+
+    auth = collect_auth(args.auth, args.auth_file)
+    check_exposure(args.host, args.share, auth, args.insecure_no_auth)  # before any slow start-up work
     from ..demo.app import close_demo, launch
 
     # SIGTERM (service managers, `kill`) ends like Ctrl-C, so the temp folder is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    demo = launch(settings_from_args(args), host=args.host, port=args.port, share=args.share, block=False)
+    demo = launch(settings_from_args(args), host=args.host, port=args.port, share=args.share, block=False,
+                  auth=auth, admins=args.admin, insecure_no_auth=args.insecure_no_auth)
     try:
         demo.block_thread()
     finally:

@@ -9,16 +9,18 @@ and probed for duration before any work.
 import atexit
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
 
 from ..config import AvatarConfig
+from ..errors import ConfigError
 from .live import LiveSessions
 from .service import DemoService
-from .settings import DemoSettings
+from .settings import AuthCallback, Credentials, DemoSettings, check_exposure
 from .tabs import animate, clone, live, talk, verify
-from .ui import picker_update
+from .ui import picker_update, viewer_of
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +67,16 @@ def build_demo(settings: DemoSettings | AvatarConfig | None = None, **overrides:
         # Pickers list the active avatars whose consent covers the tab's use.
         for tab, picker, use in ((anim_tab, a.picker, "video"), (talk_tab, t.picker, "audio"),
                                  (live_tab, lv.picker, "live")):
-            tab.select(lambda cur, _u=use: picker_update(service.avatar_choices(_u), cur), picker, picker,
-                       api_visibility="private", show_progress="hidden")
+            def on_select(cur, request: gr.Request, _u=use):
+                return picker_update(service.avatar_choices(_u, viewer_of(service, request)), cur)
 
-        def on_load():
-            rows = service.avatar_rows()
+            tab.select(on_select, picker, picker, api_visibility="private", show_progress="hidden")
+
+        def on_load(request: gr.Request):
+            viewer = viewer_of(service, request)
+            rows = service.avatar_rows(viewer)
             return (rows, picker_update([(f"{r[1]} ({r[0]}, {r[4]})", r[0]) for r in rows]),
-                    picker_update(service.avatar_choices("video")), picker_update(service.avatar_choices("audio")),
-                    picker_update(service.avatar_choices("live")))
+                    *(picker_update(service.avatar_choices(u, viewer)) for u in ("video", "audio", "live")))
 
         demo.load(on_load, None, [c.table, c.picker, a.picker, t.picker, lv.picker], api_visibility="private",
                   show_progress="hidden")
@@ -101,15 +105,29 @@ def close_demo(demo: gr.Blocks) -> None:
 
 
 def launch(settings: DemoSettings | AvatarConfig | None = None, *, host: str = "127.0.0.1", port: int | None = None,
-           share: bool = False, block: bool = True, quiet: bool = False, **overrides: Any) -> gr.Blocks:
+           share: bool = False, block: bool = True, quiet: bool = False,
+           auth: Credentials | AuthCallback | None = None, admins: Sequence[str] = (), insecure_no_auth: bool = False,
+           **overrides: Any) -> gr.Blocks:
     """Build and serve the demo on ``host:port`` (a free port from 7860 when None).
 
+    ``auth``: [(user, password), …] or a callback ``(user, password) -> bool`` (Gradio's ``auth``);
+    with it every visitor signs in and sees only the avatars they created (``admins`` see all).
+    Served beyond loopback (or ``share``), auth is required unless ``insecure_no_auth``.
     block=False returns at once (the server runs in a thread; stop it with :func:`close_demo`).
+
+    Raises:
+        ConfigError: exposed without auth, or ``admins`` without auth.
     """
+    check_exposure(host, share, auth, insecure_no_auth)
+    if admins and not auth:
+        raise ConfigError("--admin needs sign-in (--auth or --auth-file): without it there are no users")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    if auth:
+        overrides = {**overrides, "sign_in": True, "admins": frozenset(admins)}
     demo = build_demo(settings, **overrides)
     s = demo.settings
     atexit.register(demo.service.close)
     demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, quiet=quiet,
-                max_file_size=s.max_upload_bytes, show_error=True, footer_links=["api", "settings"], css=CSS)
+                max_file_size=s.max_upload_bytes, show_error=True, footer_links=["api", "settings"], css=CSS,
+                auth=auth or None, auth_message="Sign in: you will see and use only the avatars you create.")
     return demo

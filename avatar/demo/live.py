@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConsentError, InputError
-from .service import DemoService
+from .service import DemoService, Viewer
 
 RECHECK_S = 10.0
 
@@ -68,16 +68,17 @@ class LiveSessions:
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
 
-    def _open(self, avatar_id: str) -> _Session:
+    def _open(self, avatar_id: str, viewer: Viewer | None) -> _Session:
         from ..live.session import LiveAnimator
 
+        self.service.record(avatar_id, viewer)
         cfg = self.service.render_config(avatar_id)
         cfg = dataclasses.replace(cfg, render=dataclasses.replace(cfg.render, batch_size=1))
         animator = self.service.own_animator(cfg)
-        prepared = animator.prepare(self.service.portrait_of(avatar_id), use="live", avatar_id=avatar_id)
+        prepared = animator.prepare(self.service.portrait_of(avatar_id, viewer), use="live", avatar_id=avatar_id)
         return _Session(avatar_id, LiveAnimator(animator, prepared, fps=self.service.settings.live_fps), prepared.grant)
 
-    def session(self, key: str, avatar_id: str | None) -> _Session:
+    def session(self, key: str, avatar_id: str | None, viewer: Viewer | None = None) -> _Session:
         """The visitor's session for ``avatar_id`` (opened, or re-opened for another avatar)."""
         if not avatar_id:
             raise ConsentError("choose an avatar first (create one with consent in the Clone tab)")
@@ -86,12 +87,13 @@ class LiveSessions:
         if s is not None and s.avatar_id == avatar_id:
             return s
         self.stop(key)
-        s = self._open(avatar_id)
+        s = self._open(avatar_id, viewer)
         with self._lock:
             self._sessions[key] = s
         return s
 
-    def process(self, key: str, avatar_id: str | None, frame: np.ndarray | None) -> tuple[np.ndarray | None, dict]:
+    def process(self, key: str, avatar_id: str | None, frame: np.ndarray | None,
+                viewer: Viewer | None = None) -> tuple[np.ndarray | None, dict]:
         """One webcam frame (H, W, 3) uint8 RGB → (output frame, stats). None frames pass through."""
         from ..output.consent import grant_still_valid
 
@@ -99,7 +101,7 @@ class LiveSessions:
             return None, {}
         if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] in (3, 4)):
             raise InputError("the webcam sent something that is not an RGB image; reload the page")
-        s = self.session(key, avatar_id)
+        s = self.session(key, avatar_id, viewer)
         now = time.monotonic()
         if now - s.checked > RECHECK_S:
             s.checked = now

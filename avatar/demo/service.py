@@ -44,6 +44,24 @@ class CropPrefs:
 
 
 @dataclass(frozen=True)
+class Viewer:
+    """Who is asking: ``owner`` is recorded on the avatars they create; an admin sees every avatar."""
+
+    owner: str
+    admin: bool = False
+
+    def sees(self, record: Any) -> bool:
+        return self.admin or record.owner == self.owner
+
+
+def local_viewer() -> Viewer:
+    """The local operator (a demo without sign-in): owner ``local:<login>``, sees every avatar, as the CLI does."""
+    from ..output.consent import local_owner
+
+    return Viewer(local_owner(), admin=True)
+
+
+@dataclass(frozen=True)
 class RenderOutput:
     """A finished render: the video and a provenance summary for the UI."""
 
@@ -76,6 +94,20 @@ class DemoService:
     @property
     def config(self) -> AvatarConfig:
         return self.settings.config
+
+    def viewer(self, username: str | None) -> Viewer:
+        """The Viewer of a request signed in as ``username`` (Gradio's ``request.username``).
+
+        Without sign-in the visitor is the local operator; with sign-in a request without a user
+        is refused (it cannot happen through Gradio's login, only by a misconfiguration).
+        """
+        if not self.settings.sign_in:
+            return local_viewer()
+        if not username:
+            raise ConsentError("sign in first: this demo shows each user only their own avatars")
+        if ":" in username:  # ``local:…`` owners belong to the command line
+            raise ConsentError(f"user name {username!r} may not contain ':'")
+        return Viewer(username, admin=username in self.settings.admins)
 
     def close(self) -> None:
         """Remove the temp folder and close the store (idempotent)."""
@@ -185,8 +217,9 @@ class DemoService:
 
     def create_avatar(self, path: str | Path | None, *, subject: str, granted_by: str, statement: str,
                       scopes: Sequence[str], commercial: bool, expires: str | None, confirmed: bool,
-                      face_index: int | None = 0, crop_scale: float | None = None):
-        """Record consent for the chosen face of the uploaded portrait; returns the AvatarRecord.
+                      face_index: int | None = 0, crop_scale: float | None = None, viewer: Viewer | None = None):
+        """Record consent for the chosen face of the uploaded portrait; returns the AvatarRecord
+        (owned by ``viewer``; its ``revocation_token`` is shown to the user once).
 
         Raises ConsentError naming every missing field when the form is incomplete.
         """
@@ -220,7 +253,8 @@ class DemoService:
         p = Path(path)
         rec = self.store.clone(image, source_sha256=sha256_file(p), subject=subject, granted_by=granted_by,
                                statement=statement, scope=scope, expires=expiry, source_path=p,
-                               descriptor=face_descriptor(image, found[idx]))
+                               descriptor=face_descriptor(image, found[idx]),
+                               owner=(viewer or local_viewer()).owner)
         scale = self.config.face.crop_scale if crop_scale is None else float(crop_scale)
         with self._lock:
             self._prefs[rec.avatar_id] = CropPrefs(idx if len(found) > 1 else None, scale)
@@ -231,52 +265,75 @@ class DemoService:
         with self._lock:
             return self._prefs.get(avatar_id or "", CropPrefs(None, self.config.face.crop_scale))
 
-    def avatar_rows(self) -> list[list[str]]:
-        """[id, subject, granted by, scope, status, expires] per avatar, newest first."""
+    def visible(self, viewer: Viewer | None = None) -> list:
+        """The avatars ``viewer`` may see (their own; all for an admin or the local operator), newest first."""
+        viewer = viewer or local_viewer()
+        return [r for r in reversed(self.store.list()) if viewer.sees(r)]
+
+    def avatar_rows(self, viewer: Viewer | None = None) -> list[list[str]]:
+        """[id, subject, granted by, scope, status, expires, owner] per visible avatar, newest first."""
         rows = []
-        for r in reversed(self.store.list()):
+        for r in self.visible(viewer):
             rows.append([r.avatar_id, r.subject, r.granted_by, r.scope.describe(), r.status(),
-                         r.expires.date().isoformat() if r.expires else "-"])
+                         r.expires.date().isoformat() if r.expires else "-", r.owner or "-"])
         return rows
 
-    def avatar_choices(self, use: str | None = None) -> list[tuple[str, str]]:
-        """(label, avatar id) of active avatars whose scope covers ``use`` (all active ones when None)."""
+    def avatar_choices(self, use: str | None = None, viewer: Viewer | None = None) -> list[tuple[str, str]]:
+        """(label, avatar id) of visible active avatars whose scope covers ``use`` (all active ones when None)."""
         out = []
-        for r in reversed(self.store.list()):
+        for r in self.visible(viewer):
             if r.status() == "active" and (use is None or r.scope.allows(use)):
                 out.append((f"{r.subject} ({r.avatar_id})", r.avatar_id))
         return out
 
-    def describe(self, avatar_id: str | None) -> str:
+    def describe(self, avatar_id: str | None, viewer: Viewer | None = None) -> str:
         """One avatar's consent record as Markdown."""
-        r = self.record(avatar_id)
+        r = self.record(avatar_id, viewer)
         fmt = lambda dt: dt.isoformat(timespec="seconds") if dt else "-"
         status = r.status() + (f" ({r.revoke_reason}, {fmt(r.revoked)})" if r.revoked else "")
         lines = [f"**{r.subject}** — `{r.avatar_id}`", "",
                  f"- consent id: `{r.consent_id}`", f"- granted by: {r.granted_by}",
+                 f"- created by: {r.owner or '-'}",
                  f"- statement: “{r.statement}”", f"- scope: {r.scope.describe()}",
                  f"- created: {fmt(r.created)}", f"- expires: {fmt(r.expires)}", f"- status: **{status}**",
                  f"- source sha256: `{r.source_sha256[:16]}…`"]
         lines += [f"- evidence: {name} (sha256 `{sha[:16]}…`)" for name, sha in r.evidence]
         return "\n".join(lines)
 
-    def revoke(self, avatar_id: str | None, reason: str):
-        """Revoke an avatar's consent; later renders (and live sessions at their next check) refuse it."""
-        self.record(avatar_id)
-        return self.store.revoke(avatar_id, reason)
+    def revoke(self, avatar_id: str | None, reason: str, viewer: Viewer | None = None, token: str | None = None):
+        """Revoke an avatar's consent; later renders (and live sessions at their next check) refuse it.
+
+        Its owner (or an admin) may revoke it; anyone else only with its revocation token, the
+        subject's own way to withdraw. Without either, the avatar does not exist for them.
+        """
+        token = (token or "").strip() or None
+        if token is None:
+            self.record(avatar_id, viewer)
+            return self.store.revoke(str(avatar_id), reason)
+        if not avatar_id:
+            raise ConsentError("choose (or type) the avatar id that the revocation token belongs to")
+        try:
+            self.store.get(str(avatar_id))
+        except ConsentError:
+            raise ConsentError(f"no avatar {avatar_id!r} has a consent record here") from None
+        return self.store.revoke(str(avatar_id), reason, token=token)
 
     # -- renders ------------------------------------------------------------------------------
-    def record(self, avatar_id: str | None):
-        """The AvatarRecord of ``avatar_id``; ConsentError (in the demo's words) when there is none."""
+    def record(self, avatar_id: str | None, viewer: Viewer | None = None):
+        """The AvatarRecord of ``avatar_id`` if ``viewer`` may see it; ConsentError (in the demo's
+        words, the same whether it does not exist or belongs to someone else) otherwise."""
         if not avatar_id:
             raise ConsentError("choose an avatar first (create one with consent in the Clone tab)")
         try:
-            return self.store.get(str(avatar_id))
+            rec = self.store.get(str(avatar_id))
         except ConsentError:
+            rec = None
+        if rec is None or not (viewer or local_viewer()).sees(rec):
             raise ConsentError(f"no avatar {avatar_id!r} has a consent record here; create it with consent "
-                               "in the Clone tab") from None
+                               "in the Clone tab")
+        return rec
 
-    def portrait_of(self, avatar_id: str | None) -> Path | np.ndarray:
+    def portrait_of(self, avatar_id: str | None, viewer: Viewer | None = None) -> Path | np.ndarray:
         """The consented portrait of ``avatar_id``, from the store only (never from the client).
 
         The stored file itself when its bytes are the consented ones (the gate then matches it by
@@ -284,7 +341,7 @@ class DemoService:
         """
         from ..media.image import sha256_file
 
-        rec = self.record(avatar_id)
+        rec = self.record(avatar_id, viewer)
         stored = self.store.sources_dir / rec.image_file
         if stored.is_file() and sha256_file(stored) == rec.source_sha256:
             return stored
@@ -357,20 +414,23 @@ class DemoService:
 
     def animate(self, avatar_id: str | None, driving: str | Path | None, *, mode: str = "relative",
                 best_frame: bool = False, crop_scale: float | None = None, smoothing: float = 1.0,
-                engine: str = "warp", progress: bool = True) -> RenderOutput:
+                engine: str = "warp", progress: bool = True, viewer: Viewer | None = None) -> RenderOutput:
         """Animate the avatar with an uploaded driving video (consent checked by Animator.prepare)."""
+        self.record(avatar_id, viewer)
         info = self.check_video(driving)
         cfg = self.render_config(avatar_id, engine=engine, mode=mode, best_frame=best_frame, crop_scale=crop_scale,
                                  smoothing=smoothing)
-        portrait = self.portrait_of(avatar_id)
+        portrait = self.portrait_of(avatar_id, viewer)
         out = self._output_path("animate")
         with self.animator(cfg) as animator:
             result = animator.animate(portrait, Path(driving), out, avatar_id=avatar_id, progress=progress)
         return RenderOutput(out, self._summary(result, engine, extra={"driving_seconds": round(info.duration, 2)}))
 
     def talk(self, avatar_id: str | None, audio: str | Path | None = None, text: str | None = None,
-             transcript: str | None = None, *, crop_scale: float | None = None, progress: bool = True) -> RenderOutput:
-        """Make the avatar speak an uploaded audio file or typed text (offline TTS)."""
+             transcript: str | None = None, *, crop_scale: float | None = None, progress: bool = True,
+             viewer: Viewer | None = None) -> RenderOutput:
+        """Make the avatar speak an uploaded audio file or typed text (offline TTS); ``portrait_of``
+        refuses an avatar ``viewer`` may not see before any render."""
 
         text = (text or "").strip() or None
         if audio and text:
@@ -387,7 +447,7 @@ class DemoService:
                 raise InputError(f"the text is {len(text)} characters; this demo speaks up to about "
                                  f"{self.settings.max_seconds:g} s ({int(20 * self.settings.max_seconds)} characters)")
         cfg = self.render_config(avatar_id, crop_scale=crop_scale)
-        portrait = self.portrait_of(avatar_id)
+        portrait = self.portrait_of(avatar_id, viewer)
         out = self._output_path("talk")
         with self.animator(cfg) as animator:
             result = animator.talk(portrait, out, audio=Path(audio) if audio else None, text=text,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import stat
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +26,9 @@ class DemoSettings:
     max_seconds: longest driving video / audio accepted, probed before any work.
     concurrency: renders running at once (all tabs share one limit); queue_size: waiting jobs.
     live_fps: webcam frames sent per second to the Live tab; live_seconds: one session's limit.
+    sign_in: visitors sign in (Gradio auth): each sees, uses and revokes only the avatars they
+    created; ``admins`` (user names) see all. Without sign-in the one visitor is the local
+    operator, who sees every avatar (as the CLI does).
     """
 
     config: AvatarConfig = field(default_factory=AvatarConfig)
@@ -34,6 +40,8 @@ class DemoSettings:
     live_fps: float = 10.0
     live_seconds: int = 300
     cache_minutes: int = 60
+    sign_in: bool = False
+    admins: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not 0 < self.max_upload_mb <= 10_000:
@@ -88,3 +96,79 @@ def engine_render_config(config: AvatarConfig, engine: str):
     if engine == "onnx":
         return replace(config.render, engine="onnx", model_dir=_onnx_model_dir(config))
     return replace(config.render, engine="warp")
+
+
+# -- who may reach the demo ---------------------------------------------------------------
+
+AuthCallback = Callable[[str, str], bool]
+Credentials = list[tuple[str, str]]
+
+
+def is_loopback(host: str | None) -> bool:
+    """``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host is None:
+        return False
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str | None, share: bool, auth: object, insecure_no_auth: bool = False) -> None:
+    """Refuse to serve faces beyond this machine without sign-in.
+
+    Raises:
+        ConfigError: ``host`` is not loopback (or ``share``) and there is no ``auth`` and no explicit
+            ``insecure_no_auth``.
+    """
+    if auth or insecure_no_auth or (is_loopback(host) and not share):
+        return
+    where = "a public gradio.live link (--share)" if share else f"{host} (beyond this machine)"
+    raise ConfigError(f"refusing to serve the demo on {where} without sign-in: anyone reaching it could list, "
+                      "animate and revoke every consented face. Add --auth USER:PASS (repeatable) or --auth-file "
+                      "FILE (lines user:pass, chmod 600), or pass --insecure-no-auth if you really mean it")
+
+
+def parse_credential(text: str, where: str = "--auth") -> tuple[str, str]:
+    """``"user:password"`` → (user, password); user names cannot contain ``:``."""
+    user, sep, password = text.partition(":")
+    user = user.strip()
+    if not sep or not user or not password:
+        raise ConfigError(f"{where} needs USER:PASSWORD (both non-empty), got {text.split(':')[0]!r}:…")
+    return user, password
+
+
+def read_auth_file(path: str | os.PathLike) -> Credentials:
+    """Credentials from a file of ``user:password`` lines (blank lines and ``#`` comments skipped).
+
+    The file must be private (no group/other access), like an SSH key.
+    """
+    p = Path(path)
+    try:
+        mode = stat.S_IMODE(p.stat().st_mode)
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the auth file {p} ({exc.strerror or exc})") from None
+    if mode & 0o077:
+        raise ConfigError(f"the auth file {p} holds passwords but others can read it (mode {mode:o}); "
+                          f"run `chmod 600 {p}`")
+    creds = [parse_credential(line.strip(), f"{p} line {i}") for i, line in enumerate(lines, 1)
+             if line.strip() and not line.lstrip().startswith("#")]
+    if not creds:
+        raise ConfigError(f"the auth file {p} has no user:password lines")
+    return creds
+
+
+def collect_auth(pairs: Sequence[str] = (), auth_file: str | os.PathLike | None = None) -> Credentials | None:
+    """The demo's credentials from ``--auth`` values and ``--auth-file``; None when neither is given."""
+    creds = [parse_credential(p) for p in pairs]
+    if auth_file:
+        creds += read_auth_file(auth_file)
+    users = [u for u, _ in creds]
+    dupes = sorted({u for u in users if users.count(u) > 1})
+    if dupes:
+        raise ConfigError(f"user {dupes[0]!r} is given more than once in --auth / --auth-file")
+    return creds or None

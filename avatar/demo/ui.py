@@ -35,6 +35,11 @@ def refusing(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def viewer_of(service: Any, request: gr.Request | None) -> Any:
+    """The signed-in user of a Gradio request (UI or API) as the service's Viewer."""
+    return service.viewer(getattr(request, "username", None) if request is not None else None)
+
+
 def avatar_picker(label: str = "Avatar") -> gr.Dropdown:
     """A dropdown of avatar ids; filled on page load and when avatars change.
 

@@ -29,14 +29,15 @@ def client(served):
 
 def test_named_endpoints_are_stable(client):
     names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
-    assert {"/detect_faces", "/create_avatar", "/list_avatars", "/inspect_avatar", "/revoke_avatar", "/animate",
+    assert {"/detect_faces", "/create_avatar", "/list_avatars", "/inspect_avatar", "/revoke_avatar", "/revoke_with_token", "/animate",
             "/talk", "/verify"} <= names
 
 
 def test_clone_with_consent_then_animate_then_verify(client, portrait_path, driving_clip):
     faces, crop, _picker = client.predict(handle_file(str(portrait_path)), 2.0, api_name="/detect_faces")
     assert os.path.isfile(faces) and os.path.isfile(crop)
-    avatar_id, table, _ = client.predict(*_form(handle_file(str(portrait_path))), api_name="/create_avatar")
+    avatar_id, table, _, token = client.predict(*_form(handle_file(str(portrait_path))), api_name="/create_avatar")
+    assert len(token) >= 20  # the revocation token, shown once
     assert avatar_id.startswith("av_")
     assert [avatar_id, CONSENT["subject"]] == table["data"][0][:2]
     assert CONSENT["statement"] in client.predict(avatar_id, api_name="/inspect_avatar")

@@ -6,7 +6,7 @@ import gradio as gr
 
 from ..service import DemoService
 from ..settings import available_engines
-from ..ui import avatar_picker, refusing
+from ..ui import avatar_picker, refusing, viewer_of
 
 
 @dataclass
@@ -41,10 +41,11 @@ def build(service: DemoService) -> AnimateTab:
             summary = gr.JSON(label="Provenance")
 
     @refusing
-    def on_run(avatar_id, drv, mode_, best_, scale, smooth, engine_, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+    def on_run(avatar_id, drv, mode_, best_, scale, smooth, engine_, request: gr.Request,
+               progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         progress(0, desc="checking consent and the driving video")
         out = service.animate(avatar_id, drv, mode=mode_, best_frame=best_, crop_scale=scale, smoothing=smooth,
-                              engine=engine_, progress=True)
+                              engine=engine_, progress=True, viewer=viewer_of(service, request))
         return str(out.path), out.summary
 
     def on_pick(avatar_id):

@@ -4,9 +4,10 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from ...errors import ConsentError
 from ...output.consent import GRANTORS, USES
 from ..service import DemoService
-from ..ui import picker_update, refusing
+from ..ui import picker_update, refusing, viewer_of
 
 STATEMENT_HINT = ("e.g. “I, NAME, agree that this photo of me may be animated by avatar for the uses ticked below "
                   "until the expiry date, and know I can withdraw this consent at any time.”")
@@ -20,6 +21,7 @@ class CloneTab:
     table: gr.Dataframe
     picker: gr.Dropdown
     created: gr.Textbox
+    token: gr.Textbox
 
 
 def build(service: DemoService) -> CloneTab:
@@ -50,10 +52,14 @@ def build(service: DemoService) -> CloneTab:
             commercial = gr.Checkbox(label="Commercial use allowed", value=False)
             confirmed = gr.Checkbox(label="I confirm the grantor agreed to this statement", value=False)
         create = gr.Button("Create avatar", variant="primary")
-        created = gr.Textbox(label="Created avatar id", interactive=False, elem_id="created-id")
+        with gr.Row():
+            created = gr.Textbox(label="Created avatar id", interactive=False, elem_id="created-id")
+            token = gr.Textbox(label="Revocation token (shown once: give it to the subject, who can withdraw "
+                                     "consent with it at any time)", interactive=False, elem_id="revocation-token",
+                               buttons=["copy"])
     gr.Markdown("### Avatars")
-    table = gr.Dataframe(headers=["avatar", "subject", "granted by", "scope", "status", "expires"],
-                         datatype=["str"] * 6, interactive=False, wrap=True, label="Avatars",
+    table = gr.Dataframe(headers=["avatar", "subject", "granted by", "scope", "status", "expires", "created by"],
+                         datatype=["str"] * 7, interactive=False, wrap=True, label="Avatars",
                          elem_id="avatars-table")
     with gr.Row():
         picker = gr.Dropdown(choices=[], value=None, label="Avatar", allow_custom_value=True, scale=2)
@@ -63,6 +69,10 @@ def build(service: DemoService) -> CloneTab:
     with gr.Row():
         reason = gr.Textbox(label="Reason for revoking", scale=3)
         revoke = gr.Button("Revoke consent", variant="stop", scale=1)
+    with gr.Row():
+        revoke_token = gr.Textbox(label="Revocation token (the subject's own way to withdraw, for an avatar you "
+                                        "did not create)", scale=3, type="password")
+        revoke_by_token = gr.Button("Revoke with token", variant="stop", scale=1)
 
     @refusing
     def on_portrait(path, scale):
@@ -81,24 +91,40 @@ def build(service: DemoService) -> CloneTab:
         shown, crop, _ = service.preview(path, scale, index or 0)
         return shown, crop
 
-    def listing(current=None):
-        rows = service.avatar_rows()
+    def listing(current=None, request: gr.Request = None):
+        rows = service.avatar_rows(viewer_of(service, request))
         return rows, picker_update([(f"{r[1]} ({r[0]}, {r[4]})", r[0]) for r in rows], current)
 
     @refusing
-    def on_create(path, index, scale, subj, grantor, stmt, scope, comm, exp, ok):
+    def on_create(path, index, scale, subj, grantor, stmt, scope, comm, exp, ok, request: gr.Request):
         rec = service.create_avatar(path, subject=subj, granted_by=grantor, statement=stmt, scopes=scope,
-                                    commercial=comm, expires=exp, confirmed=ok, face_index=index, crop_scale=scale)
+                                    commercial=comm, expires=exp, confirmed=ok, face_index=index, crop_scale=scale,
+                                    viewer=viewer_of(service, request))
         gr.Info(f"avatar {rec.avatar_id} created for {rec.subject}")
-        rows, pick = listing(rec.avatar_id)
-        return rec.avatar_id, rows, pick
+        rows, pick = listing(rec.avatar_id, request)
+        return rec.avatar_id, rows, pick, rec.revocation_token
 
     @refusing
-    def on_revoke(avatar_id, why):
-        rec = service.revoke(avatar_id, why)
+    def on_revoke(avatar_id, why, request: gr.Request):
+        return revoked(avatar_id, why, None, request)
+
+    @refusing
+    def on_revoke_by_token(avatar_id, why, token, request: gr.Request):
+        if not (token or "").strip():
+            raise ConsentError("enter the revocation token that was shown when the avatar was created")
+        return revoked(avatar_id, why or "withdrawn with the revocation token", token, request)
+
+    def revoked(avatar_id, why, token, request):
+        viewer = viewer_of(service, request)
+        rec = service.revoke(avatar_id, why, viewer=viewer, token=token)
         gr.Info(f"consent for {rec.avatar_id} revoked")
-        rows, pick = listing(avatar_id)
-        return rows, pick, service.describe(avatar_id)
+        rows, pick = listing(avatar_id, request)
+        shown = service.describe(avatar_id, viewer) if viewer.sees(rec) else f"consent for `{rec.avatar_id}` revoked"
+        return rows, pick, shown
+
+    @refusing
+    def on_inspect(avatar_id, request: gr.Request):
+        return service.describe(avatar_id, viewer_of(service, request))
 
     portrait.change(on_portrait, [portrait, crop_scale], [faces_img, crop_img, face], api_name="detect_faces",
                     concurrency_id="preview", concurrency_limit=2)
@@ -106,8 +132,10 @@ def build(service: DemoService) -> CloneTab:
         ctl.change(on_adjust, [portrait, crop_scale, face], [faces_img, crop_img], api_visibility="private",
                    concurrency_id="preview", trigger_mode="always_last", show_progress="hidden")
     create.click(on_create, [portrait, face, crop_scale, subject, granted_by, statement, scopes, commercial, expires,
-                             confirmed], [created, table, picker], api_name="create_avatar")
-    show.click(refusing(service.describe), picker, record, api_name="inspect_avatar")
-    refresh.click(listing, picker, [table, picker], api_name="list_avatars")
+                             confirmed], [created, table, picker, token], api_name="create_avatar")
+    show.click(on_inspect, picker, record, api_name="inspect_avatar")
+    refresh.click(refusing(listing), picker, [table, picker], api_name="list_avatars")
     revoke.click(on_revoke, [picker, reason], [table, picker, record], api_name="revoke_avatar")
-    return CloneTab(portrait, crop_scale, face, table, picker, created)
+    revoke_by_token.click(on_revoke_by_token, [picker, reason, revoke_token], [table, picker, record],
+                          api_name="revoke_with_token")
+    return CloneTab(portrait, crop_scale, face, table, picker, created, token)

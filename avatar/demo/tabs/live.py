@@ -6,7 +6,7 @@ import gradio as gr
 
 from ..live import LiveSessions, format_stats
 from ..service import DemoService
-from ..ui import avatar_picker, refusing
+from ..ui import avatar_picker, refusing, viewer_of
 
 
 @dataclass
@@ -31,7 +31,7 @@ def build(service: DemoService, sessions: LiveSessions) -> LiveTab:
 
     @refusing
     def on_frame(avatar_id, frame, request: gr.Request):
-        img, st = sessions.process(request.session_hash or "anon", avatar_id, frame)
+        img, st = sessions.process(request.session_hash or "anon", avatar_id, frame, viewer_of(service, request))
         return img, format_stats(st)
 
     def on_recapture(request: gr.Request):

@@ -6,7 +6,7 @@ import gradio as gr
 
 from ...pipeline import Animator
 from ..service import DemoService, tts_available
-from ..ui import avatar_picker, refusing
+from ..ui import avatar_picker, refusing, viewer_of
 
 
 @dataclass
@@ -35,9 +35,10 @@ def build(service: DemoService) -> TalkTab:
             summary = gr.JSON(label="Provenance")
 
     @refusing
-    def on_run(avatar_id, audio_, text_, transcript_, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+    def on_run(avatar_id, audio_, text_, transcript_, request: gr.Request,
+               progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         progress(0, desc="checking consent and the audio")
-        out = service.talk(avatar_id, audio_, text_, transcript_)
+        out = service.talk(avatar_id, audio_, text_, transcript_, viewer=viewer_of(service, request))
         return str(out.path), out.summary
 
     run.click(on_run, [picker, audio, text, transcript], [video, summary], api_name="talk", concurrency_id="render")
