@@ -182,6 +182,10 @@ def _fix_output_shapes(path: Path, shapes: Sequence[torch.Size]) -> None:
 def convert_fp16(src: Path, dst: Path) -> None:
     """fp16 copy of an fp32 graph; inputs/outputs stay float32, :data:`FP16_KEEP_FLOAT` ops stay float32."""
     import onnx
+
+    from ..render.ort_runtime import import_onnxruntime
+
+    import_onnxruntime("the fp16 export")
     from onnxruntime.transformers.float16 import (
         DEFAULT_OP_BLOCK_LIST,
         convert_float_to_float16,

@@ -153,9 +153,10 @@ def _drop_unused_opsets(path: Path) -> None:
 
 
 def _prediction_error(fp32: Path, int8: Path, feeds: Sequence[dict[str, np.ndarray]]) -> tuple[float, float]:
-    import onnxruntime as ort
-
     from ..render.onnx import session_options
+    from ..render.ort_runtime import import_onnxruntime
+
+    ort = import_onnxruntime("checking the int8 export")
 
     so = session_options()
     a = ort.InferenceSession(str(fp32), so, providers=["CPUExecutionProvider"])
@@ -184,7 +185,7 @@ def quantize_generator(
             quantize_static,
         )
     except ImportError:
-        raise WeightsError("int8 export needs onnxruntime (pip install onnxruntime)") from None
+        raise WeightsError("int8 export needs onnxruntime: pip install \"avatar[cpu]\" (or \"avatar[gpu]\")") from None
 
     quantize, keep = _conv_names(src)
 

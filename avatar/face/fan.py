@@ -8,6 +8,7 @@ which still supplies the 478-point mesh every engine works with.
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -27,12 +28,31 @@ def _module():
     return face_alignment
 
 
+def _fan_url(api: object, name: str = "2DFAN-4") -> str:
+    """The URL face-alignment downloads network ``name`` from, in each release's own layout.
+
+    1.1–1.3 and 1.5+ keep a flat ``models_urls[name]``; 1.4.x nests it by torch ``major.minor``
+    and falls back to ``default_model_urls`` (the lookup below mirrors its ``FaceAlignment``).
+    """
+    import torch  # noqa: PLC0415
+
+    urls = getattr(api, "models_urls", {}) or {}
+    if isinstance(urls.get(name), str):
+        return urls[name]
+    version = torch.__version__
+    version = version.rsplit(".", 2)[0] if "dev" in version else version.rsplit(".", 1)[0]
+    table = urls.get(version) or getattr(api, "default_model_urls", {}) or {}
+    if not isinstance(table.get(name), str):
+        raise EngineUnavailable(f"this face-alignment release keeps its {name} weights somewhere avatar does not "
+                                f"know (tested with 1.4 and 1.5); use the default mediapipe backend")
+    return table[name]
+
+
 def required_files() -> list[Path]:
     """The weight files face-alignment would download (2D-FAN-4 and S3FD), in torch hub's cache."""
     import torch.hub  # noqa: PLC0415
 
-    fa = _module()
-    urls = [getattr(fa, "api").models_urls["2DFAN-4"]]
+    urls = [_fan_url(_module().api)]
     try:
         from face_alignment.detection.sfd import sfd_detector  # noqa: PLC0415
 
@@ -60,11 +80,10 @@ class FanBoxes:
                 f"this machine may be offline: fetch them once on a connected machine (run face_alignment once) "
                 f"and copy them to {missing[0].parent}, or use the default mediapipe backend")
         kwargs = {"device": device, "face_detector": "sfd", "flip_input": False}
+        if "compile" in inspect.signature(fa.FaceAlignment).parameters:
+            kwargs["compile"] = False  # 1.5+: torch.compile would add minutes of start-up and a disk cache
         landmarks_type = getattr(fa.LandmarksType, "TWO_D", None) or getattr(fa.LandmarksType, "_2D")
-        try:
-            self._fa = fa.FaceAlignment(landmarks_type, compile=False, **kwargs)
-        except TypeError:  # versions before 1.5 have no compile option
-            self._fa = fa.FaceAlignment(landmarks_type, **kwargs)
+        self._fa = fa.FaceAlignment(landmarks_type, **kwargs)
 
     def detect(self, image: np.ndarray) -> list[np.ndarray]:
         """(68, 2) points per face in an (H, W, 3) uint8 RGB image, largest face first."""

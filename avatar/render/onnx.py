@@ -48,11 +48,9 @@ GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
 def _import_ort() -> Any:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise EngineUnavailable("the onnx engine needs onnxruntime: pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA/TensorRT)") from None
-    return onnxruntime
+    from .ort_runtime import import_onnxruntime
+
+    return import_onnxruntime("the onnx engine")
 
 
 def provider_name(name: str) -> str:

@@ -13,9 +13,13 @@ from avatar.face.landmarks import LandmarkDetector
 
 
 def _fake_face_alignment(points: list[np.ndarray], calls: list) -> types.ModuleType:
-    """A stand-in with face-alignment's API surface (the real package is an optional extra)."""
+    """A stand-in with face-alignment 1.4.x's layout: ``models_urls`` nested by torch version, with
+    ``default_model_urls`` for versions it does not list (tests/face/test_fan_real.py runs the
+    installed release itself)."""
     fa = types.ModuleType("face_alignment")
-    fa.api = types.SimpleNamespace(models_urls={"2DFAN-4": "https://example.invalid/fan/2DFAN4-11f355bf06.pth.tar"})
+    fa.api = types.SimpleNamespace(
+        default_model_urls={"2DFAN-4": "https://example.invalid/fan/2DFAN4-11f355bf06.pth.tar"},
+        models_urls={"1.6": {"2DFAN-4": "https://example.invalid/fan/2DFAN4_1.6-c827573f02.zip"}})
     fa.LandmarksType = types.SimpleNamespace(TWO_D=1)
 
     class FaceAlignment:
@@ -36,6 +40,18 @@ def hub(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     return tmp_path / "checkpoints"
+
+
+def test_the_1_4_layout_nested_by_torch_version_is_resolved(monkeypatch):
+    """face-alignment 1.4.x keys ``models_urls`` by torch version: a flat lookup raised KeyError '2DFAN-4'."""
+    import torch
+
+    from avatar.face.fan import _fan_url
+
+    api = _fake_face_alignment([], []).api
+    assert _fan_url(api).endswith("2DFAN4-11f355bf06.pth.tar")  # this torch is not listed: the default
+    monkeypatch.setattr(torch, "__version__", "1.6.0+cpu")
+    assert _fan_url(api).endswith("2DFAN4_1.6-c827573f02.zip")  # a listed torch: its own build
 
 
 def test_missing_package_is_a_clear_error(monkeypatch):
