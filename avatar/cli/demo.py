@@ -64,6 +64,13 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from ..demo.settings import check_exposure, collect_auth
+    from ..errors import EngineUnavailable
+
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise EngineUnavailable('the demo needs gradio, which is missing from this environment: '
+                                'pip install "gradio>=6,<7"') from None
 
     auth = collect_auth(args.auth, args.auth_file)
     check_exposure(args.host, args.share, auth, args.insecure_no_auth)  # before any slow start-up work

@@ -94,6 +94,16 @@ def test_exposed_demo_without_auth_refuses_to_start(host, share, capsys):
         launch(FAST, host=host, share=share, block=False, quiet=True)
 
 
+def test_demo_without_gradio_says_what_to_install(monkeypatch, capsys):
+    import sys
+
+    from avatar.cli import main
+
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    assert main(["demo"]) == 1
+    assert 'pip install "gradio>=6,<7"' in capsys.readouterr().err
+
+
 def test_loopback_and_explicit_choices_pass_the_exposure_check(tmp_path):
     from avatar.demo.settings import check_exposure, collect_auth
 
