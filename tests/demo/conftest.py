@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
-from demo_helpers import FAST, MAX_UPLOAD_MB
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from demo_helpers import FAST, MAX_UPLOAD_MB, free_port
 
 
 @pytest.fixture

@@ -133,7 +133,7 @@ USERS = [("alice", "alice-pw"), ("bob", "bob-pw"), ("carol", "carol-pw")]
 
 @pytest.fixture(scope="module")
 def served_auth(tmp_path_factory):
-    from conftest import free_port
+    from demo_helpers import free_port
 
     from avatar.demo import close_demo, launch
 
