@@ -312,10 +312,12 @@ class DemoService:
             return self.store.revoke(str(avatar_id), reason)
         if not avatar_id:
             raise ConsentError("choose (or type) the avatar id that the revocation token belongs to")
-        try:
-            self.store.get(str(avatar_id))
+        try:  # an unknown id and a wrong token read alike: no oracle for which ids exist
+            if not self.store.token_matches(str(avatar_id), token):
+                raise ConsentError("token mismatch")
         except ConsentError:
-            raise ConsentError(f"no avatar {avatar_id!r} has a consent record here") from None
+            raise ConsentError(f"that revocation token does not belong to avatar {avatar_id!r}; use the token "
+                               "shown when the avatar was created") from None
         return self.store.revoke(str(avatar_id), reason, token=token)
 
     # -- renders ------------------------------------------------------------------------------

@@ -68,6 +68,8 @@ def test_the_subject_revokes_with_the_token_without_being_the_owner(signed_in, p
     bob = svc.viewer("bob")
     with pytest.raises(ConsentError, match="does not belong"):
         svc.revoke(rec.avatar_id, "withdrawn", viewer=bob, token=other.revocation_token)
+    with pytest.raises(ConsentError, match="does not belong"):  # an unknown id reads the same
+        svc.revoke("av_000000000000", "withdrawn", viewer=bob, token=rec.revocation_token)
     svc.revoke(rec.avatar_id, "withdrawn by the subject", viewer=bob, token=rec.revocation_token)
     assert svc.store.get(rec.avatar_id).status() == "revoked"
     assert svc.avatar_rows(bob) == []  # revoking did not make it visible
