@@ -228,7 +228,7 @@ def download(
     from tqdm import tqdm
 
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(dest.parent)  # missing folders (often $AVATAR_HOME itself) are created 0700
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": USER_AGENT}

@@ -85,7 +85,9 @@ def provider_options(name: str, *, device_id: int, half: bool, cache: Path, prof
     when ``half``; with ``profiles`` (min/opt/max shape strings) it builds one engine for the
     whole batch range instead of one per new shape."""
     if name == "TensorrtExecutionProvider":
-        cache.mkdir(parents=True, exist_ok=True)
+        from ..paths import private_dir
+
+        private_dir(cache)  # under $AVATAR_HOME when set: its missing folders are created 0700
         opts: dict[str, Any] = {
             "device_id": device_id,
             "trt_fp16_enable": half,

@@ -120,3 +120,19 @@ def test_a_store_from_before_owners_is_migrated_in_place(tmp_path):
         cols = [r[1] for r in con.execute("PRAGMA table_info(avatars)")]
     con.close()
     assert cols[-2:] == ["owner", "revoke_token_sha256"]
+
+
+def test_a_weights_download_into_a_new_home_creates_it_private(tmp_path, monkeypatch):
+    """The first thing written to $AVATAR_HOME may be a checkpoint, not the store."""
+    import hashlib
+
+    from avatar import paths, weights_registry
+
+    home = tmp_path / "new-home"
+    monkeypatch.setenv("AVATAR_HOME", str(home))
+    src = tmp_path / "w.bin"
+    src.write_bytes(b"weights")
+    dest = paths.cache_dir() / "w.bin"
+    weights_registry.download(src.as_uri(), dest, sha256=hashlib.sha256(b"weights").hexdigest())
+    assert dest.read_bytes() == b"weights"
+    assert _mode(home) == 0o700 and _mode(dest.parent) == 0o700
