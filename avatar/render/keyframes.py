@@ -22,6 +22,7 @@ from ..config import RenderConfig
 from ..errors import ConfigError
 from ..face import topology
 from ..face.crop import invert_affine, transform_points
+from .triangles import dense_map, inverse_homogeneous, rasterise
 from ..pack.features import distances, face_features
 from ..pack.store import Pack, load_pack
 from ..types import DriveTarget, FaceCrop
@@ -65,6 +66,8 @@ class KeyframeState:
     to_crop: np.ndarray            # (K, 2, 3) keyframe crop px → source crop px
     landmarks: np.ndarray          # (K, 478, 3) keyframe landmarks in source crop px
     features: np.ndarray           # (K, D)
+    anchor: np.ndarray             # (S, S, 3) uint8 source crop: what stays outside the head
+    images: dict[int, np.ndarray] = field(default_factory=dict)
     warps: dict[int, WarpState] = field(default_factory=dict)
     base: _Choice = field(default_factory=_Choice)
     mouth: _Choice = field(default_factory=_Choice)
@@ -106,15 +109,22 @@ class KeyframeEngine(Engine):
         frame_to_crop = source.crop_from_frame @ np.diag([r, r, 1.0])
         to_crop = np.stack([frame_to_crop @ np.vstack([invert_affine(m), [0, 0, 1]]) for m in pack.crop_from_frame])
         lms = np.stack([transform_points(a, lm) for a, lm in zip(to_crop, pack.landmarks)])
-        return KeyframeState(pack, source.size, to_crop, lms, pack.features)
+        return KeyframeState(pack, source.size, to_crop, lms, pack.features, np.ascontiguousarray(source.image))
+
+    @staticmethod
+    def _image(state: KeyframeState, k: int) -> np.ndarray:
+        """Keyframe ``k`` resampled into the source crop's frame (cached)."""
+        img = state.images.get(k)
+        if img is None:
+            img = state.images[k] = cv2.warpAffine(
+                state.pack.keyframe_image(k), state.to_crop[k], (state.size, state.size),
+                flags=cv2.INTER_AREA if state.to_crop[k][0, 0] < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return img
 
     def _warp_state(self, state: KeyframeState, k: int) -> WarpState:
         ws = state.warps.get(k)
         if ws is None:
-            img = cv2.warpAffine(state.pack.keyframe_image(k), state.to_crop[k], (state.size, state.size),
-                                 flags=cv2.INTER_AREA if state.to_crop[k][0, 0] < 1 else cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_REPLICATE)
-            crop = FaceCrop(img, state.landmarks[k], np.eye(2, 3), (state.size, state.size))
+            crop = FaceCrop(self._image(state, k), state.landmarks[k], np.eye(2, 3), (state.size, state.size))
             ws = state.warps[k] = self._warp.prepare(crop)
         return ws
 
@@ -139,8 +149,28 @@ class KeyframeEngine(Engine):
         state.mouth.update(d_mouth, SWITCH_MARGIN)
         m = state.mouth
         if m.current != state.base.current and d_mouth[state.base.current] > MOUTH_MARGIN * d_mouth[m.current]:
-            out = _composite_mouth(out, self._blend(state, m, target), target)
+            out = self._composite_mouth(state, out, target)
+        out = _over_anchor(out, state.anchor, target)
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+    def _composite_mouth(self, state: KeyframeState, base: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """The mouth choice's real mouth, warped onto the target in the mouth box only, colour-matched
+        to ``base`` where the mask fades out and blended in (cross-fading on a switch)."""
+        mask, roi = mouth_mask(target, base.shape[0])
+        x0, y0, x1, y1 = roi
+        if x1 <= x0 or y1 <= y0:
+            return base
+        m = state.mouth
+        patch = warp_region(self._image(state, m.current), state.landmarks[m.current], target, roi)
+        w = m.weight()
+        if w < 1.0:
+            patch = w * patch + (1 - w) * warp_region(self._image(state, m.previous), state.landmarks[m.previous], target, roi)
+        b = base[y0:y1, x0:x1]
+        ring = (mask > 0.05) & (mask < 0.6)
+        shift = (b[ring] - patch[ring]).mean(0) if ring.any() else np.zeros(3, np.float32)
+        out = base.copy()
+        out[y0:y1, x0:x1] = b + mask[..., None] * (patch + shift - b)
+        return out
 
     def render(self, state: KeyframeState, targets: Sequence[DriveTarget]) -> np.ndarray:
         return np.stack([self.render_one(state, t.landmarks) for t in targets])
@@ -163,15 +193,52 @@ def mouth_mask(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int,
     return mask, (int(x0), int(y0), int(x1), int(y1))
 
 
-def _composite_mouth(base: np.ndarray, mouth: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """``mouth`` blended into ``base`` over :func:`mouth_mask`, its colour shifted to match the
-    base where the mask fades out (so lighting differences between frames leave no patch)."""
-    mask, (x0, y0, x1, y1) = mouth_mask(landmarks, base.shape[0])
-    if x1 <= x0 or y1 <= y0:
-        return base
-    b, m = base[y0:y1, x0:x1], mouth[y0:y1, x0:x1]
-    ring = (mask > 0.05) & (mask < 0.6)
-    shift = (b[ring] - m[ring]).mean(0) if ring.any() else np.zeros(3, np.float32)
-    out = base.copy()
-    out[y0:y1, x0:x1] = b + mask[..., None] * (m + shift - b)
-    return out
+
+def warp_region(image: np.ndarray, source: np.ndarray, target: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """(h, w, 3) float32: ``image`` (landmarks ``source``) piecewise-affinely warped so that its
+    landmarks land on ``target``, over the box ``roi`` only (cheap: a mouth box is ~1/20 of a crop).
+    The mouth hole takes the affine fit of the inner-lip loops, so the real teeth come along."""
+    x0, y0, x1, y1 = roi
+    mesh = topology.mesh()
+    tris = mesh["triangles"]
+    t = target[:, :2].astype(np.float64) - (x0, y0)
+    tp = t[tris]
+    lo, hi = tp.min(1), tp.max(1)
+    keep = (hi[:, 0] >= 0) & (lo[:, 0] < x1 - x0) & (hi[:, 1] >= 0) & (lo[:, 1] < y1 - y0)
+    tris = tris[keep]
+    inv, det = inverse_homogeneous(t[tris])
+    ok = np.abs(det) > 1e-6
+    tris, inv = tris[ok], inv[ok]
+    index = rasterise(t[tris], (y1 - y0, x1 - x0))
+    mx, my = dense_map(index, inv @ source[:, :2].astype(np.float64)[tris])
+    hole = index == 0
+    if hole.any():
+        loop = mesh["mouth_loop"]
+        a = np.concatenate([t[loop], np.ones((len(loop), 1))], 1)
+        aff, *_ = np.linalg.lstsq(a, source[loop, :2].astype(np.float64), rcond=None)
+        vv, uu = np.nonzero(hole)
+        mx[hole] = uu * aff[0, 0] + vv * aff[1, 0] + aff[2, 0]
+        my[hole] = uu * aff[0, 1] + vv * aff[1, 1] + aff[2, 1]
+    return cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+
+
+def _over_anchor(out: np.ndarray, anchor: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``out`` inside a feathered ellipse around the target head (face, hair, ears, top of the neck),
+    the untouched source crop outside it: only the head region is re-rendered."""
+    size = out.shape[0]
+    oval = target[topology.mesh()["oval"], :2]
+    lo, hi = oval.min(0), oval.max(0)
+    height = hi[1] - lo[1]
+    # from above the hair down to just below the chin: the collar and shoulders stay the anchor's,
+    # which a keyframe filmed at another moment would otherwise double
+    top, bottom = lo[1] - 0.45 * height, hi[1] + 0.08 * height
+    centre = np.array([(lo[0] + hi[0]) / 2, (top + bottom) / 2])
+    half = np.array([0.75 * (hi[0] - lo[0]), (bottom - top) / 2])
+    q = 4  # drawn and blurred at a quarter of the resolution: the mask is smooth anyway
+    small = np.zeros((size // q, size // q), np.float32)
+    c = centre / q
+    axes = half / q
+    cv2.ellipse(small, (int(round(c[0])), int(round(c[1]))), (max(int(axes[0]), 1), max(int(axes[1]), 1)), 0, 0, 360, 1.0, -1)
+    small = cv2.GaussianBlur(small, (0, 0), max(0.06 * height / q, 1.0))
+    mask = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)[..., None]
+    return anchor + mask * (out - anchor)
