@@ -30,7 +30,7 @@ from .base import Engine
 from .warp import WarpEngine, WarpState
 
 FADE_FRAMES = 4        # a keyframe switch cross-fades over this many frames
-SWITCH_MARGIN = 0.8    # switch only when the new keyframe is this much closer than the current one
+SWITCH_MARGIN = 0.7    # switch only when the new keyframe is this much closer than the current one
 MOUTH_MARGIN = 1.25    # re-render the mouth when the base's mouth is this much farther than the best mouth's
 MOUTH_POSE_WEIGHT = 0.25
 
@@ -129,13 +129,13 @@ class KeyframeEngine(Engine):
         return ws
 
     def _render_key(self, state: KeyframeState, k: int, target: np.ndarray) -> np.ndarray:
-        return self._warp.render_one(self._warp_state(state, k), target).astype(np.float32)
+        return self._warp.render_one(self._warp_state(state, k), target)
 
     def _blend(self, state: KeyframeState, choice: _Choice, target: np.ndarray) -> np.ndarray:
         out = self._render_key(state, choice.current, target)
         w = choice.weight()
         if w < 1.0:
-            out = w * out + (1.0 - w) * self._render_key(state, choice.previous, target)
+            out = cv2.addWeighted(out, w, self._render_key(state, choice.previous, target), 1.0 - w, 0.0)
         return out
 
     def render_one(self, state: KeyframeState, landmarks: np.ndarray) -> np.ndarray:
@@ -149,28 +149,25 @@ class KeyframeEngine(Engine):
         state.mouth.update(d_mouth, SWITCH_MARGIN)
         m = state.mouth
         if m.current != state.base.current and d_mouth[state.base.current] > MOUTH_MARGIN * d_mouth[m.current]:
-            out = self._composite_mouth(state, out, target)
-        out = _over_anchor(out, state.anchor, target)
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+            self._composite_mouth(state, out, target)
+        return _over_anchor(out, state.anchor, target)
 
-    def _composite_mouth(self, state: KeyframeState, base: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def _composite_mouth(self, state: KeyframeState, base: np.ndarray, target: np.ndarray) -> None:
         """The mouth choice's real mouth, warped onto the target in the mouth box only, colour-matched
-        to ``base`` where the mask fades out and blended in (cross-fading on a switch)."""
+        to ``base`` where the mask fades out and blended into it in place (cross-fading on a switch)."""
         mask, roi = mouth_mask(target, base.shape[0])
         x0, y0, x1, y1 = roi
         if x1 <= x0 or y1 <= y0:
-            return base
+            return
         m = state.mouth
         patch = warp_region(self._image(state, m.current), state.landmarks[m.current], target, roi)
         w = m.weight()
         if w < 1.0:
             patch = w * patch + (1 - w) * warp_region(self._image(state, m.previous), state.landmarks[m.previous], target, roi)
-        b = base[y0:y1, x0:x1]
+        b = base[y0:y1, x0:x1].astype(np.float32)
         ring = (mask > 0.05) & (mask < 0.6)
         shift = (b[ring] - patch[ring]).mean(0) if ring.any() else np.zeros(3, np.float32)
-        out = base.copy()
-        out[y0:y1, x0:x1] = b + mask[..., None] * (patch + shift - b)
-        return out
+        base[y0:y1, x0:x1] = np.clip(b + mask[..., None] * (patch + shift - b) + 0.5, 0, 255).astype(np.uint8)
 
     def render(self, state: KeyframeState, targets: Sequence[DriveTarget]) -> np.ndarray:
         return np.stack([self.render_one(state, t.landmarks) for t in targets])
@@ -240,5 +237,15 @@ def _over_anchor(out: np.ndarray, anchor: np.ndarray, target: np.ndarray) -> np.
     axes = half / q
     cv2.ellipse(small, (int(round(c[0])), int(round(c[1]))), (max(int(axes[0]), 1), max(int(axes[1]), 1)), 0, 0, 360, 1.0, -1)
     small = cv2.GaussianBlur(small, (0, 0), max(0.06 * height / q, 1.0))
-    mask = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)[..., None]
-    return anchor + mask * (out - anchor)
+    mask = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+    ys, xs = np.nonzero(small > 1e-3)
+    if not len(ys):
+        return anchor.copy()
+    # blend only where the mask is non-zero (about half the crop)
+    y0, y1 = max(ys.min() * q - q, 0), min(ys.max() * q + 2 * q, size)
+    x0, x1 = max(xs.min() * q - q, 0), min(xs.max() * q + 2 * q, size)
+    result = anchor.copy()
+    m = np.ascontiguousarray(mask[y0:y1, x0:x1])
+    result[y0:y1, x0:x1] = cv2.blendLinear(np.ascontiguousarray(out[y0:y1, x0:x1]), np.ascontiguousarray(anchor[y0:y1, x0:x1]),
+                                           m, 1.0 - m)
+    return result
