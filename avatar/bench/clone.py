@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-frames", type=int, default=150, help="test frames per clip (from the start of the last 40 %%)")
     ap.add_argument("--still-frames", type=int, default=40)
     ap.add_argument("--clips", nargs="*", default=None, help="clip names (default: every talk_0*.mp4)")
+    ap.add_argument("--no-photo", action="store_true", help="skip the photo engine's rows")
     args = ap.parse_args(argv)
     clips = sorted(args.eval.glob("talk_0*.mp4"))
     if args.clips:
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             still = [real[k]] * args.still_frames
             still_lm = [lms[k]] * args.still_frames
             first = next(iter(read_frames(clip)))
-            for name, source in (("keyframes", res.avatar_id), ("photo (warp)", first)):
+            engines = (("keyframes", res.avatar_id),) + (() if args.no_photo else (("photo (warp)", first),))
+            for name, source in engines:
                 animator = Animator(cfg, consent_store=store)
                 out, secs = drive(animator, source, real, info.fps, lms)
                 s = scores(out, real, lms)

@@ -33,6 +33,7 @@ FADE_FRAMES = 4        # a keyframe switch cross-fades over this many frames
 SWITCH_MARGIN = 0.7    # switch only when the new keyframe is this much closer than the current one
 MOUTH_MARGIN = 1.25    # re-render the mouth when the base's mouth is this much farther than the best mouth's
 MOUTH_POSE_WEIGHT = 0.25
+BASE_MOUTH_WEIGHT = 0.1  # the base is chosen on pose and eyes (the mouth is re-rendered): fewer switches, less flicker
 
 
 @dataclass(eq=False)
@@ -142,7 +143,7 @@ class KeyframeEngine(Engine):
         """(478, 3) target landmarks in source-crop pixels → (S, S, 3) uint8 crop."""
         target = np.asarray(landmarks, np.float32)
         f = face_features(target)
-        d_base = distances(state.features, f, eye_w=0.7)
+        d_base = distances(state.features, f, mouth_w=BASE_MOUTH_WEIGHT, eye_w=0.7)
         state.base.update(d_base, SWITCH_MARGIN)
         out = self._blend(state, state.base, target)
         d_mouth = distances(state.features, f, pose_w=MOUTH_POSE_WEIGHT, eye_w=0.0)
