@@ -173,7 +173,7 @@ class Animator:
         if pack is None or render.engine not in ("warp", "keyframes") or render.pack == str(pack):
             return
         self.config = dataclasses.replace(self.config, render=dataclasses.replace(render, engine="keyframes", pack=str(pack)))
-        self.engine.close()
+        # the warp engine it replaces holds nothing to release (and may belong to a caller's pool)
         self.engine = create_engine(self.config.render)
         self.engine.configure(self.config.motion)
 

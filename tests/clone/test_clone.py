@@ -76,6 +76,7 @@ def test_speech_without_the_statement_is_refused_and_nothing_is_written(store, i
     _nothing_written(store)
 
 
+@pytest.mark.slow
 def test_speech_with_another_code_is_refused(store, issued, tmp_path, astronaut_face):
     clip = talking_clip(tmp_path / "wrong.mp4", astronaut_face, sc.consent_script(STATEMENT, "delta four echo two") + " Thank you.")
     with pytest.raises(ConsentError, match="code|not in the speech"):
@@ -174,6 +175,7 @@ def test_without_a_code_or_attestation_a_video_clone_is_refused(store, research_
         clone_video(research_clip, subject="Eileen", statement=STATEMENT, store=store)
 
 
+@pytest.mark.slow
 def test_a_silent_video_needs_an_attestation(store, issued, tmp_path, astronaut_face):
     audio = speech("Hello there, this is a silent clip now.", 11.0)
     clip = write_clip(tmp_path / "silent.mp4", face_frames(astronaut_face, audio, 11.0), None)
@@ -183,6 +185,7 @@ def test_a_silent_video_needs_an_attestation(store, issued, tmp_path, astronaut_
     assert load_pack(res.pack).track().get("audio") is None
 
 
+@pytest.mark.slow
 def test_footage_that_cannot_serve_is_refused(store, research, tmp_path, astronaut_face, research_clip):
     from avatar.config import CloneConfig
 
@@ -202,3 +205,22 @@ def test_footage_that_cannot_serve_is_refused(store, research, tmp_path, astrona
     with pytest.raises(InputError):
         clone_video(corrupt, subject="E", statement="s", store=store)
     _nothing_written(store)
+
+
+def test_the_demo_clones_a_video_avatar(research_clip, tmp_path):
+    from avatar.demo.service import DemoService
+    from avatar.demo.settings import DemoSettings
+
+    service = DemoService(DemoSettings(store_path=tmp_path / "avatars.sqlite3"))
+    try:
+        code, script = service.new_consent_code(STATEMENT)
+        assert len(code.split()) == 4 and script.endswith(f"My code is {code}.")
+        form = dict(subject="Eileen", granted_by="subject", statement="signed form 42", scopes=["video", "audio"],
+                    commercial=False, expires="", confirmed=True)
+        with pytest.raises(ConsentError, match="one-time code"):
+            service.create_video_avatar(research_clip, **form)
+        res = service.create_video_avatar(research_clip, attested_by="Operator Olga", **form)
+        assert "attested by Operator Olga" in service.describe(res.avatar_id)
+        assert service.store.pack_dir(res.avatar_id) is not None
+    finally:
+        service.close()

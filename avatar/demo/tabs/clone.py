@@ -1,4 +1,5 @@
-"""Clone tab: upload a portrait, see the faces and the crop, record consent; list, inspect, revoke."""
+"""Clone tab: upload a portrait (or a consented video), see the faces and the crop, record consent; list,
+inspect, revoke."""
 
 from dataclasses import dataclass
 
@@ -51,6 +52,21 @@ def build(service: DemoService) -> CloneTab:
             confirmed = gr.Checkbox(label="I confirm the grantor agreed to this statement", value=False)
         create = gr.Button("Create avatar", variant="primary")
         created = gr.Textbox(label="Created avatar id", interactive=False, elem_id="created-id")
+    with gr.Accordion("Video avatar: clone from a consented video", open=False):
+        gr.Markdown("A video of the person talking gives the avatar their real teeth, mouth shapes and poses. "
+                    "Fill in the consent form above, get a one-time code, then upload or record a video (10 s or "
+                    "more) that **starts with the person reading the statement and the code aloud**. Or, instead "
+                    "of the spoken consent, an operator attests a written one.")
+        with gr.Row():
+            get_code = gr.Button("Get a one-time code", scale=1)
+            code = gr.Textbox(label="One-time code", scale=2, elem_id="consent-code")
+        script = gr.Markdown(elem_id="consent-script")
+        video = gr.Video(sources=["upload", "webcam"], label="Video of the person (reading the statement first)",
+                         height=320, elem_id="clone-video")
+        attested_by = gr.Textbox(label="Attested by (operator's name, instead of the spoken consent)",
+                                 placeholder="empty = spoken consent")
+        create_video = gr.Button("Create video avatar", variant="primary")
+
     gr.Markdown("### Avatars")
     table = gr.Dataframe(headers=["avatar", "subject", "granted by", "scope", "status", "expires"],
                          datatype=["str"] * 6, interactive=False, wrap=True, label="Avatars",
@@ -94,6 +110,20 @@ def build(service: DemoService) -> CloneTab:
         return rec.avatar_id, rows, pick
 
     @refusing
+    def on_code(stmt):
+        new, text = service.new_consent_code(stmt)
+        return new, f"**The person reads this on camera** (the code works once, for 24 h):\n\n> {text}"
+
+    @refusing
+    def on_create_video(path, subj, grantor, stmt, scope, comm, exp, ok, code_text, attester):
+        res = service.create_video_avatar(path, subject=subj, granted_by=grantor, statement=stmt, scopes=scope,
+                                          commercial=comm, expires=exp, confirmed=ok, code=code_text,
+                                          attested_by=attester)
+        gr.Info(f"video avatar {res.avatar_id} created: {res.keyframes} keyframes, consent {res.basis}")
+        rows, pick = listing(res.avatar_id)
+        return res.avatar_id, rows, pick
+
+    @refusing
     def on_revoke(avatar_id, why):
         rec = service.revoke(avatar_id, why)
         gr.Info(f"consent for {rec.avatar_id} revoked")
@@ -107,6 +137,9 @@ def build(service: DemoService) -> CloneTab:
                    concurrency_id="preview", trigger_mode="always_last", show_progress="hidden")
     create.click(on_create, [portrait, face, crop_scale, subject, granted_by, statement, scopes, commercial, expires,
                              confirmed], [created, table, picker], api_name="create_avatar")
+    get_code.click(on_code, statement, [code, script], api_name="new_consent_code")
+    create_video.click(on_create_video, [video, subject, granted_by, statement, scopes, commercial, expires, confirmed,
+                                         code, attested_by], [created, table, picker], api_name="create_video_avatar")
     show.click(refusing(service.describe), picker, record, api_name="inspect_avatar")
     refresh.click(listing, picker, [table, picker], api_name="list_avatars")
     revoke.click(on_revoke, [picker, reason], [table, picker, record], api_name="revoke_avatar")
