@@ -8,8 +8,9 @@ policy (build time vs that part's duration); then the avatar is driven by the la
 into the source crop — relative motion would keep the anchor's framing, and the clips zoom) and
 compared with the real frames: face-box L1 (landmark box of the real face), mouth-box L1 (the
 lips' box + 40 % margin), landmark error / IOD (the output re-tracked); flicker = mean absolute
-frame-to-frame change in the face box when driven by one still frame (and, for scale, on the
-real driving, next to the real video's own); render fps = frames / time of motion + render +
+frame-to-frame change in the face box when driven by one still frame (re-tracked with fresh
+noise of σ 2 grey levels each frame, so landmark jitter comes through as from a camera) and, for
+scale, on the real driving, next to the real video's own; render fps = frames / time of motion + render +
 paste-back (landmarks tracked up front). The photo engine (warp), with the clip's first frame as
 its portrait, runs on the same frames beside it.
 """
@@ -151,8 +152,12 @@ def main(argv: list[str] | None = None) -> int:
                             break
             lms = track(real)
             k = next(i for i, lm in enumerate(lms) if lm is not None)
-            still = [real[k]] * args.still_frames
-            still_lm = [lms[k]] * args.still_frames
+            # a still driver: one real frame with fresh sensor-like noise (σ 2 levels) each frame, re-tracked,
+            # so landmark jitter reaches the engine as it would from a camera pointed at someone sitting still
+            rng = np.random.default_rng(0)
+            still = [np.clip(real[k] + rng.normal(0, 2.0, real[k].shape), 0, 255).astype(np.uint8)
+                     for _ in range(args.still_frames)]
+            still_lm = track(still)
             first = next(iter(read_frames(clip)))
             engines = (("keyframes", res.avatar_id),) + (() if args.no_photo else (("photo (warp)", first),))
             for name, source in engines:

@@ -46,8 +46,10 @@ class Track:
 
     def face_heights(self) -> np.ndarray:
         """(N,) landmark box height in frame pixels (NaN where no face)."""
-        lm = self.landmarks.astype(np.float32)
-        return np.nanmax(lm[:, :, 1], axis=1) - np.nanmin(lm[:, :, 1], axis=1)
+        out = np.full(len(self.landmarks), np.nan, np.float32)
+        ys = self.landmarks[self.found, :, 1].astype(np.float32)
+        out[self.found] = ys.max(1) - ys.min(1) if len(ys) else 0.0
+        return out
 
 
 def tracking_stride(fps: float, track_fps: float) -> int:
