@@ -68,6 +68,7 @@ class KeyframeState:
     landmarks: np.ndarray          # (K, 478, 3) keyframe landmarks in source crop px
     features: np.ndarray           # (K, D)
     anchor: np.ndarray             # (S, S, 3) uint8 source crop: what stays outside the head
+    anchor_landmarks: np.ndarray   # (478, 3) its landmarks
     images: dict[int, np.ndarray] = field(default_factory=dict)
     warps: dict[int, WarpState] = field(default_factory=dict)
     base: _Choice = field(default_factory=_Choice)
@@ -110,7 +111,8 @@ class KeyframeEngine(Engine):
         frame_to_crop = source.crop_from_frame @ np.diag([r, r, 1.0])
         to_crop = np.stack([frame_to_crop @ np.vstack([invert_affine(m), [0, 0, 1]]) for m in pack.crop_from_frame])
         lms = np.stack([transform_points(a, lm) for a, lm in zip(to_crop, pack.landmarks)])
-        return KeyframeState(pack, source.size, to_crop, lms, pack.features, np.ascontiguousarray(source.image))
+        return KeyframeState(pack, source.size, to_crop, lms, pack.features, np.ascontiguousarray(source.image),
+                             np.asarray(source.landmarks, np.float32))
 
     @staticmethod
     def _image(state: KeyframeState, k: int) -> np.ndarray:
@@ -151,7 +153,7 @@ class KeyframeEngine(Engine):
         m = state.mouth
         if m.current != state.base.current and d_mouth[state.base.current] > MOUTH_MARGIN * d_mouth[m.current]:
             self._composite_mouth(state, out, target)
-        return _over_anchor(out, state.anchor, target)
+        return _over_anchor(out, state.anchor, target, state.anchor_landmarks)
 
     def _composite_mouth(self, state: KeyframeState, base: np.ndarray, target: np.ndarray) -> None:
         """The mouth choice's real mouth, warped onto the target in the mouth box only, colour-matched
@@ -220,23 +222,31 @@ def warp_region(image: np.ndarray, source: np.ndarray, target: np.ndarray, roi: 
     return cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
 
-def _over_anchor(out: np.ndarray, anchor: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``out`` inside a feathered ellipse around the target head (face, hair, ears, top of the neck),
-    the untouched source crop outside it: only the head region is re-rendered."""
-    size = out.shape[0]
-    oval = target[topology.mesh()["oval"], :2]
+def _head_ellipse(small: np.ndarray, landmarks: np.ndarray, q: int) -> float:
+    """Draw (filled, value 1) on ``small`` (1/q scale) the ellipse from above the hair to just below
+    the chin of ``landmarks``; returns the face height in pixels."""
+    oval = landmarks[topology.mesh()["oval"], :2]
     lo, hi = oval.min(0), oval.max(0)
-    height = hi[1] - lo[1]
-    # from above the hair down to just below the chin: the collar and shoulders stay the anchor's,
-    # which a keyframe filmed at another moment would otherwise double
+    height = float(hi[1] - lo[1])
+    # down to just below the chin: collar and shoulders stay the anchor's, which a keyframe filmed at
+    # another moment would otherwise double
     top, bottom = lo[1] - 0.45 * height, hi[1] + 0.08 * height
-    centre = np.array([(lo[0] + hi[0]) / 2, (top + bottom) / 2])
-    half = np.array([0.75 * (hi[0] - lo[0]), (bottom - top) / 2])
+    c = np.array([(lo[0] + hi[0]) / 2, (top + bottom) / 2]) / q
+    axes = np.array([0.75 * (hi[0] - lo[0]), (bottom - top) / 2]) / q
+    cv2.ellipse(small, (int(round(c[0])), int(round(c[1]))), (max(int(axes[0]), 1), max(int(axes[1]), 1)), 0, 0, 360,
+                1.0, -1)
+    return height
+
+
+def _over_anchor(out: np.ndarray, anchor: np.ndarray, target: np.ndarray, anchor_landmarks: np.ndarray) -> np.ndarray:
+    """``out`` inside feathered ellipses around the target head and the anchor's own head (so the
+    anchor's head never shows beside a moved one), the untouched source crop elsewhere: only the
+    head region is re-rendered."""
+    size = out.shape[0]
     q = 4  # drawn and blurred at a quarter of the resolution: the mask is smooth anyway
     small = np.zeros((size // q, size // q), np.float32)
-    c = centre / q
-    axes = half / q
-    cv2.ellipse(small, (int(round(c[0])), int(round(c[1]))), (max(int(axes[0]), 1), max(int(axes[1]), 1)), 0, 0, 360, 1.0, -1)
+    height = _head_ellipse(small, target, q)
+    _head_ellipse(small, anchor_landmarks, q)
     small = cv2.GaussianBlur(small, (0, 0), max(0.06 * height / q, 1.0))
     mask = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
     ys, xs = np.nonzero(small > 1e-3)
