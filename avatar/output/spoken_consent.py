@@ -96,6 +96,7 @@ class WordCheck:
     words: list[tuple[str, float]] = field(default_factory=list)   # (word, score 0..1) in script order
     transcript: str = ""
     span: tuple[float, float] = (0.0, 0.0)                          # seconds of the audio checked
+    heard_code: str = ""   # the code words recognised against every spelling-alphabet word, slot by slot
 
     def score_of(self, words: list[str]) -> list[float]:
         return [s for w, s in self.words if w in words]
@@ -146,6 +147,34 @@ def _word_scores(pcm: bytes, words: list[str]) -> list[tuple[str, float]] | None
     return out
 
 
+def _heard_code(pcm: bytes, statement_words: list[str], n_code: int) -> str:
+    """The code as read: the script decoded with a grammar whose code slots accept any spelling-alphabet
+    word, so each slot gets the word that fits best (forced alignment alone would stretch a wrong code
+    over the speech with passable scores)."""
+    from pocketsphinx import Decoder  # noqa: PLC0415
+
+    from ..motion.audio.align import pronunciation  # noqa: PLC0415
+
+    grammar = ("#JSGF V1.0;\ngrammar consent;\npublic <script> = " + " ".join(statement_words)
+               + " <w>" * n_code + ";\n<w> = " + " | ".join(CODE_WORDS) + ";\n")
+    d = Decoder(samprate=16000, lm=None, loglevel="FATAL")
+    for w in sorted(set(statement_words) | set(CODE_WORDS)):
+        if d.lookup_word(w) is None:
+            d.add_word(w, " ".join(pronunciation(w)), True)
+    try:
+        d.add_jsgf_string("consent", grammar)
+        d.activate_search("consent")
+    except (RuntimeError, ValueError):
+        return ""
+    d.start_utt()
+    d.process_raw(pcm, full_utt=True)
+    d.end_utt()
+    hyp = d.hyp().hypstr.split() if d.hyp() is not None else []
+    if len(hyp) < len(statement_words) + n_code:
+        return ""  # the grammar did not reach the end of the code
+    return " ".join(hyp[-n_code:])
+
+
 def _transcript(pcm: bytes) -> str:
     from pocketsphinx import Decoder  # noqa: PLC0415
 
@@ -180,9 +209,10 @@ def _pause_ends(audio: np.ndarray, lo: float, hi: float) -> list[float]:
     return sorted(set(ends))
 
 
-def check_words(audio: np.ndarray, script: str, *, whole: bool = False) -> WordCheck:
-    """Align ``script`` to 16 kHz mono ``audio``: the whole of it (a consent video), or its start up
-    to the pause where the script fits (the consent read at the start of the footage)."""
+def check_words(audio: np.ndarray, script: str, *, whole: bool = False, code_words: int = CODE_LENGTH) -> WordCheck:
+    """Align ``script`` (ending in ``code_words`` code words) to 16 kHz mono ``audio``: the whole of it
+    (a consent video), or its start up to the pause where the script fits (the consent read at the
+    start of the footage); then decode which code was read (:func:`_heard_code`)."""
     from ..motion.audio.align import _config_paths, _pcm16, words_of  # noqa: PLC0415
 
     _config_paths()
@@ -194,7 +224,8 @@ def check_words(audio: np.ndarray, script: str, *, whole: bool = False) -> WordC
             pcm = _pcm16(audio[: int(end * 16000)])
             scores = _word_scores(pcm, words)
             if scores is not None:
-                return WordCheck(True, scores, _transcript(pcm), (0.0, round(end, 2)))
+                return WordCheck(True, scores, _transcript(pcm), (0.0, round(end, 2)),
+                                 _heard_code(pcm, words[:-code_words], code_words))
         span = ends[0] if ends else total
         pcm = _pcm16(audio[: int(span * 16000)])
         return WordCheck(False, [(w, 0.0) for w in words], _transcript(pcm), (0.0, round(span, 2)))
@@ -210,6 +241,10 @@ def judge_words(check: WordCheck, statement: str, code: str) -> None:
                            f"them to the recording{heard}. The subject must read the statement and the code aloud")
     code_words = words_of(code)
     n_code = len(code_words)
+    if check.heard_code != " ".join(code_words):
+        read = f"{check.heard_code!r}" if check.heard_code else "no code"
+        raise ConsentError(f"the one-time code read in the recording ({read}) is not the code given "
+                           f"({' '.join(code_words)!r}); the subject must read the code issued for this clone")
     code_scores = [s for _, s in check.words[-n_code:]]
     stmt_scores = [s for _, s in check.words[:-n_code]]
     missing = [w for w, s in check.words[-n_code:] if s < WORD_THRESHOLD]

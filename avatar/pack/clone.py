@@ -128,11 +128,12 @@ def clone_video(video: str | Path, *, subject: str, statement: str, store: Conse
         if basis == "spoken":
             script = sc.consent_script(statement, code)
             audio = read_audio(spoken_from, 16000)
-            check = sc.check_words(audio, script, whole=consent_video is not None)
+            check = sc.check_words(audio, script, whole=consent_video is not None, code_words=len(code.split()))
             n_code = len(code.split())
             # the code itself is kept only as a hash (redeem_code): its words are masked here
             words = check.words[:-n_code] + [(f"<code {i + 1}>", s) for i, (_, s) in enumerate(check.words[-n_code:])]
             evidence.update(script=sc.consent_script(statement, "<code>"), transcript=check.transcript, word_scores=words,
+                            code_read=check.heard_code == " ".join(code.lower().split()),
                             consent_span=check.span, consent_media=spoken_from.name,
                             consent_media_sha256=sha256_file(spoken_from))
             sc.judge_words(check, statement, code)

@@ -84,6 +84,17 @@ def test_speech_with_another_code_is_refused(store, issued, tmp_path, astronaut_
     _nothing_written(store)
 
 
+def test_a_clip_reading_another_code_than_the_one_issued_is_refused(store, consent_clip, monkeypatch):
+    other = "alpha bravo charlie delta"  # issued; the clip reads CODE
+    words = iter(other.split())
+    monkeypatch.setattr(sc, "secrets", SimpleNamespace(choice=lambda seq: next(words)))
+    assert sc.issue_code(store) == other
+    # forced alignment alone stretches these words over the spoken code with scores of 0.59-0.75
+    with pytest.raises(ConsentError, match=r"'papa echo alpha india'\) is not the code given"):
+        clone_video(consent_clip, subject="Eileen", statement=STATEMENT, code=other, store=store)
+    _nothing_written(store)
+
+
 def test_an_unissued_code_is_refused(store, consent_clip):
     with pytest.raises(ConsentError, match="not issued"):
         clone_video(consent_clip, subject="Eileen", statement=STATEMENT, code=CODE, store=store)
