@@ -93,24 +93,36 @@ def track_video(path: str | Path, *, track_fps: float = 15.0, start: float = 0.0
 
 
 def audio_features(path: str | Path, times: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
-    """(N, 20) log-mel bands and (N,) loudness in dB around each of ``times`` (window 1 / rate)."""
-    from ..errors import InputError
-    from ..media.video import read_audio
-    from ..motion.audio.features import FRAME_RATE, N_MELS, logmel
+    """(N, 20) log-mel bands and (N,) loudness in dB around each of ``times`` (window 1 / rate).
 
+    Streamed chunk by chunk (the 80-band log-mel of a long clip would take ~1 GB at once): only
+    20 bands and the mean square per 10 ms are kept."""
+    from ..errors import InputError
+    from ..media.video import iter_audio
+    from ..motion.audio.features import FRAME_RATE, HOP, N_MELS, StreamingLogMel
+
+    mel, bands, power, rest = StreamingLogMel(), [], [], np.zeros(0, np.float32)
     try:
-        audio = read_audio(path, 16000)
+        for chunk in iter_audio(path, 16000):
+            m = mel.push(chunk)
+            if len(m):
+                bands.append(m.reshape(len(m), AUDIO_BANDS, N_MELS // AUDIO_BANDS).mean(-1))
+            buf = np.concatenate([rest, chunk])
+            n = len(buf) // HOP
+            power.append((buf[: n * HOP].reshape(n, HOP).astype(np.float64) ** 2).mean(1))
+            rest = buf[n * HOP:]
     except InputError:
         return None, None
-    mel = logmel(audio)
-    if not len(mel):
+    if not bands:
         return None, None
-    bands = mel.reshape(len(mel), AUDIO_BANDS, N_MELS // AUDIO_BANDS).mean(-1)
+    bands_all = np.concatenate(bands)
+    power_all = np.concatenate(power)
     half = max(1, int(round(FRAME_RATE / rate / 2)))
-    centre = np.clip(np.round(np.asarray(times) * FRAME_RATE).astype(int), 0, len(mel) - 1)
-    cs = np.concatenate([np.zeros((1, AUDIO_BANDS)), np.cumsum(bands, 0)])
-    lo, hi = np.clip(centre - half, 0, len(mel)), np.clip(centre + half + 1, 0, len(mel))
+    centre = np.clip(np.round(np.asarray(times) * FRAME_RATE).astype(int), 0, len(bands_all) - 1)
+    lo, hi = np.clip(centre - half, 0, len(bands_all)), np.clip(centre + half + 1, 0, len(bands_all))
+    cs = np.concatenate([np.zeros((1, AUDIO_BANDS)), np.cumsum(bands_all, 0, dtype=np.float64)])
     feats = ((cs[hi] - cs[lo]) / np.maximum(hi - lo, 1)[:, None]).astype(np.float16)
-    hop = 160
-    rms = np.array([np.sqrt(np.mean(audio[a * hop:max(b * hop, a * hop + 1)] ** 2) + 1e-10) for a, b in zip(lo, hi)])
-    return feats, (20 * np.log10(rms)).astype(np.float32)
+    cp = np.concatenate([[0.0], np.cumsum(power_all)])
+    lo_p, hi_p = np.clip(lo, 0, len(power_all)), np.clip(hi, 0, len(power_all))
+    ms = (cp[hi_p] - cp[lo_p]) / np.maximum(hi_p - lo_p, 1)
+    return feats, (10 * np.log10(ms + 1e-10)).astype(np.float32)
