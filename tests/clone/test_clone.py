@@ -235,3 +235,24 @@ def test_the_demo_clones_a_video_avatar(research_clip, tmp_path):
         assert service.store.pack_dir(res.avatar_id) is not None
     finally:
         service.close()
+
+
+def test_a_rotated_phone_video_is_cloned_upright(store, research, research_clip, tmp_path):
+    """Frames stored sideways with rotation metadata (as phones record portrait video) are turned
+    upright before tracking: the anchor frame comes out in the displayed orientation."""
+    import shutil
+
+    from avatar.media.video import read_frames
+
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("needs the ffmpeg binary to write rotation metadata")
+    frames = [np.pad(f, ((32, 32), (0, 0), (0, 0)), mode="edge") for f in read_frames(research_clip)]  # 320 × 256
+    sideways = write_clip(tmp_path / "sideways.mp4", [np.ascontiguousarray(np.rot90(f, -1)) for f in frames], None)
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(sideways), "-c", "copy", "-metadata:s:v:0", "rotate=90",
+                    str(rotated)], check=True)
+    res = clone_video(rotated, subject="Eileen", statement="evaluation", store=store)
+    pack = load_pack(res.pack)
+    assert pack.manifest["source"]["rotation"] == 90
+    assert pack.anchor_frame().shape == (320, 256, 3)
