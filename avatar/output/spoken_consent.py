@@ -65,20 +65,32 @@ def issue_code(store, ttl: timedelta = CODE_TTL) -> str:
     return code
 
 
+def _valid_code(db, code: str) -> str:
+    """The code's hash; raises ConsentError for an unknown, used or expired code."""
+    h = _hash_code(code)
+    db.execute(_CODES_SCHEMA)
+    row = db.execute("SELECT expires, used FROM consent_codes WHERE code_hash=?", (h,)).fetchone()
+    if row is None:
+        raise ConsentError(f"the consent code {code!r} was not issued by this store; get one with "
+                           "`avatar clone --new-code` and have the subject read it")
+    if row[1] is not None:
+        raise ConsentError(f"the consent code {code!r} was already used on {row[1]}; issue a new one "
+                           "(`avatar clone --new-code`)")
+    if datetime.fromisoformat(row[0]) <= _now():
+        raise ConsentError(f"the consent code {code!r} expired on {row[0]}; issue a new one (`avatar clone --new-code`)")
+    return h
+
+
+def check_code(store, code: str) -> None:
+    """Refuse an unknown, used or expired code before any work (it is redeemed only at the end)."""
+    with store.transaction() as db:
+        _valid_code(db, code)
+
+
 def redeem_code(store, code: str) -> str:
     """Mark ``code`` used; returns its hash. Raises ConsentError for an unknown, used or expired code."""
-    h = _hash_code(code)
     with store.transaction() as db:
-        db.execute(_CODES_SCHEMA)
-        row = db.execute("SELECT expires, used FROM consent_codes WHERE code_hash=?", (h,)).fetchone()
-        if row is None:
-            raise ConsentError(f"the consent code {code!r} was not issued by this store; get one with "
-                               "`avatar clone --new-code` and have the subject read it")
-        if row[1] is not None:
-            raise ConsentError(f"the consent code {code!r} was already used on {row[1]}; issue a new one "
-                               "(`avatar clone --new-code`)")
-        if datetime.fromisoformat(row[0]) <= _now():
-            raise ConsentError(f"the consent code {code!r} expired on {row[0]}; issue a new one (`avatar clone --new-code`)")
+        h = _valid_code(db, code)
         db.execute("UPDATE consent_codes SET used=? WHERE code_hash=?", (_now().isoformat(timespec="seconds"), h))
     return h
 

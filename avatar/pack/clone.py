@@ -119,6 +119,7 @@ def clone_video(video: str | Path, *, subject: str, statement: str, store: Conse
                 raise ConsentError("a video clone needs the subject to read the consent statement with a one-time code: "
                                    "issue one with `avatar clone --new-code`, film the subject reading it, and pass "
                                    "--code; or record an operator's attestation with --attested-by NAME")
+            sc.check_code(store, code)
             if not has_audio(spoken_from):
                 raise ConsentError(f"{spoken_from} has no audio, so the spoken consent cannot be checked; pass a "
                                    "--consent-video with sound, or record an operator's attestation with --attested-by NAME")
