@@ -3,6 +3,7 @@
 Public API (heavy modules load on first use)::
 
     from avatar import Animator, AvatarConfig, animate, talk
+    from avatar import clone_video   # a consented video → a video avatar (docs/clone.md)
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .config import (AvatarConfig, FaceConfig, MotionConfig, OutputConfig, RenderConfig, SmoothingConfig,
-                     SpeechConfig)
+from .config import (AvatarConfig, CloneConfig, FaceConfig, MotionConfig, OutputConfig, RenderConfig,
+                     SmoothingConfig, SpeechConfig)
 from .errors import (AvatarError, ConfigError, ConsentError, EngineUnavailable, InputError, NoFaceError,
                      ShapeError, WeightsError)
 
@@ -24,10 +25,11 @@ _LAZY = {
     "talk": "avatar.pipeline",
     "create_engine": "avatar.render.registry",
     "list_engines": "avatar.render.registry",
+    "clone_video": "avatar.pack.clone",
 }
 
 __all__ = [
-    "AvatarConfig", "FaceConfig", "MotionConfig", "OutputConfig", "RenderConfig", "SmoothingConfig", "SpeechConfig",
+    "AvatarConfig", "CloneConfig", "FaceConfig", "MotionConfig", "OutputConfig", "RenderConfig", "SmoothingConfig", "SpeechConfig",
     "AvatarError", "ConfigError", "ConsentError", "EngineUnavailable", "InputError", "NoFaceError",
     "ShapeError", "WeightsError", "__version__", *_LAZY,
 ]

@@ -90,7 +90,8 @@ class MotionConfig:
 class RenderConfig:
     """Which engine renders, and where.
 
-    engine: "warp" (default, no weights), "fomm" (needs ``checkpoint``), "onnx" (needs ``model_dir``).
+    engine: "warp" (default, no weights), "fomm" (needs ``checkpoint``), "onnx" (needs ``model_dir``),
+    "keyframes" (needs ``pack``; chosen by itself for a video avatar, see docs/clone.md).
     int8: the onnx engine runs the export's int8 generator (``avatar export onnx --int8``; CPU).
     shading: the warp engine carries the driver's change in shading onto the face (relative
     mode, driving video or webcam).
@@ -110,6 +111,7 @@ class RenderConfig:
     mouth_interior: bool = True
     shading: bool = True
     detail: bool = True
+    pack: str | None = None  # the avatar pack a video avatar renders from (engine "keyframes")
 
     def __post_init__(self) -> None:
         _check(bool(self.engine), "engine must be a non-empty name")
@@ -162,6 +164,37 @@ class SpeechConfig:
         _check(80 <= self.rate <= 450, f"speech rate must be in [80, 450] words per minute, got {self.rate}")
         _check(0.0 <= self.blink_rate <= 60.0, f"blink_rate must be in [0, 60] per minute, got {self.blink_rate}")
         _check(0.0 <= self.head_amplitude <= 5.0, f"head_amplitude must be in [0, 5], got {self.head_amplitude}")
+
+
+@dataclass(frozen=True, slots=True)
+class CloneConfig:
+    """Cloning an avatar from a video (``avatar clone VIDEO``).
+
+    min_seconds: shortest usable clip. min_face: smallest median face height (pixels).
+    min_found: fraction of tracked frames that must show the face. max_multi: fraction of
+    tracked frames allowed to show more than one face. track_fps: frames tracked per second
+    (every n-th frame, so a clone takes less than the clip's duration). max_keyframes: cap on
+    keyframes (pack size). crop_size: keyframe crop side (pixels; smaller when the clip is).
+    keep_footage: store the clip in the pack (the base footage talking avatars play).
+    """
+
+    min_seconds: float = 10.0
+    min_face: int = 80
+    min_found: float = 0.5
+    max_multi: float = 0.1
+    track_fps: float = 15.0
+    max_keyframes: int = 300
+    crop_size: int = 512
+    keep_footage: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.min_seconds >= 0, f"min_seconds must be >= 0, got {self.min_seconds}")
+        _check(0.0 < self.min_found <= 1.0, f"min_found must be in (0, 1], got {self.min_found}")
+        _check(0.0 <= self.max_multi <= 1.0, f"max_multi must be in [0, 1], got {self.max_multi}")
+        _check(1.0 <= self.track_fps <= 120.0, f"track_fps must be in [1, 120], got {self.track_fps}")
+        _check(1 <= self.max_keyframes <= 5000, f"max_keyframes must be in [1, 5000], got {self.max_keyframes}")
+        _check(64 <= self.crop_size <= 1024 and self.crop_size % 8 == 0,
+               f"crop_size must be a multiple of 8 in [64, 1024], got {self.crop_size}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,6 +91,13 @@ class AnimationResult:
         return self.frames / self.seconds if self.seconds > 0 else float("inf")
 
 
+def is_avatar_id(source: Any) -> bool:
+    """True for an avatar id (``av_`` + 12 hex digits) given where a portrait path would be."""
+    import re
+
+    return isinstance(source, str) and re.fullmatch(r"av_[0-9a-f]{12}", source) is not None and not Path(source).exists()
+
+
 def _where(name: str, frame: int | None = None) -> str:
     return name if frame is None else f"{name} (frame {frame})"
 
@@ -128,13 +135,18 @@ class Animator:
         """
         from .media.image import load_image, resize_max
 
-        cfg = self.config
         label = name or (str(source) if isinstance(source, (str, Path)) else "the portrait")
-        image = load_image(source)
+        stored = is_avatar_id(source)
+        if stored:  # an avatar id where a portrait path would be: the avatar's own image
+            avatar_id = avatar_id or str(source)
+        if avatar_id is not None:
+            self._use_avatar_pack(avatar_id)
+        cfg = self.config
+        image = self._store_or_default().source_image(avatar_id) if stored else load_image(source)
         frame = resize_max(image, cfg.output.max_size)
         with self.detector(video=False) as det:
             face = select_face(det.detect(frame), cfg.face.face_index, label, cfg.face.require_single)
-        grant = self._check_consent(source, frame, use=use, avatar_id=avatar_id)
+        grant = self._check_consent(None if stored else source, None if stored else frame, use=use, avatar_id=avatar_id)
         crop, state, paste = self._source_state(frame, face.landmarks)
         return PreparedSource(frame, crop, state, paste, grant, label)
 
@@ -146,11 +158,30 @@ class Animator:
         crop = make_crop(frame, landmarks, m, size)
         return crop, self.engine.prepare(crop), PasteBack(frame, m, size, source_crop=crop.image)
 
-    def _check_consent(self, source: Any, frame: np.ndarray, *, use: Use, avatar_id: str | None) -> Any:
-        from .media.image import sha256_file
-        from .output.consent import ConsentStore, check_consent
+    def _store_or_default(self) -> Any:
+        from .output.consent import ConsentStore
 
-        store = self._store if self._store is not None else ConsentStore()
+        if self._store is None:
+            self._store = ConsentStore()
+        return self._store
+
+    def _use_avatar_pack(self, avatar_id: str) -> None:
+        """A video avatar renders from its pack: the default engine becomes "keyframes" (an engine
+        chosen explicitly, e.g. fomm, stays)."""
+        pack = self._store_or_default().pack_dir(avatar_id)
+        render = self.config.render
+        if pack is None or render.engine not in ("warp", "keyframes") or render.pack == str(pack):
+            return
+        self.config = dataclasses.replace(self.config, render=dataclasses.replace(render, engine="keyframes", pack=str(pack)))
+        # the warp engine it replaces holds nothing to release (and may belong to a caller's pool)
+        self.engine = create_engine(self.config.render)
+        self.engine.configure(self.config.motion)
+
+    def _check_consent(self, source: Any, frame: np.ndarray | None, *, use: Use, avatar_id: str | None) -> Any:
+        from .media.image import sha256_file
+        from .output.consent import check_consent
+
+        store = self._store_or_default()
         sha = sha256_file(source) if isinstance(source, (str, Path)) else None
         return check_consent(store, image=frame, use=use, source_sha256=sha, avatar_id=avatar_id)
 

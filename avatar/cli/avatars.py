@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 STORE_HELP = ("consent database (default: $AVATAR_HOME/avatars.sqlite3; without $AVATAR_HOME, "
               "~/.local/share/avatar/avatars.sqlite3 on Linux)")
 STORE_NOTE = ("The consent store lives in $AVATAR_HOME (default ~/.local/share/avatar on Linux, "
@@ -75,4 +77,25 @@ def run(args: argparse.Namespace) -> int:
               + f"\nsource sha256: {r.source_sha256}\nsource copy: {store.sources_dir / r.image_file}")
         for name, sha in r.evidence:
             print(f"evidence:    {name} sha256 {sha}")
+        _show_video_consent(store, r.avatar_id)
         return 0
+
+
+def _show_video_consent(store, avatar_id: str) -> None:
+    """A video clone's consent basis, evidence and pack."""
+    ev = store.evidence_of(avatar_id)
+    if ev is None:
+        return
+    d = ev["details"]
+    basis = ev["basis"] + (f" (attested by {ev['attested_by']})" if ev["attested_by"] else "")
+    print(f"consent basis: {basis}")
+    if ev["basis"] == "spoken":
+        weak = [w for w, s in d.get("word_scores", []) if s < 0.5]
+        scores = [s for _, s in d.get("word_scores", [])]
+        print(f"spoken:      {d.get('script')!r} in {d.get('consent_media')} {d.get('consent_span')} s; "
+              f"word scores min {min(scores, default=0):.2f} mean {np.mean(scores) if scores else 0:.2f}"
+              + (f", weak: {', '.join(weak)}" if weak else ""))
+        print(f"heard:       {d.get('transcript')!r}\nface distance: {d.get('face_distance')}  code sha256: {d.get('code_hash')}")
+    pack = store.pack_dir(avatar_id)
+    print(f"footage:     {d.get('footage')} sha256 {d.get('footage_sha256')} ({d.get('duration', 0):.1f} s)")
+    print(f"pack:        {pack if pack else '(deleted)'}")

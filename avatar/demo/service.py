@@ -260,6 +260,50 @@ class DemoService:
             self._prefs[rec.avatar_id] = CropPrefs(idx if len(found) > 1 else None, scale)
         return rec
 
+    def new_consent_code(self, statement: str | None) -> tuple[str, str]:
+        """A one-time consent code and the script the subject reads on camera with it."""
+        from ..output.spoken_consent import consent_script, issue_code
+
+        if not (statement or "").strip():
+            raise ConsentError("write the consent statement first: the subject reads it on camera with the code")
+        code = issue_code(self.store)
+        return code, consent_script(statement, code)
+
+    def create_video_avatar(self, video: str | Path | None, *, subject: str, granted_by: str, statement: str,
+                            scopes: Sequence[str], commercial: bool, expires: str | None, confirmed: bool,
+                            code: str | None = None, attested_by: str | None = None, viewer: Viewer | None = None):
+        """Clone a video avatar from an uploaded or webcam-recorded video (docs/clone.md): the subject
+        reads the statement and ``code`` at its start, or an operator attests (``attested_by``)."""
+        from ..output.consent import GRANTORS, Scope, parse_expiry
+        from ..pack.clone import clone_video
+
+        code = (code or "").strip() or None
+        attested_by = (attested_by or "").strip() or None
+        missing = []
+        if not video:
+            missing.append("a video")
+        if not (subject or "").strip():
+            missing.append("the subject's name")
+        if (granted_by or "") not in GRANTORS:
+            missing.append(f"who grants consent ({', '.join(GRANTORS)})")
+        if not (statement or "").strip():
+            missing.append("the consent statement")
+        if not scopes:
+            missing.append("at least one scope (video, audio, live)")
+        if not confirmed:
+            missing.append("the confirmation that the grantor agreed to the statement")
+        if code is None and attested_by is None:
+            missing.append("the one-time code the subject read (or an operator's attestation)")
+        if missing:
+            raise ConsentError("the consent form is incomplete: add " + "; ".join(missing))
+        p = self.check_upload(video, "video")
+        expiry = parse_expiry(expires)
+        if expiry is not None and expiry <= _now():
+            raise ConsentError(f"the expiry {expiry.date()} is in the past; give a future date or leave it empty")
+        return clone_video(p, subject=subject, statement=statement, store=self.store, granted_by=granted_by,
+                           scope=Scope.parse(",".join(scopes), commercial=bool(commercial)), expires=expiry,
+                           code=code, attested_by=attested_by, owner=(viewer or local_viewer()).owner)
+
     def prefs(self, avatar_id: str | None) -> CropPrefs:
         """Face and crop scale chosen at clone time (defaults for avatars cloned elsewhere)."""
         with self._lock:
@@ -298,6 +342,10 @@ class DemoService:
                  f"- created: {fmt(r.created)}", f"- expires: {fmt(r.expires)}", f"- status: **{status}**",
                  f"- source sha256: `{r.source_sha256[:16]}…`"]
         lines += [f"- evidence: {name} (sha256 `{sha[:16]}…`)" for name, sha in r.evidence]
+        ev = self.store.evidence_of(r.avatar_id)
+        if ev is not None:  # a video avatar: how consent was given
+            lines.append(f"- video avatar, consent basis: **{ev['basis']}**"
+                         + (f" (attested by {ev['attested_by']})" if ev["attested_by"] else ""))
         return "\n".join(lines)
 
     def revoke(self, avatar_id: str | None, reason: str, viewer: Viewer | None = None, token: str | None = None):

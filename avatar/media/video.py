@@ -206,6 +206,7 @@ class FrameReader(Iterator[np.ndarray]):
         self._reformatter = VideoReformatter()
         self._max = max_frames
         self.index = 0  # frames yielded so far
+        self.time = 0.0  # presentation time (s) of the last frame yielded: variable frame rate needs it
         self._closed = False
 
     def __iter__(self) -> FrameReader:
@@ -234,6 +235,7 @@ class FrameReader(Iterator[np.ndarray]):
             ) from None
         rgb = self._reformatter.reformat(frame, format="rgb24", interpolation=_TO_RGB_FLAGS).to_ndarray()
         self.index += 1
+        self.time = float(frame.time) if frame.time is not None else self.time
         return apply_rotation(rgb, frame.rotation)
 
     def close(self) -> None:

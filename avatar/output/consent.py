@@ -24,6 +24,7 @@ under which no record is needed; outputs are still labelled, with ``policy="rese
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import hashlib
@@ -37,7 +38,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 import numpy as np
 
@@ -104,6 +105,20 @@ def local_owner() -> str:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.strip().encode()).hexdigest()
+
+
+# Video clones (avatar/pack, avatar/output/spoken_consent): how consent was given and the evidence
+# checked. A table of its own, so the avatars table keeps its schema.
+_EVIDENCE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS consent_evidence (
+    avatar_id      TEXT PRIMARY KEY,
+    basis          TEXT NOT NULL,
+    attested_by    TEXT,
+    details        TEXT NOT NULL,
+    created        TEXT NOT NULL
+);
+"""
+BASES = ("spoken", "attested", "research")
 
 
 @dataclass(frozen=True)
@@ -176,6 +191,8 @@ class ConsentGrant:
     scope: Scope | None
     expires: datetime | None
     policy: Literal["consent", "research"]
+    basis: str | None = None          # video clones: "spoken", "attested" or "research"
+    attested_by: str | None = None    # the operator who attested consent (basis "attested")
 
     def payload32(self) -> int:
         """32-bit watermark payload: the first 4 bytes of sha256(consent_id)."""
@@ -245,6 +262,7 @@ class ConsentStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             self._migrate()
+            self._db.executescript(_EVIDENCE_SCHEMA)
         except (OSError, sqlite3.DatabaseError) as exc:
             raise InputError(f"cannot open the consent store {self.path} ({exc}); "
                              "pass another path or set $AVATAR_HOME to a writable folder") from exc
@@ -266,6 +284,18 @@ class ConsentStore:
     def close(self) -> None:
         self._db.close()
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction on the store (for modules that keep their own tables here)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def __enter__(self) -> "ConsentStore":
         return self
 
@@ -277,10 +307,12 @@ class ConsentStore:
     def clone(self, image: np.ndarray, *, source_sha256: str, subject: str, granted_by: str, statement: str,
               scope: Scope = Scope(), expires: datetime | None = None, evidence: list[Path] | tuple = (),
               source_path: Path | None = None, face_index: int | None = None,
-              descriptor: np.ndarray | None = None, owner: str | None = None) -> AvatarRecord:
+              descriptor: np.ndarray | None = None, owner: str | None = None,
+              avatar_id: str | None = None) -> AvatarRecord:
         """Record consent for the face in ``image`` ((H, W, 3) uint8 RGB) and return the avatar.
 
-        ``descriptor`` may be given when the caller already computed it (skips face detection).
+        ``descriptor`` may be given when the caller already computed it (skips face detection);
+        ``avatar_id`` when the caller already wrote files under it (a video clone's pack).
         ``owner`` is who creates it (default :func:`local_owner`). The returned record carries
         ``revocation_token``: hand it to the subject; only its hash is stored, so it is shown once.
         """
@@ -303,7 +335,7 @@ class ConsentStore:
                 raise InputError(f"evidence file {p} does not exist; pass existing files to --evidence")
             ev.append((p.name, _sha256_file(p)))
         desc = _describe(image, face_index) if descriptor is None else np.asarray(descriptor, np.float32)
-        avatar_id = "av_" + uuid.uuid4().hex[:12]
+        avatar_id = avatar_id or new_avatar_id()
         consent_id = str(uuid.uuid4())
         image_file = self._store_source(avatar_id, image, source_path, source_sha256)
         token = secrets.token_urlsafe(18)
@@ -372,7 +404,46 @@ class ConsentStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        self._delete_pack(avatar_id)  # a revoked avatar's footage and keyframes are not kept
         return self.get(avatar_id)
+
+    def delete(self, avatar_id: str) -> None:
+        """Delete an avatar: its record, evidence, source copy and pack."""
+        rec = self.get(avatar_id)
+        with self.transaction() as db:
+            db.execute("DELETE FROM consent_evidence WHERE avatar_id=?", (avatar_id,))
+            db.execute("DELETE FROM avatars WHERE avatar_id=?", (avatar_id,))
+        (self.sources_dir / rec.image_file).unlink(missing_ok=True)
+        self._delete_pack(avatar_id)
+
+    def _delete_pack(self, avatar_id: str) -> None:
+        from ..pack.store import delete_pack  # noqa: PLC0415
+
+        delete_pack(self.path, avatar_id)
+
+    def pack_dir(self, avatar_id: str) -> Path | None:
+        """The folder of the avatar's pack (video clones), or None for a photo avatar."""
+        from ..pack.store import pack_path  # noqa: PLC0415
+
+        path = pack_path(self.path, avatar_id)
+        return path if (path / "manifest.json").is_file() else None
+
+    def record_evidence(self, avatar_id: str, basis: str, details: dict, attested_by: str | None = None) -> None:
+        """Store how a video clone's consent was given (``basis``) and the evidence checked."""
+        if basis not in BASES:
+            raise ConfigError(f"consent basis must be one of {', '.join(BASES)}, got {basis!r}")
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO consent_evidence VALUES (?, ?, ?, ?, ?)",
+                       (avatar_id, basis, attested_by, json.dumps(details, sort_keys=True), _iso(_now())))
+
+    def evidence_of(self, avatar_id: str) -> dict | None:
+        """{"basis", "attested_by", "details", "created"} of a video clone, None for other avatars."""
+        with self._lock:
+            row = self._db.execute("SELECT basis, attested_by, details, created FROM consent_evidence WHERE avatar_id=?",
+                                   (avatar_id,)).fetchone()
+        if row is None:
+            return None
+        return {"basis": row[0], "attested_by": row[1], "details": json.loads(row[2]), "created": row[3]}
 
     # -- reading -------------------------------------------------------------------------
 
@@ -458,6 +529,11 @@ class ConsentStore:
                 return np.asarray(im.convert("RGB"))
 
 
+def new_avatar_id() -> str:
+    """A fresh avatar id, ``av_`` + 12 hex digits."""
+    return "av_" + uuid.uuid4().hex[:12]
+
+
 def parse_expiry(text: str | None, what: str = "expiry") -> datetime | None:
     """"" or None → no expiry; "2027-01-01" or an ISO date-time (UTC when no zone) → aware datetime."""
     text = (text or "").strip()
@@ -538,7 +614,11 @@ def check_consent(store: ConsentStore | None, *, image: np.ndarray | None, use: 
             raise ConsentError(f"no consent is recorded for this portrait; {how_to(use)}. Operators doing research "
                                f"may set {POLICY_ENV}=research (outputs are still labelled)")
     _check_record(rec, use, commercial)
-    return _grant(rec)
+    grant = _grant(rec)
+    ev = store.evidence_of(rec.avatar_id)
+    if ev is not None:  # a video clone: its outputs say how consent was given
+        grant = dataclasses.replace(grant, basis=ev["basis"], attested_by=ev["attested_by"])
+    return grant
 
 
 def _matches(store: ConsentStore, rec: AvatarRecord, image: np.ndarray, sha: str | None) -> bool:

@@ -53,6 +53,12 @@ def _onnx(cfg: RenderConfig) -> Engine:
     return OnnxEngine(cfg)
 
 
+def _keyframes(cfg: RenderConfig) -> Engine:
+    from .keyframes import KeyframeEngine
+
+    return KeyframeEngine(cfg)
+
+
 def _register_builtins() -> None:
-    for name, fn in (("warp", _warp), ("fomm", _fomm), ("onnx", _onnx)):
+    for name, fn in (("warp", _warp), ("fomm", _fomm), ("onnx", _onnx), ("keyframes", _keyframes)):
         _FACTORIES.setdefault(name, fn)

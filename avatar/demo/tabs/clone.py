@@ -1,4 +1,5 @@
-"""Clone tab: upload a portrait, see the faces and the crop, record consent; list, inspect, revoke."""
+"""Clone tab: upload a portrait (or a consented video), see the faces and the crop, record consent; list,
+inspect, revoke."""
 
 from dataclasses import dataclass
 
@@ -57,6 +58,21 @@ def build(service: DemoService) -> CloneTab:
             token = gr.Textbox(label="Revocation token (shown once: give it to the subject, who can withdraw "
                                      "consent with it at any time)", interactive=False, elem_id="revocation-token",
                                buttons=["copy"])
+    with gr.Accordion("Video avatar: clone from a consented video", open=False):
+        gr.Markdown("A video of the person talking gives the avatar their real teeth, mouth shapes and poses. "
+                    "Fill in the consent form above, get a one-time code, then upload or record a video (10 s or "
+                    "more) that **starts with the person reading the statement and the code aloud**. Or, instead "
+                    "of the spoken consent, an operator attests a written one.")
+        with gr.Row():
+            get_code = gr.Button("Get a one-time code", scale=1)
+            code = gr.Textbox(label="One-time code", scale=2, elem_id="consent-code")
+        script = gr.Markdown(elem_id="consent-script")
+        video = gr.Video(sources=["upload", "webcam"], label="Video of the person (reading the statement first)",
+                         height=320, elem_id="clone-video")
+        attested_by = gr.Textbox(label="Attested by (operator's name, instead of the spoken consent)",
+                                 placeholder="empty = spoken consent")
+        create_video = gr.Button("Create video avatar", variant="primary")
+
     gr.Markdown("### Avatars")
     table = gr.Dataframe(headers=["avatar", "subject", "granted by", "scope", "status", "expires", "created by"],
                          datatype=["str"] * 7, interactive=False, wrap=True, label="Avatars",
@@ -105,6 +121,20 @@ def build(service: DemoService) -> CloneTab:
         return rec.avatar_id, rows, pick, rec.revocation_token
 
     @refusing
+    def on_code(stmt):
+        new, text = service.new_consent_code(stmt)
+        return new, f"**The person reads this on camera** (the code works once, for 24 h):\n\n> {text}"
+
+    @refusing
+    def on_create_video(path, subj, grantor, stmt, scope, comm, exp, ok, code_text, attester, request: gr.Request):
+        res = service.create_video_avatar(path, subject=subj, granted_by=grantor, statement=stmt, scopes=scope,
+                                          commercial=comm, expires=exp, confirmed=ok, code=code_text,
+                                          attested_by=attester, viewer=viewer_of(service, request))
+        gr.Info(f"video avatar {res.avatar_id} created: {res.keyframes} keyframes, consent {res.basis}")
+        rows, pick = listing(res.avatar_id, request)
+        return res.avatar_id, rows, pick, res.revocation_token
+
+    @refusing
     def on_revoke(avatar_id, why, request: gr.Request):
         return revoked(avatar_id, why, None, request)
 
@@ -135,6 +165,9 @@ def build(service: DemoService) -> CloneTab:
                              confirmed], [created, table, picker, token], api_name="create_avatar")
     show.click(on_inspect, picker, record, api_name="inspect_avatar")
     refresh.click(refusing(listing), picker, [table, picker], api_name="list_avatars")
+    get_code.click(on_code, statement, [code, script], api_name="new_consent_code")
+    create_video.click(on_create_video, [video, subject, granted_by, statement, scopes, commercial, expires, confirmed,
+                                         code, attested_by], [created, table, picker, token], api_name="create_video_avatar")
     revoke.click(on_revoke, [picker, reason], [table, picker, record], api_name="revoke_avatar")
     revoke_by_token.click(on_revoke_by_token, [picker, reason, revoke_token], [table, picker, record],
                           api_name="revoke_with_token")
