@@ -1,0 +1,86 @@
+"""The default executor: a pool of worker processes on this machine.
+
+Workers are spawned (not forked: mediapipe and torch keep threads that fork would copy
+half-alive), each loads its engines once and keeps its input cache for the whole batch. At
+most ``max_in_flight`` jobs are submitted at a time, so a 100 000-line job file is streamed,
+never held. A worker that dies mid-job (kill -9, out of memory) breaks the pool: the pool is
+rebuilt and the jobs it held are retried once, then reported as failed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .jobs import Job
+from .worker import WorkerContext, init_process, render_in_process
+
+WORKER_DIED = "the worker process died while rendering (killed, crashed or out of memory)"
+
+
+def died_record(job: Job, attempt: int) -> dict[str, Any]:
+    return {**job.to_record(), "attempt": attempt, "status": "failed", "error": WORKER_DIED, "error_type": "WorkerDied"}
+
+
+class LocalPool:
+    """``workers`` processes rendering jobs; ``on_lost(job)`` runs for each job whose worker died."""
+
+    def __init__(self, workers: int, ctx: WorkerContext, max_attempts: int = 2) -> None:
+        self.workers, self.ctx, self.max_attempts = workers, ctx, max_attempts
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def _start(self) -> cf.ProcessPoolExecutor:
+        self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=init_process, initargs=(self.ctx,))
+        return self._pool
+
+    def run(self, jobs: Iterator[Job], max_in_flight: int, on_lost: Callable[[Job], None] = lambda job: None
+            ) -> Iterator[dict[str, Any]]:
+        """Render ``jobs``; yields one result record per job as each finishes (any order)."""
+        pool = self._pool or self._start()
+        retry: list[tuple[Job, int]] = []
+        inflight: dict[cf.Future, tuple[Job, int]] = {}
+        pending = iter(jobs)
+        exhausted = False
+        while True:
+            while len(inflight) < max_in_flight and (retry or not exhausted):
+                if retry:
+                    job, attempt = retry.pop(0)
+                else:
+                    job = next(pending, None)
+                    if job is None:
+                        exhausted = True
+                        break
+                    attempt = 1
+                inflight[pool.submit(render_in_process, job, attempt)] = (job, attempt)
+            if not inflight:
+                return
+            done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
+            broken = any(isinstance(f.exception(), cf.process.BrokenProcessPool) for f in done)
+            if broken:  # the pool fails every job it still holds: collect them all
+                done, _ = cf.wait(inflight)
+            for fut in done:
+                job, attempt = inflight.pop(fut)
+                exc = fut.exception()
+                if exc is None:
+                    yield fut.result()
+                    continue
+                if not isinstance(exc, cf.process.BrokenProcessPool):
+                    yield {**job.to_record(), "attempt": attempt, "status": "failed",
+                           "error": f"{type(exc).__name__}: {exc}", "error_type": type(exc).__name__}
+                    continue
+                on_lost(job)
+                if attempt < self.max_attempts:
+                    retry.append((job, attempt + 1))
+                else:
+                    yield died_record(job, attempt)
+            if broken:
+                pool.shutdown(wait=True, cancel_futures=True)
+                pool = self._start()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
