@@ -19,6 +19,8 @@ import logging
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -52,8 +54,25 @@ def _probe(address: str, timeout: float) -> None:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             pass
     except OSError as exc:
-        raise InputError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc} (after up to {timeout:g} s); "
+        raise InputError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}; "
                          "check the address (`ray status` on the head node prints it) and that the port is open") from None
+
+
+def _handshake(address: str, timeout: float) -> None:
+    """Connect once from a throw-away process: a port that accepts but never speaks Ray would
+    block ``ray.init`` inside native code, where no Python-level timeout can interrupt it."""
+    code = ("import sys, ray\n"
+            "ray.init(address=sys.argv[1], log_to_driver=False, configure_logging=False)\n"
+            "ray.shutdown()\n")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"the Ray cluster at {address} did not answer within {timeout:g} s "
+                         "(is it a Ray head node? --ray-timeout sets the wait)") from None
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        reason = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise InputError(f"cannot connect to the Ray cluster at {address}: {reason}")
 
 
 @contextlib.contextmanager
@@ -86,6 +105,7 @@ def connect(address: str | None, num_cpus: int | None = None, timeout: float = 3
         return True
     if address != "auto":
         _probe(address, min(timeout, 10.0))
+    _handshake(address, timeout)
     try:
         with _deadline(timeout, f"the Ray cluster at {address}"):
             ray.init(address=address, **kwargs)
