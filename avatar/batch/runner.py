@@ -95,7 +95,8 @@ def run(jobs: str | os.PathLike[str] | Iterable[dict[str, Any]], out_dir: str | 
         workers: int | None = None, ray: str | bool | None = None, manifest: str | os.PathLike[str] | None = None,
         retry_failed: bool = False, dry_run: bool = False, progress: bool = True, base_dir: str | Path | None = None,
         consent_store: str | os.PathLike[str] | None = None, max_in_flight: int | None = None,
-        ray_timeout: float = 30.0, ray_num_gpus: float = 1.0, ray_ship_inputs: bool = True) -> BatchSummary:
+        ray_timeout: float = 30.0, ray_num_cpus: float = 1.0, ray_num_gpus: float = 1.0,
+        ray_ship_inputs: bool = True) -> BatchSummary:
     """Render a batch of ``animate`` / ``talk`` jobs into ``out_dir`` (a folder or an fsspec URL).
 
     jobs: a JSONL or CSV file (see :mod:`avatar.batch.jobs`) or an iterable of job dicts.
@@ -108,6 +109,8 @@ def run(jobs: str | os.PathLike[str] | Iterable[dict[str, Any]], out_dir: str | 
     dry_run: validate and plan only; nothing is rendered or written.
     consent_store: the consent database every worker checks (default: the user's).
     max_in_flight: jobs submitted at once (default 2 per worker on the local pool, 1 per actor on Ray).
+    ray_num_cpus / ray_num_gpus: what each Ray actor asks for (GPUs only for jobs that run fomm/onnx on CUDA).
+    ray_ship_inputs: send input files through Ray's object store (False: they are on shared storage).
 
     Raises InputError / ConfigError before anything runs for a bad job file, an unwritable
     output folder or an unreachable Ray cluster. A job that fails (no consent, bad input) is
@@ -135,7 +138,8 @@ def run(jobs: str | os.PathLike[str] | Iterable[dict[str, Any]], out_dir: str | 
     with Manifest(manifest_path) as book:
         return _render(source, out, book, index, summary, workers=workers, ray=ray, retry_failed=retry_failed,
                        progress=progress, consent_store=consent_store, max_in_flight=max_in_flight,
-                       ray_timeout=ray_timeout, ray_options={"num_gpus": ray_num_gpus, "ship_inputs": ray_ship_inputs})
+                       ray_timeout=ray_timeout, ray_options={"num_cpus": ray_num_cpus, "num_gpus": ray_num_gpus,
+                                                               "ship_inputs": ray_ship_inputs})
 
 
 def _render(source: JobSource, out: OutputDir, book: Manifest, index: dict[str, Entry], summary: BatchSummary, *,
@@ -152,14 +156,15 @@ def _render(source: JobSource, out: OutputDir, book: Manifest, index: dict[str, 
         from .ray_pool import connect
 
         address = None if ray is True or ray == "local" else str(ray)
-        started_ray = connect(address, num_cpus=workers if address is None else None, timeout=ray_timeout)
+        cpus = int(workers * ray_options["num_cpus"] + 0.999)
+        started_ray = connect(address, num_cpus=cpus if address is None else None, timeout=ray_timeout)
     tmp_root = tempfile.mkdtemp(prefix="avatar-batch-")
     remote_cluster = use_ray and ray not in (True, "local")
     ctx = WorkerContext(out_dir=str(out.root) if out.local else out.url, local_out=out.local,
                         upload_in_worker=remote_cluster and not out.local,
                         tmp_root=None if remote_cluster else tmp_root, env=capture_env(),
-                        consent_store=str(consent_store) if consent_store else None,
-                        threads=max(1, (os.cpu_count() or 1) // workers))
+                        consent_store=str(consent_store) if consent_store else None, consent_snapshot=remote_cluster,
+                        threads=max(1, int(ray_options["num_cpus"]) if remote_cluster else (os.cpu_count() or 1) // workers))
     executor = _executor(ray, workers, ctx, **(ray_options if use_ray else {}))
     in_flight = max_in_flight or (workers if use_ray else 2 * workers)
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 import traceback
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,9 @@ class WorkerContext:
     worker (Ray cluster) rather than by the batch process (local pool, local Ray).
     env: AVATAR_HOME / AVATAR_CONSENT_POLICY as the batch process sees them.
     consent_store: the consent database every worker checks (a path on shared storage for a fleet).
-    threads: CPU threads per worker for torch / OpenCV.
+    consent_snapshot: check consent against a local copy of that database, refreshed whenever
+    the shared file changes (nodes of a cluster: SQLite's WAL must not be shared over a network
+    filesystem). threads: CPU threads per worker for torch / OpenCV (0: leave as they are).
     """
 
     out_dir: str
@@ -44,7 +46,8 @@ class WorkerContext:
     tmp_root: str | None = None
     env: tuple[tuple[str, str], ...] = ()
     consent_store: str | None = None
-    threads: int = 1
+    consent_snapshot: bool = False
+    threads: int = 0
     cache_bytes: int = 512 << 20
 
 
@@ -70,12 +73,16 @@ class Renderer:
         self.cache = TrackCache(ctx.cache_bytes)
         self._animators: OrderedDict[Any, Any] = OrderedDict()
         self._store = None
+        self._stamp: tuple = ()
+        self._snapshots = 0
         self._tmp = Path(tempfile.mkdtemp(prefix=f"w{os.getpid()}-", dir=ctx.tmp_root))
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     @staticmethod
     def _limit_threads(n: int) -> None:
         # Several workers on one machine: each gets its share of cores instead of all of them.
+        if n <= 0:
+            return
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ[var] = str(n)
         import cv2
@@ -87,23 +94,68 @@ class Renderer:
     def _consent_store(self) -> Any:
         from ..output.consent import ConsentStore
 
+        if self.ctx.consent_snapshot:
+            return self._snapshot_store()
         if self._store is None:
             self._store = ConsentStore(self.ctx.consent_store)
+        return self._store
+
+    def _snapshot_store(self) -> Any:
+        """A local copy of the shared consent store, copied again when the shared one changed
+        (checked before every job, so a revocation stops the next job of every worker)."""
+        import sqlite3
+
+        from ..output.consent import ConsentStore, default_store_path
+
+        shared = Path(self.ctx.consent_store) if self.ctx.consent_store else default_store_path()
+
+        def stamp() -> tuple:
+            files = (shared, Path(f"{shared}-wal"))
+            return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files if p.exists())
+
+        if self._store is not None and stamp() == self._stamp:
+            return self._store
+        self._snapshots += 1
+        folder = self._tmp / f"consent-{self._snapshots}"  # the previous copy stays with the Animators using it
+        folder.mkdir(mode=0o700)
+        local = folder / "avatars.sqlite3"
+        if not shared.is_file():
+            from ..errors import ConsentError
+
+            raise ConsentError(f"the consent store {shared} does not exist on {self.name}; "
+                               "put it on storage every node mounts and pass --consent-store")
+        src = sqlite3.connect(f"file:{shared}?mode=ro", uri=True)
+        dst = sqlite3.connect(local)
+        try:
+            src.backup(dst)  # a consistent copy even while someone writes
+        finally:
+            src.close()
+            dst.close()
+        os.chmod(local, 0o600)
+        sources = folder / "sources"
+        if not sources.exists() and (shared.parent / "sources").is_dir():
+            sources.symlink_to(shared.parent / "sources")  # avatar-id sources are read from the shared copy
+        self._store, self._stamp = ConsentStore(local), stamp()  # after the copy: reading may touch the -wal
+        import shutil
+
+        shutil.rmtree(self._tmp / f"consent-{self._snapshots - 2}", ignore_errors=True)
         return self._store
 
     def animator(self, config: Any) -> Any:
         """The cached Animator for ``config`` (its engine loads once per worker)."""
         from .shared_inputs import CachingAnimator
 
+        store = self._consent_store()
         anim = self._animators.get(config)
         if anim is None:
-            anim = CachingAnimator(config, consent_store=self._consent_store(), cache=self.cache)
+            anim = CachingAnimator(config, consent_store=store, cache=self.cache)
             self._animators[config] = anim
             while len(self._animators) > 4:
                 self._animators.popitem(last=False)
         else:
             self._animators.move_to_end(config)
             anim.engine.configure(config.motion)
+            anim._store = store  # a refreshed consent snapshot
         return anim
 
     def render(self, job: Job, attempt: int = 1) -> dict[str, Any]:

@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run on Ray: alone, a local Ray; with ADDRESS (HOST:PORT, ray://HOST:10001 or auto), that cluster")
     p.add_argument("--ray-timeout", type=float, default=30.0, help="seconds to wait for the Ray cluster to answer")
+    p.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs each Ray actor asks for (and the threads it uses)")
     p.add_argument("--ray-gpus", type=float, default=1.0, help="GPUs each Ray actor asks for when its jobs run fomm/onnx on CUDA")
     p.add_argument("--shared-inputs", action="store_true",
                    help="Ray: inputs are on storage every node sees at the same path (default: send them through the object store)")
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary = run_batch(args.jobs, args.out_dir, workers=args.workers, ray=args.ray, manifest=args.manifest,
                         retry_failed=args.retry_failed, dry_run=args.dry_run, progress=not args.quiet,
-                        consent_store=args.consent_store, ray_timeout=args.ray_timeout, ray_num_gpus=args.ray_gpus,
-                        ray_ship_inputs=not args.shared_inputs)
+                        consent_store=args.consent_store, ray_timeout=args.ray_timeout, ray_num_cpus=args.ray_cpus,
+                        ray_num_gpus=args.ray_gpus, ray_ship_inputs=not args.shared_inputs)
     print(summary.text())
     return 1 if summary.failed or summary.failed_before else 0
