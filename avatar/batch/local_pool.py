@@ -80,7 +80,17 @@ class LocalPool:
                 pool.shutdown(wait=True, cancel_futures=True)
                 pool = self._start()
 
-    def close(self) -> None:
-        if self._pool is not None:
+    def close(self, abort: bool = False) -> None:
+        """Stop the workers: after their current jobs, or at once (``abort``: Ctrl-C, an error)."""
+        if self._pool is None:
+            return
+        if abort:
+            processes = list((getattr(self._pool, "_processes", None) or {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for proc in processes:
+                proc.terminate()
+            for proc in processes:
+                proc.join(10)
+        else:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._pool = None

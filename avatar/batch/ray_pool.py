@@ -163,6 +163,7 @@ class RayPool:
         self.ship_inputs, self.ship_limit, self.max_attempts = ship_inputs, ship_limit, max_attempts
         self._actor_cls = self.ray.remote(_RenderActor)
         self._idle: dict[str, list[Any]] = {}
+        self._busy: dict[Any, Any] = {}
         self._refs: OrderedDict[str, tuple[str, str, Any]] = OrderedDict()
 
     def _new_actor(self, cls: str) -> Any:
@@ -214,11 +215,13 @@ class RayPool:
                 actor = self._idle[cls].pop()
                 ref = actor.render.remote(job, self._shipped(job), attempt)
                 inflight[ref] = (job, attempt, cls, actor)
+                self._busy[ref] = actor
             if not inflight:
                 return
             done, _ = ray.wait(list(inflight), num_returns=1)
             for ref in done:
                 job, attempt, cls, actor = inflight.pop(ref)
+                self._busy.pop(ref, None)
                 try:
                     rec = ray.get(ref)
                 except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
@@ -237,7 +240,11 @@ class RayPool:
                     yield rec
                 self._idle[cls].append(actor)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Kill this batch's actors (busy ones too when ``abort``: their jobs are not recorded)."""
+        for actor in self._busy.values() if abort else ():
+            with contextlib.suppress(Exception):
+                self.ray.kill(actor)
         for actors in self._idle.values():
             for actor in actors:
                 with contextlib.suppress(Exception):

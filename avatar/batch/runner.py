@@ -175,6 +175,7 @@ def _render(source: JobSource, out: OutputDir, book: Manifest, index: dict[str, 
 
     bar = tqdm(total=summary.to_run, unit="job", desc="batch", disable=not progress, file=sys.stderr)
     t0 = time.perf_counter()
+    finished = False
     try:
         for rec in executor.run(todo(), in_flight, on_lost=lambda job: out.remove_temps(job.output)):
             rec = _finish(rec, out)
@@ -189,10 +190,13 @@ def _render(source: JobSource, out: OutputDir, book: Manifest, index: dict[str, 
             summary.seconds = time.perf_counter() - t0
             bar.set_postfix(done=summary.done, failed=summary.failed, fps=f"{summary.frames_per_s:.1f}", refresh=False)
             bar.update(1)
+        finished = True
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - t0
-        executor.close()
+        executor.close(abort=not finished)  # Ctrl-C: in-flight jobs are lost, never half-written
+        if not finished:
+            out.remove_temps()
         if started_ray:
             from .ray_pool import disconnect
 
