@@ -72,6 +72,9 @@ def _handshake(address: str, timeout: float) -> None:
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         reason = lines[-1] if lines else f"exit status {proc.returncode}"
+        if "InvalidAuthToken" in proc.stderr or "Unauthenticated" in proc.stderr:
+            reason = ("the cluster uses Ray's token authentication: set RAY_AUTH_MODE=token and the head node's "
+                      "token (RAY_AUTH_TOKEN or ~/.ray/auth_token) here")
         raise InputError(f"cannot connect to the Ray cluster at {address}: {reason}")
 
 

@@ -161,3 +161,35 @@ def test_outputs_through_fsspec_memory_filesystem(portrait_path, driving_clip, a
         assert verify(local).labelled_ai
     assert run(jobs, url, workers=1, manifest=tmp_path / "manifest.jsonl", progress=False).skipped == 2
     fs.rm(url.split("://", 1)[1], recursive=True)
+
+
+@pytest.mark.slow
+def test_batch_killed_with_sigkill_resumes(portrait_path, driving_clip, avatars, write_jobs, tmp_path):
+    import subprocess
+    import sys
+
+    active, _ = avatars
+    jobs = write_jobs([{"kind": "animate", "source": active, "driving": str(driving_clip), "output": f"j{i}.mp4",
+                        "options": {"size": 128, "max_frames": 15}} for i in range(4)])
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-c", "import sys; from avatar.cli import main; sys.exit(main(sys.argv[1:]))",
+           "batch", str(jobs), "--out-dir", str(out), "--workers", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    manifest = out / "manifest.jsonl"
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = manifest.read_text().count("\n") if manifest.exists() else 0
+        if done >= 1 and list(out.glob(".j*.mp4.tmp-*")):  # one recorded, the next one mid-write
+            os.killpg(proc.pid, signal.SIGKILL)  # the batch and its workers, at once
+            break
+        time.sleep(0.02)
+    proc.wait(60)
+    assert proc.returncode == -signal.SIGKILL, "the batch finished before it could be killed"
+    recorded = _manifest(manifest)
+    assert 1 <= len(recorded) < 4
+    for path in out.glob("j*.mp4"):  # every file with a final name is a whole, labelled video
+        assert verify(path).labelled_ai
+    summary = run(jobs, out, workers=1, progress=False)
+    assert summary.skipped == len(recorded) and summary.done == 4 - len(recorded) and summary.failed == 0
+    assert not list(out.glob(".*tmp-*"))
+    assert all(r["status"] == "done" for r in _manifest(manifest).values())

@@ -29,3 +29,17 @@ def test_snapshot_of_shared_consent_store_follows_revocation(avatars, driving_cl
     second = renderer.render(job("two.mp4"))
     assert second["status"] == "failed" and "revoked" in second["error"], second
     assert not (out / "two.mp4").exists()
+
+
+def test_worker_uploads_remote_outputs_itself(avatars, driving_clip, tmp_path):
+    fsspec = __import__("pytest").importorskip("fsspec")
+    active, _ = avatars
+    url = f"memory://worker-upload-{tmp_path.name}/out"
+    renderer = Renderer(WorkerContext(out_dir=url, local_out=False, upload_in_worker=True, tmp_root=str(tmp_path)))
+    rec = renderer.render(parse_job({"kind": "animate", "source": active, "driving": str(driving_clip),
+                                     "output": "sub/a.mp4", "options": {"size": 128, "max_frames": 2}}))
+    assert rec["status"] == "done" and rec["path"].endswith("/out/sub/a.mp4") and "local_tmp" not in rec, rec
+    fs = fsspec.filesystem("memory")
+    assert fs.size(rec["path"]) == rec["size"]
+    assert not list(renderer._tmp.glob("*.mp4"))  # the local render was removed after the upload
+    fs.rm(url.split("://", 1)[1], recursive=True)
