@@ -14,15 +14,9 @@ import multiprocessing
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .feed import JobFeed, failed_record
 from .jobs import Job
 from .worker import WorkerContext, init_process, render_in_process
-
-WORKER_DIED = "the worker process died while rendering (killed, crashed or out of memory)"
-
-
-def died_record(job: Job, attempt: int) -> dict[str, Any]:
-    return {**job.to_record(), "attempt": attempt, "status": "failed", "error": WORKER_DIED, "error_type": "WorkerDied"}
-
 
 class LocalPool:
     """``workers`` processes rendering jobs; ``on_lost(job)`` runs for each job whose worker died."""
@@ -40,21 +34,11 @@ class LocalPool:
             ) -> Iterator[dict[str, Any]]:
         """Render ``jobs``; yields one result record per job as each finishes (any order)."""
         pool = self._pool or self._start()
-        retry: list[tuple[Job, int]] = []
+        feed = JobFeed(jobs, self.max_attempts, on_lost)
         inflight: dict[cf.Future, tuple[Job, int]] = {}
-        pending = iter(jobs)
-        exhausted = False
         while True:
-            while len(inflight) < max_in_flight and (retry or not exhausted):
-                if retry:
-                    job, attempt = retry.pop(0)
-                else:
-                    job = next(pending, None)
-                    if job is None:
-                        exhausted = True
-                        break
-                    attempt = 1
-                inflight[pool.submit(render_in_process, job, attempt)] = (job, attempt)
+            while len(inflight) < max_in_flight and (item := feed.take()) is not None:
+                inflight[pool.submit(render_in_process, *item)] = item
             if not inflight:
                 return
             done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
@@ -66,16 +50,10 @@ class LocalPool:
                 exc = fut.exception()
                 if exc is None:
                     yield fut.result()
-                    continue
-                if not isinstance(exc, cf.process.BrokenProcessPool):
-                    yield {**job.to_record(), "attempt": attempt, "status": "failed",
-                           "error": f"{type(exc).__name__}: {exc}", "error_type": type(exc).__name__}
-                    continue
-                on_lost(job)
-                if attempt < self.max_attempts:
-                    retry.append((job, attempt + 1))
-                else:
-                    yield died_record(job, attempt)
+                elif not isinstance(exc, cf.process.BrokenProcessPool):
+                    yield failed_record(job, attempt, f"{type(exc).__name__}: {exc}", type(exc).__name__)
+                elif (rec := feed.lost(job, attempt)) is not None:
+                    yield rec
             if broken:
                 pool.shutdown(wait=True, cancel_futures=True)
                 pool = self._start()

@@ -29,8 +29,8 @@ from typing import Any
 
 from ..errors import EngineUnavailable, InputError
 from . import options as opts
+from .feed import JobFeed, failed_record
 from .jobs import Job
-from .local_pool import died_record
 from .worker import Renderer, WorkerContext, localize
 
 log = logging.getLogger(__name__)
@@ -195,25 +195,22 @@ class RayPool:
             ) -> Iterator[dict[str, Any]]:
         """Render ``jobs``; yields one result record per job as each finishes (any order)."""
         ray = self.ray
+        feed = JobFeed(jobs, self.max_attempts, on_lost)
         inflight: dict[Any, tuple[Job, int, str, Any]] = {}
-        retry: list[tuple[Job, int]] = []
-        pending = iter(jobs)
-        exhausted = False
         while True:
-            while (retry or not exhausted) and len(inflight) < max_in_flight:
-                if retry:
-                    job, attempt = retry.pop(0)
-                else:
-                    job = next(pending, None)
-                    if job is None:
-                        exhausted = True
-                        break
-                    attempt = 1
+            while len(inflight) < max_in_flight and (item := feed.take()) is not None:
+                job, attempt = item
                 cls = "gpu" if opts.wants_gpu(job.options) else "cpu"
+                if cls == "gpu" and ray.cluster_resources().get("GPU", 0) < self.num_gpus:
+                    # actors asking for GPUs the cluster lacks would wait for ever
+                    yield failed_record(job, attempt, f"this job runs on CUDA but the Ray cluster has fewer "
+                                        f"GPUs than the {self.num_gpus:g} each actor asks for (--ray-gpus); add GPU nodes or run it "
+                                        "on the CPU (device cpu)", "EngineUnavailable")
+                    continue
                 if cls not in self._idle:
                     self._idle[cls] = [self._new_actor(cls) for _ in range(self.workers)]
                 if not self._idle[cls]:  # every actor of this class is busy: wait for one
-                    retry.insert(0, (job, attempt))
+                    feed.put_back(job, attempt)
                     break
                 actor = self._idle[cls].pop()
                 ref = actor.render.remote(job, self._shipped(job), attempt)
@@ -226,21 +223,15 @@ class RayPool:
                 job, attempt, cls, actor = inflight.pop(ref)
                 self._busy.pop(ref, None)
                 try:
-                    rec = ray.get(ref)
+                    yield ray.get(ref)
                 except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
-                    on_lost(job)
                     with contextlib.suppress(Exception):
                         ray.kill(actor)
-                    actor = self._new_actor(cls)
-                    if attempt < self.max_attempts:
-                        retry.append((job, attempt + 1))
-                    else:
-                        yield died_record(job, attempt)
+                    actor = self._new_actor(cls)  # a fresh actor takes the dead one's place
+                    if (rec := feed.lost(job, attempt)) is not None:
+                        yield rec
                 except ray.exceptions.RayError as exc:
-                    yield {**job.to_record(), "attempt": attempt, "status": "failed",
-                           "error": f"{type(exc).__name__}: {exc}", "error_type": type(exc).__name__}
-                else:
-                    yield rec
+                    yield failed_record(job, attempt, f"{type(exc).__name__}: {exc}", type(exc).__name__)
                 self._idle[cls].append(actor)
 
     def close(self, abort: bool = False) -> None:

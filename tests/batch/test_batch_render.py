@@ -83,6 +83,22 @@ def test_mixed_batch_on_local_ray(local_ray, portrait_path, driving_clip, avatar
     assert local_ray.is_initialized()  # a Ray the caller started is left running
 
 
+def test_gpu_job_on_a_ray_without_gpus_fails_alone(local_ray, portrait_path, driving_clip, avatars, write_jobs,
+                                                  tmp_path):
+    active, _ = avatars
+    checkpoint = tmp_path / "vox.safetensors"
+    checkpoint.write_bytes(b"not read: the job never reaches an actor")
+    jobs = write_jobs([
+        {"kind": "animate", "source": active, "driving": str(driving_clip), "output": "gpu.mp4",
+         "options": {**TINY, "engine": "fomm", "checkpoint": str(checkpoint), "device": "cuda"}},
+        {"kind": "animate", "source": active, "driving": str(driving_clip), "output": "cpu.mp4", "options": TINY},
+    ])
+    summary = run(jobs, tmp_path / "out", workers=1, ray=True, progress=False)
+    assert (summary.done, summary.failed) == (1, 1), summary.text()
+    rec = _manifest(tmp_path / "out" / "manifest.jsonl")["gpu.mp4"]
+    assert "Ray cluster has fewer GPUs" in rec["error"]
+
+
 def test_rerun_skips_done_jobs_and_rerenders_changed_ones(portrait_path, driving_clip, avatars, write_jobs, tmp_path):
     records = [{"kind": "animate", "source": str(portrait_path), "driving": str(driving_clip), "output": f"{n}.mp4",
                 "options": {**TINY, "max_frames": 3}} for n in ("a", "b", "c")]
