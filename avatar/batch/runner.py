@@ -150,22 +150,22 @@ def _render(source: JobSource, out: OutputDir, book: Manifest, index: dict[str, 
     removed = out.remove_temps()  # leftovers of a batch killed mid-write (we hold the manifest lock)
     if removed:
         log.info("removed %d temp file(s) left by an interrupted batch", removed)
-    started_ray = False
     use_ray = ray not in (None, False)
+    remote_cluster = use_ray and ray not in (True, "local")
+    started_ray = False
     if use_ray:
         from .ray_pool import connect
 
-        address = None if ray is True or ray == "local" else str(ray)
         cpus = int(workers * ray_options["num_cpus"] + 0.999)
-        started_ray = connect(address, num_cpus=cpus if address is None else None, timeout=ray_timeout)
+        started_ray = connect(str(ray) if remote_cluster else None, num_cpus=None if remote_cluster else cpus,
+                              timeout=ray_timeout)
     tmp_root = tempfile.mkdtemp(prefix="avatar-batch-")
-    remote_cluster = use_ray and ray not in (True, "local")
+    threads = int(ray_options["num_cpus"]) if remote_cluster else (os.cpu_count() or 1) // workers
     ctx = WorkerContext(out_dir=str(out.root) if out.local else out.url, local_out=out.local,
                         upload_in_worker=remote_cluster and not out.local,
                         tmp_root=None if remote_cluster else tmp_root, env=capture_env(),
                         consent_store=str(consent_store) if consent_store else None, consent_snapshot=remote_cluster,
-                        threads=max(1, int(ray_options["num_cpus"]) if remote_cluster else (os.cpu_count() or 1) // workers))
-    executor = _executor(ray, workers, ctx, **(ray_options if use_ray else {}))
+                        threads=max(1, threads))
     in_flight = max_in_flight or (workers if use_ray else 2 * workers)
 
     def todo() -> Iterator[Job]:
@@ -173,10 +173,12 @@ def _render(source: JobSource, out: OutputDir, book: Manifest, index: dict[str, 
             if _decide(job, index.get(job.output), out, retry_failed) == "run":
                 yield job
 
+    executor = None
     bar = tqdm(total=summary.to_run, unit="job", desc="batch", disable=not progress, file=sys.stderr)
     t0 = time.perf_counter()
     finished = False
     try:
+        executor = _executor(ray, workers, ctx, **(ray_options if use_ray else {}))
         for rec in executor.run(todo(), in_flight, on_lost=lambda job: out.remove_temps(job.output)):
             rec = _finish(rec, out)
             book.append(rec)
@@ -194,7 +196,8 @@ def _render(source: JobSource, out: OutputDir, book: Manifest, index: dict[str, 
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - t0
-        executor.close(abort=not finished)  # Ctrl-C: in-flight jobs are lost, never half-written
+        if executor is not None:
+            executor.close(abort=not finished)  # Ctrl-C: in-flight jobs are lost, never half-written
         if not finished:
             out.remove_temps()
         if started_ray:
