@@ -62,6 +62,15 @@ def test_mixed_batch_local_pool(portrait_path, driving_clip, avatars, write_jobs
     out = tmp_path / "out"
     summary = run(jobs, out, workers=2, progress=False)
     _check_mixed(out, summary, avatars)
+    # a batch job renders exactly what the same command line renders
+    from avatar.cli import main
+    from avatar.media.video import read_frames
+
+    single = tmp_path / "single.mp4"
+    assert main(["animate", str(portrait_path), str(driving_clip), "-o", str(single), "--size", "128",
+                 "--max-frames", "6", "--quiet"]) == 0
+    pairs = list(zip(read_frames(out / "anim/path.mp4"), read_frames(single), strict=True))
+    assert len(pairs) == 6 and all((a == b).all() for a, b in pairs)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +90,21 @@ def test_mixed_batch_on_local_ray(local_ray, portrait_path, driving_clip, avatar
     workers = {r["worker"] for r in records.values()}
     assert all(w.split(":")[1] != str(os.getpid()) for w in workers)  # rendered by actors, not this process
     assert local_ray.is_initialized()  # a Ray the caller started is left running
+
+
+def test_ray_puts_each_shared_input_once(local_ray, portrait_path, driving_clip, tmp_path):
+    from avatar.batch.jobs import parse_job
+    from avatar.batch.ray_pool import RayPool
+    from avatar.batch.worker import WorkerContext
+
+    pool = RayPool(1, WorkerContext(out_dir=str(tmp_path)))
+    jobs = [parse_job({"kind": "animate", "source": str(portrait_path), "driving": str(driving_clip),
+                       "output": f"{i}.mp4"}) for i in range(5)]
+    shipped = [pool._shipped(job) for job in jobs]
+    refs = {ident: ref for s in shipped for ident, (_, _, ref) in s.items()}
+    assert len(refs) == 2 and all(s == shipped[0] for s in shipped)  # one object per file, reused by every job
+    by_path = {path: ref for path, _, ref in shipped[0].values()}
+    assert local_ray.get(by_path[str(driving_clip)]) == driving_clip.read_bytes()
 
 
 def test_gpu_job_on_a_ray_without_gpus_fails_alone(local_ray, portrait_path, driving_clip, avatars, write_jobs,
