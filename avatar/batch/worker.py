@@ -56,6 +56,16 @@ def capture_env() -> tuple[tuple[str, str], ...]:
     return tuple((k, os.environ[k]) for k in ("AVATAR_HOME", "AVATAR_CONSENT_POLICY") if k in os.environ)
 
 
+def _peak_mib() -> float | None:
+    """This worker's peak resident memory so far (Linux VmHWM), for sizing workers per node."""
+    try:
+        with open("/proc/self/status") as fh:
+            kib = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+    return round(kib / 1024, 1)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -192,7 +202,7 @@ class Renderer:
             rec.update(status="failed", error=f"{type(exc).__name__}: {exc}{at}", error_type=type(exc).__name__)
         if rec["status"] == "failed" and local_tmp is not None and local_tmp.exists():
             local_tmp.unlink()
-        rec.update(seconds=round(time.perf_counter() - t0, 3), finished=_now())
+        rec.update(seconds=round(time.perf_counter() - t0, 3), finished=_now(), worker_peak_mib=_peak_mib())
         return rec
 
     def _render(self, job: Job, path: Path) -> Any:

@@ -129,6 +129,7 @@ def test_rerun_skips_done_jobs_and_rerenders_changed_ones(portrait_path, driving
     out = tmp_path / "out"
     first = run(write_jobs(records), out, workers=1, progress=False)
     assert (first.done, first.skipped) == (3, 0)
+    assert (out / "manifest.jsonl").stat().st_mode & 0o077 == 0  # it names people's files: private
     before = {n: sha256_file(out / f"{n}.mp4") for n in "abc"}
     again = run(write_jobs(records), out, workers=1, progress=False)
     assert (again.done, again.skipped, again.to_run) == (0, 3, 0)

@@ -142,3 +142,25 @@ def test_unreachable_ray_address_fails_fast(write_jobs, portrait_path, driving_c
     assert f"Ray cluster at {address}" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert seconds < 60
     assert not (tmp_path / "out" / "a.mp4").exists()
+
+
+def test_second_batch_on_the_same_manifest_is_refused(write_jobs, portrait_path, driving_clip, tmp_path):
+    from avatar.batch.manifest import Manifest
+
+    jobs = write_jobs([_animate(portrait_path, driving_clip, "a.mp4")])
+    with Manifest(tmp_path / "out" / "manifest.jsonl"):  # another batch holds it
+        with pytest.raises(InputError, match="another batch is running with the manifest"):
+            run(jobs, tmp_path / "out", workers=1, progress=False)
+    assert not (tmp_path / "out" / "a.mp4").exists()
+
+
+def test_manifest_survives_a_torn_last_line(tmp_path):
+    from avatar.batch.manifest import Manifest
+
+    path = tmp_path / "manifest.jsonl"
+    path.write_text('{"output": "a.mp4", "key": "k1", "status": "done", "size": 10}\n{"output": "b.mp4", "ke')
+    index = Manifest(path).load()
+    assert list(index) == ["a.mp4"] and index["a.mp4"].size == 10
+    with Manifest(path) as book:
+        book.append({"output": "c.mp4", "key": "k3", "status": "failed"})
+    assert set(Manifest(path).load()) == {"a.mp4", "c.mp4"}
