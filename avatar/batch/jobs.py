@@ -279,6 +279,8 @@ def parse_job(rec: dict[str, Any], *, line: int = 0, where: str = "job", base_di
             text = rec["text"]
             if not isinstance(text, str) or not text.strip():
                 raise InputError(f"'text' must be non-empty text, got {text!r}")
+            if dict(options).get("transcript") is not None:
+                raise InputError("a transcript describes an 'audio' file; a job with 'text' needs none")
             idents.append(f"text:{text}")
     for i, (dest, value) in enumerate(options):
         if value is not None and (dest in _PATH_OPTIONS or (dest == "transcript" and str(value).endswith(".txt"))):

@@ -164,3 +164,23 @@ def test_manifest_survives_a_torn_last_line(tmp_path):
     with Manifest(path) as book:
         book.append({"output": "c.mp4", "key": "k3", "status": "failed"})
     assert set(Manifest(path).load()) == {"a.mp4", "c.mp4"}
+
+
+def test_file_options_resolve_like_job_paths_and_must_exist(tmp_path, portrait_path, driving_clip):
+    from avatar.batch.jobs import parse_job
+
+    (tmp_path / "drivers").mkdir()
+    (tmp_path / "drivers" / "idle.mp4").write_bytes(driving_clip.read_bytes())
+    (tmp_path / "words.txt").write_text("hello")
+    (tmp_path / "speech.wav").write_bytes(b"RIFF")  # only its existence is checked up front
+    job = parse_job({"kind": "talk", "source": str(portrait_path), "audio": "speech.wav", "output": "t.mp4",
+                     "options": {"head-from": "drivers/idle.mp4", "transcript": "words.txt"}}, base_dir=tmp_path)
+    assert dict(job.options) == {"head_from": str(tmp_path / "drivers" / "idle.mp4"),
+                                 "transcript": str(tmp_path / "words.txt")}
+    assert str(tmp_path / "drivers" / "idle.mp4") in job.input_paths
+    with pytest.raises(InputError, match="a transcript describes an 'audio' file"):
+        parse_job({"kind": "talk", "source": str(portrait_path), "text": "hi", "output": "t.mp4",
+                   "options": {"transcript": "words.txt"}}, base_dir=tmp_path)
+    with pytest.raises(InputError, match=r"head from file .*gone\.mp4 not found"):
+        parse_job({"kind": "talk", "source": str(portrait_path), "text": "hi", "output": "t.mp4",
+                   "options": {"head_from": "gone.mp4"}}, base_dir=tmp_path)
