@@ -295,6 +295,12 @@ class Animator:
                 face = self._driving_face(det.detect(frame))
                 yield frame, None if face is None else face.landmarks
 
+    def _frames(self, path: str | Path, max_frames: int | None) -> Iterable[np.ndarray]:
+        """The driving video's frames for rendering (batch workers override this and ``_track`` to reuse a decoded clip)."""
+        from .media.video import read_frames
+
+        return read_frames(path, max_frames=max_frames)
+
     def landmarks_of(self, path: str | Path, max_frames: int | None = None) -> list[np.ndarray | None]:
         """Landmarks of every frame of a video (None where no face), for reference-frame search."""
         return [lm for _, lm in self._track(path, max_frames)]
@@ -322,7 +328,7 @@ class Animator:
     def animate(self, source: Any, driving: str | Path, output: str | Path, *, avatar_id: str | None = None,
                 progress: bool = True, overwrite: bool = False) -> AnimationResult:
         """Animate ``source`` with the driving video and write a labelled H.264 MP4 atomically."""
-        from .media.video import probe_video, read_frames
+        from .media.video import probe_video
 
         cfg = self.config
         output = Path(output)
@@ -347,7 +353,7 @@ class Animator:
             log.info("best reference frame: %d", idx)
             if self.engine.uses_driving_image:  # its reference crop shows that frame too
                 reference_frame = frame
-        frames = read_frames(driving, max_frames=cfg.output.max_frames)
+        frames = self._frames(driving, cfg.output.max_frames)
         return self._write(prepared, self.stream(prepared, self._timed(frames, timer), fps, reference=reference,
                                                  landmarks=lms, reference_frame=reference_frame, name=str(driving),
                                                  timer=timer),

@@ -17,7 +17,7 @@ import threading
 
 from ..errors import AvatarError
 
-COMMANDS = ("animate", "talk", "clone", "avatars", "verify", "weights", "export", "demo", "live")
+COMMANDS = ("animate", "talk", "batch", "clone", "avatars", "verify", "weights", "export", "demo", "live")
 
 
 def build_parser() -> argparse.ArgumentParser:

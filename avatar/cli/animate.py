@@ -146,6 +146,12 @@ def smoothing_configs(strength: float) -> dict:
     }
 
 
+def animate_config(args: argparse.Namespace):
+    """The AvatarConfig of an ``animate`` command line (also used by ``avatar batch`` jobs)."""
+    return build_config(args, mode=args.mode, adapt_scale=not args.no_adapt_scale, best_frame=args.best_frame,
+                        expression_scale=args.expression_scale, **smoothing_configs(args.smoothing))
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..pipeline import Animator
@@ -162,8 +168,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.source or not args.driving:
             raise ConfigError("animate needs SOURCE and DRIVING (or --example)")
         source, driving = args.source, args.driving
-    config = build_config(args, mode=args.mode, adapt_scale=not args.no_adapt_scale, best_frame=args.best_frame,
-                          expression_scale=args.expression_scale, **smoothing_configs(args.smoothing))
+    config = animate_config(args)
     avatar_id = record_consent_if_asked(args, source, "video")
     result = Animator(config).animate(source, driving, args.output, avatar_id=avatar_id,
                                       progress=not args.quiet, overwrite=args.overwrite)

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _transcript(value: str | None) -> str | None:
+def read_transcript(value: str | None) -> str | None:
     from pathlib import Path
 
     from ..errors import InputError
@@ -50,22 +50,28 @@ def _transcript(value: str | None) -> str | None:
     return value
 
 
-def run(args: argparse.Namespace) -> int:
+def talk_config(args: argparse.Namespace):
+    """The AvatarConfig of a ``talk`` command line (also used by ``avatar batch`` jobs)."""
     import dataclasses
 
     from ..config import SpeechConfig
+
+    config = build_config(args, expression_scale=args.expression_scale)
+    return dataclasses.replace(config, speech=SpeechConfig(
+        fps=args.fps, seed=args.seed, voice=args.voice, rate=args.rate, blink_rate=args.blink_rate,
+        head_amplitude=args.head_motion, weights=args.weights))
+
+
+def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..pipeline import Animator
 
     if (args.audio is None) == (args.text is None):
         raise ConfigError("talk needs AUDIO or --text (one of them)")
-    config = build_config(args, expression_scale=args.expression_scale)
-    config = dataclasses.replace(config, speech=SpeechConfig(
-        fps=args.fps, seed=args.seed, voice=args.voice, rate=args.rate, blink_rate=args.blink_rate,
-        head_amplitude=args.head_motion, weights=args.weights))
+    config = talk_config(args)
     avatar_id = record_consent_if_asked(args, args.source, "audio")
     result = Animator(config).talk(args.source, args.output, audio=args.audio, text=args.text,
-                                   transcript=_transcript(args.transcript), head_video=args.head_from,
+                                   transcript=read_transcript(args.transcript), head_video=args.head_from,
                                    avatar_id=avatar_id,
                                    progress=not args.quiet, overwrite=args.overwrite)
     print(summary(result))
