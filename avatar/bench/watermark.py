@@ -24,7 +24,7 @@ def clip(img: np.ndarray, kind: str, n: int = 30, size: int = 512) -> list[np.nd
     paste-back outputs look like); "shift" moves the whole frame sub-pixel."""
     import cv2
 
-    img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if size <= min(img.shape[:2]) else cv2.INTER_CUBIC)
+    img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
     out = []
     k = size / 512  # motion in proportion to the frame
     for i in range(n):
