@@ -2,7 +2,8 @@
 
 ``Animator.prepare`` loads a portrait, passes the consent gate and precomputes the engine
 state; ``Animator.stream`` turns driving frames (or landmark targets) into output frames;
-``Animator.animate`` writes a labelled MP4 atomically.
+``Animator.animate`` writes a labelled video (MP4, MOV, WebM), preview (GIF, WebP) or PNG
+sequence atomically (:mod:`avatar.media.formats`).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class PreparedSource:
 class AnimationResult:
     """What :meth:`Animator.animate` produced."""
 
-    path: Path | None
+    path: Path | str | None
     frames: int
     fps: float
     seconds: float
@@ -290,12 +291,14 @@ class Animator:
 
     def animate(self, source: Any, driving: str | Path, output: str | Path, *, avatar_id: str | None = None,
                 progress: bool = True, overwrite: bool = False) -> AnimationResult:
-        """Animate ``source`` with the driving video and write a labelled H.264 MP4 atomically."""
+        """Animate ``source`` with the driving video and write a labelled output atomically (the
+        format follows ``output``'s extension, see :mod:`avatar.media.formats`)."""
+        from .media.formats import output_format
         from .media.video import probe_video, read_frames
 
         cfg = self.config
-        output = Path(output)
-        if output.exists() and not overwrite:
+        output_format(output)  # an unsupported extension fails before any work
+        if Path(output).exists() and not overwrite:
             raise InputError(f"{output} exists; pass --overwrite (or overwrite=True) to replace it")
         info = probe_video(driving)
         prepared = self.prepare(source, use="video", avatar_id=avatar_id)
@@ -327,7 +330,8 @@ class Animator:
              transcript: str | None = None, head_video: str | Path | None = None, avatar_id: str | None = None,
              progress: bool = True, overwrite: bool = False) -> AnimationResult:
         """Make ``source`` speak: ``audio`` (any media file), optionally with its ``transcript``, or ``text``
-        (offline espeak-ng). Writes a labelled H.264 MP4 with the speech muxed from frame 0.
+        (offline espeak-ng). Writes a labelled output (format by extension) with the speech muxed
+        from frame 0 where the format carries sound (MP4, MOV, WebM).
 
         Audio alone streams through the causal audio-to-mouth network chunk by chunk, so memory
         stays bounded for any length; a transcript enables forced alignment (falls back to the
@@ -339,9 +343,11 @@ class Animator:
         from .media.video import audio_duration, iter_audio
         from .motion.audio.drive import LiveSpeech, SpeechDriver
 
+        from .media.formats import output_format
+
         cfg, sc = self.config, self.config.speech
-        output = Path(output)
-        if output.exists() and not overwrite:
+        output_format(output)  # an unsupported extension fails before any work
+        if Path(output).exists() and not overwrite:
             raise InputError(f"{output} exists; pass --overwrite (or overwrite=True) to replace it")
         if (audio is None) == (text is None):
             raise InputError("talk needs either an audio file or text to speak (not both, not neither)")
@@ -396,31 +402,41 @@ class Animator:
                 return
             yield frame
 
-    def _write(self, prepared: PreparedSource, frames: Iterator[np.ndarray], output: Path, fps: float, total: int | None,
+    def _write(self, prepared: PreparedSource, frames: Iterator[np.ndarray], output: str | Path, fps: float,
+               total: int | None,
                *, audio_from: Any = None, audio_pcm: tuple[np.ndarray, int] | None = None, progress: bool = True,
                timer: StageTimer | None = None) -> AnimationResult:
         from tqdm.auto import tqdm
 
-        from .media.video import AudioSpec, VideoWriter
+        from .media.formats import open_writer, output_format
+        from .media.video import AudioSpec
         from .output import provenance, watermark
 
         cfg = self.config
         timer = timer or StageTimer()
+        fmt = output_format(output)
         meta = provenance.provenance_metadata(prepared.grant)
         payload = prepared.grant.payload32()
         audio = None
-        if audio_from is not None:
+        if not fmt.audio and (audio_from is not None or audio_pcm is not None):
+            log.warning("%s output carries no sound; the audio is left out", fmt.name)
+        elif audio_from is not None:
             audio = AudioSpec.from_file(audio_from)
         elif audio_pcm is not None:
             audio = AudioSpec.from_array(*audio_pcm)
+        sign = None
+        if fmt.c2pa_mime is not None:
+            def sign(p: Path) -> None:
+                provenance.sign_c2pa(p, prepared.grant, fmt.c2pa_mime)
         t0 = time.perf_counter()
         n = 0
         bar = tqdm(total=total, unit="frame", desc="animating", disable=not progress, leave=False)
         try:
-            with VideoWriter(output, fps, crf=cfg.output.crf, metadata=meta, audio=audio,
-                             finalize_hook=lambda p: provenance.sign_c2pa(p, prepared.grant, "video/mp4")) as writer:
+            with open_writer(output, fps, crf=cfg.output.crf, metadata=meta, audio=audio, overwrite=True,
+                             preview_size=cfg.output.preview_size, finalize_hook=sign) as writer:
                 for frame in frames:
                     with timer.time("label"):
+                        frame = writer.fit(frame)
                         if cfg.output.visible_label:
                             frame = provenance.add_visible_label(frame)
                         frame = watermark.embed(frame, payload)
@@ -431,7 +447,7 @@ class Animator:
         finally:
             bar.close()
         seconds = time.perf_counter() - t0
-        return AnimationResult(output, n, fps, seconds, timer.per_frame_ms(n), meta,
+        return AnimationResult(Path(output), n, fps, seconds, timer.per_frame_ms(n), meta,
                                timer.counts.get("faces_missing", 0))
 
 

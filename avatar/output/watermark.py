@@ -289,16 +289,17 @@ def detect_frames(frames, max_frames: int | None = None) -> WatermarkResult:
 
 
 def detect_file(path: str | Path, max_frames: int | None = 150) -> WatermarkResult:
-    """Decode the watermark of a video (decoded with PyAV) or a still image (PNG/JPEG)."""
+    """Decode the watermark of a video (decoded with PyAV) or an image, still or animated (PNG, JPEG,
+    GIF, WebP: every frame up to ``max_frames``)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"expected a video or image file, got {str(path)!r} which does not exist")
-    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
-        from PIL import Image  # noqa: PLC0415
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"):
+        from PIL import Image, ImageSequence  # noqa: PLC0415
 
         try:
             with Image.open(path) as im:
-                return detect_frames([np.asarray(im.convert("RGB"))])
+                return detect_frames((np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)), max_frames)
         except OSError as exc:
             raise InputError(f"cannot decode {path} as an image ({exc})") from exc
     import av  # noqa: PLC0415
