@@ -8,6 +8,7 @@ sequence atomically (:mod:`avatar.media.formats`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -86,6 +87,7 @@ class AnimationResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     provenance: dict[str, str] = field(default_factory=dict)
     faces_missing: int = 0
+    once_s: dict[str, float] = field(default_factory=dict)  # one-off stages: prepare, reference, finish, sign
 
     @property
     def achieved_fps(self) -> float:
@@ -180,7 +182,9 @@ class Animator:
         batch: list[DriveTarget] = []
         last_target: np.ndarray | None = None
         last_drive: FaceCrop | None = None
-        with self.detector(video=True) as det:
+        with contextlib.ExitStack() as stack:
+            # Landmarks tracked up front need no detector (a mediapipe graph costs ~0.1 s to start).
+            det = stack.enter_context(self.detector(video=True)) if landmarks is None else None
             for i, frame in enumerate(frames):
                 if landmarks is not None:
                     lm = landmarks[i] if i < len(landmarks) else None
@@ -301,7 +305,9 @@ class Animator:
         if Path(output).exists() and not overwrite:
             raise InputError(f"{output} exists; pass --overwrite (or overwrite=True) to replace it")
         info = probe_video(driving)
+        t0 = time.perf_counter()
         prepared = self.prepare(source, use="video", avatar_id=avatar_id)
+        once = {"prepare": time.perf_counter() - t0}
         fps = cfg.output.fps or info.fps
         total = info.frame_count if cfg.output.max_frames is None else min(info.frame_count, cfg.output.max_frames)
         reference: np.ndarray | None = None
@@ -312,7 +318,8 @@ class Animator:
             # Track once, up front: the reference can then be any frame, and rendering reuses the landmarks.
             t0 = time.perf_counter()
             lms, idx, frame = self.best_reference_of(driving, prepared.crop.landmarks, cfg.output.max_frames)
-            timer.add("landmarks", time.perf_counter() - t0, len(lms))
+            once["reference"] = time.perf_counter() - t0
+            timer.add("landmarks", once["reference"], len(lms))
             if idx < 0:
                 raise NoFaceError(f"no face found in any frame of {driving}")
             reference = lms[idx]
@@ -324,7 +331,7 @@ class Animator:
                                                  landmarks=lms, reference_frame=reference_frame, name=str(driving),
                                                  timer=timer),
                            output, fps, total, audio_from=driving if cfg.output.audio and info.has_audio else None,
-                           progress=progress, timer=timer)
+                           progress=progress, timer=timer, once=once)
 
     def talk(self, source: Any, output: str | Path, *, audio: str | Path | None = None, text: str | None = None,
              transcript: str | None = None, head_video: str | Path | None = None, avatar_id: str | None = None,
@@ -355,7 +362,9 @@ class Animator:
             raise InputError("a transcript describes an audio file; pass audio= with it (or use text= alone)")
         if audio is not None:
             duration = audio_duration(audio)  # also: a clear error for a missing file or one without sound
+        t0 = time.perf_counter()
         prepared = self.prepare(source, use="audio", avatar_id=avatar_id)
+        once = {"prepare": time.perf_counter() - t0}
         fps = float(cfg.output.fps or sc.fps)
         timer = StageTimer()
         head_landmarks = None
@@ -377,7 +386,7 @@ class Animator:
 
             total = None if duration is None else math.ceil(duration * fps - 1e-9)
             return self._write(prepared, self.stream_targets(prepared, targets(), timer=timer), output, fps, total,
-                               audio_from=audio, progress=progress, timer=timer)
+                               audio_from=audio, progress=progress, timer=timer, once=once)
         from .motion.audio.track import load_audio, speech_track
 
         with timer.time("speech"):
@@ -390,7 +399,7 @@ class Animator:
         frames = self.stream_targets(prepared, driver.targets(track, head_landmarks, fps), timer=timer)
         return self._write(prepared, frames, output, fps, len(track), audio_from=audio,
                            audio_pcm=None if audio is not None else (track.audio, track.sample_rate),
-                           progress=progress, timer=timer)
+                           progress=progress, timer=timer, once=once)
 
     @staticmethod
     def _timed(frames: Iterable[np.ndarray], timer: StageTimer) -> Iterator[np.ndarray]:
@@ -405,7 +414,7 @@ class Animator:
     def _write(self, prepared: PreparedSource, frames: Iterator[np.ndarray], output: str | Path, fps: float,
                total: int | None,
                *, audio_from: Any = None, audio_pcm: tuple[np.ndarray, int] | None = None, progress: bool = True,
-               timer: StageTimer | None = None) -> AnimationResult:
+               timer: StageTimer | None = None, once: dict[str, float] | None = None) -> AnimationResult:
         from tqdm.auto import tqdm
 
         from .media.formats import open_writer, output_format
@@ -424,16 +433,21 @@ class Animator:
             audio = AudioSpec.from_file(audio_from)
         elif audio_pcm is not None:
             audio = AudioSpec.from_array(*audio_pcm)
+        once = dict(once or {})
+        once["sign"] = 0.0
         sign = None
         if fmt.c2pa_mime is not None:
             def sign(p: Path) -> None:
+                t = time.perf_counter()
                 provenance.sign_c2pa(p, prepared.grant, fmt.c2pa_mime)
+                once["sign"] += time.perf_counter() - t
         t0 = time.perf_counter()
         n = 0
         bar = tqdm(total=total, unit="frame", desc="animating", disable=not progress, leave=False)
         try:
-            with open_writer(output, fps, crf=cfg.output.crf, metadata=meta, audio=audio, overwrite=True,
-                             preview_size=cfg.output.preview_size, finalize_hook=sign) as writer:
+            writer = open_writer(output, fps, crf=cfg.output.crf, metadata=meta, audio=audio, overwrite=True,
+                                 preview_size=cfg.output.preview_size, finalize_hook=sign)
+            try:
                 for frame in frames:
                     with timer.time("label"):
                         frame = writer.fit(frame)
@@ -444,11 +458,17 @@ class Animator:
                         writer.write(frame)
                     n += 1
                     bar.update(1)
+            except BaseException:
+                writer.abort()
+                raise
+            t1 = time.perf_counter()
+            writer.close()  # flush the encoder, mux, sign (the hook), rename
+            once["finish"] = time.perf_counter() - t1
         finally:
             bar.close()
         seconds = time.perf_counter() - t0
         return AnimationResult(Path(output), n, fps, seconds, timer.per_frame_ms(n), meta,
-                               timer.counts.get("faces_missing", 0))
+                               timer.counts.get("faces_missing", 0), once)
 
 
 def animate(source: Any, driving: str | Path, output: str | Path, config: AvatarConfig | None = None, **kwargs: Any) -> AnimationResult:
