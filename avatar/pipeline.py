@@ -447,17 +447,21 @@ class Animator:
         try:
             writer = open_writer(output, fps, crf=cfg.output.crf, metadata=meta, audio=audio, overwrite=True,
                                  preview_size=cfg.output.preview_size, finalize_hook=sign)
+
+            def finish_frame(frame: np.ndarray) -> None:
+                with timer.time("label"):
+                    frame = writer.fit(frame)
+                    if cfg.output.visible_label:
+                        frame = provenance.add_visible_label(frame)
+                    frame = watermark.embed(frame, payload)
+                with timer.time("encode"):
+                    writer.write(frame)
+                bar.update(1)
+
             try:
-                for frame in frames:
-                    with timer.time("label"):
-                        frame = writer.fit(frame)
-                        if cfg.output.visible_label:
-                            frame = provenance.add_visible_label(frame)
-                        frame = watermark.embed(frame, payload)
-                    with timer.time("encode"):
-                        writer.write(frame)
-                    n += 1
-                    bar.update(1)
+                # Labelling and encoding run beside rendering (OpenCV, swscale and the encoders
+                # release the GIL), so a 2-core machine renders frame i+1 while frame i is encoded.
+                n = _run_beside(frames, finish_frame)
             except BaseException:
                 writer.abort()
                 raise
@@ -469,6 +473,45 @@ class Animator:
         seconds = time.perf_counter() - t0
         return AnimationResult(Path(output), n, fps, seconds, timer.per_frame_ms(n), meta,
                                timer.counts.get("faces_missing", 0), once)
+
+
+def _run_beside(items: Iterable[Any], consume: Callable[[Any], None], depth: int = 4) -> int:
+    """Call ``consume`` on every item in a second thread while this thread produces the next ones.
+
+    Returns the number of items; the first exception from either side is raised here, after
+    both have stopped (the producer stops at the next item once the consumer fails).
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    failed: list[BaseException] = []
+    done = object()
+
+    def work() -> None:
+        while (item := q.get()) is not done:
+            if failed:
+                continue  # drain: the producer is told to stop and will send `done`
+            try:
+                consume(item)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                failed.append(exc)
+
+    worker = threading.Thread(target=work, name="avatar-label-encode", daemon=True)
+    worker.start()
+    n = 0
+    try:
+        for item in items:
+            if failed:
+                break
+            q.put(item)
+            n += 1
+    finally:
+        q.put(done)
+        worker.join()
+    if failed:
+        raise failed[0]
+    return n
 
 
 def animate(source: Any, driving: str | Path, output: str | Path, config: AvatarConfig | None = None, **kwargs: Any) -> AnimationResult:
