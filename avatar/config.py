@@ -125,6 +125,7 @@ class OutputConfig:
 
     max_size: longest side of the output in pixels (the source is downscaled above it).
     paste_back: blend the animated crop into the full portrait; False writes the crop.
+    preview_size: longest side of GIF / WebP previews (frames are downscaled to it before labelling).
     """
 
     max_size: int = 1920
@@ -134,8 +135,10 @@ class OutputConfig:
     max_frames: int | None = None
     fps: float | None = None
     visible_label: bool = False
+    preview_size: int = 640
 
     def __post_init__(self) -> None:
+        _check(64 <= self.preview_size <= 4096, f"preview_size must be in [64, 4096], got {self.preview_size}")
         _check(64 <= self.max_size <= 8192, f"max_size must be in [64, 8192], got {self.max_size}")
         _check(0 <= self.crf <= 51, f"crf must be in [0, 51], got {self.crf}")
         _check(self.max_frames is None or self.max_frames > 0, f"max_frames must be > 0, got {self.max_frames}")

@@ -2,11 +2,13 @@
 
 ``Animator.prepare`` loads a portrait, passes the consent gate and precomputes the engine
 state; ``Animator.stream`` turns driving frames (or landmark targets) into output frames;
-``Animator.animate`` writes a labelled MP4 atomically.
+``Animator.animate`` writes a labelled video (MP4, MOV, WebM), preview (GIF, WebP) or PNG
+sequence atomically (:mod:`avatar.media.formats`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -78,13 +80,14 @@ class PreparedSource:
 class AnimationResult:
     """What :meth:`Animator.animate` produced."""
 
-    path: Path | None
+    path: Path | str | None
     frames: int
     fps: float
     seconds: float
     timings_ms: dict[str, float] = field(default_factory=dict)
     provenance: dict[str, str] = field(default_factory=dict)
     faces_missing: int = 0
+    once_s: dict[str, float] = field(default_factory=dict)  # one-off stages: prepare, reference, finish, sign
 
     @property
     def achieved_fps(self) -> float:
@@ -210,7 +213,9 @@ class Animator:
         batch: list[DriveTarget] = []
         last_target: np.ndarray | None = None
         last_drive: FaceCrop | None = None
-        with self.detector(video=True) as det:
+        with contextlib.ExitStack() as stack:
+            # Landmarks tracked up front need no detector (a mediapipe graph costs ~0.1 s to start).
+            det = stack.enter_context(self.detector(video=True)) if landmarks is None else None
             for i, frame in enumerate(frames):
                 if landmarks is not None:
                     lm = landmarks[i] if i < len(landmarks) else None
@@ -327,15 +332,19 @@ class Animator:
 
     def animate(self, source: Any, driving: str | Path, output: str | Path, *, avatar_id: str | None = None,
                 progress: bool = True, overwrite: bool = False) -> AnimationResult:
-        """Animate ``source`` with the driving video and write a labelled H.264 MP4 atomically."""
+        """Animate ``source`` with the driving video and write a labelled output atomically (the
+        format follows ``output``'s extension, see :mod:`avatar.media.formats`)."""
+        from .media.formats import output_format
         from .media.video import probe_video
 
         cfg = self.config
-        output = Path(output)
-        if output.exists() and not overwrite:
+        output_format(output)  # an unsupported extension fails before any work
+        if Path(output).exists() and not overwrite:
             raise InputError(f"{output} exists; pass --overwrite (or overwrite=True) to replace it")
         info = probe_video(driving)
+        t0 = time.perf_counter()
         prepared = self.prepare(source, use="video", avatar_id=avatar_id)
+        once = {"prepare": time.perf_counter() - t0}
         fps = cfg.output.fps or info.fps
         total = info.frame_count if cfg.output.max_frames is None else min(info.frame_count, cfg.output.max_frames)
         reference: np.ndarray | None = None
@@ -346,7 +355,8 @@ class Animator:
             # Track once, up front: the reference can then be any frame, and rendering reuses the landmarks.
             t0 = time.perf_counter()
             lms, idx, frame = self.best_reference_of(driving, prepared.crop.landmarks, cfg.output.max_frames)
-            timer.add("landmarks", time.perf_counter() - t0, len(lms))
+            once["reference"] = time.perf_counter() - t0
+            timer.add("landmarks", once["reference"], len(lms))
             if idx < 0:
                 raise NoFaceError(f"no face found in any frame of {driving}")
             reference = lms[idx]
@@ -358,13 +368,14 @@ class Animator:
                                                  landmarks=lms, reference_frame=reference_frame, name=str(driving),
                                                  timer=timer),
                            output, fps, total, audio_from=driving if cfg.output.audio and info.has_audio else None,
-                           progress=progress, timer=timer)
+                           progress=progress, timer=timer, once=once)
 
     def talk(self, source: Any, output: str | Path, *, audio: str | Path | None = None, text: str | None = None,
              transcript: str | None = None, head_video: str | Path | None = None, avatar_id: str | None = None,
              progress: bool = True, overwrite: bool = False) -> AnimationResult:
         """Make ``source`` speak: ``audio`` (any media file), optionally with its ``transcript``, or ``text``
-        (offline espeak-ng). Writes a labelled H.264 MP4 with the speech muxed from frame 0.
+        (offline espeak-ng). Writes a labelled output (format by extension) with the speech muxed
+        from frame 0 where the format carries sound (MP4, MOV, WebM).
 
         Audio alone streams through the causal audio-to-mouth network chunk by chunk, so memory
         stays bounded for any length; a transcript enables forced alignment (falls back to the
@@ -374,11 +385,12 @@ class Animator:
         Settings come from ``config.speech`` (fps, seed, blinks, head motion, voice).
         """
         from .media.video import audio_duration, iter_audio
+        from .media.formats import output_format
         from .motion.audio.drive import LiveSpeech, SpeechDriver
 
         cfg, sc = self.config, self.config.speech
-        output = Path(output)
-        if output.exists() and not overwrite:
+        output_format(output)  # an unsupported extension fails before any work
+        if Path(output).exists() and not overwrite:
             raise InputError(f"{output} exists; pass --overwrite (or overwrite=True) to replace it")
         if (audio is None) == (text is None):
             raise InputError("talk needs either an audio file or text to speak (not both, not neither)")
@@ -386,7 +398,9 @@ class Animator:
             raise InputError("a transcript describes an audio file; pass audio= with it (or use text= alone)")
         if audio is not None:
             duration = audio_duration(audio)  # also: a clear error for a missing file or one without sound
+        t0 = time.perf_counter()
         prepared = self.prepare(source, use="audio", avatar_id=avatar_id)
+        once = {"prepare": time.perf_counter() - t0}
         fps = float(cfg.output.fps or sc.fps)
         timer = StageTimer()
         head_landmarks = None
@@ -408,7 +422,7 @@ class Animator:
 
             total = None if duration is None else math.ceil(duration * fps - 1e-9)
             return self._write(prepared, self.stream_targets(prepared, targets(), timer=timer), output, fps, total,
-                               audio_from=audio, progress=progress, timer=timer)
+                               audio_from=audio, progress=progress, timer=timer, once=once)
         from .motion.audio.track import load_audio, speech_track
 
         with timer.time("speech"):
@@ -421,7 +435,7 @@ class Animator:
         frames = self.stream_targets(prepared, driver.targets(track, head_landmarks, fps), timer=timer)
         return self._write(prepared, frames, output, fps, len(track), audio_from=audio,
                            audio_pcm=None if audio is not None else (track.audio, track.sample_rate),
-                           progress=progress, timer=timer)
+                           progress=progress, timer=timer, once=once)
 
     @staticmethod
     def _timed(frames: Iterable[np.ndarray], timer: StageTimer) -> Iterator[np.ndarray]:
@@ -433,43 +447,107 @@ class Animator:
                 return
             yield frame
 
-    def _write(self, prepared: PreparedSource, frames: Iterator[np.ndarray], output: Path, fps: float, total: int | None,
+    def _write(self, prepared: PreparedSource, frames: Iterator[np.ndarray], output: str | Path, fps: float,
+               total: int | None,
                *, audio_from: Any = None, audio_pcm: tuple[np.ndarray, int] | None = None, progress: bool = True,
-               timer: StageTimer | None = None) -> AnimationResult:
+               timer: StageTimer | None = None, once: dict[str, float] | None = None) -> AnimationResult:
         from tqdm.auto import tqdm
 
-        from .media.video import AudioSpec, VideoWriter
+        from .media.formats import open_writer, output_format
+        from .media.video import AudioSpec
         from .output import provenance, watermark
 
         cfg = self.config
         timer = timer or StageTimer()
+        fmt = output_format(output)
         meta = provenance.provenance_metadata(prepared.grant)
         payload = prepared.grant.payload32()
         audio = None
-        if audio_from is not None:
+        if not fmt.audio and (audio_from is not None or audio_pcm is not None):
+            log.warning("%s output carries no sound; the audio is left out", fmt.name)
+        elif audio_from is not None:
             audio = AudioSpec.from_file(audio_from)
         elif audio_pcm is not None:
             audio = AudioSpec.from_array(*audio_pcm)
+        once = dict(once or {})
+        once["sign"] = 0.0
+        sign = None
+        if fmt.c2pa_mime is not None:
+            def sign(p: Path) -> None:
+                t = time.perf_counter()
+                provenance.sign_c2pa(p, prepared.grant, fmt.c2pa_mime)
+                once["sign"] += time.perf_counter() - t
         t0 = time.perf_counter()
         n = 0
         bar = tqdm(total=total, unit="frame", desc="animating", disable=not progress, leave=False)
         try:
-            with VideoWriter(output, fps, crf=cfg.output.crf, metadata=meta, audio=audio,
-                             finalize_hook=lambda p: provenance.sign_c2pa(p, prepared.grant, "video/mp4")) as writer:
-                for frame in frames:
-                    with timer.time("label"):
-                        if cfg.output.visible_label:
-                            frame = provenance.add_visible_label(frame)
-                        frame = watermark.embed(frame, payload)
-                    with timer.time("encode"):
-                        writer.write(frame)
-                    n += 1
-                    bar.update(1)
+            writer = open_writer(output, fps, crf=cfg.output.crf, metadata=meta, audio=audio, overwrite=True,
+                                 preview_size=cfg.output.preview_size, finalize_hook=sign)
+
+            def finish_frame(frame: np.ndarray) -> None:
+                with timer.time("label"):
+                    frame = writer.fit(frame)
+                    if cfg.output.visible_label:
+                        frame = provenance.add_visible_label(frame)
+                    frame = watermark.embed(frame, payload)
+                with timer.time("encode"):
+                    writer.write(frame)
+                bar.update(1)
+
+            try:
+                # Labelling and encoding run beside rendering (OpenCV, swscale and the encoders
+                # release the GIL), so a 2-core machine renders frame i+1 while frame i is encoded.
+                n = _run_beside(frames, finish_frame)
+            except BaseException:
+                writer.abort()
+                raise
+            t1 = time.perf_counter()
+            writer.close()  # flush the encoder, mux, sign (the hook), rename
+            once["finish"] = time.perf_counter() - t1
         finally:
             bar.close()
         seconds = time.perf_counter() - t0
-        return AnimationResult(output, n, fps, seconds, timer.per_frame_ms(n), meta,
-                               timer.counts.get("faces_missing", 0))
+        return AnimationResult(Path(output), n, fps, seconds, timer.per_frame_ms(n), meta,
+                               timer.counts.get("faces_missing", 0), once)
+
+
+def _run_beside(items: Iterable[Any], consume: Callable[[Any], None], depth: int = 4) -> int:
+    """Call ``consume`` on every item in a second thread while this thread produces the next ones.
+
+    Returns the number of items; the first exception from either side is raised here, after
+    both have stopped (the producer stops at the next item once the consumer fails).
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    failed: list[BaseException] = []
+    done = object()
+
+    def work() -> None:
+        while (item := q.get()) is not done:
+            if failed:
+                continue  # drain: the producer is told to stop and will send `done`
+            try:
+                consume(item)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                failed.append(exc)
+
+    worker = threading.Thread(target=work, name="avatar-label-encode", daemon=True)
+    worker.start()
+    n = 0
+    try:
+        for item in items:
+            if failed:
+                break
+            q.put(item)
+            n += 1
+    finally:
+        q.put(done)
+        worker.join()
+    if failed:
+        raise failed[0]
+    return n
 
 
 def animate(source: Any, driving: str | Path, output: str | Path, config: AvatarConfig | None = None, **kwargs: Any) -> AnimationResult:

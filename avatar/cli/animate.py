@@ -39,7 +39,8 @@ def add_common_options(p: argparse.ArgumentParser, output_required: bool = True,
                    help="face finder: mediapipe (default, bundled) or face_alignment (optional extra; its weights must be on disk)")
     g = p.add_argument_group("output")
     if output_required:
-        g.add_argument("-o", "--output", required=True, help="output .mp4")
+        g.add_argument("-o", "--output", required=True,
+                       help="output: .mp4/.mov or .webm video, .gif/.webp preview, or a folder ending in / for PNG frames")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     g.add_argument("--max-size", type=int, default=o.max_size, help="cap on the output's longest side")
     g.add_argument("--crf", type=int, default=o.crf, help="H.264 quality (lower = better)")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("verify", help="check an output's provenance (tags, C2PA, watermark)")
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="MP4/MOV video or PNG/JPEG image")
+    p.add_argument("files", nargs="+", type=Path, metavar="PATH", help="MP4/MOV/WebM video, PNG/JPEG/GIF/WebP image or animation, or a PNG sequence folder")
     p.add_argument("--max-frames", type=int, default=150, help="frames to read for the watermark (default 150)")
     p.add_argument("--trust", type=Path, default=None, help="PEM trust anchors (default: the local avatar CA)")
     p.set_defaults(func=run)

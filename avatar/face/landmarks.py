@@ -5,8 +5,11 @@ Works offline: mediapipe 0.10.21 bundles the face-mesh models in its wheel.
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import threading
+import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,15 +42,35 @@ class Face:
         return (x1 - x0) * (y1 - y0)
 
 
+class _Deferred(types.ModuleType):
+    """Stands in for a module until one of its attributes is used, then imports the real one."""
+
+    def __getattr__(self, attr: str):
+        sys.modules.pop(self.__name__, None)
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+# mediapipe's package __init__ imports its drawing helpers, which import matplotlib.pyplot: about
+# 0.4 s of every start-up for code that draws nothing here. They load on first use instead.
+_DRAWING = ("mediapipe.python.solutions.drawing_utils", "mediapipe.python.solutions.drawing_styles")
+
+
 def _import_mediapipe():
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "mediapipe" not in sys.modules:
+        for name in _DRAWING:
+            sys.modules.setdefault(name, _Deferred(name))
     try:
         import mediapipe as mp  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - mediapipe is a core dependency
         raise EngineUnavailable(
             "mediapipe is not installed; run `pip install mediapipe==0.10.21` (the last release that bundles face mesh)"
         ) from exc
+    for name in _DRAWING:  # keep `mp.solutions.drawing_utils` working for anyone who draws
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules and name in sys.modules and not hasattr(sys.modules[parent], child):
+            setattr(sys.modules[parent], child, sys.modules[name])
     if not hasattr(mp, "solutions"):  # pragma: no cover - newer wheels dropped solutions
         raise EngineUnavailable(
             f"mediapipe {mp.__version__} ships no face-mesh model; install mediapipe==0.10.21"

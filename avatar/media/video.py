@@ -42,7 +42,17 @@ PathLike = str | os.PathLike
 
 # Sample rates the AAC encoder accepts; other rates are resampled to 48 kHz.
 _AAC_RATES = frozenset({96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350})
-_MOV_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
+# Opus accepts only these; other rates are resampled to 48 kHz.
+_OPUS_RATES = frozenset({48000, 24000, 16000, 12000, 8000})
+# suffix → (muxer, video encoder, audio encoder, audio rates)
+_CONTAINERS = {
+    ".mp4": ("mp4", "libx264", "aac", _AAC_RATES),
+    ".m4v": ("mp4", "libx264", "aac", _AAC_RATES),
+    ".mov": ("mov", "libx264", "aac", _AAC_RATES),
+    ".webm": ("webm", "libvpx-vp9", "libopus", _OPUS_RATES),
+}
+# VP9's constant-quality scale (0-63) sits above x264's: x264 CRF 18 ≈ VP9 CRF 31 (YouTube's 1080p value).
+_VP9_CRF_OFFSET = 13
 _X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 # swscale's defaults round carelessly and upsample chroma roughly (mean abs error ≈3 on
 # an RGB→YUV→RGB round trip); these flags bring it to ≈0.6 for ≈0.5 ms per 512² frame.
@@ -406,14 +416,14 @@ class AudioSpec:
 class _PcmSource:
     """Yields (C, n) float32 chunks at ``rate`` from an in-memory array."""
 
-    def __init__(self, spec: AudioSpec) -> None:
+    def __init__(self, spec: AudioSpec, rates: frozenset[int] = _AAC_RATES) -> None:
         s = np.asarray(spec.samples)
         s = s.astype(np.float32) / 32768.0 if s.dtype == np.int16 else s.astype(np.float32)
         s = np.clip(np.nan_to_num(s), -1.0, 1.0)
         planar = np.ascontiguousarray(s[None, :] if s.ndim == 1 else s.T)  # (C, N)
         self.channels = planar.shape[0]
         src_rate = int(spec.sample_rate)  # type: ignore[arg-type]
-        self.rate = src_rate if src_rate in _AAC_RATES else 48000
+        self.rate = src_rate if src_rate in rates else 48000
         if self.rate != src_rate and planar.shape[1]:
             planar = _resample_planar(planar, src_rate, self.rate)
         self._data: np.ndarray | None = planar
@@ -447,7 +457,7 @@ class _FileSource:
     audio that starts early is cut, so driving frame 0 and its sound stay together.
     """
 
-    def __init__(self, spec: AudioSpec) -> None:
+    def __init__(self, spec: AudioSpec, rates: frozenset[int] = _AAC_RATES) -> None:
         path, self._container = _open_input(spec.source, what="media")  # type: ignore[arg-type]
         if not self._container.streams.audio:
             self._container.close()
@@ -457,7 +467,7 @@ class _FileSource:
         src_channels = stream.codec_context.channels or stream.layout.nb_channels or 2
         self.channels = 1 if src_channels == 1 else 2
         src_rate = stream.codec_context.sample_rate or stream.rate or 48000
-        self.rate = src_rate if src_rate in _AAC_RATES else 48000
+        self.rate = src_rate if src_rate in rates else 48000
         self._resampler = av.AudioResampler(format="fltp", layout=_layout(self.channels), rate=self.rate)
         self._frames = self._container.decode(stream)
         self._video_start: float | None = None
@@ -506,11 +516,13 @@ class _FileSource:
 
 
 class _AudioTrack:
-    """Encodes audio to AAC in step with the video so the file stays interleaved."""
+    """Encodes audio (AAC or Opus) in step with the video so the file stays interleaved."""
 
-    def __init__(self, spec: AudioSpec) -> None:
+    def __init__(self, spec: AudioSpec, codec: str = "aac", rates: frozenset[int] = _AAC_RATES) -> None:
         # Open the source now so a bad audio file fails before any video is encoded.
-        self.source: _PcmSource | _FileSource = _FileSource(spec) if spec.source is not None else _PcmSource(spec)
+        self.codec = codec
+        self.source: _PcmSource | _FileSource = (_FileSource(spec, rates) if spec.source is not None
+                                                 else _PcmSource(spec, rates))
         self.rate = self.source.rate
         self._bitrate = spec.bitrate
         self._layout = _layout(self.source.channels)
@@ -520,8 +532,8 @@ class _AudioTrack:
         self._exhausted = False
 
     def attach(self, container: av.container.OutputContainer) -> None:
-        """Add the AAC stream (after the video stream, so video is stream 0)."""
-        self.stream = container.add_stream("aac", rate=self.rate, layout=self._layout)
+        """Add the audio stream (after the video stream, so video is stream 0)."""
+        self.stream = container.add_stream(self.codec, rate=self.rate, layout=self._layout)
         self.stream.bit_rate = self._bitrate
         self.stream.time_base = Fraction(1, self.rate)
 
@@ -571,14 +583,16 @@ class _AudioTrack:
 
 
 class VideoWriter:
-    """Write RGB frames to an H.264 MP4, atomically, optionally with AAC audio.
+    """Write RGB frames to an H.264 MP4/MOV (AAC audio) or a VP9 WebM (Opus audio), atomically.
 
     Args:
-        path: output file (.mp4, .m4v or .mov); it appears only when :meth:`close` succeeds.
+        path: output file (.mp4, .m4v, .mov or .webm); it appears only when :meth:`close` succeeds.
         fps: frame rate; 29.97 etc. snap to exact NTSC fractions. Frame i is at i / fps.
         size: (width, height) every frame must have; None takes the first frame's size.
-        crf: x264 quality, 0 (lossless) to 51; 18 is visually lossless.
-        metadata: container tags (any keys; they survive via ``use_metadata_tags``).
+        crf: x264 quality, 0 (lossless) to 51; 18 is visually lossless. WebM uses
+            ``crf + 13`` on VP9's 0–63 scale.
+        metadata: container tags (any keys; MP4/MOV keep them via ``use_metadata_tags``,
+            WebM as Matroska tags).
         audio: an :class:`AudioSpec`; cut to the video's duration, starting at frame 0.
         preset: x264 speed/size trade-off ("ultrafast" … "veryslow").
         overwrite: if False, refuse to replace an existing file.
@@ -625,9 +639,10 @@ class VideoWriter:
         self._stream: av.video.stream.VideoStream | None = None
         self._reformatter = VideoReformatter()
         self._done = False
-        fmt = _MOV_FORMATS.get(self.path.suffix.lower())
-        if fmt is None:
-            raise ConfigError(f"cannot write video to {self.path}: use a .mp4, .m4v or .mov suffix")
+        spec = _CONTAINERS.get(self.path.suffix.lower())
+        if spec is None:
+            raise ConfigError(f"cannot write video to {self.path}: use a .mp4, .m4v, .mov or .webm suffix")
+        fmt, self._vcodec, acodec, rates = spec
 
         self._stack = contextlib.ExitStack()
         self.temp_path: Path = self._stack.enter_context(atomic_path(self.path, overwrite=overwrite))
@@ -636,10 +651,10 @@ class VideoWriter:
                 str(self.temp_path),
                 mode="w",
                 format=fmt,
-                container_options={"movflags": "+faststart+use_metadata_tags"},
+                container_options={"movflags": "+faststart+use_metadata_tags"} if fmt != "webm" else {},
             )
             if audio is not None:
-                self._audio = _AudioTrack(audio)
+                self._audio = _AudioTrack(audio, acodec, rates)
             for key, value in (metadata or {}).items():
                 self._container.metadata[str(key)] = str(value)
             if self.size is not None:
@@ -653,9 +668,12 @@ class VideoWriter:
     # -- setup
 
     def _add_streams(self, width: int, height: int) -> None:
-        stream = self._container.add_stream(
-            "libx264", rate=self.fps, options={"crf": str(self._crf), "preset": self._preset}
-        )
+        if self._vcodec == "libx264":
+            options = {"crf": str(self._crf), "preset": self._preset}
+        else:  # libvpx-vp9: constant quality, realtime speed (the x264 preset has no VP9 meaning)
+            options = {"crf": str(min(63, self._crf + _VP9_CRF_OFFSET)), "b": "0", "deadline": "realtime",
+                       "cpu-used": "8", "row-mt": "1"}
+        stream = self._container.add_stream(self._vcodec, rate=self.fps, options=options)
         stream.width = width + width % 2
         stream.height = height + height % 2
         stream.pix_fmt = "yuv420p"
@@ -675,6 +693,10 @@ class VideoWriter:
             self._container.mux(packets)
 
     # -- writing
+
+    def fit(self, frame: np.ndarray) -> np.ndarray:
+        """Video is stored at the frames' own size (the image writers downscale previews here)."""
+        return frame
 
     def write(self, frame: np.ndarray) -> None:
         """Append one (H, W, 3) uint8 RGB frame."""

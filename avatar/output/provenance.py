@@ -19,7 +19,7 @@ from .consent import ConsentGrant
 CONSENT_ASSERTION = "org.avatar.consent"
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 _MIME = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".png": "image/png",
-         ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+         ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif"}
 
 
 def _version() -> str:
@@ -92,7 +92,7 @@ def mime_for(path: Path, mime: str | None = None) -> str:
     try:
         return _MIME[Path(path).suffix.lower()]
     except KeyError:
-        raise InputError(f"cannot sign {path}: expected .mp4/.mov/.png/.jpg/.webp, got {Path(path).suffix!r}") from None
+        raise InputError(f"cannot sign {path}: expected .mp4/.mov/.png/.jpg/.webp/.gif, got {Path(path).suffix!r}") from None
 
 
 def sign_c2pa(path: Path, grant: ConsentGrant, mime: str | None = None) -> None:

@@ -50,6 +50,7 @@ DEFAULT_STRENGTH = 1.0
 BASE_AMPLITUDE = 3.0  # grey levels per cell at strength 1 (before host cancellation)
 MAX_AMPLITUDE = 12.0  # cap per unit share at strength 1 (bounds the cost of host cancellation)
 CANCEL = 1.0          # fraction of the host's own projection that is cancelled (ISS lambda)
+WORK_SIDE = 768       # frames with a longer side are analysed at a working resolution (halved until ≤ this)
 TEXTURE_REF = 8.0     # cell-mean |Laplacian| of luma (grey levels) that takes the full amplitude
 MASK_FLOOR = 0.15     # share of the amplitude a flat cell still takes
 MASK_TOP = 2.0        # and a busy cell at most (texture hides it)
@@ -155,8 +156,39 @@ def _check_frame(frame: np.ndarray) -> None:
         raise ShapeError(f"frame must be at least {GRID}x{GRID} pixels for the watermark, got {frame.shape[:2]}")
 
 
+def _working(frame: np.ndarray) -> np.ndarray:
+    """The frame halved (2×2 area means) until its longer side is ≤ ``WORK_SIDE``.
+
+    What embedding measures (the host's cell means and the texture that masks the mark) lives
+    at or above the cell scale (a 1920 px frame has 30 px cells), so it is measured here; only
+    the final smooth residual is drawn at full size. Halving keeps OpenCV's fast 2×2 path.
+    """
+    while max(frame.shape[:2]) > WORK_SIDE:
+        h, w = frame.shape[0] // 2, frame.shape[1] // 2
+        frame = cv2.resize(frame[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+def _add_delta(frame: np.ndarray, delta: np.ndarray, rows: int = 64) -> np.ndarray:
+    """``frame`` + the rounded (H, W) float32 ``delta`` on R, G and B, saturating at 0 and 255."""
+    # uint8 saturating add/subtract of |delta| (rounded half-to-even, like np.rint), in bands of
+    # rows that stay in cache: 3x faster than whole-frame passes at 1920 px.
+    frame = np.ascontiguousarray(frame)
+    out = np.empty_like(frame)
+    for y in range(0, frame.shape[0], rows):
+        d, o = delta[y:y + rows], out[y:y + rows]
+        pos = cv2.convertScaleAbs(cv2.max(d, 0.0))
+        neg = cv2.convertScaleAbs(cv2.min(d, 0.0))
+        cv2.add(frame[y:y + rows], cv2.cvtColor(pos, cv2.COLOR_GRAY2RGB), dst=o)
+        cv2.subtract(o, cv2.cvtColor(neg, cv2.COLOR_GRAY2RGB), dst=o)
+    return out
+
+
 def embed(frame: np.ndarray, payload: int, strength: float = DEFAULT_STRENGTH) -> np.ndarray:
     """Return a copy of ``frame`` carrying ``payload``.
+
+    Frames larger than ``WORK_SIDE`` are analysed at a working resolution (:func:`_working`),
+    so the cost grows with the output size only by the final upsample-and-add.
 
     Args:
         frame: (H, W, 3) uint8 RGB, at least 64×64.
@@ -169,7 +201,7 @@ def embed(frame: np.ndarray, payload: int, strength: float = DEFAULT_STRENGTH) -
     lay = _layout()
     msg = _message_bits(payload)
     h, w = frame.shape[:2]
-    luma = _luma(frame)
+    luma = _luma(_working(frame))
     host = lay.proj @ _cell_features(luma)                        # (NBITS,) host's own correlations
     share = _masking(luma)                                        # (G*G,) perceptual masking
     mean_share = np.bincount(lay.owner, weights=share, minlength=NBITS) / np.bincount(lay.owner, minlength=NBITS)
@@ -180,12 +212,7 @@ def embed(frame: np.ndarray, payload: int, strength: float = DEFAULT_STRENGTH) -
     size = (strength * BASE_AMPLITUDE + CANCEL * against / lay.gain) / mean_share
     amp = msg * np.minimum(size, strength * MAX_AMPLITUDE)
     cells = (amp[lay.owner] * share * lay.sign).reshape(GRID, GRID)
-    delta = np.rint(_upsample(cells, h, w))
-    # Saturating uint8 add/subtract of the same delta on R, G, B (4x faster than float maths).
-    pos = np.clip(delta, 0, 255).astype(np.uint8)
-    neg = np.clip(-delta, 0, 255).astype(np.uint8)
-    out = cv2.add(np.ascontiguousarray(frame), cv2.merge([pos, pos, pos]))
-    return cv2.subtract(out, cv2.merge([neg, neg, neg]))
+    return _add_delta(frame, _upsample(cells, h, w))
 
 
 def _phi(x: np.ndarray) -> np.ndarray:
@@ -226,7 +253,7 @@ class WatermarkDetector:
         """Add one (H, W, 3) uint8 RGB frame (any size ≥ 32×32)."""
         _check_frame(frame)
         lay = _layout()
-        feat = _cell_features(_luma(frame))
+        feat = _cell_features(_luma(_working(frame)))
         with self._lock:
             self._bits += lay.proj @ feat
             self._decoys += lay.decoys @ feat
@@ -262,16 +289,17 @@ def detect_frames(frames, max_frames: int | None = None) -> WatermarkResult:
 
 
 def detect_file(path: str | Path, max_frames: int | None = 150) -> WatermarkResult:
-    """Decode the watermark of a video (decoded with PyAV) or a still image (PNG/JPEG)."""
+    """Decode the watermark of a video (decoded with PyAV) or an image, still or animated (PNG, JPEG,
+    GIF, WebP: every frame up to ``max_frames``)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"expected a video or image file, got {str(path)!r} which does not exist")
-    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
-        from PIL import Image  # noqa: PLC0415
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"):
+        from PIL import Image, ImageSequence  # noqa: PLC0415
 
         try:
             with Image.open(path) as im:
-                return detect_frames([np.asarray(im.convert("RGB"))])
+                return detect_frames((np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)), max_frames)
         except OSError as exc:
             raise InputError(f"cannot decode {path} as an image ({exc})") from exc
     import av  # noqa: PLC0415

@@ -43,3 +43,19 @@ def test_several_faces_largest_by_default_and_index(portrait):
 def test_wrong_dtype_is_refused():
     with LandmarkDetector() as det, pytest.raises(ShapeError, match="uint8"):
         det.detect(np.zeros((64, 64, 3), np.float32))
+
+
+def test_finding_faces_does_not_import_matplotlib():
+    """mediapipe's drawing helpers (and matplotlib with them) load only when something draws."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from avatar.face.landmarks import LandmarkDetector\n"
+            "with LandmarkDetector() as d: d.detect(np.zeros((64, 64, 3), np.uint8))\n"
+            "print('matplotlib' in sys.modules)\n"
+            "import mediapipe as mp\n"
+            "assert mp.solutions.drawing_utils.DrawingSpec is not None\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == "False"

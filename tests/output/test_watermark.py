@@ -76,3 +76,17 @@ def test_flat_areas_stay_nearly_untouched_and_the_mark_still_decodes():
     assert wall < 1.2, wall
     for crf in (18, 28):
         assert wm.detect_frames(h264_roundtrip(marked, crf, preset="veryfast")).payload == PAYLOAD
+
+
+def test_big_frames_are_marked_at_a_working_resolution_and_survive_h264_and_downscale(portrait):
+    """A 1920 px output is analysed at ≤ WORK_SIDE and only the smooth residual is drawn at full
+    size; the payload must still come back after H.264 and after H.264 + a 50 % downscale."""
+    frames = [cv2.resize(f, (1920, 1080), interpolation=cv2.INTER_CUBIC) for f in clip(portrait, "talking", 8)]
+    assert max(wm._working(frames[0]).shape[:2]) <= wm.WORK_SIDE < 1920
+    marked = [wm.embed(f, PAYLOAD) for f in frames]
+    change = np.abs(marked[0].astype(np.int16) - frames[0])
+    inside = np.all((frames[0] > 40) & (frames[0] < 215), axis=2)  # no saturation at 0 / 255
+    assert change.max() > 0 and np.all((change[..., 0] == change[..., 1])[inside])  # same delta on R, G, B
+    for crf, scale in ((23, 1.0), (23, 0.5)):
+        assert wm.detect_frames(h264_roundtrip(marked, crf, scale, preset="veryfast")).payload == PAYLOAD
+    assert wm.detect_frames(h264_roundtrip(frames, 23, 0.5, preset="veryfast")).payload is None

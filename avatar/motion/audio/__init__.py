@@ -9,7 +9,7 @@ __all__ = ["HeadMotion", "MouthState", "SpeechTrack", "speech_track", "talk_targ
 
 
 def __getattr__(name: str):
-    if name == "MouthStreamer":  # torch is imported only when streaming is used
+    if name == "MouthStreamer":  # loaded on first use
         from .stream import MouthStreamer
 
         return MouthStreamer

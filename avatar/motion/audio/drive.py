@@ -86,7 +86,7 @@ class LiveSpeech:
     def __init__(self, source_landmarks: np.ndarray, motion: MotionConfig | None = None, fps: float = 25.0, *,
                  seed: int = 0, weights: str | None = None, blink_rate: float = 17.0,
                  head_amplitude: float = 1.0) -> None:
-        from .stream import MouthStreamer  # noqa: PLC0415  (torch)
+        from .stream import MouthStreamer  # noqa: PLC0415
 
         self.driver = SpeechDriver(source_landmarks, motion)
         self.fps = float(fps)

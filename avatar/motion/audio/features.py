@@ -23,18 +23,38 @@ FRAME_RATE = SAMPLE_RATE / HOP  # 100 frames per second
 _LOG_FLOOR = 1e-6
 
 
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default, ``htk=False``): linear below 1 kHz, log above."""
+    f = np.asarray(f, np.float64)
+    lin = f / (200.0 / 3)
+    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), lin)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, np.float64)
+    return np.where(m >= 15.0, 1000.0 * np.exp(np.log(6.4) / 27.0 * (m - 15.0)), m * (200.0 / 3))
+
+
 @lru_cache(maxsize=1)
 def _mel_basis() -> np.ndarray:
-    import librosa  # noqa: PLC0415
-
-    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX).astype(np.float32)
+    """(80, 257) Slaney-normalised triangular mel filters, equal to ``librosa.filters.mel(sr=16000,
+    n_fft=512, n_mels=80, fmin=40, fmax=7600)`` (tested); written out because importing librosa
+    (and numba with it) costs about a second of every ``avatar talk``."""
+    fft_hz = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
+    mel_hz = _mel_to_hz(np.linspace(_hz_to_mel(FMIN), _hz_to_mel(FMAX), N_MELS + 2))
+    gaps = np.diff(mel_hz)
+    ramps = mel_hz[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / gaps[:-1, None]
+    upper = ramps[2:] / gaps[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]
+    return weights.astype(np.float32)
 
 
 @lru_cache(maxsize=1)
 def _window() -> np.ndarray:
-    import scipy.signal  # noqa: PLC0415
-
-    return scipy.signal.get_window("hann", WIN, fftbins=True).astype(np.float32)
+    """Periodic Hann window (``scipy.signal.get_window("hann", 400)``)."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(WIN) / WIN)).astype(np.float32)
 
 
 def logmel_frames(frames: np.ndarray) -> np.ndarray:
@@ -51,13 +71,11 @@ def num_frames(num_samples: int) -> int:
 
 def logmel(audio: np.ndarray) -> np.ndarray:
     """(N,) float32 16 kHz mono → (F, 80) log-mel, F = :func:`num_frames` (N)."""
-    import librosa  # noqa: PLC0415
-
     x = np.concatenate([np.zeros(WIN // 2, np.float32), np.asarray(audio, np.float32)])
     f = num_frames(len(audio))
     if f == 0:
         return np.zeros((0, N_MELS), np.float32)
-    frames = librosa.util.frame(x[: (f - 1) * HOP + WIN], frame_length=WIN, hop_length=HOP, axis=0)
+    frames = np.lib.stride_tricks.sliding_window_view(x[: (f - 1) * HOP + WIN], WIN)[::HOP]
     return logmel_frames(np.ascontiguousarray(frames))
 
 

@@ -57,17 +57,8 @@ def save_weights(model, path: Path, lookahead: int, info: dict) -> None:
     _atomic_write(path.with_suffix(".json"), (json.dumps(side, indent=2) + "\n").encode())
 
 
-@lru_cache(maxsize=4)
-def load_model(path: str | None = None):
-    """(model in eval mode, sidecar dict) from ``path`` or the shipped ``weights/audio2mouth-v1``.
-
-    Raises WeightsError when a file is missing, its sha256 differs from the sidecar, or it
-    does not fit the network.
-    """
-    from safetensors.torch import load  # noqa: PLC0415
-
-    from .model import Audio2Mouth  # noqa: PLC0415
-
+def _read_checked(path: str | None) -> tuple[Path, bytes, dict]:
+    """(path, file bytes, sidecar) of ``path`` or the shipped weights, after the sha256 and feature checks."""
     p = Path(path) if path else shipped_weights_dir() / DEFAULT_WEIGHTS
     side_p = p.with_suffix(".json")
     if not p.is_file() or not side_p.is_file():
@@ -79,6 +70,21 @@ def load_model(path: str | None = None):
         raise WeightsError(f"{p} does not match the sha256 in {side_p.name}; the file is corrupt or was replaced")
     if side.get("features", {}).get("n_mels") != feat.N_MELS or side.get("frame_rate") != feat.FRAME_RATE:
         raise WeightsError(f"{p} was trained with other features ({side.get('features')}); retrain it")
+    return p, data, side
+
+
+@lru_cache(maxsize=4)
+def load_model(path: str | None = None):
+    """(torch model in eval mode, sidecar dict) from ``path`` or the shipped ``weights/audio2mouth-v1``.
+
+    Raises WeightsError when a file is missing, its sha256 differs from the sidecar, or it
+    does not fit the network.
+    """
+    from safetensors.torch import load  # noqa: PLC0415
+
+    from .model import Audio2Mouth  # noqa: PLC0415
+
+    p, data, side = _read_checked(path)
     model = Audio2Mouth(hidden=int(side.get("hidden", 128)))
     try:
         model.load_state_dict(load(data), strict=True)
@@ -86,3 +92,27 @@ def load_model(path: str | None = None):
         raise WeightsError(f"{p} does not fit Audio2Mouth: {str(exc).splitlines()[0]}") from exc
     model.eval()
     return model, side
+
+
+_TENSORS = ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "head.weight", "head.bias", "mean", "std",
+            *(f"gru.{w}_l{i}" for i in range(2) for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+
+
+@lru_cache(maxsize=4)
+def load_numpy_model(path: str | None = None):
+    """(:class:`NumpyAudio2Mouth`, sidecar dict): the same network and checks as :func:`load_model`, no torch."""
+    from safetensors.numpy import load  # noqa: PLC0415
+
+    from .numpy_net import NumpyAudio2Mouth  # noqa: PLC0415
+
+    p, data, side = _read_checked(path)
+    tensors = load(data)
+    if set(tensors) != set(_TENSORS):
+        raise WeightsError(f"{p} does not fit Audio2Mouth: tensors {sorted(set(tensors) ^ set(_TENSORS))} differ")
+    try:
+        net = NumpyAudio2Mouth(tensors)
+    except (KeyError, ValueError) as exc:
+        raise WeightsError(f"{p} does not fit Audio2Mouth: {exc}") from exc
+    if net.hidden != int(side.get("hidden", 128)) or net.n_mels != feat.N_MELS:
+        raise WeightsError(f"{p} does not fit Audio2Mouth: hidden {net.hidden}, {net.n_mels} mel bands")
+    return net, side

@@ -16,7 +16,8 @@ import numpy as np
 
 from ...errors import ConfigError, InputError
 from . import features as feat
-from .model_io import CLOSED_THRESHOLD, load_model
+from .model_io import CLOSED_THRESHOLD, load_numpy_model
+from .numpy_net import _sigmoid
 from .state import MouthState
 
 # A frame shows closed lips when the network's lips-closed probability exceeds the threshold
@@ -37,14 +38,11 @@ class MouthStreamer:
     def __init__(self, fps: float, weights: str | None = None) -> None:
         if not (isinstance(fps, (int, float)) and 1.0 <= fps <= 240.0):
             raise ConfigError(f"fps must be in [1, 240], got {fps!r}")
-        import torch  # noqa: PLC0415
-
-        self._torch = torch
-        self.model, self.info = load_model(weights)
+        self.model, self.info = load_numpy_model(weights)  # NumPy inference: no torch import
         self.lookahead = int(self.info["lookahead_frames"])
         self.fps = float(fps)
         self._mel = feat.StreamingLogMel()
-        self._state = self.model.initial_state(1)
+        self._state = self.model.initial_state()
         self._half = CLOSED_WINDOW * feat.FRAME_RATE / self.fps  # the lips-closed window, in 100 Hz frames
         self._raw_frames = 0  # network outputs produced so far
         self._base = 0  # 100 Hz frame index of _buf[0] (after the look-ahead shift)
@@ -61,11 +59,9 @@ class MouthStreamer:
     def _run(self, mel: np.ndarray) -> None:
         if len(mel) == 0:
             return
-        torch = self._torch
-        with torch.no_grad():
-            out, self._state = self.model.step(torch.from_numpy(mel)[None], self._state)
-        vals = np.stack([out.openness[0].numpy(), torch.sigmoid(out.closed_logit[0]).numpy(),
-                         out.rounding[0].numpy(), out.viseme_logits[0].argmax(-1).numpy().astype(np.float32)], axis=1)
+        o, self._state = self.model.step(mel, self._state)
+        vals = np.stack([_sigmoid(o[:, 0]), _sigmoid(o[:, 1]), np.tanh(o[:, 2]),
+                         o[:, 3:].argmax(-1).astype(np.float32)], axis=1).astype(np.float32)
         # Output j describes frame j - lookahead: drop the first outputs, which describe t < 0.
         start = self._raw_frames
         self._raw_frames += len(vals)
