@@ -151,8 +151,9 @@ def recognised_phones(audio16k: np.ndarray):
 def target_track(portrait_landmarks: np.ndarray, track, config) -> MouthTrack:
     """Mouth measures of the target landmarks the engine is asked to draw (no rendering)."""
     from avatar.motion.audio.drive import SpeechDriver
+    from avatar.motion.rig import RigConfig
 
-    drv = SpeechDriver(portrait_landmarks, config.motion)
+    drv = SpeechDriver(portrait_landmarks, config.motion, RigConfig(intensity=config.speech.intensity))
     m = [mouth_measures(t) for t in drv.targets(track)]
     return MouthTrack(np.array([a for a, _ in m]), np.array([b for _, b in m]))
 
@@ -160,9 +161,10 @@ def target_track(portrait_landmarks: np.ndarray, track, config) -> MouthTrack:
 def rendered_track(animator, prepared, track) -> MouthTrack:
     """Render the speech track on the portrait and track the rendered mouth."""
     from avatar.motion.audio.drive import SpeechDriver
+    from avatar.motion.rig import RigConfig
 
     cfg = animator.config
-    drv = SpeechDriver(prepared.crop.landmarks, cfg.motion)
+    drv = SpeechDriver(prepared.crop.landmarks, cfg.motion, RigConfig(intensity=cfg.speech.intensity))
     frames = animator.stream_targets(prepared, drv.targets(track))
     return track_frames(frames)[0]
 
@@ -194,7 +196,7 @@ def run(eval_dir: Path, seconds: float = 30.0, render: bool = True, config=None,
         text, phones = recognised_phones(clip.audio)
         bil = [(p.start, p.end) for p in phones or [] if p.phone in ("P", "B", "M")]
         prepared = animator.prepare(clip.portrait, use="audio", name=clip.name)
-        kw = dict(head_amplitude=0.0, blink_rate=0.0)
+        kw = dict(head_amplitude=0.0, blink_rate=0.0, lead_s=sc.lead_s)
         rows = {}
         net = speech_track(clip.audio, 16000, clip.fps, **kw)
         rows["network"] = score(target_track(prepared.crop.landmarks, net, config), clip.real, clip.fps, bil)
