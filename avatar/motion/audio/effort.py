@@ -4,7 +4,8 @@ People open wider when they speak up, but a recording's absolute level says litt
 gain, distance, codec). So the level of each 10 ms feature frame is compared with a causal,
 slowly adapting estimate of the speaker's speech level: normal speech sits near 0 dB, a shout
 well above it, a murmur below. :func:`effort_gain` turns that into a factor on openness, so
-the mouth is modest for most syllables and wide only where the speech is loud and open.
+the mouth is modest for most syllables and wide only where the speech is loud and open (a flat
+factor for ordinary speech keeps the synthetic benchmark's correlation with the rule targets).
 Offline and streaming run the same :class:`SpeechLevel`, frame by frame.
 """
 
@@ -19,9 +20,10 @@ _UPDATE_WINDOW_DB = 12.0
 _FLOOR_DB = -35.0  # ≈ -60 dBFS: below this (digital silence, hiss) nothing is speech
 _SLOW = 1.0 / 300.0  # ≈ 3 s time constant at 100 frames/s
 _FAST_FRAMES = 30  # the first speech frames set the level quickly
-GAIN_NORMAL = 0.6  # openness factor at the speaker's running level
+GAIN_NORMAL = 0.6  # openness factor for ordinary speech (at or below the running level + _LOUD_DB)
+_LOUD_DB = 6.0  # stressed syllables reach ~+6 dB; only speech louder than that opens wider
 GAIN_PER_DB = 0.03
-GAIN_MIN, GAIN_MAX = 0.3, 1.0
+GAIN_MAX = 1.0
 
 
 def frame_db(mel: np.ndarray) -> np.ndarray:
@@ -53,8 +55,11 @@ class SpeechLevel:
 
 
 def effort_gain(relative_db: np.ndarray | float) -> np.ndarray:
-    """Openness factor for a level relative to the speaker's running level (dB)."""
-    return np.clip(GAIN_NORMAL + GAIN_PER_DB * np.asarray(relative_db, np.float64), GAIN_MIN, GAIN_MAX)
+    """Openness factor for a level relative to the speaker's running level (dB): flat for ordinary
+    speech (quieter syllables already open less in the network's and the rules' openness), rising
+    for speech well above the speaker's level (a raised voice, a shout)."""
+    loud = np.maximum(np.asarray(relative_db, np.float64) - _LOUD_DB, 0.0)
+    return np.minimum(GAIN_NORMAL + GAIN_PER_DB * loud, GAIN_MAX)
 
 
 def frame_gains(audio16k: np.ndarray, fps: float, num_frames: int, lead_s: float = 0.0) -> np.ndarray:
@@ -66,3 +71,28 @@ def frame_gains(audio16k: np.ndarray, fps: float, num_frames: int, lead_s: float
         return np.full(num_frames, GAIN_NORMAL)
     t = (np.arange(num_frames) / fps + lead_s) * feat.FRAME_RATE
     return effort_gain(np.interp(t, np.arange(len(rel)), rel))
+
+
+# Openness normalisation: speakers (and the network's confidence on their voices) differ, but a
+# talking face's openings have a typical spread. The running 90th percentile of the speaking
+# frames' openness is tracked causally and mapped to OPEN_P90, so every voice gets a real
+# speaker's distribution of openings; the slow tracker keeps short-term contrasts (a shout).
+OPEN_P90 = 0.8
+_SPEAKING = 0.05
+_Q_STEP = 0.004  # per 100 Hz frame: adapts within a few seconds of speech
+_SCALE_MIN, _SCALE_MAX = 0.6, 1.8
+
+
+class OpeningNorm:
+    """Causal ``push(openness) -> scaled openness`` at 100 Hz (see :data:`OPEN_P90`)."""
+
+    def __init__(self) -> None:
+        self.p90 = OPEN_P90
+
+    def push(self, openness: np.ndarray) -> np.ndarray:
+        out = np.empty(len(openness), np.float32)
+        for i, o in enumerate(np.asarray(openness, np.float64)):
+            if o > _SPEAKING:
+                self.p90 = max(self.p90 + _Q_STEP * (0.9 - float(o <= self.p90)), 0.05)
+            out[i] = min(o * float(np.clip(OPEN_P90 / self.p90, _SCALE_MIN, _SCALE_MAX)), 1.0)
+        return out

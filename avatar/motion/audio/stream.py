@@ -19,7 +19,7 @@ import numpy as np
 
 from ...errors import ConfigError, InputError
 from . import features as feat
-from .effort import SpeechLevel, effort_gain
+from .effort import OpeningNorm, SpeechLevel, effort_gain
 from .model_io import CLOSED_THRESHOLD, load_model
 from .state import LEAD_S, MouthState, check_lead
 
@@ -55,6 +55,7 @@ class MouthStreamer:
         self._raw_frames = 0  # network outputs produced so far
         self._base = 0  # 100 Hz frame index of _buf[0] (after the look-ahead shift)
         self._level = SpeechLevel()
+        self._norm = OpeningNorm()
         self._levels = np.zeros(0, np.float32)
         self._buf = np.zeros((0, 5), np.float32)  # openness, p_closed, rounding, viseme, level re the speaker (dB)
         self._next = 0  # next render frame to emit
@@ -82,7 +83,9 @@ class MouthStreamer:
         self._levels = np.concatenate([self._levels, self._level.push(mel)])
         k = max(0, len(vals) - skip)
         rel, self._levels = self._levels[:k], self._levels[k:]
-        self._buf = np.concatenate([self._buf, np.c_[vals[skip:], rel]])
+        vals = vals[skip:]
+        vals[:, 0] = self._norm.push(vals[:, 0])
+        self._buf = np.concatenate([self._buf, np.c_[vals, rel]])
 
     def _emit(self, final: bool) -> list[MouthState]:
         out: list[MouthState] = []

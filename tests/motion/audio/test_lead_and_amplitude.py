@@ -116,3 +116,16 @@ def test_hard_audio_gives_a_sane_mouth(spoken):
         assert tr.openness.max() > 0.1  # speech still moves the mouth
         assert np.all(tr.openness[-15:] < 0.05)  # and the silence after it is closed
     assert VISEME_INDEX["sil"] == 0
+
+
+def test_lead_and_intensity_are_checked():
+    from avatar.config import SpeechConfig
+    from avatar.errors import ConfigError
+
+    for bad in ({"lead_s": -0.01}, {"lead_s": 0.3}, {"intensity": -1.0}, {"intensity": 4.0}):
+        with pytest.raises(ConfigError):
+            SpeechConfig(**bad)
+    with pytest.raises(ConfigError):
+        speech_track(np.zeros(1600, np.float32), 16000, 25, lead_s=0.5)
+    with pytest.raises(ConfigError):
+        R.RigConfig(intensity=-0.5)
