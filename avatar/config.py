@@ -150,7 +150,9 @@ class SpeechConfig:
     lead_s: how far the lips run ahead of the sound, seconds (real speakers shape the mouth
     tens of ms before it sounds; in streaming this adds to the latency and the output audio
     is delayed to match). intensity: scales the mouth's movement relative to the portrait's
-    own face (1 = a typical speaker's range; 0 = still).
+    own face (1 = a typical speaker's range; 0 = still). recognise: audio without a transcript
+    goes through PocketSphinx word recognition + forced alignment (offline only; the network
+    when nothing fits).
     """
 
     fps: float = 25.0
@@ -162,6 +164,7 @@ class SpeechConfig:
     weights: str | None = None
     lead_s: float = 0.06
     intensity: float = 1.0
+    recognise: bool = False
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.lead_s <= 0.25, f"lead_s must be in [0, 0.25] s, got {self.lead_s}")

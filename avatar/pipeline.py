@@ -357,7 +357,7 @@ class Animator:
         if head_video is not None:
             with timer.time("landmarks"):
                 head_landmarks = self.landmarks_of(head_video)
-        if audio is not None and transcript is None and head_landmarks is None:
+        if audio is not None and transcript is None and head_landmarks is None and not sc.recognise:
             speech = LiveSpeech(prepared.crop.landmarks, cfg.motion, fps, seed=sc.seed, weights=sc.weights,
                                 blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude, lead_s=sc.lead_s,
                                 intensity=sc.intensity)
@@ -380,7 +380,7 @@ class Animator:
             track = speech_track(load_audio(audio) if audio is not None else None, 16000, fps, text=text,
                                  transcript=transcript, seed=sc.seed, voice=sc.voice, rate=sc.rate,
                                  blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude, weights=sc.weights,
-                                 lead_s=sc.lead_s)
+                                 lead_s=sc.lead_s, recognise=sc.recognise)
         if len(track) == 0:
             raise InputError(f"{audio or 'the text'} gives no speech to animate (zero length)")
         driver = SpeechDriver(prepared.crop.landmarks, cfg.motion, RigConfig(intensity=sc.intensity))

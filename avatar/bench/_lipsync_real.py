@@ -137,14 +137,12 @@ def score(pred: MouthTrack, real: MouthTrack, fps: float, bilabials: list[tuple[
 
 def recognised_phones(audio16k: np.ndarray):
     """PocketSphinx's own recognition, forced-aligned: (text, phones), or (None, None) when nothing fits."""
-    from avatar.motion.audio.align import AlignmentError, align
-
-    from .lipsync import _recognise
+    from avatar.motion.audio.align import AlignmentError, align, recognise
 
     try:
-        text = _recognise(audio16k)
+        text = recognise(audio16k)
         return text, align(audio16k, text)
-    except (AlignmentError, RuntimeError):
+    except AlignmentError:
         return None, None
 
 
@@ -202,13 +200,14 @@ def run(eval_dir: Path, seconds: float = 30.0, render: bool = True, config=None,
         rows["network"] = score(target_track(prepared.crop.landmarks, net, config), clip.real, clip.fps, bil)
         if render:
             rows["network, rendered"] = score(rendered_track(animator, prepared, net), clip.real, clip.fps, bil)
-        if text:
-            import warnings
+        import warnings
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                rec = speech_track(clip.audio, 16000, clip.fps, transcript=text, **kw)
-            rows["recognition"] = score(target_track(prepared.crop.landmarks, rec, config), clip.real, clip.fps, bil)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rec = speech_track(clip.audio, 16000, clip.fps, recognise=True, **kw)  # `avatar talk --recognise`
+        rows["recognition"] = score(target_track(prepared.crop.landmarks, rec, config), clip.real, clip.fps, bil)
+        if render:
+            rows["recognition, rendered"] = score(rendered_track(animator, prepared, rec), clip.real, clip.fps, bil)
         rows["_info"] = {"seconds": round(len(clip.audio) / 16000, 1), "fps": clip.fps, "portrait_frame": clip.portrait_index,
                          "real_p50": round(float(np.percentile(clip.real.opening, 50)), 4),
                          "real_p90": round(float(np.percentile(clip.real.opening, 90)), 4),

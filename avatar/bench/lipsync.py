@@ -166,10 +166,10 @@ def real(eval_dir: Path) -> dict:
         out["driving_03"] = {"frames": n, "fps": fps, **_against(tr.openness[:n], gap[:n], fps)}
         out["driving_03 reference: energy"] = _against(_rms_frames(a, fps, n), gap[:n], fps)
         try:
-            from avatar.motion.audio.align import align
+            from avatar.motion.audio.align import align, recognise
             from avatar.motion.audio.coarticulation import frame_tracks
 
-            text = _recognise(a)
+            text = recognise(a)
             aligned = frame_tracks(align(a, text), fps, n).openness
             out["driving_03 reference: recognised + aligned + rules"] = {"text": text, **_against(aligned, gap[:n], fps)}
         except Exception as exc:  # a diagnostic: report, do not stop the benchmark
@@ -198,21 +198,6 @@ def _rms_frames(audio16k: np.ndarray, fps: float, n: int) -> np.ndarray:
 
     hop = int(round(16000 / fps))
     return librosa.feature.rms(y=audio16k, frame_length=2 * hop, hop_length=hop, center=True)[0][:n]
-
-
-def _recognise(audio16k: np.ndarray) -> str:
-    """PocketSphinx free recognition with its bundled English model (no transcript given)."""
-    from pocketsphinx import Decoder
-
-    from avatar.motion.audio.align import _pcm16
-
-    d = Decoder(samprate=16000, loglevel="FATAL")
-    d.start_utt()
-    d.process_raw(_pcm16(audio16k), full_utt=True)
-    d.end_utt()
-    if d.hyp() is None or not d.hyp().hypstr.strip():
-        raise RuntimeError("nothing recognised")
-    return d.hyp().hypstr
 
 
 def _whole_path(wav: Path) -> dict:

@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--expression-scale", type=float, default=1.0, help="scale mouth and blink movement")
     g.add_argument("--intensity", type=float, default=s.intensity,
                    help="mouth movement relative to the portrait's face (1 = a typical speaker, 0.5 = subdued, 1.5 = animated)")
+    g.add_argument("--recognise", action="store_true",
+                   help="no transcript: recognise the words (PocketSphinx) and align them; better lips on real "
+                        "English speech, slower, falls back to the network when nothing fits")
     g.add_argument("--lip-lead", type=float, default=s.lead_s, metavar="SECONDS",
                    help="how far the lips run ahead of the sound (0..0.25 s)")
     g.add_argument("--weights", help="audio-to-mouth weights (default: the shipped ones)")
@@ -66,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args, expression_scale=args.expression_scale)
     config = dataclasses.replace(config, speech=SpeechConfig(
         fps=args.fps, seed=args.seed, voice=args.voice, rate=args.rate, blink_rate=args.blink_rate,
-        head_amplitude=args.head_motion, weights=args.weights, intensity=args.intensity, lead_s=args.lip_lead))
+        head_amplitude=args.head_motion, weights=args.weights, intensity=args.intensity, lead_s=args.lip_lead,
+        recognise=args.recognise))
     avatar_id = record_consent_if_asked(args, args.source, "audio")
     result = Animator(config).talk(args.source, args.output, audio=args.audio, text=args.text,
                                    transcript=_transcript(args.transcript), head_video=args.head_from,

@@ -43,7 +43,7 @@ class SpeechLevel:
     def push(self, mel: np.ndarray) -> np.ndarray:
         db = frame_db(mel) if len(mel) else np.zeros(0)
         out = np.zeros(len(db), np.float32)
-        for i, d in enumerate(db):
+        for i, d in enumerate(db.tolist()):
             if d > _FLOOR_DB and (self.level is None or d > self.level - _UPDATE_WINDOW_DB):
                 if self.level is None:
                     self.level = float(d)
@@ -90,9 +90,11 @@ class OpeningNorm:
         self.p90 = OPEN_P90
 
     def push(self, openness: np.ndarray) -> np.ndarray:
-        out = np.empty(len(openness), np.float32)
-        for i, o in enumerate(np.asarray(openness, np.float64)):
+        out = []
+        q = self.p90
+        for o in np.asarray(openness, np.float64).tolist():  # plain floats: ~10x faster than numpy scalars
             if o > _SPEAKING:
-                self.p90 = max(self.p90 + _Q_STEP * (0.9 - float(o <= self.p90)), 0.05)
-            out[i] = min(o * float(np.clip(OPEN_P90 / self.p90, _SCALE_MIN, _SCALE_MAX)), 1.0)
-        return out
+                q = max(q + _Q_STEP * (0.9 - (o <= q)), 0.05)
+            out.append(min(o * min(max(OPEN_P90 / q, _SCALE_MIN), _SCALE_MAX), 1.0))
+        self.p90 = q
+        return np.array(out, np.float32)

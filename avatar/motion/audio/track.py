@@ -103,7 +103,7 @@ def _from_states(states: list[MouthState], n: int) -> tuple[np.ndarray, ...]:
 def speech_track(audio: np.ndarray | None, sample_rate: int, fps: float, *, text: str | None = None,
                  transcript: str | None = None, seed: int = 0, voice: str = "en-us", rate: int = 165,
                  blink_rate: float = 17.0, head_amplitude: float = 1.0, weights: str | None = None,
-                 lead_s: float = LEAD_S) -> SpeechTrack:
+                 lead_s: float = LEAD_S, recognise: bool = False) -> SpeechTrack:
     """Per-frame mouth, blink and head motion for speech.
 
     Args:
@@ -114,6 +114,9 @@ def speech_track(audio: np.ndarray | None, sample_rate: int, fps: float, *, text
         blink_rate: blinks per minute (0 = none). head_amplitude: scales idle head motion (0 = still).
         weights: alternative network weights (default: shipped).
         lead_s: the mouth runs this far ahead of the sound (seconds), on every path.
+        recognise: without a transcript, let PocketSphinx recognise the words and force-align
+            them (phones give closures and lip shapes; on real speech it beats the network, see
+            docs/talk.md); falls back to the network, with a warning, when nothing fits.
     Returns:
         SpeechTrack; for ``text`` its audio is the synthesised speech (22.05 kHz); otherwise
         the input resampled to 16 kHz mono.
@@ -147,13 +150,15 @@ def speech_track(audio: np.ndarray | None, sample_rate: int, fps: float, *, text
         out_audio, out_sr = a16, 16000
         n = _num_frames(len(a16) / 16000.0, fps)
         mouth, source = None, "network"
-        if transcript is not None and n > 0:
+        if (transcript is not None or recognise) and n > 0:
             from .align import AlignmentError, align  # noqa: PLC0415
+            from .align import recognise as recognise_words  # noqa: PLC0415
 
             try:
-                phones = align(a16, transcript)
+                phones = align(a16, transcript if transcript is not None else recognise_words(a16))
                 tr = frame_tracks(phones, fps, n, lead_s=lead_s)
-                mouth, source = (tr.openness, tr.rounding, tr.closed, tr.viseme), "alignment"
+                mouth = (tr.openness, tr.rounding, tr.closed, tr.viseme)
+                source = "alignment" if transcript is not None else "recognition"
             except AlignmentError as exc:
                 warnings.warn(f"{exc}; using the audio-only network instead", stacklevel=2)
         if mouth is None:

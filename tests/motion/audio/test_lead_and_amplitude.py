@@ -129,3 +129,17 @@ def test_lead_and_intensity_are_checked():
         speech_track(np.zeros(1600, np.float32), 16000, 25, lead_s=0.5)
     with pytest.raises(ConfigError):
         R.RigConfig(intensity=-0.5)
+
+
+def test_recognition_path_gives_phones_and_falls_back_on_silence(espeak_ok):
+    from avatar.motion.audio.synthdata import flite_available, flite_utterance
+
+    if not flite_available():
+        pytest.skip("flite is not installed (apt-get install flite)")
+    u = flite_utterance("Maybe the brown puppy will bob happily beside my mum.", "slt")
+    tr = speech_track(u.audio, 16000, 25, recognise=True, head_amplitude=0, blink_rate=0)
+    assert tr.source == "recognition"
+    assert (tr.closed == 1.0).sum() >= 4 and tr.openness.max() > 0.2  # p/b/m from the phones, and it opens
+    with pytest.warns(UserWarning, match="audio-only network"):
+        sil = speech_track(np.zeros(32000, np.float32), 16000, 25, recognise=True)
+    assert sil.source == "network" and np.all(sil.openness < 0.05)
