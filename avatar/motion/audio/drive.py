@@ -74,7 +74,7 @@ class SpeechDriver:
 class LiveSpeech:
     """Streaming speech → target landmarks: feed 16 kHz PCM chunks, get the frames that became final.
 
-    Latency is that of :class:`MouthStreamer` (≈ 93 ms at 25 fps, plus the chunk length);
+    Latency is that of :class:`MouthStreamer` (142.5 ms at 25 fps with the default 60 ms lip lead, plus the chunk length);
     memory is bounded whatever the stream length.
 
     Args:
