@@ -42,7 +42,7 @@ def _fill(x: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(x), np.nanmedian(x), x) if np.any(~np.isnan(x)) else np.zeros_like(x)
 
 
-def track_frames(frames, times: list[float] | None = None) -> tuple[MouthTrack, list[float]]:
+def track_frames(frames) -> MouthTrack:
     """Track mouth measures over images (any iterable); frames without a face get the median."""
     from avatar.face.landmarks import LandmarkDetector
 
@@ -53,7 +53,7 @@ def track_frames(frames, times: list[float] | None = None) -> tuple[MouthTrack, 
             o, w = mouth_measures(faces[0].landmarks) if faces else (np.nan, np.nan)
             op.append(o)
             wd.append(w)
-    return MouthTrack(_fill(np.array(op)), _fill(np.array(wd))), times or []
+    return MouthTrack(_fill(np.array(op)), _fill(np.array(wd)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,7 +84,7 @@ def load_clip(path: Path, seconds: float) -> RealClip:
                 break
             images.append(fr.to_ndarray(format="rgb24"))
             times.append(t)
-    track, _ = track_frames(images)
+    track = track_frames(images)
     audio = load_audio(path)[: int(seconds * 16000)]
     n = int(np.ceil(min(len(audio) / 16000, times[-1] + 1 / fps) * fps - 1e-9))
     grid = np.arange(n) / fps  # the render grid; a video that starts late (talk_02: 80 ms) is interpolated onto it
@@ -164,7 +164,7 @@ def rendered_track(animator, prepared, track) -> MouthTrack:
     cfg = animator.config
     drv = SpeechDriver(prepared.crop.landmarks, cfg.motion, RigConfig(intensity=cfg.speech.intensity))
     frames = animator.stream_targets(prepared, drv.targets(track))
-    return track_frames(frames)[0]
+    return track_frames(frames)
 
 
 def clips(eval_dir: Path) -> list[Path]:

@@ -143,3 +143,17 @@ def test_recognition_path_gives_phones_and_falls_back_on_silence(espeak_ok):
     with pytest.warns(UserWarning, match="audio-only network"):
         sil = speech_track(np.zeros(32000, np.float32), 16000, 25, recognise=True)
     assert sil.source == "network" and np.all(sil.openness < 0.05)
+
+
+def test_real_speech_bench_scores():
+    """The real-speech benchmark's scoring: lag, opening ratios, width r and p/b/m closures on known tracks."""
+    from avatar.bench._lipsync_real import MouthTrack, score
+
+    rng = np.random.default_rng(0)
+    real_open = np.abs(np.convolve(rng.standard_normal(400), np.ones(5) / 5, "same")) * 0.05
+    real = MouthTrack(real_open, 1.0 + 0.1 * rng.standard_normal(400))
+    late = MouthTrack(np.r_[np.zeros(2), real_open[:-2]] * 2.0, real.width.copy())  # 80 ms late, twice as wide
+    s = score(late, real, 25.0, [(4.0, 4.1)])
+    assert s["lag_ms"] == 80.0 and s["r_at_lag"] > 0.99 > s["r"]
+    assert s["p90"] == pytest.approx(2.0, abs=0.05) and s["width_r"] == pytest.approx(1.0)
+    assert s["pbm"] == 1 and s["pbm_closed"] in (0.0, 1.0)
