@@ -157,3 +157,16 @@ def test_real_speech_bench_scores():
     assert s["lag_ms"] == 80.0 and s["r_at_lag"] > 0.99 > s["r"]
     assert s["p90"] == pytest.approx(2.0, abs=0.05) and s["width_r"] == pytest.approx(1.0)
     assert s["pbm"] == 1 and s["pbm_closed"] in (0.0, 1.0)
+
+
+def test_codec_round_trip_keeps_length_and_timing(spoken):
+    """Training augmentation for real uploads: a lossy codec changes the sound, not where the phones are."""
+    from avatar.motion.audio.synthdata import codec_roundtrip
+
+    x = _speech16k(spoken)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        z, note = codec_roundtrip(x, rng)
+        assert len(z) == len(x) and not np.array_equal(z, x)
+        c = [float(np.dot(z[800 + k:len(x) - 800 + k], x[800:len(x) - 800])) for k in range(-40, 41)]
+        assert int(np.argmax(c)) - 40 == 0, note
