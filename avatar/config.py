@@ -152,6 +152,12 @@ class SpeechConfig:
     fps: output frame rate. seed: blinks and idle head motion. voice, rate: espeak-ng voice
     and words per minute for text. blink_rate: blinks per minute (0 = none). head_amplitude:
     idle head motion scale (0 = still). weights: audio-to-mouth weights (None = shipped).
+    lead_s: how far the lips run ahead of the sound, seconds (real speakers shape the mouth
+    tens of ms before it sounds; in streaming this adds to the latency and the output audio
+    is delayed to match). intensity: scales the mouth's movement relative to the portrait's
+    own face (1 = a typical speaker's range; 0 = still). recognise: audio without a transcript
+    goes through PocketSphinx word recognition + forced alignment (offline only; the network
+    when nothing fits).
     """
 
     fps: float = 25.0
@@ -161,8 +167,13 @@ class SpeechConfig:
     blink_rate: float = 17.0
     head_amplitude: float = 1.0
     weights: str | None = None
+    lead_s: float = 0.06
+    intensity: float = 1.0
+    recognise: bool = False
 
     def __post_init__(self) -> None:
+        _check(0.0 <= self.lead_s <= 0.25, f"lead_s must be in [0, 0.25] s, got {self.lead_s}")
+        _check(0.0 <= self.intensity <= 3.0, f"intensity must be in [0, 3], got {self.intensity}")
         _check(1.0 <= self.fps <= 120.0, f"speech fps must be in [1, 120], got {self.fps}")
         _check(80 <= self.rate <= 450, f"speech rate must be in [80, 450] words per minute, got {self.rate}")
         _check(0.0 <= self.blink_rate <= 60.0, f"blink_rate must be in [0, 60] per minute, got {self.blink_rate}")

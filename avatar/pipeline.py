@@ -387,6 +387,7 @@ class Animator:
         from .media.video import audio_duration, iter_audio
         from .media.formats import output_format
         from .motion.audio.drive import LiveSpeech, SpeechDriver
+        from .motion.rig import RigConfig
 
         cfg, sc = self.config, self.config.speech
         output_format(output)  # an unsupported extension fails before any work
@@ -407,9 +408,10 @@ class Animator:
         if head_video is not None:
             with timer.time("landmarks"):
                 head_landmarks = self.landmarks_of(head_video)
-        if audio is not None and transcript is None and head_landmarks is None:
+        if audio is not None and transcript is None and head_landmarks is None and not sc.recognise:
             speech = LiveSpeech(prepared.crop.landmarks, cfg.motion, fps, seed=sc.seed, weights=sc.weights,
-                                blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude)
+                                blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude, lead_s=sc.lead_s,
+                                intensity=sc.intensity)
 
             def targets() -> Iterator[np.ndarray]:
                 for chunk in iter_audio(audio, 16000):
@@ -428,10 +430,11 @@ class Animator:
         with timer.time("speech"):
             track = speech_track(load_audio(audio) if audio is not None else None, 16000, fps, text=text,
                                  transcript=transcript, seed=sc.seed, voice=sc.voice, rate=sc.rate,
-                                 blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude, weights=sc.weights)
+                                 blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude, weights=sc.weights,
+                                 lead_s=sc.lead_s, recognise=sc.recognise)
         if len(track) == 0:
             raise InputError(f"{audio or 'the text'} gives no speech to animate (zero length)")
-        driver = SpeechDriver(prepared.crop.landmarks, cfg.motion)
+        driver = SpeechDriver(prepared.crop.landmarks, cfg.motion, RigConfig(intensity=sc.intensity))
         frames = self.stream_targets(prepared, driver.targets(track, head_landmarks, fps), timer=timer)
         return self._write(prepared, frames, output, fps, len(track), audio_from=audio,
                            audio_pcm=None if audio is not None else (track.audio, track.sample_rate),

@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="voice mode: the microphone (default device, or a sounddevice index/name) drives the avatar")
     g.add_argument("--audio", metavar="FILE", help="voice mode from a media file, played in real time as a fake microphone")
     g.add_argument("--fps", type=float, default=None, help="output frame rate (default: the camera's; 25 in voice mode)")
+    g.add_argument("--intensity", type=float, default=None,
+                   help="voice mode: mouth movement relative to the portrait's face (default 1 = a typical speaker)")
+    g.add_argument("--lip-lead", type=float, default=None, metavar="SECONDS",
+                   help="voice mode: how far the lips run ahead of the sound (default 0.06; the output is delayed to match)")
     g = p.add_argument_group("sinks")
     g.add_argument("--record", metavar="OUT.mp4", help="record to a file (complete and labelled, even after Ctrl-C)")
     g.add_argument("--stream", action="append", default=[], metavar="URL",
@@ -48,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from ..errors import ConfigError
     from ..live import LiveOptions, run_live
     from ..live.sinks import PreviewSink, RecordSink, StreamSink, VirtualCamSink
@@ -63,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args, expression_scale=args.expression_scale, **smoothing_configs(args.smoothing))
     # the live loop draws the badge itself (LiveOptions); the file path must not draw it twice
     config = dataclasses.replace(config, output=dataclasses.replace(config.output, visible_label=False))
+    speech = {k: v for k, v in (("intensity", args.intensity), ("lead_s", args.lip_lead)) if v is not None}
+    if speech:
+        config = dataclasses.replace(config, speech=dataclasses.replace(config.speech, **speech))
     avatar_id = record_consent_if_asked(args, args.source, "live") if args.source else args.avatar_id
 
     sinks = []

@@ -26,6 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--blink-rate", type=float, default=s.blink_rate, help="blinks per minute (0 = none)")
     g.add_argument("--head-motion", type=float, default=s.head_amplitude, help="idle head motion scale (0 = still)")
     g.add_argument("--expression-scale", type=float, default=1.0, help="scale mouth and blink movement")
+    g.add_argument("--intensity", type=float, default=s.intensity,
+                   help="mouth movement relative to the portrait's face (1 = a typical speaker, 0.5 = subdued, 1.5 = animated)")
+    g.add_argument("--recognise", action="store_true",
+                   help="no transcript: recognise the words (PocketSphinx) and align them; better lips on real "
+                        "English speech, slower, falls back to the network when nothing fits")
+    g.add_argument("--lip-lead", type=float, default=s.lead_s, metavar="SECONDS",
+                   help="how far the lips run ahead of the sound (0..0.25 s)")
     g.add_argument("--weights", help="audio-to-mouth weights (default: the shipped ones)")
     g.add_argument("--head-from", metavar="VIDEO", help="take the head motion from this driving video (looped); lips follow the speech")
     add_common_options(p)
@@ -59,7 +66,8 @@ def talk_config(args: argparse.Namespace):
     config = build_config(args, expression_scale=args.expression_scale)
     return dataclasses.replace(config, speech=SpeechConfig(
         fps=args.fps, seed=args.seed, voice=args.voice, rate=args.rate, blink_rate=args.blink_rate,
-        head_amplitude=args.head_motion, weights=args.weights))
+        head_amplitude=args.head_motion, weights=args.weights, intensity=args.intensity, lead_s=args.lip_lead,
+        recognise=args.recognise))
 
 
 def run(args: argparse.Namespace) -> int:

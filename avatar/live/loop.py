@@ -393,8 +393,9 @@ def _run_voice(animator, prepared, audio, sinks, fps, max_frames, max_seconds, o
                         if emit(driver.flush()):
                             report.stopped_by = "audio_ended"
                         break
-                    outputs.write_audio(chunk.pcm)
-                    if not emit(driver.push(chunk)):
+                    frames = driver.push(chunk)
+                    outputs.write_audio(driver.take_audio())  # the input, delayed by the mouth path's look-ahead
+                    if not emit(frames):
                         break
                     if max_seconds is not None and time.perf_counter() - t_first >= max_seconds:
                         report.stopped_by = "max_seconds"

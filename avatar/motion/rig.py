@@ -4,7 +4,10 @@ Works in the pose-free canonical frame of the motion-transfer module: inter-ocul
 (33↔263) = 1, x to image right, y down, z away from the camera. A two-parameter blendshape:
 openness drops the jaw and lower lip (with the chin and jaw line following, weights falling
 off sideways) and lifts the upper lip a little; rounding narrows the mouth and pushes the
-lips forward (negative rounding spreads). Closed means closed: at ``closed >= 0.5`` each
+lips forward (negative rounding spreads). Amplitudes are relative to the portrait's own face:
+at openness 1 the lips part by ``open_gap`` of its face height (forehead 10 → chin 152), so a
+small face in a wide photo and a close-up open alike, as real speakers' mouths do (talking
+people part their lips by 0.02–0.07 of their face height, p50–p90, in the dev clips). Closed means closed: at ``closed >= 0.5`` each
 inner upper-lip point and its lower partner are moved to their common mean, exactly.
 Blink moves upper and lower lids to a common line (exactly shut at blink = 1).
 """
@@ -31,6 +34,7 @@ LEFT_LOWER_LID = (7, 163, 144, 145, 153, 154, 155)
 RIGHT_UPPER_LID = (466, 388, 387, 386, 385, 384, 398)
 RIGHT_LOWER_LID = (249, 390, 373, 374, 380, 381, 382)
 CHIN = 152
+FOREHEAD = 10
 
 
 def _lip_sets() -> tuple[frozenset[int], frozenset[int]]:
@@ -50,26 +54,27 @@ def _lip_sets() -> tuple[frozenset[int], frozenset[int]]:
 
 @dataclass(frozen=True, slots=True)
 class RigConfig:
-    """Amplitudes in canonical units (IOD = 1).
+    """Amplitudes, relative to the portrait's face.
 
-    jaw_drop: lower-lip drop at openness 1; upper_lift: upper-lip rise as a share of it;
-    chin_follow: share of the drop the chin follows; rounding_narrow: mouth-width change at
-    rounding ±1 (share of half the width); protrusion: lip push towards the camera at
-    rounding 1; expression_scale: multiplies openness and rounding (1 = as predicted).
+    open_gap: inner-lip gap at openness 1, as a share of the face height; upper_lift: the
+    upper lip's share of the opening; chin_follow: share of the drop the chin follows;
+    rounding_narrow: mouth-width change at rounding ±1 (share of half the width); protrusion:
+    lip push towards the camera at rounding 1 (canonical units, IOD = 1); intensity:
+    multiplies openness and rounding (1 = a typical speaker, 0 = still).
     """
 
-    jaw_drop: float = 0.32
+    open_gap: float = 0.11
     upper_lift: float = 0.15
     chin_follow: float = 0.8
     rounding_narrow: float = 0.18
     protrusion: float = 0.06
-    expression_scale: float = 1.0
+    intensity: float = 1.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.expression_scale <= 3.0:
-            raise ConfigError(f"expression_scale must be in [0, 3], got {self.expression_scale}")
-        if not 0.0 <= self.jaw_drop <= 1.0:
-            raise ConfigError(f"jaw_drop must be in [0, 1] (canonical units), got {self.jaw_drop}")
+        if not 0.0 <= self.intensity <= 3.0:
+            raise ConfigError(f"intensity must be in [0, 3], got {self.intensity}")
+        if not 0.0 <= self.open_gap <= 0.5:
+            raise ConfigError(f"open_gap must be in [0, 0.5] of the face height, got {self.open_gap}")
 
 
 class MouthRig:
@@ -87,6 +92,8 @@ class MouthRig:
         self.neutral = neutral
         self.config = config
         p = neutral
+        face_h = float(np.linalg.norm(p[CHIN, :2] - p[FOREHEAD, :2]))
+        self._jaw_drop = config.open_gap * face_h / (1.0 + config.upper_lift)  # canonical units at openness 1
         c = 0.5 * (p[OUTER_CORNERS[0]] + p[OUTER_CORNERS[1]])
         half_w = max(0.5 * abs(p[OUTER_CORNERS[1], 0] - p[OUTER_CORNERS[0], 0]), 1e-3)
         dx = (p[:, 0] - c[0]) / half_w
@@ -124,9 +131,9 @@ class MouthRig:
         A neutral state (openness 0, rounding 0, closed < 0.3, blink 0) gives exactly zero.
         """
         cfg = self.config
-        o = float(np.clip(mouth.openness * cfg.expression_scale, 0.0, 1.0))
-        r = float(np.clip(mouth.rounding * cfg.expression_scale, -1.0, 1.0))
-        off = self._open * (o * cfg.jaw_drop) + self._round * r
+        o = float(np.clip(mouth.openness, 0.0, 1.0)) * cfg.intensity
+        r = float(np.clip(mouth.rounding * cfg.intensity, -1.0, 1.0))
+        off = self._open * (o * self._jaw_drop) + self._round * r
         seal = float(np.clip((mouth.closed - 0.3) / 0.2, 0.0, 1.0))
         if seal > 0.0:
             pos = self.neutral + off

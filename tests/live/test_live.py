@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from avatar.errors import ConfigError, EngineUnavailable, InputError
+from avatar.live.sinks import Sink
 
 
 def _ts_frames(data: bytes) -> tuple[int, bool]:
@@ -188,16 +189,71 @@ def test_voice_mode_from_an_audio_file(tmp_path, portrait_path, driving_clip, re
     out = tmp_path / "voice.mp4"
     report = run_live(config, portrait_path, audio=str(driving_clip), sinks=[RecordSink(out), StreamSink(tcp.url)])
     assert report.mode == "voice" and report.stopped_by == "audio_ended"
-    seconds = len(read_audio(driving_clip)) / 16000
+    # the output runs behind the input by the mouth path's look-ahead (its sound delayed to match)
+    seconds = len(read_audio(driving_clip)) / 16000 + _voice_delay_s(config)
     assert abs(report.frames - round(seconds * 25)) <= 1
     info = probe_video(out)
     assert info.has_audio and info.frame_count == report.frames
-    assert abs(len(read_audio(out)) / 16000 - seconds) < 0.1  # the sound is all there, from t = 0
+    assert abs(len(read_audio(out)) / 16000 - seconds) < 0.1  # the sound is all there
     assert _ts_frames(tcp.finish()) == (report.frames, True)
-    # sound → frame: the streaming look-ahead (≈ 83 ms) plus chunking and rendering, not more
-    assert 80 < report.latency_ms_median <= report.latency_ms_p95 < 1500
+    # sound → frame: the streaming look-ahead (≈ 143 ms) plus chunking and rendering, not more
+    assert 130 < report.latency_ms_median <= report.latency_ms_p95 < 1500
     assert report.timings_ms["speech"] > 0
     print(f"voice latency median {report.latency_ms_median:.1f} ms, p95 {report.latency_ms_p95:.1f} ms")
+
+
+def _voice_delay_s(config) -> float:
+    from avatar.motion.audio.stream import MouthStreamer
+
+    return np.ceil(MouthStreamer(25.0, lead_s=config.speech.lead_s).latency_s * 16000 - 1e-9) / 16000
+
+
+class _PcmSink(Sink):
+    """Keeps what a session writes: frame times and the exact PCM."""
+
+    name, wants_audio = "pcm", True
+
+    def __init__(self) -> None:
+        self.pcm: list[np.ndarray] = []
+        self.times: list[float] = []
+
+    def open(self, width, height, fps, *, audio=False, grant=None) -> None:
+        assert audio
+
+    def write(self, frame, t) -> None:
+        self.times.append(t)
+
+    def write_audio(self, pcm) -> None:
+        self.pcm.append(np.asarray(pcm, np.float32).copy())
+
+    def close(self) -> None:
+        pass
+
+
+def test_voice_output_audio_is_delayed_by_exactly_the_look_ahead(tmp_path, portrait_path, research, config):
+    """Cross-correlating the sound written out with the sound heard finds the look-ahead, to the sample."""
+    import dataclasses
+
+    import soundfile as sf
+
+    from avatar.live import run_live
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(16000) * 0.1 * np.repeat(rng.random(50) > 0.5, 320)).astype(np.float32)  # 1 s of bursts
+    wav = tmp_path / "in.wav"
+    sf.write(wav, x, 16000, subtype="FLOAT")
+    for lead in (0.0, 0.1):
+        cfg = dataclasses.replace(config, speech=dataclasses.replace(config.speech, lead_s=lead))
+        sink = _PcmSink()
+        report = run_live(cfg, portrait_path, audio=str(wav), sinks=[sink])
+        y = np.concatenate(sink.pcm)
+        c = np.correlate(y, x, mode="valid")
+        delay = int(np.argmax(c))
+        assert delay == round(_voice_delay_s(cfg) * 16000)
+        assert 0.08 + lead < delay / 16000 <= 0.2 + lead  # the look-ahead grows with the lead
+        np.testing.assert_array_equal(y[delay:delay + len(x)], x)  # the input itself, untouched
+        assert not np.any(y[:delay])
+        assert report.frames == len(sink.times) and abs(report.frames - len(y) / 16000 * 25) <= 1
 
 
 def test_virtual_camera_without_backend_names_what_to_install():

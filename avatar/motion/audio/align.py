@@ -190,3 +190,22 @@ def _trim_to_speech(phones: list[Phone], onset: float, offset: float, margin: fl
         if end - start > 1e-3:
             out.append(Phone(p.phone, start, end))
     return out or list(phones)
+
+
+def recognise(audio: np.ndarray) -> str:
+    """PocketSphinx's own word recognition of 16 kHz speech (bundled English model, no transcript).
+
+    Raises AlignmentError when nothing is recognised (silence, noise, music).
+    """
+    pcm = _pcm16(audio)
+    from pocketsphinx import Decoder  # noqa: PLC0415
+
+    with _LOCK:
+        d = Decoder(samprate=16000, loglevel="FATAL")
+        d.start_utt()
+        d.process_raw(pcm, full_utt=True)
+        d.end_utt()
+        hyp = d.hyp()
+    if hyp is None or not words_of(hyp.hypstr):
+        raise AlignmentError("speech recognition found no words")
+    return hyp.hypstr

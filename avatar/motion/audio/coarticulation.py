@@ -9,6 +9,7 @@ multiplied by a gate that is 0 over the closure and rises over 30 ms raised-cosi
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -132,13 +133,17 @@ def mouth_tracks(segs: Sequence[Segment], times: np.ndarray, cfg: Coarticulation
 
 
 def frame_tracks(phones: Sequence[Phone], fps: float, num_frames: int,
-                 cfg: CoarticulationConfig = CoarticulationConfig()) -> MouthTracks:
-    """Tracks at render frames t = k / fps, k < num_frames.
+                 cfg: CoarticulationConfig = CoarticulationConfig(), lead_s: float = 0.0) -> MouthTracks:
+    """Tracks at render frames t = k / fps, k < num_frames, showing the mouth of the phones at t + ``lead_s``.
 
     A bilabial closure shorter than a frame period could fall between two frames; the frame
     nearest its middle is then closed, so every closure is seen.
     """
     segs = segments_from_phones(phones, cfg)
+    if lead_s:
+        segs = [dataclasses.replace(s, start=s.start - lead_s, end=s.end - lead_s,
+                                    closure=None if s.closure is None else (s.closure[0] - lead_s, s.closure[1] - lead_s))
+                for s in segs]
     times = np.arange(num_frames, dtype=np.float64) / fps
     tr = mouth_tracks(segs, times, cfg)
     if num_frames == 0:

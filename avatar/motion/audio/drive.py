@@ -16,7 +16,7 @@ from ...errors import NoFaceError
 from ..rig import MouthRig, RigConfig
 from ..transfer import MotionTransfer
 from . import idle
-from .state import MouthState
+from .state import LEAD_S, MouthState
 from .track import SpeechTrack, rotation_matrices
 
 
@@ -74,23 +74,25 @@ class SpeechDriver:
 class LiveSpeech:
     """Streaming speech → target landmarks: feed 16 kHz PCM chunks, get the frames that became final.
 
-    Latency is that of :class:`MouthStreamer` (≈ 93 ms at 25 fps, plus the chunk length);
+    Latency is that of :class:`MouthStreamer` (142.5 ms at 25 fps with the default 60 ms lip lead, plus the chunk length);
     memory is bounded whatever the stream length.
 
     Args:
         source_landmarks: (478, 3) portrait-crop landmarks. motion: expression scale.
         fps: output frame rate. seed: blinks and head motion. weights: audio-to-mouth weights.
         blink_rate: blinks per minute. head_amplitude: idle head motion scale (0 = still).
+        lead_s: the mouth runs this far ahead of the sound (adds to the latency).
+        intensity: mouth movement scale (see :class:`~avatar.motion.rig.RigConfig`).
     """
 
     def __init__(self, source_landmarks: np.ndarray, motion: MotionConfig | None = None, fps: float = 25.0, *,
                  seed: int = 0, weights: str | None = None, blink_rate: float = 17.0,
-                 head_amplitude: float = 1.0) -> None:
+                 head_amplitude: float = 1.0, lead_s: float = LEAD_S, intensity: float = 1.0) -> None:
         from .stream import MouthStreamer  # noqa: PLC0415
 
-        self.driver = SpeechDriver(source_landmarks, motion)
+        self.driver = SpeechDriver(source_landmarks, motion, RigConfig(intensity=intensity))
         self.fps = float(fps)
-        self.mouth = MouthStreamer(fps, weights)
+        self.mouth = MouthStreamer(fps, weights, lead_s)
         self.blinks = idle.BlinkStream(fps, seed, blink_rate)
         self.head = idle.HeadStream(fps, seed, head_amplitude)
         self._hop = 16000.0 / self.fps

@@ -1,8 +1,11 @@
 """Streaming audio → mouth: ``MouthStreamer.push(pcm) -> [MouthState, ...]`` at the render rate.
 
-Algorithmic latency (sound at time t → the frame for time t can be emitted): 12.5 ms
-(half the analysis window) + 60 ms network look-ahead + a quarter of a render frame (the
-lips-closed window), i.e. 82.5 ms at 25 fps, 76.7 ms at 60 fps; plus the caller's chunk length.
+Lips lead the sound: frame k shows the mouth the network hears at k / fps + ``lead_s``
+(:data:`~avatar.motion.audio.state.LEAD_S` by default), as real speakers shape the mouth
+before the sound starts. Algorithmic latency (sound at time t → the frame for time t can be
+emitted): the lead + 12.5 ms (half the analysis window) + 60 ms network look-ahead + a quarter
+of a render frame (the lips-closed window), i.e. 82.5 ms + the lead at 25 fps; plus the
+caller's chunk length.
 Memory is bounded: the streamer keeps 240 samples of audio, the network state and a few
 100 Hz output frames, whatever the input length. The offline path (:func:`network_frames`)
 runs this same code once, so both agree to float rounding.
@@ -16,9 +19,10 @@ import numpy as np
 
 from ...errors import ConfigError, InputError
 from . import features as feat
+from .effort import OpeningNorm, SpeechLevel, effort_gain
 from .model_io import CLOSED_THRESHOLD, load_numpy_model
 from .numpy_net import _sigmoid
-from .state import MouthState
+from .state import LEAD_S, MouthState, check_lead
 
 # A frame shows closed lips when the network's lips-closed probability exceeds the threshold
 # anywhere within this fraction of a render frame either side of the frame's time: wide enough
@@ -33,20 +37,25 @@ class MouthStreamer:
     Args:
         fps: render frame rate (frames at t = k / fps).
         weights: path of a safetensors file; None = the shipped ``weights/audio2mouth-v1``.
+        lead_s: how far the mouth runs ahead of the sound (seconds, 0..0.25).
     """
 
-    def __init__(self, fps: float, weights: str | None = None) -> None:
+    def __init__(self, fps: float, weights: str | None = None, lead_s: float = LEAD_S) -> None:
         if not (isinstance(fps, (int, float)) and 1.0 <= fps <= 240.0):
             raise ConfigError(f"fps must be in [1, 240], got {fps!r}")
         self.model, self.info = load_numpy_model(weights)  # NumPy inference: no torch import
         self.lookahead = int(self.info["lookahead_frames"])
         self.fps = float(fps)
+        self.lead_s = check_lead(lead_s)
         self._mel = feat.StreamingLogMel()
         self._state = self.model.initial_state()
         self._half = CLOSED_WINDOW * feat.FRAME_RATE / self.fps  # the lips-closed window, in 100 Hz frames
         self._raw_frames = 0  # network outputs produced so far
         self._base = 0  # 100 Hz frame index of _buf[0] (after the look-ahead shift)
-        self._buf = np.zeros((0, 4), np.float32)  # openness, p_closed, rounding, viseme
+        self._level = SpeechLevel()
+        self._norm = OpeningNorm()
+        self._levels = np.zeros(0, np.float32)
+        self._buf = np.zeros((0, 5), np.float32)  # openness, p_closed, rounding, viseme, level re the speaker (dB)
         self._next = 0  # next render frame to emit
         self._samples = 0
         self._closed = False
@@ -54,7 +63,7 @@ class MouthStreamer:
     @property
     def latency_s(self) -> float:
         """Algorithmic latency in seconds (excludes the chunk length)."""
-        return (feat.WIN / 2) / feat.SAMPLE_RATE + self.lookahead / feat.FRAME_RATE + CLOSED_WINDOW / self.fps
+        return self.lead_s + (feat.WIN / 2) / feat.SAMPLE_RATE + self.lookahead / feat.FRAME_RATE + CLOSED_WINDOW / self.fps
 
     def _run(self, mel: np.ndarray) -> None:
         if len(mel) == 0:
@@ -66,7 +75,13 @@ class MouthStreamer:
         start = self._raw_frames
         self._raw_frames += len(vals)
         skip = max(0, self.lookahead - start)
-        self._buf = np.concatenate([self._buf, vals[skip:]])
+        # Levels describe their own frame, so they queue until the network's output for that frame arrives.
+        self._levels = np.concatenate([self._levels, self._level.push(mel)])
+        k = max(0, len(vals) - skip)
+        rel, self._levels = self._levels[:k], self._levels[k:]
+        vals = vals[skip:]
+        vals[:, 0] = self._norm.push(vals[:, 0])
+        self._buf = np.concatenate([self._buf, np.c_[vals, rel]])
 
     def _emit(self, final: bool) -> list[MouthState]:
         out: list[MouthState] = []
@@ -76,7 +91,7 @@ class MouthStreamer:
             k = self._next
             if final and k >= total_frames:
                 break
-            c = k * feat.FRAME_RATE / self.fps
+            c = (k / self.fps + self.lead_s) * feat.FRAME_RATE
             hi = math.floor(c + self._half)
             need = max(hi, math.floor(c) + 1)
             if need >= have:
@@ -89,6 +104,7 @@ class MouthStreamer:
             frac = c - math.floor(c)
             op = (1 - frac) * b[i0, 0] + frac * b[i1, 0]
             ro = (1 - frac) * b[i0, 2] + frac * b[i1, 2]
+            op *= float(effort_gain((1 - frac) * b[i0, 4] + frac * b[i1, 4]))
             win = b[max(0, lo - self._base): max(lo - self._base + 1, min(hi - self._base + 1, len(b)))]
             pc = float(win[:, 1].max()) if len(win) else float(b[i0, 1])
             vis = int(b[int(round(c)) - self._base if int(round(c)) - self._base < len(b) else i0, 3])
@@ -97,7 +113,7 @@ class MouthStreamer:
             out.append(MouthState(float(op), float(ro), pc, vis))
             self._next += 1
             # Forget 100 Hz frames no later frame can use.
-            keep_from = max(0, math.floor((self._next * feat.FRAME_RATE / self.fps) - self._half) - 1)
+            keep_from = max(0, math.floor((self._next / self.fps + self.lead_s) * feat.FRAME_RATE - self._half) - 1)
             drop = keep_from - self._base
             if drop > 0 and drop < len(self._buf):
                 self._buf = self._buf[drop:]
@@ -120,14 +136,15 @@ class MouthStreamer:
         if self._closed:
             return []
         self._closed = True
-        pad = np.zeros(feat.WIN // 2 + feat.HOP * (self.lookahead + 2) + int(feat.SAMPLE_RATE / self.fps) + feat.HOP, np.float32)
+        pad = np.zeros(feat.WIN // 2 + feat.HOP * (self.lookahead + 2) + int(feat.SAMPLE_RATE / self.fps) + feat.HOP
+                       + int(math.ceil(self.lead_s * feat.SAMPLE_RATE)), np.float32)
         self._run(self._mel.push(pad))
         if len(self._buf) == 0:
             return []
         return self._emit(final=True)
 
 
-def network_frames(audio16k: np.ndarray, fps: float, weights: str | None = None) -> list[MouthState]:
+def network_frames(audio16k: np.ndarray, fps: float, weights: str | None = None, lead_s: float = LEAD_S) -> list[MouthState]:
     """Offline audio-only mouth states: the streamer run over the whole signal at once."""
-    s = MouthStreamer(fps, weights)
+    s = MouthStreamer(fps, weights, lead_s)
     return s.push(audio16k) + s.flush()

@@ -143,8 +143,52 @@ def _coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return x / (x.std() + 1e-9)
 
 
-def augment(audio: np.ndarray, phones: list[Phone], rng: np.random.Generator) -> tuple[np.ndarray, list[Phone], str]:
-    """Random recording chain (speed, reverb, band limit, noise, gain); returns new audio and phones."""
+_CODECS = (("libmp3lame", "mp3", 16000, (24000, 64000)), ("aac", "adts", 16000, (16000, 48000)),
+           ("libopus", "ogg", 48000, (8000, 32000)))
+
+
+def codec_roundtrip(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """Encode and decode 16 kHz audio with a random lossy codec and bit rate (PyAV), re-aligned to the input."""
+    import io  # noqa: PLC0415
+
+    import av  # noqa: PLC0415
+
+    codec, fmt, rate, (lo, hi) = _CODECS[int(rng.integers(len(_CODECS)))]
+    y = _resample(x, SAMPLE_RATE, rate)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as c:
+        st = c.add_stream(codec, rate=rate, layout="mono")
+        st.bit_rate = int(rng.integers(lo, hi))
+        fs = st.codec_context.frame_size or 1024
+        for i in range(0, len(y), fs):
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(y[None, i:i + fs]), format="fltp", layout="mono")
+            f.sample_rate, f.pts = rate, i
+            for pkt in st.encode(f):
+                c.mux(pkt)
+        for pkt in st.encode(None):
+            c.mux(pkt)
+    buf.seek(0)
+    with av.open(buf) as c:
+        z = np.concatenate([fr.to_ndarray().reshape(-1) for fr in c.decode(audio=0)]).astype(np.float32)
+    z = _resample(z, rate, SAMPLE_RATE)
+    # Encoders prime with a few ms of silence: undo the delay so the phone times stay right.
+    n = min(len(x), len(z), 4 * SAMPLE_RATE)
+    corr = np.fft.irfft(np.fft.rfft(z[:n], 2 * n) * np.conj(np.fft.rfft(x[:n], 2 * n)))
+    lags = np.r_[np.arange(0, 2049), np.arange(-2048, 0)]
+    lag = int(lags[np.argmax(corr[lags])])
+    z = z[lag:] if lag >= 0 else np.r_[np.zeros(-lag, np.float32), z]
+    out = np.zeros(len(x), np.float32)
+    out[: min(len(x), len(z))] = z[: len(x)]
+    return out, f"{codec}@{st.bit_rate // 1000}k"
+
+
+def augment(audio: np.ndarray, phones: list[Phone], rng: np.random.Generator,
+            real_chain: bool = False) -> tuple[np.ndarray, list[Phone], str]:
+    """Random recording chain (speed, reverb, band limit, noise, gain); returns new audio and phones.
+
+    ``real_chain`` adds what real uploads go through: lossy codecs (MP3, AAC, Opus round trips,
+    40 %) and telephone band (300–3400 Hz at 8 kHz, 15 %).
+    """
     import scipy.signal  # noqa: PLC0415
 
     x = audio.astype(np.float32)
@@ -177,6 +221,13 @@ def augment(audio: np.ndarray, phones: list[Phone], rng: np.random.Generator) ->
         p = float(np.mean(x[np.abs(x) > 1e-4] ** 2)) if np.any(np.abs(x) > 1e-4) else 1e-4
         x = x + _coloured_noise(len(x), rng) * np.sqrt(p / 10 ** (snr / 10))
         notes.append(f"snr{snr:.0f}")
+    if real_chain and rng.random() < 0.15:
+        sos = scipy.signal.butter(4, [300, 3400], btype="band", fs=SAMPLE_RATE, output="sos")
+        x = _resample(_resample(scipy.signal.sosfilt(sos, x).astype(np.float32), SAMPLE_RATE, 8000), 8000, SAMPLE_RATE)
+        notes.append("phone")
+    if real_chain and rng.random() < 0.4:
+        x, note = codec_roundtrip(x, rng)
+        notes.append(note)
     g = float(rng.uniform(-12, 6))
     x = (x * 10 ** (g / 20)).astype(np.float32)
     peak = float(np.abs(x).max()) if len(x) else 0.0

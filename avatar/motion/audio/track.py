@@ -17,7 +17,8 @@ import numpy as np
 from ...errors import ConfigError, InputError
 from . import idle
 from .coarticulation import frame_tracks
-from .state import HeadMotion, MouthState
+from .effort import frame_gains
+from .state import LEAD_S, HeadMotion, MouthState, check_lead
 
 MAX_SECONDS = 4 * 3600  # offline arrays above this belong in MouthStreamer
 
@@ -101,7 +102,8 @@ def _from_states(states: list[MouthState], n: int) -> tuple[np.ndarray, ...]:
 
 def speech_track(audio: np.ndarray | None, sample_rate: int, fps: float, *, text: str | None = None,
                  transcript: str | None = None, seed: int = 0, voice: str = "en-us", rate: int = 165,
-                 blink_rate: float = 17.0, head_amplitude: float = 1.0, weights: str | None = None) -> SpeechTrack:
+                 blink_rate: float = 17.0, head_amplitude: float = 1.0, weights: str | None = None,
+                 lead_s: float = LEAD_S, recognise: bool = False) -> SpeechTrack:
     """Per-frame mouth, blink and head motion for speech.
 
     Args:
@@ -111,6 +113,10 @@ def speech_track(audio: np.ndarray | None, sample_rate: int, fps: float, *, text
         voice, rate: espeak-ng voice and words per minute for ``text``.
         blink_rate: blinks per minute (0 = none). head_amplitude: scales idle head motion (0 = still).
         weights: alternative network weights (default: shipped).
+        lead_s: the mouth runs this far ahead of the sound (seconds), on every path.
+        recognise: without a transcript, let PocketSphinx recognise the words and force-align
+            them (phones give closures and lip shapes; on real speech it beats the network, see
+            docs/talk.md); falls back to the network, with a warning, when nothing fits.
     Returns:
         SpeechTrack; for ``text`` its audio is the synthesised speech (22.05 kHz); otherwise
         the input resampled to 16 kHz mono.
@@ -122,6 +128,7 @@ def speech_track(audio: np.ndarray | None, sample_rate: int, fps: float, *, text
         raise ConfigError(f"fps must be in [1, 240], got {fps!r}")
     if blink_rate < 0 or head_amplitude < 0:
         raise ConfigError(f"blink_rate and head_amplitude must be >= 0, got {blink_rate}, {head_amplitude}")
+    lead_s = check_lead(lead_s)
     if (audio is None) == (text is None):
         raise InputError("pass either audio (with an optional transcript) or text to speak, not both and not neither")
     if text is not None:
@@ -134,7 +141,7 @@ def speech_track(audio: np.ndarray | None, sample_rate: int, fps: float, *, text
         shift = len(pad) / u.sample_rate
         phones = from_espeak([(p.symbol, p.start + shift) for p in u.phones], len(out_audio) / u.sample_rate)
         n = _num_frames(len(out_audio) / u.sample_rate, fps)
-        tr = frame_tracks(phones, fps, n)
+        tr = frame_tracks(phones, fps, n, lead_s=lead_s)
         mouth = (tr.openness, tr.rounding, tr.closed, tr.viseme)
         out_sr, source = u.sample_rate, "tts"
         a16 = to_mono_16k(out_audio, u.sample_rate)
@@ -143,13 +150,15 @@ def speech_track(audio: np.ndarray | None, sample_rate: int, fps: float, *, text
         out_audio, out_sr = a16, 16000
         n = _num_frames(len(a16) / 16000.0, fps)
         mouth, source = None, "network"
-        if transcript is not None and n > 0:
+        if (transcript is not None or recognise) and n > 0:
             from .align import AlignmentError, align  # noqa: PLC0415
+            from .align import recognise as recognise_words  # noqa: PLC0415
 
             try:
-                phones = align(a16, transcript)
-                tr = frame_tracks(phones, fps, n)
-                mouth, source = (tr.openness, tr.rounding, tr.closed, tr.viseme), "alignment"
+                phones = align(a16, transcript if transcript is not None else recognise_words(a16))
+                tr = frame_tracks(phones, fps, n, lead_s=lead_s)
+                mouth = (tr.openness, tr.rounding, tr.closed, tr.viseme)
+                source = "alignment" if transcript is not None else "recognition"
             except AlignmentError as exc:
                 warnings.warn(f"{exc}; using the audio-only network instead", stacklevel=2)
         if mouth is None:
@@ -158,7 +167,9 @@ def speech_track(audio: np.ndarray | None, sample_rate: int, fps: float, *, text
             else:
                 from .stream import network_frames  # noqa: PLC0415
 
-                mouth = _from_states(network_frames(a16, fps, weights), n)
+                mouth = _from_states(network_frames(a16, fps, weights, lead_s), n)
+    if source != "network" and n:  # the network path applies the same gain as it streams
+        mouth = (mouth[0] * frame_gains(a16, fps, n, lead_s).astype(np.float32),) + tuple(mouth[1:])
     energy = idle.frame_energy(a16, fps, n)
     return SpeechTrack(float(fps), *mouth, idle.blinks(n, fps, seed, blink_rate),
                        idle.head_motion(energy, fps, seed, head_amplitude), out_audio.astype(np.float32), int(out_sr), source)

@@ -41,7 +41,8 @@ def targets_for(phones, num_frames: int) -> dict[str, np.ndarray]:
     return {"openness": tr.openness, "rounding": tr.rounding, "closed": tr.closed, "viseme": tr.viseme}
 
 
-def generate(seconds: float, seed: int, flite_share: float = 0.4, log=print) -> tuple[list[dict], dict]:
+def generate(seconds: float, seed: int, flite_share: float = 0.4, log=print,
+             real_chain: bool = False) -> tuple[list[dict], dict]:
     """Synthesise about ``seconds`` of augmented speech; returns per-utterance features + targets."""
     rng = np.random.default_rng(seed)
     sentences, words = license_sentences(), dictionary_words()
@@ -62,7 +63,7 @@ def generate(seconds: float, seed: int, flite_share: float = 0.4, log=print) -> 
             counts["espeak-ng"] += 1
         audio, phones = u.audio, u.phones
         if rng.random() < 0.8:
-            audio, phones, _ = augment(audio, phones, rng)
+            audio, phones, _ = augment(audio, phones, rng, real_chain)
             counts["augmented"] += 1
         mel = feat.logmel(audio)
         items.append({"mel": mel.astype(np.float16), **targets_for(phones, len(mel))})
@@ -73,7 +74,8 @@ def generate(seconds: float, seed: int, flite_share: float = 0.4, log=print) -> 
             "text": "Debian /usr/share/common-licenses sentences (60 %) + random CMU-dictionary words (40 %)",
             "espeak_voices": f"{len(ESPEAK_ACCENTS)} accents x variants {','.join(v or 'default' for v in ESPEAK_VARIANTS)}; 120-260 wpm; pitch 20-80",
             "flite_voices": ",".join(FLITE_VOICES) if use_flite else "none (flite missing)",
-            "augmentation": "80 %: speed 0.9-1.1 (30 %), reverb RT60 0.15-0.6 s (30 %), band-pass (30 %), white/pink/brown noise 5-35 dB SNR (70 %), gain -12..+6 dB"}
+            "augmentation": "80 %: speed 0.9-1.1 (30 %), reverb RT60 0.15-0.6 s (30 %), band-pass (30 %), white/pink/brown noise 5-35 dB SNR (70 %), gain -12..+6 dB"
+                            + ("; telephone band 300-3400 Hz at 8 kHz (15 %), MP3/AAC/Opus round trip (40 %)" if real_chain else "")}
     return items, info
 
 
@@ -163,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=24)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--real-chain", action="store_true", help="also augment with lossy codecs and telephone band")
     args = ap.parse_args(argv)
 
     import torch  # noqa: PLC0415
@@ -172,13 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.time()
     print(f"generating {args.minutes:.0f} min of synthetic speech (seed {args.seed})", flush=True)
-    items, info = generate(args.minutes * 60, args.seed, log=lambda s: print(s, flush=True))
+    items, info = generate(args.minutes * 60, args.seed, log=lambda s: print(s, flush=True), real_chain=args.real_chain)
     t_gen = time.time() - t0
     print(f"generated {info['utterances']} utterances in {t_gen:.0f} s", flush=True)
     model, metrics = train(items, args.epochs, args.seed, log=lambda s: print(s, flush=True))
     info.update({"generation_s": round(t_gen), "training_s": round(time.time() - t0 - t_gen), "epochs": args.epochs,
                  "seed": args.seed, "threads": args.threads, "validation": metrics,
-                 "command": f"python -m avatar.motion.audio.train --out {args.out} --minutes {args.minutes:g} --epochs {args.epochs} --seed {args.seed} --threads {args.threads}"})
+                 "command": f"python -m avatar.motion.audio.train --out {args.out} --minutes {args.minutes:g} --epochs {args.epochs} --seed {args.seed} --threads {args.threads}" + (" --real-chain" if args.real_chain else "")})
     save_weights(model, Path(args.out), LOOKAHEAD, info)
     print(f"wrote {args.out}: {metrics}", flush=True)
     return 0

@@ -11,7 +11,7 @@ def test_tts_track_has_audio_and_closures(spoken):
     _, tr = spoken
     assert tr.source == "tts" and tr.audio.dtype == np.float32 and tr.sample_rate == 22050
     assert len(tr) == int(np.ceil(len(tr.audio) / tr.sample_rate * 25 - 1e-9))
-    assert tr.openness.max() > 0.6
+    assert tr.openness.max() > 0.35  # ordinary speech: about 0.6 of wide open (the effort gain)
     assert tr.openness[0] == 0.0 and tr.openness[-1] == 0.0  # closed in the silence around speech
     assert (tr.closed == 1.0).sum() >= 6  # p, b, m in the sentence
 
