@@ -96,6 +96,8 @@ class RenderConfig:
     mode, driving video or webcam).
     detail: the warp engine adds the fine motion of the driver's skin that the landmarks miss,
     measured by optical flow (relative mode, driving video or webcam).
+    layers: the warp engine splits the portrait into a still background plate and a moving
+    person with a soft alpha matte (False: one warp of the whole crop, as before).
     """
 
     engine: str = "warp"
@@ -110,6 +112,7 @@ class RenderConfig:
     mouth_interior: bool = True
     shading: bool = True
     detail: bool = True
+    layers: bool = True
 
     def __post_init__(self) -> None:
         _check(bool(self.engine), "engine must be a non-empty name")
