@@ -43,6 +43,7 @@ _SILHOUETTE_WEIGHTS = (1.0, 0.25, 0.0)
 # with layers the background is a still plate: hair moves rigidly out past its edge, and the
 # stretch lands beyond it, where the matte is 0 and nothing of it shows
 _LAYERED_WEIGHTS = (1.0, 1.0, 0.0)
+_EDGE_FADE = 0.15  # with layers, ring motion fades to 0 over this distance (× crop side) from the crop's edge
 log = logging.getLogger(__name__)
 _HAIR_MARGIN = 0.06  # the inner ring sits this far (× oval radius) inside the silhouette
 _BG_BAND = 0.35      # background band beyond the silhouette (× oval radius) that absorbs the stretch
@@ -139,6 +140,11 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
     for f, w in zip(factors, weights):
         ring = centre + directions * (rad * f)[:, None]
         w *= np.clip(1.0 - 0.5 * (ring[:, 1] - chin_y + 0.1 * reach) / (0.3 * reach), 0.5, 1.0)  # the neck follows the head less
+        if silhouette_weights is _LAYERED_WEIGHTS:
+            # hair reaching past the crop continues outside, where nothing moves: fade its motion
+            # out towards the crop's edge, or the paste-back would show it cut and doubled there
+            inside = np.minimum(np.minimum(ring[:, 0], size - ring[:, 0]), np.minimum(ring[:, 1], size - ring[:, 1]))
+            w *= np.clip(inside / (_EDGE_FADE * size), 0.0, 1.0)
         pts.append(np.column_stack([ring, depth]))
     lo, hi = -0.35 * size, 1.35 * size
     edge = np.linspace(lo, hi, _BORDER_POINTS + 1)[:-1]
