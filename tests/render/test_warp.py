@@ -234,7 +234,7 @@ def test_motion_around_the_face_is_smooth(crop):
 def test_a_mask_that_misses_the_face_falls_back_to_fixed_rings(crop, monkeypatch):
     from avatar.render import warp
 
-    fixed = WarpEngine(follow_silhouette=False).prepare(crop)
+    fixed = WarpEngine(RenderConfig(layers=False), follow_silhouette=False).prepare(crop)
     monkeypatch.setattr(warp, "person_mask", lambda image: np.zeros(image.shape[:2], np.float32))
     missed = WarpEngine().prepare(crop)
     assert np.array_equal(missed.vertices, fixed.vertices) and np.array_equal(missed.ring_weights, fixed.ring_weights)
