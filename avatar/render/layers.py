@@ -117,7 +117,7 @@ def background_plate(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     mirror lands in the hole again, a smooth pyramid fill; the two are cross-faded."""
     size = image.shape[0]
     smooth = _pyramid_fill(image.astype(np.float32), ~hole)
-    mirrored, ok = _mirror_fill(image, hole, reach=0.12 * size)
+    mirrored, ok = _mirror_fill(image, hole, reach=0.3 * size)
     weight = cv2.GaussianBlur(ok.astype(np.float32), (0, 0), max(size / 256, 1.0))
     weight = np.where(ok, weight, 0.0)[..., None]
     plate = weight * mirrored.astype(np.float32) + (1 - weight) * smooth

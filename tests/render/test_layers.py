@@ -239,3 +239,14 @@ def test_layers_off_keeps_the_single_warp(portrait):
     assert WarpEngine(RenderConfig(layers=False)).prepare(crop).layers is None
     assert WarpEngine().prepare(crop).layers is not None
     assert layers_mod.Layers is type(WarpEngine().prepare(crop).layers)
+
+
+def test_the_no_layers_flag_reaches_the_render_config():
+    import argparse
+
+    from avatar.cli.animate import add_common_options, build_config
+
+    p = argparse.ArgumentParser()
+    add_common_options(p)
+    assert build_config(p.parse_args(["-o", "x.mp4"])).render.layers
+    assert not build_config(p.parse_args(["-o", "x.mp4", "--no-layers"])).render.layers
