@@ -148,6 +148,10 @@ def soft_matte(image: np.ndarray, mask: np.ndarray, sure_person: np.ndarray | No
     norm2 = (d * d).sum(-1)
     by_colour = np.clip(((img - b_col) * d).sum(-1) / np.maximum(norm2, 1.0), 0.0, 1.0)
     trust = np.clip((np.sqrt(norm2) - 15.0) / 30.0, 0.0, 1.0)  # colour difference of 15..45 levels
+    # a colour off the line between the two (a bright waterfall behind brown hair on green)
+    # is neither: the coarse mask decides there, or bits of background would travel with the hair
+    residual = np.linalg.norm(img - (b_col + by_colour[..., None] * d), axis=-1)
+    trust *= np.clip(1.0 - (residual - 20.0) / 30.0, 0.0, 1.0)
     alpha = trust * by_colour + (1 - trust) * np.clip(mask, 0.0, 1.0)
     radius = max(int(round(_GUIDE_RADIUS * size / 4)), 1)
     alpha = np.clip(cv2.ximgproc.guidedFilter(img / 255.0, alpha.astype(np.float32), radius, _GUIDE_EPS), 0.0, 1.0)
