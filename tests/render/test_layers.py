@@ -174,10 +174,17 @@ def test_no_output_pixel_is_a_one_frame_outlier_on_a_still_driver(textured_scene
     state, count = specks()
     assert state.layers is not None
     assert count.sum() == 0, np.argwhere(count)[:10]
-    # a hard-edged matte flickers between person and plate along the hair
+    assert _feathered(state.layers.alpha)
+    # a hard-edged matte has none
     hard = layers_mod.soft_matte
     monkeypatch.setattr(layers_mod, "soft_matte", lambda *a, **k: ((hard(*a, **k)[0] > 0.5).astype(np.float32), hard(*a, **k)[1]))
-    assert specks()[1].sum() > 0
+    assert not _feathered(specks()[0].layers.alpha)
+
+
+def _feathered(alpha: np.ndarray) -> bool:
+    """Every edge of the matte ramps: no fully opaque pixel touches a fully transparent one."""
+    near_zero = cv2.dilate((alpha == 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    return not (near_zero & (alpha == 1)).any()
 
 
 # -- bad input: the plain warp as a fallback, said once --------------------------------------
