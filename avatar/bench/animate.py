@@ -1,4 +1,4 @@
-"""Per-stage speed of the default pipeline: ``python -m avatar.bench animate [--eval DIR] [--sizes 256,512] [--no-detail]``.
+"""Per-stage speed of the default pipeline: ``python -m avatar.bench animate [--eval DIR] [--sizes 256,512] [--no-detail] [--no-layers]``.
 
 Stages: decode, landmarks, motion, render (warp), paste-back, label (watermark), encode.
 Uses ``../shared/eval`` clips when present, else the generated example clip.
@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval", type=Path, default=_DEFAULT_EVAL)
     ap.add_argument("--sizes", default="256,512")
     ap.add_argument("--no-detail", action="store_true", help="warp without the driver's optical-flow detail")
+    ap.add_argument("--no-layers", action="store_true", help="warp the whole crop as one (no background plate, no matte)")
     args = ap.parse_args(argv)
     os.environ.setdefault("AVATAR_CONSENT_POLICY", "research")  # benchmark outputs are labelled "research"
     tmp = Path(tempfile.mkdtemp(prefix="avatar-bench-"))
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| clip | size | frames | clip s | wall s | fps | decode | landmarks | motion | render | paste | label | encode | landmarks+motion+render+paste fps |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size in (int(s) for s in args.sizes.split(",")):
-        animator = Animator(AvatarConfig(face=FaceConfig(size=size), render=RenderConfig(detail=not args.no_detail)))
+        animator = Animator(AvatarConfig(face=FaceConfig(size=size), render=RenderConfig(detail=not args.no_detail, layers=not args.no_layers)))
         for clip in clips:
             from ..media.video import probe_video
 

@@ -29,8 +29,9 @@ _FRACTIONS = (0.3, 0.55, 0.8)  # fixed frames, as fractions of the clip
 _KINDS = ("face", "mouth", "hair edge", "background")
 
 
-def render_frames(eval_dir: Path, frames: int | None, size: int, layers: bool) -> dict[str, np.ndarray]:
-    """Output frames at :data:`_FRACTIONS` of every clip for every portrait, keyed
+def render_frames(eval_dir: Path, frames: int | None, size: int, layers: bool, only: str = "") -> dict[str, np.ndarray]:
+    """Output frames at :data:`_FRACTIONS` of every clip for every portrait (those whose file
+    names contain one of the comma-separated ``only``, when given), keyed
     ``"portrait|clip|index"``, plus each portrait's still frame (``"portrait|still"``)."""
     import dataclasses
 
@@ -45,12 +46,18 @@ def render_frames(eval_dir: Path, frames: int | None, size: int, layers: bool) -
         render = dataclasses.replace(render, layers=layers)
     animator = Animator(AvatarConfig(face=FaceConfig(size=size), render=render, output=OutputConfig(max_size=1024)))
     out: dict[str, np.ndarray] = {}
-    for clip in sorted(eval_dir.glob("driving_*.mp4")):
+    wanted = [w for w in only.split(",") if w]
+
+    def chooser(kind: str):
+        names = [w for w in wanted if (w.startswith("driving")) == (kind == "driving")]
+        return lambda path: not names or any(w in path.name for w in names)
+
+    for clip in filter(chooser("driving"), sorted(eval_dir.glob("driving_*.mp4"))):
         count = probe_video(clip).frame_count if frames is None else frames
         picks = sorted({min(int(f * count), count - 1) for f in _FRACTIONS})
         driving = list(read_frames(clip, max_frames=picks[-1] + 1))
         lms = animator.landmarks_of(clip, max_frames=picks[-1] + 1)
-        for p in sorted(list(eval_dir.glob("portrait_*.jpg")) + list(eval_dir.glob("portrait_*.png"))):
+        for p in filter(chooser("portrait"), sorted(list(eval_dir.glob("portrait_*.jpg")) + list(eval_dir.glob("portrait_*.png")))):
             src = animator.prepare(load_image(p), name=p.name)
             out[f"{p.name}|still"] = src.frame
             for i, frame in enumerate(animator.stream(src, iter(driving), 25.0, landmarks=lms)):
@@ -150,7 +157,7 @@ def contact_sheet(renders: list[tuple[str, dict[str, np.ndarray]]], clip: str) -
     return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
 
 
-def _render_revision(rev: str, eval_dir: Path, frames: int | None, size: int) -> dict[str, np.ndarray]:
+def _render_revision(rev: str, eval_dir: Path, frames: int | None, size: int, only: str) -> dict[str, np.ndarray]:
     """Render with the code of git revision ``rev`` (a temporary ``git worktree``)."""
     root = Path(__file__).resolve().parents[2]
     with tempfile.TemporaryDirectory(prefix="avatar-gallery-") as tmp:
@@ -161,7 +168,7 @@ def _render_revision(rev: str, eval_dir: Path, frames: int | None, size: int) ->
             dump = Path(tmp) / "frames.npz"
             env = dict(os.environ, PYTHONPATH=str(tree))
             cmd = [sys.executable, str(Path(__file__).resolve()), "--dump", str(dump), "--eval", str(eval_dir),
-                   "--size", str(size)] + ([] if frames is None else ["--frames", str(frames)])
+                   "--size", str(size), "--only", only] + ([] if frames is None else ["--frames", str(frames)])
             subprocess.run(cmd, check=True, env=env, cwd=tmp)
             with np.load(dump) as data:
                 return {k: data[k] for k in data.files}
@@ -176,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--frames", type=int, default=None, help="treat clips as this many frames long (faster)")
     ap.add_argument("--no-layers", action="store_true", help="render without layers")
+    ap.add_argument("--only", default="", help="comma-separated parts of file names: only those clips and portraits "
+                                               "(e.g. driving_01,portrait_01,portrait_05; a clip and no portrait keeps every portrait)")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--compare-layers", action="store_true", help="rows with and without layers")
     mode.add_argument("--before", metavar="REV", help="rows rendered by git revision REV, then by this tree")
@@ -185,14 +194,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no evaluation folder at {args.eval}", file=sys.stderr)
         return 2
     if args.dump:
-        np.savez(args.dump, **render_frames(args.eval, args.frames, args.size, not args.no_layers))
+        np.savez(args.dump, **render_frames(args.eval, args.frames, args.size, not args.no_layers, args.only))
         return 0
     renders = []
     if args.before:
-        renders.append((f"before: {args.before}", _render_revision(args.before, args.eval, args.frames, args.size)))
+        renders.append((f"before: {args.before}", _render_revision(args.before, args.eval, args.frames, args.size, args.only)))
     elif args.compare_layers:
-        renders.append(("no layers", render_frames(args.eval, args.frames, args.size, False)))
-    now = render_frames(args.eval, args.frames, args.size, not args.no_layers)
+        renders.append(("no layers", render_frames(args.eval, args.frames, args.size, False, args.only)))
+    now = render_frames(args.eval, args.frames, args.size, not args.no_layers, args.only)
     renders.append(("layers" if not args.no_layers else "no layers", now) if not args.before else ("this tree", now))
 
     from avatar.media.image import save_image
