@@ -44,23 +44,25 @@ _MIN_BACKGROUND = 0.08  # a crop with less background than this share has none w
 class Layers:
     """A portrait crop split into layers (all (S, S), source-crop pixels)."""
 
-    rgba: np.ndarray    # (S, S, 4) uint8: foreground colours and the matte (× 255), warped together
+    rgba: np.ndarray    # (S, S, 4) uint8: premultiplied foreground colours (αF) and the matte (× 255), warped together
     plate: np.ndarray   # (S, S, 3) uint8 background plate: the source where alpha is 0
     alpha: np.ndarray   # (S, S) float32 matte in [0, 1]
 
     def composite(self, backward_map: np.ndarray) -> np.ndarray:
         """The person moved by ``backward_map`` ((S, S, 2) source coordinates per output pixel)
         over the still plate: (S, S, 3) uint8."""
+        # premultiplied colours resample without bleeding the transparent pixels' colour in, and
+        # composite with two saturating uint8 operations: αF + (1 - α)·plate
         moved = cv2.remap(self.rgba, backward_map[..., 0], backward_map[..., 1], cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        a = moved[..., 3]
+        a = cv2.extractChannel(moved, 3)
         out = self.plate.copy()
-        ys, xs = np.nonzero(a)
-        if not len(ys):
+        x, y, w, h = cv2.boundingRect(a)
+        if w == 0 or h == 0:
             return out
-        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        w = a[y0:y1, x0:x1].astype(np.float32) * (1.0 / 255.0)
-        out[y0:y1, x0:x1] = cv2.blendLinear(np.ascontiguousarray(moved[y0:y1, x0:x1, :3]), self.plate[y0:y1, x0:x1], w, 1.0 - w)
+        roi = (slice(y, y + h), slice(x, x + w))
+        behind = cv2.multiply(self.plate[roi], cv2.cvtColor(255 - a[roi], cv2.COLOR_GRAY2RGB), scale=1.0 / 255.0)
+        out[roi] = cv2.add(behind, np.ascontiguousarray(moved[roi][..., :3]))
         return out
 
 
@@ -201,4 +203,5 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     plate = background_plate(image, alpha > 0)  # the background stays the source's, exactly
     fg = unmix_foreground(image, alpha, plate, person_colour)
     a8 = np.round(alpha * 255).astype(np.uint8)
-    return Layers(np.ascontiguousarray(np.dstack([fg, a8])), np.ascontiguousarray(plate), alpha), ""
+    premultiplied = np.round(fg.astype(np.float32) * (a8.astype(np.float32) / 255.0)[..., None]).astype(np.uint8)
+    return Layers(np.ascontiguousarray(np.dstack([premultiplied, a8])), np.ascontiguousarray(plate), alpha), ""
