@@ -97,6 +97,8 @@ class RenderConfig:
     mode, driving video or webcam).
     detail: the warp engine adds the fine motion of the driver's skin that the landmarks miss,
     measured by optical flow (relative mode, driving video or webcam).
+    layers: the warp engine splits the portrait into a still background plate and a moving
+    person with a soft alpha matte (False: one warp of the whole crop, as before).
     """
 
     engine: str = "warp"
@@ -112,6 +114,7 @@ class RenderConfig:
     shading: bool = True
     detail: bool = True
     pack: str | None = None  # the avatar pack a video avatar renders from (engine "keyframes")
+    layers: bool = True
 
     def __post_init__(self) -> None:
         _check(bool(self.engine), "engine must be a non-empty name")

@@ -1,4 +1,4 @@
-"""Per-stage speed of the default pipeline: ``python -m avatar.bench animate [--eval DIR] [--sizes 256,512] [--no-detail]``.
+"""Per-stage speed of the default pipeline: ``python -m avatar.bench animate [--eval DIR] [--sizes 256,512] [--no-detail] [--no-layers]``.
 
 Stages: decode, landmarks, motion, render (warp), paste-back, label (watermark), encode.
 Then the whole process, as ``avatar animate PORTRAIT CLIP -o OUT.mp4`` runs it, in a fresh
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-detail", action="store_true", help="warp without the driver's optical-flow detail")
     ap.add_argument("--startup-only", action="store_true", help="only the whole-process table")
     ap.add_argument("--repeat", type=int, default=1, help="whole-process runs per clip (the table shows each)")
+    ap.add_argument("--no-layers", action="store_true", help="warp the whole crop as one (no background plate, no matte)")
     args = ap.parse_args(argv)
     os.environ.setdefault("AVATAR_CONSENT_POLICY", "research")  # benchmark outputs are labelled "research"
     tmp = Path(tempfile.mkdtemp(prefix="avatar-bench-"))
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| clip | size | frames | clip s | wall s | fps | decode | landmarks | motion | render | paste | label | encode | landmarks+motion+render+paste fps |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size in (int(s) for s in args.sizes.split(",")):
-        animator = Animator(AvatarConfig(face=FaceConfig(size=size), render=RenderConfig(detail=not args.no_detail)))
+        animator = Animator(AvatarConfig(face=FaceConfig(size=size), render=RenderConfig(detail=not args.no_detail, layers=not args.no_layers)))
         for clip in clips:
             info = probe_video(clip)
             out = tmp / f"{clip.stem}-{size}.mp4"

@@ -27,6 +27,8 @@ def add_common_options(p: argparse.ArgumentParser, output_required: bool = True,
                    help="warp engine: keep the portrait's own shading (default: carry the driver's change of shading over)")
     g.add_argument("--no-detail", action="store_true",
                    help="warp engine: move the face by its landmarks only (default: add the fine skin motion the driver's optical flow shows)")
+    g.add_argument("--no-layers", action="store_true",
+                   help="warp engine: one warp of the whole crop (default: a still background plate under the matted, moving person)")
     g.add_argument("--batch-size", type=int, default=r.batch_size, help="frames rendered per engine call")
     g.add_argument("--providers", default="", help="onnxruntime providers in order, e.g. tensorrt,cuda,cpu")
     g.add_argument("--strict-providers", action="store_true", help="fail instead of warning when onnxruntime falls back")
@@ -64,7 +66,7 @@ def build_config(args: argparse.Namespace, **motion: object):
                         backend=args.face_backend),
         motion=MotionConfig(**motion) if motion else MotionConfig(),
         render=RenderConfig(engine=args.engine, device=args.device, half=args.half, int8=args.int8, shading=not args.no_shading,
-                            detail=not args.no_detail, batch_size=args.batch_size,
+                            detail=not args.no_detail, layers=not args.no_layers, batch_size=args.batch_size,
                             checkpoint=args.checkpoint, model_dir=args.model_dir, providers=providers,
                             strict_providers=args.strict_providers),
         output=OutputConfig(max_size=args.max_size, crf=args.crf, paste_back=not args.no_paste_back,

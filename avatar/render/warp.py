@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import logging
+
 import cv2
 import numpy as np
 from scipy.spatial import Delaunay
@@ -30,6 +32,7 @@ from ..motion.decompose import fit_similarity, stable_ids
 from ..types import DriveTarget, FaceCrop
 from .base import Engine
 from .detail import FaceDetail
+from .layers import Layers, build_layers
 from .shading import ShadingTransfer
 from .triangles import dense_map, inverse_homogeneous, rasterise
 
@@ -37,6 +40,11 @@ from .triangles import dense_map, inverse_homogeneous, rasterise
 _RINGS = ((1.2, 0.8), (1.45, 0.2), (1.75, 0.0))
 # rings that follow a person mask's silhouette: weights of the inner (hair), middle and outer ring
 _SILHOUETTE_WEIGHTS = (1.0, 0.25, 0.0)
+# with layers the background is a still plate: hair moves rigidly out past its edge, and the
+# stretch lands beyond it, where the matte is 0 and nothing of it shows
+_LAYERED_WEIGHTS = (1.0, 1.0, 0.0)
+_EDGE_FADE = 0.15  # with layers, ring motion fades to 0 over this distance (× crop side) from the crop's edge
+log = logging.getLogger(__name__)
 _HAIR_MARGIN = 0.06  # the inner ring sits this far (× oval radius) inside the silhouette
 _BG_BAND = 0.35      # background band beyond the silhouette (× oval radius) that absorbs the stretch
 _HAIR_MAX = 2.2      # silhouette search limit (× oval radius)
@@ -61,6 +69,7 @@ class WarpState:
     cavity_rgb: np.ndarray       # (3,) float32 colour of the synthetic oral cavity
     tongue_rgb: np.ndarray       # (3,) float32 colour of its tongue
     teeth_rgb: np.ndarray        # (3,) float32 colour of synthetic teeth
+    layers: Layers | None = None  # background plate + matted person (None: one warp of the crop)
 
 
 def _polygon_area(pts: np.ndarray) -> float:
@@ -91,7 +100,8 @@ def _silhouette(mask: np.ndarray, centre: np.ndarray, directions: np.ndarray, ra
     return ks[np.argmax(outside, axis=1)]
 
 
-def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = None,
+                 silhouette_weights: tuple[float, float, float] = _SILHOUETTE_WEIGHTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Control points around the face oval and on a still outer frame.
 
     Returns ((P, 3) points, (P,) rigid-motion weights, (R, A) radial gaps in pixels between
@@ -125,11 +135,16 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
         middle = np.maximum(inner + 0.1, sil + 0.5 * _BG_BAND)
         outer = np.maximum(middle + 0.15, sil + _BG_BAND)
         factors = above * np.stack([inner, middle, outer]) + (1 - above) * factors
-        weights = above * np.array(_SILHOUETTE_WEIGHTS)[:, None] + (1 - above) * weights
+        weights = above * np.array(silhouette_weights)[:, None] + (1 - above) * weights
     pts = []
     for f, w in zip(factors, weights):
         ring = centre + directions * (rad * f)[:, None]
         w *= np.clip(1.0 - 0.5 * (ring[:, 1] - chin_y + 0.1 * reach) / (0.3 * reach), 0.5, 1.0)  # the neck follows the head less
+        if silhouette_weights is _LAYERED_WEIGHTS:
+            # hair reaching past the crop continues outside, where nothing moves: fade its motion
+            # out towards the crop's edge, or the paste-back would show it cut and doubled there
+            inside = np.minimum(np.minimum(ring[:, 0], size - ring[:, 0]), np.minimum(ring[:, 1], size - ring[:, 1]))
+            w *= np.clip(inside / (_EDGE_FADE * size), 0.0, 1.0)
         pts.append(np.column_stack([ring, depth]))
     lo, hi = -0.35 * size, 1.35 * size
     edge = np.linspace(lo, hi, _BORDER_POINTS + 1)[:-1]
@@ -263,7 +278,10 @@ class WarpEngine(Engine):
     def prepare(self, source: FaceCrop) -> WarpState:
         lm = source.landmarks.astype(np.float64)
         m = topology.mesh()
-        extra, weights, gaps = _ring_points(lm, source.size, self._silhouette_mask(source) if self.follow_silhouette else None)
+        mask = self._silhouette_mask(source) if self.follow_silhouette or self.config.layers else None
+        layers = self._layers(source, mask)
+        extra, weights, gaps = _ring_points(lm, source.size, mask if self.follow_silhouette else None,
+                                            _SILHOUETTE_WEIGHTS if layers is None else _LAYERED_WEIGHTS)
         vertices = np.concatenate([lm[:, :2], extra[:, :2]])
         depth = np.concatenate([lm[:, 2] if lm.shape[1] > 2 else np.zeros(len(lm)), extra[:, 2]])
         # outer triangles: Delaunay over oval + rings + frame, minus what lies inside the oval
@@ -286,6 +304,7 @@ class WarpEngine(Engine):
             cavity_rgb=cavity,
             tongue_rgb=tongue,
             teeth_rgb=teeth,
+            layers=layers,
         )
 
     def render(self, state: WarpState, targets: Sequence[DriveTarget]) -> np.ndarray:
@@ -302,6 +321,15 @@ class WarpEngine(Engine):
         cv2.fillPoly(oval, [source.landmarks[topology.mesh()["oval"], :2].round().astype(np.int32)], 1)
         inside = mask[oval > 0]
         return mask if inside.size and float(inside.mean()) >= 0.5 else None
+
+    def _layers(self, source: FaceCrop, mask: np.ndarray | None) -> Layers | None:
+        """The crop split into plate and matted person, or None (with one warning) for the plain warp."""
+        if not self.config.layers:
+            return None
+        layers, why = build_layers(source.image, source.landmarks, mask)
+        if layers is None:
+            log.warning("layers are off for this portrait (%s); the plain warp renders it", why)
+        return layers
 
     # -- one frame -------------------------------------------------------------------------
     def target_vertices(self, state: WarpState, landmarks: np.ndarray) -> np.ndarray:
@@ -380,7 +408,10 @@ class WarpEngine(Engine):
         """(478, 3) target landmarks in source-crop pixels → (S, S, 3) uint8 crop; with the
         driving crop and its reference (relative mode), the driver's shading change too."""
         mp = self.backward_map(state, landmarks, driving, reference)
-        out = cv2.remap(state.image, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if state.layers is not None:
+            out = state.layers.composite(mp)
+        else:
+            out = cv2.remap(state.image, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         self._draw_mouth(state, landmarks, out)
         if self.config.shading and driving is not None and reference is not None:
             out = self._shading.apply(out, landmarks, driving, reference)

@@ -5,7 +5,7 @@ import pytest
 from avatar.face import topology
 from avatar.face.crop import crop_box, crop_matrix, make_crop
 from avatar.face.landmarks import detect_face
-from avatar.config import FaceConfig
+from avatar.config import FaceConfig, RenderConfig
 from avatar.render.registry import create_engine, list_engines
 from avatar.render.warp import WarpEngine
 from avatar.types import DriveTarget
@@ -181,10 +181,11 @@ def test_hair_moves_with_the_head_and_the_background_stays(crop):
     """With the person mask, the ring just inside the hair follows the head fully; the outermost
     ring, in the background, stays; fixed rings (no mask) drag the hair only partly."""
     top = lambda pts: pts[:, 1] < crop.landmarks[10, 1]  # directions above the forehead  # noqa: E731
-    _, _, moved, where = _ring_motion(WarpEngine(follow_silhouette=True), crop, 12.0)
+    plain = RenderConfig(layers=False)  # one warp of the whole crop: the background moves with the rings
+    _, _, moved, where = _ring_motion(WarpEngine(plain, follow_silhouette=True), crop, 12.0)
     assert np.allclose(moved[0][top(where[0])][:, 0], 12.0, atol=0.6)
     assert np.abs(moved[2][top(where[2])]).max() < 1.0
-    _, _, fixed, where_f = _ring_motion(WarpEngine(follow_silhouette=False), crop, 12.0)
+    _, _, fixed, where_f = _ring_motion(WarpEngine(plain, follow_silhouette=False), crop, 12.0)
     assert fixed[0][top(where_f[0])][:, 0].max() < 10.5
 
 
@@ -233,7 +234,7 @@ def test_motion_around_the_face_is_smooth(crop):
 def test_a_mask_that_misses_the_face_falls_back_to_fixed_rings(crop, monkeypatch):
     from avatar.render import warp
 
-    fixed = WarpEngine(follow_silhouette=False).prepare(crop)
+    fixed = WarpEngine(RenderConfig(layers=False), follow_silhouette=False).prepare(crop)
     monkeypatch.setattr(warp, "person_mask", lambda image: np.zeros(image.shape[:2], np.float32))
     missed = WarpEngine().prepare(crop)
     assert np.array_equal(missed.vertices, fixed.vertices) and np.array_equal(missed.ring_weights, fixed.ring_weights)

@@ -1,0 +1,259 @@
+"""Layers in the warp engine: a still background plate, a matted person, clean edges, fallbacks."""
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from avatar.config import AvatarConfig, FaceConfig, OutputConfig, RenderConfig
+from avatar.face import topology
+from avatar.face.landmarks import detect_face
+from avatar.face.segment import person_mask
+from avatar.pipeline import Animator, PreparedSource
+from avatar.render import layers as layers_mod
+from avatar.render.layers import build_layers
+from avatar.render.warp import WarpEngine
+
+SIZE = 256
+
+
+@pytest.fixture(scope="module")
+def textured_scene(portrait):
+    """The astronaut in front of a fine random texture (every background pixel differs from its
+    neighbours, so any resampling or movement of it shows), and where the person is."""
+    rng = np.random.default_rng(3)
+    mask = person_mask(portrait)
+    texture = rng.integers(0, 256, portrait.shape, dtype=np.uint8)
+    texture = cv2.GaussianBlur(texture, (0, 0), 0.7)  # a photo's grain, not pure noise
+    person = cv2.GaussianBlur(mask, (0, 0), 2) > 0.02
+    frame = np.where(person[..., None], portrait, texture).astype(np.uint8)
+    return frame, person
+
+
+def _animate(frame, targets_fn, layers=True):
+    animator = Animator(AvatarConfig(face=FaceConfig(size=SIZE), render=RenderConfig(layers=layers)))
+    face = detect_face(frame)
+    crop, state, paste = animator._source_state(frame, face.landmarks)
+    source = PreparedSource(frame, crop, state, paste)
+    return source, list(animator.stream_targets(source, targets_fn(crop.landmarks)))
+
+
+def _moved_head(lm, steps=(4, 8, 12)):
+    """Targets that move the head down and to the side, and turn it a little."""
+    out = []
+    centre = lm[:, :2].mean(0)
+    for s in steps:
+        t = lm.copy()
+        a = np.deg2rad(s / 3)
+        rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        t[:, :2] = (lm[:, :2] - centre) @ rot.T + centre + (0.6 * s, s)
+        out.append(t.astype(np.float32))
+    return out
+
+
+def _reach(source, person, moves=12.0):
+    """Full-resolution pixels the person can reach: its mask grown by the largest move (in
+    frame pixels) plus the paste-back's feather."""
+    scale = np.linalg.norm(source.paste._m[:, 0])  # frame px per crop px
+    grow = int(np.ceil((moves * 1.5 + 14) * scale))
+    return cv2.dilate(person.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))) > 0
+
+
+def test_a_textured_background_stays_bit_identical_outside_the_persons_reach(textured_scene):
+    frame, person = textured_scene
+    source, out = _animate(frame, _moved_head)
+    reach = _reach(source, person)
+    assert (~reach).mean() > 0.3  # plenty of background is checked
+    for o in out:
+        assert o.shape == frame.shape
+        assert np.array_equal(o[~reach], frame[~reach])
+    # the head did move
+    assert np.abs(out[-1].astype(int) - frame)[reach].mean() > 5
+    # the single warp stretches the background around the head instead
+    _, plain = _animate(frame, _moved_head, layers=False)
+    assert (plain[-1][~reach] != frame[~reach]).any(axis=-1).mean() > 0.01
+
+
+def _hairy_disc(size=SIZE):
+    """A dark head (disc) with thin semi-transparent strands reaching past the coarse mask,
+    over a light textured background; plus the coarse mask a segmenter would give and
+    landmarks whose face oval sits inside the disc."""
+    rng = np.random.default_rng(0)
+    bg = (170 + rng.integers(-25, 26, (size, size, 3))).astype(np.float32)
+    bg = cv2.GaussianBlur(bg, (0, 0), 1.0)
+    c = np.array([size / 2, size / 2 + 10])
+    r = size * 0.28
+    head = np.zeros((size, size), np.float32)
+    cv2.circle(head, (int(c[0]), int(c[1])), int(r), 1.0, -1, cv2.LINE_AA)
+    strands = np.zeros((size * 4, size * 4), np.uint8)  # 4x supersampled, anti-aliased 1-px strands
+    for ang in np.linspace(-2.6, -0.5, 9):
+        p0 = c + r * 0.9 * np.array([np.cos(ang), np.sin(ang)])
+        p1 = c + r * 1.15 * np.array([np.cos(ang + 0.05), np.sin(ang + 0.05)])
+        cv2.line(strands, tuple((p0 * 4).astype(int)), tuple((p1 * 4).astype(int)), 255, 4, cv2.LINE_AA)
+    strand_alpha = cv2.resize(strands, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255 * 0.8
+    alpha = np.maximum(head, strand_alpha)
+    hair = np.array([40, 30, 25], np.float32)
+    image = (alpha[..., None] * hair + (1 - alpha[..., None]) * bg).round().astype(np.uint8)
+    coarse = cv2.GaussianBlur(head, (0, 0), 3.0)  # a segmenter's blurry mask misses the strands
+    lm = np.zeros((478, 3), np.float32)
+    lm[:, :2] = c
+    oval = topology.mesh()["oval"]
+    ang = np.linspace(0, 2 * np.pi, len(oval), endpoint=False)
+    lm[oval, 0] = c[0] + 0.5 * r * np.cos(ang)
+    lm[oval, 1] = c[1] + 0.6 * r * np.sin(ang)
+    return image, coarse, lm, strand_alpha, head
+
+
+def test_a_hair_like_alpha_edge_survives_a_move():
+    image, coarse, lm, strand_alpha, head = _hairy_disc()
+    layers, why = build_layers(image, lm, coarse)
+    assert layers is not None, why
+    # the strands outside the coarse mask are kept, partly transparent
+    thin = (strand_alpha > 0.3) & (coarse < 0.5)
+    assert thin.sum() > 40
+    assert np.median(layers.alpha[thin]) > 0.2
+    # moved 9 px right and 5 down: the strands arrive there, dark over the light background ...
+    dx, dy = 9.0, 5.0
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    out = layers.composite(np.dstack([xx - dx, yy - dy])).astype(np.float32)
+    moved = np.zeros_like(thin)
+    moved[int(dy):, int(dx):] = thin[: SIZE - int(dy), : SIZE - int(dx)]
+    moved &= ~thin  # where no strand was before
+    grey = out.mean(-1)
+    assert np.median(grey[moved]) < 125, np.median(grey[moved])
+    # ... and leave no ghost copy behind where they were (and nothing of the person covers now)
+    left = thin & ~moved
+    left[int(dy):, int(dx):] &= ~(head[: SIZE - int(dy), : SIZE - int(dx)] > 0.01) & ~(strand_alpha[: SIZE - int(dy), : SIZE - int(dx)] > 0.01)
+    assert left.sum() > 20
+    assert np.median(grey[left]) > 140, np.median(grey[left])
+
+
+def _specks(frames, level=24):
+    """Per pixel, how often its value in one frame lies more than ``level`` outside the range of
+    its 3×3 neighbourhood in both the previous and the next frame: a one-frame speck. (A
+    sub-pixel movement only interpolates between neighbours, so it never counts.)"""
+    v = [f.astype(np.int16) for f in frames]
+    k = np.ones((3, 3), np.uint8)
+    count = np.zeros(frames[0].shape[:2], int)
+    for a, b, c in zip(v[:-2], v[1:-1], v[2:]):
+        hi = np.minimum(cv2.dilate(a, k), cv2.dilate(c, k))
+        lo = np.maximum(cv2.erode(a, k), cv2.erode(c, k))
+        count += ((b > hi + level) | (b < lo - level)).any(-1)
+    return count
+
+
+def test_no_output_pixel_is_a_one_frame_outlier_on_a_still_driver(textured_scene, monkeypatch):
+    """A still driver whose landmarks jitter by a tracker's fraction of a pixel: every layer
+    edge moves smoothly, nothing pops in for a single frame. (The drawn mouth and the face
+    mesh's outline are left to the face rendering's own tests.)"""
+    frame, _ = textured_scene
+    rng = np.random.default_rng(1)
+    jitter = [np.concatenate([rng.normal(0, 0.35, (1, 2)) + rng.normal(0, 0.1, (478, 2)), np.zeros((478, 1))], 1)
+              for _ in range(10)]
+
+    def specks(layers=True):
+        animator = Animator(AvatarConfig(face=FaceConfig(size=SIZE), render=RenderConfig(layers=layers),
+                                         output=OutputConfig(paste_back=False)))
+        face = detect_face(frame)
+        crop, state, paste = animator._source_state(frame, face.landmarks)
+        out = list(animator.stream_targets(PreparedSource(frame, crop, state, paste),
+                                           [(crop.landmarks + j).astype(np.float32) for j in jitter]))
+        lips = crop.landmarks[topology.mesh()["lips"], :2]
+        pad = 0.4 * (lips.max(0) - lips.min(0))
+        (x0, y0), (x1, y1) = (lips.min(0) - pad).astype(int), (lips.max(0) + pad).astype(int)
+        count = _specks(out)
+        count[y0:y1, x0:x1] = 0
+        # the face mesh's own outline (the jaw's seam with the outer triangles) is the face
+        # rendering's business, like the mouth: this test is about the layers' edges
+        seam = np.zeros(count.shape, np.uint8)
+        cv2.polylines(seam, [crop.landmarks[topology.mesh()["oval"], :2].round().astype(np.int32)], True, 1, 9)
+        count[seam > 0] = 0
+        return state, count
+
+    state, count = specks()
+    assert state.layers is not None
+    assert count.sum() == 0, np.argwhere(count)[:10]
+    assert _feathered(state.layers.alpha)
+    # a hard-edged matte has none
+    hard = layers_mod.soft_matte
+    monkeypatch.setattr(layers_mod, "soft_matte", lambda *a, **k: ((hard(*a, **k)[0] > 0.5).astype(np.float32), hard(*a, **k)[1]))
+    assert not _feathered(specks()[0].layers.alpha)
+
+
+def _feathered(alpha: np.ndarray) -> bool:
+    """Every edge of the matte ramps: no fully opaque pixel touches a fully transparent one."""
+    near_zero = cv2.dilate((alpha == 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    return not (near_zero & (alpha == 1)).any()
+
+
+# -- bad input: the plain warp as a fallback, said once --------------------------------------
+
+def _warnings(caplog):
+    return [r for r in caplog.records if r.levelno == logging.WARNING and "layers are off" in r.getMessage()]
+
+
+def test_a_segmentation_that_fails_falls_back_to_the_plain_warp(portrait, monkeypatch, caplog):
+    from avatar.render import warp
+
+    monkeypatch.setattr(warp, "person_mask", lambda image: None)
+    with caplog.at_level(logging.WARNING):
+        source, out = _animate(portrait, _moved_head)
+    assert source.state.layers is None
+    assert len(_warnings(caplog)) == 1 and "segmentation" in _warnings(caplog)[0].getMessage()
+    assert len(out) == 3 and all(o.shape == portrait.shape for o in out)
+
+
+def test_a_face_filling_the_frame_falls_back_to_the_plain_warp(portrait, monkeypatch, caplog):
+    face = detect_face(portrait)
+    x0, y0 = face.landmarks[:, :2].min(0).astype(int)
+    x1, y1 = face.landmarks[:, :2].max(0).astype(int)
+    tight = cv2.resize(np.ascontiguousarray(portrait[y0:y1, x0:x1]), (400, 400 * (y1 - y0) // (x1 - x0)))
+    from avatar.render import warp
+
+    # what the person segmentation gives for such a crop: person everywhere
+    monkeypatch.setattr(warp, "person_mask", lambda image: np.ones(image.shape[:2], np.float32))
+    with caplog.at_level(logging.WARNING):
+        source, out = _animate(tight, _moved_head)
+    assert source.state.layers is None
+    assert len(_warnings(caplog)) == 1 and "fills the picture" in _warnings(caplog)[0].getMessage()
+    assert all(o.shape == tight.shape for o in out)
+
+
+@pytest.mark.parametrize("kind", ["rgba", "grey", "uint16"])
+def test_odd_image_modes_animate_without_crashing(portrait, tmp_path, monkeypatch, kind):
+    monkeypatch.setenv("AVATAR_CONSENT_POLICY", "research")
+    if kind == "rgba":  # a transparent PNG: the person cut out of its background
+        alpha = (person_mask(portrait) > 0.5).astype(np.uint8) * 255
+        source_in = tmp_path / "cutout.png"
+        cv2.imwrite(str(source_in), np.dstack([portrait[..., ::-1], alpha]))
+    elif kind == "grey":
+        source_in = cv2.cvtColor(portrait, cv2.COLOR_RGB2GRAY)
+    else:
+        source_in = portrait.astype(np.uint16) * 257
+    animator = Animator(AvatarConfig(face=FaceConfig(size=SIZE)))
+    source = animator.prepare(source_in)
+    out = list(animator.stream_targets(source, _moved_head(source.crop.landmarks)))
+    assert len(out) == 3 and out[0].dtype == np.uint8 and out[0].shape == source.frame.shape
+    assert np.abs(out[-1].astype(int) - source.frame).max() > 0  # it moved
+
+
+def test_layers_off_keeps_the_single_warp(portrait):
+    face = detect_face(portrait)
+    from avatar.face.crop import crop_box, crop_matrix, make_crop
+
+    crop = make_crop(portrait, face.landmarks, crop_matrix(crop_box(face.landmarks, FaceConfig()), SIZE), SIZE)
+    assert WarpEngine(RenderConfig(layers=False)).prepare(crop).layers is None
+    assert WarpEngine().prepare(crop).layers is not None
+    assert layers_mod.Layers is type(WarpEngine().prepare(crop).layers)
+
+
+def test_the_no_layers_flag_reaches_the_render_config():
+    import argparse
+
+    from avatar.cli.animate import add_common_options, build_config
+
+    p = argparse.ArgumentParser()
+    add_common_options(p)
+    assert build_config(p.parse_args(["-o", "x.mp4"])).render.layers
+    assert not build_config(p.parse_args(["-o", "x.mp4", "--no-layers"])).render.layers
