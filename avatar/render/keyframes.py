@@ -94,7 +94,10 @@ class KeyframeEngine(Engine):
             raise ConfigError("the keyframes engine renders a video avatar: pass its avatar id (av_…) as the source, "
                               "or RenderConfig(pack=FOLDER)")
         self._pack = pack
-        self._warp = WarpEngine(RenderConfig(shading=False, detail=False, mouth_interior=self.config.mouth_interior),
+        # keyframes move only the small remaining way and are composited over the anchor's head box:
+        # no background plate or matte per keyframe (that would cost seconds each in prepare)
+        self._warp = WarpEngine(RenderConfig(shading=False, detail=False, layers=False,
+                                             mouth_interior=self.config.mouth_interior),
                                 follow_silhouette=False)
 
     @property
