@@ -31,7 +31,8 @@ from ..types import DriveTarget, FaceCrop
 from .base import Engine
 from .detail import FaceDetail
 from .shading import ShadingTransfer
-from .triangles import dense_map, inverse_homogeneous, rasterise
+from . import facing
+from .triangles import dense_field, dense_map, inverse_homogeneous, rasterise, signed_areas
 
 # control rings around the face: (radial factor, weight of the head's rigid motion)
 _RINGS = ((1.2, 0.8), (1.45, 0.2), (1.75, 0.0))
@@ -61,6 +62,21 @@ class WarpState:
     cavity_rgb: np.ndarray       # (3,) float32 colour of the synthetic oral cavity
     tongue_rgb: np.ndarray       # (3,) float32 colour of its tongue
     teeth_rgb: np.ndarray        # (3,) float32 colour of synthetic teeth
+    # depth-aware face (avatar.render.facing)
+    face_orientation: np.ndarray  # (F,) ±1 frontal winding of face_triangles
+    mirror_image: np.ndarray      # (S, S, 3) uint8 texture lent to the mirror side, in its light
+
+
+@dataclass(frozen=True, eq=False)
+class FaceMaps:
+    """One frame's backward maps: ``own`` (S, S, 2) source coordinates; where the face's far side
+    turns into view, ``mirror`` coordinates into the state's mirror image and its ``weight``
+    over the pixel box ``box`` (x0, y0, x1, y1); None when nothing is mirrored."""
+
+    own: np.ndarray
+    mirror: np.ndarray | None = None
+    weight: np.ndarray | None = None
+    box: tuple[int, int, int, int] | None = None
 
 
 def _polygon_area(pts: np.ndarray) -> float:
@@ -162,23 +178,18 @@ def _keep_rings_apart(extra: np.ndarray, oval: np.ndarray, gaps: np.ndarray) -> 
         inner = rho + push
 
 
-def _signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
-    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-
-
 def _untangle(target: np.ndarray, source: np.ndarray, triangles: np.ndarray, movable: np.ndarray, first: int,
               iterations: int = 12) -> None:
     """Smooth the displacement of ring points (in place) around outer triangles that a large
     movement turned inside out, until none is (or ``iterations`` ran out): each such ring point
     takes the mean displacement of its neighbours, so a fold becomes a gentler stretch."""
-    orient = np.sign(_signed_areas(source, triangles))
+    orient = np.sign(signed_areas(source, triangles))
     edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
     edges = np.concatenate([edges, edges[:, ::-1]])
     degree = np.bincount(edges[:, 0], minlength=len(source)).astype(np.float64)
     ids = first + np.flatnonzero(movable)  # the still rings and the frame keep the background in place
     for _ in range(iterations):
-        flipped = np.sign(_signed_areas(target, triangles)) != orient
+        flipped = np.sign(signed_areas(target, triangles)) != orient
         if not flipped.any():
             return
         touched = np.zeros(len(source), bool)
@@ -280,12 +291,14 @@ class WarpEngine(Engine):
             depth=depth,
             ring_weights=weights,
             ring_gaps=gaps,
-            face_triangles=np.concatenate([m["triangles"], m["eye_triangles"]]),
+            face_triangles=facing.face_triangles(),
             outer_triangles=tri[~inside],
             mouth_area=_polygon_area(lm[m["mouth_loop"], :2]),
             cavity_rgb=cavity,
             tongue_rgb=tongue,
             teeth_rgb=teeth,
+            face_orientation=facing.reference_orientation(),
+            mirror_image=facing.mirror_texture(source.image, lm),
         )
 
     def render(self, state: WarpState, targets: Sequence[DriveTarget]) -> np.ndarray:
@@ -324,6 +337,12 @@ class WarpEngine(Engine):
                      reference: FaceCrop | None = None) -> np.ndarray:
         """(S, S, 2) float32 source coordinates for every target pixel; with the driving crop and
         its reference (and ``detail`` on), plus the fine motion the driver's optical flow shows."""
+        return self.face_maps(state, landmarks, driving, reference).own
+
+    def face_maps(self, state: WarpState, landmarks: np.ndarray, driving: FaceCrop | None = None,
+                  reference: FaceCrop | None = None) -> FaceMaps:
+        """The backward map (see :meth:`backward_map`) and, where the far side turns into view,
+        the mirror map and its weight."""
         size = state.image.shape[0]
         ms = self.map_scale
         small = int(round(size * ms))
@@ -331,10 +350,15 @@ class WarpEngine(Engine):
         tgt_small = (tgt + 0.5) * (small / size) - 0.5  # pixel-centre aligned with cv2.resize
         src = state.vertices
 
-        # draw order: outer triangles first, then face triangles far to near (painter's algorithm)
+        # depth order: face triangles turned away in the target are culled (drawn, a fold drags
+        # their texture across the cheek); the rest go far to near over the outer triangles
         z = landmarks[:, 2]
         face = state.face_triangles
-        face = face[np.argsort(-z[face].mean(1))]
+        front = facing.front_facing(tgt, face, state.face_orientation)
+        lend = facing.mirror_weights(src, tgt, face, state.face_orientation)
+        face, lend = face[front], lend[front]
+        order = np.argsort(-z[face].mean(1))
+        face, lend = face[order], lend[order]
         tris = np.concatenate([state.outer_triangles, face])
         n_outer = len(state.outer_triangles)
         # affine per triangle: target (small map px, homogeneous) → source (crop px)
@@ -342,10 +366,12 @@ class WarpEngine(Engine):
         ok = np.abs(det) > 1e-6
         n_outer = int(ok[:n_outer].sum())
         tris, inv = tris[ok], inv[ok]
+        lend = lend[ok[len(state.outer_triangles):]]
         affine = inv @ src[tris]  # (T, 3, 2): [u v 1] @ A = source xy
 
         index = rasterise(tgt_small[tris], (small, small))
         mx, my = dense_map(index, affine)
+        mirror = self._mirror_map(state, index, tris, inv, n_outer, lend, small) if lend.any() else None
         vv, uu = np.mgrid[0:small, 0:small].astype(np.float32)
         empty = index == 0  # not covered: the mouth hole (and folds)
         scale = size / small
@@ -373,14 +399,57 @@ class WarpEngine(Engine):
             mx = mx + k * (ix + shift[..., 0] - mx)
             my = my + k * (iy + shift[..., 1] - my)
         full = cv2.resize(np.dstack([mx, my]), (size, size), interpolation=cv2.INTER_LINEAR)
-        return full
+        if mirror is None:
+            return FaceMaps(full)
+        return FaceMaps(full, *mirror)
+
+    @staticmethod
+    def _mirror_map(state: WarpState, index: np.ndarray, tris: np.ndarray, inv: np.ndarray, n_outer: int,
+                    lend: np.ndarray, small: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]] | None:
+        """Full-resolution mirror coordinates and weight over the box where a face triangle takes
+        its mirror partner's texture (per-vertex weights, so it fades in across one triangle)."""
+        size = state.image.shape[0]
+        n = len(facing.mirror_ids())
+        weights = np.zeros(len(state.vertices))
+        weights[:n] = facing.vertex_weights(lend, tris[n_outer:], n)[:n]
+        weights[topology.mesh()["oval"]] *= 0.5  # the mirrored texture fades in from the outline: no hard seam with the outside
+        partner = np.concatenate([facing.mirror_ids(), np.arange(n, len(state.vertices))])
+        values = np.concatenate([state.vertices[partner], weights[:, None]], 1)
+        affine = inv @ values[tris]  # (T, 3, 3): mirror x, y and weight
+        affine[:n_outer] = 0.0       # the outer triangles never lend
+        field = dense_field(index, affine)
+        on = field[..., 2] > 1e-3
+        if not on.any():
+            return None
+        ys, xs = np.nonzero(on)
+        sx0, sy0 = max(int(xs.min()) - 2, 0), max(int(ys.min()) - 2, 0)
+        sx1, sy1 = min(int(xs.max()) + 3, small), min(int(ys.max()) + 3, small)
+        box = np.ascontiguousarray(field[sy0:sy1, sx0:sx1])
+        # beyond the lending triangles the mirror coordinates continue those at their edge, so the
+        # upsampled map never blends towards unrelated coordinates (a dotted seam)
+        mx, my = box[..., 0].copy(), box[..., 1].copy()
+        _fill_from_nearest(~on[sy0:sy1, sx0:sx1], mx, my)
+        box[..., 0], box[..., 1] = mx, my
+        scale = size / small
+        x0, y0, x1, y1 = (int(round(v * scale)) for v in (sx0, sy0, sx1, sy1))
+        full = cv2.resize(box, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        # the small map's pixel centres and the full map's agree when the box edges sit on whole
+        # small pixels (x0 = k · scale): resizing the box is resizing that part of the whole map
+        return full[..., :2].copy(), np.clip(full[..., 2], 0.0, 1.0), (x0, y0, x1, y1)
 
     def render_one(self, state: WarpState, landmarks: np.ndarray, driving: FaceCrop | None = None,
                    reference: FaceCrop | None = None) -> np.ndarray:
         """(478, 3) target landmarks in source-crop pixels → (S, S, 3) uint8 crop; with the
         driving crop and its reference (relative mode), the driver's shading change too."""
-        mp = self.backward_map(state, landmarks, driving, reference)
+        maps = self.face_maps(state, landmarks, driving, reference)
+        mp = maps.own
         out = cv2.remap(state.image, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if maps.mirror is not None:
+            x0, y0, x1, y1 = maps.box
+            lent = cv2.remap(state.mirror_image, maps.mirror[..., 0], maps.mirror[..., 1], cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            roi = out[y0:y1, x0:x1].astype(np.float32)
+            out[y0:y1, x0:x1] = np.clip(roi + maps.weight[..., None] * (lent - roi) + 0.5, 0, 255).astype(np.uint8)
         self._draw_mouth(state, landmarks, out)
         if self.config.shading and driving is not None and reference is not None:
             out = self._shading.apply(out, landmarks, driving, reference)
