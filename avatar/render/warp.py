@@ -31,7 +31,7 @@ from ..types import DriveTarget, FaceCrop
 from .base import Engine
 from .detail import FaceDetail
 from .shading import ShadingTransfer
-from . import facing
+from . import facing, mouth
 from .triangles import dense_field, dense_map, inverse_homogeneous, rasterise, signed_areas
 
 # control rings around the face: (radial factor, weight of the head's rigid motion)
@@ -65,6 +65,7 @@ class WarpState:
     # depth-aware face (avatar.render.facing)
     face_orientation: np.ndarray  # (F,) ±1 frontal winding of face_triangles
     mirror_image: np.ndarray      # (S, S, 3) uint8 texture lent to the mirror side, in its light
+    grain: float = 0.0            # the portrait's grain (grey levels), added to the drawn mouth
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,29 +224,6 @@ def _fill_from_nearest(empty: np.ndarray, mx: np.ndarray, my: np.ndarray) -> Non
         sub[hole] = lut[labels[hole]]
 
 
-def _mouth_colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cavity, tongue and teeth colours adapted to the portrait's lips and lighting."""
-    lips = landmarks[topology.mesh()["lips"], :2].round().astype(int)
-    h, w = image.shape[:2]
-    lips = lips[(lips[:, 0] >= 0) & (lips[:, 0] < w) & (lips[:, 1] >= 0) & (lips[:, 1] < h)]
-    lip_rgb = image[lips[:, 1], lips[:, 0]].astype(np.float32).mean(0) if len(lips) else np.array([150, 80, 80], np.float32)
-    gray = float(image.mean())
-    # Open mouths in video average about 0.8 of the lip colour (teeth and tongue included):
-    # a dark-red cavity and a tongue close to the lips' own colour, not a black hole.
-    cavity = np.clip(lip_rgb * 0.3 + np.array([6, 0, 2], np.float32), 0, 255)
-    tongue = np.clip(lip_rgb * 1.0 + np.array([14, 2, 6], np.float32), 0, 255)
-    # Teeth in video are lit like the face around them: about 1.15 of the cheeks' luminance
-    # (measured on the eval clips), an off-white, never paper-white in a dim picture.
-    cheeks = landmarks[list(topology.CHEEKS), :2].round().astype(int)
-    cheeks = cheeks[(cheeks[:, 0] >= 0) & (cheeks[:, 0] < w) & (cheeks[:, 1] >= 0) & (cheeks[:, 1] < h)]
-    skin = image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32).mean(0) if len(cheeks) else np.full(3, gray, np.float32)
-    lum = float(skin @ np.array([0.299, 0.587, 0.114], np.float32))
-    teeth = np.clip(lum * 1.15 * np.array([1.0, 0.98, 0.93], np.float32), 0, 245)
-    if np.abs(image[..., 0].astype(np.int16) - image[..., 1]).mean() < 2:  # grayscale portrait
-        cavity, tongue, teeth = (np.full(3, c.mean(), np.float32) for c in (cavity, tongue, teeth))
-    return cavity, tongue, teeth
-
-
 class WarpEngine(Engine):
     """Landmark-driven piecewise-affine warp with a synthetic mouth interior.
 
@@ -284,7 +262,7 @@ class WarpEngine(Engine):
         centroids = vertices[tri].mean(1).astype(np.float32)
         poly = vertices[oval].astype(np.float32).reshape(-1, 1, 2)
         inside = np.array([cv2.pointPolygonTest(poly, (float(x), float(y)), False) > 0 for x, y in centroids])
-        cavity, tongue, teeth = _mouth_colours(source.image, lm)
+        cavity, tongue, teeth = mouth.colours(source.image, lm)
         return WarpState(
             image=np.ascontiguousarray(source.image),
             vertices=vertices,
@@ -299,6 +277,7 @@ class WarpEngine(Engine):
             teeth_rgb=teeth,
             face_orientation=facing.reference_orientation(),
             mirror_image=facing.mirror_texture(source.image, lm),
+            grain=mouth.grain(source.image, lm),
         )
 
     def render(self, state: WarpState, targets: Sequence[DriveTarget]) -> np.ndarray:
@@ -456,8 +435,7 @@ class WarpEngine(Engine):
         return out
 
     def _draw_mouth(self, state: WarpState, landmarks: np.ndarray, out: np.ndarray) -> None:
-        m = topology.mesh()
-        loop = landmarks[m["mouth_loop"], :2]
+        loop = landmarks[topology.mesh()["mouth_loop"], :2]
         area = _polygon_area(loop)
         size = out.shape[0]
         if area < 1.0:
@@ -467,15 +445,12 @@ class WarpEngine(Engine):
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, size), min(y1, size)
         if x1 <= x0 or y1 <= y0:
             return
-        h, w = y1 - y0, x1 - x0
-        mask = np.zeros((h * 4, w * 4), np.uint8)  # 4× supersampled polygon for smooth edges
-        cv2.fillPoly(mask, [np.round((loop - [x0, y0]) * 4 * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-        alpha = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        alpha = mouth.opening_alpha(loop, x0, y0, x1 - x0, y1 - y0)
         if not alpha.any():
             return
 
         # source's own interior, mapped by an affine fit of the inner-lip loops
-        src_loop = state.vertices[m["mouth_loop"]]
+        src_loop = state.vertices[topology.mesh()["mouth_loop"]]
         a_t = np.concatenate([loop, np.ones((len(loop), 1))], 1)
         aff, *_ = np.linalg.lstsq(a_t, src_loop, rcond=None)
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
@@ -484,40 +459,11 @@ class WarpEngine(Engine):
         own = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
         if self.config.mouth_interior:
-            synth = self._synthetic_mouth(state, landmarks, xx, yy)
+            synth, _ = mouth.interior(mouth.mouth_frame(landmarks), xx, yy, state.cavity_rgb, state.tongue_rgb, state.teeth_rgb)
+            synth = mouth.add_grain(synth, state.grain, xx, yy)
             keep_own = np.clip(state.mouth_area / area, 0.0, 1.0) ** 2
             interior = keep_own * own + (1.0 - keep_own) * synth
         else:
             interior = own
         roi = out[y0:y1, x0:x1].astype(np.float32)
         out[y0:y1, x0:x1] = np.clip(roi + alpha[..., None] * (interior - roi), 0, 255).astype(np.uint8)
-
-    def _synthetic_mouth(self, state: WarpState, landmarks: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
-        """Oral cavity with upper teeth and a tongue, coloured from the lips; (h, w, 3) float32."""
-        c0 = landmarks[78, :2]   # inner mouth corners
-        c1 = landmarks[308, :2]
-        axis = c1 - c0
-        width = float(np.hypot(*axis)) or 1.0
-        ux = axis / width
-        uy = np.array([-ux[1], ux[0]])
-        upper = landmarks[topology.UPPER_LIP_INNER, :2]
-        lower = landmarks[topology.LOWER_LIP_INNER, :2]
-        gap = max(float((lower - upper) @ uy), 1e-3)
-        rel_x = ((xx - c0[0]) * ux[0] + (yy - c0[1]) * ux[1]) / width * 2 - 1  # -1..1 corner to corner
-        rel_y = ((xx - upper[0]) * uy[0] + (yy - upper[1]) * uy[1]) / gap      # 0 upper lip, 1 lower lip
-        lateral = np.clip(1 - rel_x**2, 0, 1)
-        depth = np.clip(1 - 2 * np.abs(rel_y - 0.45), 0, 1) * lateral
-        shade = 0.5 + 0.5 * (1 - depth)  # darker deep inside, towards the throat
-        img = state.cavity_rgb[None, None, :] * shade[..., None]
-        # tongue: a dome rising from the lower lip, lit from the front, darker towards the back
-        dome = 1.0 - 0.45 * rel_x**2
-        tongue = np.clip((rel_y - (1.0 - 0.42 * dome)) / 0.12, 0, 1) * np.clip((0.95 - np.abs(rel_x)) / 0.2, 0, 1)
-        tongue_rgb = state.tongue_rgb[None, None, :] * (0.75 + 0.25 * np.clip(rel_y, 0, 1))[..., None]
-        img = img * (1 - 0.9 * tongue[..., None]) + 0.9 * tongue[..., None] * tongue_rgb
-        # upper teeth: a band under the upper lip, across the middle of the mouth
-        teeth_h = min(0.42, 0.12 * width / gap)
-        teeth = np.clip((teeth_h - rel_y) / max(teeth_h * 0.25, 1e-3), 0, 1) * np.clip((0.8 - np.abs(rel_x)) / 0.2, 0, 1)
-        teeth *= np.clip(rel_y / 0.05 + 1, 0, 1)
-        tooth_shade = 0.85 + 0.15 * np.cos(rel_x * 9.0) ** 2  # hint of separate teeth
-        img = img * (1 - teeth[..., None]) + (state.teeth_rgb * 0.92)[None, None, :] * (teeth * tooth_shade)[..., None]
-        return img.astype(np.float32)
