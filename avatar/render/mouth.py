@@ -90,7 +90,7 @@ def smooth_loop(loop: np.ndarray, iterations: int = 3) -> np.ndarray:
 def _coverage(poly: np.ndarray, x0: int, y0: int, w: int, h: int, ss: int = 4) -> np.ndarray:
     mask = np.zeros((h * ss, w * ss), np.uint8)
     pts = np.round(((poly - [x0, y0]) * ss + (ss - 1) / 2) * 16).astype(np.int32)  # pixel centres of the supersampled grid
-    cv2.fillPoly(mask, [pts], 255, cv2.LINE_AA, shift=4)
+    cv2.fillPoly(mask, [pts], 255, cv2.LINE_8, shift=4)  # hard samples: their mean is the covered share
     return cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
