@@ -31,7 +31,7 @@ from ..types import DriveTarget, FaceCrop
 from .base import Engine
 from .detail import FaceDetail
 from .shading import ShadingTransfer
-from . import facing, mouth
+from . import facing, mouth, rigid
 from .triangles import dense_field, dense_map, inverse_homogeneous, rasterise, signed_areas
 
 # control rings around the face: (radial factor, weight of the head's rigid motion)
@@ -66,6 +66,7 @@ class WarpState:
     face_orientation: np.ndarray  # (F,) ±1 frontal winding of face_triangles
     mirror_image: np.ndarray      # (S, S, 3) uint8 texture lent to the mirror side, in its light
     grain: float = 0.0            # the portrait's grain (grey levels), added to the drawn mouth
+    rigid: rigid.RigidParts | None = None  # glasses frames found on the portrait (avatar.render.rigid)
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,17 +235,19 @@ class WarpEngine(Engine):
             (mediapipe selfie segmentation); False uses fixed rings.
         outer_smoothing: Gaussian sigma (× map size) of the motion field around the face; 0 keeps
             it piecewise linear.
+        rigid_parts: find glasses frames in prepare and move them rigidly with the head.
     """
 
     name = "warp"
     needs_driving_image = False
 
     def __init__(self, config: RenderConfig | None = None, map_scale: float = 0.5, follow_silhouette: bool = True,
-                 outer_smoothing: float = _OUTER_SMOOTH) -> None:
+                 outer_smoothing: float = _OUTER_SMOOTH, rigid_parts: bool = True) -> None:
         self.config = config or RenderConfig()
         self.map_scale = map_scale
         self.follow_silhouette = follow_silhouette
         self.outer_smoothing = outer_smoothing
+        self.rigid_parts = rigid_parts
         self.wants_driving_image = self.config.shading or self.config.detail
         self._shading = ShadingTransfer()
         self._detail = FaceDetail()
@@ -278,6 +281,7 @@ class WarpEngine(Engine):
             face_orientation=facing.reference_orientation(),
             mirror_image=facing.mirror_texture(source.image, lm),
             grain=mouth.grain(source.image, lm),
+            rigid=rigid.detect_frames(source.image, lm) if self.rigid_parts else None,
         )
 
     def render(self, state: WarpState, targets: Sequence[DriveTarget]) -> np.ndarray:
@@ -300,10 +304,9 @@ class WarpEngine(Engine):
         """(V, 2) target positions: landmarks, then ring points moved by the head's rigid motion
         (fitted in 3-D when the landmarks have depth, so turns move hair and ears with parallax)."""
         n = landmarks.shape[0]
-        ids = np.union1d(stable_ids(), topology.mesh()["oval"])
         dims = 3 if landmarks.shape[1] > 2 else 2
         src = np.column_stack([state.vertices, state.depth])[:, :dims]
-        s, r, t = fit_similarity(src[ids], landmarks[ids, :dims].astype(np.float64))
+        s, r, t = self._head_motion(state, landmarks)
         extra = state.vertices[n:]
         moved = (s * src[n:] @ r.T + t)[:, :2]
         extra_t = extra + state.ring_weights[:, None] * (moved - extra)
@@ -311,6 +314,15 @@ class WarpEngine(Engine):
         tgt = np.concatenate([landmarks[:, :2], extra_t])
         _untangle(tgt, state.vertices, state.outer_triangles, movable=state.ring_weights > 0, first=n)
         return tgt
+
+    @staticmethod
+    def _head_motion(state: WarpState, landmarks: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """The head's rigid motion source → target: a similarity fitted on the landmarks that move
+        with the skull and the oval (in 3-D when the landmarks have depth)."""
+        ids = np.union1d(stable_ids(), topology.mesh()["oval"])
+        dims = 3 if landmarks.shape[1] > 2 else 2
+        src = np.column_stack([state.vertices, state.depth])[:, :dims]
+        return fit_similarity(src[ids], landmarks[ids, :dims].astype(np.float64))
 
     def backward_map(self, state: WarpState, landmarks: np.ndarray, driving: FaceCrop | None = None,
                      reference: FaceCrop | None = None) -> np.ndarray:
@@ -377,10 +389,38 @@ class WarpEngine(Engine):
             k = np.where(outer, np.minimum(away * (1.0 / (2 * self.outer_smoothing * small)), 1.0), 0.0).astype(np.float32)
             mx = mx + k * (ix + shift[..., 0] - mx)
             my = my + k * (iy + shift[..., 1] - my)
+        if state.rigid is not None:
+            mirror = self._rigid(state, landmarks, mx, my, ix, iy, mirror)
         full = cv2.resize(np.dstack([mx, my]), (size, size), interpolation=cv2.INTER_LINEAR)
         if mirror is None:
             return FaceMaps(full)
         return FaceMaps(full, *mirror)
+
+    def _rigid(self, state: WarpState, landmarks: np.ndarray, mx: np.ndarray, my: np.ndarray, ix: np.ndarray,
+               iy: np.ndarray, mirror: tuple | None) -> tuple | None:
+        """Blend (in place) the map towards the head's rigid motion on the glasses frames, so
+        their lines stay straight; there the face keeps its own texture (no mirror)."""
+        s, r, t = self._head_motion(state, landmarks)
+        if r.shape[0] < 3:
+            return mirror
+        forward = rigid.plane_affine(state.rigid.plane, s, r, t)
+        small = mx.shape[0]
+        scale = state.image.shape[0] / small
+        bx0, by0, bx1, by1 = rigid.target_box(state.rigid, forward)
+        x0, y0 = max(int(bx0 / scale), 0), max(int(by0 / scale), 0)
+        x1, y1 = min(int(bx1 / scale) + 2, small), min(int(by1 / scale) + 2, small)
+        if x1 <= x0 or y1 <= y0:
+            return mirror
+        w, sx, sy = rigid.rigid_field(state.rigid, forward, ix[y0:y1, x0:x1], iy[y0:y1, x0:x1])
+        mx[y0:y1, x0:x1] += w * (sx - mx[y0:y1, x0:x1])
+        my[y0:y1, x0:x1] += w * (sy - my[y0:y1, x0:x1])
+        if mirror is None:
+            return None
+        coords, weight, (mx0, my0, mx1, my1) = mirror
+        full = np.zeros((small, small), np.float32)
+        full[y0:y1, x0:x1] = w
+        full = cv2.resize(full, (state.image.shape[1], state.image.shape[0]), interpolation=cv2.INTER_LINEAR)
+        return coords, weight * (1.0 - full[my0:my1, mx0:mx1]), (mx0, my0, mx1, my1)
 
     @staticmethod
     def _mirror_map(state: WarpState, index: np.ndarray, tris: np.ndarray, inv: np.ndarray, n_outer: int,
