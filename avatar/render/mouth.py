@@ -135,16 +135,16 @@ def lower_teeth(u: np.ndarray, above_lip: np.ndarray, width: float, gap: np.ndar
     show = np.clip((gap / width - 0.25) / 0.15, 0.0, 1.0)
     length = LOWER_TOOTH_LENGTH * width * (1 - 0.6 * u**2) * show
     cover = np.clip(length - above_lip + 0.5, 0.0, 1.0) * np.clip(above_lip + 1.5, 0.0, 1.0)
-    return (cover * np.clip((0.8 - np.abs(u)) / 0.2, 0.0, 1.0)).astype(np.float32)
+    return (cover * np.clip((0.65 - np.abs(u)) / 0.2, 0.0, 1.0)).astype(np.float32)
 
 
-def _tooth_shade(u: np.ndarray, k: np.ndarray, t: np.ndarray, gap_px: np.ndarray, seed: int) -> np.ndarray:
+def _tooth_shade(u: np.ndarray, k: np.ndarray, t: np.ndarray, gap_px: np.ndarray, seed: int, gaps: float = 0.3) -> np.ndarray:
     """Brightness of a tooth row: a rounded face per tooth, dark gaps, each tooth a little
     different, darker towards the corners where the row turns into the mouth's shadow."""
     jitter = 1.0 + 0.04 * np.random.default_rng(seed).standard_normal(16)
     side = np.where(u < 0, 8, 0)
     shade = (0.82 + 0.18 * np.sin(np.pi * t)) * jitter[np.minimum(k, 7) + side]
-    shade *= 1.0 - 0.3 * np.exp(-(gap_px / 0.6) ** 2)
+    shade *= 1.0 - gaps * np.exp(-(gap_px / 0.6) ** 2)
     return shade * (1.0 - 0.45 * np.abs(u) ** 1.5)
 
 
@@ -171,7 +171,7 @@ def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.n
     # lower teeth tips over the tongue, in the shadow of the upper lip and the jaw
     low = lower_teeth(u, above, width, gap)
     k, t, gpx = _arch(u, _LOWER_TEETH, width / 2 * 0.85)
-    low_rgb = teeth_rgb[None, None, :] * (0.6 * _tooth_shade(u, k, t, gpx, 1))[..., None]
+    low_rgb = teeth_rgb[None, None, :] * (0.6 * _tooth_shade(u, k, t, gpx, 1, gaps=0.05))[..., None]
     img = img + low[..., None] * (low_rgb - img)
     # upper teeth in front of everything else, shaded under the lip and translucent at the edge
     up = upper_teeth(u, below, width)
@@ -182,6 +182,32 @@ def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.n
     up_rgb = teeth_rgb[None, None, :] * shade[..., None]
     img = img + up[..., None] * (up_rgb - img)
     return img.astype(np.float32), {"upper_teeth": up, "lower_teeth": low, "tongue": tongue.astype(np.float32)}
+
+
+def own_mouth_mask(loop: np.ndarray, size: int) -> np.ndarray | None:
+    """(S, S) float32: where the portrait shows its own open mouth (teeth, tongue, cavity), a pixel
+    inside its inner lips and feathered, so no lip edge comes along; None for a closed mouth."""
+    x0, y0 = np.floor(loop.min(0)).astype(int) - 2
+    x1, y1 = np.ceil(loop.max(0)).astype(int) + 3
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, size), min(y1, size)
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return None
+    cover = cv2.erode(_coverage(loop, x0, y0, x1 - x0, y1 - y0), np.ones((3, 3), np.uint8))
+    if cover.sum() < 4.0:
+        return None
+    mask = np.zeros((size, size), np.float32)
+    mask[y0:y1, x0:x1] = cv2.GaussianBlur(cover, (0, 0), 0.7)
+    return mask
+
+
+def upper_lip_motion(target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """(2, 3) backward similarity target → source pixels fitted on the inner upper lip: the upper
+    teeth are fixed to the skull, so the portrait's own teeth move with the upper lip, unstretched."""
+    from ..motion.decompose import fit_similarity
+
+    ids = list(UPPER_CHAIN)
+    s, r, t = fit_similarity(target[ids, :2].astype(np.float64), source[ids, :2].astype(np.float64))
+    return np.column_stack([s * r, t])
 
 
 def colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

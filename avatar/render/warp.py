@@ -58,7 +58,6 @@ class WarpState:
     ring_gaps: np.ndarray        # (R, A) source radial gaps oval → ring 1 → … → ring R (px)
     face_triangles: np.ndarray   # (F, 3) into vertices (mesh + eye fans)
     outer_triangles: np.ndarray  # (O, 3) into vertices
-    mouth_area: float            # source inner-mouth polygon area (px²)
     cavity_rgb: np.ndarray       # (3,) float32 colour of the synthetic oral cavity
     tongue_rgb: np.ndarray       # (3,) float32 colour of its tongue
     teeth_rgb: np.ndarray        # (3,) float32 colour of synthetic teeth
@@ -67,6 +66,7 @@ class WarpState:
     mirror_image: np.ndarray      # (S, S, 3) uint8 texture lent to the mirror side, in its light
     grain: float = 0.0            # the portrait's grain (grey levels), added to the drawn mouth
     rigid: rigid.RigidParts | None = None  # glasses frames found on the portrait (avatar.render.rigid)
+    own_mouth: np.ndarray | None = None    # (S, S) where the portrait shows its own open mouth
 
 
 @dataclass(frozen=True, eq=False)
@@ -274,7 +274,6 @@ class WarpEngine(Engine):
             ring_gaps=gaps,
             face_triangles=facing.face_triangles(),
             outer_triangles=tri[~inside],
-            mouth_area=_polygon_area(lm[m["mouth_loop"], :2]),
             cavity_rgb=cavity,
             tongue_rgb=tongue,
             teeth_rgb=teeth,
@@ -282,6 +281,7 @@ class WarpEngine(Engine):
             mirror_image=facing.mirror_texture(source.image, lm),
             grain=mouth.grain(source.image, lm),
             rigid=rigid.detect_frames(source.image, lm) if self.rigid_parts else None,
+            own_mouth=mouth.own_mouth_mask(lm[m["mouth_loop"], :2], source.size),
         )
 
     def render(self, state: WarpState, targets: Sequence[DriveTarget]) -> np.ndarray:
@@ -499,10 +499,15 @@ class WarpEngine(Engine):
         own = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
         if self.config.mouth_interior:
-            synth, _ = mouth.interior(mouth.mouth_frame(landmarks), xx, yy, state.cavity_rgb, state.tongue_rgb, state.teeth_rgb)
-            synth = mouth.add_grain(synth, state.grain, xx, yy)
-            keep_own = np.clip(state.mouth_area / area, 0.0, 1.0) ** 2
-            interior = keep_own * own + (1.0 - keep_own) * synth
+            interior, _ = mouth.interior(mouth.mouth_frame(landmarks), xx, yy, state.cavity_rgb, state.tongue_rgb, state.teeth_rgb)
+            interior = mouth.add_grain(interior, state.grain, xx, yy)
+            if state.own_mouth is not None:  # the portrait's own teeth, carried by the upper lip
+                back = mouth.upper_lip_motion(landmarks, state.vertices)
+                sx = (xx * back[0, 0] + yy * back[0, 1] + back[0, 2]).astype(np.float32)
+                sy = (xx * back[1, 0] + yy * back[1, 1] + back[1, 2]).astype(np.float32)
+                own = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+                w_own = cv2.remap(state.own_mouth, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                interior += w_own[..., None] * (own - interior)
         else:
             interior = own
         roi = out[y0:y1, x0:x1].astype(np.float32)

@@ -3,10 +3,21 @@ the target's inner-lip polygon, rounded corners, a tongue only when wide, steady
 
 import cv2
 import numpy as np
+import pytest
 
 from avatar.face import topology
 from avatar.motion import rig
 from avatar.render import mouth
+
+@pytest.fixture(scope="module")
+def crop_256(portrait):
+    from avatar.config import FaceConfig
+    from avatar.face.crop import crop_box, crop_matrix, make_crop
+    from avatar.face.landmarks import detect_face
+
+    face = detect_face(portrait)
+    return make_crop(portrait, face.landmarks, crop_matrix(crop_box(face.landmarks, FaceConfig()), 256), 256)
+
 
 RGB = dict(cavity_rgb=np.array([60, 20, 25], np.float32), tongue_rgb=np.array([190, 100, 100], np.float32),
            teeth_rgb=np.array([220, 215, 205], np.float32))
@@ -97,3 +108,33 @@ def test_grain_is_measured_like_the_portrait_and_never_flickers():
     lm[33, :2], lm[263, :2] = (80, 90), (176, 90)
     assert 3.0 < mouth.grain(img, lm) < 5.0
     assert mouth.grain(np.full((256, 256, 3), 128, np.uint8), lm) == 0.0
+
+
+def test_the_portraits_own_open_mouth_is_used_and_moves_with_the_upper_lip(crop_256):
+    """A portrait whose open mouth shows (blue) teeth: opened wider, the band under the upper lip
+    still shows those pixels, carried by the upper lip; only below them is the mouth drawn."""
+    import dataclasses
+
+    from avatar.render.warp import WarpEngine
+
+    lm = crop_256.landmarks.astype(np.float64).copy()
+    loop = topology.mesh()["mouth_loop"]
+    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
+    jaw = np.where(lm[:, 1] > lm[14, 1])[0]
+    opened = lm.copy()
+    opened[np.union1d(lower, jaw), 1] += 6  # the portrait: mouth a little open
+    img = crop_256.image.copy()
+    hole = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(opened[loop, :2]).astype(np.int32)], 1)
+    img[hole > 0] = (40, 60, 230)
+    source = dataclasses.replace(crop_256, image=img, landmarks=opened.astype(np.float32))
+    target = opened.copy()
+    target[np.union1d(lower, jaw), 1] += 14  # the target opens it wider
+    target[:, 1] -= 3                        # and lifts the whole face a little
+    engine = WarpEngine(rigid_parts=False)
+    out = engine.render_one(engine.prepare(source), target.astype(np.float32)).astype(int)
+    blue = (out[..., 2] > 150) & (out[..., 0] < 110)
+    top = target[topology.UPPER_LIP_INNER, :2].round().astype(int)
+    assert blue[top[1] + 2:top[1] + 5, top[0] - 2:top[0] + 3].mean() > 0.8   # own teeth right under the lip
+    low = target[topology.LOWER_LIP_INNER, :2].round().astype(int)
+    assert blue[low[1] - 5:low[1] - 2, low[0] - 2:low[0] + 3].mean() < 0.2   # drawn where the portrait had nothing
