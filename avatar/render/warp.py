@@ -436,18 +436,22 @@ class WarpEngine(Engine):
         values = np.concatenate([state.vertices[partner], weights[:, None]], 1)
         affine = inv @ values[tris]  # (T, 3, 3): mirror x, y and weight
         affine[:n_outer] = 0.0       # the outer triangles never lend
-        field = dense_field(index, affine)
-        on = field[..., 2] > 1e-3
+        lends = np.concatenate([[False], weights[tris].max(1) > 0])
+        lends[1:n_outer + 1] = False
+        where = lends[index]  # only the window around the lending triangles is evaluated
+        rows, cols = np.flatnonzero(where.any(1)), np.flatnonzero(where.any(0))
+        if not len(rows):
+            return None
+        sx0, sy0 = max(int(cols[0]) - 2, 0), max(int(rows[0]) - 2, 0)
+        sx1, sy1 = min(int(cols[-1]) + 3, small), min(int(rows[-1]) + 3, small)
+        box = dense_field(index[sy0:sy1, sx0:sx1], affine, (sx0, sy0))
+        on = box[..., 2] > 1e-3
         if not on.any():
             return None
-        ys, xs = np.nonzero(on)
-        sx0, sy0 = max(int(xs.min()) - 2, 0), max(int(ys.min()) - 2, 0)
-        sx1, sy1 = min(int(xs.max()) + 3, small), min(int(ys.max()) + 3, small)
-        box = np.ascontiguousarray(field[sy0:sy1, sx0:sx1])
         # beyond the lending triangles the mirror coordinates continue those at their edge, so the
         # upsampled map never blends towards unrelated coordinates (a dotted seam)
         mx, my = box[..., 0].copy(), box[..., 1].copy()
-        _fill_from_nearest(~on[sy0:sy1, sx0:sx1], mx, my)
+        _fill_from_nearest(~on, mx, my)
         box[..., 0], box[..., 1] = mx, my
         scale = size / small
         x0, y0, x1, y1 = (int(round(v * scale)) for v in (sx0, sy0, sx1, sy1))
