@@ -502,17 +502,17 @@ class WarpEngine(Engine):
         sy = (xx * aff[0, 1] + yy * aff[1, 1] + aff[2, 1]).astype(np.float32)
         own = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
-        if self.config.mouth_interior:
+        if not self.config.mouth_interior or (state.own_mouth is not None and area <= _polygon_area(src_loop)):
+            interior = own  # no wider than the portrait's own open mouth: its interior, fitted to the lips
+        else:
             interior, _ = mouth.interior(mouth.mouth_frame(landmarks), xx, yy, state.cavity_rgb, state.tongue_rgb, state.teeth_rgb)
             interior = mouth.add_grain(interior, state.grain, xx, yy)
-            if state.own_mouth is not None:  # the portrait's own teeth, carried by the upper lip
+            if state.own_mouth is not None:  # wider: the portrait's own teeth, carried by the upper lip
                 back = mouth.upper_lip_motion(landmarks, state.vertices)
                 sx = (xx * back[0, 0] + yy * back[0, 1] + back[0, 2]).astype(np.float32)
                 sy = (xx * back[1, 0] + yy * back[1, 1] + back[1, 2]).astype(np.float32)
                 own = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
                 w_own = cv2.remap(state.own_mouth, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
                 interior += w_own[..., None] * (own - interior)
-        else:
-            interior = own
         roi = out[y0:y1, x0:x1].astype(np.float32)
         out[y0:y1, x0:x1] = np.clip(roi + alpha[..., None] * (interior - roi), 0, 255).astype(np.uint8)
