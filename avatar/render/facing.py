@@ -5,9 +5,9 @@ their texture across the cheek) and stretches the side that turns into view out 
 foreshortened pixels (a sliver of cheek and hair boundary blown up into a streaked band).
 Depth order fixes the first: triangles that face away from the camera in the target are
 culled and the rest are drawn far to near, so the nearest surface wins. The mesh's left-right
-correspondence fixes the second: a triangle that the target stretches far more than its mirror
-partner takes the partner's texture (the near side, seen well in the portrait), brightness
-matched to its own side's light. All of it is computed from areas of the mesh's triangles, so it
+correspondence fixes the second: a triangle that the portrait shows foreshortened and the target
+shows larger takes its mirror partner's texture (the near side, seen well in the portrait),
+brightness matched to its own side's light. All of it is computed from areas of the mesh's triangles, so it
 costs a few vector operations per frame; the colour match is prepared once per portrait.
 """
 
@@ -23,8 +23,8 @@ from ..face import topology
 from .triangles import signed_areas
 
 _MIRROR = Path(__file__).resolve().parent.parent / "assets" / "face_mirror.npy"
-STRETCH_START = 1.8   # a triangle starts taking its mirror's texture at this area stretch (× the face's own)
-STRETCH_FULL = 3.5    # ... and takes it fully from here on
+VISIBLE_START = 0.6   # a triangle seen at less than this share of its frontal area may borrow its mirror's texture
+VISIBLE_FULL = 0.3    # ... and borrows it fully from here on
 GAIN_RANGE = (0.6, 1.6)
 
 
@@ -53,25 +53,37 @@ def front_facing(points: np.ndarray, triangles: np.ndarray, orientation: np.ndar
     return signed_areas(points, triangles) * orientation > 0
 
 
+@lru_cache(maxsize=1)
+def reference_areas() -> np.ndarray:
+    """(F,) area of each face triangle on the frontal canonical face."""
+    from ..motion.decompose import canonical_template
+
+    return np.abs(signed_areas(canonical_template()[:, :2], face_triangles()))
+
+
 def mirror_weights(source: np.ndarray, target: np.ndarray, triangles: np.ndarray, orientation: np.ndarray) -> np.ndarray:
     """(T,) in [0, 1]: how much each face triangle takes its mirror partner's texture.
 
-    A triangle's stretch is its target area over its source area, relative to the whole face's
-    (so zoom and expression-free moves stretch nothing). A triangle that faces away in the
-    source has no texture of its own (infinite stretch). The mirror takes over where the own
-    stretch passes :data:`STRETCH_START` and the partner is stretched less than half as much.
+    A triangle lends from its partner where three things hold: the source sees it foreshortened
+    (its area, relative to the frontal face's at the same scale, under :data:`VISIBLE_FULL`; one
+    that faces away in the source has no texture of its own at all), the target shows it larger
+    than the source does (relative to the whole face, so zoom stretches nothing), and the partner
+    is seen well (at least 1.5× the visibility). A frontal portrait never lends: a side that turns
+    into view was seen well enough. ``triangles`` are :func:`face_triangles` (same rows).
     """
     perm = mirror_ids()
+    frontal = reference_areas()
     a_t = np.abs(signed_areas(target, triangles))
     own = signed_areas(source, triangles) * orientation
     mirror = -signed_areas(source, perm[triangles]) * orientation  # a mirror image winds the other way
-    k = max(float(a_t.sum()), 1e-6) / max(float(np.clip(own, 0, None).sum()), 1e-6)
-    tiny = 1e-3 * max(float(np.abs(own).mean()), 1e-6)
-    s_own = a_t / np.maximum(own, tiny) / k
-    s_mirror = a_t / np.maximum(mirror, tiny) / k
-    need = np.clip((s_own - STRETCH_START) / (STRETCH_FULL - STRETCH_START), 0.0, 1.0)
-    better = np.clip((s_own / np.maximum(s_mirror, 1.0) - 1.5) / 1.5, 0.0, 1.0)
-    return need * better
+    k_src = max(float(np.clip(own, 0, None).sum()), 1e-6) / float(frontal.sum())
+    k_tgt = max(float(a_t.sum()), 1e-6) / max(float(np.clip(own, 0, None).sum()), 1e-6)
+    vis_own = own / (frontal * k_src + 1e-9)
+    vis_mirror = mirror / (frontal * k_src + 1e-9)
+    need = np.clip((VISIBLE_START - vis_own) / (VISIBLE_START - VISIBLE_FULL), 0.0, 1.0)
+    grow = np.clip((a_t / np.maximum(own * k_tgt, 1e-9) - 1.3) / 0.7, 0.0, 1.0)
+    better = np.clip((vis_mirror / np.maximum(vis_own, 1e-3) - 1.5) / 1.5, 0.0, 1.0)
+    return need * grow * better
 
 
 def vertex_weights(triangle_weights: np.ndarray, triangles: np.ndarray, n_vertices: int) -> np.ndarray:
