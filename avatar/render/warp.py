@@ -7,8 +7,11 @@ falling weights; above the chin they hug the portrait's person mask, so hair and
 fully with the head and the stretch lands on the background beyond them, while the still
 outer ring keeps the background in place. The motion there is smoothed (no sawtooth on
 straight background edges) and rings are kept from folding over each other.
-The open mouth is drawn: the source's own mouth interior where it has one, a synthetic
-oral cavity with teeth and a tongue where the target opens wider than the source.
+Face triangles that turn away are culled and the rest drawn far to near; the side of a turned
+portrait that turns into view borrows its mirror side's texture (:mod:`avatar.render.facing`);
+glasses frames move rigidly with the head (:mod:`avatar.render.rigid`).
+The open mouth is drawn: the source's own mouth interior where it has one, teeth, an oral
+cavity and a tongue where the target opens wider than the source (:mod:`avatar.render.mouth`).
 Driven by a video or a webcam, the face also takes the fine motion of the driver's skin that
 the landmarks miss, from optical flow (:mod:`avatar.render.detail`).
 The backward map is rasterised at half resolution and upsampled; everything is vectorised.
