@@ -7,6 +7,13 @@ import cv2
 import numpy as np
 
 
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(T,) twice the signed area of each (T, 3) index triangle over (V, 2+) ``points``; the sign
+    is the winding (which way the triangle faces)."""
+    a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
 def inverse_homogeneous(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inverses of the (T, 3, 3) matrices with rows [u_k, v_k, 1] for (T, 3, 2) triangles, in
     closed form (a batched LAPACK solve costs more than the whole rasterisation), and their
@@ -41,3 +48,13 @@ def dense_map(index: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.nda
     vv, uu = np.mgrid[0:h, 0:w].astype(np.float32)
     a = np.concatenate([np.zeros((1, 3, 2)), affine]).astype(np.float32)[index]  # (h, w, 3, 2)
     return uu * a[..., 0, 0] + vv * a[..., 1, 0] + a[..., 2, 0], uu * a[..., 0, 1] + vv * a[..., 1, 1] + a[..., 2, 1]
+
+
+def dense_field(index: np.ndarray, affine: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """(H, W, C) float32: pixel (u, v) of triangle k gets [u v 1] @ affine[k] for (T, 3, C)
+    per-triangle affines (any per-vertex values interpolated linearly); 0 where ``index`` is 0.
+    ``index`` may be a window of a larger map whose pixel (0, 0) is ``origin`` (x, y) there."""
+    h, w = index.shape
+    vv, uu = np.mgrid[origin[1]:origin[1] + h, origin[0]:origin[0] + w].astype(np.float32)
+    a = np.concatenate([np.zeros((1, *affine.shape[1:])), affine]).astype(np.float32)[index]  # (h, w, 3, C)
+    return uu[..., None] * a[..., 0, :] + vv[..., None] * a[..., 1, :] + a[..., 2, :]

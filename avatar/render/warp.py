@@ -7,8 +7,11 @@ falling weights; above the chin they hug the portrait's person mask, so hair and
 fully with the head and the stretch lands on the background beyond them, while the still
 outer ring keeps the background in place. The motion there is smoothed (no sawtooth on
 straight background edges) and rings are kept from folding over each other.
-The open mouth is drawn: the source's own mouth interior where it has one, a synthetic
-oral cavity with teeth and a tongue where the target opens wider than the source.
+Face triangles that turn away are culled and the rest drawn far to near; the side of a turned
+portrait that turns into view borrows its mirror side's texture (:mod:`avatar.render.facing`);
+glasses frames move rigidly with the head (:mod:`avatar.render.rigid`).
+The open mouth is drawn: the source's own mouth interior where it has one, teeth, an oral
+cavity and a tongue where the target opens wider than the source (:mod:`avatar.render.mouth`).
 Driven by a video or a webcam, the face also takes the fine motion of the driver's skin that
 the landmarks miss, from optical flow (:mod:`avatar.render.detail`).
 The backward map is rasterised at half resolution and upsampled; everything is vectorised.
@@ -34,7 +37,8 @@ from .base import Engine
 from .detail import FaceDetail
 from .layers import Layers, build_layers
 from .shading import ShadingTransfer
-from .triangles import dense_map, inverse_homogeneous, rasterise
+from . import facing, mouth, rigid
+from .triangles import dense_field, dense_map, inverse_homogeneous, rasterise, signed_areas
 
 # control rings around the face: (radial factor, weight of the head's rigid motion)
 _RINGS = ((1.2, 0.8), (1.45, 0.2), (1.75, 0.0))
@@ -65,11 +69,28 @@ class WarpState:
     ring_gaps: np.ndarray        # (R, A) source radial gaps oval → ring 1 → … → ring R (px)
     face_triangles: np.ndarray   # (F, 3) into vertices (mesh + eye fans)
     outer_triangles: np.ndarray  # (O, 3) into vertices
-    mouth_area: float            # source inner-mouth polygon area (px²)
     cavity_rgb: np.ndarray       # (3,) float32 colour of the synthetic oral cavity
     tongue_rgb: np.ndarray       # (3,) float32 colour of its tongue
     teeth_rgb: np.ndarray        # (3,) float32 colour of synthetic teeth
+    # depth-aware face (avatar.render.facing)
+    face_orientation: np.ndarray  # (F,) ±1 frontal winding of face_triangles
+    mirror_image: np.ndarray      # (S, S, 3) uint8 texture lent to the mirror side, in its light
+    grain: float = 0.0            # the portrait's grain (grey levels), added to the drawn mouth
+    rigid: rigid.RigidParts | None = None  # glasses frames found on the portrait (avatar.render.rigid)
+    own_mouth: np.ndarray | None = None    # (S, S) where the portrait shows its own open mouth
     layers: Layers | None = None  # background plate + matted person (None: one warp of the crop)
+
+
+@dataclass(frozen=True, eq=False)
+class FaceMaps:
+    """One frame's backward maps: ``own`` (S, S, 2) source coordinates; where the face's far side
+    turns into view, ``mirror`` coordinates into the state's mirror image and its ``weight``
+    over the pixel box ``box`` (x0, y0, x1, y1); None when nothing is mirrored."""
+
+    own: np.ndarray
+    mirror: np.ndarray | None = None
+    weight: np.ndarray | None = None
+    box: tuple[int, int, int, int] | None = None
 
 
 def _polygon_area(pts: np.ndarray) -> float:
@@ -177,23 +198,18 @@ def _keep_rings_apart(extra: np.ndarray, oval: np.ndarray, gaps: np.ndarray) -> 
         inner = rho + push
 
 
-def _signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
-    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-
-
 def _untangle(target: np.ndarray, source: np.ndarray, triangles: np.ndarray, movable: np.ndarray, first: int,
               iterations: int = 12) -> None:
     """Smooth the displacement of ring points (in place) around outer triangles that a large
     movement turned inside out, until none is (or ``iterations`` ran out): each such ring point
     takes the mean displacement of its neighbours, so a fold becomes a gentler stretch."""
-    orient = np.sign(_signed_areas(source, triangles))
+    orient = np.sign(signed_areas(source, triangles))
     edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
     edges = np.concatenate([edges, edges[:, ::-1]])
     degree = np.bincount(edges[:, 0], minlength=len(source)).astype(np.float64)
     ids = first + np.flatnonzero(movable)  # the still rings and the frame keep the background in place
     for _ in range(iterations):
-        flipped = np.sign(_signed_areas(target, triangles)) != orient
+        flipped = np.sign(signed_areas(target, triangles)) != orient
         if not flipped.any():
             return
         touched = np.zeros(len(source), bool)
@@ -227,29 +243,6 @@ def _fill_from_nearest(empty: np.ndarray, mx: np.ndarray, my: np.ndarray) -> Non
         sub[hole] = lut[labels[hole]]
 
 
-def _mouth_colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cavity, tongue and teeth colours adapted to the portrait's lips and lighting."""
-    lips = landmarks[topology.mesh()["lips"], :2].round().astype(int)
-    h, w = image.shape[:2]
-    lips = lips[(lips[:, 0] >= 0) & (lips[:, 0] < w) & (lips[:, 1] >= 0) & (lips[:, 1] < h)]
-    lip_rgb = image[lips[:, 1], lips[:, 0]].astype(np.float32).mean(0) if len(lips) else np.array([150, 80, 80], np.float32)
-    gray = float(image.mean())
-    # Open mouths in video average about 0.8 of the lip colour (teeth and tongue included):
-    # a dark-red cavity and a tongue close to the lips' own colour, not a black hole.
-    cavity = np.clip(lip_rgb * 0.3 + np.array([6, 0, 2], np.float32), 0, 255)
-    tongue = np.clip(lip_rgb * 1.0 + np.array([14, 2, 6], np.float32), 0, 255)
-    # Teeth in video are lit like the face around them: about 1.15 of the cheeks' luminance
-    # (measured on the eval clips), an off-white, never paper-white in a dim picture.
-    cheeks = landmarks[list(topology.CHEEKS), :2].round().astype(int)
-    cheeks = cheeks[(cheeks[:, 0] >= 0) & (cheeks[:, 0] < w) & (cheeks[:, 1] >= 0) & (cheeks[:, 1] < h)]
-    skin = image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32).mean(0) if len(cheeks) else np.full(3, gray, np.float32)
-    lum = float(skin @ np.array([0.299, 0.587, 0.114], np.float32))
-    teeth = np.clip(lum * 1.15 * np.array([1.0, 0.98, 0.93], np.float32), 0, 245)
-    if np.abs(image[..., 0].astype(np.int16) - image[..., 1]).mean() < 2:  # grayscale portrait
-        cavity, tongue, teeth = (np.full(3, c.mean(), np.float32) for c in (cavity, tongue, teeth))
-    return cavity, tongue, teeth
-
-
 class WarpEngine(Engine):
     """Landmark-driven piecewise-affine warp with a synthetic mouth interior.
 
@@ -260,17 +253,19 @@ class WarpEngine(Engine):
             (mediapipe selfie segmentation); False uses fixed rings.
         outer_smoothing: Gaussian sigma (× map size) of the motion field around the face; 0 keeps
             it piecewise linear.
+        rigid_parts: find glasses frames in prepare and move them rigidly with the head.
     """
 
     name = "warp"
     needs_driving_image = False
 
     def __init__(self, config: RenderConfig | None = None, map_scale: float = 0.5, follow_silhouette: bool = True,
-                 outer_smoothing: float = _OUTER_SMOOTH) -> None:
+                 outer_smoothing: float = _OUTER_SMOOTH, rigid_parts: bool = True) -> None:
         self.config = config or RenderConfig()
         self.map_scale = map_scale
         self.follow_silhouette = follow_silhouette
         self.outer_smoothing = outer_smoothing
+        self.rigid_parts = rigid_parts
         self.wants_driving_image = self.config.shading or self.config.detail
         self._shading = ShadingTransfer()
         self._detail = FaceDetail()
@@ -291,20 +286,24 @@ class WarpEngine(Engine):
         centroids = vertices[tri].mean(1).astype(np.float32)
         poly = vertices[oval].astype(np.float32).reshape(-1, 1, 2)
         inside = np.array([cv2.pointPolygonTest(poly, (float(x), float(y)), False) > 0 for x, y in centroids])
-        cavity, tongue, teeth = _mouth_colours(source.image, lm)
+        cavity, tongue, teeth = mouth.colours(source.image, lm)
         return WarpState(
             image=np.ascontiguousarray(source.image),
             vertices=vertices,
             depth=depth,
             ring_weights=weights,
             ring_gaps=gaps,
-            face_triangles=np.concatenate([m["triangles"], m["eye_triangles"]]),
+            face_triangles=facing.face_triangles(),
             outer_triangles=tri[~inside],
-            mouth_area=_polygon_area(lm[m["mouth_loop"], :2]),
             cavity_rgb=cavity,
             tongue_rgb=tongue,
             teeth_rgb=teeth,
             layers=layers,
+            face_orientation=facing.reference_orientation(),
+            mirror_image=facing.mirror_texture(source.image, lm),
+            grain=mouth.grain(source.image, lm),
+            rigid=rigid.detect_frames(source.image, lm) if self.rigid_parts else None,
+            own_mouth=mouth.own_mouth_mask(lm[m["mouth_loop"], :2], source.size),
         )
 
     def render(self, state: WarpState, targets: Sequence[DriveTarget]) -> np.ndarray:
@@ -336,10 +335,9 @@ class WarpEngine(Engine):
         """(V, 2) target positions: landmarks, then ring points moved by the head's rigid motion
         (fitted in 3-D when the landmarks have depth, so turns move hair and ears with parallax)."""
         n = landmarks.shape[0]
-        ids = np.union1d(stable_ids(), topology.mesh()["oval"])
         dims = 3 if landmarks.shape[1] > 2 else 2
         src = np.column_stack([state.vertices, state.depth])[:, :dims]
-        s, r, t = fit_similarity(src[ids], landmarks[ids, :dims].astype(np.float64))
+        s, r, t = self._head_motion(state, landmarks)
         extra = state.vertices[n:]
         moved = (s * src[n:] @ r.T + t)[:, :2]
         extra_t = extra + state.ring_weights[:, None] * (moved - extra)
@@ -348,10 +346,25 @@ class WarpEngine(Engine):
         _untangle(tgt, state.vertices, state.outer_triangles, movable=state.ring_weights > 0, first=n)
         return tgt
 
+    @staticmethod
+    def _head_motion(state: WarpState, landmarks: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """The head's rigid motion source → target: a similarity fitted on the landmarks that move
+        with the skull and the oval (in 3-D when the landmarks have depth)."""
+        ids = np.union1d(stable_ids(), topology.mesh()["oval"])
+        dims = 3 if landmarks.shape[1] > 2 else 2
+        src = np.column_stack([state.vertices, state.depth])[:, :dims]
+        return fit_similarity(src[ids], landmarks[ids, :dims].astype(np.float64))
+
     def backward_map(self, state: WarpState, landmarks: np.ndarray, driving: FaceCrop | None = None,
                      reference: FaceCrop | None = None) -> np.ndarray:
         """(S, S, 2) float32 source coordinates for every target pixel; with the driving crop and
         its reference (and ``detail`` on), plus the fine motion the driver's optical flow shows."""
+        return self.face_maps(state, landmarks, driving, reference).own
+
+    def face_maps(self, state: WarpState, landmarks: np.ndarray, driving: FaceCrop | None = None,
+                  reference: FaceCrop | None = None) -> FaceMaps:
+        """The backward map (see :meth:`backward_map`) and, where the far side turns into view,
+        the mirror map and its weight."""
         size = state.image.shape[0]
         ms = self.map_scale
         small = int(round(size * ms))
@@ -359,10 +372,15 @@ class WarpEngine(Engine):
         tgt_small = (tgt + 0.5) * (small / size) - 0.5  # pixel-centre aligned with cv2.resize
         src = state.vertices
 
-        # draw order: outer triangles first, then face triangles far to near (painter's algorithm)
+        # depth order: face triangles turned away in the target are culled (drawn, a fold drags
+        # their texture across the cheek); the rest go far to near over the outer triangles
         z = landmarks[:, 2]
         face = state.face_triangles
-        face = face[np.argsort(-z[face].mean(1))]
+        front = facing.front_facing(tgt, face, state.face_orientation)
+        lend = facing.mirror_weights(src, tgt, face, state.face_orientation)
+        face, lend = face[front], lend[front]
+        order = np.argsort(-z[face].mean(1))
+        face, lend = face[order], lend[order]
         tris = np.concatenate([state.outer_triangles, face])
         n_outer = len(state.outer_triangles)
         # affine per triangle: target (small map px, homogeneous) → source (crop px)
@@ -370,10 +388,12 @@ class WarpEngine(Engine):
         ok = np.abs(det) > 1e-6
         n_outer = int(ok[:n_outer].sum())
         tris, inv = tris[ok], inv[ok]
+        lend = lend[ok[len(state.outer_triangles):]]
         affine = inv @ src[tris]  # (T, 3, 2): [u v 1] @ A = source xy
 
         index = rasterise(tgt_small[tris], (small, small))
         mx, my = dense_map(index, affine)
+        mirror = self._mirror_map(state, index, tris, inv, n_outer, lend, small) if lend.any() else None
         vv, uu = np.mgrid[0:small, 0:small].astype(np.float32)
         empty = index == 0  # not covered: the mouth hole (and folds)
         scale = size / small
@@ -400,26 +420,100 @@ class WarpEngine(Engine):
             k = np.where(outer, np.minimum(away * (1.0 / (2 * self.outer_smoothing * small)), 1.0), 0.0).astype(np.float32)
             mx = mx + k * (ix + shift[..., 0] - mx)
             my = my + k * (iy + shift[..., 1] - my)
+        if state.rigid is not None:
+            mirror = self._rigid(state, landmarks, mx, my, ix, iy, mirror)
         full = cv2.resize(np.dstack([mx, my]), (size, size), interpolation=cv2.INTER_LINEAR)
-        return full
+        if mirror is None:
+            return FaceMaps(full)
+        return FaceMaps(full, *mirror)
+
+    def _rigid(self, state: WarpState, landmarks: np.ndarray, mx: np.ndarray, my: np.ndarray, ix: np.ndarray,
+               iy: np.ndarray, mirror: tuple | None) -> tuple | None:
+        """Blend (in place) the map towards the head's rigid motion on the glasses frames, so
+        their lines stay straight; there the face keeps its own texture (no mirror)."""
+        s, r, t = self._head_motion(state, landmarks)
+        if r.shape[0] < 3:
+            return mirror
+        forward = rigid.plane_affine(state.rigid.plane, s, r, t)
+        small = mx.shape[0]
+        scale = state.image.shape[0] / small
+        bx0, by0, bx1, by1 = rigid.target_box(state.rigid, forward)
+        x0, y0 = max(int(bx0 / scale), 0), max(int(by0 / scale), 0)
+        x1, y1 = min(int(bx1 / scale) + 2, small), min(int(by1 / scale) + 2, small)
+        if x1 <= x0 or y1 <= y0:
+            return mirror
+        w, sx, sy = rigid.rigid_field(state.rigid, forward, ix[y0:y1, x0:x1], iy[y0:y1, x0:x1])
+        mx[y0:y1, x0:x1] += w * (sx - mx[y0:y1, x0:x1])
+        my[y0:y1, x0:x1] += w * (sy - my[y0:y1, x0:x1])
+        if mirror is None:
+            return None
+        coords, weight, (mx0, my0, mx1, my1) = mirror
+        full = np.zeros((small, small), np.float32)
+        full[y0:y1, x0:x1] = w
+        full = cv2.resize(full, (state.image.shape[1], state.image.shape[0]), interpolation=cv2.INTER_LINEAR)
+        return coords, weight * (1.0 - full[my0:my1, mx0:mx1]), (mx0, my0, mx1, my1)
+
+    @staticmethod
+    def _mirror_map(state: WarpState, index: np.ndarray, tris: np.ndarray, inv: np.ndarray, n_outer: int,
+                    lend: np.ndarray, small: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]] | None:
+        """Full-resolution mirror coordinates and weight over the box where a face triangle takes
+        its mirror partner's texture (per-vertex weights, so it fades in across one triangle)."""
+        size = state.image.shape[0]
+        n = len(facing.mirror_ids())
+        weights = np.zeros(len(state.vertices))
+        weights[:n] = facing.vertex_weights(lend, tris[n_outer:], n)[:n]
+        weights[topology.mesh()["oval"]] *= 0.5  # the mirrored texture fades in from the outline: no hard seam with the outside
+        partner = np.concatenate([facing.mirror_ids(), np.arange(n, len(state.vertices))])
+        values = np.concatenate([state.vertices[partner], weights[:, None]], 1)
+        affine = inv @ values[tris]  # (T, 3, 3): mirror x, y and weight
+        affine[:n_outer] = 0.0       # the outer triangles never lend
+        lends = np.concatenate([[False], weights[tris].max(1) > 0])
+        lends[1:n_outer + 1] = False
+        where = lends[index]  # only the window around the lending triangles is evaluated
+        rows, cols = np.flatnonzero(where.any(1)), np.flatnonzero(where.any(0))
+        if not len(rows):
+            return None
+        sx0, sy0 = max(int(cols[0]) - 2, 0), max(int(rows[0]) - 2, 0)
+        sx1, sy1 = min(int(cols[-1]) + 3, small), min(int(rows[-1]) + 3, small)
+        box = dense_field(index[sy0:sy1, sx0:sx1], affine, (sx0, sy0))
+        on = box[..., 2] > 1e-3
+        if not on.any():
+            return None
+        # beyond the lending triangles the mirror coordinates continue those at their edge, so the
+        # upsampled map never blends towards unrelated coordinates (a dotted seam)
+        mx, my = box[..., 0].copy(), box[..., 1].copy()
+        _fill_from_nearest(~on, mx, my)
+        box[..., 0], box[..., 1] = mx, my
+        scale = size / small
+        x0, y0, x1, y1 = (int(round(v * scale)) for v in (sx0, sy0, sx1, sy1))
+        full = cv2.resize(box, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        # the small map's pixel centres and the full map's agree when the box edges sit on whole
+        # small pixels (x0 = k · scale): resizing the box is resizing that part of the whole map
+        return full[..., :2].copy(), np.clip(full[..., 2], 0.0, 1.0), (x0, y0, x1, y1)
 
     def render_one(self, state: WarpState, landmarks: np.ndarray, driving: FaceCrop | None = None,
                    reference: FaceCrop | None = None) -> np.ndarray:
         """(478, 3) target landmarks in source-crop pixels → (S, S, 3) uint8 crop; with the
         driving crop and its reference (relative mode), the driver's shading change too."""
-        mp = self.backward_map(state, landmarks, driving, reference)
+        maps = self.face_maps(state, landmarks, driving, reference)
+        mp = maps.own
         if state.layers is not None:
             out = state.layers.composite(mp)
         else:
             out = cv2.remap(state.image, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if maps.mirror is not None:
+            x0, y0, x1, y1 = maps.box
+            lent = cv2.remap(state.mirror_image, maps.mirror[..., 0], maps.mirror[..., 1], cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            roi = out[y0:y1, x0:x1].astype(np.float32)
+            out[y0:y1, x0:x1] = np.clip(roi + maps.weight[..., None] * (lent - roi) + 0.5, 0, 255).astype(np.uint8)
         self._draw_mouth(state, landmarks, out)
         if self.config.shading and driving is not None and reference is not None:
             out = self._shading.apply(out, landmarks, driving, reference)
         return out
 
     def _draw_mouth(self, state: WarpState, landmarks: np.ndarray, out: np.ndarray) -> None:
-        m = topology.mesh()
-        loop = landmarks[m["mouth_loop"], :2]
+        loop = landmarks[topology.mesh()["mouth_loop"], :2]
         area = _polygon_area(loop)
         size = out.shape[0]
         if area < 1.0:
@@ -429,15 +523,12 @@ class WarpEngine(Engine):
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, size), min(y1, size)
         if x1 <= x0 or y1 <= y0:
             return
-        h, w = y1 - y0, x1 - x0
-        mask = np.zeros((h * 4, w * 4), np.uint8)  # 4× supersampled polygon for smooth edges
-        cv2.fillPoly(mask, [np.round((loop - [x0, y0]) * 4 * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-        alpha = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        alpha = mouth.opening_alpha(loop, x0, y0, x1 - x0, y1 - y0)
         if not alpha.any():
             return
 
         # source's own interior, mapped by an affine fit of the inner-lip loops
-        src_loop = state.vertices[m["mouth_loop"]]
+        src_loop = state.vertices[topology.mesh()["mouth_loop"]]
         a_t = np.concatenate([loop, np.ones((len(loop), 1))], 1)
         aff, *_ = np.linalg.lstsq(a_t, src_loop, rcond=None)
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
@@ -445,41 +536,17 @@ class WarpEngine(Engine):
         sy = (xx * aff[0, 1] + yy * aff[1, 1] + aff[2, 1]).astype(np.float32)
         own = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
-        if self.config.mouth_interior:
-            synth = self._synthetic_mouth(state, landmarks, xx, yy)
-            keep_own = np.clip(state.mouth_area / area, 0.0, 1.0) ** 2
-            interior = keep_own * own + (1.0 - keep_own) * synth
+        if not self.config.mouth_interior or (state.own_mouth is not None and area <= _polygon_area(src_loop)):
+            interior = own  # no wider than the portrait's own open mouth: its interior, fitted to the lips
         else:
-            interior = own
+            interior, _ = mouth.interior(mouth.mouth_frame(landmarks), xx, yy, state.cavity_rgb, state.tongue_rgb, state.teeth_rgb)
+            interior = mouth.add_grain(interior, state.grain, xx, yy)
+            if state.own_mouth is not None:  # wider: the portrait's own teeth, carried by the upper lip
+                back = mouth.upper_lip_motion(landmarks, state.vertices)
+                sx = (xx * back[0, 0] + yy * back[0, 1] + back[0, 2]).astype(np.float32)
+                sy = (xx * back[1, 0] + yy * back[1, 1] + back[1, 2]).astype(np.float32)
+                own = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+                w_own = cv2.remap(state.own_mouth, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                interior += w_own[..., None] * (own - interior)
         roi = out[y0:y1, x0:x1].astype(np.float32)
         out[y0:y1, x0:x1] = np.clip(roi + alpha[..., None] * (interior - roi), 0, 255).astype(np.uint8)
-
-    def _synthetic_mouth(self, state: WarpState, landmarks: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
-        """Oral cavity with upper teeth and a tongue, coloured from the lips; (h, w, 3) float32."""
-        c0 = landmarks[78, :2]   # inner mouth corners
-        c1 = landmarks[308, :2]
-        axis = c1 - c0
-        width = float(np.hypot(*axis)) or 1.0
-        ux = axis / width
-        uy = np.array([-ux[1], ux[0]])
-        upper = landmarks[topology.UPPER_LIP_INNER, :2]
-        lower = landmarks[topology.LOWER_LIP_INNER, :2]
-        gap = max(float((lower - upper) @ uy), 1e-3)
-        rel_x = ((xx - c0[0]) * ux[0] + (yy - c0[1]) * ux[1]) / width * 2 - 1  # -1..1 corner to corner
-        rel_y = ((xx - upper[0]) * uy[0] + (yy - upper[1]) * uy[1]) / gap      # 0 upper lip, 1 lower lip
-        lateral = np.clip(1 - rel_x**2, 0, 1)
-        depth = np.clip(1 - 2 * np.abs(rel_y - 0.45), 0, 1) * lateral
-        shade = 0.5 + 0.5 * (1 - depth)  # darker deep inside, towards the throat
-        img = state.cavity_rgb[None, None, :] * shade[..., None]
-        # tongue: a dome rising from the lower lip, lit from the front, darker towards the back
-        dome = 1.0 - 0.45 * rel_x**2
-        tongue = np.clip((rel_y - (1.0 - 0.42 * dome)) / 0.12, 0, 1) * np.clip((0.95 - np.abs(rel_x)) / 0.2, 0, 1)
-        tongue_rgb = state.tongue_rgb[None, None, :] * (0.75 + 0.25 * np.clip(rel_y, 0, 1))[..., None]
-        img = img * (1 - 0.9 * tongue[..., None]) + 0.9 * tongue[..., None] * tongue_rgb
-        # upper teeth: a band under the upper lip, across the middle of the mouth
-        teeth_h = min(0.42, 0.12 * width / gap)
-        teeth = np.clip((teeth_h - rel_y) / max(teeth_h * 0.25, 1e-3), 0, 1) * np.clip((0.8 - np.abs(rel_x)) / 0.2, 0, 1)
-        teeth *= np.clip(rel_y / 0.05 + 1, 0, 1)
-        tooth_shade = 0.85 + 0.15 * np.cos(rel_x * 9.0) ** 2  # hint of separate teeth
-        img = img * (1 - teeth[..., None]) + (state.teeth_rgb * 0.92)[None, None, :] * (teeth * tooth_shade)[..., None]
-        return img.astype(np.float32)

@@ -1,0 +1,270 @@
+"""The inside of an open mouth, drawn where the target opens wider than the portrait.
+
+Pure functions over one frame's inner-lip landmarks, in a mouth frame: u runs from the left
+inner corner (-1) to the right one (+1), v is the distance in pixels below the line between
+them. What they draw follows a real mouth's layout rather than a flat slot:
+
+* upper teeth hang from under the upper lip: a row of individual teeth (wide incisors in the
+  middle, narrower towards the corners as the arch turns away), each with a rounded face,
+  dark gaps between neighbours, a shadow under the lip and a slightly translucent edge, only
+  within a tooth's length of the upper lip; they fade into the dark towards the corners;
+* lower teeth mostly behind the lower lip: a thin band of tips above it, in shadow, shown only
+  once the mouth is open enough;
+* an oral cavity that darkens with depth (away from the lips and towards the throat);
+* a tongue only when the mouth is wide, rising from behind the lower teeth;
+* soft inner lip edges: the inner-lip polygon rounded by corner cutting, anti-aliased and
+  feathered a little, never reaching beyond the polygon itself (the open area never exceeds
+  what the motion asks for);
+* colours from the portrait's own lips and skin light, with grain matched to the portrait's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from ..face import topology
+from ..motion import rig
+
+UPPER_CHAIN = (rig.INNER_CORNERS[0],) + rig.INNER_UPPER + (rig.INNER_CORNERS[1],)
+LOWER_CHAIN = (rig.INNER_CORNERS[0],) + rig.INNER_LOWER + (rig.INNER_CORNERS[1],)
+TOOTH_LENGTH = 0.17        # visible length of a central upper incisor below the lip, × mouth width
+LOWER_TOOTH_LENGTH = 0.05  # visible lower incisor tips above the lower lip, × mouth width
+ARCH_EDGE = np.radians(75.0)  # the arch angle seen at the mouth corners
+# tooth widths along the arch (radians from the midline): central, lateral incisor, canine, premolars, molar
+_UPPER_TEETH = np.cumsum([0.36, 0.27, 0.28, 0.3, 0.3])
+_LOWER_TEETH = np.cumsum([0.24, 0.24, 0.27, 0.3, 0.3])
+
+
+@dataclass(frozen=True)
+class MouthFrame:
+    """A mouth's frame for one target: left inner corner, unit axes, width, and the inner upper
+    and lower lip profiles as (u, v) samples sorted by u."""
+
+    corner: np.ndarray
+    ux: np.ndarray
+    uy: np.ndarray
+    width: float
+    upper: np.ndarray
+    lower: np.ndarray
+
+    def coords(self, xx: np.ndarray, yy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(u, v) of pixel centres ``xx``, ``yy``."""
+        dx, dy = xx - self.corner[0], yy - self.corner[1]
+        return (dx * self.ux[0] + dy * self.ux[1]) / self.width * 2 - 1, dx * self.uy[0] + dy * self.uy[1]
+
+    def lip_lines(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """v of the upper and lower inner lip at ``u``."""
+        return np.interp(u, self.upper[:, 0], self.upper[:, 1]), np.interp(u, self.lower[:, 0], self.lower[:, 1])
+
+
+def mouth_frame(landmarks: np.ndarray) -> MouthFrame:
+    """The :class:`MouthFrame` of (478, 2+) target landmarks."""
+    c0 = landmarks[rig.INNER_CORNERS[0], :2].astype(np.float64)
+    c1 = landmarks[rig.INNER_CORNERS[1], :2].astype(np.float64)
+    width = float(np.hypot(*(c1 - c0))) or 1.0
+    ux = (c1 - c0) / width
+    uy = np.array([-ux[1], ux[0]])
+
+    def profile(chain: tuple[int, ...]) -> np.ndarray:
+        rel = landmarks[list(chain), :2] - c0
+        uv = np.column_stack([(rel @ ux) / width * 2 - 1, rel @ uy])
+        return uv[np.argsort(uv[:, 0], kind="stable")]
+
+    return MouthFrame(c0, ux, uy, width, profile(UPPER_CHAIN), profile(LOWER_CHAIN))
+
+
+def smooth_loop(loop: np.ndarray, iterations: int = 3) -> np.ndarray:
+    """Chaikin corner cutting of a closed polygon: its corners rounded into a quadratic B-spline.
+    Every new point lies on an edge of the previous polygon, so a convex corner is cut inwards."""
+    pts = np.asarray(loop, np.float64)
+    for _ in range(iterations):
+        nxt = np.roll(pts, -1, axis=0)
+        pts = np.stack([0.75 * pts + 0.25 * nxt, 0.25 * pts + 0.75 * nxt], 1).reshape(-1, 2)
+    return pts
+
+
+def _coverage(poly: np.ndarray, x0: int, y0: int, w: int, h: int, ss: int = 4) -> np.ndarray:
+    mask = np.zeros((h * ss, w * ss), np.uint8)
+    pts = np.round(((poly - [x0, y0]) * ss + (ss - 1) / 2) * 16).astype(np.int32)  # pixel centres of the supersampled grid
+    cv2.fillPoly(mask, [pts], 255, cv2.LINE_8, shift=4)  # hard samples: their mean is the covered share
+    return cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
+def opening_alpha(loop: np.ndarray, x0: int, y0: int, w: int, h: int, feather: float = 0.6) -> np.ndarray:
+    """(h, w) float32 in [0, 1]: how much of each pixel of the box at (x0, y0) is open mouth.
+
+    The inner-lip polygon ``loop`` (N, 2) with its corners rounded, anti-aliased (4× supersampled)
+    and feathered by a Gaussian of ``feather`` px; it never exceeds the polygon's own coverage."""
+    exact = _coverage(loop, x0, y0, w, h)
+    soft = _coverage(smooth_loop(loop), x0, y0, w, h)
+    if feather > 0:
+        soft = cv2.GaussianBlur(soft, (0, 0), feather)
+    return np.minimum(soft, exact)
+
+
+def _arch(u: np.ndarray, bounds: np.ndarray, tooth_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pixel of a tooth row: the tooth's index from the midline, the position across it (0..1)
+    and the distance in px to the nearest gap between teeth."""
+    phi = np.abs(np.arcsin(np.clip(u * np.sin(ARCH_EDGE), -1.0, 1.0)))
+    k = np.minimum(np.searchsorted(bounds, phi), len(bounds) - 1)
+    lo = np.where(k > 0, bounds[np.maximum(k - 1, 0)], 0.0)
+    t = np.clip((phi - lo) / (bounds[k] - lo), 0.0, 1.0)
+    # a tooth's width on screen shrinks as the arch turns away (d u / d phi = cos phi / sin edge)
+    px = (bounds[k] - lo) * np.cos(np.minimum(phi, 1.5)) / np.sin(ARCH_EDGE) * tooth_px
+    return k, t, np.minimum(t, 1 - t) * px
+
+
+def upper_teeth(u: np.ndarray, below_lip: np.ndarray, width: float) -> np.ndarray:
+    """(…) float32 coverage of the upper teeth at mouth coordinates ``u`` and ``below_lip`` (px
+    under the upper inner lip): only within a tooth's length of the upper lip (shorter towards
+    the corners as the arch turns away, each edge slightly rounded), faded out at the corners."""
+    length = TOOTH_LENGTH * width * (1 - 0.45 * u**2)
+    _, t, _ = _arch(u, _UPPER_TEETH, width / 2)
+    length = length * (1 - 0.12 * (2 * t - 1) ** 6)  # rounded corners of each incisal edge
+    cover = np.clip(length - below_lip + 0.5, 0.0, 1.0) * np.clip(below_lip + 1.5, 0.0, 1.0)
+    return (cover * np.clip((0.93 - np.abs(u)) / 0.18, 0.0, 1.0)).astype(np.float32)
+
+
+def lower_teeth(u: np.ndarray, above_lip: np.ndarray, width: float, gap: np.ndarray) -> np.ndarray:
+    """Coverage of the lower teeth tips: a band above the lower lip, shown only as the mouth
+    opens (most of them stay behind the lower lip)."""
+    show = np.clip((gap / width - 0.25) / 0.15, 0.0, 1.0)
+    length = LOWER_TOOTH_LENGTH * width * (1 - 0.6 * u**2) * show
+    cover = np.clip(length - above_lip + 0.5, 0.0, 1.0) * np.clip(above_lip + 1.5, 0.0, 1.0)
+    return (cover * np.clip((0.65 - np.abs(u)) / 0.2, 0.0, 1.0)).astype(np.float32)
+
+
+def _tooth_shade(u: np.ndarray, k: np.ndarray, t: np.ndarray, gap_px: np.ndarray, seed: int, gaps: float = 0.3) -> np.ndarray:
+    """Brightness of a tooth row: a rounded face per tooth, dark gaps, each tooth a little
+    different, darker towards the corners where the row turns into the mouth's shadow."""
+    jitter = 1.0 + 0.04 * np.random.default_rng(seed).standard_normal(16)
+    side = np.where(u < 0, 8, 0)
+    shade = (0.82 + 0.18 * np.sin(np.pi * t)) * jitter[np.minimum(k, 7) + side]
+    shade *= 1.0 - gaps * np.exp(-(gap_px / 0.6) ** 2)
+    return shade * (1.0 - 0.45 * np.abs(u) ** 1.5)
+
+
+def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.ndarray, tongue_rgb: np.ndarray,
+             teeth_rgb: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(h, w, 3) float32 synthetic mouth interior at pixel centres ``xx``, ``yy``, and its parts'
+    coverages ({"upper_teeth", "lower_teeth", "tongue"}: (h, w) in [0, 1]) as drawn."""
+    u, v = frame.coords(xx, yy)
+    v_up, v_low = frame.lip_lines(u)
+    gap = np.maximum(v_low - v_up, 1e-3)
+    below, above = v - v_up, v_low - v
+    rel = np.clip(below / gap, 0.0, 1.0)
+    lateral = np.clip(1 - u**2, 0.0, 1.0)
+    # the cavity: lit a little near the lips, dark deep inside and towards the corners
+    depth = np.clip(1 - np.abs(2 * rel - 1), 0, 1) * lateral
+    img = cavity_rgb[None, None, :] * (0.95 - 0.6 * depth - 0.25 * (1 - lateral))[..., None]
+    # the tongue: only in a wide mouth, a dome rising from behind the lower teeth
+    width = frame.width
+    wide = np.clip((gap / width - 0.28) / 0.15, 0.0, 1.0)
+    dome = gap * 0.38 * np.clip(1 - u**2 / 0.7, 0, 1) * wide
+    tongue = np.clip((dome - above) / 2.0, 0.0, 1.0) * wide
+    lit = 0.7 + 0.3 * np.clip(1 - above / np.maximum(dome, 1e-3), 0, 1)  # front lit, the back falls into shadow
+    img = img + tongue[..., None] * (tongue_rgb[None, None, :] * (lit * (1 - 0.3 * u**2))[..., None] - img)
+    # lower teeth tips over the tongue, in the shadow of the upper lip and the jaw
+    low = lower_teeth(u, above, width, gap)
+    k, t, gpx = _arch(u, _LOWER_TEETH, width / 2 * 0.85)
+    low_rgb = teeth_rgb[None, None, :] * (0.6 * _tooth_shade(u, k, t, gpx, 1, gaps=0.05))[..., None]
+    img = img + low[..., None] * (low_rgb - img)
+    # upper teeth in front of everything else, shaded under the lip and translucent at the edge
+    up = upper_teeth(u, below, width)
+    k, t, gpx = _arch(u, _UPPER_TEETH, width / 2)
+    length = TOOTH_LENGTH * width * (1 - 0.45 * u**2)
+    along = np.clip(below / np.maximum(length, 1e-3), 0, 1)
+    shade = _tooth_shade(u, k, t, gpx, 0) * (0.7 + 0.3 * np.clip(along / 0.35, 0, 1)) * (1 - 0.12 * np.clip((along - 0.8) / 0.2, 0, 1))
+    up_rgb = teeth_rgb[None, None, :] * shade[..., None]
+    img = img + up[..., None] * (up_rgb - img)
+    return img.astype(np.float32), {"upper_teeth": up, "lower_teeth": low, "tongue": tongue.astype(np.float32)}
+
+
+def own_mouth_mask(loop: np.ndarray, size: int) -> np.ndarray | None:
+    """(S, S) float32: where the portrait shows its own open mouth (teeth, tongue, cavity), a pixel
+    inside its inner lips and feathered, so no lip edge comes along; None for a closed mouth."""
+    x0, y0 = np.floor(loop.min(0)).astype(int) - 2
+    x1, y1 = np.ceil(loop.max(0)).astype(int) + 3
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, size), min(y1, size)
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return None
+    cover = cv2.erode(_coverage(loop, x0, y0, x1 - x0, y1 - y0), np.ones((3, 3), np.uint8))
+    if cover.sum() < 4.0:
+        return None
+    mask = np.zeros((size, size), np.float32)
+    mask[y0:y1, x0:x1] = cv2.GaussianBlur(cover, (0, 0), 0.7)
+    return mask
+
+
+def upper_lip_motion(target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """(2, 3) backward similarity target → source pixels fitted on the inner upper lip: the upper
+    teeth are fixed to the skull, so the portrait's own teeth move with the upper lip, unstretched."""
+    from ..motion.decompose import fit_similarity
+
+    ids = list(UPPER_CHAIN)
+    s, r, t = fit_similarity(target[ids, :2].astype(np.float64), source[ids, :2].astype(np.float64))
+    return np.column_stack([s * r, t])
+
+
+def colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cavity, tongue and teeth colours (3,) float32 adapted to the portrait's lips and lighting."""
+    lips = landmarks[topology.mesh()["lips"], :2].round().astype(int)
+    h, w = image.shape[:2]
+    lips = lips[(lips[:, 0] >= 0) & (lips[:, 0] < w) & (lips[:, 1] >= 0) & (lips[:, 1] < h)]
+    lip_rgb = image[lips[:, 1], lips[:, 0]].astype(np.float32).mean(0) if len(lips) else np.array([150, 80, 80], np.float32)
+    gray = float(image.mean())
+    # Open mouths in video average about 0.8 of the lip colour (teeth and tongue included):
+    # a dark-red cavity and a tongue close to the lips' own colour, not a black hole.
+    cavity = np.clip(lip_rgb * 0.3 + np.array([6, 0, 2], np.float32), 0, 255)
+    tongue = np.clip(lip_rgb * 1.0 + np.array([14, 2, 6], np.float32), 0, 255)
+    # Teeth in video are lit like the face around them: about 1.15 of the cheeks' luminance
+    # (measured on the eval clips), an off-white, never paper-white in a dim picture.
+    cheeks = landmarks[list(topology.CHEEKS), :2].round().astype(int)
+    cheeks = cheeks[(cheeks[:, 0] >= 0) & (cheeks[:, 0] < w) & (cheeks[:, 1] >= 0) & (cheeks[:, 1] < h)]
+    skin = image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32).mean(0) if len(cheeks) else np.full(3, gray, np.float32)
+    lum = float(skin @ np.array([0.299, 0.587, 0.114], np.float32))
+    teeth = np.clip(lum * 1.15 * np.array([1.0, 0.98, 0.93], np.float32), 0, 245)
+    if np.abs(image[..., 0].astype(np.int16) - image[..., 1]).mean() < 2:  # grayscale portrait
+        cavity, tongue, teeth = (np.full(3, c.mean(), np.float32) for c in (cavity, tongue, teeth))
+    return cavity, tongue, teeth
+
+
+def grain(image: np.ndarray, landmarks: np.ndarray) -> float:
+    """The portrait's grain: robust standard deviation (grey levels) of the fine detail in small
+    patches of cheek skin, so a drawn mouth is as noisy as the photo around it."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    fine = grey - cv2.GaussianBlur(grey, (0, 0), 1.0)
+    r = max(int(0.06 * np.linalg.norm(landmarks[263, :2] - landmarks[33, :2])), 3)
+    h, w = grey.shape
+    patches = []
+    for x, y in landmarks[list(topology.CHEEKS), :2].round().astype(int):
+        if r <= x < w - r and r <= y < h - r:
+            patches.append(fine[y - r:y + r, x - r:x + r].ravel())
+    if not patches:
+        return 0.0
+    fine = np.concatenate(patches)
+    return float(np.clip(1.4826 * np.median(np.abs(fine - np.median(fine))) / 0.78, 0.0, 8.0))  # 0.78: what this measures of add_grain's level
+
+
+@lru_cache(maxsize=1)
+def _grain_tile() -> np.ndarray:
+    """A fixed 128² tile of unit Gaussian grain, blurred to a photo's grain size (~1 px)."""
+    tile = np.random.default_rng(1234).standard_normal((128, 128)).astype(np.float32)
+    tile = cv2.GaussianBlur(np.tile(tile, (3, 3)), (0, 0), 0.5)[128:256, 128:256]  # wraps seamlessly
+    return tile / tile.std()
+
+
+def add_grain(img: np.ndarray, level: float, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """``img`` (h, w, 3) float32 plus grain of standard deviation ``level`` on the luminance, the
+    same pattern at the same crop pixel (``xx``, ``yy``) in every frame: it never flickers."""
+    if level <= 0:
+        return img
+    tile = _grain_tile()
+    noise = tile[yy.astype(np.int64) % 128, xx.astype(np.int64) % 128] * level
+    # a cheek patch's fine detail is grain and skin texture; the mouth's shadows take less of it
+    lum = img.mean(-1, keepdims=True)
+    return img + noise[..., None] * np.clip(np.sqrt(lum / 128.0), 0.3, 1.0)

@@ -1,0 +1,140 @@
+"""The drawn mouth (avatar.render.mouth): teeth where the upper lip allows, an open area within
+the target's inner-lip polygon, rounded corners, a tongue only when wide, steady grain."""
+
+import cv2
+import numpy as np
+import pytest
+
+from avatar.face import topology
+from avatar.motion import rig
+from avatar.render import mouth
+
+@pytest.fixture(scope="module")
+def crop_256(portrait):
+    from avatar.config import FaceConfig
+    from avatar.face.crop import crop_box, crop_matrix, make_crop
+    from avatar.face.landmarks import detect_face
+
+    face = detect_face(portrait)
+    return make_crop(portrait, face.landmarks, crop_matrix(crop_box(face.landmarks, FaceConfig()), 256), 256)
+
+
+RGB = dict(cavity_rgb=np.array([60, 20, 25], np.float32), tongue_rgb=np.array([190, 100, 100], np.float32),
+           teeth_rgb=np.array([220, 215, 205], np.float32))
+
+
+def _landmarks(gap: float, tilt: float = 0.0) -> np.ndarray:
+    """A synthetic 100 px wide mouth at (150, 200) opened ``gap`` px; ``tilt`` raises the upper lip's
+    right half by that many px at the corner (a one-sided sneer)."""
+    lm = np.zeros((478, 3))
+    n = len(rig.INNER_UPPER)
+    xs = np.linspace(100, 200, n + 2)[1:-1]
+    bow = np.sqrt(np.clip(1 - ((xs - 150) / 52) ** 2, 0, 1))
+    lm[list(rig.INNER_UPPER), 0] = xs
+    lm[list(rig.INNER_UPPER), 1] = 200 - 0.35 * gap * bow - tilt * np.clip((xs - 150) / 50, 0, 1)
+    lm[list(rig.INNER_LOWER), 0] = xs
+    lm[list(rig.INNER_LOWER), 1] = 200 + 0.65 * gap * bow
+    lm[rig.INNER_CORNERS[0], :2] = (100, 200)
+    lm[rig.INNER_CORNERS[1], :2] = (200, 200)
+    return lm
+
+
+def _draw(lm):
+    yy, xx = np.mgrid[150:260, 90:212].astype(np.float32)
+    return mouth.interior(mouth.mouth_frame(lm), xx, yy, **RGB), xx, yy
+
+
+def test_teeth_hang_only_from_the_upper_lip():
+    """Upper teeth show only within a tooth's length below the upper lip, in every column, and
+    follow the lip where one side is raised; lower teeth only just above the lower lip."""
+    for tilt in (0.0, 12.0):
+        lm = _landmarks(40.0, tilt)
+        (img, parts), xx, yy = _draw(lm)
+        frame = mouth.mouth_frame(lm)
+        u, v = frame.coords(xx, yy)
+        v_up, v_low = frame.lip_lines(u)
+        inside = (v > v_up) & (v < v_low) & (np.abs(u) < 0.9)
+        teeth = parts["upper_teeth"] > 0.5
+        assert teeth[inside].mean() > 0.1
+        below = (v - v_up)[teeth]
+        assert below.min() > -2 and below.max() < mouth.TOOTH_LENGTH * frame.width + 1
+        # right under the upper lip, across the middle, there are teeth
+        under = inside & (v - v_up > 1) & (v - v_up < 4) & (np.abs(u) < 0.5)
+        assert teeth[under].mean() > 0.95
+        low = parts["lower_teeth"] > 0.5
+        assert ((v_low - v)[low] < mouth.LOWER_TOOTH_LENGTH * frame.width + 1).all()
+        # teeth are individual: brightness dips between neighbours along a row under the lip
+        row = np.where(under & (v - v_up > 2.5) & (v - v_up < 3.5))
+        order = np.argsort(u[row])
+        lum = img[row][order].mean(-1)
+        dips = ((lum[1:-1] < lum[:-2]) & (lum[1:-1] < lum[2:]) & (lum[1:-1] < 0.9 * lum.max())).sum()
+        assert dips >= 3
+
+
+def test_a_tongue_only_when_the_mouth_is_wide():
+    (_, narrow), _, _ = _draw(_landmarks(15.0))
+    (_, wide), _, _ = _draw(_landmarks(50.0))
+    assert narrow["tongue"].max() == 0
+    assert wide["tongue"].sum() > 100
+
+
+def test_the_open_area_never_exceeds_the_inner_lip_polygon_and_its_corners_are_round():
+    lm = _landmarks(30.0, 6.0)
+    loop = lm[topology.mesh()["mouth_loop"], :2]
+    x0, y0, w, h = 90, 150, 122, 110
+    alpha = mouth.opening_alpha(loop, x0, y0, w, h)
+    exact = np.zeros((h * 8, w * 8), np.uint8)
+    cv2.fillPoly(exact, [np.round(((loop - [x0, y0]) * 8 + 3.5) * 16).astype(np.int32)], 1, shift=4)
+    exact = cv2.resize(exact.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    area = 0.5 * abs(np.dot(loop[:, 0], np.roll(loop[:, 1], -1)) - np.dot(loop[:, 1], np.roll(loop[:, 0], -1)))
+    assert alpha.sum() <= area + 1.0
+    assert (alpha <= exact + 0.25).all()        # nowhere more open than the polygon (up to sampling)
+    assert alpha[exact == 0].max() < 0.1
+    for c in rig.INNER_CORNERS:                 # the sharp corners are rounded off
+        x, y = np.round(lm[c, :2] - [x0, y0]).astype(int)
+        near = (slice(y - 3, y + 4), slice(x - 3, x + 4))
+        assert alpha[near].sum() < 0.7 * exact[near].sum()
+    assert 0.85 * area < alpha.sum()            # but the mouth keeps its size
+
+
+def test_grain_is_measured_like_the_portrait_and_never_flickers():
+    yy, xx = np.mgrid[0:256, 0:256]
+    flat = np.full((256, 256, 3), 128, np.float32)
+    a = mouth.add_grain(flat, 4.0, xx, yy)
+    assert np.array_equal(a, mouth.add_grain(flat, 4.0, xx, yy))  # same pixels, same grain
+    img = np.clip(a, 0, 255).astype(np.uint8)
+    lm = np.zeros((478, 3))
+    lm[list(topology.CHEEKS), :2] = [(60, 128), (196, 128), (70, 170), (186, 170)]
+    lm[33, :2], lm[263, :2] = (80, 90), (176, 90)
+    assert 3.0 < mouth.grain(img, lm) < 5.0
+    assert mouth.grain(np.full((256, 256, 3), 128, np.uint8), lm) == 0.0
+
+
+def test_the_portraits_own_open_mouth_is_used_and_moves_with_the_upper_lip(crop_256):
+    """A portrait whose open mouth shows (blue) teeth: opened wider, the band under the upper lip
+    still shows those pixels, carried by the upper lip; only below them is the mouth drawn."""
+    import dataclasses
+
+    from avatar.render.warp import WarpEngine
+
+    lm = crop_256.landmarks.astype(np.float64).copy()
+    loop = topology.mesh()["mouth_loop"]
+    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
+    jaw = np.where(lm[:, 1] > lm[14, 1])[0]
+    opened = lm.copy()
+    opened[np.union1d(lower, jaw), 1] += 6  # the portrait: mouth a little open
+    img = crop_256.image.copy()
+    hole = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(opened[loop, :2]).astype(np.int32)], 1)
+    img[hole > 0] = (40, 60, 230)
+    source = dataclasses.replace(crop_256, image=img, landmarks=opened.astype(np.float32))
+    target = opened.copy()
+    target[np.union1d(lower, jaw), 1] += 14  # the target opens it wider
+    target[:, 1] -= 3                        # and lifts the whole face a little
+    engine = WarpEngine(rigid_parts=False)
+    out = engine.render_one(engine.prepare(source), target.astype(np.float32)).astype(int)
+    blue = (out[..., 2] > 150) & (out[..., 0] < 110)
+    top = target[topology.UPPER_LIP_INNER, :2].round().astype(int)
+    assert blue[top[1] + 2:top[1] + 5, top[0] - 2:top[0] + 3].mean() > 0.8   # own teeth right under the lip
+    low = target[topology.LOWER_LIP_INNER, :2].round().astype(int)
+    assert blue[low[1] - 5:low[1] - 2, low[0] - 2:low[0] + 3].mean() < 0.2   # drawn where the portrait had nothing

@@ -1,0 +1,105 @@
+"""Glasses frames move rigidly with the head: straight rims stay straight under expressions and turns."""
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from avatar.config import FaceConfig
+from avatar.face import topology
+from avatar.face.crop import crop_box, crop_matrix, make_crop
+from avatar.face.landmarks import detect_face
+from avatar.render import rigid
+from avatar.render.warp import WarpEngine
+
+
+@pytest.fixture(scope="module")
+def crop(portrait):
+    face = detect_face(portrait)
+    return make_crop(portrait, face.landmarks, crop_matrix(crop_box(face.landmarks, FaceConfig()), 256), 256)
+
+
+def _rims(lm: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Synthetic rectangular lenses around each eye: (top-left, bottom-right) corners."""
+    iod = np.linalg.norm(lm[263, :2] - lm[33, :2])
+    out = []
+    for loop in topology.mesh()["eye_loops"]:
+        c = lm[np.asarray(loop, int), :2].mean(0)
+        out.append((c - [0.27 * iod, 0.15 * iod], c + [0.27 * iod, 0.18 * iod]))
+    return out
+
+
+def _with_glasses(crop):
+    img = crop.image.copy()
+    rims = _rims(crop.landmarks)
+    for a, b in rims:
+        cv2.rectangle(img, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), (25, 25, 30), 2)
+    (a0, b0), (a1, b1) = sorted(rims, key=lambda r: r[0][0])
+    y = int(round(a0[1] + 0.3 * (b0[1] - a0[1])))
+    cv2.line(img, (int(round(b0[0])), y), (int(round(a1[0])), y), (25, 25, 30), 2)  # the bridge
+    return dataclasses.replace(crop, image=img), rims
+
+
+def _smile_and_turn(lm: np.ndarray) -> np.ndarray:
+    """Cheeks pushed up under the middle of each eye (a squinting smile) and the head turned 12°."""
+    out = lm.astype(np.float64).copy()
+    iod = np.linalg.norm(lm[263, :2] - lm[33, :2])
+    eye_y = lm[list(topology.EYE_OUTER), 1].mean()
+    band = (lm[:, 1] > eye_y + 0.05 * iod) & (lm[:, 1] < lm[topology.NOSE_TIP, 1])
+    for loop in topology.mesh()["eye_loops"]:
+        cx = lm[np.asarray(loop, int), 0].mean()
+        out[band, 1] -= 6.0 * np.exp(-(((lm[band, 0] - cx) / (0.14 * iod)) ** 2))
+    c = out[:468].mean(0)
+    return (out - c) @ Rotation.from_euler("y", 12, degrees=True).as_matrix().T + c
+
+
+def test_glasses_are_found_only_where_there_are_glasses(crop):
+    assert rigid.detect_frames(crop.image, crop.landmarks) is None
+    glasses, rims = _with_glasses(crop)
+    parts = rigid.detect_frames(glasses.image, glasses.landmarks)
+    assert parts is not None
+    for a, b in rims:  # the bottom rim of each lens is rigid
+        y = int(round(b[1]))
+        xs = np.arange(int(a[0]) + 3, int(b[0]) - 3)
+        assert parts.weight[y, xs].mean() > 0.9
+
+
+def _rim_residual(out: np.ndarray, a: np.ndarray, b: np.ndarray, forward: np.ndarray) -> float:
+    """RMS distance (px) of the darkest pixels along the moved bottom rim from their best line."""
+    grey = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    p0 = forward @ [a[0] + 4, b[1], 1]
+    p1 = forward @ [b[0] - 4, b[1], 1]
+    xs, ys = [], []
+    for x in np.arange(int(np.ceil(p0[0])), int(p1[0])):
+        y_expect = p0[1] + (x - p0[0]) * (p1[1] - p0[1]) / (p1[0] - p0[0])
+        col = np.arange(int(y_expect) - 6, int(y_expect) + 7)
+        prof = grey[col, x]
+        k = int(np.argmin(prof))
+        if 0 < k < len(col) - 1:  # sub-pixel: parabola through the minimum
+            d = prof[k - 1] - 2 * prof[k] + prof[k + 1]
+            off = 0.5 * (prof[k - 1] - prof[k + 1]) / d if d > 1e-3 else 0.0
+        else:
+            off = 0.0
+        xs.append(x)
+        ys.append(col[k] + off)
+    xs, ys = np.array(xs, float), np.array(ys)
+    fit = np.polyfit(xs, ys, 1)
+    return float(np.sqrt(np.mean((ys - np.polyval(fit, xs)) ** 2)))
+
+
+def test_glasses_lines_stay_straight_under_an_expression_and_a_turn(crop):
+    """Without rigid frames the mesh bends the lower rims with the cheeks under them."""
+    glasses, rims = _with_glasses(crop)
+    target = _smile_and_turn(glasses.landmarks)
+    residuals = {}
+    for on in (True, False):
+        engine = WarpEngine(rigid_parts=on)
+        state = engine.prepare(glasses)
+        out = engine.render_one(state, target.astype(np.float32))
+        s, r, t = engine._head_motion(state, target)
+        forward = rigid.plane_affine(state.rigid.plane if on else rigid.detect_frames(glasses.image, glasses.landmarks).plane, s, r, t)
+        residuals[on] = max(_rim_residual(out, a, b, forward) for a, b in rims)
+    assert residuals[True] < 0.6, residuals
+    assert residuals[False] > 2 * residuals[True], residuals
