@@ -61,6 +61,9 @@ def reference_areas() -> np.ndarray:
     return np.abs(signed_areas(canonical_template()[:, :2], face_triangles()))
 
 
+GROW_FLOOR = 3e-4  # × the face's box area: a triangle must grow by at least this many px² to lend
+
+
 def mirror_weights(source: np.ndarray, target: np.ndarray, triangles: np.ndarray, orientation: np.ndarray) -> np.ndarray:
     """(T,) in [0, 1]: how much each face triangle takes its mirror partner's texture.
 
@@ -81,7 +84,12 @@ def mirror_weights(source: np.ndarray, target: np.ndarray, triangles: np.ndarray
     vis_own = own / (frontal * k_src + 1e-9)
     vis_mirror = mirror / (frontal * k_src + 1e-9)
     need = np.clip((VISIBLE_START - vis_own) / (VISIBLE_START - VISIBLE_FULL), 0.0, 1.0)
-    grow = np.clip((a_t / np.maximum(own * k_tgt, 1e-9) - 1.3) / 0.7, 0.0, 1.0)
+    # growth must also be large in pixels: a sliver's area ratio is tracker noise (a nostril's side
+    # flips between "grown 3x" and "not grown" under 0.1 px jitter and the fill would flicker)
+    used = target[np.unique(triangles), :2]
+    floor = GROW_FLOOR * float(np.prod(used.max(0) - used.min(0)))
+    expected = np.clip(own, 0, None) * k_tgt
+    grow = np.clip((a_t - 1.3 * expected - floor) / (0.7 * expected + floor), 0.0, 1.0)
     better = np.clip((vis_mirror / np.maximum(vis_own, 1e-3) - 1.5) / 1.5, 0.0, 1.0)
     return need * grow * better
 
