@@ -102,32 +102,32 @@ def mouth_target(state: TalkState, target: np.ndarray, base_landmarks: np.ndarra
     return pose_b.apply(new).astype(np.float32)
 
 
-def lower_face_mask(landmarks: tuple[np.ndarray, ...], size: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Feathered mask over the lips, jaw and chin of every set of ``landmarks`` (grown a little
-    past the chin so the jaw line itself is re-rendered), and its (x0, y0, x1, y1) box."""
-    ids = np.concatenate([topology.mesh()["lips"], _chin_ids()])
-    hulls, widths = [], []
-    for lm in landmarks:
+def lower_face_mask(target: np.ndarray, base: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Feathered mask over the lips, jaw and chin of ``target`` and the lips of ``base`` (its own
+    mouth never shows through), and its (x0, y0, x1, y1) box. The feather ends at the target's jaw
+    line: below it the base stays, since a keyframe's pixels there are its own neck and collar,
+    filmed at another moment (a white collar crescent under the chin otherwise)."""
+    lips = topology.mesh()["lips"]
+    width = float(np.ptp(target[lips, 0])) or 1.0
+    hulls = []
+    for lm, ids in ((target, np.concatenate([lips, _chin_ids()])), (base, lips)):
         pts = lm[ids, :2].astype(np.float32)
-        lips = lm[topology.mesh()["lips"], :2]
-        width = float(np.ptp(lips[:, 0])) or 1.0
         c = pts.mean(0)
-        grow = 1.0 + 0.12 * width / max(float(np.ptp(pts[:, 0])), 1.0)
+        grow = 1.0 - 0.06 * width / max(float(np.ptp(pts[:, 0])), 1.0)  # feather inside the jaw line
         hulls.append(c + (cv2.convexHull(pts)[:, 0] - c) * grow)
-        widths.append(width)
     allp = np.concatenate(hulls)
     x0, y0 = np.maximum(np.floor(allp.min(0)).astype(int) - 4, 0)
     x1, y1 = np.minimum(np.ceil(allp.max(0)).astype(int) + 5, size)
     mask = np.zeros((max(y1 - y0, 1), max(x1 - x0, 1)), np.float32)
     for h in hulls:
         cv2.fillPoly(mask, [np.round((h - [x0, y0]) * 4).astype(np.int32)], 1.0, cv2.LINE_AA, shift=2)
-    mask = cv2.GaussianBlur(mask, (0, 0), max(0.08 * max(widths), 1.0))
+    mask = cv2.GaussianBlur(mask, (0, 0), max(0.04 * width, 1.0))
     return mask, (int(x0), int(y0), int(x1), int(y1))
 
 
 def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
     """One output crop: the next base frame with its lower face re-rendered to ``target``'s mouth."""
-    from .keyframes import _over_anchor, warp_region
+    from .keyframes import warp_region
 
     keys = state.keys
     f_t = face_features(target)
@@ -137,7 +137,7 @@ def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
     out = state.base.images[b].copy()
     base_lm = state.base.landmarks[b]
     new_lm = mouth_target(state, target, base_lm)
-    mask, roi = lower_face_mask((new_lm, base_lm), out.shape[0])
+    mask, roi = lower_face_mask(new_lm, base_lm, out.shape[0])
     x0, y0, x1, y1 = roi
     if x1 > x0 and y1 > y0:
         d = distances(keys.features, face_features(new_lm), pose_w=0.25, eye_w=0.0)
@@ -152,7 +152,12 @@ def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
                 patch = w * patch + (1 - w) * warp_region(engine._image(keys, m.previous), keys.landmarks[m.previous],
                                                           new_lm, roi)
         base = out[y0:y1, x0:x1].astype(np.float32)
+        # colour-match on the mask's edge over the cheeks only (below the jaw the edge meets neck and
+        # collar, which would tint the skin); the median ignores teeth and stray hair
         ring = (mask > 0.05) & (mask < 0.5)
-        shift = (base[ring] - patch[ring]).mean(0) if ring.any() else np.zeros(3, np.float32)
+        ring[int(0.6 * ring.shape[0]):] = False
+        shift = np.median(base[ring] - patch[ring], 0) if ring.any() else np.zeros(3, np.float32)
         out[y0:y1, x0:x1] = np.clip(base + mask[..., None] * (patch + shift - base) + 0.5, 0, 255).astype(np.uint8)
-    return _over_anchor(out, keys.anchor, base_lm, keys.anchor_landmarks)
+    # the whole crop is the footage (head, neck and collar of one moment: nothing doubled); paste-back
+    # feathers it into the anchor frame at the crop's border
+    return out
