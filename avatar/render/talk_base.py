@@ -2,7 +2,7 @@
 
 The clip stored in the pack is decoded once (a capped window, resampled into the source crop's
 frame, so memory is bounded) with landmarks for every frame (the track's, interpolated between
-tracked frames). :class:`BaseLoop` plays it back and forth: consecutive output frames are always
+tracked frames), trimmed to its longest stretch without a camera cut. :class:`BaseLoop` plays it back and forth: consecutive output frames are always
 neighbouring (or the same) footage frames, so there is never a cut, for any length of speech.
 It moves slower while the speaker is silent (stiller) and at the footage's pace while speaking.
 """
@@ -19,6 +19,7 @@ from ..media.video import read_frames
 from ..pack.store import Pack
 
 MAX_SECONDS = 10.0   # footage kept in memory as the base (a 512 px crop is 0.8 MB a frame)
+CUT_FACTOR = 5.0     # a frame change this many times the median one is a camera cut
 SILENT_SPEED = 0.5   # footage frames per output frame while silent (1 while speaking)
 
 
@@ -61,6 +62,10 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
             frames.append(i)
     if len(images) < 2:
         return None
+    start, stop = longest_uncut(np.stack(images))
+    images, frames = images[start:stop], frames[start:stop]
+    if len(images) < 2:
+        return None
     frames_a = np.asarray(frames, np.float64)
     # landmarks of every decoded frame: linear between the tracked frames around it
     j = np.clip(np.searchsorted(idx, frames_a, side="right") - 1, 0, len(idx) - 2)
@@ -68,6 +73,25 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
     frame_lms = (1 - w) * lms[j] + w * lms[j + 1]
     crop_lms = np.stack([transform_points(frame_to_crop, lm) for lm in frame_lms]).astype(np.float32)
     return BaseFootage(np.stack(images), crop_lms, fps)
+
+
+def frame_changes(images: np.ndarray) -> np.ndarray:
+    """(N-1,) mean absolute change (0..255) between consecutive frames, at 64 px."""
+    small = np.stack([cv2.resize(im, (64, 64), interpolation=cv2.INTER_AREA) for im in images]).astype(np.float32)
+    return np.abs(np.diff(small, axis=0)).mean((1, 2, 3))
+
+
+def longest_uncut(images: np.ndarray, factor: float = CUT_FACTOR) -> tuple[int, int]:
+    """[start, stop) of the longest run of ``images`` without a camera cut (a frame change above
+    ``factor`` × the median change and 6 grey levels): an edited clip's cut would otherwise be
+    played, back and forth, in the base."""
+    if len(images) < 3:
+        return 0, len(images)
+    d = frame_changes(images)
+    cuts = np.flatnonzero(d > max(factor * float(np.median(d)), 6.0)) + 1
+    bounds = np.concatenate([[0], cuts, [len(images)]])
+    k = int(np.argmax(np.diff(bounds)))
+    return int(bounds[k]), int(bounds[k + 1])
 
 
 @dataclass(eq=False)

@@ -189,3 +189,16 @@ def test_zero_length_audio_is_refused(avatars, tmp_path):
     with pytest.raises(InputError, match="no samples"):
         Animator(AvatarConfig(face=FaceConfig(size=256))).talk(avatars["open"], out, audio=wav, progress=False)
     assert not out.exists()
+
+
+def test_base_skips_a_camera_cut():
+    """Edited footage: the base keeps the longest stretch without the cut."""
+    from avatar.render.talk_base import longest_uncut
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 255, (1, 96, 96, 3)).astype(np.float32)
+    b = rng.integers(0, 255, (1, 96, 96, 3)).astype(np.float32)
+    drift = np.arange(30, dtype=np.float32)[:, None, None, None] * 0.3
+    frames = np.concatenate([a + drift[:12], b + drift[12:]]).clip(0, 255).astype(np.uint8)
+    assert longest_uncut(frames) == (12, 30)
+    assert longest_uncut(frames[:12]) == (0, 12)
