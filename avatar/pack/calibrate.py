@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import opening
+from .features import face_features, opening
 from .track import Track
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ def calibrate_mouth(video: str | Path, track: Track, start: float = 0.0) -> dict
         return {"skipped": "too few tracked frames"}
     first = float(track.times[found][0])
     t0 = max(start, first)
-    pcm, parts, need = [], 0, int(MAX_SECONDS * 16000)
+    pcm: list[np.ndarray] = []
+    parts, need = 0, int(MAX_SECONDS * 16000)
     skip = int(t0 * 16000)
     for chunk in iter_audio(video, 16000):
         if skip >= len(chunk):
@@ -54,8 +55,6 @@ def calibrate_mouth(video: str | Path, track: Track, start: float = 0.0) -> dict
     lm = track.landmarks[np.flatnonzero(found)[0]].astype(np.float32)
     speech = LiveSpeech(lm, fps=fps, seed=0, head_amplitude=0.0, blink_rate=0.0)
     targets = list(speech.push(audio)) + list(speech.flush())
-    from .features import face_features
-
     pred = np.array([face_features(t)[3] for t in targets], np.float32)
     sel = found & (track.times >= t0) & (track.times < t0 + len(audio) / 16000)
     idx = np.round((track.times[sel] - t0) * fps).astype(int)

@@ -38,7 +38,6 @@ ACTIVITY_SMOOTH = 0.15   # per-frame smoothing of the speech activity that paces
 def lower_face_ids() -> np.ndarray:
     """Landmarks below the nose: lips, jaw and chin (what moves when speaking)."""
     t = canonical_template()
-    a, b = topology.MOUTH_CORNERS
     lips = topology.mesh()["lips"]
     top = t[lips, 1].min()
     nose = t[topology.NOSE_TIP, 1]
