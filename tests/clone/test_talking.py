@@ -202,3 +202,13 @@ def test_base_skips_a_camera_cut():
     frames = np.concatenate([a + drift[:12], b + drift[12:]]).clip(0, 255).astype(np.uint8)
     assert longest_uncut(frames) == (12, 30)
     assert longest_uncut(frames[:12]) == (0, 12)
+
+
+def test_pack_without_calibration_talks_at_gain_one(avatars, caplog):
+    """Packs made before calibration have no "talk" field: generic amplitude, with a note."""
+    _, src = _talk_state(avatars["small"])
+    assert src.state.gain < 1.0
+    manifest = {k: v for k, v in src.state.keys.pack.manifest.items() if k != "talk"}
+    with caplog.at_level(logging.INFO, logger="avatar.render.talking"):
+        old = talking.make_talk_state(src.state.keys, src.state.base, manifest)
+    assert old.gain == 1.0 and "predates mouth calibration" in caplog.text
