@@ -2,7 +2,7 @@
 
 The clip stored in the pack is decoded once (a capped window, resampled into the source crop's
 frame, so memory is bounded) with landmarks for every frame (the track's, interpolated between
-tracked frames), trimmed to its longest stretch without a camera cut. :class:`BaseLoop` plays it back and forth: consecutive output frames are always
+tracked frames), taken from where the mouth is calmest, trimmed to its longest stretch without a camera cut. :class:`BaseLoop` plays it back and forth: consecutive output frames are always
 neighbouring (or the same) footage frames, so there is never a cut, for any length of speech.
 It moves slower while the speaker is silent (stiller) and at the footage's pace while speaking.
 """
@@ -36,8 +36,8 @@ class BaseFootage:
 
 
 def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: float = MAX_SECONDS) -> BaseFootage | None:
-    """The pack's footage from its first tracked face on, up to ``max_seconds``; None when the pack
-    kept no footage or no frame of it shows a face."""
+    """``max_seconds`` of the pack's footage, from where its mouth is calmest (:func:`calm_start`);
+    None when the pack kept no footage or no frame of it shows a face."""
     path = pack.footage()
     if path is None or not path.is_file():
         return None
@@ -48,8 +48,9 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
     idx = tr["frame_index"][found]
     lms = tr["landmarks"][found].astype(np.float32)
     fps = float(pack.manifest["source"].get("fps") or 25.0)
-    first, last = int(idx[0]), int(idx[-1])
-    last = min(last, first + int(max_seconds * fps) - 1)
+    span = int(max_seconds * fps)
+    first = calm_start(idx, tr["features"][found][:, 3], span)
+    last = min(int(idx[-1]), first + span - 1)
     images, frames = [], []
     with read_frames(path) as reader:
         for i, frame in enumerate(reader):
@@ -73,6 +74,20 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
     frame_lms = (1 - w) * lms[j] + w * lms[j + 1]
     crop_lms = np.stack([transform_points(frame_to_crop, lm) for lm in frame_lms]).astype(np.float32)
     return BaseFootage(np.stack(images), crop_lms, fps)
+
+
+def calm_start(frame_index: np.ndarray, openings: np.ndarray, span: int) -> int:
+    """The frame index starting the ``span``-frame window of the footage whose mouth is closed the
+    most (lowest mean opening): the re-rendered mouth then rarely has to hide a wide-open one (whose
+    lower chin edge would show under a closed mouth), and the base looks calmer."""
+    if len(frame_index) < 2 or frame_index[-1] - frame_index[0] < span:
+        return int(frame_index[0])
+    cs = np.concatenate([[0.0], np.cumsum(openings, dtype=np.float64)])
+    ends = np.searchsorted(frame_index, frame_index + span)  # tracked frames inside each window
+    ok = frame_index + span <= frame_index[-1] + 1
+    means = (cs[ends] - cs[np.arange(len(frame_index))]) / np.maximum(ends - np.arange(len(frame_index)), 1)
+    means[~ok] = np.inf
+    return int(frame_index[int(np.argmin(means))])
 
 
 def frame_changes(images: np.ndarray) -> np.ndarray:

@@ -212,3 +212,13 @@ def test_pack_without_calibration_talks_at_gain_one(avatars, caplog):
     with caplog.at_level(logging.INFO, logger="avatar.render.talking"):
         old = talking.make_talk_state(src.state.keys, src.state.base, manifest)
     assert old.gain == 1.0 and "predates mouth calibration" in caplog.text
+
+
+def test_base_window_is_where_the_mouth_rests():
+    from avatar.render.talk_base import calm_start
+
+    idx = np.arange(0, 300, 2)
+    openings = np.full(len(idx), 0.3)
+    openings[(idx >= 180) & (idx < 260)] = 0.05  # a quiet stretch
+    assert calm_start(idx, openings, 80) == 180
+    assert calm_start(idx, openings, 1000) == 0  # footage shorter than the window: all of it
