@@ -222,3 +222,19 @@ def test_base_window_is_where_the_mouth_rests():
     openings[(idx >= 180) & (idx < 260)] = 0.05  # a quiet stretch
     assert calm_start(idx, openings, 80) == 180
     assert calm_start(idx, openings, 1000) == 0  # footage shorter than the window: all of it
+
+
+def test_live_voice_mode_talks_over_the_footage(avatars, tmp_path, monkeypatch):
+    """``avatar live --avatar av_… --audio FILE``: voice mode renders through the talking state."""
+    from avatar.live.loop import run_live
+
+    wav = tmp_path / "voice.wav"
+    sf.write(wav, speech("Hello again.", 1.5), 16000)
+    calls = []
+    real = talking.render_talk
+    monkeypatch.setattr(talking, "render_talk", lambda *a: calls.append(1) or real(*a))
+    animator = Animator(AvatarConfig(face=FaceConfig(size=256)))
+    report = run_live(animator.config, None, avatar_id=avatars["open"], audio=str(wav), animator=animator,
+                      handle_sigint=False)
+    assert report.mode == "voice" and report.frames > 0
+    assert len(calls) >= report.frames
