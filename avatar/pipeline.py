@@ -151,6 +151,7 @@ class Animator:
             face = select_face(det.detect(frame), cfg.face.face_index, label, cfg.face.require_single)
         grant = self._check_consent(None if stored else source, None if stored else frame, use=use, avatar_id=avatar_id)
         crop, state, paste = self._source_state(frame, face.landmarks)
+        state = self.engine.for_use(state, use)
         return PreparedSource(frame, crop, state, paste, grant, label)
 
     def _source_state(self, frame: np.ndarray, landmarks: np.ndarray) -> tuple[FaceCrop, Any, PasteBack]:

@@ -111,6 +111,11 @@ def drive(animator: Animator, source, frames: list[np.ndarray], fps: float, lms:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--talk" in argv:  # talking from the rest's audio: its own module
+        from .clone_talk import main as talk_main
+
+        return talk_main([a for a in argv if a != "--talk"])
     ap = argparse.ArgumentParser(prog="python -m avatar.bench clone", description=__doc__.split("\n")[0])
     ap.add_argument("--eval", type=Path, default=_DEFAULT_EVAL)
     ap.add_argument("--size", type=int, default=512)

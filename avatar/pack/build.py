@@ -17,6 +17,7 @@ from ..config import CloneConfig, FaceConfig
 from ..errors import InputError, NoFaceError
 from ..face.crop import crop_box, crop_matrix, make_crop
 from ..media.video import read_frames
+from .calibrate import calibrate_mouth
 from .select import select_keyframes
 from .store import PackWriter
 from .track import Track, track_video
@@ -125,6 +126,10 @@ def build_pack(video: str | Path, store_path: Path, cfg: CloneConfig = CloneConf
             name = "footage" + (video.suffix.lower() or ".mp4")
             writer.copy_file(name, video)
             manifest["footage"] = name
+        # this person's audio-to-mouth amplitude, for talking (older packs lack it: gain 1)
+        manifest["talk"] = calibrate_mouth(video, track, start)
+        if "skipped" in manifest["talk"]:
+            log.info("mouth calibration skipped: %s", manifest["talk"]["skipped"])
         return BuiltPack(writer, manifest, track, anchor_frame, track.landmarks[chosen[0]].astype(np.float32))
     except BaseException:
         writer.abort()

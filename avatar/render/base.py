@@ -39,6 +39,11 @@ class Engine(ABC):
     def prepare(self, source: FaceCrop) -> Any:
         """Precompute everything that depends on the source only. Called once per portrait."""
 
+    def for_use(self, state: Any, use: str) -> Any:
+        """The state to render ``use`` ("video", "audio" or "live") with, from :meth:`prepare`'s.
+        Most engines render every use alike; a video avatar talks over its own footage."""
+        return state
+
     @abstractmethod
     def render(self, state: Any, targets: Sequence[DriveTarget]) -> np.ndarray:
         """Render one crop per target.

@@ -12,8 +12,9 @@ clip-resolution anchor frame and only the head region changes.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
@@ -28,6 +29,11 @@ from ..pack.store import Pack, load_pack
 from ..types import DriveTarget, FaceCrop
 from .base import Engine
 from .warp import WarpEngine, WarpState
+
+if TYPE_CHECKING:
+    from .talking import TalkState
+
+log = logging.getLogger(__name__)
 
 FADE_FRAMES = 4        # a keyframe switch cross-fades over this many frames
 SWITCH_MARGIN = 0.7    # switch only when the new keyframe is this much closer than the current one
@@ -69,6 +75,7 @@ class KeyframeState:
     features: np.ndarray           # (K, D)
     anchor: np.ndarray             # (S, S, 3) uint8 source crop: what stays outside the head
     anchor_landmarks: np.ndarray   # (478, 3) its landmarks
+    frame_to_crop: np.ndarray      # (2, 3) clip pixels → source crop px
     images: dict[int, np.ndarray] = field(default_factory=dict)
     warps: dict[int, WarpState] = field(default_factory=dict)
     base: _Choice = field(default_factory=_Choice)
@@ -115,7 +122,21 @@ class KeyframeEngine(Engine):
         to_crop = np.stack([frame_to_crop @ np.vstack([invert_affine(m), [0, 0, 1]]) for m in pack.crop_from_frame])
         lms = np.stack([transform_points(a, lm) for a, lm in zip(to_crop, pack.landmarks)])
         return KeyframeState(pack, source.size, to_crop, lms, pack.features, np.ascontiguousarray(source.image),
-                             np.asarray(source.landmarks, np.float32))
+                             np.asarray(source.landmarks, np.float32), frame_to_crop)
+
+    def for_use(self, state: KeyframeState, use: str) -> "KeyframeState | TalkState":
+        """Speech ("audio") plays the person's own footage as the base with the mouth re-rendered
+        (:mod:`avatar.render.talking`); without footage in the pack, the keyframes as for video."""
+        if use != "audio":
+            return state
+        from .talk_base import load_base
+        from .talking import make_talk_state
+
+        base = load_base(state.pack, state.frame_to_crop, state.size)
+        if base is None:
+            log.info("the avatar pack keeps no usable footage: talking renders from its keyframes")
+            return state
+        return make_talk_state(state, base, state.pack.manifest)
 
     @staticmethod
     def _image(state: KeyframeState, k: int) -> np.ndarray:
@@ -147,6 +168,10 @@ class KeyframeEngine(Engine):
     def render_one(self, state: KeyframeState, landmarks: np.ndarray) -> np.ndarray:
         """(478, 3) target landmarks in source-crop pixels → (S, S, 3) uint8 crop."""
         target = np.asarray(landmarks, np.float32)
+        if not isinstance(state, KeyframeState):
+            from .talking import render_talk
+
+            return render_talk(self, state, target)
         f = face_features(target)
         d_base = distances(state.features, f, mouth_w=BASE_MOUTH_WEIGHT, eye_w=0.7)
         state.base.update(d_base, SWITCH_MARGIN)

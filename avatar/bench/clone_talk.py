@@ -1,0 +1,135 @@
+"""Talking video avatars on ``../shared/eval/clone/talk_0*.mp4``: clone on the first 60 %, speak the rest's audio.
+
+``python -m avatar.bench clone --talk [--eval DIR] [--size 512] [--max-frames N] [--clips talk_03]``
+
+Per clip: the first 60 % is cut (with its sound) and cloned under the research policy; then
+``Animator.talk`` (the same path as ``avatar talk av_…``) speaks the audio of the next
+``--max-frames`` frames of the last 40 %. Against the real frames of that part:
+
+* mouth-opening r at zero lag and at the best lag (±400 ms): inner-lip gap / face height of the
+  output and of the real video, both tracked with mediapipe;
+* rendered/real p90 opening;
+* flicker: mean absolute frame-to-frame change in the face box (the real video's beside it);
+* visible cuts: output frame-to-frame changes in the face box above the real clip's own 99th
+  percentile (a spike detector: base transitions that show would land there);
+* render fps: frames / wall time of the whole talk call (speech model, render, paste, label, encode).
+
+The photo engine (warp), with the clip's first frame as its portrait, runs on the same audio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..config import AvatarConfig, FaceConfig, OutputConfig
+from ..media.video import probe_video, read_audio, read_frames
+from ..pipeline import Animator
+from .clone import _DEFAULT_EVAL, _box, _l1, cut
+from .lipsync import _best_lag
+from .quality import track
+
+
+def openings(lms: list[np.ndarray | None]) -> np.ndarray:
+    """Inner-lip gap / face height per frame (NaN filled with the median)."""
+    gap = np.array([np.nan if lm is None else np.linalg.norm(lm[14, :2] - lm[13, :2]) / np.linalg.norm(lm[152, :2] - lm[10, :2])
+                    for lm in lms])
+    return np.where(np.isnan(gap), np.nanmedian(gap), gap)
+
+
+def frame_changes(frames: list[np.ndarray], box) -> np.ndarray:
+    return np.array([_l1(a, b, box) for a, b in zip(frames[:-1], frames[1:])])
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    import soundfile as sf
+
+    ap = argparse.ArgumentParser(prog="python -m avatar.bench clone --talk", description=__doc__.split("\n")[0])
+    ap.add_argument("--eval", type=Path, default=_DEFAULT_EVAL)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--max-frames", type=int, default=250, help="frames of the last 40 %% spoken (from its start)")
+    ap.add_argument("--clips", nargs="*", default=None)
+    ap.add_argument("--no-photo", action="store_true")
+    ap.add_argument("--frames-out", type=Path, default=None, help="write a few output frames here as PNG")
+    args = ap.parse_args(argv)
+    clips = sorted(args.eval.glob("talk_0*.mp4"))
+    if args.clips:
+        clips = [c for c in clips if c.stem in args.clips]
+    if not clips:
+        print(f"no talk_0*.mp4 in {args.eval}", file=sys.stderr)
+        return 2
+    from ..output.consent import POLICY_ENV, ConsentStore
+    from ..pack.clone import clone_video
+
+    home = Path(tempfile.mkdtemp(prefix="avatar-bench-talk-"))
+    os.environ["AVATAR_HOME"] = str(home)
+    os.environ[POLICY_ENV] = "research"
+    print("| clip | frames | engine | mouth gain | r (0 lag) | best lag ms (r) | p90 rendered/real | flicker (real) | "
+          "cuts > real p99 | render fps |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    with ConsentStore(home / "avatars.sqlite3") as store:
+        for clip in clips:
+            info = probe_video(clip)
+            split = 0.6 * info.duration
+            part = cut(clip, home / f"{clip.stem}-clone.mp4", 0.0, split)
+            res = clone_video(part, subject=clip.stem, statement="evaluation", store=store)
+            import json
+
+            gain = json.loads((store.pack_dir(res.avatar_id) / "manifest.json").read_text()).get("talk", {})
+            real = []
+            with read_frames(clip) as reader:
+                for f in reader:
+                    if reader.time >= split:
+                        real.append(f)
+                        if len(real) >= args.max_frames:
+                            break
+            n = len(real)
+            pcm = read_audio(clip, 16000)
+            wav = home / f"{clip.stem}-speech.wav"
+            sf.write(wav, pcm[int(split * 16000):int((split + n / info.fps) * 16000)], 16000)
+            lm_real = track(real)
+            k = next(i for i, lm in enumerate(lm_real) if lm is not None)
+            box = _box(lm_real[k], shape=real[0].shape[:2])
+            real_open = openings(lm_real)
+            real_changes = frame_changes(real, box)
+            p99 = float(np.percentile(real_changes, 99))
+            first = next(iter(read_frames(clip)))
+            cfg = AvatarConfig(face=FaceConfig(size=args.size), output=OutputConfig(max_size=1920, fps=info.fps))
+            engines = (("video avatar", res.avatar_id),) + (() if args.no_photo else (("photo (warp)", first),))
+            for name, source in engines:
+                out_path = home / f"{clip.stem}-{name.split()[0]}.mp4"
+                t0 = time.perf_counter()
+                r = Animator(cfg, consent_store=store).talk(source, out_path, audio=wav, progress=False)
+                secs = time.perf_counter() - t0
+                out = list(read_frames(out_path))
+                m = min(len(out), n)
+                o = openings(track(out[:m]))
+                rr = float(np.corrcoef(o, real_open[:m])[0, 1])
+                lag, r_lag = _best_lag(o, real_open[:m], info.fps, max_ms=400)
+                ratio = float(np.percentile(o, 90) / np.percentile(real_open[:m], 90))
+                ch = frame_changes(out[:m], box)
+                cuts = int((ch > p99).sum())
+                g = gain.get("mouth_gain", "-") if name == "video avatar" else "-"
+                print(f"| {clip.stem} | {m} | {name} | {g} | {rr:.3f} | {lag:+.0f} ({r_lag:.3f}) | {ratio:.2f} | "
+                      f"{ch.mean():.4f} ({real_changes.mean():.4f}) | {cuts} (p99 {p99:.4f}, max {ch.max():.4f}) | "
+                      f"{r.frames / secs:.1f} |", flush=True)
+                if args.frames_out is not None:
+                    import cv2
+
+                    args.frames_out.mkdir(parents=True, exist_ok=True)
+                    for i in (m // 4, m // 2, 3 * m // 4):
+                        cv2.imwrite(str(args.frames_out / f"{clip.stem}-{name.split()[0]}-{i:04d}.png"),
+                                    cv2.cvtColor(out[i], cv2.COLOR_RGB2BGR))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""A talking video avatar: the person's own footage as the base, the mouth re-rendered from speech.
+
+Each output frame takes the next frame of the base loop (:mod:`avatar.render.talk_base`) and
+replaces its lower face (lips, jaw and chin) with the pack's best-matching real mouth:
+
+* the speech target's mouth shape (relative to the anchor, scaled by this person's calibrated
+  ``mouth_gain``) is put onto the base frame's face, in the pose-free canonical frame;
+* the keyframe whose real mouth is nearest that shape (cross-faded on a switch) is warped onto it;
+* it is colour-matched to the base frame around the mask's edge and blended in with a feathered
+  mask that covers both the base's own and the new lower face, so the jaw line moves with it.
+
+Packs with no open mouth (a silent clip) cannot show speech from real mouths: the photo engine's
+mouth (the warp with its painted interior) is used instead, with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from ..face import topology
+from ..motion.decompose import canonical_template, decompose
+from ..pack.features import distances, face_features, opening
+from .talk_base import BaseFootage, BaseLoop, loop_speed
+
+log = logging.getLogger(__name__)
+
+MIN_OPEN_SPREAD = 0.02   # canonical units: a pack whose mouths span less than this never opened
+ACTIVE_OPENING = 0.06    # opening above the anchor's that counts as fully speaking
+ACTIVITY_SMOOTH = 0.15   # per-frame smoothing of the speech activity that paces the base
+
+
+@lru_cache(maxsize=1)
+def lower_face_ids() -> np.ndarray:
+    """Landmarks below the nose: lips, jaw and chin (what moves when speaking)."""
+    t = canonical_template()
+    lips = topology.mesh()["lips"]
+    top = t[lips, 1].min()
+    nose = t[topology.NOSE_TIP, 1]
+    return np.flatnonzero(t[:, 1] > top - 0.35 * (top - nose)).astype(np.int64)
+
+
+@lru_cache(maxsize=1)
+def _chin_ids() -> np.ndarray:
+    t = canonical_template()
+    oval = np.asarray(topology.mesh()["oval"])
+    corner_y = t[list(topology.MOUTH_CORNERS), 1].mean()
+    return oval[t[oval, 1] > corner_y - 0.05]
+
+
+@dataclass(eq=False)
+class TalkState:
+    """Per-source state of a talking video avatar (see the module docstring)."""
+
+    keys: object                 # the KeyframeState of the same pack
+    base: BaseFootage
+    gain: float
+    anchor_canon: np.ndarray     # (478, 3) canonical anchor: the mouth at rest
+    anchor_opening: float
+    fallback: bool               # no open mouth in the pack: the photo engine's mouth
+    loop: BaseLoop = field(init=False)
+    activity: float = 0.0
+    last_index: int = 0
+
+    def __post_init__(self) -> None:
+        self.loop = BaseLoop(len(self.base))
+
+
+def make_talk_state(keys, base: BaseFootage, manifest: dict) -> TalkState:
+    """Talk state for a keyframe state ``keys`` and its base footage; notes what calibration gave."""
+    talk = manifest.get("talk")
+    if not talk:
+        log.info("this avatar pack predates mouth calibration: the generic mouth amplitude is used")
+        gain = 1.0
+    elif "skipped" in talk:
+        log.info("mouth calibration was skipped at clone time (%s): the generic mouth amplitude is used", talk["skipped"])
+        gain = 1.0
+    else:
+        gain = float(talk["mouth_gain"])
+    spread = float(np.ptp(opening(keys.features))) if len(keys.features) else 0.0
+    fallback = spread < MIN_OPEN_SPREAD
+    if fallback:
+        log.warning("the avatar pack has no open-mouth frames (a silent clip?): the mouth is painted by the photo "
+                    "engine instead of taken from real frames; clone a clip of the person talking for real mouths")
+    _, canon = decompose(np.asarray(keys.anchor_landmarks, np.float64))
+    return TalkState(keys, base, gain, canon, float(face_features(keys.anchor_landmarks)[3]), fallback)
+
+
+def mouth_target(state: TalkState, target: np.ndarray, base_landmarks: np.ndarray) -> np.ndarray:
+    """(478, 3): the base frame's face with the speech target's lower face (scaled by the gain)."""
+    ids = lower_face_ids()
+    _, canon_t = decompose(np.asarray(target, np.float64))
+    pose_b, canon_b = decompose(np.asarray(base_landmarks, np.float64))
+    new = canon_b.copy()
+    rest = state.anchor_canon[ids]
+    new[ids] = rest + state.gain * (canon_t[ids] - rest)
+    return pose_b.apply(new).astype(np.float32)
+
+
+def lower_face_mask(target: np.ndarray, base: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Feathered mask over the lips, jaw and chin of ``target`` and the lips of ``base`` (its own
+    mouth never shows through), and its (x0, y0, x1, y1) box. The feather ends at the target's jaw
+    line: below it the base stays, since a keyframe's pixels there are its own neck and collar,
+    filmed at another moment (a white collar crescent under the chin otherwise)."""
+    lips = topology.mesh()["lips"]
+    width = float(np.ptp(target[lips, 0])) or 1.0
+    hulls = []
+    for lm, ids in ((target, np.concatenate([lips, _chin_ids()])), (base, lips)):
+        pts = lm[ids, :2].astype(np.float32)
+        c = pts.mean(0)
+        grow = 1.0 - 0.06 * width / max(float(np.ptp(pts[:, 0])), 1.0)  # feather inside the jaw line
+        hulls.append(c + (cv2.convexHull(pts)[:, 0] - c) * grow)
+    allp = np.concatenate(hulls)
+    x0, y0 = np.maximum(np.floor(allp.min(0)).astype(int) - 4, 0)
+    x1, y1 = np.minimum(np.ceil(allp.max(0)).astype(int) + 5, size)
+    mask = np.zeros((max(y1 - y0, 1), max(x1 - x0, 1)), np.float32)
+    for h in hulls:
+        cv2.fillPoly(mask, [np.round((h - [x0, y0]) * 4).astype(np.int32)], 1.0, cv2.LINE_AA, shift=2)
+    mask = cv2.GaussianBlur(mask, (0, 0), max(0.04 * width, 1.0))
+    return mask, (int(x0), int(y0), int(x1), int(y1))
+
+
+def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
+    """One output crop: the next base frame with its lower face re-rendered to ``target``'s mouth."""
+    from .keyframes import warp_region
+
+    keys = state.keys
+    f_t = face_features(target)
+    act = np.clip((f_t[3] - state.anchor_opening) / ACTIVE_OPENING, 0.0, 1.0)
+    state.activity += ACTIVITY_SMOOTH * (act - state.activity)
+    b = state.last_index = state.loop.step(loop_speed(state.activity))
+    out = state.base.images[b].copy()
+    base_lm = state.base.landmarks[b]
+    new_lm = mouth_target(state, target, base_lm)
+    mask, roi = lower_face_mask(new_lm, base_lm, out.shape[0])
+    x0, y0, x1, y1 = roi
+    if x1 > x0 and y1 > y0:
+        d = distances(keys.features, face_features(new_lm), pose_w=0.25, eye_w=0.0)
+        m = keys.mouth
+        m.update(d, 0.7)
+        if state.fallback:
+            patch = engine._render_key(keys, m.current, new_lm)[y0:y1, x0:x1].astype(np.float32)
+        else:
+            patch = warp_region(engine._image(keys, m.current), keys.landmarks[m.current], new_lm, roi)
+            w = m.weight()
+            if w < 1.0:
+                patch = w * patch + (1 - w) * warp_region(engine._image(keys, m.previous), keys.landmarks[m.previous],
+                                                          new_lm, roi)
+        base = out[y0:y1, x0:x1].astype(np.float32)
+        # colour-match on the mask's edge over the cheeks only (below the jaw the edge meets neck and
+        # collar, which would tint the skin); the median ignores teeth and stray hair
+        ring = (mask > 0.05) & (mask < 0.5)
+        ring[int(0.6 * ring.shape[0]):] = False
+        shift = np.median(base[ring] - patch[ring], 0) if ring.any() else np.zeros(3, np.float32)
+        out[y0:y1, x0:x1] = np.clip(base + mask[..., None] * (patch + shift - base) + 0.5, 0, 255).astype(np.uint8)
+    # the whole crop is the footage (head, neck and collar of one moment: nothing doubled); paste-back
+    # feathers it into the anchor frame at the crop's border
+    return out

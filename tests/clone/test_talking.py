@@ -1,0 +1,240 @@
+"""Talking video avatars: the person's own footage as a seamless base, the mouth re-rendered
+from the pack's real mouths, this person's mouth amplitude, A/V sync, and bad input."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+
+from avatar.config import AvatarConfig, FaceConfig
+from avatar.errors import InputError
+from avatar.face.landmarks import LandmarkDetector
+from avatar.output.consent import ConsentStore
+from avatar.pack.clone import clone_video
+from avatar.pack.features import face_features, opening
+from avatar.pipeline import Animator
+from avatar.render import talking
+from avatar.render.talk_base import BaseLoop
+
+from .conftest import face_frames, speech, write_clip
+
+SECONDS = 10.5
+TEXT = "Hello there. This is a short test of the video avatar, with words to move the mouth. We open and close the lips."
+
+
+def _clone(home: Path, clip: Path) -> str:
+    old = os.environ.get("AVATAR_CONSENT_POLICY")
+    os.environ["AVATAR_CONSENT_POLICY"] = "research"
+    try:
+        with ConsentStore(home / "avatars.sqlite3") as store:
+            return clone_video(clip, subject="Eileen", statement="evaluation", store=store).avatar_id
+    finally:
+        os.environ.pop("AVATAR_CONSENT_POLICY") if old is None else os.environ.__setitem__("AVATAR_CONSENT_POLICY", old)
+
+
+@pytest.fixture(scope="module")
+def talk_home(tmp_path_factory, astronaut_face):
+    """One store with three video avatars: a wide-mouthed talker, a small-mouthed talker (same
+    speech), and a silent clip without audio whose mouth never moves."""
+    home = tmp_path_factory.mktemp("talk-home")
+    audio = speech(TEXT, SECONDS)
+    ids = {}
+    for name, jaw, with_audio in (("open", 1.0, True), ("small", 0.25, True), ("silent", 0.0, False)):
+        clip = write_clip(home / f"{name}.mp4", face_frames(astronaut_face, audio, SECONDS, jaw=jaw),
+                          audio if with_audio else None)
+        ids[name] = _clone(home, clip)
+    return home, ids
+
+
+@pytest.fixture()
+def avatars(talk_home, monkeypatch):
+    home, ids = talk_home
+    monkeypatch.setenv("AVATAR_HOME", str(home))
+    return ids
+
+
+def _talk_state(avatar_id: str):
+    animator = Animator(AvatarConfig(face=FaceConfig(size=256)))
+    src = animator.prepare(avatar_id, use="audio")
+    assert isinstance(src.state, talking.TalkState)
+    return animator, src
+
+
+def _speech_targets(src, audio: np.ndarray) -> list[np.ndarray]:
+    from avatar.motion.audio.drive import LiveSpeech
+
+    live = LiveSpeech(src.crop.landmarks, fps=25.0, seed=0)
+    return list(live.push(audio)) + list(live.flush())
+
+
+def test_talk_uses_footage_base_and_video_uses_keyframes(avatars):
+    animator = Animator(AvatarConfig(face=FaceConfig(size=256)))
+    assert not isinstance(animator.prepare(avatars["open"], use="video").state, talking.TalkState)
+    _, src = _talk_state(avatars["open"])
+    assert len(src.state.base) > 40 and not src.state.fallback
+
+
+def test_silence_gives_a_closed_real_mouth(avatars):
+    """Silent speech over footage of a person talking: the output's mouth is closed, taken from
+    the pack's real closed-mouth keyframes, although the base frames underneath have open mouths."""
+    animator, src = _talk_state(avatars["open"])
+    state = src.state
+    targets = _speech_targets(src, np.zeros(16000 * 3, np.float32))
+    key_open = opening(state.keys.features)
+    closed_limit = np.percentile(key_open, 30)
+    out_open, base_open, chosen = [], [], []
+    with LandmarkDetector() as det:
+        for t in targets:
+            crop = animator.engine.render_one(state, t)
+            chosen.append(state.keys.mouth.current)
+            base_open.append(face_features(state.base.landmarks[state.last_index])[3])
+            faces = det.detect(crop)
+            assert faces, "the rendered crop lost the face"
+            out_open.append(face_features(faces[0].landmarks)[3])
+    assert all(key_open[k] <= closed_limit + 1e-6 for k in chosen)
+    base_open, out_open = np.array(base_open), np.array(out_open)
+    rest = float(np.percentile(key_open, 5))
+    spread = float(np.ptp(key_open))
+    # the base underneath was talking; what shows is closed
+    assert np.percentile(base_open, 90) > rest + 0.3 * spread
+    assert np.percentile(out_open, 90) < rest + 0.15 * spread
+
+
+def test_base_loop_runs_past_the_footage_without_a_cut(avatars):
+    """Speech three times longer than the base footage: every step moves to a neighbouring
+    footage frame (no jump larger than the footage's own largest frame-to-frame change)."""
+    _, src = _talk_state(avatars["open"])
+    from avatar.motion.decompose import stable_ids
+
+    lms = src.state.base.landmarks[:, stable_ids()]  # the head, not the talking mouth
+    n = len(lms)
+    own = np.abs(np.diff(lms[:, :, :2], axis=0)).mean((1, 2))
+    loop = BaseLoop(n)
+    rng = np.random.default_rng(0)
+    idx = np.array([loop.step(s) for s in rng.uniform(0.3, 1.0, 3 * n)])
+    threshold = 1.5 * float(np.median(own))
+    jumps = np.abs(lms[idx[1:], :, :2] - lms[idx[:-1], :, :2]).mean((1, 2))
+    # a transition either plays the footage on by one frame (its own motion) or shows no jump
+    cut = (np.abs(np.diff(idx)) > 1) & (jumps > threshold)
+    assert not cut.any()
+    assert len(set(idx.tolist())) > 0.9 * n  # it does play the whole footage, not a still frame
+    # a plain wrap-around loop would cut here: the footage's end is far from its start
+    assert np.abs(lms[-1, :, :2] - lms[0, :, :2]).mean() > threshold
+
+
+def test_calibration_keeps_a_small_mouth_small(avatars, talk_home):
+    import json
+
+    home, ids = talk_home
+    manifest = lambda name: json.loads((home / "packs" / ids[name] / "manifest.json").read_text())  # noqa: E731
+    small, wide = manifest("small")["talk"], manifest("open")["talk"]
+    assert small["mouth_gain"] < 0.5 * wide["mouth_gain"]
+    _, src = _talk_state(avatars["small"])
+    state = src.state
+    targets = _speech_targets(src, speech("We open and close the lips again and again.", 4.0))
+    base = state.base.landmarks[0]
+
+    def spread(gain: float) -> float:
+        state.gain = gain
+        o = np.array([face_features(talking.mouth_target(state, t, base))[3] for t in targets])
+        return float(np.percentile(o, 95) - np.percentile(o, 5))
+
+    real = float(np.ptp(opening(state.keys.features)))
+    calibrated = spread(small["mouth_gain"])
+    assert calibrated < 0.5 * spread(1.0)
+    assert calibrated < 2.5 * real + 0.01
+
+
+def test_talk_writes_synced_clip_at_footage_resolution(avatars, tmp_path):
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, speech("Good morning to you.", 3.0), 16000)
+    out = tmp_path / "talk.mp4"
+    res = Animator(AvatarConfig(face=FaceConfig(size=256))).talk(avatars["open"], out, audio=wav, progress=False)
+    assert res.frames == 75
+    with av.open(str(out)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        assert (v.codec_context.width, v.codec_context.height) == (256, 256)
+        assert float(v.start_time * v.time_base) == pytest.approx(0.0, abs=1e-3)
+        assert float(a.start_time * a.time_base) == pytest.approx(0.0, abs=0.03)
+        n = sum(1 for _ in c.decode(video=0))
+        assert n == 75
+        assert float(a.duration * a.time_base) == pytest.approx(n / 25.0, abs=0.1)
+
+
+def test_silent_clip_falls_back_with_notes(avatars, talk_home, caplog):
+    import json
+
+    home, ids = talk_home
+    m = json.loads((home / "packs" / ids["silent"] / "manifest.json").read_text())
+    assert "no audio" in m["talk"]["skipped"]
+    with caplog.at_level(logging.INFO, logger="avatar.render.talking"):
+        animator, src = _talk_state(avatars["silent"])
+    assert src.state.fallback
+    text = caplog.text
+    assert "no open-mouth frames" in text and "calibration was skipped" in text
+    crop = animator.engine.render_one(src.state, src.crop.landmarks)
+    assert crop.shape == (256, 256, 3)
+
+
+def test_zero_length_audio_is_refused(avatars, tmp_path):
+    wav = tmp_path / "empty.wav"
+    sf.write(wav, np.zeros(0, np.float32), 16000)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(InputError, match="no samples"):
+        Animator(AvatarConfig(face=FaceConfig(size=256))).talk(avatars["open"], out, audio=wav, progress=False)
+    assert not out.exists()
+
+
+def test_base_skips_a_camera_cut():
+    """Edited footage: the base keeps the longest stretch without the cut."""
+    from avatar.render.talk_base import longest_uncut
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 255, (1, 96, 96, 3)).astype(np.float32)
+    b = rng.integers(0, 255, (1, 96, 96, 3)).astype(np.float32)
+    drift = np.arange(30, dtype=np.float32)[:, None, None, None] * 0.3
+    frames = np.concatenate([a + drift[:12], b + drift[12:]]).clip(0, 255).astype(np.uint8)
+    assert longest_uncut(frames) == (12, 30)
+    assert longest_uncut(frames[:12]) == (0, 12)
+
+
+def test_pack_without_calibration_talks_at_gain_one(avatars, caplog):
+    """Packs made before calibration have no "talk" field: generic amplitude, with a note."""
+    _, src = _talk_state(avatars["small"])
+    assert src.state.gain < 1.0
+    manifest = {k: v for k, v in src.state.keys.pack.manifest.items() if k != "talk"}
+    with caplog.at_level(logging.INFO, logger="avatar.render.talking"):
+        old = talking.make_talk_state(src.state.keys, src.state.base, manifest)
+    assert old.gain == 1.0 and "predates mouth calibration" in caplog.text
+
+
+def test_base_window_is_where_the_mouth_rests():
+    from avatar.render.talk_base import calm_start
+
+    idx = np.arange(0, 300, 2)
+    openings = np.full(len(idx), 0.3)
+    openings[(idx >= 180) & (idx < 260)] = 0.05  # a quiet stretch
+    assert calm_start(idx, openings, 80) == 180
+    assert calm_start(idx, openings, 1000) == 0  # footage shorter than the window: all of it
+
+
+def test_live_voice_mode_talks_over_the_footage(avatars, tmp_path, monkeypatch):
+    """``avatar live --avatar av_… --audio FILE``: voice mode renders through the talking state."""
+    from avatar.live.loop import run_live
+
+    wav = tmp_path / "voice.wav"
+    sf.write(wav, speech("Hello again.", 1.5), 16000)
+    calls = []
+    real = talking.render_talk
+    monkeypatch.setattr(talking, "render_talk", lambda *a: calls.append(1) or real(*a))
+    animator = Animator(AvatarConfig(face=FaceConfig(size=256)))
+    report = run_live(animator.config, None, avatar_id=avatars["open"], audio=str(wav), animator=animator,
+                      handle_sigint=False)
+    assert report.mode == "voice" and report.frames > 0
+    assert len(calls) >= report.frames
