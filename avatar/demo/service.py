@@ -54,6 +54,25 @@ class Viewer:
         return self.admin or record.owner == self.owner
 
 
+def _missing_consent(subject: str | None, granted_by: str | None, statement: str | None,
+                     scopes: Sequence[str] | None, confirmed: bool) -> list[str]:
+    """What the consent form still lacks (the same for a portrait and a video clone)."""
+    from ..output.consent import GRANTORS
+
+    missing = []
+    if not (subject or "").strip():
+        missing.append("the subject's name")
+    if (granted_by or "") not in GRANTORS:
+        missing.append(f"who grants consent ({', '.join(GRANTORS)})")
+    if not (statement or "").strip():
+        missing.append("the consent statement")
+    if not scopes:
+        missing.append("at least one scope (video, audio, live)")
+    if not confirmed:
+        missing.append("the confirmation that the grantor agreed to the statement")
+    return missing
+
+
 def local_viewer() -> Viewer:
     """The local operator (a demo without sign-in): owner ``local:<login>``, sees every avatar, as the CLI does."""
     from ..output.consent import local_owner
@@ -225,21 +244,12 @@ class DemoService:
         """
         from ..face.descriptor import face_descriptor
         from ..media.image import sha256_file
-        from ..output.consent import GRANTORS, Scope, parse_expiry
+        from ..output.consent import Scope, parse_expiry
 
         missing = []
         if not path:
             missing.append("a portrait")
-        if not (subject or "").strip():
-            missing.append("the subject's name")
-        if (granted_by or "") not in GRANTORS:
-            missing.append(f"who grants consent ({', '.join(GRANTORS)})")
-        if not (statement or "").strip():
-            missing.append("the consent statement")
-        if not scopes:
-            missing.append("at least one scope (video, audio, live)")
-        if not confirmed:
-            missing.append("the confirmation that the grantor agreed to the statement")
+        missing += _missing_consent(subject, granted_by, statement, scopes, confirmed)
         if missing:
             raise ConsentError("the consent form is incomplete: add " + "; ".join(missing))
         scope = Scope.parse(",".join(scopes), commercial=bool(commercial))
@@ -274,7 +284,7 @@ class DemoService:
                             code: str | None = None, attested_by: str | None = None, viewer: Viewer | None = None):
         """Clone a video avatar from an uploaded or webcam-recorded video (docs/clone.md): the subject
         reads the statement and ``code`` at its start, or an operator attests (``attested_by``)."""
-        from ..output.consent import GRANTORS, Scope, parse_expiry
+        from ..output.consent import Scope, parse_expiry
         from ..pack.clone import clone_video
 
         code = (code or "").strip() or None
@@ -282,16 +292,7 @@ class DemoService:
         missing = []
         if not video:
             missing.append("a video")
-        if not (subject or "").strip():
-            missing.append("the subject's name")
-        if (granted_by or "") not in GRANTORS:
-            missing.append(f"who grants consent ({', '.join(GRANTORS)})")
-        if not (statement or "").strip():
-            missing.append("the consent statement")
-        if not scopes:
-            missing.append("at least one scope (video, audio, live)")
-        if not confirmed:
-            missing.append("the confirmation that the grantor agreed to the statement")
+        missing += _missing_consent(subject, granted_by, statement, scopes, confirmed)
         if code is None and attested_by is None:
             missing.append("the one-time code the subject read (or an operator's attestation)")
         if missing:
