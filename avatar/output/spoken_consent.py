@@ -120,20 +120,10 @@ class WordCheck:
 def _word_scores(pcm: bytes, words: list[str]) -> list[tuple[str, float]] | None:
     from pocketsphinx import Decoder, get_model_path  # noqa: PLC0415
 
-    from ..motion.audio.align import _ATTEMPTS, pronunciation  # noqa: PLC0415
+    from ..motion.audio.align import _ATTEMPTS, aligned_decoder  # noqa: PLC0415
 
-    for kw in _ATTEMPTS:
-        d = Decoder(samprate=16000, bestpath=False, lm=None, loglevel="FATAL", **kw)
-        for w in sorted(set(words)):
-            if d.lookup_word(w) is None:
-                d.add_word(w, " ".join(pronunciation(w)), True)
-        d.set_align_text(" ".join(words))
-        d.start_utt()
-        d.process_raw(pcm, full_utt=True)
-        d.end_utt()
-        if d.hyp() is not None:
-            break
-    else:
+    d = next((d for d in (aligned_decoder(words, pcm, kw) for kw in _ATTEMPTS) if d is not None), None)
+    if d is None:
         return None
     d.set_alignment()
     d.start_utt()

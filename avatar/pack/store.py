@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..media.image import sha256_file
 
 PACK_VERSION = 1
 _BUILDING = re.compile(r"^\.building-(\d+)-[0-9a-f]+$")
@@ -45,14 +46,6 @@ def packs_dir(store_path: Path) -> Path:
 
 def pack_path(store_path: Path, avatar_id: str) -> Path:
     return packs_dir(store_path) / avatar_id
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _private_dir(path: Path) -> None:

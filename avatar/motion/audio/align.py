@@ -97,7 +97,9 @@ def _phone_loop_score(pcm: bytes) -> float:
 _ATTEMPTS = ({}, {"dither": True}, {"fsgusefiller": False}, {"beam": 1e-100, "pbeam": 1e-100, "wbeam": 1e-80})
 
 
-def _try_align(words: list[str], pcm: bytes, kw: dict) -> tuple[list[tuple[str, int, int, int]], int] | None:
+def aligned_decoder(words: list[str], pcm: bytes, kw: dict):
+    """A PocketSphinx decoder that force-aligned ``words`` to 16 kHz 16-bit ``pcm`` with the
+    settings ``kw`` (one of :data:`_ATTEMPTS`); None when the words could not be aligned."""
     from pocketsphinx import Decoder  # noqa: PLC0415
 
     d = Decoder(samprate=16000, bestpath=False, lm=None, loglevel="FATAL", **kw)
@@ -108,7 +110,12 @@ def _try_align(words: list[str], pcm: bytes, kw: dict) -> tuple[list[tuple[str, 
     d.start_utt()
     d.process_raw(pcm, full_utt=True)
     d.end_utt()
-    if d.hyp() is None:
+    return None if d.hyp() is None else d
+
+
+def _try_align(words: list[str], pcm: bytes, kw: dict) -> tuple[list[tuple[str, int, int, int]], int] | None:
+    d = aligned_decoder(words, pcm, kw)
+    if d is None:
         return None
     d.set_alignment()
     d.start_utt()
