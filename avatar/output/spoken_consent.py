@@ -125,10 +125,6 @@ def _word_scores(pcm: bytes, words: list[str]) -> list[tuple[str, float]] | None
     d = next((d for d in (aligned_decoder(words, pcm, kw) for kw in _ATTEMPTS) if d is not None), None)
     if d is None:
         return None
-    d.set_alignment()
-    d.start_utt()
-    d.process_raw(pcm, full_utt=True)
-    d.end_utt()
     aligned = [(w.name.split("(")[0], w.start, w.duration, w.score) for w in d.get_alignment()]
     free = Decoder(samprate=16000, allphone=get_model_path("en-us/en-us-phone.lm.bin"), lw=2.0, beam=1e-20,
                    pbeam=1e-20, loglevel="FATAL")

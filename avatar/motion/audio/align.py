@@ -99,7 +99,8 @@ _ATTEMPTS = ({}, {"dither": True}, {"fsgusefiller": False}, {"beam": 1e-100, "pb
 
 def aligned_decoder(words: list[str], pcm: bytes, kw: dict):
     """A PocketSphinx decoder that force-aligned ``words`` to 16 kHz 16-bit ``pcm`` with the
-    settings ``kw`` (one of :data:`_ATTEMPTS`); None when the words could not be aligned."""
+    settings ``kw`` (one of :data:`_ATTEMPTS`), its ``get_alignment()`` ready (word and phone
+    segments); None when the words could not be aligned."""
     from pocketsphinx import Decoder  # noqa: PLC0415
 
     d = Decoder(samprate=16000, bestpath=False, lm=None, loglevel="FATAL", **kw)
@@ -110,17 +111,19 @@ def aligned_decoder(words: list[str], pcm: bytes, kw: dict):
     d.start_utt()
     d.process_raw(pcm, full_utt=True)
     d.end_utt()
-    return None if d.hyp() is None else d
+    if d.hyp() is None:
+        return None
+    d.set_alignment()  # second pass: the segmentation of the words found
+    d.start_utt()
+    d.process_raw(pcm, full_utt=True)
+    d.end_utt()
+    return d
 
 
 def _try_align(words: list[str], pcm: bytes, kw: dict) -> tuple[list[tuple[str, int, int, int]], int] | None:
     d = aligned_decoder(words, pcm, kw)
     if d is None:
         return None
-    d.set_alignment()
-    d.start_utt()
-    d.process_raw(pcm, full_utt=True)
-    d.end_utt()
     # Copy out at once: the entries point into the decoder's memory.
     raw = [(ph.name, ph.start, ph.duration, ph.score) for word in d.get_alignment() for ph in word]
     return raw, max(d.n_frames(), 1)
