@@ -99,6 +99,8 @@ class RenderConfig:
     measured by optical flow (relative mode, driving video or webcam).
     layers: the warp engine splits the portrait into a still background plate and a moving
     person with a soft alpha matte (False: one warp of the whole crop, as before).
+    threads: frames rendered at once by an engine whose render is thread-safe (the warp);
+    0: one per usable core, at most 4. Batch workers set their share of the cores.
     """
 
     engine: str = "warp"
@@ -115,9 +117,11 @@ class RenderConfig:
     detail: bool = True
     pack: str | None = None  # the avatar pack a video avatar renders from (engine "keyframes")
     layers: bool = True
+    threads: int = 0
 
     def __post_init__(self) -> None:
         _check(bool(self.engine), "engine must be a non-empty name")
+        _check(0 <= self.threads <= 64, f"threads must be in [0, 64], got {self.threads}")
         _check(1 <= self.batch_size <= 256, f"batch_size must be in [1, 256], got {self.batch_size}")
         _check(not self.int8 or self.engine == "onnx", f"int8 is for the onnx engine (--engine onnx --int8), not {self.engine!r}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -92,6 +93,24 @@ class AnimationResult:
     @property
     def achieved_fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+
+def one_blas_thread(fn: Callable) -> Callable:
+    """Run ``fn`` with BLAS (OpenBLAS, MKL) on one thread.
+
+    The pipeline's BLAS calls are tiny (similarity fits, 3x3 solves, per frame); BLAS worker
+    threads gain nothing on them and spin-wait between calls: on a 2-core machine that spinning
+    took 3.8 s of system time in a 7.7 s ``animate`` run and slowed the real work beside it.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def is_avatar_id(source: Any) -> bool:
@@ -215,6 +234,7 @@ class Animator:
         last_target: np.ndarray | None = None
         last_drive: FaceCrop | None = None
         with contextlib.ExitStack() as stack:
+            render = stack.enter_context(self._renderer(source, timer))
             # Landmarks tracked up front need no detector (a mediapipe graph costs ~0.1 s to start).
             det = stack.enter_context(self.detector(video=True)) if landmarks is None else None
             for i, frame in enumerate(frames):
@@ -245,12 +265,13 @@ class Animator:
                     ref = crops.reference if self.config.motion.mode == "relative" else None
                     batch.append(DriveTarget(target, drive, ref))
                 if len(batch) >= self.config.render.batch_size:
-                    yield from self._flush(source, batch, timer)
+                    yield from render.submit(batch)
                     batch = []
                 if on_frame:
                     on_frame(i)
             if batch:
-                yield from self._flush(source, batch, timer)
+                yield from render.submit(batch)
+            yield from render.drain()
 
     def stream_targets(self, source: PreparedSource, targets: Iterable[np.ndarray], *,
                        timer: StageTimer | None = None) -> Iterator[np.ndarray]:
@@ -259,17 +280,19 @@ class Animator:
         batch: list[DriveTarget] = []
         needs_image = self.engine.needs_driving_image
         ref = None
-        for lm in targets:
-            drive = None
-            if needs_image:  # image-driven engines get the landmark rendering as their driving frame
-                drive = self._landmark_driving(source, lm)
-                ref = ref or self._landmark_driving(source, source.crop.landmarks)
-            batch.append(DriveTarget(np.asarray(lm, np.float32), drive, ref))
-            if len(batch) >= self.config.render.batch_size:
-                yield from self._flush(source, batch, timer)
-                batch = []
-        if batch:
-            yield from self._flush(source, batch, timer)
+        with self._renderer(source, timer) as render:
+            for lm in targets:
+                drive = None
+                if needs_image:  # image-driven engines get the landmark rendering as their driving frame
+                    drive = self._landmark_driving(source, lm)
+                    ref = ref or self._landmark_driving(source, source.crop.landmarks)
+                batch.append(DriveTarget(np.asarray(lm, np.float32), drive, ref))
+                if len(batch) >= self.config.render.batch_size:
+                    yield from render.submit(batch)
+                    batch = []
+            if batch:
+                yield from render.submit(batch)
+            yield from render.drain()
 
     def _landmark_driving(self, source: PreparedSource, landmarks: np.ndarray) -> FaceCrop:
         from .render.warp import WarpEngine
@@ -281,31 +304,37 @@ class Animator:
         img = engine.render_one(state, landmarks)
         return dataclasses.replace(source.crop, image=img, landmarks=np.asarray(landmarks, np.float32))
 
-    def _flush(self, source: PreparedSource, batch: Sequence[DriveTarget], timer: StageTimer) -> Iterator[np.ndarray]:
+    def _renderer(self, source: PreparedSource, timer: StageTimer) -> "_OrderedRender":
+        """Batches → output frames in order, several at once when the engine allows it."""
+        threads = 1
+        if self.engine.concurrent_frames:
+            threads = self.config.render.threads or min(4, _usable_cores())
+        return _OrderedRender(lambda batch: self._render_batch(source, batch, timer), threads)
+
+    def _render_batch(self, source: PreparedSource, batch: Sequence[DriveTarget], timer: StageTimer) -> list[np.ndarray]:
         with timer.time("render"):
             crops = self.engine.render(source.state, batch)
-        for crop in crops:
-            if self.config.output.paste_back:
-                with timer.time("paste"):
-                    out = source.paste(crop)
-            else:
-                out = crop
-            yield out
+        if not self.config.output.paste_back:
+            return list(crops)
+        with timer.time("paste"):
+            return [source.paste(crop) for crop in crops]
 
     # -- files ----------------------------------------------------------------------------
     def _track(self, path: str | Path, max_frames: int | None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        from .media.prefetch import prefetch
         from .media.video import read_frames
 
         with self.detector(video=True) as det:
-            for frame in read_frames(path, max_frames=max_frames):
+            for frame in prefetch(read_frames(path, max_frames=max_frames)):
                 face = self._driving_face(det.detect(frame))
                 yield frame, None if face is None else face.landmarks
 
     def _frames(self, path: str | Path, max_frames: int | None) -> Iterable[np.ndarray]:
         """The driving video's frames for rendering (batch workers override this and ``_track`` to reuse a decoded clip)."""
+        from .media.prefetch import prefetch
         from .media.video import read_frames
 
-        return read_frames(path, max_frames=max_frames)
+        return prefetch(read_frames(path, max_frames=max_frames))
 
     def landmarks_of(self, path: str | Path, max_frames: int | None = None) -> list[np.ndarray | None]:
         """Landmarks of every frame of a video (None where no face), for reference-frame search."""
@@ -331,6 +360,7 @@ class Animator:
             return faces[index]
         return faces[0] if faces else None
 
+    @one_blas_thread
     def animate(self, source: Any, driving: str | Path, output: str | Path, *, avatar_id: str | None = None,
                 progress: bool = True, overwrite: bool = False) -> AnimationResult:
         """Animate ``source`` with the driving video and write a labelled output atomically (the
@@ -343,34 +373,48 @@ class Animator:
         if Path(output).exists() and not overwrite:
             raise InputError(f"{output} exists; pass --overwrite (or overwrite=True) to replace it")
         info = probe_video(driving)
+        timer = StageTimer()
+        tracking = None
+        if cfg.motion.best_frame and cfg.motion.mode == "relative":
+            # Track once, up front: the reference can then be any frame, and rendering reuses the
+            # landmarks (and the decoded frames, under a budget). The driver is tracked in a second
+            # thread while the portrait is prepared: the two are independent until the reference is chosen.
+            tracking = _Tracking(self, driving, cfg.output.max_frames, timer)
         t0 = time.perf_counter()
-        prepared = self.prepare(source, use="video", avatar_id=avatar_id)
+        try:
+            prepared = self.prepare(source, use="video", avatar_id=avatar_id)
+        except BaseException:
+            if tracking is not None:
+                tracking.cancel()
+            raise
         once = {"prepare": time.perf_counter() - t0}
         fps = cfg.output.fps or info.fps
         total = info.frame_count if cfg.output.max_frames is None else min(info.frame_count, cfg.output.max_frames)
         reference: np.ndarray | None = None
         reference_frame: np.ndarray | None = None
         lms: list[np.ndarray | None] | None = None
-        timer = StageTimer()
-        if cfg.motion.best_frame and cfg.motion.mode == "relative":
-            # Track once, up front: the reference can then be any frame, and rendering reuses the landmarks.
+        kept: list[np.ndarray] | None = None
+        if tracking is not None:
             t0 = time.perf_counter()
-            lms, idx, frame = self.best_reference_of(driving, prepared.crop.landmarks, cfg.output.max_frames)
-            once["reference"] = time.perf_counter() - t0
-            timer.add("landmarks", once["reference"], len(lms))
-            if idx < 0:
+            lms, kept = tracking.result()
+            once["reference"] = time.perf_counter() - t0  # what tracking took beyond preparing the portrait
+            cost = reference_cost(prepared.crop.landmarks)
+            costs = [np.inf if lm is None else cost(lm) for lm in lms]
+            if not lms or not np.isfinite(min(costs)):
                 raise NoFaceError(f"no face found in any frame of {driving}")
+            idx = int(np.argmin(costs))
             reference = lms[idx]
             log.info("best reference frame: %d", idx)
             if self.engine.uses_driving_image:  # its reference crop shows that frame too
-                reference_frame = frame
-        frames = self._frames(driving, cfg.output.max_frames)
+                reference_frame = kept[idx] if kept is not None else _frame_at(self._frames(driving, idx + 1), idx)
+        frames = iter(kept) if kept is not None else self._frames(driving, cfg.output.max_frames)
         return self._write(prepared, self.stream(prepared, self._timed(frames, timer), fps, reference=reference,
                                                  landmarks=lms, reference_frame=reference_frame, name=str(driving),
                                                  timer=timer),
                            output, fps, total, audio_from=driving if cfg.output.audio and info.has_audio else None,
                            progress=progress, timer=timer, once=once)
 
+    @one_blas_thread
     def talk(self, source: Any, output: str | Path, *, audio: str | Path | None = None, text: str | None = None,
              transcript: str | None = None, head_video: str | Path | None = None, avatar_id: str | None = None,
              progress: bool = True, overwrite: bool = False) -> AnimationResult:
@@ -513,6 +557,117 @@ class Animator:
         seconds = time.perf_counter() - t0
         return AnimationResult(Path(output), n, fps, seconds, timer.per_frame_ms(n), meta,
                                timer.counts.get("faces_missing", 0), once)
+
+
+# decoded driving frames kept from the tracking pass for rendering; a longer clip is decoded twice
+_KEEP_FRAMES_BYTES = 256 << 20
+
+
+def _frame_at(frames: Iterable[np.ndarray], index: int) -> np.ndarray:
+    frame = None
+    for i, frame in enumerate(frames):
+        if i == index:
+            break
+    assert frame is not None
+    return frame
+
+
+class _Tracking:
+    """The driving clip's landmarks for every frame, tracked in a thread (see ``Animator.animate``);
+    its decoded frames too while they fit in :data:`_KEEP_FRAMES_BYTES`."""
+
+    def __init__(self, animator: Animator, path: str | Path, max_frames: int | None, timer: StageTimer) -> None:
+        import threading
+
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self.landmarks: list[np.ndarray | None] = []
+        self.frames: list[np.ndarray] | None = []
+        self._thread = threading.Thread(target=self._run, args=(animator, path, max_frames, timer),
+                                        name="avatar-track", daemon=True)
+        self._thread.start()
+
+    def _run(self, animator: Animator, path: str | Path, max_frames: int | None, timer: StageTimer) -> None:
+        t0 = time.perf_counter()
+        nbytes = 0
+        try:
+            track = animator._track(path, max_frames)
+            try:
+                for frame, lm in track:
+                    if self._stop.is_set():
+                        return
+                    self.landmarks.append(lm)
+                    if self.frames is not None:
+                        nbytes += frame.nbytes
+                        if nbytes <= _KEEP_FRAMES_BYTES:
+                            self.frames.append(frame)
+                        else:
+                            self.frames = None
+            finally:
+                track.close()
+        except BaseException as exc:  # noqa: BLE001 - raised by result() in the caller's thread
+            self._error = exc
+        finally:
+            timer.add("landmarks", time.perf_counter() - t0, len(self.landmarks))
+
+    def cancel(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def result(self) -> tuple[list[np.ndarray | None], list[np.ndarray] | None]:
+        """(landmarks per frame, None where no face; the frames or None when over the budget)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.landmarks, self.frames
+
+
+def _usable_cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class _OrderedRender:
+    """Runs a batch → frames function on a stream of batches, results in submission order.
+
+    With ``threads`` > 1 up to that many batches render at once in a thread pool (one more is
+    queued so no thread waits for the producer); a context manager, so that an abandoned stream
+    stops its pool.
+    """
+
+    def __init__(self, fn: Callable[[Sequence[DriveTarget]], list[np.ndarray]], threads: int) -> None:
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._fn = fn
+        self._threads = max(1, threads)
+        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="avatar-render") if self._threads > 1 else None
+        self._pending: deque = deque()
+
+    def __enter__(self) -> "_OrderedRender":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            for f in self._pending:
+                f.cancel()
+            self._pool.shutdown(wait=True)
+            self._pending.clear()
+
+    def submit(self, batch: Sequence[DriveTarget]) -> Iterator[np.ndarray]:
+        """Start ``batch``; yields the frames of the batches that are due (all of it when serial)."""
+        if self._pool is None:
+            yield from self._fn(batch)
+            return
+        self._pending.append(self._pool.submit(self._fn, list(batch)))
+        while len(self._pending) > self._threads:
+            yield from self._pending.popleft().result()
+
+    def drain(self) -> Iterator[np.ndarray]:
+        """The frames of every batch still rendering."""
+        while self._pending:
+            yield from self._pending.popleft().result()
 
 
 def _run_beside(items: Iterable[Any], consume: Callable[[Any], None], depth: int = 4) -> int:

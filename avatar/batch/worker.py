@@ -156,6 +156,8 @@ class Renderer:
         from .shared_inputs import CachingAnimator
 
         store = self._consent_store()
+        if self.ctx.threads > 0 and config.render.threads == 0:  # frames rendered at once: this worker's share
+            config = dataclasses.replace(config, render=dataclasses.replace(config.render, threads=self.ctx.threads))
         anim = self._animators.get(config)
         if anim is None:
             anim = CachingAnimator(config, consent_store=store, cache=self.cache)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError, ConsentError
+from ..pipeline import one_blas_thread
 from .capture import AudioFileMic, Capture, FrameSource, Microphone, open_camera
 from .session import STAGES, LiveAnimator, LiveOptions, percentile_ms
 from .sinks import PreviewSink, Sink
@@ -194,6 +195,7 @@ class _StatusTicker:
             self.on_status(stats)
 
 
+@one_blas_thread
 def run_live(config: AvatarConfig | None = None, source: Any = None, *, avatar_id: str | None = None,
              camera: int | str | Path | FrameSource = 0, sinks: Sequence[Sink] = (), audio: Any = None,
              max_frames: int | None = None, max_seconds: float | None = None, fps: float | None = None,

@@ -28,6 +28,9 @@ class Engine(ABC):
 
     name: ClassVar[str]
     needs_driving_image: ClassVar[bool] = False
+    # True when render() keeps no state between calls and may run in several threads at once
+    # (numpy and OpenCV release the GIL): the pipeline then renders frames side by side
+    concurrent_frames: ClassVar[bool] = False
     wants_driving_image: bool = False
 
     @property

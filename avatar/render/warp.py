@@ -258,6 +258,7 @@ class WarpEngine(Engine):
 
     name = "warp"
     needs_driving_image = False
+    concurrent_frames = True  # per-frame work only; the shading and flow caches swap atomically
 
     def __init__(self, config: RenderConfig | None = None, map_scale: float = 0.5, follow_silhouette: bool = True,
                  outer_smoothing: float = _OUTER_SMOOTH, rigid_parts: bool = True) -> None:

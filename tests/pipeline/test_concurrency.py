@@ -1,0 +1,85 @@
+"""Speed without changing a pixel: frames rendered side by side come out in order and equal to a
+serial run; the driver tracked while the portrait is prepared gives the same video, whether its
+frames were kept or decoded again; a refused portrait stops the tracking; BLAS runs on one thread."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from avatar import pipeline
+from avatar.config import AvatarConfig, FaceConfig, OutputConfig, RenderConfig
+from avatar.errors import ConsentError
+from avatar.media.video import read_frames
+
+
+def _config(threads: int) -> AvatarConfig:
+    return AvatarConfig(face=FaceConfig(size=128), render=RenderConfig(threads=threads),
+                        output=OutputConfig(max_frames=12, audio=False))
+
+
+def test_frames_rendered_side_by_side_equal_the_serial_run(portrait_path, driving_clip, monkeypatch):
+    monkeypatch.setenv("AVATAR_CONSENT_POLICY", "research")
+    runs = {}
+    for threads in (1, 3):
+        animator = pipeline.Animator(_config(threads))
+        assert animator.engine.concurrent_frames
+        src = animator.prepare(portrait_path)
+        seen = set()
+        render = animator.engine.render
+
+        def spy(state, targets, render=render, seen=seen):
+            seen.add(threading.current_thread().name)
+            return render(state, targets)
+
+        animator.engine.render = spy
+        runs[threads] = list(animator.stream(src, read_frames(driving_clip, max_frames=12), 25.0))
+        assert len(runs[threads]) == 12
+        if threads > 1:
+            assert all(name.startswith("avatar-render") for name in seen)
+        else:
+            assert seen == {threading.current_thread().name}
+    for a, b in zip(runs[1], runs[3]):
+        assert np.array_equal(a, b)
+
+
+def test_kept_and_decoded_again_driving_frames_give_the_same_video(tmp_path, portrait_path, driving_clip, monkeypatch):
+    monkeypatch.setenv("AVATAR_CONSENT_POLICY", "research")
+    written = []
+    # the frames handed to the writer (encoded files differ anyway: each carries its own label)
+    monkeypatch.setattr(pipeline.Animator, "_write", lambda self, prepared, frames, *a, **k: written.append(list(frames)))
+    animator = pipeline.Animator(_config(1))
+    decoded = []
+    frames = animator._frames
+    monkeypatch.setattr(animator, "_frames", lambda *a: decoded.append(a) or frames(*a))
+    animator.animate(portrait_path, driving_clip, tmp_path / "kept.mp4", progress=False)
+    assert not decoded  # the tracking pass kept the frames: decoded once
+    monkeypatch.setattr(pipeline, "_KEEP_FRAMES_BYTES", 0)
+    animator.animate(portrait_path, driving_clip, tmp_path / "again.mp4", progress=False)
+    assert decoded  # over the budget: decoded a second time
+    kept, again = written
+    assert len(kept) == len(again) == 12
+    assert all(np.array_equal(a, b) for a, b in zip(kept, again))
+
+
+def test_a_refused_portrait_stops_the_driver_tracking(tmp_path, portrait_path, driving_clip, monkeypatch):
+    monkeypatch.delenv("AVATAR_CONSENT_POLICY", raising=False)  # no consent recorded: refused
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(ConsentError):
+        pipeline.Animator(_config(2)).animate(portrait_path, driving_clip, tmp_path / "out.mp4", progress=False)
+    assert not any(t.name in ("avatar-track", "avatar-prefetch") for t in threading.enumerate() if t.name not in before)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_blas_runs_on_one_thread_inside_the_pipeline():
+    from threadpoolctl import threadpool_info
+
+    blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("numpy has no BLAS library that threadpoolctl can see")
+    inside = pipeline.one_blas_thread(lambda: [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"])()
+    assert inside and set(inside) == {1}
+    outside = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert outside == [lib["num_threads"] for lib in blas]  # restored afterwards
