@@ -265,13 +265,16 @@ class Animator:
                     ref = crops.reference if self.config.motion.mode == "relative" else None
                     batch.append(DriveTarget(target, drive, ref))
                 if len(batch) >= self.config.render.batch_size:
-                    yield from render.submit(batch)
+                    for out in render.submit(batch):
+                        yield from out
                     batch = []
                 if on_frame:
                     on_frame(i)
             if batch:
-                yield from render.submit(batch)
-            yield from render.drain()
+                for out in render.submit(batch):
+                    yield from out
+            for out in render.drain():
+                yield from out
 
     def stream_targets(self, source: PreparedSource, targets: Iterable[np.ndarray], *,
                        timer: StageTimer | None = None) -> Iterator[np.ndarray]:
@@ -288,11 +291,14 @@ class Animator:
                     ref = ref or self._landmark_driving(source, source.crop.landmarks)
                 batch.append(DriveTarget(np.asarray(lm, np.float32), drive, ref))
                 if len(batch) >= self.config.render.batch_size:
-                    yield from render.submit(batch)
+                    for out in render.submit(batch):
+                        yield from out
                     batch = []
             if batch:
-                yield from render.submit(batch)
-            yield from render.drain()
+                for out in render.submit(batch):
+                    yield from out
+            for out in render.drain():
+                yield from out
 
     def _landmark_driving(self, source: PreparedSource, landmarks: np.ndarray) -> FaceCrop:
         from .render.warp import WarpEngine
@@ -304,12 +310,14 @@ class Animator:
         img = engine.render_one(state, landmarks)
         return dataclasses.replace(source.crop, image=img, landmarks=np.asarray(landmarks, np.float32))
 
-    def _renderer(self, source: PreparedSource, timer: StageTimer) -> "_OrderedRender":
-        """Batches → output frames in order, several at once when the engine allows it."""
-        threads = 1
-        if self.engine.concurrent_frames:
-            threads = self.config.render.threads or min(4, _usable_cores())
-        return _OrderedRender(lambda batch: self._render_batch(source, batch, timer), threads)
+    def _frame_threads(self) -> int:
+        """Frames worked on at once: :attr:`RenderConfig.threads`, or one per usable core (at most 4)."""
+        return self.config.render.threads or min(4, _usable_cores())
+
+    def _renderer(self, source: PreparedSource, timer: StageTimer) -> "_Ordered":
+        """Batches → lists of output frames in order, several at once when the engine allows it."""
+        threads = self._frame_threads() if self.engine.concurrent_frames else 1
+        return _Ordered(lambda batch: self._render_batch(source, list(batch), timer), threads, "avatar-render")
 
     def _render_batch(self, source: PreparedSource, batch: Sequence[DriveTarget], timer: StageTimer) -> list[np.ndarray]:
         with timer.time("render"):
@@ -532,12 +540,14 @@ class Animator:
             writer = open_writer(output, fps, crf=cfg.output.crf, metadata=meta, audio=audio, overwrite=True,
                                  preview_size=cfg.output.preview_size, finalize_hook=sign)
 
-            def finish_frame(frame: np.ndarray) -> None:
+            def label(frame: np.ndarray) -> np.ndarray:
                 with timer.time("label"):
                     frame = writer.fit(frame)
                     if cfg.output.visible_label:
                         frame = provenance.add_visible_label(frame)
-                    frame = watermark.embed(frame, payload)
+                    return watermark.embed(frame, payload)
+
+            def encode(frame: np.ndarray) -> None:
                 with timer.time("encode"):
                     writer.write(frame)
                 bar.update(1)
@@ -545,7 +555,7 @@ class Animator:
             try:
                 # Labelling and encoding run beside rendering (OpenCV, swscale and the encoders
                 # release the GIL), so a 2-core machine renders frame i+1 while frame i is encoded.
-                n = _run_beside(frames, finish_frame)
+                n = _run_beside(frames, lambda frame: encode(label(frame)))
             except BaseException:
                 writer.abort()
                 raise
@@ -628,24 +638,24 @@ def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-class _OrderedRender:
-    """Runs a batch → frames function on a stream of batches, results in submission order.
+class _Ordered:
+    """Applies ``fn`` to a stream of items, results in submission order.
 
-    With ``threads`` > 1 up to that many batches render at once in a thread pool (one more is
-    queued so no thread waits for the producer); a context manager, so that an abandoned stream
-    stops its pool.
+    With ``threads`` > 1 up to that many items are worked on at once in a thread pool (one more
+    is queued so no thread waits for the producer); a context manager, so that an abandoned
+    stream stops its pool.
     """
 
-    def __init__(self, fn: Callable[[Sequence[DriveTarget]], list[np.ndarray]], threads: int) -> None:
+    def __init__(self, fn: Callable[[Any], Any], threads: int, name: str) -> None:
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         self._fn = fn
         self._threads = max(1, threads)
-        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="avatar-render") if self._threads > 1 else None
+        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix=name) if self._threads > 1 else None
         self._pending: deque = deque()
 
-    def __enter__(self) -> "_OrderedRender":
+    def __enter__(self) -> "_Ordered":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -655,19 +665,25 @@ class _OrderedRender:
             self._pool.shutdown(wait=True)
             self._pending.clear()
 
-    def submit(self, batch: Sequence[DriveTarget]) -> Iterator[np.ndarray]:
-        """Start ``batch``; yields the frames of the batches that are due (all of it when serial)."""
+    def submit(self, item: Any) -> Iterator[Any]:
+        """Start ``item``; yields the results that are due (its own at once when serial)."""
         if self._pool is None:
-            yield from self._fn(batch)
+            yield self._fn(item)
             return
-        self._pending.append(self._pool.submit(self._fn, list(batch)))
+        self._pending.append(self._pool.submit(self._fn, item))
         while len(self._pending) > self._threads:
-            yield from self._pending.popleft().result()
+            yield self._pending.popleft().result()
 
-    def drain(self) -> Iterator[np.ndarray]:
-        """The frames of every batch still rendering."""
+    def drain(self) -> Iterator[Any]:
+        """The results of every item still in work."""
         while self._pending:
-            yield from self._pending.popleft().result()
+            yield self._pending.popleft().result()
+
+    def map(self, items: Iterable[Any]) -> Iterator[Any]:
+        """All results of ``items``, in order."""
+        for item in items:
+            yield from self.submit(item)
+        yield from self.drain()
 
 
 def _run_beside(items: Iterable[Any], consume: Callable[[Any], None], depth: int = 4) -> int:

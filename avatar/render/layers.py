@@ -62,7 +62,7 @@ class Layers:
             return out
         roi = (slice(y, y + h), slice(x, x + w))
         behind = cv2.multiply(self.plate[roi], cv2.cvtColor(255 - a[roi], cv2.COLOR_GRAY2RGB), scale=1.0 / 255.0)
-        out[roi] = cv2.add(behind, np.ascontiguousarray(moved[roi][..., :3]))
+        out[roi] = cv2.add(behind, cv2.cvtColor(moved[roi], cv2.COLOR_RGBA2RGB))
         return out
 
 

@@ -110,6 +110,6 @@ class ShadingTransfer:
         x0, y0 = np.clip(np.floor(landmarks[:, :2].min(0)).astype(int) - pad, 0, size)
         x1, y1 = np.clip(np.ceil(landmarks[:, :2].max(0)).astype(int) + pad, 0, size)
         out = image.copy()
-        roi = image[y0:y1, x0:x1].astype(np.float32) * g[y0:y1, x0:x1, None]
-        out[y0:y1, x0:x1] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
+        gain = cv2.cvtColor(np.ascontiguousarray(g[y0:y1, x0:x1]), cv2.COLOR_GRAY2RGB)
+        out[y0:y1, x0:x1] = cv2.multiply(image[y0:y1, x0:x1], gain, dtype=cv2.CV_8U)  # rounds and saturates
         return out

@@ -45,9 +45,14 @@ def dense_map(index: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.nda
     """(mx, my) float32 maps: pixel (u, v) of triangle k goes to [u v 1] @ affine[k]; (0, 0) where
     ``index`` is 0 (callers decide what uncovered pixels get)."""
     h, w = index.shape
-    vv, uu = np.mgrid[0:h, 0:w].astype(np.float32)
+    uu, vv = _axes(h, w, 0, 0)
     a = np.concatenate([np.zeros((1, 3, 2)), affine]).astype(np.float32)[index]  # (h, w, 3, 2)
     return uu * a[..., 0, 0] + vv * a[..., 1, 0] + a[..., 2, 0], uu * a[..., 0, 1] + vv * a[..., 1, 1] + a[..., 2, 1]
+
+
+def _axes(h: int, w: int, x0: int, y0: int) -> tuple[np.ndarray, np.ndarray]:
+    """(1, w) column and (h, 1) row coordinates that broadcast to the (h, w) pixel grid."""
+    return np.arange(x0, x0 + w, dtype=np.float32)[None, :], np.arange(y0, y0 + h, dtype=np.float32)[:, None]
 
 
 def dense_field(index: np.ndarray, affine: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
@@ -55,6 +60,6 @@ def dense_field(index: np.ndarray, affine: np.ndarray, origin: tuple[int, int] =
     per-triangle affines (any per-vertex values interpolated linearly); 0 where ``index`` is 0.
     ``index`` may be a window of a larger map whose pixel (0, 0) is ``origin`` (x, y) there."""
     h, w = index.shape
-    vv, uu = np.mgrid[origin[1]:origin[1] + h, origin[0]:origin[0] + w].astype(np.float32)
+    uu, vv = _axes(h, w, *origin)
     a = np.concatenate([np.zeros((1, *affine.shape[1:])), affine]).astype(np.float32)[index]  # (h, w, 3, C)
     return uu[..., None] * a[..., 0, :] + vv[..., None] * a[..., 1, :] + a[..., 2, :]

@@ -20,6 +20,7 @@ The backward map is rasterised at half resolution and upsampled; everything is v
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 import logging
@@ -222,6 +223,18 @@ def _untangle(target: np.ndarray, source: np.ndarray, triangles: np.ndarray, mov
         target[sel] = source[sel] + mean[sel]
 
 
+@lru_cache(maxsize=4)
+def _identity(small: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(small, small) float32 x and y source-crop coordinates of the small map's pixel centres
+    (read-only: shared by every frame)."""
+    vv, uu = np.mgrid[0:small, 0:small].astype(np.float32)
+    scale = size / small
+    ix, iy = (uu + 0.5) * scale - 0.5, (vv + 0.5) * scale - 0.5
+    ix.setflags(write=False)
+    iy.setflags(write=False)
+    return ix, iy
+
+
 def _fill_from_nearest(empty: np.ndarray, mx: np.ndarray, my: np.ndarray) -> None:
     """Give uncovered map pixels (in place) the mapping of the nearest covered one: the lips'
     mapping continues into the mouth hole, so the drawn mouth's anti-aliased edge blends into lip
@@ -395,10 +408,8 @@ class WarpEngine(Engine):
         index = rasterise(tgt_small[tris], (small, small))
         mx, my = dense_map(index, affine)
         mirror = self._mirror_map(state, index, tris, inv, n_outer, lend, small) if lend.any() else None
-        vv, uu = np.mgrid[0:small, 0:small].astype(np.float32)
         empty = index == 0  # not covered: the mouth hole (and folds)
-        scale = size / small
-        ix, iy = (uu + 0.5) * scale - 0.5, (vv + 0.5) * scale - 0.5
+        ix, iy = _identity(small, size)
         mx = np.where(empty, ix, mx)
         my = np.where(empty, iy, my)
         _fill_from_nearest(empty, mx, my)
