@@ -329,9 +329,18 @@ class Animator:
 
     # -- files ----------------------------------------------------------------------------
     def _track(self, path: str | Path, max_frames: int | None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """(frame, landmarks or None) for every frame of a video, in order. A clip whose frames
+        fit :data:`_KEEP_FRAMES_BYTES` is tracked in two halves at once when two cores are free
+        (the second tracker starts at the middle frame, as a clip's first frame starts)."""
         from .media.prefetch import prefetch
-        from .media.video import read_frames
+        from .media.video import probe_video, read_frames
 
+        info = probe_video(path)
+        n = info.frame_count if max_frames is None else min(info.frame_count, max_frames)
+        if (min(2, self._frame_threads()) == 2 and n >= _SPLIT_MIN_FRAMES
+                and n * info.width * info.height * 3 <= _KEEP_FRAMES_BYTES):
+            yield from _TrackHalves(self, read_frames(path, max_frames=max_frames), n // 2)
+            return
         with self.detector(video=True) as det:
             for frame in prefetch(read_frames(path, max_frames=max_frames)):
                 face = self._driving_face(det.detect(frame))
@@ -571,6 +580,104 @@ class Animator:
 
 # decoded driving frames kept from the tracking pass for rendering; a longer clip is decoded twice
 _KEEP_FRAMES_BYTES = 256 << 20
+
+
+_SPLIT_MIN_FRAMES = 60  # shorter clips are tracked by one tracker
+# the second tracker starts this many frames before its half: a tracker's first frames (found
+# by detection, not yet tracked) sit up to ~10 px off, which would jolt the face at the split
+_SPLIT_WARMUP = 12
+
+
+class _TrackHalves:
+    """Iterates (frame, landmarks) over decoded ``frames``: this thread tracks frames
+    [0, split), a second tracker frames [split, end) at the same time; a third thread decodes.
+    Closing the iterator early stops both threads."""
+
+    def __init__(self, animator: Animator, frames: Iterable[np.ndarray], split: int) -> None:
+        import threading
+
+        self._animator, self._frames, self._split = animator, frames, split
+        self._decoded: list[np.ndarray] = []
+        self._second: list[np.ndarray | None] = []
+        self._done = False  # decoding ended (end of clip or error)
+        self._errors: dict[str, BaseException] = {}
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._threads = [threading.Thread(target=self._decode, name="avatar-prefetch", daemon=True),
+                         threading.Thread(target=self._track_second, name="avatar-track", daemon=True)]
+
+    def _decode(self) -> None:
+        try:
+            for frame in self._frames:
+                if self._stop.is_set():
+                    return
+                with self._cond:
+                    self._decoded.append(frame)
+                    self._cond.notify_all()
+        except BaseException as exc:  # noqa: BLE001 - raised in the iterating thread
+            self._errors["decode"] = exc
+        finally:
+            close = getattr(self._frames, "close", None)
+            if callable(close):
+                close()
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def _wait_for(self, i: int) -> bool:
+        """Block until frame ``i`` is decoded (True) or decoding ended before it (False)."""
+        with self._cond:
+            self._cond.wait_for(lambda: len(self._decoded) > i or self._done or self._stop.is_set())
+            return len(self._decoded) > i and not self._stop.is_set()
+
+    def _track_second(self) -> None:
+        try:
+            if not self._wait_for(self._split):
+                return
+            i = self._split - _SPLIT_WARMUP
+            with self._animator.detector(video=True) as det:
+                while self._wait_for(i):
+                    face = self._animator._driving_face(det.detect(self._decoded[i]))
+                    if i >= self._split:
+                        with self._cond:
+                            self._second.append(None if face is None else face.landmarks)
+                            self._cond.notify_all()
+                    i += 1
+        except BaseException as exc:  # noqa: BLE001 - raised in the iterating thread
+            self._errors["track"] = exc
+        finally:
+            with self._cond:
+                self._errors.setdefault("second done", StopIteration())
+                self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        for t in self._threads:
+            t.start()
+        try:
+            with self._animator.detector(video=True) as det:
+                i = 0
+                while i < self._split and self._wait_for(i):
+                    face = self._animator._driving_face(det.detect(self._decoded[i]))
+                    yield self._decoded[i], None if face is None else face.landmarks
+                    i += 1
+            while self._wait_for(i):  # the second half, as its tracker delivers it
+                k = i - self._split
+                with self._cond:
+                    self._cond.wait_for(lambda: len(self._second) > k or "second done" in self._errors)
+                    ready = len(self._second) > k
+                if not ready:
+                    break
+                yield self._decoded[i], self._second[k]
+                i += 1
+            for key in ("decode", "track"):
+                if key in self._errors:
+                    raise self._errors[key]
+        finally:
+            self._stop.set()
+            with self._cond:
+                self._cond.notify_all()
+            for t in self._threads:
+                t.join()
 
 
 def _frame_at(frames: Iterable[np.ndarray], index: int) -> np.ndarray:

@@ -83,3 +83,43 @@ def test_blas_runs_on_one_thread_inside_the_pipeline():
     assert inside and set(inside) == {1}
     outside = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
     assert outside == [lib["num_threads"] for lib in blas]  # restored afterwards
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    from avatar.examples import write_example_driving
+
+    return write_example_driving(tmp_path_factory.mktemp("long") / "long.mp4", frames=pipeline._SPLIT_MIN_FRAMES + 4, size=192)
+
+
+def test_a_clip_tracked_in_two_halves_matches_one_tracker(long_clip):
+    one = pipeline.Animator(_config(1))
+    two = pipeline.Animator(_config(2))
+    names = set()
+    detector = two.detector
+
+    def spy(video):
+        names.add(threading.current_thread().name)
+        return detector(video)
+
+    two.detector = spy
+    a = one.landmarks_of(long_clip)
+    b = two.landmarks_of(long_clip)
+    assert len(names) == 2  # two trackers, in two threads
+    half = len(a) // 2
+    assert len(a) == len(b) == pipeline._SPLIT_MIN_FRAMES + 4
+    assert all(np.array_equal(x, y) for x, y in zip(a[:half], b[:half]))  # the first half: the same tracker
+    # the second tracker warmed up before its half: no jump where it takes over
+    assert max(float(np.abs(x - y)[:, :2].max()) for x, y in zip(a[half:], b[half:])) < 2.0
+    again = two.landmarks_of(long_clip)
+    assert all(np.array_equal(x, y) for x, y in zip(b, again))  # the split is fixed: the same every run
+    frames = [f for f, _ in two._track(long_clip, None)]
+    assert all(np.array_equal(f, g) for f, g in zip(frames, read_frames(long_clip)))  # in order
+
+
+def test_stopping_a_split_tracking_early_stops_its_threads(long_clip):
+    before = set(threading.enumerate())
+    it = pipeline.Animator(_config(2))._track(long_clip, None)
+    next(it)
+    it.close()
+    assert not [t for t in threading.enumerate() if t not in before and t.is_alive()]
