@@ -215,7 +215,8 @@ class Animator:
     def stream(self, source: PreparedSource, frames: Iterable[np.ndarray], fps: float, *,
                reference: np.ndarray | None = None, landmarks: Sequence[np.ndarray | None] | None = None,
                reference_frame: np.ndarray | None = None, name: str = "driving video", timer: StageTimer | None = None,
-               on_frame: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
+               on_frame: Callable[[int], None] | None = None,
+               finish: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[np.ndarray]:
         """Driving frames → output frames (full portrait, or the crop when paste-back is off).
 
         reference: (478, 3) landmarks of the neutral driving reference; None takes the first
@@ -224,7 +225,8 @@ class Animator:
         reference_frame: the image ``reference`` was found in; engines that read driving images
         (FOMM, ONNX, the warp's shading) then take their reference crop from it too, else from
         the first frame.
-        Frames without a face hold the last pose.
+        Frames without a face hold the last pose. ``finish`` (e.g. labelling) is applied to
+        each output frame where it is rendered, so it runs side by side too.
         """
         timer = timer or StageTimer()
         transfer = self.transfer(source, fps)
@@ -234,7 +236,7 @@ class Animator:
         last_target: np.ndarray | None = None
         last_drive: FaceCrop | None = None
         with contextlib.ExitStack() as stack:
-            render = stack.enter_context(self._renderer(source, timer))
+            render = stack.enter_context(self._renderer(source, timer, finish))
             # Landmarks tracked up front need no detector (a mediapipe graph costs ~0.1 s to start).
             det = stack.enter_context(self.detector(video=True)) if landmarks is None else None
             for i, frame in enumerate(frames):
@@ -277,13 +279,15 @@ class Animator:
                 yield from out
 
     def stream_targets(self, source: PreparedSource, targets: Iterable[np.ndarray], *,
-                       timer: StageTimer | None = None) -> Iterator[np.ndarray]:
-        """(478, 3) target landmarks in source-crop pixels → output frames (speech, scripted motion)."""
+                       timer: StageTimer | None = None,
+                       finish: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[np.ndarray]:
+        """(478, 3) target landmarks in source-crop pixels → output frames (speech, scripted motion);
+        ``finish`` as in :meth:`stream`."""
         timer = timer or StageTimer()
         batch: list[DriveTarget] = []
         needs_image = self.engine.needs_driving_image
         ref = None
-        with self._renderer(source, timer) as render:
+        with self._renderer(source, timer, finish) as render:
             for lm in targets:
                 drive = None
                 if needs_image:  # image-driven engines get the landmark rendering as their driving frame
@@ -314,18 +318,20 @@ class Animator:
         """Frames worked on at once: :attr:`RenderConfig.threads`, or one per usable core (at most 4)."""
         return self.config.render.threads or min(4, _usable_cores())
 
-    def _renderer(self, source: PreparedSource, timer: StageTimer) -> "_Ordered":
+    def _renderer(self, source: PreparedSource, timer: StageTimer,
+                  finish: Callable[[np.ndarray], np.ndarray] | None = None) -> "_Ordered":
         """Batches → lists of output frames in order, several at once when the engine allows it."""
         threads = self._frame_threads() if self.engine.concurrent_frames else 1
-        return _Ordered(lambda batch: self._render_batch(source, list(batch), timer), threads, "avatar-render")
+        return _Ordered(lambda batch: self._render_batch(source, list(batch), timer, finish), threads, "avatar-render")
 
-    def _render_batch(self, source: PreparedSource, batch: Sequence[DriveTarget], timer: StageTimer) -> list[np.ndarray]:
+    def _render_batch(self, source: PreparedSource, batch: Sequence[DriveTarget], timer: StageTimer,
+                      finish: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
         with timer.time("render"):
-            crops = self.engine.render(source.state, batch)
-        if not self.config.output.paste_back:
-            return list(crops)
-        with timer.time("paste"):
-            return [source.paste(crop) for crop in crops]
+            out = list(self.engine.render(source.state, batch))
+        if self.config.output.paste_back:
+            with timer.time("paste"):
+                out = [source.paste(crop) for crop in out]
+        return out if finish is None else [finish(frame) for frame in out]
 
     # -- files ----------------------------------------------------------------------------
     def _track(self, path: str | Path, max_frames: int | None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
@@ -425,9 +431,10 @@ class Animator:
             if self.engine.uses_driving_image:  # its reference crop shows that frame too
                 reference_frame = kept[idx] if kept is not None else _frame_at(self._frames(driving, idx + 1), idx)
         frames = iter(kept) if kept is not None else self._frames(driving, cfg.output.max_frames)
-        return self._write(prepared, self.stream(prepared, self._timed(frames, timer), fps, reference=reference,
-                                                 landmarks=lms, reference_frame=reference_frame, name=str(driving),
-                                                 timer=timer),
+        return self._write(prepared,
+                           lambda finish: self.stream(prepared, self._timed(frames, timer), fps, reference=reference,
+                                                      landmarks=lms, reference_frame=reference_frame, name=str(driving),
+                                                      timer=timer, finish=finish),
                            output, fps, total, audio_from=driving if cfg.output.audio and info.has_audio else None,
                            progress=progress, timer=timer, once=once)
 
@@ -485,7 +492,8 @@ class Animator:
                 yield from out
 
             total = None if duration is None else math.ceil(duration * fps - 1e-9)
-            return self._write(prepared, self.stream_targets(prepared, targets(), timer=timer), output, fps, total,
+            return self._write(prepared, lambda finish: self.stream_targets(prepared, targets(), timer=timer, finish=finish),
+                               output, fps, total,
                                audio_from=audio, progress=progress, timer=timer, once=once)
         from .motion.audio.track import load_audio, speech_track
 
@@ -497,8 +505,8 @@ class Animator:
         if len(track) == 0:
             raise InputError(f"{audio or 'the text'} gives no speech to animate (zero length)")
         driver = SpeechDriver(prepared.crop.landmarks, cfg.motion, RigConfig(intensity=sc.intensity))
-        frames = self.stream_targets(prepared, driver.targets(track, head_landmarks, fps), timer=timer)
-        return self._write(prepared, frames, output, fps, len(track), audio_from=audio,
+        targets = driver.targets(track, head_landmarks, fps)
+        return self._write(prepared, lambda finish: self.stream_targets(prepared, targets, timer=timer, finish=finish), output, fps, len(track), audio_from=audio,
                            audio_pcm=None if audio is not None else (track.audio, track.sample_rate),
                            progress=progress, timer=timer, once=once)
 
@@ -512,10 +520,13 @@ class Animator:
                 return
             yield frame
 
-    def _write(self, prepared: PreparedSource, frames: Iterator[np.ndarray], output: str | Path, fps: float,
+    def _write(self, prepared: PreparedSource, frames: Callable[[Callable[[np.ndarray], np.ndarray]], Iterator[np.ndarray]],
+               output: str | Path, fps: float,
                total: int | None,
                *, audio_from: Any = None, audio_pcm: tuple[np.ndarray, int] | None = None, progress: bool = True,
                timer: StageTimer | None = None, once: dict[str, float] | None = None) -> AnimationResult:
+        """Label and encode the frames that ``frames(label)`` renders (it applies ``label`` to each)
+        into ``output``, atomically."""
         from tqdm.auto import tqdm
 
         from .media.formats import open_writer, output_format
@@ -549,12 +560,16 @@ class Animator:
             writer = open_writer(output, fps, crf=cfg.output.crf, metadata=meta, audio=audio, overwrite=True,
                                  preview_size=cfg.output.preview_size, finalize_hook=sign)
 
+            # a pasted frame is a fresh copy no one else holds: it is labelled in place (a
+            # 1920 px frame costs 11 MB per copy); a bare crop may be an engine's own buffer
+            own = cfg.output.paste_back
+
             def label(frame: np.ndarray) -> np.ndarray:
                 with timer.time("label"):
                     frame = writer.fit(frame)
                     if cfg.output.visible_label:
-                        frame = provenance.add_visible_label(frame)
-                    return watermark.embed(frame, payload)
+                        frame = provenance.add_visible_label(frame, inplace=own)
+                    return watermark.embed(frame, payload, inplace=own)
 
             def encode(frame: np.ndarray) -> None:
                 with timer.time("encode"):
@@ -562,9 +577,10 @@ class Animator:
                 bar.update(1)
 
             try:
-                # Labelling and encoding run beside rendering (OpenCV, swscale and the encoders
-                # release the GIL), so a 2-core machine renders frame i+1 while frame i is encoded.
-                n = _run_beside(frames, lambda frame: encode(label(frame)))
+                # Frames are labelled where they are rendered (side by side, see stream) and
+                # encoded in a thread of their own (OpenCV, swscale and the encoders release the
+                # GIL), so a 2-core machine renders frame i+1 while frame i is encoded.
+                n = _run_beside(frames(label), encode)
             except BaseException:
                 writer.abort()
                 raise
@@ -759,8 +775,9 @@ class _Ordered:
 
         self._fn = fn
         self._threads = max(1, threads)
-        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix=name) if self._threads > 1 else None
+        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix=name) if self._threads > 1 else None  # threads start on first use
         self._pending: deque = deque()
+        self._started = False
 
     def __enter__(self) -> "_Ordered":
         return self
@@ -774,7 +791,8 @@ class _Ordered:
 
     def submit(self, item: Any) -> Iterator[Any]:
         """Start ``item``; yields the results that are due (its own at once when serial)."""
-        if self._pool is None:
+        if self._pool is None or not self._started:  # the first inline: a one-item stream starts no thread
+            self._started = True
             yield self._fn(item)
             return
         self._pending.append(self._pool.submit(self._fn, item))

@@ -172,8 +172,10 @@ def read_c2pa(path: Path, mime: str | None = None, trust_pem: bytes | None = Non
     return out
 
 
-def add_visible_label(frame: np.ndarray, text: str = "AI-generated", corner: str = "bottom-right") -> np.ndarray:
-    """Draw ``text`` on a translucent dark box in a corner of an (H, W, 3) uint8 RGB frame (copy)."""
+def add_visible_label(frame: np.ndarray, text: str = "AI-generated", corner: str = "bottom-right", *,
+                      inplace: bool = False) -> np.ndarray:
+    """Draw ``text`` on a translucent dark box in a corner of an (H, W, 3) uint8 RGB frame (a copy,
+    or ``frame`` itself when ``inplace``)."""
     import cv2  # noqa: PLC0415
 
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
@@ -188,7 +190,7 @@ def add_visible_label(frame: np.ndarray, text: str = "AI-generated", corner: str
     bw, bh = tw + 2 * pad, th + base + 2 * pad
     x0 = pad if "left" in corner else max(0, w - bw - pad)
     y0 = pad if "top" in corner else max(0, h - bh - pad)
-    out = frame.copy()
+    out = frame if inplace and frame.flags.writeable else frame.copy()
     roi = out[y0:y0 + bh, x0:x0 + bw]
     roi[:] = (roi.astype(np.float32) * 0.45).astype(np.uint8)
     cv2.putText(out, text, (x0 + pad, y0 + pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick,

@@ -169,12 +169,14 @@ def _working(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
-def _add_delta(frame: np.ndarray, delta: np.ndarray, rows: int = 64) -> np.ndarray:
-    """``frame`` + the rounded (H, W) float32 ``delta`` on R, G and B, saturating at 0 and 255."""
+def _add_delta(frame: np.ndarray, delta: np.ndarray, rows: int = 64, inplace: bool = False) -> np.ndarray:
+    """``frame`` + the rounded (H, W) float32 ``delta`` on R, G and B, saturating at 0 and 255
+    (into ``frame`` itself when ``inplace`` and it is contiguous)."""
     # uint8 saturating add/subtract of |delta| (rounded half-to-even, like np.rint), in bands of
     # rows that stay in cache: 3x faster than whole-frame passes at 1920 px.
+    inplace = inplace and frame.flags.c_contiguous and frame.flags.writeable
     frame = np.ascontiguousarray(frame)
-    out = np.empty_like(frame)
+    out = frame if inplace else np.empty_like(frame)
     for y in range(0, frame.shape[0], rows):
         d, o = delta[y:y + rows], out[y:y + rows]
         pos = cv2.convertScaleAbs(cv2.max(d, 0.0))
@@ -184,8 +186,9 @@ def _add_delta(frame: np.ndarray, delta: np.ndarray, rows: int = 64) -> np.ndarr
     return out
 
 
-def embed(frame: np.ndarray, payload: int, strength: float = DEFAULT_STRENGTH) -> np.ndarray:
-    """Return a copy of ``frame`` carrying ``payload``.
+def embed(frame: np.ndarray, payload: int, strength: float = DEFAULT_STRENGTH, *, inplace: bool = False) -> np.ndarray:
+    """Return a copy of ``frame`` carrying ``payload`` (``inplace``: ``frame`` itself, marked;
+    for callers that own the frame, which saves a full-frame allocation at large sizes).
 
     Frames larger than ``WORK_SIDE`` are analysed at a working resolution (:func:`_working`),
     so the cost grows with the output size only by the final upsample-and-add.
@@ -212,7 +215,7 @@ def embed(frame: np.ndarray, payload: int, strength: float = DEFAULT_STRENGTH) -
     size = (strength * BASE_AMPLITUDE + CANCEL * against / lay.gain) / mean_share
     amp = msg * np.minimum(size, strength * MAX_AMPLITUDE)
     cells = (amp[lay.owner] * share * lay.sign).reshape(GRID, GRID)
-    return _add_delta(frame, _upsample(cells, h, w))
+    return _add_delta(frame, _upsample(cells, h, w), inplace=inplace)
 
 
 def _phi(x: np.ndarray) -> np.ndarray:

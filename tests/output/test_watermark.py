@@ -90,3 +90,19 @@ def test_big_frames_are_marked_at_a_working_resolution_and_survive_h264_and_down
     for crf, scale in ((23, 1.0), (23, 0.5)):
         assert wm.detect_frames(h264_roundtrip(marked, crf, scale, preset="veryfast")).payload == PAYLOAD
     assert wm.detect_frames(h264_roundtrip(frames, 23, 0.5, preset="veryfast")).payload is None
+
+
+def test_embedding_in_place_marks_the_frame_itself_exactly_as_a_copy_would():
+    from avatar.output.provenance import add_visible_label
+
+    rng = np.random.default_rng(3)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), (0, 0), 2)
+    copy = wm.embed(frame, 0xC0FFEE)
+    own = frame.copy()
+    marked = wm.embed(own, 0xC0FFEE, inplace=True)
+    assert marked is own and np.array_equal(marked, copy) and not np.array_equal(frame, copy)
+    labelled = add_visible_label(own, inplace=True)
+    assert labelled is own and np.array_equal(labelled, add_visible_label(copy))
+    frozen = frame.copy()
+    frozen.setflags(write=False)  # a frame it may not write to is copied
+    assert wm.embed(frozen, 1, inplace=True) is not frozen

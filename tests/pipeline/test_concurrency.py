@@ -37,8 +37,8 @@ def test_frames_rendered_side_by_side_equal_the_serial_run(portrait_path, drivin
         animator.engine.render = spy
         runs[threads] = list(animator.stream(src, read_frames(driving_clip, max_frames=12), 25.0))
         assert len(runs[threads]) == 12
-        if threads > 1:
-            assert all(name.startswith("avatar-render") for name in seen)
+        if threads > 1:  # the first frame renders inline, the rest in the pool
+            assert any(name.startswith("avatar-render") for name in seen)
         else:
             assert seen == {threading.current_thread().name}
     for a, b in zip(runs[1], runs[3]):
@@ -49,7 +49,7 @@ def test_kept_and_decoded_again_driving_frames_give_the_same_video(tmp_path, por
     monkeypatch.setenv("AVATAR_CONSENT_POLICY", "research")
     written = []
     # the frames handed to the writer (encoded files differ anyway: each carries its own label)
-    monkeypatch.setattr(pipeline.Animator, "_write", lambda self, prepared, frames, *a, **k: written.append(list(frames)))
+    monkeypatch.setattr(pipeline.Animator, "_write", lambda self, prepared, frames, *a, **k: written.append(list(frames(lambda f: f))))
     animator = pipeline.Animator(_config(1))
     decoded = []
     frames = animator._frames

