@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--startup-only", action="store_true", help="only the whole-process table")
     ap.add_argument("--repeat", type=int, default=1, help="whole-process runs per clip (the table shows each)")
     ap.add_argument("--no-layers", action="store_true", help="warp the whole crop as one (no background plate, no matte)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="frames rendered at once in the stage table (0: one per core; with more than 1 the "
+                         "stage columns add up the threads' time)")
     args = ap.parse_args(argv)
     os.environ.setdefault("AVATAR_CONSENT_POLICY", "research")  # benchmark outputs are labelled "research"
     tmp = Path(tempfile.mkdtemp(prefix="avatar-bench-"))
@@ -101,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| clip | size | frames | clip s | wall s | fps | decode | landmarks | motion | render | paste | label | encode | landmarks+motion+render+paste fps |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size in (int(s) for s in args.sizes.split(",")):
-        animator = Animator(AvatarConfig(face=FaceConfig(size=size), render=RenderConfig(detail=not args.no_detail, layers=not args.no_layers)))
+        render = RenderConfig(detail=not args.no_detail, layers=not args.no_layers, threads=args.threads)
+        animator = Animator(AvatarConfig(face=FaceConfig(size=size), render=render))
         for clip in clips:
             info = probe_video(clip)
             out = tmp / f"{clip.stem}-{size}.mp4"
