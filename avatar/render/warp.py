@@ -56,6 +56,7 @@ _HAIR_MAX = 2.2      # silhouette search limit (× oval radius)
 _OUTER_SMOOTH = 0.03  # Gaussian sigma of the motion around the face, × the map size
 _MIN_GAP = 0.35      # a ring gap never shrinks below this fraction of its source size
 _RING_POINTS = 24
+_SKULL_DEPTH = 1.0   # depth of the ring points straight above the face, × the oval radius there, behind the outline
 _BORDER_POINTS = 6  # per side of the outer frame; the frame lies outside the crop and stays still
 
 
@@ -135,7 +136,8 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
     hair. Without a mask, and below the chin (the neck follows the head only partly), fixed
     rings at :data:`_RINGS` × the oval radius.
     A ring point's depth is that of the oval in its direction: hair and ears sit about as far
-    back as the face's outline, so under a head turn they move as the outline does.
+    back as the face's outline, so under a head turn they move as the outline does; above the
+    face it lies further back (:data:`_SKULL_DEPTH`), where the skull curves towards the crown.
     """
     oval = landmarks[topology.mesh()["oval"]]
     centre = oval[:, :2].mean(0)
@@ -143,7 +145,9 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
     angles = np.linspace(0, 2 * np.pi, _RING_POINTS, endpoint=False)
     directions = np.stack([np.cos(angles), np.sin(angles)], 1)
     rad = _around_oval(oval, centre, angles)
-    depth = _around_oval(oval, centre, angles, oval[:, 2])
+    # the hair above the forehead covers the skull, which curves back from the hairline: deeper
+    # towards the crown, so a nod moves the crown far less than the face (it turns about it)
+    depth = _around_oval(oval, centre, angles, oval[:, 2]) + _SKULL_DEPTH * rad * np.clip(-np.sin(angles), 0.0, None)
     # fixed rings: more room above (hair) than below (neck)
     factors = np.array([f for f, _ in _RINGS])[:, None] * np.where(np.sin(angles) < 0, 1.0 + 0.25 * (-np.sin(angles)), 1.0)
     weights = np.repeat(np.array([w for _, w in _RINGS])[:, None], _RING_POINTS, axis=1)
