@@ -96,7 +96,7 @@ def run(jobs: str | os.PathLike[str] | Iterable[dict[str, Any]], out_dir: str | 
         retry_failed: bool = False, dry_run: bool = False, progress: bool = True, base_dir: str | Path | None = None,
         consent_store: str | os.PathLike[str] | None = None, max_in_flight: int | None = None,
         ray_timeout: float = 30.0, ray_num_cpus: float = 1.0, ray_num_gpus: float = 1.0,
-        ray_ship_inputs: bool = True) -> BatchSummary:
+        ray_ship_inputs: bool = True, threads_per_worker: int | None = None) -> BatchSummary:
     """Render a batch of ``animate`` / ``talk`` jobs into ``out_dir`` (a folder or an fsspec URL).
 
     jobs: a JSONL or CSV file (see :mod:`avatar.batch.jobs`) or an iterable of job dicts.
@@ -111,6 +111,8 @@ def run(jobs: str | os.PathLike[str] | Iterable[dict[str, Any]], out_dir: str | 
     max_in_flight: jobs submitted at once (default 2 per worker on the local pool, 1 per actor on Ray).
     ray_num_cpus / ray_num_gpus: what each Ray actor asks for (GPUs only for jobs that run fomm/onnx on CUDA).
     ray_ship_inputs: send input files through Ray's object store (False: they are on shared storage).
+    threads_per_worker: CPU threads each worker renders with (default: its share of this machine's
+        cores on the local pool or a local Ray, ``ray_num_cpus`` on a cluster).
 
     Raises InputError / ConfigError before anything runs for a bad job file, an unwritable
     output folder or an unreachable Ray cluster. A job that fails (no consent, bad input) is
@@ -119,6 +121,8 @@ def run(jobs: str | os.PathLike[str] | Iterable[dict[str, Any]], out_dir: str | 
     workers = int(workers or os.cpu_count() or 1)
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
+    if threads_per_worker is not None and threads_per_worker < 1:
+        raise ConfigError(f"threads_per_worker must be >= 1, got {threads_per_worker}")
     source = JobSource(jobs, base_dir)
     out = OutputDir(out_dir)
     manifest_path = Path(manifest) if manifest else (
@@ -139,12 +143,14 @@ def run(jobs: str | os.PathLike[str] | Iterable[dict[str, Any]], out_dir: str | 
         return _render(source, out, book, index, summary, workers=workers, ray=ray, retry_failed=retry_failed,
                        progress=progress, consent_store=consent_store, max_in_flight=max_in_flight,
                        ray_timeout=ray_timeout, ray_options={"num_cpus": ray_num_cpus, "num_gpus": ray_num_gpus,
-                                                               "ship_inputs": ray_ship_inputs})
+                                                               "ship_inputs": ray_ship_inputs},
+                       threads_per_worker=threads_per_worker)
 
 
 def _render(source: JobSource, out: OutputDir, book: Manifest, index: dict[str, Entry], summary: BatchSummary, *,
             workers: int, ray: str | bool | None, retry_failed: bool, progress: bool, consent_store: Any,
-            max_in_flight: int | None, ray_timeout: float, ray_options: dict[str, Any]) -> BatchSummary:
+            max_in_flight: int | None, ray_timeout: float, ray_options: dict[str, Any],
+            threads_per_worker: int | None = None) -> BatchSummary:
     from tqdm.auto import tqdm
 
     removed = out.remove_temps()  # leftovers of a batch killed mid-write (we hold the manifest lock)
@@ -160,7 +166,7 @@ def _render(source: JobSource, out: OutputDir, book: Manifest, index: dict[str, 
         started_ray = connect(str(ray) if remote_cluster else None, num_cpus=None if remote_cluster else cpus,
                               timeout=ray_timeout)
     tmp_root = tempfile.mkdtemp(prefix="avatar-batch-")
-    threads = int(ray_options["num_cpus"]) if remote_cluster else (os.cpu_count() or 1) // workers
+    threads = threads_per_worker or (int(ray_options["num_cpus"]) if remote_cluster else (os.cpu_count() or 1) // workers)
     ctx = WorkerContext(out_dir=str(out.root) if out.local else out.url, local_out=out.local,
                         upload_in_worker=remote_cluster and not out.local,
                         tmp_root=None if remote_cluster else tmp_root, env=capture_env(),

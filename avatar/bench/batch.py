@@ -43,11 +43,11 @@ def _jobs(n: int, portrait: Path, driving: Path, size: int, frames: int) -> list
     return jobs
 
 
-def _timed(jobs: list[dict], out: Path, workers: int, ray: bool) -> dict:
+def _timed(jobs: list[dict], out: Path, workers: int, ray: bool, threads: int | None = None) -> dict:
     from ..batch import run
 
     t0 = time.perf_counter()
-    s = run(jobs, out, workers=workers, ray=ray or None, progress=False)
+    s = run(jobs, out, workers=workers, ray=ray or None, progress=False, threads_per_worker=threads)
     wall = time.perf_counter() - t0
     if s.failed:
         raise SystemExit(f"benchmark jobs failed:\n{s.text()}")
@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=25, help="driving frames per animate job")
     ap.add_argument("--no-ray", action="store_true", help="local pool only")
     ap.add_argument("--repeat", type=int, default=1, help="rounds; the fastest run of each setting is kept")
+    ap.add_argument("--threads-per-worker", type=int, default=None,
+                    help="threads each worker renders with (default: the cores shared out; 1 = each worker one "
+                         "core, as Ray actors with num_cpus=1 get on a cluster)")
     ap.add_argument("--manifest-jobs", default="1000,10000", help="job counts for the dry-run memory figure (0 = skip)")
     args = ap.parse_args(argv)
     os.environ.setdefault("AVATAR_CONSENT_POLICY", "research")
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = _jobs(args.jobs, portrait, driving, args.size, args.frames)
     counts = [int(w) for w in args.workers.split(",")]
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU(s); {args.jobs} jobs (animate {args.frames} frames / "
-          f"talk one sentence, size {args.size})")
+          f"talk one sentence, size {args.size}); threads per worker: {args.threads_per_worker or 'cores / workers'}")
     results: dict[tuple[str, int], dict] = {}
     executors = ["pool"] + ([] if args.no_ray else ["ray"])
     if not args.no_ray:
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     for rep in range(args.repeat):
         for w in counts:
             for ex in executors:
-                r = _timed(jobs, tmp / f"out-{ex}-{w}-{rep}", w, ex == "ray")
+                r = _timed(jobs, tmp / f"out-{ex}-{w}-{rep}", w, ex == "ray", args.threads_per_worker)
                 if (ex, w) not in results or r["wall"] < results[ex, w]["wall"]:
                     results[ex, w] = r
     if not args.no_ray:

@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="validate and plan only: render and write nothing")
     p.add_argument("--consent-store", help="consent database the workers check (default: the user's; a shared path for a fleet)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--threads-per-worker", type=int, default=None,
+                   help="CPU threads each worker renders with (default: its share of the cores; --ray-cpus on a cluster)")
     p.set_defaults(func=run)
 
 
@@ -34,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     summary = run_batch(args.jobs, args.out_dir, workers=args.workers, ray=args.ray, manifest=args.manifest,
                         retry_failed=args.retry_failed, dry_run=args.dry_run, progress=not args.quiet,
                         consent_store=args.consent_store, ray_timeout=args.ray_timeout, ray_num_cpus=args.ray_cpus,
-                        ray_num_gpus=args.ray_gpus, ray_ship_inputs=not args.shared_inputs)
+                        ray_num_gpus=args.ray_gpus, ray_ship_inputs=not args.shared_inputs,
+                        threads_per_worker=args.threads_per_worker)
     print(summary.text())
     return 1 if summary.failed or summary.failed_before else 0

@@ -43,3 +43,19 @@ def test_worker_uploads_remote_outputs_itself(avatars, driving_clip, tmp_path):
     assert fs.size(rec["path"]) == rec["size"]
     assert not list(renderer._tmp.glob("*.mp4"))  # the local render was removed after the upload
     fs.rm(url.split("://", 1)[1], recursive=True)
+
+
+def test_a_worker_renders_with_its_share_of_threads(tmp_path, monkeypatch):
+    import pytest
+
+    from avatar.batch import run
+    from avatar.config import AvatarConfig, RenderConfig
+    from avatar.errors import ConfigError
+
+    monkeypatch.setattr(Renderer, "_limit_threads", staticmethod(lambda n: None))  # process-wide: not in a test
+    renderer = Renderer(WorkerContext(out_dir=str(tmp_path / "out"), tmp_root=str(tmp_path), threads=3))
+    assert renderer.animator(AvatarConfig()).config.render.threads == 3  # frames rendered at once
+    chosen = AvatarConfig(render=RenderConfig(threads=1))
+    assert renderer.animator(chosen).config.render.threads == 1  # a job's own choice stays
+    with pytest.raises(ConfigError, match="threads_per_worker"):
+        run([], tmp_path / "out", threads_per_worker=0)
