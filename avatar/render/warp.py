@@ -56,6 +56,7 @@ _HAIR_MAX = 2.2      # silhouette search limit (× oval radius)
 _OUTER_SMOOTH = 0.03  # Gaussian sigma of the motion around the face, × the map size
 _MIN_GAP = 0.35      # a ring gap never shrinks below this fraction of its source size
 _RING_POINTS = 24
+_SEAM_JUMP = 4.0    # neighbouring map pixels further apart in the source than this × their own spacing: a seam
 _SKULL_DEPTH = 1.0   # depth of the ring points straight above the face, × the oval radius there, behind the outline
 _BORDER_POINTS = 6  # per side of the outer frame; the frame lies outside the crop and stays still
 
@@ -87,12 +88,14 @@ class WarpState:
 class FaceMaps:
     """One frame's backward maps: ``own`` (S, S, 2) source coordinates; where the face's far side
     turns into view, ``mirror`` coordinates into the state's mirror image and its ``weight``
-    over the pixel box ``box`` (x0, y0, x1, y1); None when nothing is mirrored."""
+    over the pixel box ``box`` (x0, y0, x1, y1); None when nothing is mirrored. ``seams``: (S, S)
+    bool, the pixels along a jump of the map (see :func:`_seams`), or None where it has none."""
 
     own: np.ndarray
     mirror: np.ndarray | None = None
     weight: np.ndarray | None = None
     box: tuple[int, int, int, int] | None = None
+    seams: np.ndarray | None = None
 
 
 def _polygon_area(pts: np.ndarray) -> float:
@@ -227,6 +230,27 @@ def _untangle(target: np.ndarray, source: np.ndarray, triangles: np.ndarray, mov
         target[sel] = source[sel] + mean[sel]
 
 
+def _seams(mx: np.ndarray, my: np.ndarray, spacing: float) -> np.ndarray | None:
+    """(h, w) bool over a backward map: both pixels of every 4-neighbour pair whose source
+    coordinates lie more than :data:`_SEAM_JUMP` × ``spacing`` apart, or None when none do.
+
+    Such a jump is an occlusion edge (depth order, a fold where a lip or a turned cheek overlaps
+    what lies behind it). Upsampled bilinearly, the map would sample the source between the two
+    sides there, a line of unrelated texture (a dark 1-px outline around the lips).
+    """
+    limit = (_SEAM_JUMP * spacing) ** 2
+    across = np.square(np.diff(mx, axis=1)) + np.square(np.diff(my, axis=1)) > limit
+    down = np.square(np.diff(mx, axis=0)) + np.square(np.diff(my, axis=0)) > limit
+    if not (across.any() or down.any()):
+        return None
+    seam = np.zeros(mx.shape, bool)
+    seam[:, :-1] |= across
+    seam[:, 1:] |= across
+    seam[:-1] |= down
+    seam[1:] |= down
+    return seam
+
+
 @lru_cache(maxsize=4)
 def _identity(small: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(small, small) float32 x and y source-crop coordinates of the small map's pixel centres
@@ -237,6 +261,46 @@ def _identity(small: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     ix.setflags(write=False)
     iy.setflags(write=False)
     return ix, iy
+
+
+def upsample_map(mx: np.ndarray, my: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A (small, small) backward map → ((size, size, 2) map, (size, size) bool seams or None).
+
+    Bilinear, except along seams (:func:`_seams`): there each output pixel takes one side's
+    coordinates (nearest), never a blend of both; :meth:`WarpEngine.render_one` then feathers
+    the colours there by a pixel.
+    """
+    coords = np.dstack([mx, my])
+    full = cv2.resize(coords, (size, size), interpolation=cv2.INTER_LINEAR)
+    seam = _seams(mx, my, size / mx.shape[0])
+    if seam is None:
+        return full, None
+    k = size // mx.shape[0]
+    if k * mx.shape[0] != size:  # not a whole factor: the whole map, nearest
+        seam = cv2.resize(seam.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
+        full[seam] = cv2.resize(coords, (size, size), interpolation=cv2.INTER_NEAREST)[seam]
+        return full, seam
+    rows, cols = np.flatnonzero(seam.any(1)), np.flatnonzero(seam.any(0))
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    block = np.repeat(np.repeat(seam[y0:y1, x0:x1], k, 0), k, 1)  # nearest upsampling by k, in the seams' box only
+    near = np.repeat(np.repeat(coords[y0:y1, x0:x1], k, 0), k, 1)
+    full[y0 * k:y1 * k, x0 * k:x1 * k][block] = near[block]
+    out = np.zeros((size, size), bool)
+    out[y0 * k:y1 * k, x0 * k:x1 * k] = block
+    return full, out
+
+
+def _feather(image: np.ndarray, where: np.ndarray) -> None:
+    """Soften ``image`` (in place) by a 3×3 box filter at the pixels ``where`` is True: a 1-px
+    anti-aliased edge in place of the nearest-coordinate stair-steps along a seam."""
+    rows, cols = np.flatnonzero(where.any(1)), np.flatnonzero(where.any(0))
+    if not len(rows):
+        return
+    y0, y1 = max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, image.shape[0])
+    x0, x1 = max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, image.shape[1])
+    roi = image[y0:y1, x0:x1]
+    mask = where[y0:y1, x0:x1]
+    roi[mask] = cv2.blur(roi, (3, 3))[mask]
 
 
 def _fill_from_nearest(empty: np.ndarray, mx: np.ndarray, my: np.ndarray) -> None:
@@ -438,10 +502,10 @@ class WarpEngine(Engine):
             my = my + k * (iy + shift[..., 1] - my)
         if state.rigid is not None:
             mirror = self._rigid(state, landmarks, mx, my, ix, iy, mirror)
-        full = cv2.resize(np.dstack([mx, my]), (size, size), interpolation=cv2.INTER_LINEAR)
+        full, seam = upsample_map(mx, my, size)
         if mirror is None:
-            return FaceMaps(full)
-        return FaceMaps(full, *mirror)
+            return FaceMaps(full, seams=seam)
+        return FaceMaps(full, *mirror, seams=seam)
 
     def _rigid(self, state: WarpState, landmarks: np.ndarray, mx: np.ndarray, my: np.ndarray, ix: np.ndarray,
                iy: np.ndarray, mirror: tuple | None) -> tuple | None:
@@ -523,6 +587,8 @@ class WarpEngine(Engine):
                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             roi = out[y0:y1, x0:x1].astype(np.float32)
             out[y0:y1, x0:x1] = np.clip(roi + maps.weight[..., None] * (lent - roi) + 0.5, 0, 255).astype(np.uint8)
+        if maps.seams is not None:
+            _feather(out, maps.seams)
         self._draw_mouth(state, landmarks, out)
         if self.config.shading and driving is not None and reference is not None:
             out = self._shading.apply(out, landmarks, driving, reference)
