@@ -21,7 +21,7 @@ from avatar.output.consent import ConsentStore, check_consent
 from avatar.pack.clone import cleanup, clone_video
 from avatar.pack.store import load_pack, packs_dir, sha256_file
 
-from .conftest import face_frames, speech, talking_clip, write_clip
+from .conftest import FPS, face_frames, speech, talking_clip, write_clip
 
 STATEMENT = "I agree that my face and voice may be used to make an avatar"
 CODE = "papa echo alpha india"
@@ -256,3 +256,33 @@ def test_a_rotated_phone_video_is_cloned_upright(store, research, research_clip,
     pack = load_pack(res.pack)
     assert pack.manifest["source"]["rotation"] == 90
     assert pack.anchor_frame().shape == (320, 256, 3)
+
+
+def test_a_variable_frame_rate_video_keeps_its_frame_times(store, research, research_clip, tmp_path):
+    """Phones record variable frame rate: frames are tracked at their presentation times, not at
+    index / fps, so the pack's keyframes (and the audio features beside them) stay in sync."""
+    from fractions import Fraction
+
+    import av
+
+    from avatar.media.video import read_frames
+
+    frames = list(read_frames(research_clip))
+    vfr = tmp_path / "vfr.mp4"
+    step = 1000.0 / FPS  # the clip's own frame duration (ms); frames now last half and 1.5 times that in turn
+    times = np.round(np.cumsum([0] + [0.5 * step if i % 2 == 0 else 1.5 * step for i in range(len(frames) - 1)]))
+    with av.open(str(vfr), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        for f, t in zip(frames, times):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf.pts, vf.time_base = int(t), Fraction(1, 1000)
+            c.mux(s.encode(vf))
+        c.mux(s.encode())
+    res = clone_video(vfr, subject="Eileen", statement="evaluation", store=store)
+    track = load_pack(res.pack).track()
+    got = track["times"]
+    want = times[track["frame_index"]] / 1000.0
+    assert len(got) > 20 and np.abs(got - want).max() < 2e-3
+    assert np.abs(got - track["frame_index"] / FPS).max() > 0.01  # index / fps would be off
