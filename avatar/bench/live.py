@@ -4,6 +4,8 @@ A fake camera (the generated driving clip framed at 640×480, looped, released i
 ``--camera-fps``, default 30) drives the example portrait at 512 output through the whole live loop: capture thread,
 landmarks, motion, render, paste-back, badge + watermark, then each sink set. Prints achieved
 fps, capture → output latency (median / p95), stale frames dropped and ms per stage.
+``--clone CLIP`` drives a video avatar instead: CLIP's first 60 % (at most 30 s) is cloned into
+a temporary store under the research policy, and the live loop renders from its pack.
 """
 
 from __future__ import annotations
@@ -53,6 +55,23 @@ def _tcp_drain() -> tuple[str, threading.Thread, socket.socket]:
     return f"tcp://127.0.0.1:{srv.getsockname()[1]}", th, srv
 
 
+def _clone(video: Path, tmp: Path) -> tuple[str, float]:
+    """Clone the first 60 % (at most 30 s) of ``video`` into a store under ``tmp``; (avatar id, seconds)."""
+    import time
+
+    from ..media.video import probe_video
+    from ..output.consent import POLICY_ENV
+    from ..pack.clone import clone_video
+    from .clone import cut
+
+    os.environ["AVATAR_HOME"] = str(tmp / "home")  # a throwaway store, not the user's
+    os.environ[POLICY_ENV] = "research"  # evaluation footage: the documented research policy
+    part = cut(video, tmp / "clone-part.mp4", 0.0, min(0.6 * probe_video(video).duration, 30.0))
+    t0 = time.perf_counter()
+    res = clone_video(part, subject=video.stem, statement="evaluation")
+    return res.avatar_id, time.perf_counter() - t0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m avatar.bench live")
     ap.add_argument("--seconds", type=float, default=15.0, help="length of each run")
@@ -62,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model-dir", default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--sinks", default="none,record+stream", help="comma list of runs: none, record, stream, record+stream")
+    ap.add_argument("--clone", type=Path, default=None,
+                    help="a talking video: clone it (research policy, temporary store) and drive that video avatar")
     ap.add_argument("--camera-fps", type=float, default=30.0,
                     help="rate of the fake camera (30, as most webcams: above the 25 fps target, so the loop is the limit)")
     args = ap.parse_args(argv)
@@ -74,12 +95,16 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="avatar-bench-live-"))
     clip = _fake_camera_clip(tmp / "camera.mp4", frames=int(4 * args.camera_fps), fps=args.camera_fps)
+    avatar_id, source, label = None, example_portrait(), "portrait 512x512"
+    if args.clone is not None:
+        avatar_id, build_s = _clone(args.clone, tmp)
+        source, label = None, f"video avatar of {args.clone.name} (cloned in {build_s:.1f} s)"
     config = AvatarConfig(face=FaceConfig(size=args.size),
                           render=RenderConfig(engine=args.engine, device=args.device, checkpoint=args.checkpoint,
                                               model_dir=args.model_dir))
     animator = Animator(config)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU(s); engine {args.engine} on {args.device}; "
-          f"camera 640x480 @ {args.camera_fps:g} fps (file, looped, real-time); portrait 512x512, crop {args.size}")
+          f"camera 640x480 @ {args.camera_fps:g} fps (file, looped, real-time); {label}, crop {args.size}")
     print("| sinks | seconds | frames | fps | captured | dropped | latency median ms | latency p95 ms | "
           "landmarks | motion | render | paste | label | sinks ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -95,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             sinks.append(StreamSink(url))
         if not sinks:
             sinks.append(CallbackSink(lambda f, t: None, name="none"))
-        rep = run_live(config, example_portrait(), camera=clip, loop_camera=True, animator=animator, sinks=sinks,
-                       max_seconds=args.seconds, handle_sigint=False)
+        rep = run_live(config, source, avatar_id=avatar_id, camera=clip, loop_camera=True, animator=animator,
+                       sinks=sinks, max_seconds=args.seconds, handle_sigint=False)
         if drain is not None:
             drain[0].join(5)
             drain[1].close()
@@ -105,5 +130,6 @@ def main(argv: list[str] | None = None) -> int:
         stages = " | ".join(f"{t.get(k, 0.0):.1f}" for k in ("landmarks", "motion", "render", "paste", "label"))
         print(f"| {run} | {rep.seconds:.1f} | {rep.frames} | {rep.fps:.1f} | {rep.captured} | {rep.dropped} | "
               f"{rep.latency_ms_median:.1f} | {rep.latency_ms_p95:.1f} | {stages} | {sink_ms:.1f} |")
-    print("(latency: camera frame released → output handed to every sink; stage columns: ms per output frame)")
+    print(f"(engine that rendered: {animator.engine.name}; latency: camera frame released → output handed to every "
+          "sink; stage columns: ms per output frame)")
     return 0
