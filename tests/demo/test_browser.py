@@ -135,3 +135,55 @@ def test_browser_clone_animate_live_verify(served, chromium, fake_camera, portra
         finally:
             browser.close()
     assert all((tmp_path / f"demo-{t}.png").stat().st_size > 10_000 for t in TABS)
+
+
+def _moving_face_clip(path: Path, seconds: float = 11.25, fps: float = 8.0) -> Path:
+    """The bundled portrait's head, gently turning and swaying (one face, large enough to clone), silent."""
+    import cv2
+
+    from avatar.examples import example_portrait
+    from avatar.media.video import VideoWriter
+
+    head = cv2.resize(example_portrait()[0:256, 98:354], (256, 256), interpolation=cv2.INTER_AREA)
+    with VideoWriter(path, fps) as w:
+        for i in range(int(seconds * fps)):
+            m = cv2.getRotationMatrix2D((128, 128), 4 * np.sin(i / 7), 1.0 + 0.03 * np.sin(i / 5))
+            m[:, 2] += (3 * np.sin(i / 9), 2 * np.cos(i / 6))
+            w.write(cv2.warpAffine(head, m, (256, 256), borderMode=cv2.BORDER_REFLECT))
+    return path
+
+
+def test_browser_video_avatar_section(served, chromium, tmp_path):
+    """The Clone tab's video section: a one-time code and its script, an uploaded clip with an
+    operator's attestation, a video avatar created and listed."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    clip = _moving_face_clip(tmp_path / "talking.mp4")
+    demo, url = served
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(url, wait_until="domcontentloaded")
+            page.get_by_role("button", name="Create avatar").wait_for()
+            page.get_by_text("Video avatar: clone from a consented video").click()  # open the section
+            page.get_by_label("Subject (the person shown)").fill("Vera Video")
+            page.get_by_label("Consent statement the grantor agreed to").fill("I agree to be cloned from my video.")
+            page.get_by_label("I confirm the grantor agreed to this statement").check()
+            page.get_by_role("button", name="Get a one-time code").click()
+            code = page.locator("#consent-code textarea, #consent-code input").first
+            expect(code).to_have_value(re.compile(r"^\S+ \S+ \S+ \S+$"))
+            expect(page.locator("#consent-script")).to_contain_text(f"My code is {code.input_value()}")
+            page.locator("#clone-video input[type=file]").first.set_input_files(str(clip))
+            page.get_by_label("Attested by (operator's name, instead of the spoken consent)").fill("Operator Olga")
+            page.get_by_role("button", name="Create video avatar").click()
+            created = page.locator("#created-id textarea, #created-id input").first
+            expect(created).to_have_value(re.compile(r"^av_[0-9a-f]{12}$"), timeout=3 * TIMEOUT_MS)
+            avatar_id = created.input_value()
+            expect(page.locator("#avatars-table")).to_contain_text(avatar_id)
+            _shoot(page, "clone-video", tmp_path)
+        finally:
+            browser.close()
+    assert demo.service.store.pack_dir(avatar_id) is not None  # rendered from its own frames from now on
