@@ -320,18 +320,25 @@ class Animator:
 
     def _renderer(self, source: PreparedSource, timer: StageTimer,
                   finish: Callable[[np.ndarray], np.ndarray] | None = None) -> "_Ordered":
-        """Batches → lists of output frames in order, several at once when the engine allows it."""
-        threads = self._frame_threads() if self.engine.concurrent_frames else 1
-        return _Ordered(lambda batch: self._render_batch(source, list(batch), timer, finish), threads, "avatar-render")
+        """Batches → lists of output frames in order, several at once: whole frames when the
+        engine's render is thread-safe; else the engine renders in the caller's thread, in order
+        (it keeps state between frames), and only paste-back and ``finish`` run side by side."""
+        threads = self._frame_threads()
 
-    def _render_batch(self, source: PreparedSource, batch: Sequence[DriveTarget], timer: StageTimer,
-                      finish: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
-        with timer.time("render"):
-            out = list(self.engine.render(source.state, batch))
-        if self.config.output.paste_back:
-            with timer.time("paste"):
-                out = [source.paste(crop) for crop in out]
-        return out if finish is None else [finish(frame) for frame in out]
+        def render(batch: Sequence[DriveTarget]) -> list[np.ndarray]:
+            with timer.time("render"):
+                return list(self.engine.render(source.state, list(batch)))
+
+        def complete(crops: list[np.ndarray]) -> list[np.ndarray]:
+            out = crops
+            if self.config.output.paste_back:
+                with timer.time("paste"):
+                    out = [source.paste(crop) for crop in out]
+            return out if finish is None else [finish(frame) for frame in out]
+
+        if self.engine.concurrent_frames:
+            return _Ordered(lambda batch: complete(render(batch)), threads, "avatar-render")
+        return _Ordered(complete, threads, "avatar-paste", before=render)
 
     # -- files ----------------------------------------------------------------------------
     def _track(self, path: str | Path, max_frames: int | None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
@@ -762,18 +769,21 @@ def _usable_cores() -> int:
 
 
 class _Ordered:
-    """Applies ``fn`` to a stream of items, results in submission order.
+    """Applies ``fn`` to a stream of items (after ``before``, which runs in the caller's thread,
+    in order), results in submission order.
 
     With ``threads`` > 1 up to that many items are worked on at once in a thread pool (one more
     is queued so no thread waits for the producer); a context manager, so that an abandoned
     stream stops its pool.
     """
 
-    def __init__(self, fn: Callable[[Any], Any], threads: int, name: str) -> None:
+    def __init__(self, fn: Callable[[Any], Any], threads: int, name: str,
+                 before: Callable[[Any], Any] | None = None) -> None:
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         self._fn = fn
+        self._before = before  # applied to each item in the caller's thread, in order, before fn
         self._threads = max(1, threads)
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix=name) if self._threads > 1 else None  # threads start on first use
         self._pending: deque = deque()
@@ -791,6 +801,8 @@ class _Ordered:
 
     def submit(self, item: Any) -> Iterator[Any]:
         """Start ``item``; yields the results that are due (its own at once when serial)."""
+        if self._before is not None:
+            item = self._before(item)
         if self._pool is None or not self._started:  # the first inline: a one-item stream starts no thread
             self._started = True
             yield self._fn(item)

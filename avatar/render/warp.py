@@ -20,7 +20,7 @@ The backward map is rasterised at half resolution and upsampled; everything is v
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Sequence
 
 import logging
@@ -77,11 +77,18 @@ class WarpState:
     teeth_rgb: np.ndarray        # (3,) float32 colour of synthetic teeth
     # depth-aware face (avatar.render.facing)
     face_orientation: np.ndarray  # (F,) ±1 frontal winding of face_triangles
-    mirror_image: np.ndarray      # (S, S, 3) uint8 texture lent to the mirror side, in its light
     grain: float = 0.0            # the portrait's grain (grey levels), added to the drawn mouth
     rigid: rigid.RigidParts | None = None  # glasses frames found on the portrait (avatar.render.rigid)
     own_mouth: np.ndarray | None = None    # (S, S) where the portrait shows its own open mouth
     layers: Layers | None = None  # background plate + matted person (None: one warp of the crop)
+
+    @cached_property
+    def mirror_image(self) -> np.ndarray:
+        """(S, S, 3) uint8 texture lent to the mirror side, in its light; made on first use (a
+        frontal target never needs it, and a video avatar prepares a state per keyframe)."""
+        n = len(facing.mirror_ids())
+        landmarks = np.column_stack([self.vertices[:n], self.depth[:n]])
+        return facing.mirror_texture(self.image, landmarks)
 
 
 @dataclass(frozen=True, eq=False)
@@ -382,7 +389,6 @@ class WarpEngine(Engine):
             teeth_rgb=teeth,
             layers=layers,
             face_orientation=facing.reference_orientation(),
-            mirror_image=facing.mirror_texture(source.image, lm),
             grain=mouth.grain(source.image, lm),
             rigid=rigid.detect_frames(source.image, lm) if self.rigid_parts else None,
             own_mouth=mouth.own_mouth_mask(lm[m["mouth_loop"], :2], source.size),
