@@ -93,7 +93,9 @@ class Renderer:
         # Several workers on one machine: each gets its share of cores instead of all of them.
         if n <= 0:
             return
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        from ..media.video import CODEC_THREADS_ENV
+
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", CODEC_THREADS_ENV):
             os.environ[var] = str(n)
         import cv2
         import torch

@@ -53,6 +53,9 @@ _CONTAINERS = {
 }
 # VP9's constant-quality scale (0-63) sits above x264's: x264 CRF 18 ≈ VP9 CRF 31 (YouTube's 1080p value).
 _VP9_CRF_OFFSET = 13
+# codec threads per decoder / encoder (unset or 0: FFmpeg's choice, one per core); batch workers
+# given a share of the cores set it, so two workers do not run two encoders of all cores each
+CODEC_THREADS_ENV = "AVATAR_CODEC_THREADS"
 _X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 # swscale's defaults round carelessly and upsample chroma roughly (mean abs error ≈3 on
 # an RGB→YUV→RGB round trip); these flags bring it to ≈0.6 for ≈0.5 ms per 512² frame.
@@ -94,8 +97,19 @@ def _video_stream(path: Path, container: av.container.InputContainer) -> av.vide
         container.close()
         raise InputError(f"{path} is a still image, not a video; pass it as the source portrait instead")
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
+    _thread(stream)
     return stream
+
+
+def _thread(stream: av.stream.Stream) -> None:
+    """Frame and slice threads for a codec, as many as :data:`CODEC_THREADS_ENV` allows."""
+    stream.thread_type = "AUTO"
+    try:
+        n = int(os.environ.get(CODEC_THREADS_ENV, "0"))
+    except ValueError:
+        n = 0
+    if n > 0:
+        stream.codec_context.thread_count = n
 
 
 def _frames_present(path: Path, stream: av.video.stream.VideoStream) -> tuple[int, int] | None:
@@ -677,7 +691,7 @@ class VideoWriter:
         stream.width = width + width % 2
         stream.height = height + height % 2
         stream.pix_fmt = "yuv420p"
-        stream.thread_type = "AUTO"
+        _thread(stream)
         cc = stream.codec_context
         cc.colorspace = int(Colorspace.ITU709)  # AVCOL_SPC_BT709 == SWS_CS_ITU709 == 1
         cc.color_range = int(ColorRange.MPEG)
