@@ -41,6 +41,7 @@ class CloneResult:
     keyframes: int
     evidence: dict
     revocation_token: str = ""  # shown once: the subject's own way to withdraw (only its hash is stored)
+    subject: str = ""  # the person shown, as recorded
 
 
 def cleanup(store: ConsentStore) -> list[Path]:
@@ -166,7 +167,7 @@ def clone_video(video: str | Path, *, subject: str, statement: str, store: Conse
                 db.execute("DELETE FROM consent_evidence WHERE avatar_id=?", (avatar_id,))
             raise
         return CloneResult(avatar_id, pack_dir, basis, len(built.manifest["keyframes"]), evidence,
-                           rec.revocation_token)
+                           rec.revocation_token, rec.subject)
     finally:
         if own_store:
             store.close()

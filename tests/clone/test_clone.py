@@ -286,3 +286,19 @@ def test_a_variable_frame_rate_video_keeps_its_frame_times(store, research, rese
     want = times[track["frame_index"]] / 1000.0
     assert len(got) > 20 and np.abs(got - want).max() < 2e-3
     assert np.abs(got - track["frame_index"] / FPS).max() > 0.01  # index / fps would be off
+
+
+def test_the_clone_command_prints_the_id_and_the_token_once(research, research_clip, capsys):
+    """`avatar clone VIDEO`: the avatar id on stdout (for scripts), the revocation token on stderr."""
+    import re
+
+    from avatar.cli import main
+
+    code = main(["clone", str(research_clip), "--subject", "Eileen", "--consent", "evaluation"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    avatar_id = out.strip().splitlines()[-1]
+    assert re.fullmatch(r"av_[0-9a-f]{12}", avatar_id)
+    token = re.search(rf"revocation token for {avatar_id} \(shown once; give it to Eileen, .*\): (\S+)", err)
+    assert token and len(token.group(1)) >= 16
+    assert f"video avatar {avatar_id}" in err
