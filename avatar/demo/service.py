@@ -446,6 +446,32 @@ class DemoService:
 
         return Animator(config, engine=create_engine(config.render), consent_store=self.store)
 
+    def base_preview(self, avatar_id: str | None, viewer: Viewer | None = None, seconds: float = 6.0,
+                     max_side: int = 360) -> Path | None:
+        """A short, small copy of a video avatar's base footage (what its talking plays under the
+        new speech) for the Talk tab, or None for a photo avatar. Only for a ``viewer`` who may
+        see the avatar; the person's own consented clip, so no AI label (nothing is generated)."""
+        import cv2
+
+        from ..media.video import VideoWriter, probe_video, read_frames
+        from ..pack.store import load_pack
+
+        self.record(avatar_id, viewer)
+        pack = self.store.pack_dir(str(avatar_id))
+        footage = load_pack(pack, verify=False).footage() if pack is not None else None
+        if footage is None or not footage.is_file():
+            return None
+        fps = probe_video(footage).fps
+        out = self.workdir / f"base-{avatar_id}-{uuid.uuid4().hex[:8]}.mp4"
+        with VideoWriter(out, fps) as writer, read_frames(footage, max_frames=max(1, int(seconds * fps))) as frames:
+            for frame in frames:
+                h, w = frame.shape[:2]
+                k = min(1.0, max_side / max(h, w))
+                if k < 1.0:
+                    frame = cv2.resize(frame, (max(2, round(w * k)), max(2, round(h * k))), interpolation=cv2.INTER_AREA)
+                writer.write(frame)
+        return out
+
     def _output_path(self, kind: str) -> Path:
         self.sweep()
         return self.workdir / f"{kind}-{uuid.uuid4().hex[:10]}.mp4"

@@ -233,6 +233,19 @@ def test_the_demo_clones_a_video_avatar(research_clip, tmp_path):
         res = service.create_video_avatar(research_clip, attested_by="Operator Olga", **form)
         assert "attested by Operator Olga" in service.describe(res.avatar_id)
         assert service.store.pack_dir(res.avatar_id) is not None
+        # the Talk tab's preview of the base footage: short, small, and only for who may see the avatar
+        from avatar.demo.service import Viewer
+        from avatar.media.video import probe_video, read_frames
+
+        preview = service.base_preview(res.avatar_id, seconds=2.0, max_side=128)
+        info = probe_video(preview)
+        assert max(info.width, info.height) <= 128 and info.duration <= 2.3
+        first = next(iter(read_frames(preview)))
+        assert first.std() > 5  # the person's footage, not a blank clip
+        with pytest.raises(ConsentError):
+            service.base_preview(res.avatar_id, viewer=Viewer("someone else"))
+        service.revoke(res.avatar_id, "withdrawn")
+        assert service.base_preview(res.avatar_id) is None  # revoking deleted the pack and its footage
     finally:
         service.close()
 

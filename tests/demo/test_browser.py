@@ -184,6 +184,11 @@ def test_browser_video_avatar_section(served, chromium, tmp_path):
             avatar_id = created.input_value()
             expect(page.locator("#avatars-table")).to_contain_text(avatar_id)
             _shoot(page, "clone-video", tmp_path)
+            # the Talk tab offers it (preselected) and previews its base footage
+            page.get_by_role("tab", name="Talk").click()
+            talk = page.locator("#tab-talk")
+            expect(talk.locator("#talk-base video")).to_be_visible()
+            _shoot(page, "talk-video-avatar", tmp_path)
         finally:
             browser.close()
     assert demo.service.store.pack_dir(avatar_id) is not None  # rendered from its own frames from now on

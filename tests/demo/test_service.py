@@ -188,3 +188,8 @@ def test_engines_are_reused_but_never_shared_by_concurrent_renders(service):
     with service.animator(cfg) as c:
         assert c.engine in (first, b.engine)  # later renders reuse them (weights load once)
     assert len(service._engines[cfg.render]) == 2
+
+
+def test_a_photo_avatar_has_no_base_footage_to_preview(service, portrait_path):
+    rec = service.create_avatar(portrait_path, **CONSENT)
+    assert service.base_preview(rec.avatar_id) is None  # the Talk tab hides the preview

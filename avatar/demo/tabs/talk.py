@@ -31,8 +31,19 @@ def build(service: DemoService) -> TalkTab:
             transcript = gr.Textbox(label="Transcript of the audio (optional, improves the mouth shapes)", lines=2)
             run = gr.Button("Talk", variant="primary", interactive=ready)
         with gr.Column():
+            base = gr.Video(label="Base footage: a video avatar talks over the person's own clip (first seconds)",
+                            interactive=False, height=240, visible=False, elem_id="talk-base")
             video = gr.Video(label="Result (with audio)", interactive=False, height=360)
             summary = gr.JSON(label="Provenance")
+
+    @refusing
+    def on_pick(avatar_id, request: gr.Request):
+        if not avatar_id:
+            return gr.update(value=None, visible=False)
+        path = service.base_preview(avatar_id, viewer=viewer_of(service, request))
+        return gr.update(value=None if path is None else str(path), visible=path is not None)
+
+    picker.change(on_pick, [picker], [base], api_visibility="private", show_progress="hidden")
 
     @refusing
     def on_run(avatar_id, audio_, text_, transcript_, request: gr.Request,
