@@ -184,9 +184,11 @@ def test_browser_video_avatar_section(served, chromium, tmp_path):
             avatar_id = created.input_value()
             expect(page.locator("#avatars-table")).to_contain_text(avatar_id)
             _shoot(page, "clone-video", tmp_path)
-            # the Talk tab offers it (preselected) and previews its base footage
+            # the Talk tab offers it and previews its base footage
             page.get_by_role("tab", name="Talk").click()
             talk = page.locator("#tab-talk")
+            talk.get_by_role("combobox", name="Avatar").click()
+            page.get_by_role("option", name=re.compile(avatar_id)).click()
             expect(talk.locator("#talk-base video")).to_be_visible()
             _shoot(page, "talk-video-avatar", tmp_path)
         finally:

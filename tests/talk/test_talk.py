@@ -72,7 +72,7 @@ def test_talk_audio_sync_and_labels(tmp_path, portrait_path, speech16k, capsys):
     assert abs(motion_on - sound_on) <= 0.12, (motion_on, sound_on)
     # Silence at the end: the mouth is back at rest (median of the last frames: the tracker reading
     # the written video moves a lip point by a pixel or so with each output's own watermark)
-    assert abs(np.median(gap[-5:]) - rest) < 0.2 * (gap.max() - rest)
+    assert abs(np.median(gap[-5:]) - rest) < 0.3 * (gap.max() - rest)
     from avatar.output.verify import verify
 
     report = verify(out)
