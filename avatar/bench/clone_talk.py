@@ -19,7 +19,6 @@ The photo engine (warp), with the clip's first frame as its portrait, runs on th
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import tempfile

@@ -52,8 +52,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from ..errors import ConfigError
     from ..live import LiveOptions, run_live
     from ..live.sinks import PreviewSink, RecordSink, StreamSink, VirtualCamSink

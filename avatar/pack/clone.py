@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from ..config import CloneConfig
-from ..errors import ConsentError, InputError
+from ..errors import ConsentError
 from ..face.landmarks import Face, LandmarkDetector
 from ..media.video import has_audio, probe_video, read_audio, read_frames
 from ..output.consent import ConsentStore, Scope, new_avatar_id, resolve_policy

@@ -3,7 +3,6 @@ avatar id working wherever a portrait path does (animate, talk, live)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import av
 import numpy as np
