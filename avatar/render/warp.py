@@ -237,17 +237,24 @@ def _untangle(target: np.ndarray, source: np.ndarray, triangles: np.ndarray, mov
         target[sel] = source[sel] + mean[sel]
 
 
-def _seams(mx: np.ndarray, my: np.ndarray, spacing: float) -> np.ndarray | None:
+def _seams(mx: np.ndarray, my: np.ndarray, spacing: float, covered: np.ndarray | None = None) -> np.ndarray | None:
     """(h, w) bool over a backward map: both pixels of every 4-neighbour pair whose source
-    coordinates lie more than :data:`_SEAM_JUMP` × ``spacing`` apart, or None when none do.
+    coordinates lie more than :data:`_SEAM_JUMP` × ``spacing`` apart, or None when none do;
+    with ``covered`` (bool), only pairs of covered pixels count.
 
     Such a jump is an occlusion edge (depth order, a fold where a lip or a turned cheek overlaps
     what lies behind it). Upsampled bilinearly, the map would sample the source between the two
-    sides there, a line of unrelated texture (a dark 1-px outline around the lips).
+    sides there, a line of unrelated texture (a dark 1-px outline around the lips). The mouth
+    hole is not covered: filled from the nearest lip, its upper half maps to the upper lip and
+    its lower half to the lower one, and between them the source's own line between the lips is
+    what a closed mouth should show.
     """
     limit = (_SEAM_JUMP * spacing) ** 2
-    across = np.square(np.diff(mx, axis=1)) + np.square(np.diff(my, axis=1)) > limit
-    down = np.square(np.diff(mx, axis=0)) + np.square(np.diff(my, axis=0)) > limit
+    across = _jumps(np.square(np.diff(mx, axis=1)) + np.square(np.diff(my, axis=1)), limit, axis=1)
+    down = _jumps(np.square(np.diff(mx, axis=0)) + np.square(np.diff(my, axis=0)), limit, axis=0)
+    if covered is not None:
+        across &= covered[:, :-1] & covered[:, 1:]
+        down &= covered[:-1] & covered[1:]
     if not (across.any() or down.any()):
         return None
     seam = np.zeros(mx.shape, bool)
@@ -270,8 +277,28 @@ def _identity(small: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     return ix, iy
 
 
-def upsample_map(mx: np.ndarray, my: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """A (small, small) backward map → ((size, size, 2) map, (size, size) bool seams or None).
+def _jumps(step2: np.ndarray, limit: float, axis: int) -> np.ndarray:
+    """Which of the squared steps ``step2`` (along ``axis``) are jumps: above ``limit`` and over
+    3× both neighbouring steps along the same line. A strongly stretched or squeezed region (the
+    lips of an opening mouth) has large steps too, but so are its neighbours': no seam there,
+    and the lips keep their own bilinear look. (A fold one map pixel wide jumps twice in a row
+    and is not caught: it may still show as a small ring.)"""
+    big = step2 > limit
+    if not big.any():
+        return big
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (1, 1)
+    padded = np.pad(step2, pad, mode="edge")
+    n = step2.shape[axis]
+    before = np.take(padded, np.arange(0, n), axis=axis)
+    after = np.take(padded, np.arange(2, n + 2), axis=axis)
+    return big & (step2 > 9.0 * np.maximum(before, after))  # squared: 3× the step
+
+
+def upsample_map(mx: np.ndarray, my: np.ndarray, size: int,
+                 covered: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A (small, small) backward map → ((size, size, 2) map, (size, size) bool seams or None);
+    ``covered``: the map pixels a triangle covers (see :func:`_seams`).
 
     Bilinear, except along seams (:func:`_seams`): there each output pixel takes one side's
     coordinates (nearest), never a blend of both; :meth:`WarpEngine.render_one` then feathers
@@ -279,7 +306,7 @@ def upsample_map(mx: np.ndarray, my: np.ndarray, size: int) -> tuple[np.ndarray,
     """
     coords = np.dstack([mx, my])
     full = cv2.resize(coords, (size, size), interpolation=cv2.INTER_LINEAR)
-    seam = _seams(mx, my, size / mx.shape[0])
+    seam = _seams(mx, my, size / mx.shape[0], covered)
     if seam is None:
         return full, None
     k = size // mx.shape[0]
@@ -508,7 +535,10 @@ class WarpEngine(Engine):
             my = my + k * (iy + shift[..., 1] - my)
         if state.rigid is not None:
             mirror = self._rigid(state, landmarks, mx, my, ix, iy, mirror)
-        full, seam = upsample_map(mx, my, size)
+        # the lips' meeting line is no seam: beside the mouth hole (2 map pixels) the map stays
+        # bilinear, so a closed mouth shows the source's own line between the lips
+        near_hole = cv2.dilate(empty.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        full, seam = upsample_map(mx, my, size, covered=~near_hole)
         if mirror is None:
             return FaceMaps(full, seams=seam)
         return FaceMaps(full, *mirror, seams=seam)
