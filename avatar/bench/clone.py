@@ -64,6 +64,23 @@ def _box(lm: np.ndarray, ids: np.ndarray | None = None, margin: float = 0.0, sha
     return x0, y0, min(x1, w), min(y1, h)
 
 
+def talk_clips(folder: Path, names: list[str] | None) -> list[Path]:
+    """The ``talk_0*.mp4`` clips of ``folder`` (only ``names``, by stem, when given)."""
+    clips = sorted(folder.glob("talk_0*.mp4"))
+    return [c for c in clips if c.stem in names] if names else clips
+
+
+def research_home(prefix: str, parent: Path | None = None) -> Path:
+    """A throwaway avatar store for evaluation footage (a new folder in ``parent`` or the temp
+    folder), made the current one (``AVATAR_HOME``), under the documented research consent policy."""
+    from ..output.consent import POLICY_ENV
+
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.environ["AVATAR_HOME"] = str(home)
+    os.environ[POLICY_ENV] = "research"
+    return home
+
+
 def _l1(a: np.ndarray, b: np.ndarray, box) -> float:
     x0, y0, x1, y1 = box
     return float(np.abs(a[y0:y1, x0:x1].astype(np.float32) - b[y0:y1, x0:x1]).mean() / 255)
@@ -124,18 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", nargs="*", default=None, help="clip names (default: every talk_0*.mp4)")
     ap.add_argument("--no-photo", action="store_true", help="skip the photo engine's rows")
     args = ap.parse_args(argv)
-    clips = sorted(args.eval.glob("talk_0*.mp4"))
-    if args.clips:
-        clips = [c for c in clips if c.stem in args.clips]
+    clips = talk_clips(args.eval, args.clips)
     if not clips:
         print(f"no talk_0*.mp4 in {args.eval}", file=sys.stderr)
         return 2
-    from ..output.consent import POLICY_ENV, ConsentStore
+    from ..output.consent import ConsentStore
     from ..pack.clone import clone_video
 
-    home = Path(tempfile.mkdtemp(prefix="avatar-bench-clone-"))
-    os.environ["AVATAR_HOME"] = str(home)
-    os.environ[POLICY_ENV] = "research"  # evaluation footage: the documented research policy
+    home = research_home("avatar-bench-clone-")
     cfg = AvatarConfig(face=FaceConfig(size=args.size), output=OutputConfig(max_size=1920))
     print("| clip | part s | clone s (× part) | keyframes | test frames | engine | face-box L1 | mouth-box L1 | "
           "landmark err / IOD | flicker still | flicker driven (real) | render fps |")

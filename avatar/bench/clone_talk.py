@@ -19,9 +19,7 @@ The photo engine (warp), with the clip's first frame as its portrait, runs on th
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +28,7 @@ import numpy as np
 from ..config import AvatarConfig, FaceConfig, OutputConfig
 from ..media.video import probe_video, read_audio, read_frames
 from ..pipeline import Animator
-from .clone import _DEFAULT_EVAL, _box, _l1, cut
+from .clone import _DEFAULT_EVAL, _box, _l1, cut, research_home, talk_clips
 from .lipsync import _best_lag
 from .quality import track
 
@@ -59,18 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-photo", action="store_true")
     ap.add_argument("--frames-out", type=Path, default=None, help="write a few output frames here as PNG")
     args = ap.parse_args(argv)
-    clips = sorted(args.eval.glob("talk_0*.mp4"))
-    if args.clips:
-        clips = [c for c in clips if c.stem in args.clips]
+    clips = talk_clips(args.eval, args.clips)
     if not clips:
         print(f"no talk_0*.mp4 in {args.eval}", file=sys.stderr)
         return 2
-    from ..output.consent import POLICY_ENV, ConsentStore
+    from ..output.consent import ConsentStore
     from ..pack.clone import clone_video
 
-    home = Path(tempfile.mkdtemp(prefix="avatar-bench-talk-"))
-    os.environ["AVATAR_HOME"] = str(home)
-    os.environ[POLICY_ENV] = "research"
+    home = research_home("avatar-bench-talk-")
     print("| clip | frames | engine | mouth gain | r (0 lag) | best lag ms (r) | p90 rendered/real | flicker (real) | "
           "cuts > real p99 | render fps |")
     print("|---|---|---|---|---|---|---|---|---|---|")

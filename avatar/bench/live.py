@@ -60,12 +60,10 @@ def _clone(video: Path, tmp: Path) -> tuple[str, float]:
     import time
 
     from ..media.video import probe_video
-    from ..output.consent import POLICY_ENV
     from ..pack.clone import clone_video
-    from .clone import cut
+    from .clone import cut, research_home
 
-    os.environ["AVATAR_HOME"] = str(tmp / "home")  # a throwaway store, not the user's
-    os.environ[POLICY_ENV] = "research"  # evaluation footage: the documented research policy
+    research_home("home-", tmp)  # a throwaway store, not the user's
     part = cut(video, tmp / "clone-part.mp4", 0.0, min(0.6 * probe_video(video).duration, 30.0))
     t0 = time.perf_counter()
     res = clone_video(part, subject=video.stem, statement="evaluation")
