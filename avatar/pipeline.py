@@ -26,7 +26,7 @@ from .errors import InputError, NoFaceError
 from .face.blend import PasteBack
 from .face.crop import DrivingCrop, crop_box, crop_matrix, make_crop
 from .face.landmarks import Face, LandmarkDetector, select_face
-from .motion.transfer import MotionTransfer, reference_cost
+from .motion.transfer import MotionTransfer, best_reference, reference_cost
 from .render.base import Engine
 from .render.registry import create_engine
 from .types import DriveTarget, FaceCrop
@@ -428,11 +428,10 @@ class Animator:
             t0 = time.perf_counter()
             lms, kept = tracking.result()
             once["reference"] = time.perf_counter() - t0  # what tracking took beyond preparing the portrait
-            cost = reference_cost(prepared.crop.landmarks)
-            costs = [np.inf if lm is None else cost(lm) for lm in lms]
-            if not lms or not np.isfinite(min(costs)):
-                raise NoFaceError(f"no face found in any frame of {driving}")
-            idx = int(np.argmin(costs))
+            try:
+                idx = best_reference(prepared.crop.landmarks, lms)
+            except ValueError:
+                raise NoFaceError(f"no face found in any frame of {driving}") from None
             reference = lms[idx]
             log.info("best reference frame: %d", idx)
             if self.engine.uses_driving_image:  # its reference crop shows that frame too
