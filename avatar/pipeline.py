@@ -318,6 +318,13 @@ class Animator:
         """Frames worked on at once: :attr:`RenderConfig.threads`, or one per usable core (at most 4)."""
         return self.config.render.threads or min(4, _usable_cores())
 
+    @property
+    def _serial(self) -> bool:
+        """One frame at a time (``RenderConfig.threads`` 1, or one usable core): the whole job then
+        runs in the caller's thread. Read-ahead, tracking and encoding threads only help while a
+        core is idle; a batch worker given one core of a busy machine would pay for their hand-offs."""
+        return self._frame_threads() == 1
+
     def _renderer(self, source: PreparedSource, timer: StageTimer,
                   finish: Callable[[np.ndarray], np.ndarray] | None = None) -> "_Ordered":
         """Batches → lists of output frames in order, several at once: whole frames when the
@@ -354,8 +361,9 @@ class Animator:
                 and n * info.width * info.height * 3 <= _KEEP_FRAMES_BYTES):
             yield from _TrackHalves(self, read_frames(path, max_frames=max_frames), n // 2)
             return
+        frames = read_frames(path, max_frames=max_frames)
         with self.detector(video=True) as det:
-            for frame in prefetch(read_frames(path, max_frames=max_frames)):
+            for frame in (frames if self._serial else prefetch(frames)):
                 face = self._driving_face(det.detect(frame))
                 yield frame, None if face is None else face.landmarks
 
@@ -364,7 +372,8 @@ class Animator:
         from .media.prefetch import prefetch
         from .media.video import read_frames
 
-        return prefetch(read_frames(path, max_frames=max_frames))
+        frames = read_frames(path, max_frames=max_frames)
+        return frames if self._serial else prefetch(frames)
 
     def landmarks_of(self, path: str | Path, max_frames: int | None = None) -> list[np.ndarray | None]:
         """Landmarks of every frame of a video (None where no face), for reference-frame search."""
@@ -409,7 +418,7 @@ class Animator:
             # Track once, up front: the reference can then be any frame, and rendering reuses the
             # landmarks (and the decoded frames, under a budget). The driver is tracked in a second
             # thread while the portrait is prepared: the two are independent until the reference is chosen.
-            tracking = _Tracking(self, driving, cfg.output.max_frames, timer)
+            tracking = _Tracking(self, driving, cfg.output.max_frames, timer, threaded=not self._serial)
         t0 = time.perf_counter()
         try:
             prepared = self.prepare(source, use="video", avatar_id=avatar_id)
@@ -586,7 +595,7 @@ class Animator:
                 # Frames are labelled where they are rendered (side by side, see stream) and
                 # encoded in a thread of their own (OpenCV, swscale and the encoders release the
                 # GIL), so a 2-core machine renders frame i+1 while frame i is encoded.
-                n = _run_beside(frames(label), encode)
+                n = _run_beside(frames(label), encode, threaded=not self._serial)
             except BaseException:
                 writer.abort()
                 raise
@@ -713,9 +722,11 @@ def _frame_at(frames: Iterable[np.ndarray], index: int) -> np.ndarray:
 
 class _Tracking:
     """The driving clip's landmarks for every frame, tracked in a thread (see ``Animator.animate``);
-    its decoded frames too while they fit in :data:`_KEEP_FRAMES_BYTES`."""
+    its decoded frames too while they fit in :data:`_KEEP_FRAMES_BYTES`. Not ``threaded``: tracked
+    in the caller's thread when the result is asked for."""
 
-    def __init__(self, animator: Animator, path: str | Path, max_frames: int | None, timer: StageTimer) -> None:
+    def __init__(self, animator: Animator, path: str | Path, max_frames: int | None, timer: StageTimer,
+                 threaded: bool = True) -> None:
         import threading
 
         self._stop = threading.Event()
@@ -724,7 +735,9 @@ class _Tracking:
         self.frames: list[np.ndarray] | None = []
         self._thread = threading.Thread(target=self._run, args=(animator, path, max_frames, timer),
                                         name="avatar-track", daemon=True)
-        self._thread.start()
+        self._pending = not threaded  # tracked by result(), in the caller's thread
+        if threaded:
+            self._thread.start()
 
     def _run(self, animator: Animator, path: str | Path, max_frames: int | None, timer: StageTimer) -> None:
         t0 = time.perf_counter()
@@ -751,11 +764,16 @@ class _Tracking:
 
     def cancel(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if not self._pending:
+            self._thread.join()
 
     def result(self) -> tuple[list[np.ndarray | None], list[np.ndarray] | None]:
         """(landmarks per frame, None where no face; the frames or None when over the budget)."""
-        self._thread.join()
+        if self._pending:
+            self._pending = False
+            self._thread.run()
+        else:
+            self._thread.join()
         if self._error is not None:
             raise self._error
         return self.landmarks, self.frames
@@ -822,8 +840,9 @@ class _Ordered:
         yield from self.drain()
 
 
-def _run_beside(items: Iterable[Any], consume: Callable[[Any], None], depth: int = 4) -> int:
-    """Call ``consume`` on every item in a second thread while this thread produces the next ones.
+def _run_beside(items: Iterable[Any], consume: Callable[[Any], None], depth: int = 4, threaded: bool = True) -> int:
+    """Call ``consume`` on every item in a second thread while this thread produces the next ones
+    (in this thread, one after the other, when not ``threaded``).
 
     Returns the number of items; the first exception from either side is raised here, after
     both have stopped (the producer stops at the next item once the consumer fails).
@@ -831,6 +850,12 @@ def _run_beside(items: Iterable[Any], consume: Callable[[Any], None], depth: int
     import queue
     import threading
 
+    if not threaded:
+        n = 0
+        for item in items:
+            consume(item)
+            n += 1
+        return n
     q: queue.Queue = queue.Queue(maxsize=depth)
     failed: list[BaseException] = []
     done = object()

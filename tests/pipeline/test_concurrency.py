@@ -123,3 +123,17 @@ def test_stopping_a_split_tracking_early_stops_its_threads(long_clip):
     next(it)
     it.close()
     assert not [t for t in threading.enumerate() if t not in before and t.is_alive()]
+
+
+def test_a_job_given_one_thread_runs_in_the_callers_thread(tmp_path, portrait_path, driving_clip, monkeypatch):
+    """A batch worker given one core: no read-ahead, tracking or encoding thread (their hand-offs
+    only cost time when every core is busy); given two, the job does start them."""
+    monkeypatch.setenv("AVATAR_CONSENT_POLICY", "research")
+    started: list[str] = []
+    start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: started.append(self.name) or start(self))
+    result = pipeline.Animator(_config(1)).animate(portrait_path, driving_clip, tmp_path / "one.mp4", progress=False)
+    assert result.frames == 12 and (tmp_path / "one.mp4").stat().st_size > 0
+    assert not [n for n in started if n.startswith("avatar-")]
+    pipeline.Animator(_config(2)).animate(portrait_path, driving_clip, tmp_path / "two.mp4", progress=False)
+    assert {"avatar-track", "avatar-label-encode"} <= set(started)
