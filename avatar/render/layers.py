@@ -38,6 +38,8 @@ _GUIDE_EPS = 1e-3    # guided-filter regulariser (image in [0, 1])
 _FEATHER = 0.8       # Gaussian sigma of the matte's edge, px at a 512 crop
 _MIN_ALPHA = 0.04    # below: background (the matte is exactly 0 there, so the source stays exact)
 _MIN_BACKGROUND = 0.08  # a crop with less background than this share has none worth separating
+_CLOSE = 0.016       # gaps in the matte narrower than this (× the crop side) are closed
+_PLATE_MARGIN = 0.008  # the plate's fill draws on background this far (× the crop side) from the matte
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,15 +113,26 @@ def _mirror_fill(image: np.ndarray, hole: np.ndarray, reach: float) -> tuple[np.
     return filled, ok
 
 
-def background_plate(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+def background_plate(image: np.ndarray, hole: np.ndarray, margin: float = _PLATE_MARGIN) -> np.ndarray:
     """(S, S, 3) uint8: ``image`` with the ``hole`` (bool) filled from the background around it.
 
     Next to the silhouette (the only part that ever shows, where the head moves off) the
     background is mirrored across the edge, which keeps its texture; deeper inside, and where a
-    mirror lands in the hole again, a smooth pyramid fill; the two are cross-faded."""
+    mirror lands in the hole again, a smooth pyramid fill; the two are cross-faded. The fill
+    draws on background ``margin`` × the side away from the hole: the pixels just outside a
+    matte are where stray hair too faint for it lies, and mirrored they would draw rows of dark
+    lines into the plate."""
     size = image.shape[0]
-    smooth = _pyramid_fill(image.astype(np.float32), ~hole)
-    mirrored, ok = _mirror_fill(image, hole, reach=0.3 * size)
+    r = int(round(margin * size))
+    source = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0 \
+        if r > 0 else hole
+    if source.all():
+        source = hole
+    smooth = _pyramid_fill(image.astype(np.float32), ~source)
+    # mirrored from a picture whose hole already holds the smooth fill: a reflection landing on
+    # the hole's edge then interpolates background colours, not the person's (dotted dark lines)
+    clean = np.where(source[..., None], np.clip(smooth + 0.5, 0, 255), image).astype(np.uint8)
+    mirrored, ok = _mirror_fill(clean, source, reach=0.3 * size)
     weight = cv2.GaussianBlur(ok.astype(np.float32), (0, 0), max(size / 256, 1.0))
     weight = np.where(ok, weight, 0.0)[..., None]
     plate = weight * mirrored.astype(np.float32) + (1 - weight) * smooth
@@ -157,6 +170,12 @@ def soft_matte(image: np.ndarray, mask: np.ndarray, sure_person: np.ndarray | No
     alpha = trust * by_colour + (1 - trust) * np.clip(mask, 0.0, 1.0)
     radius = max(int(round(_GUIDE_RADIUS * size / 4)), 1)
     alpha = np.clip(cv2.ximgproc.guidedFilter(img / 255.0, alpha.astype(np.float32), radius, _GUIDE_EPS), 0.0, 1.0)
+    # dots and slits of "background" inside hair (strands whose colour lies near the background's)
+    # are closed: left out of the person they would stay behind, frozen, when the head moves,
+    # and the plate's fill would mirror their hair across the silhouette
+    k = 2 * max(int(round(_CLOSE * size / 2)), 1) + 1
+    alpha = np.where(bg, 0.0, cv2.morphologyEx(alpha.astype(np.float32), cv2.MORPH_CLOSE,
+                                               cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))))
     # the band's own borders must not step: blend towards the certain values over a few pixels
     d_fg = cv2.distanceTransform((~fg).astype(np.uint8), cv2.DIST_L2, 3)
     d_bg = cv2.distanceTransform((~bg).astype(np.uint8), cv2.DIST_L2, 3)
