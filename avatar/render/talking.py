@@ -1,6 +1,7 @@
 """A talking video avatar: the person's own footage as the base, the mouth re-rendered from speech.
 
-Each output frame takes the next frame of the base loop (:mod:`avatar.render.talk_base`) and
+Each output frame takes the next frame of the base's motion graph (:mod:`avatar.render.talk_base`:
+calm footage while silent, livelier while speaking) and
 replaces its lower face (lips, jaw and chin) with the pack's best-matching real mouth:
 
 * the speech target's mouth shape (relative to the anchor, scaled by this person's calibrated
@@ -25,7 +26,7 @@ import numpy as np
 from ..face import topology
 from ..motion.decompose import canonical_template, decompose
 from ..pack.features import distances, face_features, opening
-from .talk_base import BaseFootage, BaseLoop, loop_speed
+from .talk_base import BaseFootage, MotionGraph, loop_speed
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,12 @@ def lower_face_ids() -> np.ndarray:
     top = t[lips, 1].min()
     nose = t[topology.NOSE_TIP, 1]
     return np.flatnonzero(t[:, 1] > top - 0.35 * (top - nose)).astype(np.int64)
+
+
+@lru_cache(maxsize=1)
+def upper_face_ids() -> np.ndarray:
+    """The landmarks not in :func:`lower_face_ids` (head outline, eyes, brows, nose)."""
+    return np.setdiff1d(np.arange(len(canonical_template())), lower_face_ids())
 
 
 @lru_cache(maxsize=1)
@@ -62,12 +69,13 @@ class TalkState:
     anchor_canon: np.ndarray     # (478, 3) canonical anchor: the mouth at rest
     anchor_opening: float
     fallback: bool               # no open mouth in the pack: the photo engine's mouth
-    loop: BaseLoop = field(init=False)
+    loop: MotionGraph = field(init=False)
     activity: float = 0.0
     last_index: int = 0
 
     def __post_init__(self) -> None:
-        self.loop = BaseLoop(len(self.base))
+        # the base's own lower face is re-rendered: only the rest of the head decides what is a cut
+        self.loop = MotionGraph.from_footage(self.base, points=upper_face_ids())
 
 
 def make_talk_state(keys, base: BaseFootage, manifest: dict) -> TalkState:
@@ -132,7 +140,7 @@ def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
     f_t = face_features(target)
     act = np.clip((f_t[3] - state.anchor_opening) / ACTIVE_OPENING, 0.0, 1.0)
     state.activity += ACTIVITY_SMOOTH * (act - state.activity)
-    b = state.last_index = state.loop.step(loop_speed(state.activity))
+    b = state.last_index = state.loop.step(loop_speed(state.activity), state.activity)
     out = state.base.images[b].copy()
     base_lm = state.base.landmarks[b]
     new_lm = mouth_target(state, target, base_lm)

@@ -20,7 +20,7 @@ from avatar.pack.clone import clone_video
 from avatar.pack.features import face_features, opening
 from avatar.pipeline import Animator
 from avatar.render import talking
-from avatar.render.talk_base import BaseLoop
+from avatar.render.talk_base import BaseLoop, MotionGraph, loop_speed
 
 from .conftest import face_frames, speech, write_clip
 
@@ -126,6 +126,94 @@ def test_base_loop_runs_past_the_footage_without_a_cut(avatars):
     assert len(set(idx.tolist())) > 0.9 * n  # it does play the whole footage, not a still frame
     # a plain wrap-around loop would cut here: the footage's end is far from its start
     assert np.abs(lms[-1] - lms[0]).mean() > threshold
+
+
+def _shown_jumps(lms: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each step that is not to a neighbouring frame: the landmark jump shown, and how far the
+    frame shown is from the one that would have come next (mean absolute, landmark units)."""
+    a, b = idx[:-1], idx[1:]
+    far = np.abs(b - a) > 1
+    nat = np.where(b > a, np.minimum(a + 1, len(lms) - 1), np.maximum(a - 1, 0))
+    jump = np.abs(lms[b] - lms[a]).mean((1, 2))[far]
+    off = np.minimum(np.abs(lms[b] - lms[np.minimum(a + 1, len(lms) - 1)]).mean((1, 2)),
+                     np.abs(lms[b] - lms[nat]).mean((1, 2)))[far]
+    return jump, off
+
+
+def test_motion_graph_on_a_drifting_head_never_cuts():
+    """A head drifting through the footage has no two far-apart frames alike: the graph finds no
+    jump and plays it back and forth, three times its length, without a cut."""
+    n = 250
+    rng = np.random.default_rng(0)
+    lms = np.cumsum(rng.normal(0.3, 0.1, (n, 1, 2)), axis=0) + rng.normal(0, 0.01, (n, 5, 2))
+    own = np.abs(np.diff(lms, axis=0)).mean((1, 2))
+    graph = MotionGraph.build(lms, None, 25.0)
+    idx = np.array([graph.step(s, a) for s, a in zip(rng.uniform(0.3, 1.0, 3 * n), rng.uniform(0, 1, 3 * n))])
+    jump, _ = _shown_jumps(lms, idx)
+    assert not (jump > 1.5 * float(np.median(own))).any()
+    assert len(set(idx.tolist())) > 0.9 * n
+    assert np.count_nonzero(np.diff(idx)) > 1.5 * n  # it keeps moving, past both ends
+
+
+def test_motion_graph_jumps_between_look_alike_frames():
+    """Footage where the person repeats a movement: the graph jumps between the repeats (so it is
+    not the back-and-forth loop), and every jump lands where the natural next frame would be."""
+    n, half = 250, 125
+    rng = np.random.default_rng(2)
+    path = np.cumsum(rng.normal(0.0, 0.4, (half, 1, 2)), axis=0)
+    path = np.concatenate([path, path + rng.normal(0, 0.02, (half, 1, 2))])
+    lms = path + rng.normal(0, 20, (1, 8, 2)) + rng.normal(0, 0.01, (n, 8, 2))
+    own = np.abs(np.diff(lms, axis=0)).mean((1, 2))
+    images = np.repeat(rng.integers(0, 255, (1, 32, 32, 3), dtype=np.uint8), n, axis=0)
+    graph = MotionGraph.build(lms, images, 25.0, seed=1)
+    idx = np.array([graph.step(s, a) for s, a in zip(rng.uniform(0.5, 1.0, 3 * n), rng.uniform(0, 1, 3 * n))])
+    jump, off = _shown_jumps(lms, idx)
+    assert graph.jumps >= 1 and len(jump) >= 1
+    assert np.abs(np.diff(idx)).max() >= 25  # a real jump, at least a second of footage away
+    assert not (off > 1.5 * float(np.median(own))).any()
+    assert not (jump > 1.5 * float(own.max())).any()
+    # where the repeat lets it, the graph jumps instead of turning back at the footage's end
+    assert (np.diff(idx) < 0).sum() < 0.1 * len(idx)
+
+
+def test_motion_graph_is_calm_while_silent_and_lively_while_speaking():
+    """Footage with calm stretches around a lively one: silence shows calmer frames than speech
+    (the back-and-forth loop shows both alike whatever the speech)."""
+    n = 250
+    rng = np.random.default_rng(3)
+    t = np.arange(n)
+    calm = (t < 80) | (t >= 170)
+    x = np.where(calm, 1.5 * np.sin(2 * np.pi * t / 60), 12 * np.sin(2 * np.pi * (t - 80) / 30))
+    y = np.where(calm, 1.0 * np.sin(2 * np.pi * t / 45), 6 * np.sin(2 * np.pi * (t - 80) / 22))
+    lms = rng.normal(0, 20, (1, 12, 2)) + np.stack([x, y], -1)[:, None, :] + rng.normal(0, 0.05, (n, 12, 2))
+    motion = np.abs(np.diff(lms, axis=0)).mean((1, 2))
+    motion = np.append(motion, motion[-1])
+
+    def shown_motion(player, activity: float) -> float:
+        idx = np.array([player.step(loop_speed(activity), activity) for _ in range(3 * n)])
+        return float(motion[idx].mean())
+
+    silent = shown_motion(MotionGraph.build(lms, None, 25.0, seed=1), 0.0)
+    speaking = shown_motion(MotionGraph.build(lms, None, 25.0, seed=1), 1.0)
+    looped = shown_motion(BaseLoop(n), 0.0)
+    assert silent < 0.6 * speaking
+    assert silent < 0.75 * looped < speaking
+
+
+def test_motion_graph_builds_fast_and_is_deterministic():
+    n = 250
+    rng = np.random.default_rng(4)
+    lms = rng.normal(0, 30, (1, 478, 3)) + np.cumsum(rng.normal(0, 0.3, (n, 1, 3)), axis=0)
+    images = rng.integers(0, 255, (n, 256, 256, 3), dtype=np.uint8)
+    import time
+
+    points = talking.upper_face_ids()  # its first call reads the mesh topology: not the graph's cost
+    t0 = time.perf_counter()
+    graph = MotionGraph.build(lms, images, 25.0, points=points, seed=5)
+    assert time.perf_counter() - t0 < 0.5
+    again = MotionGraph.build(lms, images, 25.0, points=points, seed=5)
+    acts = rng.uniform(0, 1, 2 * n)
+    assert [graph.step(0.8, a) for a in acts] == [again.step(0.8, a) for a in acts]
 
 
 def test_calibration_keeps_a_small_mouth_small(avatars, talk_home):
