@@ -243,6 +243,100 @@ def test_calibration_keeps_a_small_mouth_small(avatars, talk_home):
     assert calibrated < 2.5 * real + 0.01
 
 
+@pytest.fixture(scope="module")
+def timing_home(tmp_path_factory, astronaut_face):
+    """Two more talkers with the "open" talker's speech and jaw: one whose mouth follows the sound
+    120 ms late, one whose lips also widen with the sound."""
+    home = tmp_path_factory.mktemp("timing-home")
+    audio = speech(TEXT, SECONDS)
+    ids = {}
+    for name, kw in (("late", {"delay": 0.12}), ("wide", {"width": 0.3})):
+        clip = write_clip(home / f"{name}.mp4", face_frames(astronaut_face, audio, SECONDS, jaw=1.0, **kw), audio)
+        ids[name] = _clone(home, clip)
+    return home, ids
+
+
+def _talk_manifest(home: Path, avatar_id: str) -> dict:
+    import json
+
+    return json.loads((home / "packs" / avatar_id / "manifest.json").read_text())["talk"]
+
+
+def test_calibration_measures_this_persons_timing(talk_home, timing_home):
+    """The lag between the predicted and the tracked opening is this person's: ≈ 0 for talkers in
+    time with their sound, ≈ +120 ms for one whose mouth follows it that late (8 fps clips: the
+    lag is finer than a frame)."""
+    late = _talk_manifest(timing_home[0], timing_home[1]["late"])
+    assert late["lag_s"] == pytest.approx(0.12, abs=0.04) and late["lag_correlation"] >= 0.2
+    for name in ("open", "small"):
+        assert abs(_talk_manifest(talk_home[0], talk_home[1][name])["lag_s"]) <= 0.04
+    wide = _talk_manifest(timing_home[0], timing_home[1]["wide"])
+    assert abs(wide["lag_s"]) <= 0.04  # widening lips do not move the timing
+
+
+def test_calibration_measures_mouth_width(talk_home, timing_home):
+    """A talker whose lips never widen gets a lower width gain than one whose lips widen with the
+    sound (the same speech, jaw and opening)."""
+    still = _talk_manifest(talk_home[0], talk_home[1]["open"])
+    wide = _talk_manifest(timing_home[0], timing_home[1]["wide"])
+    assert wide["real_width_spread"] > 2 * still["real_width_spread"]
+    assert wide["width_gain"] > 2 * still["width_gain"]
+    assert still["mouth_gain"] == pytest.approx(wide["mouth_gain"], rel=0.25)  # the opening is alike
+
+
+def test_talk_applies_this_persons_lag_and_width(timing_home, monkeypatch, caplog):
+    """A late talker's targets reach the mouth ``lag_s`` later (at the talk's fps); the width gain
+    scales only the horizontal change of the lower face; an old pack talks at lag 0 and width 1."""
+    home, ids = timing_home
+    monkeypatch.setenv("AVATAR_HOME", str(home))
+    animator, src = _talk_state(ids["late"])
+    state = src.state
+    lag = _talk_manifest(home, ids["late"])["lag_s"]
+    assert state.lag_s == pytest.approx(lag) and lag > 0.05
+    assert talking.speech_lead(state, 0.06, 25.0) == pytest.approx(0.06)  # a lag is no lead
+    frames = round(lag * 25.0)
+    state.delay = talking.TargetDelay(float(frames))
+    seen = []
+    real = talking.mouth_target
+    monkeypatch.setattr(talking, "mouth_target", lambda st, t, b: seen.append(t) or real(st, t, b))
+    rest = src.crop.landmarks.astype(np.float32)
+    targets = [rest + np.float32(k) for k in range(8)]  # told apart by their offset
+    for t in targets:
+        animator.engine.render_one(state, t)
+    shown = [int(round(float((t - rest).mean()))) for t in seen]
+    assert shown == [max(k - frames, 0) for k in range(8)]
+
+    # width: a target with widened lips; width gain 0 keeps the rest width, 1 the target's
+    from avatar.face import topology
+    from avatar.motion.decompose import decompose
+
+    pose, canon = decompose(np.asarray(state.keys.anchor_landmarks, np.float64))
+    lips = topology.mesh()["lips"]
+    wider = canon.copy()
+    wider[lips, 0] += 0.3 * (canon[lips, 0] - canon[lips, 0].mean())
+    target = pose.apply(wider).astype(np.float32)
+    base = state.base.landmarks[0]
+    width = {}
+    for g in (0.0, 1.0):
+        state.width_gain, state.gain = g, 1.0
+        width[g] = face_features(real(state, target, base))[4]
+    anchor_w = face_features(state.keys.anchor_landmarks)[4]
+    assert width[0.0] == pytest.approx(anchor_w, abs=0.01)
+    assert width[1.0] > anchor_w + 0.1
+
+    manifest = dict(state.keys.pack.manifest)
+    manifest["talk"] = {k: v for k, v in manifest["talk"].items() if k not in ("lag_s", "width_gain")}
+    with caplog.at_level(logging.INFO, logger="avatar.render.talking"):
+        old = talking.make_talk_state(state.keys, state.base, manifest)
+    assert old.lag_s == 0.0 and old.width_gain == 1.0 and old.gain == state.keys.pack.manifest["talk"]["mouth_gain"]
+    assert caplog.text.count("predates timing") == 1
+    assert talking.speech_lead(old, 0.06, 25.0) == pytest.approx(0.06) and old.delay.frames == 0
+    # a person whose mouth leads: the lead grows at the source instead (no render delay)
+    manifest["talk"] = dict(manifest["talk"], lag_s=-0.1, width_gain=1.0)
+    early = talking.make_talk_state(state.keys, state.base, manifest)
+    assert talking.speech_lead(early, 0.06, 25.0) == pytest.approx(0.16) and early.delay.frames == 0
+
+
 def test_talk_writes_synced_clip_at_footage_resolution(avatars, tmp_path):
     wav = tmp_path / "speech.wav"
     sf.write(wav, speech("Good morning to you.", 3.0), 16000)
