@@ -13,7 +13,7 @@ silent (stiller) and at the footage's pace while speaking.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -196,9 +196,9 @@ class MotionGraph:
     seed: int = 0
     position: int = 0
     direction: int = 1
-    jumps: int = 0
-    _acc: float = 0.0
-    _cooldown: int = 0
+    jumps: int = 0            # jumps taken so far
+    _acc: float = field(default=0.0, init=False)     # footage time owed (speed < 1 holds frames)
+    _cooldown: int = field(default=0, init=False)    # frames before a jump by choice is considered
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng(self.seed)
