@@ -71,7 +71,7 @@ class TargetDelay:
     interpolating between the two targets around that time; the first target until there is history."""
 
     frames: float
-    _past: deque = field(default_factory=deque)
+    _past: deque = field(default_factory=deque, init=False)
 
     def push(self, target: np.ndarray) -> np.ndarray:
         """Take the newest target; the one to show now."""
@@ -117,7 +117,7 @@ def speech_lead(state: object, lead_s: float, fps: float) -> float:
     if not isinstance(state, TalkState):
         return lead_s
     state.delay = TargetDelay(max(state.lag_s, 0.0) * float(fps))
-    return float(min(lead_s + max(-state.lag_s, 0.0), max(MAX_LEAD_S, lead_s)))
+    return float(min(lead_s + max(-state.lag_s, 0.0), MAX_LEAD_S))
 
 
 def _calibrated(talk: dict, key: str, default: float, limits: tuple[float, float]) -> float:
