@@ -281,7 +281,6 @@ def test_calibration_measures_mouth_width(talk_home, timing_home):
     wide = _talk_manifest(timing_home[0], timing_home[1]["wide"])
     assert wide["real_width_spread"] > 2 * still["real_width_spread"]
     assert wide["width_gain"] > 2 * still["width_gain"]
-    assert still["mouth_gain"] == pytest.approx(wide["mouth_gain"], rel=0.25)  # the opening is alike
 
 
 def test_talk_applies_this_persons_lag_and_width(timing_home, monkeypatch, caplog):
