@@ -472,6 +472,7 @@ class Animator:
         from .media.formats import output_format
         from .motion.audio.drive import LiveSpeech, SpeechDriver
         from .motion.rig import RigConfig
+        from .render.talking import speech_lead
 
         cfg, sc = self.config, self.config.speech
         output_format(output)  # an unsupported extension fails before any work
@@ -492,9 +493,11 @@ class Animator:
         if head_video is not None:
             with timer.time("landmarks"):
                 head_landmarks = self.landmarks_of(head_video)
+        # a talking video avatar's own timing: its lag delays the targets at render, its lead comes here
+        lead_s = speech_lead(prepared.state, sc.lead_s, fps)
         if audio is not None and transcript is None and head_landmarks is None and not sc.recognise:
             speech = LiveSpeech(prepared.crop.landmarks, cfg.motion, fps, seed=sc.seed, weights=sc.weights,
-                                blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude, lead_s=sc.lead_s,
+                                blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude, lead_s=lead_s,
                                 intensity=sc.intensity)
 
             def targets() -> Iterator[np.ndarray]:
@@ -516,7 +519,7 @@ class Animator:
             track = speech_track(load_audio(audio) if audio is not None else None, 16000, fps, text=text,
                                  transcript=transcript, seed=sc.seed, voice=sc.voice, rate=sc.rate,
                                  blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude, weights=sc.weights,
-                                 lead_s=sc.lead_s, recognise=sc.recognise)
+                                 lead_s=lead_s, recognise=sc.recognise)
         if len(track) == 0:
             raise InputError(f"{audio or 'the text'} gives no speech to animate (zero length)")
         driver = SpeechDriver(prepared.crop.landmarks, cfg.motion, RigConfig(intensity=sc.intensity))

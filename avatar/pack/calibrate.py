@@ -1,9 +1,13 @@
-"""This person's audio-to-mouth amplitude, measured at clone time from the clip's own sound.
+"""This person's audio-to-mouth amplitude, timing and mouth width, measured at clone time from
+the clip's own sound.
 
 The talk pipeline's generic audio-to-mouth network is run on the clip's audio; the spread of the
 mouth opening it predicts (p90 - p10) is compared with the spread of the opening actually tracked
 in the clip. Their ratio is the person's ``mouth_gain``: a speaker who barely opens the mouth gets
-a gain below 1, so a talking video avatar keeps their own amplitude. A few seconds on CPU.
+a gain below 1, so a talking video avatar keeps their own amplitude. The same prediction gives
+``lag_s``, how late this person's mouth moves against the generic one (the lag within ±200 ms
+that best correlates the two openings), and ``width_gain``, the ratio of their mouth-width spread
+to the predicted one (a speaker who barely widens the mouth keeps it so). A few seconds on CPU.
 """
 
 from __future__ import annotations
@@ -20,11 +24,49 @@ log = logging.getLogger(__name__)
 
 MAX_SECONDS = 30.0          # audio used for calibration (enough for a stable percentile)
 GAIN_RANGE = (0.05, 3.0)    # beyond this the track or the audio is more likely wrong than the person
+WIDTH_GAIN_RANGE = (0.1, 3.0)
+PREDICT_FPS = 25.0          # the prediction's rate at least (the talk default): finer than a lag step
+MAX_LAG_S = 0.2             # lags searched
+LAG_STEP_S = 0.01
+LAG_CLIP_S = 0.15           # a person's own lag is kept within this (beyond: more likely a bad mux)
+MIN_LAG_CORR = 0.2          # a weaker correlation peak says nothing about timing: lag 0
+
+
+def spread(x: np.ndarray) -> float:
+    """p90 - p10 of ``x``: its range, robust to a few tracking glitches."""
+    return float(np.percentile(x, 90) - np.percentile(x, 10))
+
+
+def box_mean(x: np.ndarray, k: int) -> np.ndarray:
+    """``x`` averaged over a centred window of ``k`` samples (edges repeated), same length."""
+    if k <= 1 or len(x) < 2:
+        return x
+    padded = np.pad(x, (k // 2, k - 1 - k // 2), mode="edge")
+    return np.convolve(padded, np.ones(k) / k, mode="valid")
+
+
+def mouth_lag(times: np.ndarray, real: np.ndarray, pred_times: np.ndarray, pred: np.ndarray,
+              max_lag: float = MAX_LAG_S, step: float = LAG_STEP_S) -> tuple[float, float]:
+    """(lag seconds, correlation): the shift L in ±``max_lag`` that best correlates ``real``
+    (sampled at ``times``) with ``pred`` sampled at ``times - L``; positive when the real mouth
+    comes later. The prediction is interpolated, so the lag is finer than the tracked frame rate."""
+    lags = np.arange(-max_lag, max_lag + step / 2, step)
+    # only samples every shift can reach, so each lag is judged on the same frames
+    ok = (times - max_lag >= pred_times[0]) & (times + max_lag <= pred_times[-1])
+    t, r = times[ok], real[ok] - real[ok].mean()
+    if len(t) < 10 or float(r.std()) < 1e-9:
+        return 0.0, 0.0
+    shifted = np.stack([np.interp(t - lag, pred_times, pred) for lag in lags])
+    shifted -= shifted.mean(1, keepdims=True)
+    denom = np.sqrt((shifted ** 2).sum(1) * (r ** 2).sum()) + 1e-12
+    corr = (shifted @ r) / denom
+    k = int(np.argmax(corr))
+    return float(lags[k]), float(corr[k])
 
 
 def calibrate_mouth(video: str | Path, track: Track, start: float = 0.0) -> dict:
-    """``{"mouth_gain": g, "seconds": s}``, or ``{"skipped": reason}`` when it cannot be measured
-    (no audio, too little speech, no face)."""
+    """``{"mouth_gain": g, "lag_s": l, "width_gain": w, "seconds": s, ...}``, or ``{"skipped":
+    reason}`` when it cannot be measured (no audio, too little speech, no face)."""
     from ..media.video import iter_audio
     from ..motion.audio.drive import LiveSpeech
 
@@ -52,21 +94,35 @@ def calibrate_mouth(video: str | Path, track: Track, start: float = 0.0) -> dict
     audio = np.concatenate(pcm)[:need].astype(np.float32)
     dt = np.diff(track.times[found])
     fps = float(1.0 / np.median(dt)) if len(dt) else 15.0
+    pred_fps = max(min(fps, 240.0), PREDICT_FPS)
     lm = track.landmarks[np.flatnonzero(found)[0]].astype(np.float32)
-    speech = LiveSpeech(lm, fps=fps, seed=0, head_amplitude=0.0, blink_rate=0.0)
+    speech = LiveSpeech(lm, fps=pred_fps, seed=0, head_amplitude=0.0, blink_rate=0.0)
     targets = list(speech.push(audio)) + list(speech.flush())
-    pred = np.array([face_features(t)[3] for t in targets], np.float32)
+    if len(targets) < 2:
+        return {"skipped": "the clip's audio is too short"}
+    feats = np.stack([face_features(t) for t in targets])
+    pred_t = np.arange(len(feats)) / pred_fps
     sel = found & (track.times >= t0) & (track.times < t0 + len(audio) / 16000)
-    idx = np.round((track.times[sel] - t0) * fps).astype(int)
-    ok = idx < len(pred)
-    real = opening(track.features[sel][ok])
-    pred = pred[idx[ok]]
-    if len(real) < 10:
+    times = track.times[sel] - t0
+    ok = times <= pred_t[-1]
+    times, real_f = times[ok], track.features[sel][ok]
+    if len(times) < 10:
         return {"skipped": "too little footage with sound"}
-    real_amp = float(np.percentile(real, 90) - np.percentile(real, 10))
-    pred_amp = float(np.percentile(pred, 90) - np.percentile(pred, 10))
+    real = opening(real_f)
+    pred = np.interp(times, pred_t, feats[:, 3])
+    real_amp, pred_amp = spread(real), spread(pred)
     if pred_amp < 1e-3:
         return {"skipped": "the clip's audio holds no speech"}
     gain = float(np.clip(real_amp / pred_amp, *GAIN_RANGE))
-    return {"mouth_gain": round(gain, 4), "seconds": round(len(audio) / 16000, 2),
-            "real_spread": round(real_amp, 4), "predicted_spread": round(pred_amp, 4)}
+    # compared at the tracked frames' resolution: the finer prediction averaged over one tracked
+    # frame interval (centred, so it shifts nothing), else a lip closure between two tracked frames
+    # pulls the peak by tens of milliseconds
+    lag, corr = mouth_lag(times, real, pred_t, box_mean(feats[:, 3], int(round(pred_fps / fps))))
+    lag = float(np.clip(lag, -LAG_CLIP_S, LAG_CLIP_S)) if corr >= MIN_LAG_CORR else 0.0
+    # the predicted width shifted by the lag just found, as talking will show it
+    real_w, pred_w = spread(real_f[:, 4]), spread(np.interp(times - lag, pred_t, feats[:, 4]))
+    width_gain = float(np.clip(real_w / pred_w, *WIDTH_GAIN_RANGE)) if pred_w > 1e-4 else 1.0
+    return {"mouth_gain": round(gain, 4), "lag_s": round(lag, 3), "width_gain": round(width_gain, 4),
+            "seconds": round(len(audio) / 16000, 2), "real_spread": round(real_amp, 4),
+            "predicted_spread": round(pred_amp, 4), "lag_correlation": round(corr, 3),
+            "real_width_spread": round(real_w, 4), "predicted_width_spread": round(pred_w, 4)}

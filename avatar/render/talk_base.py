@@ -1,15 +1,19 @@
-"""The base of a talking video avatar: the person's own footage, played as a seamless loop.
+"""The base of a talking video avatar: the person's own footage, played without a visible cut.
 
 The clip stored in the pack is decoded once (a capped window, resampled into the source crop's
 frame, so memory is bounded) with landmarks for every frame (the track's, interpolated between
-tracked frames), taken from where the mouth is calmest, trimmed to its longest stretch without a camera cut. :class:`BaseLoop` plays it back and forth: consecutive output frames are always
-neighbouring (or the same) footage frames, so there is never a cut, for any length of speech.
-It moves slower while the speaker is silent (stiller) and at the footage's pace while speaking.
+tracked frames), taken from where the mouth is calmest, trimmed to its longest stretch without a
+camera cut. :class:`MotionGraph` plays it for any length of speech: forward through the footage,
+jumping between frames that look alike (position and motion) to segments whose liveliness fits
+the speech's energy, and turning back as :class:`BaseLoop` does where no jump exists. Consecutive
+output frames are always neighbouring footage frames or a jump no larger than the footage's own
+typical frame-to-frame change, so there is never a cut. It moves slower while the speaker is
+silent (stiller) and at the footage's pace while speaking.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -21,6 +25,12 @@ from ..pack.store import Pack
 MAX_SECONDS = 10.0   # footage kept in memory as the base (a 512 px crop is 0.8 MB a frame)
 CUT_FACTOR = 5.0     # a frame change this many times the median one is a camera cut
 SILENT_SPEED = 0.5   # footage frames per output frame while silent (1 while speaking)
+JUMP_FACTOR = 1.0    # a jump's landing may differ from the natural next frame by ≤ this × the median step
+IMAGE_WEIGHT = 0.5   # the 64 px picture difference next to the landmark one (lighting, hair, hands)
+MIN_JUMP_S = 1.0     # a jump to a frame nearer than this barely changes what plays: not worth one
+RUNWAY_S = 0.5       # footage a jump lands before, so the next dead end is not at once
+SEGMENT_S = 1.0      # the motion level of a landing: mean motion over this much footage after it
+JUMP_CHANCE = 0.08   # chance, at each opportunity, of a jump that fits as well as playing on (variety)
 
 
 @dataclass(eq=False)
@@ -117,8 +127,9 @@ class BaseLoop:
     position: float = 0.0
     direction: float = 1.0
 
-    def step(self, speed: float) -> int:
-        """Advance by ``speed`` (clipped to [0, 1]) footage frames; the frame index to show."""
+    def step(self, speed: float, activity: float = 0.0) -> int:
+        """Advance by ``speed`` (clipped to [0, 1]) footage frames; the frame index to show
+        (``activity`` is for :meth:`MotionGraph.step`'s signature; a loop plays everything alike)."""
         if self.n < 2:
             return 0
         p = self.position + self.direction * float(np.clip(speed, 0.0, 1.0))
@@ -134,3 +145,153 @@ class BaseLoop:
 def loop_speed(activity: float) -> float:
     """Footage frames per output frame for a speech activity in [0, 1]."""
     return SILENT_SPEED + (1.0 - SILENT_SPEED) * float(np.clip(activity, 0.0, 1.0))
+
+
+def _pairwise_rms(x: np.ndarray) -> np.ndarray:
+    """(N, N) RMS difference between the rows of ``x`` (N, D), through one matrix product (in
+    ``x``'s precision: float32 pictures are 15× faster, and centring keeps the cancellation small)."""
+    x = x - x.mean(0)
+    sq = np.einsum("ij,ij->i", x, x).astype(np.float64)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T).astype(np.float64)
+    return np.sqrt(np.maximum(d2, 0.0) / max(x.shape[1], 1))
+
+
+def _per_step(d: np.ndarray) -> tuple[np.ndarray, float]:
+    """``d`` divided by its median consecutive-frame value (0 where the footage never changes)."""
+    scale = float(np.median(np.diagonal(d, 1))) if len(d) > 1 else 0.0
+    return (d / scale, scale) if scale > 1e-9 else (np.zeros_like(d), 0.0)
+
+
+@dataclass(eq=False)
+class MotionGraph:
+    """Plays ``n`` footage frames for any length of speech, jumping between look-alike frames.
+
+    Frame distance: RMS landmark difference (the given ``points``, in crop pixels, over the face's
+    size) plus a 64 px picture difference, each in units of the footage's median frame-to-frame
+    change. A jump from i to j (j shown where i+1 was due) is allowed where j looks like i+1 *and*
+    j-1 like i (position and motion match, so the head does not stop or flip) within
+    :data:`JUMP_FACTOR` median steps, lands at least :data:`MIN_JUMP_S` away and with
+    :data:`RUNWAY_S` of footage ahead. Walking backward (after a turn) uses the mirrored jumps.
+
+    Playback walks through the footage; at each frame with a jump it compares the motion level
+    (mean landmark motion over the next :data:`SEGMENT_S`) of playing on and of each landing with
+    the level the speech asks for (a low percentile of the footage's levels while silent, a high
+    one while speaking), and jumps where a landing fits clearly better, now and then where it fits
+    as well (variety, seeded), and always near the footage's end. Where no jump exists it turns
+    back as :class:`BaseLoop` does, so there is never a cut.
+
+    Speed stays variable (≤ 1 footage frame an output frame, from :func:`loop_speed`): footage of
+    someone talking throughout may hold no calm segment to jump to, and slowing it is then the only
+    stillness left; where calm segments exist both add up.
+    """
+
+    n: int
+    cost: np.ndarray          # (n, n) jump cost i -> j in median steps (inf where no jump fits)
+    forward: list[np.ndarray]   # landings allowed from each frame while walking forward
+    backward: list[np.ndarray]  # and while walking backward
+    level_fwd: np.ndarray     # (n,) motion level of the segment starting at each frame, walking forward
+    level_bwd: np.ndarray     # and walking backward
+    threshold: float
+    runway: int
+    seed: int = 0
+    position: int = 0
+    direction: int = 1
+    jumps: int = 0            # jumps taken so far
+    _acc: float = field(default=0.0, init=False)     # footage time owed (speed < 1 holds frames)
+    _cooldown: int = field(default=0, init=False)    # frames before a jump by choice is considered
+
+    def __post_init__(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+        ordered = np.sort(self.level_fwd)
+        self._levels = ordered
+        self._margin = 0.1 * float(np.percentile(ordered, 90) - np.percentile(ordered, 10)) + 1e-6
+
+    @classmethod
+    def build(cls, landmarks: np.ndarray, images: np.ndarray | None, fps: float, points: np.ndarray | None = None,
+              seed: int = 0) -> "MotionGraph":
+        """The graph of footage with (N, P, ≥2) ``landmarks`` (crop pixels), its (N, H, W, 3) ``images``
+        (None: landmarks only) at ``fps``; ``points``: the landmark ids compared (None: all)."""
+        lms = np.asarray(landmarks, np.float64)
+        n = len(lms)
+        if points is not None:
+            lms = lms[:, points]
+        xy = lms[..., :2]
+        centre = xy.mean((0, 1))
+        face = float(np.sqrt(((xy.mean(0) - centre) ** 2).sum(-1).mean())) or 1.0  # RMS radius of the face
+        d_lm = _pairwise_rms(xy.reshape(n, -1) / face) * np.sqrt(2.0)  # per point, not per coordinate
+        d_lm, lm_step = _per_step(d_lm)
+        d = d_lm
+        if images is not None and n > 1:
+            small = np.stack([cv2.resize(im, (64, 64), interpolation=cv2.INTER_AREA) for im in images])
+            d_img, _ = _per_step(_pairwise_rms(small.reshape(n, -1).astype(np.float32)))
+            d = (d_lm + IMAGE_WEIGHT * d_img) / (1.0 + IMAGE_WEIGHT)
+        steps = np.diagonal(d, 1)
+        threshold = JUMP_FACTOR * float(np.median(steps)) if n > 1 else 0.0
+        cost = np.full((n, n), np.inf)
+        if n > 1:
+            # i -> j: j in place of i+1, and j-1 like i (the motion into the landing matches)
+            cost[:-1, 1:] = np.maximum(d[:-1, :-1], d[1:, 1:])
+        min_jump = max(2, int(round(MIN_JUMP_S * fps)))
+        runway = max(1, int(round(RUNWAY_S * fps)))
+        idx = np.arange(n)
+        far = np.abs(idx[:, None] - idx[None, :]) >= min_jump
+        ok = (cost <= threshold) & far & np.isfinite(cost)
+        fwd_ok = ok & (idx[None, :] <= n - 1 - runway)
+        # walking backward from i, j stands in for i-1: the mirror of the forward jump j -> i
+        bwd_ok = ok.T & (idx[None, :] >= runway)
+        forward = [np.flatnonzero(r) for r in fwd_ok]
+        backward = [np.flatnonzero(r) for r in bwd_ok]
+        motion = np.diagonal(d_lm, 1) * lm_step if n > 1 else np.zeros(0)
+        motion = np.concatenate([motion, motion[-1:]]) if n > 1 else np.zeros(n)
+        w = max(1, int(round(SEGMENT_S * fps)))
+        cs = np.concatenate([[0.0], np.cumsum(motion)])
+        hi = np.minimum(idx + w, n)
+        lo = np.maximum(idx + 1 - w, 0)
+        level_fwd = (cs[hi] - cs[idx]) / np.maximum(hi - idx, 1)
+        level_bwd = (cs[idx + 1] - cs[lo]) / np.maximum(idx + 1 - lo, 1)
+        return cls(n, np.where(ok, cost, np.inf), forward, backward, level_fwd, level_bwd, threshold, runway, seed)
+
+    @classmethod
+    def from_footage(cls, base: BaseFootage, points: np.ndarray | None = None, seed: int = 0) -> "MotionGraph":
+        """:meth:`build` for a :class:`BaseFootage`."""
+        return cls.build(base.landmarks, base.images, base.fps, points, seed)
+
+    def wanted_level(self, activity: float) -> float:
+        """The motion level the speech asks for: calm footage while silent, lively while speaking."""
+        q = 0.1 + 0.8 * float(np.clip(activity, 0.0, 1.0))
+        return float(np.interp(q, np.linspace(0.0, 1.0, len(self._levels)), self._levels))
+
+    def step(self, speed: float, activity: float = 0.0) -> int:
+        """Advance by ``speed`` (clipped to [0, 1]) footage frames at speech ``activity`` in [0, 1];
+        the frame index to show."""
+        if self.n < 2:
+            return 0
+        self._acc += float(np.clip(speed, 0.0, 1.0))
+        while self._acc >= 1.0 - 1e-9:
+            self._acc -= 1.0
+            self.position = self._advance(activity)
+        return self.position
+
+    def _advance(self, activity: float) -> int:
+        i, d = self.position, self.direction
+        nxt = i + d
+        at_end = nxt < 0 or nxt > self.n - 1
+        landings = self.forward[i] if d > 0 else self.backward[i]
+        levels = self.level_fwd if d > 0 else self.level_bwd
+        self._cooldown = max(self._cooldown - 1, 0)
+        if len(landings):
+            want = self.wanted_level(activity)
+            fit = np.abs(levels[landings] - want) + 1e-3 * self.cost[(i, landings) if d > 0 else (landings, i)]
+            k = int(np.argmin(fit))
+            left = self.n - 1 - i if d > 0 else i
+            stay = np.inf if at_end else abs(float(levels[nxt]) - want)
+            if (at_end or left < self.runway
+                    or (self._cooldown == 0 and (fit[k] + self._margin < stay
+                                                 or (fit[k] <= stay + self._margin and self._rng.random() < JUMP_CHANCE)))):
+                self.jumps += 1
+                self._cooldown = self.runway
+                return int(landings[k])
+        if at_end:  # a dead end without a jump: turn back, as the loop does
+            self.direction = -d
+            nxt = i - d
+        return int(nxt)

@@ -1,10 +1,13 @@
 """A talking video avatar: the person's own footage as the base, the mouth re-rendered from speech.
 
-Each output frame takes the next frame of the base loop (:mod:`avatar.render.talk_base`) and
+Each output frame takes the next frame of the base's motion graph (:mod:`avatar.render.talk_base`:
+calm footage while silent, livelier while speaking) and
 replaces its lower face (lips, jaw and chin) with the pack's best-matching real mouth:
 
-* the speech target's mouth shape (relative to the anchor, scaled by this person's calibrated
-  ``mouth_gain``) is put onto the base frame's face, in the pose-free canonical frame;
+* the speech target's mouth shape (relative to the anchor, scaled vertically by this person's
+  calibrated ``mouth_gain`` and horizontally by their ``width_gain``), shown ``lag_s`` late when
+  their mouth moves later than the generic one, is put onto the base frame's face, in the
+  pose-free canonical frame;
 * the keyframe whose real mouth is nearest that shape (cross-faded on a switch) is warped onto it;
 * it is colour-matched to the base frame around the mask's edge and blended in with a feathered
   mask that covers both the base's own and the new lower face, so the jaw line moves with it.
@@ -16,6 +19,8 @@ mouth (the warp with its painted interior) is used instead, with a warning.
 from __future__ import annotations
 
 import logging
+import math
+from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -23,15 +28,17 @@ import cv2
 import numpy as np
 
 from ..face import topology
+from ..motion.audio.state import MAX_LEAD_S
 from ..motion.decompose import canonical_template, decompose
 from ..pack.features import distances, face_features, opening
-from .talk_base import BaseFootage, BaseLoop, loop_speed
+from .talk_base import BaseFootage, MotionGraph, loop_speed
 
 log = logging.getLogger(__name__)
 
 MIN_OPEN_SPREAD = 0.02   # canonical units: a pack whose mouths span less than this never opened
 ACTIVE_OPENING = 0.06    # opening above the anchor's that counts as fully speaking
 ACTIVITY_SMOOTH = 0.15   # per-frame smoothing of the speech activity that paces the base
+DEFAULT_FPS = 25.0       # output rate assumed until the speech source says (SpeechConfig's default)
 
 
 @lru_cache(maxsize=1)
@@ -45,11 +52,38 @@ def lower_face_ids() -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
+def upper_face_ids() -> np.ndarray:
+    """The landmarks not in :func:`lower_face_ids` (head outline, eyes, brows, nose)."""
+    return np.setdiff1d(np.arange(len(canonical_template())), lower_face_ids())
+
+
+@lru_cache(maxsize=1)
 def _chin_ids() -> np.ndarray:
     t = canonical_template()
     oval = np.asarray(topology.mesh()["oval"])
     corner_y = t[list(topology.MOUTH_CORNERS), 1].mean()
     return oval[t[oval, 1] > corner_y - 0.05]
+
+
+@dataclass(eq=False)
+class TargetDelay:
+    """A short FIFO that shows each speech target ``frames`` (fractional) output frames late,
+    interpolating between the two targets around that time; the first target until there is history."""
+
+    frames: float
+    _past: deque = field(default_factory=deque, init=False)
+
+    def push(self, target: np.ndarray) -> np.ndarray:
+        """Take the newest target; the one to show now."""
+        if self.frames <= 0:
+            return target
+        self._past.append(target)
+        while len(self._past) > math.ceil(self.frames) + 1:
+            self._past.popleft()
+        k, w = divmod(self.frames, 1.0)
+        newer = self._past[max(len(self._past) - 1 - int(k), 0)]
+        older = self._past[max(len(self._past) - 2 - int(k), 0)]
+        return newer if w < 1e-6 else ((1 - w) * newer + w * older).astype(np.float32)
 
 
 @dataclass(eq=False)
@@ -62,17 +96,42 @@ class TalkState:
     anchor_canon: np.ndarray     # (478, 3) canonical anchor: the mouth at rest
     anchor_opening: float
     fallback: bool               # no open mouth in the pack: the photo engine's mouth
-    loop: BaseLoop = field(init=False)
+    lag_s: float = 0.0           # this person's mouth moves this much later than the generic one
+    width_gain: float = 1.0      # and widens this much of the generic width change
+    loop: MotionGraph = field(init=False)
+    delay: TargetDelay = field(init=False)
     activity: float = 0.0
     last_index: int = 0
 
     def __post_init__(self) -> None:
-        self.loop = BaseLoop(len(self.base))
+        # the base's own lower face is re-rendered: only the rest of the head decides what is a cut
+        self.loop = MotionGraph.from_footage(self.base, points=upper_face_ids())
+        self.delay = TargetDelay(max(self.lag_s, 0.0) * DEFAULT_FPS)
+
+
+def speech_lead(state: object, lead_s: float, fps: float) -> float:
+    """The lip lead a speech source for ``state`` at ``fps`` should use, given the configured
+    ``lead_s``; sets ``state``'s target delay for that rate. A talking avatar whose person's mouth
+    lags is delayed here (a FIFO of targets); one whose mouth leads gets the lead added at the
+    source, which alone can look ahead (up to the lead's limit). Other states: ``lead_s`` as is."""
+    if not isinstance(state, TalkState):
+        return lead_s
+    state.delay = TargetDelay(max(state.lag_s, 0.0) * float(fps))
+    return float(min(lead_s + max(-state.lag_s, 0.0), MAX_LEAD_S))
+
+
+def _calibrated(talk: dict, key: str, default: float, limits: tuple[float, float]) -> float:
+    try:
+        v = float(talk[key])
+    except (KeyError, TypeError, ValueError):
+        return default
+    return float(np.clip(v, *limits)) if math.isfinite(v) else default
 
 
 def make_talk_state(keys, base: BaseFootage, manifest: dict) -> TalkState:
     """Talk state for a keyframe state ``keys`` and its base footage; notes what calibration gave."""
     talk = manifest.get("talk")
+    lag, width = 0.0, 1.0
     if not talk:
         log.info("this avatar pack predates mouth calibration: the generic mouth amplitude is used")
         gain = 1.0
@@ -81,23 +140,29 @@ def make_talk_state(keys, base: BaseFootage, manifest: dict) -> TalkState:
         gain = 1.0
     else:
         gain = float(talk["mouth_gain"])
+        if "lag_s" not in talk or "width_gain" not in talk:
+            log.info("this avatar pack predates timing and mouth-width calibration: generic timing and width")
+        lag = _calibrated(talk, "lag_s", 0.0, (-0.25, 0.25))
+        width = _calibrated(talk, "width_gain", 1.0, (0.0, 5.0))
     spread = float(np.ptp(opening(keys.features))) if len(keys.features) else 0.0
     fallback = spread < MIN_OPEN_SPREAD
     if fallback:
         log.warning("the avatar pack has no open-mouth frames (a silent clip?): the mouth is painted by the photo "
                     "engine instead of taken from real frames; clone a clip of the person talking for real mouths")
     _, canon = decompose(np.asarray(keys.anchor_landmarks, np.float64))
-    return TalkState(keys, base, gain, canon, float(face_features(keys.anchor_landmarks)[3]), fallback)
+    return TalkState(keys, base, gain, canon, float(face_features(keys.anchor_landmarks)[3]), fallback, lag, width)
 
 
 def mouth_target(state: TalkState, target: np.ndarray, base_landmarks: np.ndarray) -> np.ndarray:
-    """(478, 3): the base frame's face with the speech target's lower face (scaled by the gain)."""
+    """(478, 3): the base frame's face with the speech target's lower face (its horizontal offsets
+    from rest scaled by the width gain, the others by the mouth gain)."""
     ids = lower_face_ids()
     _, canon_t = decompose(np.asarray(target, np.float64))
     pose_b, canon_b = decompose(np.asarray(base_landmarks, np.float64))
     new = canon_b.copy()
     rest = state.anchor_canon[ids]
-    new[ids] = rest + state.gain * (canon_t[ids] - rest)
+    scale = np.array([state.width_gain, state.gain, state.gain])
+    new[ids] = rest + scale * (canon_t[ids] - rest)
     return pose_b.apply(new).astype(np.float32)
 
 
@@ -129,10 +194,11 @@ def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
     from .keyframes import warp_region
 
     keys = state.keys
+    target = state.delay.push(target)
     f_t = face_features(target)
     act = np.clip((f_t[3] - state.anchor_opening) / ACTIVE_OPENING, 0.0, 1.0)
     state.activity += ACTIVITY_SMOOTH * (act - state.activity)
-    b = state.last_index = state.loop.step(loop_speed(state.activity))
+    b = state.last_index = state.loop.step(loop_speed(state.activity), state.activity)
     out = state.base.images[b].copy()
     base_lm = state.base.landmarks[b]
     new_lm = mouth_target(state, target, base_lm)

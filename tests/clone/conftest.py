@@ -27,12 +27,14 @@ def speech(text: str, seconds: float, voice: str = "en-us") -> np.ndarray:
 
 
 def face_frames(image: np.ndarray, audio: np.ndarray, seconds: float, fps: float = FPS, size: int = SIZE,
-                jaw: float = 0.25) -> list[np.ndarray]:
-    """Frames of ``image``'s face talking: jaw opening follows the loudness of ``audio``."""
+                jaw: float = 0.25, delay: float = 0.0, width: float = 0.0) -> list[np.ndarray]:
+    """Frames of ``image``'s face talking: jaw opening follows the loudness of ``audio``, ``delay``
+    seconds late; ``width``: the lips widen by this fraction of their width at full loudness."""
     from scipy.spatial.transform import Rotation
 
     from avatar.config import FaceConfig, RenderConfig
     from avatar.examples import _blink_offsets, _mouth_offsets
+    from avatar.face import topology
     from avatar.face.crop import crop_box, crop_matrix, make_crop
     from avatar.face.landmarks import detect_face
     from avatar.motion.decompose import Pose, decompose
@@ -46,14 +48,19 @@ def face_frames(image: np.ndarray, audio: np.ndarray, seconds: float, fps: float
     pose, canon = decompose(crop.landmarks)
     n = int(round(seconds * fps))
     hop = 16000 / fps
-    rms = np.array([np.sqrt(np.mean(audio[int(i * hop):int((i + 1) * hop)] ** 2) + 1e-12) for i in range(n)])
+    lag = delay * 16000
+    rms = np.array([np.sqrt(np.mean(audio[max(int(i * hop - lag), 0):max(int((i + 1) * hop - lag), 1)] ** 2) + 1e-12)
+                    for i in range(n)])
     level = np.clip(rms / (np.percentile(rms, 95) + 1e-9), 0, 1)
+    lips = topology.mesh()["lips"]
+    widen = np.zeros_like(canon)
+    widen[lips, 0] = width * (canon[lips, 0] - canon[lips, 0].mean())
     frames = []
     for i in range(n):
         t = i / fps
         rot = Rotation.from_euler("yx", [np.radians(8) * np.sin(2 * np.pi * t / 5.0), np.radians(4) * np.sin(2 * np.pi * t / 3.0)]).as_matrix()
         blink = 1.0 if i % 23 == 11 else 0.0
-        c = canon + _mouth_offsets(canon, jaw * level[i]) + _blink_offsets(canon, blink)
+        c = canon + _mouth_offsets(canon, jaw * level[i]) + _blink_offsets(canon, blink) + level[i] * widen
         target = Pose(rot @ pose.rotation, pose.scale, pose.translation).apply(c).astype(np.float32)
         frames.append(engine.render_one(state, target))
     return frames

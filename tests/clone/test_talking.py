@@ -20,7 +20,7 @@ from avatar.pack.clone import clone_video
 from avatar.pack.features import face_features, opening
 from avatar.pipeline import Animator
 from avatar.render import talking
-from avatar.render.talk_base import BaseLoop
+from avatar.render.talk_base import BaseLoop, MotionGraph, loop_speed
 
 from .conftest import face_frames, speech, write_clip
 
@@ -128,6 +128,94 @@ def test_base_loop_runs_past_the_footage_without_a_cut(avatars):
     assert np.abs(lms[-1] - lms[0]).mean() > threshold
 
 
+def _shown_jumps(lms: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each step that is not to a neighbouring frame: the landmark jump shown, and how far the
+    frame shown is from the one that would have come next (mean absolute, landmark units)."""
+    a, b = idx[:-1], idx[1:]
+    far = np.abs(b - a) > 1
+    nat = np.where(b > a, np.minimum(a + 1, len(lms) - 1), np.maximum(a - 1, 0))
+    jump = np.abs(lms[b] - lms[a]).mean((1, 2))[far]
+    off = np.minimum(np.abs(lms[b] - lms[np.minimum(a + 1, len(lms) - 1)]).mean((1, 2)),
+                     np.abs(lms[b] - lms[nat]).mean((1, 2)))[far]
+    return jump, off
+
+
+def test_motion_graph_on_a_drifting_head_never_cuts():
+    """A head drifting through the footage has no two far-apart frames alike: the graph finds no
+    jump and plays it back and forth, three times its length, without a cut."""
+    n = 250
+    rng = np.random.default_rng(0)
+    lms = np.cumsum(rng.normal(0.3, 0.1, (n, 1, 2)), axis=0) + rng.normal(0, 0.01, (n, 5, 2))
+    own = np.abs(np.diff(lms, axis=0)).mean((1, 2))
+    graph = MotionGraph.build(lms, None, 25.0)
+    idx = np.array([graph.step(s, a) for s, a in zip(rng.uniform(0.3, 1.0, 3 * n), rng.uniform(0, 1, 3 * n))])
+    jump, _ = _shown_jumps(lms, idx)
+    assert not (jump > 1.5 * float(np.median(own))).any()
+    assert len(set(idx.tolist())) > 0.9 * n
+    assert np.count_nonzero(np.diff(idx)) > 1.5 * n  # it keeps moving, past both ends
+
+
+def test_motion_graph_jumps_between_look_alike_frames():
+    """Footage where the person repeats a movement: the graph jumps between the repeats (so it is
+    not the back-and-forth loop), and every jump lands where the natural next frame would be."""
+    n, half = 250, 125
+    rng = np.random.default_rng(2)
+    path = np.cumsum(rng.normal(0.0, 0.4, (half, 1, 2)), axis=0)
+    path = np.concatenate([path, path + rng.normal(0, 0.02, (half, 1, 2))])
+    lms = path + rng.normal(0, 20, (1, 8, 2)) + rng.normal(0, 0.01, (n, 8, 2))
+    own = np.abs(np.diff(lms, axis=0)).mean((1, 2))
+    images = np.repeat(rng.integers(0, 255, (1, 32, 32, 3), dtype=np.uint8), n, axis=0)
+    graph = MotionGraph.build(lms, images, 25.0, seed=1)
+    idx = np.array([graph.step(s, a) for s, a in zip(rng.uniform(0.5, 1.0, 3 * n), rng.uniform(0, 1, 3 * n))])
+    jump, off = _shown_jumps(lms, idx)
+    assert graph.jumps >= 1 and len(jump) >= 1
+    assert np.abs(np.diff(idx)).max() >= 25  # a real jump, at least a second of footage away
+    assert not (off > 1.5 * float(np.median(own))).any()
+    assert not (jump > 1.5 * float(own.max())).any()
+    # where the repeat lets it, the graph jumps instead of turning back at the footage's end
+    assert (np.diff(idx) < 0).sum() < 0.1 * len(idx)
+
+
+def test_motion_graph_is_calm_while_silent_and_lively_while_speaking():
+    """Footage with calm stretches around a lively one: silence shows calmer frames than speech
+    (the back-and-forth loop shows both alike whatever the speech)."""
+    n = 250
+    rng = np.random.default_rng(3)
+    t = np.arange(n)
+    calm = (t < 80) | (t >= 170)
+    x = np.where(calm, 1.5 * np.sin(2 * np.pi * t / 60), 12 * np.sin(2 * np.pi * (t - 80) / 30))
+    y = np.where(calm, 1.0 * np.sin(2 * np.pi * t / 45), 6 * np.sin(2 * np.pi * (t - 80) / 22))
+    lms = rng.normal(0, 20, (1, 12, 2)) + np.stack([x, y], -1)[:, None, :] + rng.normal(0, 0.05, (n, 12, 2))
+    motion = np.abs(np.diff(lms, axis=0)).mean((1, 2))
+    motion = np.append(motion, motion[-1])
+
+    def shown_motion(player, activity: float) -> float:
+        idx = np.array([player.step(loop_speed(activity), activity) for _ in range(3 * n)])
+        return float(motion[idx].mean())
+
+    silent = shown_motion(MotionGraph.build(lms, None, 25.0, seed=1), 0.0)
+    speaking = shown_motion(MotionGraph.build(lms, None, 25.0, seed=1), 1.0)
+    looped = shown_motion(BaseLoop(n), 0.0)
+    assert silent < 0.6 * speaking
+    assert silent < 0.75 * looped < speaking
+
+
+def test_motion_graph_builds_fast_and_is_deterministic():
+    n = 250
+    rng = np.random.default_rng(4)
+    lms = rng.normal(0, 30, (1, 478, 3)) + np.cumsum(rng.normal(0, 0.3, (n, 1, 3)), axis=0)
+    images = rng.integers(0, 255, (n, 256, 256, 3), dtype=np.uint8)
+    import time
+
+    points = talking.upper_face_ids()  # its first call reads the mesh topology: not the graph's cost
+    t0 = time.perf_counter()
+    graph = MotionGraph.build(lms, images, 25.0, points=points, seed=5)
+    assert time.perf_counter() - t0 < 0.5
+    again = MotionGraph.build(lms, images, 25.0, points=points, seed=5)
+    acts = rng.uniform(0, 1, 2 * n)
+    assert [graph.step(0.8, a) for a in acts] == [again.step(0.8, a) for a in acts]
+
+
 def test_calibration_keeps_a_small_mouth_small(avatars, talk_home):
     import json
 
@@ -153,6 +241,99 @@ def test_calibration_keeps_a_small_mouth_small(avatars, talk_home):
     calibrated = spread(small["mouth_gain"])
     assert calibrated < 0.5 * spread(1.0)
     assert calibrated < 2.5 * real + 0.01
+
+
+@pytest.fixture(scope="module")
+def timing_home(tmp_path_factory, astronaut_face):
+    """Two more talkers with the "open" talker's speech and jaw: one whose mouth follows the sound
+    120 ms late, one whose lips also widen with the sound."""
+    home = tmp_path_factory.mktemp("timing-home")
+    audio = speech(TEXT, SECONDS)
+    ids = {}
+    for name, kw in (("late", {"delay": 0.12}), ("wide", {"width": 0.3})):
+        clip = write_clip(home / f"{name}.mp4", face_frames(astronaut_face, audio, SECONDS, jaw=1.0, **kw), audio)
+        ids[name] = _clone(home, clip)
+    return home, ids
+
+
+def _talk_manifest(home: Path, avatar_id: str) -> dict:
+    import json
+
+    return json.loads((home / "packs" / avatar_id / "manifest.json").read_text())["talk"]
+
+
+def test_calibration_measures_this_persons_timing(talk_home, timing_home):
+    """The lag between the predicted and the tracked opening is this person's: ≈ 0 for talkers in
+    time with their sound, ≈ +120 ms for one whose mouth follows it that late (8 fps clips: the
+    lag is finer than a frame)."""
+    late = _talk_manifest(timing_home[0], timing_home[1]["late"])
+    assert late["lag_s"] == pytest.approx(0.12, abs=0.04) and late["lag_correlation"] >= 0.2
+    for name in ("open", "small"):
+        assert abs(_talk_manifest(talk_home[0], talk_home[1][name])["lag_s"]) <= 0.04
+    wide = _talk_manifest(timing_home[0], timing_home[1]["wide"])
+    assert abs(wide["lag_s"]) <= 0.04  # widening lips do not move the timing
+
+
+def test_calibration_measures_mouth_width(talk_home, timing_home):
+    """A talker whose lips never widen gets a lower width gain than one whose lips widen with the
+    sound (the same speech, jaw and opening)."""
+    still = _talk_manifest(talk_home[0], talk_home[1]["open"])
+    wide = _talk_manifest(timing_home[0], timing_home[1]["wide"])
+    assert wide["real_width_spread"] > 2 * still["real_width_spread"]
+    assert wide["width_gain"] > 2 * still["width_gain"]
+
+
+def test_talk_applies_this_persons_lag_and_width(timing_home, monkeypatch, caplog):
+    """A late talker's targets reach the mouth ``lag_s`` later (at the talk's fps); the width gain
+    scales only the horizontal change of the lower face; an old pack talks at lag 0 and width 1."""
+    home, ids = timing_home
+    monkeypatch.setenv("AVATAR_HOME", str(home))
+    animator, src = _talk_state(ids["late"])
+    state = src.state
+    lag = _talk_manifest(home, ids["late"])["lag_s"]
+    assert state.lag_s == pytest.approx(lag) and lag > 0.05
+    assert talking.speech_lead(state, 0.06, 25.0) == pytest.approx(0.06)  # a lag is no lead
+    frames = round(lag * 25.0)
+    state.delay = talking.TargetDelay(float(frames))
+    seen = []
+    real = talking.mouth_target
+    monkeypatch.setattr(talking, "mouth_target", lambda st, t, b: seen.append(t) or real(st, t, b))
+    rest = src.crop.landmarks.astype(np.float32)
+    targets = [rest + np.float32(k) for k in range(8)]  # told apart by their offset
+    for t in targets:
+        animator.engine.render_one(state, t)
+    shown = [int(round(float((t - rest).mean()))) for t in seen]
+    assert shown == [max(k - frames, 0) for k in range(8)]
+
+    # width: a target with widened lips; width gain 0 keeps the rest width, 1 the target's
+    from avatar.face import topology
+    from avatar.motion.decompose import decompose
+
+    pose, canon = decompose(np.asarray(state.keys.anchor_landmarks, np.float64))
+    lips = topology.mesh()["lips"]
+    wider = canon.copy()
+    wider[lips, 0] += 0.3 * (canon[lips, 0] - canon[lips, 0].mean())
+    target = pose.apply(wider).astype(np.float32)
+    base = state.base.landmarks[0]
+    width = {}
+    for g in (0.0, 1.0):
+        state.width_gain, state.gain = g, 1.0
+        width[g] = face_features(real(state, target, base))[4]
+    anchor_w = face_features(state.keys.anchor_landmarks)[4]
+    assert width[0.0] == pytest.approx(anchor_w, abs=0.01)
+    assert width[1.0] > anchor_w + 0.1
+
+    manifest = dict(state.keys.pack.manifest)
+    manifest["talk"] = {k: v for k, v in manifest["talk"].items() if k not in ("lag_s", "width_gain")}
+    with caplog.at_level(logging.INFO, logger="avatar.render.talking"):
+        old = talking.make_talk_state(state.keys, state.base, manifest)
+    assert old.lag_s == 0.0 and old.width_gain == 1.0 and old.gain == state.keys.pack.manifest["talk"]["mouth_gain"]
+    assert caplog.text.count("predates timing") == 1
+    assert talking.speech_lead(old, 0.06, 25.0) == pytest.approx(0.06) and old.delay.frames == 0
+    # a person whose mouth leads: the lead grows at the source instead (no render delay)
+    manifest["talk"] = dict(manifest["talk"], lag_s=-0.1, width_gain=1.0)
+    early = talking.make_talk_state(state.keys, state.base, manifest)
+    assert talking.speech_lead(early, 0.06, 25.0) == pytest.approx(0.16) and early.delay.frames == 0
 
 
 def test_talk_writes_synced_clip_at_footage_resolution(avatars, tmp_path):
