@@ -39,7 +39,6 @@ _FEATHER = 0.8       # Gaussian sigma of the matte's edge, px at a 512 crop
 _MIN_ALPHA = 0.04    # below: background (the matte is exactly 0 there, so the source stays exact)
 _MIN_BACKGROUND = 0.08  # a crop with less background than this share has none worth separating
 _CLOSE = 0.016       # gaps in the matte narrower than this (× the crop side) are closed
-_PLATE_MARGIN = 0.008  # the plate's fill draws on background this far (× the crop side) from the matte
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,26 +112,18 @@ def _mirror_fill(image: np.ndarray, hole: np.ndarray, reach: float) -> tuple[np.
     return filled, ok
 
 
-def background_plate(image: np.ndarray, hole: np.ndarray, margin: float = _PLATE_MARGIN) -> np.ndarray:
+def background_plate(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """(S, S, 3) uint8: ``image`` with the ``hole`` (bool) filled from the background around it.
 
     Next to the silhouette (the only part that ever shows, where the head moves off) the
     background is mirrored across the edge, which keeps its texture; deeper inside, and where a
-    mirror lands in the hole again, a smooth pyramid fill; the two are cross-faded. The fill
-    draws on background ``margin`` × the side away from the hole: the pixels just outside a
-    matte are where stray hair too faint for it lies, and mirrored they would draw rows of dark
-    lines into the plate."""
+    mirror lands in the hole again, a smooth pyramid fill; the two are cross-faded."""
     size = image.shape[0]
-    r = int(round(margin * size))
-    source = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0 \
-        if r > 0 else hole
-    if source.all():
-        source = hole
-    smooth = _pyramid_fill(image.astype(np.float32), ~source)
+    smooth = _pyramid_fill(image.astype(np.float32), ~hole)
     # mirrored from a picture whose hole already holds the smooth fill: a reflection landing on
     # the hole's edge then interpolates background colours, not the person's (dotted dark lines)
-    clean = np.where(source[..., None], np.clip(smooth + 0.5, 0, 255), image).astype(np.uint8)
-    mirrored, ok = _mirror_fill(clean, source, reach=0.3 * size)
+    clean = np.where(hole[..., None], np.clip(smooth + 0.5, 0, 255), image).astype(np.uint8)
+    mirrored, ok = _mirror_fill(clean, hole, reach=0.3 * size)
     weight = cv2.GaussianBlur(ok.astype(np.float32), (0, 0), max(size / 256, 1.0))
     weight = np.where(ok, weight, 0.0)[..., None]
     plate = weight * mirrored.astype(np.float32) + (1 - weight) * smooth

@@ -257,3 +257,51 @@ def test_the_no_layers_flag_reaches_the_render_config():
     add_common_options(p)
     assert build_config(p.parse_args(["-o", "x.mp4"])).render.layers
     assert not build_config(p.parse_args(["-o", "x.mp4", "--no-layers"])).render.layers
+
+
+def _hair_on_grass(size: int = 256):
+    """Dark "hair" (a disk) on a green background, with small background-coloured gaps inside
+    the hair near its edge, as strands of a colour close to the background's leave them."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    r = np.hypot(xx - size / 2, yy - size / 2)
+    person = r < 0.3 * size
+    image = np.where(person[..., None], np.array([60, 40, 30], np.uint8), np.array([70, 150, 60], np.uint8)).astype(np.uint8)
+    gaps = [(int(size / 2 + 0.27 * size * np.cos(a)), int(size / 2 + 0.27 * size * np.sin(a))) for a in np.linspace(0, 6, 6)]
+    for x, y in gaps:
+        cv2.circle(image, (x, y), 2, (70, 150, 60), -1)
+    mask = cv2.GaussianBlur(person.astype(np.float32), (0, 0), 3)
+    return image, mask, person, gaps
+
+
+def test_gaps_inside_hair_stay_with_the_person():
+    """A few pixels of background colour inside the hair are person too: left at alpha 0 they
+    would stay behind, frozen, when the head moves."""
+    image, mask, _, gaps = _hair_on_grass()
+    alpha, _ = layers_mod.soft_matte(image, mask)
+    assert all(alpha[y, x] > 0.5 for x, y in gaps)
+    assert alpha[5, 5] == 0.0  # the background stays background
+
+
+def test_the_plate_fill_never_takes_the_persons_colour():
+    """The plate under the person is background: where strands of hair reach out, reflections of
+    the background land on the silhouette's edge, and must not interpolate the hair's colour
+    into the fill (rows of dark dots where the head moves off)."""
+    size = 256
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size]
+    person = np.hypot(xx - size / 2, yy - size / 2) < 0.25 * size
+    strands = np.zeros((size, size), np.uint8)
+    for a in np.linspace(0, 2 * np.pi, 40, endpoint=False):
+        c, r0, r1 = size / 2, 0.2 * size, 0.4 * size
+        cv2.line(strands, (int(c + r0 * np.cos(a)), int(c + r0 * np.sin(a))),
+                 (int(c + r1 * np.cos(a + 0.2)), int(c + r1 * np.sin(a + 0.2))), 1, 2)
+    person |= strands > 0
+    hair = np.array([60, 40, 30], np.float32)
+    grass = np.clip(np.array([70, 150, 60]) + rng.normal(0, 12, (size, size, 3)), 0, 255)
+    image = np.where(person[..., None], hair, grass).astype(np.uint8)
+    plate = layers_mod.background_plate(image, person).astype(np.float32)
+    # what shows as the head moves off: the fill near the silhouette
+    near = person & (cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3) < 0.1 * size)
+    # the green channel tells grass (150 ± 12) from hair (40): hair mixed in pulls it down
+    assert float(np.percentile(plate[near][:, 1], 0.5)) > 122
+    assert float(np.abs(plate[near] - hair).sum(-1).min()) > 85
