@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sinks", default="none,record+stream", help="comma list of runs: none, record, stream, record+stream")
     ap.add_argument("--clone", type=Path, default=None,
                     help="a talking video: clone it (research policy, temporary store) and drive that video avatar")
+    ap.add_argument("--voice", type=Path, default=None,
+                    help="voice mode: this media file's sound, paced in real time as a microphone, drives the avatar "
+                         "(no camera); with --clone, the clip's own last 40 %% is a natural choice")
     ap.add_argument("--camera-fps", type=float, default=30.0,
                     help="rate of the fake camera (30, as most webcams: above the 25 fps target, so the loop is the limit)")
     args = ap.parse_args(argv)
@@ -101,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
                           render=RenderConfig(engine=args.engine, device=args.device, checkpoint=args.checkpoint,
                                               model_dir=args.model_dir))
     animator = Animator(config)
+    driver = (f"voice: {args.voice.name} as a real-time microphone" if args.voice is not None
+              else f"camera 640x480 @ {args.camera_fps:g} fps (file, looped, real-time)")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU(s); engine {args.engine} on {args.device}; "
-          f"camera 640x480 @ {args.camera_fps:g} fps (file, looped, real-time); {label}, crop {args.size}")
+          f"{driver}; {label}, crop {args.size}")
     print("| sinks | seconds | frames | fps | captured | dropped | latency median ms | latency p95 ms | "
           "landmarks | motion | render | paste | label | sinks ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -118,8 +123,12 @@ def main(argv: list[str] | None = None) -> int:
             sinks.append(StreamSink(url))
         if not sinks:
             sinks.append(CallbackSink(lambda f, t: None, name="none"))
-        rep = run_live(config, source, avatar_id=avatar_id, camera=clip, loop_camera=True, animator=animator,
-                       sinks=sinks, max_seconds=args.seconds, handle_sigint=False)
+        if args.voice is not None:  # the fake microphone paces the sound in real time; frames follow it
+            rep = run_live(config, source, avatar_id=avatar_id, audio=str(args.voice), animator=animator,
+                           sinks=sinks, max_seconds=args.seconds, handle_sigint=False)
+        else:
+            rep = run_live(config, source, avatar_id=avatar_id, camera=clip, loop_camera=True, animator=animator,
+                           sinks=sinks, max_seconds=args.seconds, handle_sigint=False)
         if drain is not None:
             drain[0].join(5)
             drain[1].close()
@@ -128,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         stages = " | ".join(f"{t.get(k, 0.0):.1f}" for k in ("landmarks", "motion", "render", "paste", "label"))
         print(f"| {run} | {rep.seconds:.1f} | {rep.frames} | {rep.fps:.1f} | {rep.captured} | {rep.dropped} | "
               f"{rep.latency_ms_median:.1f} | {rep.latency_ms_p95:.1f} | {stages} | {sink_ms:.1f} |")
-    print(f"(engine that rendered: {animator.engine.name}; latency: camera frame released → output handed to every "
+    heard = "the sound heard (its output copy is delayed to match)" if args.voice is not None else "camera frame released"
+    print(f"(engine that rendered: {animator.engine.name}; latency: {heard} → output handed to every "
           "sink; stage columns: ms per output frame)")
     return 0
