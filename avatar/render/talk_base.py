@@ -24,6 +24,7 @@ from ..pack.store import Pack
 
 MAX_SECONDS = 10.0   # footage kept in memory as the base (a 512 px crop is 0.8 MB a frame)
 CUT_FACTOR = 5.0     # a frame change this many times the median one is a camera cut
+THUMB = 64           # side of the thumbnails that cuts and look-alike frames are judged on
 SILENT_SPEED = 0.5   # footage frames per output frame while silent (1 while speaking)
 JUMP_FACTOR = 1.0    # a jump's landing may differ from the natural next frame by ≤ this × the median step
 IMAGE_WEIGHT = 0.5   # the 64 px picture difference next to the landmark one (lighting, hair, hands)
@@ -40,6 +41,13 @@ class BaseFootage:
     images: np.ndarray
     landmarks: np.ndarray
     fps: float
+    thumbs: np.ndarray | None = None  # (N, 64, 64, 3) uint8 the same frames small (None: made on use)
+
+    def small(self) -> np.ndarray:
+        """(N, 64, 64, 3) uint8 thumbnails of the frames."""
+        if self.thumbs is None:
+            self.thumbs = thumbnails(self.images)
+        return self.thumbs
 
     def __len__(self) -> int:
         return len(self.images)
@@ -61,29 +69,33 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
     span = int(max_seconds * fps)
     first = calm_start(idx, tr["features"][found][:, 3], span)
     last = min(int(idx[-1]), first + span - 1)
-    images, frames = [], []
+    # decoded straight into one array (a list stacked afterwards costs a second copy of up to
+    # 250 crops of 0.8 MB, seconds of page faults on a small VM), with 64 px thumbnails beside
+    images = np.empty((last - first + 1, size, size, 3), np.uint8)
+    thumbs = np.empty((last - first + 1, THUMB, THUMB, 3), np.uint8)
+    flags = cv2.INTER_AREA if frame_to_crop[0, 0] < 1 else cv2.INTER_LINEAR
+    n = 0
     with read_frames(path) as reader:
         for i, frame in enumerate(reader):
             if i < first:
                 continue
             if i > last:
                 break
-            images.append(cv2.warpAffine(frame, frame_to_crop, (size, size), flags=cv2.INTER_AREA
-                                         if frame_to_crop[0, 0] < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
-            frames.append(i)
-    if len(images) < 2:
+            cv2.warpAffine(frame, frame_to_crop, (size, size), dst=images[n], flags=flags, borderMode=cv2.BORDER_REPLICATE)
+            cv2.resize(images[n], (THUMB, THUMB), dst=thumbs[n], interpolation=cv2.INTER_AREA)
+            n += 1
+    if n < 2:
         return None
-    start, stop = longest_uncut(np.stack(images))
-    images, frames = images[start:stop], frames[start:stop]
-    if len(images) < 2:
+    start, stop = longest_uncut(thumbs[:n])
+    if stop - start < 2:
         return None
-    frames_a = np.asarray(frames, np.float64)
+    frames_a = np.arange(first + start, first + stop, dtype=np.float64)
     # landmarks of every decoded frame: linear between the tracked frames around it
     j = np.clip(np.searchsorted(idx, frames_a, side="right") - 1, 0, len(idx) - 2)
     w = np.clip((frames_a - idx[j]) / np.maximum(idx[j + 1] - idx[j], 1), 0.0, 1.0)[:, None, None]
     frame_lms = (1 - w) * lms[j] + w * lms[j + 1]
     crop_lms = np.stack([transform_points(frame_to_crop, lm) for lm in frame_lms]).astype(np.float32)
-    return BaseFootage(np.stack(images), crop_lms, fps)
+    return BaseFootage(images[start:stop], crop_lms, fps, thumbs[start:stop])
 
 
 def calm_start(frame_index: np.ndarray, openings: np.ndarray, span: int) -> int:
@@ -100,9 +112,17 @@ def calm_start(frame_index: np.ndarray, openings: np.ndarray, span: int) -> int:
     return int(frame_index[int(np.argmin(means))])
 
 
+def thumbnails(images: np.ndarray) -> np.ndarray:
+    """(N, 64, 64, 3) ``images`` made small (returned as they are when already that size)."""
+    images = np.asarray(images)
+    if images.shape[1:3] == (THUMB, THUMB):
+        return images
+    return np.stack([cv2.resize(im, (THUMB, THUMB), interpolation=cv2.INTER_AREA) for im in images])
+
+
 def frame_changes(images: np.ndarray) -> np.ndarray:
     """(N-1,) mean absolute change (0..255) between consecutive frames, at 64 px."""
-    small = np.stack([cv2.resize(im, (64, 64), interpolation=cv2.INTER_AREA) for im in images]).astype(np.float32)
+    small = thumbnails(images).astype(np.float32)
     return np.abs(np.diff(small, axis=0)).mean((1, 2, 3))
 
 
@@ -222,7 +242,7 @@ class MotionGraph:
         d_lm, lm_step = _per_step(d_lm)
         d = d_lm
         if images is not None and n > 1:
-            small = np.stack([cv2.resize(im, (64, 64), interpolation=cv2.INTER_AREA) for im in images])
+            small = thumbnails(images)
             d_img, _ = _per_step(_pairwise_rms(small.reshape(n, -1).astype(np.float32)))
             d = (d_lm + IMAGE_WEIGHT * d_img) / (1.0 + IMAGE_WEIGHT)
         steps = np.diagonal(d, 1)
@@ -254,7 +274,7 @@ class MotionGraph:
     @classmethod
     def from_footage(cls, base: BaseFootage, points: np.ndarray | None = None, seed: int = 0) -> "MotionGraph":
         """:meth:`build` for a :class:`BaseFootage`."""
-        return cls.build(base.landmarks, base.images, base.fps, points, seed)
+        return cls.build(base.landmarks, base.small(), base.fps, points, seed)
 
     def wanted_level(self, activity: float) -> float:
         """The motion level the speech asks for: calm footage while silent, lively while speaking."""
