@@ -3,6 +3,7 @@ warp engine in time with the speech's loudness (plus a little head motion and a 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +13,31 @@ FPS = 8.0
 SIZE = 256
 
 
+def _espeak_fresh(text: str, voice: str) -> tuple[np.ndarray, int]:
+    """espeak-ng's speech for ``text`` from a process of its own: the library keeps state between
+    utterances (the same text spoken again comes out up to ~1 % longer or shorter), so a fixture
+    synthesised in this process would depend on which tests spoke before it."""
+    import subprocess
+    import sys
+    import tempfile
+
+    code = ("import sys, numpy as np; from avatar.motion.audio import espeak; "
+            "u = espeak.synthesize(sys.argv[1], voice=sys.argv[2], rate=165); np.save(sys.argv[3], u.audio); "
+            "print(u.sample_rate)")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "speech.npy"
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+        done = subprocess.run([sys.executable, "-c", code, text, voice, str(out)], env=env, check=True,
+                              capture_output=True, text=True)
+        return np.load(out).astype(np.float32), int(done.stdout.split()[-1])
+
+
 def speech(text: str, seconds: float, voice: str = "en-us") -> np.ndarray:
     """16 kHz float32: ``text`` spoken by espeak-ng after 0.4 s of silence, padded with silence."""
     import librosa
 
-    from avatar.motion.audio import espeak
-
-    u = espeak.synthesize(text, voice=voice, rate=165)
-    a = librosa.resample(np.asarray(u.audio, np.float32), orig_sr=u.sample_rate, target_sr=16000)
+    audio, rate = _espeak_fresh(text, voice)
+    a = librosa.resample(audio, orig_sr=rate, target_sr=16000)
     out = np.zeros(int(seconds * 16000), np.float32)
     a = a[: len(out) - 6400]
     out[6400:6400 + len(a)] = 0.8 * a / (np.abs(a).max() + 1e-6)

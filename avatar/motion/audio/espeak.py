@@ -2,7 +2,9 @@
 
 The C API's phoneme events are the only espeak-ng output that carries times (the command
 line's ``-x``/``--pho`` do not): each ``espeakEVENT_PHONEME`` gives the phoneme mnemonic
-and its audio position. Synthesis is deterministic within a process.
+and its audio position. A process's first synthesis of a text is reproducible; later ones may
+differ slightly (the library keeps state between utterances: the same text spoken again came
+out up to ~2 % longer or shorter, phones drifting by ~12 ms over 3 s).
 """
 
 from __future__ import annotations
