@@ -472,7 +472,6 @@ class Animator:
         from .media.formats import output_format
         from .motion.audio.drive import LiveSpeech, SpeechDriver
         from .motion.rig import RigConfig
-        from .render.talking import speech_lead
 
         cfg, sc = self.config, self.config.speech
         output_format(output)  # an unsupported extension fails before any work
@@ -494,7 +493,7 @@ class Animator:
             with timer.time("landmarks"):
                 head_landmarks = self.landmarks_of(head_video)
         # a talking video avatar's own timing: its lag delays the targets at render, its lead comes here
-        lead_s = speech_lead(prepared.state, sc.lead_s, fps)
+        lead_s = self.engine.speech_lead(prepared.state, sc.lead_s, fps)
         if audio is not None and transcript is None and head_landmarks is None and not sc.recognise:
             speech = LiveSpeech(prepared.crop.landmarks, cfg.motion, fps, seed=sc.seed, weights=sc.weights,
                                 blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude, lead_s=lead_s,

@@ -57,7 +57,6 @@ class VoiceDriver:
 
     def __init__(self, live: LiveAnimator, *, seed: int = 0, weights: str | None = None) -> None:
         from ..motion.audio.drive import LiveSpeech
-        from ..render.talking import speech_lead
 
         self.live = live
         # the network's first call is slow (≈1 s: torch initialises); pay it before the microphone runs
@@ -66,7 +65,7 @@ class VoiceDriver:
                 np.zeros(SAMPLE_RATE // 5, np.float32))
         sc = live.animator.config.speech
         # a talking video avatar's own timing (its lag delays targets at render; its lead comes here)
-        lead_s = speech_lead(live.source.state, sc.lead_s, live.fps)
+        lead_s = live.animator.engine.speech_lead(live.source.state, sc.lead_s, live.fps)
         self.speech = LiveSpeech(live.source.crop.landmarks, live.animator.config.motion, live.fps,
                                  seed=seed, weights=weights or sc.weights, lead_s=lead_s, intensity=sc.intensity)
         self.delay_samples = math.ceil(self.speech.latency_s * SAMPLE_RATE - 1e-9)

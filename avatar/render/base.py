@@ -47,6 +47,11 @@ class Engine(ABC):
         Most engines render every use alike; a video avatar talks over its own footage."""
         return state
 
+    def speech_lead(self, state: Any, lead_s: float, fps: float) -> float:
+        """The lip lead (seconds) a speech source for ``state`` at ``fps`` should use, given the
+        configured ``lead_s``. Most engines take it as is; a video avatar adds its person's own."""
+        return lead_s
+
     @abstractmethod
     def render(self, state: Any, targets: Sequence[DriveTarget]) -> np.ndarray:
         """Render one crop per target.

@@ -138,6 +138,12 @@ class KeyframeEngine(Engine):
             return state
         return make_talk_state(state, base, state.pack.manifest)
 
+    def speech_lead(self, state: "KeyframeState | TalkState", lead_s: float, fps: float) -> float:
+        """A talking video avatar's own timing (:func:`avatar.render.talking.speech_lead`)."""
+        from .talking import speech_lead
+
+        return speech_lead(state, lead_s, fps)
+
     @staticmethod
     def _image(state: KeyframeState, k: int) -> np.ndarray:
         """Keyframe ``k`` resampled into the source crop's frame (cached)."""
