@@ -36,21 +36,32 @@ JUMP_CHANCE = 0.08   # chance, at each opportunity, of a jump that fits as well 
 
 @dataclass(eq=False)
 class BaseFootage:
-    """(N, S, S, 3) uint8 footage crops in the source crop's frame and their (N, 478, 3) landmarks."""
+    """N footage crops in the source crop's frame, their (N, 478, 3) landmarks and (N, 64, 64, 3)
+    thumbnails. The crops are kept as I420 (N, 3S/2, S): half the memory of RGB (10 s of 512 px
+    crops is 118 MB, not 236), and filling fresh memory was most of what loading a base cost
+    (seconds of page faults on a small VM); a frame back to RGB costs about half a millisecond."""
 
-    images: np.ndarray
+    yuv: np.ndarray
     landmarks: np.ndarray
     fps: float
-    thumbs: np.ndarray | None = None  # (N, 64, 64, 3) uint8 the same frames small (None: made on use)
+    thumbs: np.ndarray
+
+    @classmethod
+    def from_rgb(cls, images: np.ndarray, landmarks: np.ndarray, fps: float) -> "BaseFootage":
+        """From (N, S, S, 3) uint8 RGB crops (S even)."""
+        yuv = np.stack([cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2YUV_I420) for im in images])
+        return cls(yuv, np.asarray(landmarks, np.float32), float(fps), thumbnails(images))
+
+    def frame(self, i: int) -> np.ndarray:
+        """(S, S, 3) uint8 RGB crop ``i`` (a new array)."""
+        return cv2.cvtColor(self.yuv[i], cv2.COLOR_YUV2RGB_I420)
 
     def small(self) -> np.ndarray:
         """(N, 64, 64, 3) uint8 thumbnails of the frames."""
-        if self.thumbs is None:
-            self.thumbs = thumbnails(self.images)
         return self.thumbs
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.yuv)
 
 
 def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: float = MAX_SECONDS) -> BaseFootage | None:
@@ -69,10 +80,11 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
     span = int(max_seconds * fps)
     first = calm_start(idx, tr["features"][found][:, 3], span)
     last = min(int(idx[-1]), first + span - 1)
-    # decoded straight into one array (a list stacked afterwards costs a second copy of up to
-    # 250 crops of 0.8 MB, seconds of page faults on a small VM), with 64 px thumbnails beside
-    images = np.empty((last - first + 1, size, size, 3), np.uint8)
+    # decoded straight into one I420 array (a list stacked afterwards cost a second copy of up to
+    # 250 crops, seconds of page faults on a small VM), with 64 px thumbnails beside
+    yuv = np.empty((last - first + 1, size * 3 // 2, size), np.uint8)
     thumbs = np.empty((last - first + 1, THUMB, THUMB, 3), np.uint8)
+    crop = np.empty((size, size, 3), np.uint8)
     flags = cv2.INTER_AREA if frame_to_crop[0, 0] < 1 else cv2.INTER_LINEAR
     n = 0
     with read_frames(path) as reader:
@@ -81,8 +93,9 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
                 continue
             if i > last:
                 break
-            cv2.warpAffine(frame, frame_to_crop, (size, size), dst=images[n], flags=flags, borderMode=cv2.BORDER_REPLICATE)
-            cv2.resize(images[n], (THUMB, THUMB), dst=thumbs[n], interpolation=cv2.INTER_AREA)
+            cv2.warpAffine(frame, frame_to_crop, (size, size), dst=crop, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+            cv2.cvtColor(crop, cv2.COLOR_RGB2YUV_I420, dst=yuv[n])
+            cv2.resize(crop, (THUMB, THUMB), dst=thumbs[n], interpolation=cv2.INTER_AREA)
             n += 1
     if n < 2:
         return None
@@ -95,7 +108,7 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
     w = np.clip((frames_a - idx[j]) / np.maximum(idx[j + 1] - idx[j], 1), 0.0, 1.0)[:, None, None]
     frame_lms = (1 - w) * lms[j] + w * lms[j + 1]
     crop_lms = np.stack([transform_points(frame_to_crop, lm) for lm in frame_lms]).astype(np.float32)
-    return BaseFootage(images[start:stop], crop_lms, fps, thumbs[start:stop])
+    return BaseFootage(yuv[start:stop], crop_lms, fps, thumbs[start:stop])
 
 
 def calm_start(frame_index: np.ndarray, openings: np.ndarray, span: int) -> int:

@@ -199,7 +199,7 @@ def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
     act = np.clip((f_t[3] - state.anchor_opening) / ACTIVE_OPENING, 0.0, 1.0)
     state.activity += ACTIVITY_SMOOTH * (act - state.activity)
     b = state.last_index = state.loop.step(loop_speed(state.activity), state.activity)
-    out = state.base.images[b].copy()
+    out = state.base.frame(b)
     base_lm = state.base.landmarks[b]
     new_lm = mouth_target(state, target, base_lm)
     mask, roi = lower_face_mask(new_lm, base_lm, out.shape[0])
