@@ -58,7 +58,26 @@ def _check(frame: np.ndarray, index: int, size: tuple[int, int] | None, where: P
     return wh
 
 
-class PreviewWriter:
+class _WriterContext:
+    """``with`` support for an atomic writer: closed (written) on success, aborted on an error."""
+
+    def close(self) -> Path:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> "_WriterContext":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is not None:
+            self.abort()
+        else:
+            self.close()
+
+
+class PreviewWriter(_WriterContext):
     """An animated GIF or WebP preview (looping, no audio), written atomically at :meth:`close`.
 
     Args:
@@ -140,17 +159,8 @@ class PreviewWriter:
         self._done = True
         self._frames = []
 
-    def __enter__(self) -> PreviewWriter:
-        return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc is not None:
-            self.abort()
-        else:
-            self.close()
-
-
-class PngSequenceWriter:
+class PngSequenceWriter(_WriterContext):
     """A folder of numbered PNG frames (:func:`frame_name`), built under a temp name and renamed at the end.
 
     Args:
@@ -243,15 +253,6 @@ class PngSequenceWriter:
         if not self._done:
             self._done = True
             shutil.rmtree(self.temp_path, ignore_errors=True)
-
-    def __enter__(self) -> PngSequenceWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc is not None:
-            self.abort()
-        else:
-            self.close()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
