@@ -357,7 +357,7 @@ class Animator:
 
         info = probe_video(path)
         n = info.frame_count if max_frames is None else min(info.frame_count, max_frames)
-        if (min(2, self._frame_threads()) == 2 and n >= _SPLIT_MIN_FRAMES
+        if (not self._serial and n >= _SPLIT_MIN_FRAMES
                 and n * info.width * info.height * 3 <= _KEEP_FRAMES_BYTES):
             yield from _TrackHalves(self, read_frames(path, max_frames=max_frames), n // 2)
             return

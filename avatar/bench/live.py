@@ -95,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     from ..pipeline import Animator
 
     tmp = Path(tempfile.mkdtemp(prefix="avatar-bench-live-"))
-    clip = _fake_camera_clip(tmp / "camera.mp4", frames=int(4 * args.camera_fps), fps=args.camera_fps)
+    # voice mode: the file's sound, paced in real time, is the microphone (no camera)
+    drive = (dict(audio=str(args.voice)) if args.voice is not None else
+             dict(camera=_fake_camera_clip(tmp / "camera.mp4", frames=int(4 * args.camera_fps), fps=args.camera_fps),
+                  loop_camera=True))
     avatar_id, source, label = None, example_portrait(), "portrait 512x512"
     if args.clone is not None:
         avatar_id, build_s = _clone(args.clone, tmp)
@@ -123,12 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             sinks.append(StreamSink(url))
         if not sinks:
             sinks.append(CallbackSink(lambda f, t: None, name="none"))
-        if args.voice is not None:  # the fake microphone paces the sound in real time; frames follow it
-            rep = run_live(config, source, avatar_id=avatar_id, audio=str(args.voice), animator=animator,
-                           sinks=sinks, max_seconds=args.seconds, handle_sigint=False)
-        else:
-            rep = run_live(config, source, avatar_id=avatar_id, camera=clip, loop_camera=True, animator=animator,
-                           sinks=sinks, max_seconds=args.seconds, handle_sigint=False)
+        rep = run_live(config, source, avatar_id=avatar_id, animator=animator, sinks=sinks, max_seconds=args.seconds,
+                       handle_sigint=False, **drive)
         if drain is not None:
             drain[0].join(5)
             drain[1].close()

@@ -46,19 +46,9 @@ class BaseFootage:
     fps: float
     thumbs: np.ndarray
 
-    @classmethod
-    def from_rgb(cls, images: np.ndarray, landmarks: np.ndarray, fps: float) -> "BaseFootage":
-        """From (N, S, S, 3) uint8 RGB crops (S even)."""
-        yuv = np.stack([cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2YUV_I420) for im in images])
-        return cls(yuv, np.asarray(landmarks, np.float32), float(fps), thumbnails(images))
-
     def frame(self, i: int) -> np.ndarray:
         """(S, S, 3) uint8 RGB crop ``i`` (a new array)."""
         return cv2.cvtColor(self.yuv[i], cv2.COLOR_YUV2RGB_I420)
-
-    def small(self) -> np.ndarray:
-        """(N, 64, 64, 3) uint8 thumbnails of the frames."""
-        return self.thumbs
 
     def __len__(self) -> int:
         return len(self.yuv)
@@ -287,7 +277,7 @@ class MotionGraph:
     @classmethod
     def from_footage(cls, base: BaseFootage, points: np.ndarray | None = None, seed: int = 0) -> "MotionGraph":
         """:meth:`build` for a :class:`BaseFootage`."""
-        return cls.build(base.landmarks, base.small(), base.fps, points, seed)
+        return cls.build(base.landmarks, base.thumbs, base.fps, points, seed)
 
     def wanted_level(self, activity: float) -> float:
         """The motion level the speech asks for: calm footage while silent, lively while speaking."""

@@ -30,6 +30,7 @@ import numpy as np
 from ..face import topology
 from ..motion.audio.state import MAX_LEAD_S
 from ..motion.decompose import canonical_template, decompose
+from ..pack.calibrate import LAG_CLIP_S, WIDTH_GAIN_RANGE
 from ..pack.features import distances, face_features, opening
 from .talk_base import BaseFootage, MotionGraph, loop_speed
 
@@ -142,8 +143,8 @@ def make_talk_state(keys, base: BaseFootage, manifest: dict) -> TalkState:
         gain = float(talk["mouth_gain"])
         if "lag_s" not in talk or "width_gain" not in talk:
             log.info("this avatar pack predates timing and mouth-width calibration: generic timing and width")
-        lag = _calibrated(talk, "lag_s", 0.0, (-0.25, 0.25))
-        width = _calibrated(talk, "width_gain", 1.0, (0.0, 5.0))
+        lag = _calibrated(talk, "lag_s", 0.0, (-LAG_CLIP_S, LAG_CLIP_S))
+        width = _calibrated(talk, "width_gain", 1.0, WIDTH_GAIN_RANGE)
     spread = float(np.ptp(opening(keys.features))) if len(keys.features) else 0.0
     fallback = spread < MIN_OPEN_SPREAD
     if fallback:
