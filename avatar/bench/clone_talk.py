@@ -27,6 +27,7 @@ import numpy as np
 
 from ..config import AvatarConfig, FaceConfig, OutputConfig
 from ..media.video import probe_video, read_audio, read_frames
+from ..pack.features import lip_gap
 from ..pipeline import Animator
 from .clone import _DEFAULT_EVAL, _box, _l1, cut, research_home, talk_clips
 from .lipsync import _best_lag
@@ -35,8 +36,7 @@ from .quality import track
 
 def openings(lms: list[np.ndarray | None]) -> np.ndarray:
     """Inner-lip gap / face height per frame (NaN filled with the median)."""
-    gap = np.array([np.nan if lm is None else np.linalg.norm(lm[14, :2] - lm[13, :2]) / np.linalg.norm(lm[152, :2] - lm[10, :2])
-                    for lm in lms])
+    gap = np.array([np.nan if lm is None else float(lip_gap(lm)) for lm in lms])
     return np.where(np.isnan(gap), np.nanmedian(gap), gap)
 
 

@@ -17,9 +17,9 @@ from ..config import CloneConfig, FaceConfig
 from ..errors import InputError, NoFaceError
 from ..face.crop import crop_box, crop_matrix, make_crop
 from ..media.video import read_frames
-from .calibrate import calibrate_mouth
+from .calibrate import calibrate_mouth, render_gain
 from .select import select_keyframes
-from .store import PackWriter
+from .store import Pack, PackWriter
 from .track import Track, track_video
 
 log = logging.getLogger(__name__)
@@ -127,9 +127,15 @@ def build_pack(video: str | Path, store_path: Path, cfg: CloneConfig = CloneConf
             writer.copy_file(name, video)
             manifest["footage"] = name
         # this person's audio-to-mouth amplitude, for talking (older packs lack it: gain 1)
-        manifest["talk"] = calibrate_mouth(video, track, start)
-        if "skipped" in manifest["talk"]:
-            log.info("mouth calibration skipped: %s", manifest["talk"]["skipped"])
+        talk = calibrate_mouth(video, track, start)
+        if "skipped" in talk:
+            log.info("mouth calibration skipped: %s", talk["skipped"])
+        elif cfg.keep_footage:
+            # checked on the avatar's own output: the pack as written so far talks from its footage
+            pack = Pack(writer.tmp, dict(manifest, talk=talk), lms, mats, track.features[chosen].astype(np.float32))
+            anchor_lm = track.landmarks[chosen[0]].astype(np.float32)
+            talk = render_gain(pack, anchor_frame, anchor_lm, video, track, talk, face_cfg.size)
+        manifest["talk"] = talk
         return BuiltPack(writer, manifest, track, anchor_frame, track.landmarks[chosen[0]].astype(np.float32))
     except BaseException:
         writer.abort()

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .features import face_features, opening
+from .features import face_features, lip_gap, opening
 from .track import Track
+
+if TYPE_CHECKING:
+    from .store import Pack
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +33,9 @@ PREDICT_FPS = 25.0          # the prediction's rate at least (the talk default):
 MAX_LAG_S = 0.2             # lags searched
 LAG_STEP_S = 0.01
 LAG_CLIP_S = 0.15           # a person's own lag is kept within this (beyond: more likely a bad mux)
+RENDER_SECONDS = 10.0       # speech rendered and tracked to check the gain on the avatar's own output
+RENDER_STEPS = 3            # renders at most (on the dev clips one or two reach the tolerance)
+RENDER_TOLERANCE = 0.08     # rendered/real p90 this close to 1 needs no further step
 MIN_LAG_CORR = 0.3          # a weaker peak says little about timing (talk_02: a 0.24 one moved r 0.01 to -0.16)
 
 
@@ -64,21 +71,12 @@ def mouth_lag(times: np.ndarray, real: np.ndarray, pred_times: np.ndarray, pred:
     return float(lags[k]), float(corr[k])
 
 
-def calibrate_mouth(video: str | Path, track: Track, start: float = 0.0) -> dict:
-    """``{"mouth_gain": g, "lag_s": l, "width_gain": w, "seconds": s, ...}``, or ``{"skipped":
-    reason}`` when it cannot be measured (no audio, too little speech, no face)."""
+def _audio(video: str | Path, t0: float, seconds: float) -> np.ndarray:
+    """(n,) float32 16 kHz: up to ``seconds`` of ``video``'s sound from ``t0``."""
     from ..media.video import iter_audio
-    from ..motion.audio.drive import LiveSpeech
 
-    if track.audio is None or track.loudness is None or not track.info.has_audio:
-        return {"skipped": "the clip has no audio"}
-    found = track.found
-    if found.sum() < 10:
-        return {"skipped": "too few tracked frames"}
-    first = float(track.times[found][0])
-    t0 = max(start, first)
     pcm: list[np.ndarray] = []
-    parts, need = 0, int(MAX_SECONDS * 16000)
+    parts, need = 0, int(seconds * 16000)
     skip = int(t0 * 16000)
     for chunk in iter_audio(video, 16000):
         if skip >= len(chunk):
@@ -89,9 +87,24 @@ def calibrate_mouth(video: str | Path, track: Track, start: float = 0.0) -> dict
         parts += len(chunk)
         if parts >= need:
             break
-    if not pcm:
+    return np.concatenate(pcm)[:need].astype(np.float32) if pcm else np.zeros(0, np.float32)
+
+
+def calibrate_mouth(video: str | Path, track: Track, start: float = 0.0) -> dict:
+    """``{"mouth_gain": g, "lag_s": l, "width_gain": w, "seconds": s, ...}``, or ``{"skipped":
+    reason}`` when it cannot be measured (no audio, too little speech, no face)."""
+    from ..motion.audio.drive import LiveSpeech
+
+    if track.audio is None or track.loudness is None or not track.info.has_audio:
+        return {"skipped": "the clip has no audio"}
+    found = track.found
+    if found.sum() < 10:
+        return {"skipped": "too few tracked frames"}
+    first = float(track.times[found][0])
+    t0 = max(start, first)
+    audio = _audio(video, t0, MAX_SECONDS)
+    if not len(audio):
         return {"skipped": "the clip's audio is empty"}
-    audio = np.concatenate(pcm)[:need].astype(np.float32)
     dt = np.diff(track.times[found])
     fps = float(1.0 / np.median(dt)) if len(dt) else 15.0
     pred_fps = max(min(fps, 240.0), PREDICT_FPS)
@@ -123,6 +136,90 @@ def calibrate_mouth(video: str | Path, track: Track, start: float = 0.0) -> dict
     real_w, pred_w = spread(real_f[:, 4]), spread(np.interp(times - lag, pred_t, feats[:, 4]))
     width_gain = float(np.clip(real_w / pred_w, *WIDTH_GAIN_RANGE)) if pred_w > 1e-4 else 1.0
     return {"mouth_gain": round(gain, 4), "lag_s": round(lag, 3), "width_gain": round(width_gain, 4),
-            "seconds": round(len(audio) / 16000, 2), "real_spread": round(real_amp, 4),
+            "from_s": round(t0, 3), "seconds": round(len(audio) / 16000, 2), "real_spread": round(real_amp, 4),
             "predicted_spread": round(pred_amp, 4), "lag_correlation": round(corr, 3),
             "real_width_spread": round(real_w, 4), "predicted_width_spread": round(pred_w, 4)}
+
+
+def _next_gain(tried: list[tuple[float, float]], real: float) -> float:
+    """The gain to try next after ``tried`` (gain, rendered p90) pairs. Between the nearest gains
+    known to render too little and too much: linear interpolation. Otherwise the secant through the
+    last two, kept within a factor of 3 and in the direction the last reading asks for (the output
+    is monotone in the gain but not proportional: resting lips keep a gap), or from one reading the
+    ratio to the footage's."""
+    g1, p1 = tried[-1]
+    low = [(g, p) for g, p in tried if p < real]
+    high = [(g, p) for g, p in tried if p >= real]
+    if low and high:
+        (ga, pa), (gb, pb) = max(low), min(high)
+        gain = ga + (real - pa) * (gb - ga) / max(pb - pa, 1e-9)
+    else:
+        gain = g1 * real / max(p1, 1e-6)
+        if len(tried) >= 2:
+            g0, p0 = tried[-2]
+            slope = (p1 - p0) / (g1 - g0) if abs(g1 - g0) > 1e-6 else 0.0
+            if slope > 1e-6:
+                gain = float(np.clip(g1 + (real - p1) / slope, g1 / 3, 3 * g1))
+    return float(np.clip(gain, *GAIN_RANGE))
+
+
+def render_gain(pack: "Pack", anchor_frame: np.ndarray, anchor_landmarks: np.ndarray, video: str | Path,
+                track: Track, talk: dict, size: int = 512) -> dict:
+    """``talk`` with its ``mouth_gain`` checked on the avatar's own output (closed loop).
+
+    The open-loop gain compares tracked features with the generic prediction, but what a viewer
+    sees is a real mouth warped to that target, composited and tracked again: a mediapipe reading
+    of a warped, narrowed mouth comes out smaller (0.6-0.8x on the dev clips), so the open-loop gain
+    left rendered openings at 0.36-0.72x the speaker's own. Here the first ``RENDER_SECONDS`` of
+    the calibration sound are spoken by the avatar itself (the talking path, at ``size``), the
+    output is tracked like the footage, and the gain is scaled by real/rendered 90th-percentile
+    lip gap (:func:`~avatar.pack.features.lip_gap`), at most ``RENDER_STEPS`` times. ``pack`` may
+    be the uncommitted one of a build. Unchanged when the pack cannot talk from its footage."""
+    from ..config import FaceConfig
+    from ..face.crop import crop_box, crop_matrix, make_crop
+    from ..face.landmarks import LandmarkDetector
+    from ..motion.audio.drive import LiveSpeech
+    from ..render.keyframes import KeyframeEngine, _Choice
+    from ..render.talking import DEFAULT_FPS, TalkState, make_talk_state
+
+    if "mouth_gain" not in talk:
+        return talk
+    t0 = float(talk.get("from_s", 0.0))
+    audio = _audio(video, t0, RENDER_SECONDS)
+    sel = track.found & (track.times >= t0) & (track.times < t0 + len(audio) / 16000)
+    if sel.sum() < 10:
+        return talk
+    real = float(np.percentile(lip_gap(track.landmarks[sel]), 90))
+    face = FaceConfig(size=size)
+    lm = np.asarray(anchor_landmarks, np.float32)
+    crop = make_crop(anchor_frame, lm, crop_matrix(crop_box(lm, face), size), size)
+    engine = KeyframeEngine(pack=pack)
+    keys = engine.prepare(crop)
+    first = engine.for_use(keys, "audio")
+    if not isinstance(first, TalkState) or first.fallback:
+        return talk
+    speech = LiveSpeech(crop.landmarks, fps=DEFAULT_FPS, seed=0, head_amplitude=0.0, blink_rate=0.0)
+    targets = list(speech.push(audio)) + list(speech.flush())
+    gain, open_loop, rendered = float(talk["mouth_gain"]), float(talk["mouth_gain"]), float("nan")
+    tried: list[tuple[float, float]] = []
+    steps = 0
+    for steps in range(1, RENDER_STEPS + 1):
+        keys.mouth = _Choice()
+        state = make_talk_state(keys, first.base, {"talk": dict(talk, mouth_gain=gain)})
+        gaps = []
+        with LandmarkDetector(video=True, max_faces=1) as det:
+            for t in targets:
+                faces = det.detect(engine.render_one(state, t))
+                if faces:
+                    gaps.append(float(lip_gap(faces[0].landmarks)))
+        if len(gaps) < 10:
+            return talk
+        rendered = float(np.percentile(gaps, 90))
+        tried.append((gain, rendered))
+        log.debug("mouth gain %.3f renders p90 lip gap %.4f (footage %.4f)", gain, rendered, real)
+        if abs(real / max(rendered, 1e-6) - 1.0) <= RENDER_TOLERANCE:
+            break
+        gain = _next_gain(tried, real)
+    log.info("mouth gain %.3f (open loop %.3f): rendered/real p90 lip gap %.3f/%.3f", gain, open_loop, rendered, real)
+    return dict(talk, mouth_gain=round(gain, 4), open_loop_gain=round(open_loop, 4), real_gap_p90=round(real, 4),
+                rendered_gap_p90=round(rendered, 4), render_steps=steps)

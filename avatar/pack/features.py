@@ -64,6 +64,15 @@ def opening(f: np.ndarray) -> np.ndarray:
     return f[..., POSE_DIMS]
 
 
+def lip_gap(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip gap over face height (forehead to chin), in the picture as a viewer sees it, of
+    (..., 478, 2+) landmarks: how open a mouth looks, the same measure for real and rendered frames."""
+    lm = np.asarray(landmarks, np.float64)[..., :2]
+    gap = np.linalg.norm(lm[..., topology.LOWER_LIP_INNER, :] - lm[..., topology.UPPER_LIP_INNER, :], axis=-1)
+    height = np.linalg.norm(lm[..., topology.CHIN, :] - lm[..., topology.FOREHEAD, :], axis=-1)
+    return gap / np.maximum(height, 1e-9)
+
+
 def eyes_open(f: np.ndarray) -> np.ndarray:
     """Mean eye opening of feature vector(s)."""
     return eye_part(f).mean(-1)

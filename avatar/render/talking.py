@@ -4,10 +4,10 @@ Each output frame takes the next frame of the base's motion graph (:mod:`avatar.
 calm footage while silent, livelier while speaking) and
 replaces its lower face (lips, jaw and chin) with the pack's best-matching real mouth:
 
-* the speech target's mouth shape (relative to the anchor, scaled vertically by this person's
-  calibrated ``mouth_gain`` and horizontally by their ``width_gain``), shown ``lag_s`` late when
-  their mouth moves later than the generic one, is put onto the base frame's face, in the
-  pose-free canonical frame;
+* the speech target's mouth shape (its offsets from silence, added to this person's own closed
+  mouth, scaled vertically by their calibrated ``mouth_gain`` and horizontally by their
+  ``width_gain``), shown ``lag_s`` late when their mouth moves later than the generic one, is put
+  onto the base frame's face, in the pose-free canonical frame;
 * the keyframe whose real mouth is nearest that shape (cross-faded on a switch) is warped onto it;
 * it is colour-matched to the base frame around the mask's edge and blended in with a feathered
   mask that covers both the base's own and the new lower face, so the jaw line moves with it.
@@ -28,8 +28,9 @@ import cv2
 import numpy as np
 
 from ..face import topology
-from ..motion.audio.state import MAX_LEAD_S
+from ..motion.audio.state import MAX_LEAD_S, MouthState
 from ..motion.decompose import canonical_template, decompose
+from ..motion.rig import MouthRig
 from ..pack.calibrate import LAG_CLIP_S, WIDTH_GAIN_RANGE
 from ..pack.features import distances, face_features, opening
 from .talk_base import BaseFootage, MotionGraph, loop_speed
@@ -37,7 +38,7 @@ from .talk_base import BaseFootage, MotionGraph, loop_speed
 log = logging.getLogger(__name__)
 
 MIN_OPEN_SPREAD = 0.02   # canonical units: a pack whose mouths span less than this never opened
-ACTIVE_OPENING = 0.06    # opening above the anchor's that counts as fully speaking
+ACTIVE_OPENING = 0.06    # target opening (above sealed lips) that counts as fully speaking
 ACTIVITY_SMOOTH = 0.15   # per-frame smoothing of the speech activity that paces the base
 DEFAULT_FPS = 25.0       # output rate assumed until the speech source says (SpeechConfig's default)
 
@@ -94,8 +95,8 @@ class TalkState:
     keys: object                 # the KeyframeState of the same pack
     base: BaseFootage
     gain: float
-    anchor_canon: np.ndarray     # (478, 3) canonical anchor: the mouth at rest
-    anchor_opening: float
+    rest_canon: np.ndarray       # (478, 3) canonical: this person's own closed mouth (from the pack)
+    driver_rest: np.ndarray      # (478, 3) canonical: what a speech target shows in silence (sealed lips)
     fallback: bool               # no open mouth in the pack: the photo engine's mouth
     lag_s: float = 0.0           # this person's mouth moves this much later than the generic one
     width_gain: float = 1.0      # and widens this much of the generic width change
@@ -151,19 +152,38 @@ def make_talk_state(keys, base: BaseFootage, manifest: dict) -> TalkState:
         log.warning("the avatar pack has no open-mouth frames (a silent clip?): the mouth is painted by the photo "
                     "engine instead of taken from real frames; clone a clip of the person talking for real mouths")
     _, canon = decompose(np.asarray(keys.anchor_landmarks, np.float64))
-    return TalkState(keys, base, gain, canon, float(face_features(keys.anchor_landmarks)[3]), fallback, lag, width)
+    # the speech rig seals the lips in silence whatever the anchor shows: the gains scale the
+    # target's offsets from that sealed rest, added to this person's own closed mouth, so silence
+    # shows their real closed mouth at any gain (offsets from the anchor itself made an anchor
+    # caught with parted lips turn the seal into an offset the gain overshoots)
+    driver_rest = MouthRig(canon).landmarks(MouthState(closed=1.0))
+    return TalkState(keys, base, gain, closed_mouth(keys, canon), driver_rest, fallback, lag, width)
+
+
+def closed_mouth(keys, anchor_canon: np.ndarray) -> np.ndarray:
+    """(478, 3) canonical: ``anchor_canon`` with the lower face of the pack's most closed mouths
+    (the median of the keyframes at or below the 10th percentile of opening)."""
+    o = opening(keys.features)
+    if not len(o):
+        return anchor_canon
+    pick = np.flatnonzero(o <= np.percentile(o, 10))
+    lower = np.median(np.stack([decompose(np.asarray(keys.landmarks[k], np.float64))[1] for k in pick]), 0)
+    out = anchor_canon.copy()
+    ids = lower_face_ids()
+    out[ids] = lower[ids]
+    return out
 
 
 def mouth_target(state: TalkState, target: np.ndarray, base_landmarks: np.ndarray) -> np.ndarray:
-    """(478, 3): the base frame's face with the speech target's lower face (its horizontal offsets
-    from rest scaled by the width gain, the others by the mouth gain)."""
+    """(478, 3): the base frame's face with this person's closed mouth plus the speech target's
+    lower-face offsets from its silent (sealed) rest, the horizontal ones scaled by the width gain,
+    the others by the mouth gain."""
     ids = lower_face_ids()
     _, canon_t = decompose(np.asarray(target, np.float64))
     pose_b, canon_b = decompose(np.asarray(base_landmarks, np.float64))
     new = canon_b.copy()
-    rest = state.anchor_canon[ids]
     scale = np.array([state.width_gain, state.gain, state.gain])
-    new[ids] = rest + scale * (canon_t[ids] - rest)
+    new[ids] = state.rest_canon[ids] + scale * (canon_t[ids] - state.driver_rest[ids])
     return pose_b.apply(new).astype(np.float32)
 
 
@@ -197,7 +217,7 @@ def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
     keys = state.keys
     target = state.delay.push(target)
     f_t = face_features(target)
-    act = np.clip((f_t[3] - state.anchor_opening) / ACTIVE_OPENING, 0.0, 1.0)
+    act = np.clip(f_t[3] / ACTIVE_OPENING, 0.0, 1.0)  # the target's opening above its sealed rest
     state.activity += ACTIVITY_SMOOTH * (act - state.activity)
     b = state.last_index = state.loop.step(loop_speed(state.activity), state.activity)
     out = state.base.frame(b)
