@@ -248,11 +248,23 @@ def warp_region(image: np.ndarray, source: np.ndarray, target: np.ndarray, roi: 
     hole = index == 0
     if hole.any():
         loop = mesh["mouth_loop"]
-        a = np.concatenate([t[loop], np.ones((len(loop), 1))], 1)
-        aff, *_ = np.linalg.lstsq(a, source[loop, :2].astype(np.float64), rcond=None)
-        vv, uu = np.nonzero(hole)
-        mx[hole] = uu * aff[0, 0] + vv * aff[1, 0] + aff[2, 0]
-        my[hole] = uu * aff[0, 1] + vv * aff[1, 1] + aff[2, 1]
+        mouth = np.zeros(hole.shape, np.uint8)
+        cv2.fillPoly(mouth, [np.round(t[loop] * 4).astype(np.int32)], 1, cv2.LINE_8, shift=2)
+        # the mouth hole by the inner-lip loop's fit; outside the mesh (past the jaw line) by the fit
+        # of the face outline's points in the box, which carries on the jaw's own motion: the lip
+        # loop's would fetch lip or teeth colours there, a light seam along the jaw where the mask
+        # fades out
+        oval = np.asarray(mesh["oval"])
+        inside = (t[oval] >= 0).all(1) & (t[oval] < (x1 - x0, y1 - y0)).all(1)
+        outer = oval[inside] if inside.sum() >= 3 else np.unique(tris)
+        for sel, ids in ((hole & (mouth > 0), loop), (hole & (mouth == 0), outer)):
+            if not sel.any():
+                continue
+            a = np.concatenate([t[ids], np.ones((len(ids), 1))], 1)
+            aff, *_ = np.linalg.lstsq(a, source[ids, :2].astype(np.float64), rcond=None)
+            vv, uu = np.nonzero(sel)
+            mx[sel] = uu * aff[0, 0] + vv * aff[1, 0] + aff[2, 0]
+            my[sel] = uu * aff[0, 1] + vv * aff[1, 1] + aff[2, 1]
     return cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
 

@@ -138,3 +138,29 @@ def test_live_with_a_video_avatar(video_avatar, driving_clip):
     report = run_live(animator.config, None, avatar_id=video_avatar, camera=str(driving_clip), max_frames=8,
                       loop_camera=True, animator=animator, handle_sigint=False)
     assert animator.engine.name == "keyframes" and report.frames == 8 and report.faces_missing == 0
+
+
+def test_warped_mouth_keeps_the_neck_below_the_jaw():
+    """A keyframe warped to a wider-open target: what lies past the target's jaw line comes from
+    past the keyframe's (the neck), not from its chin or lips (a light seam along the jaw where
+    the talking mask fades out)."""
+    import cv2
+
+    from avatar.motion.decompose import canonical_template
+
+    src = canonical_template() * 100 + 128
+    mesh = topology.mesh()
+    img = np.full((256, 256, 3), 40, np.uint8)  # neck and background
+    cv2.fillPoly(img, [np.round(src[mesh["oval"], :2]).astype(np.int32)], (200, 170, 150))  # skin
+    tgt = src.copy()
+    mouth_y = src[mesh["mouth_loop"], 1].mean()
+    lower = np.flatnonzero(src[:, 1] > mouth_y)
+    tgt[lower, 1] += 4 + 0.1 * (src[lower, 1] - mouth_y)  # lips part more than the chin drops
+    x0, y0, x1, y1 = roi = (60, 110, 200, 256)
+    patch = kf.warp_region(img, src, tgt, roi)
+    face = np.zeros((256, 256), np.uint8)
+    cv2.fillPoly(face, [np.round(tgt[mesh["oval"], :2]).astype(np.int32)], 1)
+    near = (cv2.dilate(face, np.ones((3, 3), np.uint8)) == 0) & (cv2.dilate(face, np.ones((13, 13), np.uint8)) > 0)
+    near = near[y0:y1, x0:x1]
+    assert near.sum() > 500
+    assert patch[near].max() <= 45  # the neck's 40, never the skin's 150-200
