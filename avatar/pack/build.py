@@ -134,7 +134,7 @@ def build_pack(video: str | Path, store_path: Path, cfg: CloneConfig = CloneConf
             # checked on the avatar's own output: the pack as written so far talks from its footage
             pack = Pack(writer.tmp, dict(manifest, talk=talk), lms, mats, track.features[chosen].astype(np.float32))
             anchor_lm = track.landmarks[chosen[0]].astype(np.float32)
-            talk = render_gain(pack, anchor_frame, anchor_lm, video, track, talk)
+            talk = render_gain(pack, anchor_frame, anchor_lm, video, track, talk, face_cfg.size)
         manifest["talk"] = talk
         return BuiltPack(writer, manifest, track, anchor_frame, track.landmarks[chosen[0]].astype(np.float32))
     except BaseException:

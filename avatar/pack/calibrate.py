@@ -34,7 +34,6 @@ MAX_LAG_S = 0.2             # lags searched
 LAG_STEP_S = 0.01
 LAG_CLIP_S = 0.15           # a person's own lag is kept within this (beyond: more likely a bad mux)
 RENDER_SECONDS = 10.0       # speech rendered and tracked to check the gain on the avatar's own output
-RENDER_SIZE = 256           # crop side it renders at (gains within ~8 % of 512's on the dev clips, in half the time)
 RENDER_STEPS = 3            # renders at most (on the dev clips one or two reach the tolerance)
 RENDER_TOLERANCE = 0.08     # rendered/real p90 this close to 1 needs no further step
 MIN_LAG_CORR = 0.3          # a weaker peak says little about timing (talk_02: a 0.24 one moved r 0.01 to -0.16)
@@ -165,7 +164,7 @@ def _next_gain(tried: list[tuple[float, float]], real: float) -> float:
 
 
 def render_gain(pack: "Pack", anchor_frame: np.ndarray, anchor_landmarks: np.ndarray, video: str | Path,
-                track: Track, talk: dict, size: int = RENDER_SIZE) -> dict:
+                track: Track, talk: dict, size: int = 512) -> dict:
     """``talk`` with its ``mouth_gain`` checked on the avatar's own output (closed loop).
 
     The open-loop gain compares tracked features with the generic prediction, but what a viewer
