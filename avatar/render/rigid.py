@@ -104,16 +104,11 @@ def detect_frames(image: np.ndarray, landmarks: np.ndarray) -> RigidParts | None
     line = keep[labels].astype(np.float32)
     if line.sum() < 0.5 * iod:
         return None
-    # the frame and what it holds: each lens filled (the hull of the frame lines around that eye),
-    # so the lens moves as one piece; only the eye itself keeps the mesh (it blinks and looks)
-    solid = np.zeros(line.shape, np.uint8)
+    # the frame lines only: what a clear lens shows is the face behind it, which moves with the
+    # face (filling each lens to move it as one piece showed, on a turned portrait, a flat patch of
+    # skin moved rigidly beside the mesh-warped cheek, with a hard edge along the rim)
     lens_reach = RING[1] * iod
-    for c in centres:
-        near = (line > 0) & (np.hypot((xx - c[0]) / iod, (yy - c[1]) / iod / 0.75) < RING[1] * 1.3)
-        if near.sum() >= 3:
-            pts_near = np.column_stack(np.nonzero(near)[::-1]).astype(np.int32)
-            cv2.fillPoly(solid, [cv2.convexHull(pts_near)], 1)
-    solid = np.maximum(solid, cv2.dilate(line.astype(np.uint8), np.ones((5, 5), np.uint8)))
+    solid = cv2.dilate(line.astype(np.uint8), np.ones((5, 5), np.uint8))
     eye = np.zeros(line.shape, np.uint8)
     for ids in eyes:
         cv2.fillPoly(eye, [np.round(cv2.convexHull(pts[ids]) - [x0, y0]).astype(np.int32)], 1)
