@@ -188,14 +188,15 @@ def mouth_target(state: TalkState, target: np.ndarray, base_landmarks: np.ndarra
 
 
 def lower_face_mask(target: np.ndarray, base: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Feathered mask over the lips, jaw and chin of ``target`` and the lips of ``base`` (its own
-    mouth never shows through), and its (x0, y0, x1, y1) box. The feather ends at the target's jaw
-    line: below it the base stays, since a keyframe's pixels there are its own neck and collar,
-    filmed at another moment (a white collar crescent under the chin otherwise)."""
+    """Feathered mask over the lips, jaw and chin of ``target`` and of ``base`` (its own mouth and
+    chin never show through: a base jaw hanging lower than the new one left its chin's lower edge
+    as a light second jaw line), and its (x0, y0, x1, y1) box. The feather ends at the lower of
+    the two jaw lines: below it the base stays, since a keyframe's pixels there are its own neck
+    and collar, filmed at another moment (a white collar crescent under the chin otherwise)."""
     lips = topology.mesh()["lips"]
     width = float(np.ptp(target[lips, 0])) or 1.0
     hulls = []
-    for lm, ids in ((target, np.concatenate([lips, _chin_ids()])), (base, lips)):
+    for lm, ids in ((target, np.concatenate([lips, _chin_ids()])), (base, np.concatenate([lips, _chin_ids()]))):
         pts = lm[ids, :2].astype(np.float32)
         c = pts.mean(0)
         grow = 1.0 - 0.06 * width / max(float(np.ptp(pts[:, 0])), 1.0)  # feather inside the jaw line

@@ -440,3 +440,25 @@ def test_live_voice_mode_talks_over_the_footage(avatars, tmp_path, monkeypatch):
                       handle_sigint=False)
     assert report.mode == "voice" and report.frames > 0
     assert len(calls) >= report.frames
+
+
+def test_mask_covers_the_base_chin_below_a_raised_one():
+    """A closed re-rendered mouth over a base frame whose jaw hangs lower: the mask reaches the
+    base's own chin, so its lower edge never shows as a second jaw line under the new one."""
+    from avatar.face import topology
+    from avatar.motion.decompose import canonical_template
+
+    tpl = canonical_template()
+    target = (tpl * 100 + 128).astype(np.float32)
+    base = target.copy()
+    ids = talking.lower_face_ids()
+    mouth_y = target[topology.mesh()["mouth_loop"], 1].mean()
+    below = ids[target[ids, 1] > mouth_y]
+    base[below, 1] += 10.0  # the base's jaw open: its chin 10 px lower
+    mask, (x0, y0, x1, y1) = talking.lower_face_mask(target, base, 256)
+    chin = base[topology.CHIN, :2]
+    y = int(round(chin[1])) - 4  # inside the base's chin, below the target's (6 px above it)
+    assert y > target[topology.CHIN, 1] + 4
+    r, c = y - y0, int(round(chin[0])) - x0
+    assert 0 <= r < mask.shape[0] and 0 <= c < mask.shape[1], "the mask stops above the base's chin"
+    assert mask[r, c] > 0.5
