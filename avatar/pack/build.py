@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from ..config import CloneConfig, FaceConfig
-from ..errors import InputError, NoFaceError
+from ..errors import AvatarError, InputError, NoFaceError
 from ..face.crop import crop_box, crop_matrix, make_crop
 from ..media.video import read_frames
 from .calibrate import calibrate_mouth, render_gain
@@ -134,7 +134,12 @@ def build_pack(video: str | Path, store_path: Path, cfg: CloneConfig = CloneConf
             # checked on the avatar's own output: the pack as written so far talks from its footage
             pack = Pack(writer.tmp, dict(manifest, talk=talk), lms, mats, track.features[chosen].astype(np.float32))
             anchor_lm = track.landmarks[chosen[0]].astype(np.float32)
-            talk = render_gain(pack, anchor_frame, anchor_lm, video, track, talk, face_cfg.size)
+            try:
+                talk = render_gain(pack, anchor_frame, anchor_lm, video, track, talk, face_cfg.size)
+            except AvatarError as exc:  # the open-loop gain still serves; the clone need not fail
+                log.warning("the mouth gain could not be checked on the avatar's output (%s): the open-loop gain is kept",
+                            exc)
+                talk = dict(talk, render_check=f"failed: {exc}")
         manifest["talk"] = talk
         return BuiltPack(writer, manifest, track, anchor_frame, track.landmarks[chosen[0]].astype(np.float32))
     except BaseException:

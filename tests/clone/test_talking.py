@@ -462,3 +462,19 @@ def test_mask_covers_the_base_chin_below_a_raised_one():
     r, c = y - y0, int(round(chin[0])) - x0
     assert 0 <= r < mask.shape[0] and 0 <= c < mask.shape[1], "the mask stops above the base's chin"
     assert mask[r, c] > 0.5
+
+
+def test_clone_keeps_the_open_loop_gain_when_the_check_fails(tmp_path, research_clip, monkeypatch, caplog):
+    """The gain check renders and tracks the avatar; if that fails (no face found in its output,
+    say), the clone still succeeds with the open-loop gain and says so."""
+    import avatar.pack.build as build
+
+    def broken(*args, **kwargs):
+        raise InputError("no face in the rendered output")
+
+    monkeypatch.setattr(build, "render_gain", broken)
+    with caplog.at_level(logging.WARNING, logger="avatar.pack.build"):
+        avatar_id = _clone(tmp_path, research_clip)
+    talk = _talk_manifest(tmp_path, avatar_id)
+    assert talk["render_check"].startswith("failed") and "open_loop_gain" not in talk
+    assert talk["mouth_gain"] > 0 and "could not be checked" in caplog.text
