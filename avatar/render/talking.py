@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 MIN_OPEN_SPREAD = 0.02   # canonical units: a pack whose mouths span less than this never opened
 ACTIVE_OPENING = 0.06    # target opening (above sealed lips) that counts as fully speaking
 ACTIVITY_SMOOTH = 0.15   # per-frame smoothing of the speech activity that paces the base
+MOUTH_SWITCH_MARGIN = 0.7  # switch mouth keyframes only when the new one is this much closer
 DEFAULT_FPS = 25.0       # output rate assumed until the speech source says (SpeechConfig's default)
 
 
@@ -229,7 +230,7 @@ def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
     if x1 > x0 and y1 > y0:
         d = distances(keys.features, face_features(new_lm), pose_w=0.25, eye_w=0.0)
         m = keys.mouth
-        m.update(d, 0.7)
+        m.update(d, MOUTH_SWITCH_MARGIN)
         if state.fallback:
             patch = engine._render_key(keys, m.current, new_lm)[y0:y1, x0:x1].astype(np.float32)
         else:
