@@ -179,7 +179,7 @@ def render_gain(pack: "Pack", anchor_frame: np.ndarray, anchor_landmarks: np.nda
     from ..face.crop import crop_box, crop_matrix, make_crop
     from ..face.landmarks import LandmarkDetector
     from ..motion.audio.drive import LiveSpeech
-    from ..render.keyframes import KeyframeEngine, _Choice
+    from ..render.keyframes import KeyframeEngine
     from ..render.talking import DEFAULT_FPS, TalkState, make_talk_state
 
     if "mouth_gain" not in talk:
@@ -204,7 +204,7 @@ def render_gain(pack: "Pack", anchor_frame: np.ndarray, anchor_landmarks: np.nda
     tried: list[tuple[float, float]] = []
     steps = 0
     for steps in range(1, RENDER_STEPS + 1):
-        keys.mouth = _Choice()
+        keys.restart()
         state = make_talk_state(keys, first.base, {"talk": dict(talk, mouth_gain=gain)})
         gaps = []
         with LandmarkDetector(video=True, max_faces=1) as det:

@@ -81,6 +81,10 @@ class KeyframeState:
     base: _Choice = field(default_factory=_Choice)
     mouth: _Choice = field(default_factory=_Choice)
 
+    def restart(self) -> None:
+        """Forget the keyframe choices: the next frame starts a new take (warped keyframes stay cached)."""
+        self.base, self.mouth = _Choice(), _Choice()
+
 
 class KeyframeEngine(Engine):
     """Nearest real keyframe, warped the small remaining way; the mouth from the best real mouth.
