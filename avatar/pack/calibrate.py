@@ -174,8 +174,8 @@ def render_gain(pack: "Pack", anchor_frame: np.ndarray, anchor_landmarks: np.nda
 
     The open-loop gain compares tracked features with the generic prediction, but what a viewer
     sees is a real mouth warped to that target, composited and tracked again: a mediapipe reading
-    of a warped, narrowed mouth comes out smaller (0.6-0.8x on the dev clips), so the open-loop gain
-    left rendered openings at 0.36-0.72x the speaker's own. Here the first ``RENDER_SECONDS`` of
+    of a warped, narrowed mouth comes out smaller (0.6-0.8x on talk_04), so the open-loop gain
+    left rendered openings at 0.36-0.74x the speaker's own. Here the first ``RENDER_SECONDS`` of
     the calibration sound are spoken by the avatar itself (the talking path, at ``size``), the
     output is tracked like the footage, and the gain is scaled by real/rendered 90th-percentile
     lip gap (:func:`~avatar.pack.features.lip_gap`), at most ``RENDER_STEPS`` times. ``pack`` may
