@@ -177,9 +177,11 @@ def render_gain(pack: "Pack", anchor_frame: np.ndarray, anchor_landmarks: np.nda
     of a warped, narrowed mouth comes out smaller (0.6-0.8x on talk_04), so the open-loop gain
     left rendered openings at 0.36-0.74x the speaker's own. Here the first ``RENDER_SECONDS`` of
     the calibration sound are spoken by the avatar itself (the talking path, at ``size``), the
-    output is tracked like the footage, and the gain is scaled by real/rendered 90th-percentile
-    lip gap (:func:`~avatar.pack.features.lip_gap`), at most ``RENDER_STEPS`` times. ``pack`` may
-    be the uncommitted one of a build. Unchanged when the pack cannot talk from its footage."""
+    output is tracked like the footage, and the gain is corrected (:func:`_next_gain`) until the
+    rendered 90th-percentile lip gap (:func:`~avatar.pack.features.lip_gap`) is within
+    ``RENDER_TOLERANCE`` of the footage's over the same seconds, in at most ``RENDER_STEPS``
+    renders. ``pack`` may be the uncommitted one of a build. Unchanged when the pack cannot talk
+    from its footage."""
     from ..config import FaceConfig
     from ..face.crop import crop_box, crop_matrix, make_crop
     from ..face.landmarks import LandmarkDetector
