@@ -127,13 +127,13 @@ def build_pack(video: str | Path, store_path: Path, cfg: CloneConfig = CloneConf
             writer.copy_file(name, video)
             manifest["footage"] = name
         # this person's audio-to-mouth amplitude, for talking (older packs lack it: gain 1)
+        anchor_lm = track.landmarks[chosen[0]].astype(np.float32)
         talk = calibrate_mouth(video, track, start)
         if "skipped" in talk:
             log.info("mouth calibration skipped: %s", talk["skipped"])
         elif cfg.keep_footage:
             # checked on the avatar's own output: the pack as written so far talks from its footage
             pack = Pack(writer.tmp, dict(manifest, talk=talk), lms, mats, track.features[chosen].astype(np.float32))
-            anchor_lm = track.landmarks[chosen[0]].astype(np.float32)
             try:
                 talk = render_gain(pack, anchor_frame, anchor_lm, video, track, talk, face_cfg.size)
             except AvatarError as exc:  # the open-loop gain still serves; the clone need not fail
@@ -141,7 +141,7 @@ def build_pack(video: str | Path, store_path: Path, cfg: CloneConfig = CloneConf
                             exc)
                 talk = dict(talk, render_check=f"failed: {exc}")
         manifest["talk"] = talk
-        return BuiltPack(writer, manifest, track, anchor_frame, track.landmarks[chosen[0]].astype(np.float32))
+        return BuiltPack(writer, manifest, track, anchor_frame, anchor_lm)
     except BaseException:
         writer.abort()
         raise

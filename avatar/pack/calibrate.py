@@ -187,7 +187,7 @@ def render_gain(pack: "Pack", anchor_frame: np.ndarray, anchor_landmarks: np.nda
     from ..face.landmarks import LandmarkDetector
     from ..motion.audio.drive import LiveSpeech
     from ..render.keyframes import KeyframeEngine
-    from ..render.talking import DEFAULT_FPS, TalkState, make_talk_state
+    from ..render.talking import DEFAULT_FPS, TalkState
 
     if "mouth_gain" not in talk:
         return talk
@@ -202,8 +202,8 @@ def render_gain(pack: "Pack", anchor_frame: np.ndarray, anchor_landmarks: np.nda
     crop = make_crop(anchor_frame, lm, crop_matrix(crop_box(lm, face), size), size)
     engine = KeyframeEngine(pack=pack)
     keys = engine.prepare(crop)
-    first = engine.for_use(keys, "audio")
-    if not isinstance(first, TalkState) or first.fallback:
+    state = engine.for_use(keys, "audio")
+    if not isinstance(state, TalkState) or state.fallback:
         return talk
     speech = LiveSpeech(crop.landmarks, fps=DEFAULT_FPS, seed=0, head_amplitude=0.0, blink_rate=0.0)
     targets = list(speech.push(audio)) + list(speech.flush())
@@ -211,8 +211,8 @@ def render_gain(pack: "Pack", anchor_frame: np.ndarray, anchor_landmarks: np.nda
     tried: list[tuple[float, float]] = []
     steps = 0
     for steps in range(1, RENDER_STEPS + 1):
-        keys.restart()
-        state = make_talk_state(keys, first.base, {"talk": dict(talk, mouth_gain=gain)})
+        state.restart()  # each gain from the same first frame (the graph is rewound, not rebuilt: 0.4 s each)
+        state.gain = gain
         gaps = []
         with LandmarkDetector(video=True, max_faces=1) as det:
             for t in targets:

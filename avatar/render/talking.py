@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import cv2
@@ -110,6 +110,14 @@ class TalkState:
         # the base's own lower face is re-rendered: only the rest of the head decides what is a cut
         self.loop = MotionGraph.from_footage(self.base, points=upper_face_ids())
         self.delay = TargetDelay(max(self.lag_s, 0.0) * DEFAULT_FPS)
+
+    def restart(self) -> None:
+        """Start a new take, as a fresh state would: the base from its first frame, no speech
+        history, fresh keyframe choices (the motion graph is rewound, not rebuilt)."""
+        self.loop = replace(self.loop, position=0, direction=1, jumps=0)
+        self.delay = TargetDelay(self.delay.frames)
+        self.activity, self.last_index = 0.0, 0
+        self.keys.restart()
 
 
 def speech_lead(state: object, lead_s: float, fps: float) -> float:
