@@ -197,6 +197,8 @@ class CloneConfig:
     (every n-th frame, so a clone takes less than the clip's duration). max_keyframes: cap on
     keyframes (pack size). crop_size: keyframe crop side (pixels; smaller when the clip is).
     keep_footage: store the clip in the pack (the base footage talking avatars play).
+    personal_mouth: fit this person's own audio-to-mouth model from the clip's sound
+    (:mod:`avatar.motion.audio.personal`); used where it beats the generic one on held-out footage.
     """
 
     min_seconds: float = 10.0
@@ -207,6 +209,7 @@ class CloneConfig:
     max_keyframes: int = 300
     crop_size: int = 512
     keep_footage: bool = True
+    personal_mouth: bool = True
 
     def __post_init__(self) -> None:
         _check(self.min_seconds >= 0, f"min_seconds must be >= 0, got {self.min_seconds}")

@@ -497,7 +497,7 @@ class Animator:
         if audio is not None and transcript is None and head_landmarks is None and not sc.recognise:
             speech = LiveSpeech(prepared.crop.landmarks, cfg.motion, fps, seed=sc.seed, weights=sc.weights,
                                 blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude, lead_s=lead_s,
-                                intensity=sc.intensity)
+                                intensity=sc.intensity, personal=self.engine.speech_model(prepared.state))
 
             def targets() -> Iterator[np.ndarray]:
                 for chunk in iter_audio(audio, 16000):

@@ -17,7 +17,7 @@ from ..config import CloneConfig, FaceConfig
 from ..errors import AvatarError, InputError, NoFaceError
 from ..face.crop import crop_box, crop_matrix, make_crop
 from ..media.video import read_frames
-from .calibrate import calibrate_mouth, render_gain
+from .calibrate import MODEL_FILE, calibrate_mouth, personal_mouth, render_gain
 from .select import select_keyframes
 from .store import Pack, PackWriter
 from .track import Track, track_video
@@ -66,6 +66,22 @@ def _crop_size(cfg: CloneConfig, face_height: float, face: FaceConfig) -> int:
     """The keyframe crop side: ``cfg.crop_size``, or less when the clip has fewer pixels there."""
     native = face.crop_scale * face_height * 1.1
     return int(min(cfg.crop_size, max(64, 8 * round(native / 8))))
+
+
+def _with_personal_mouth(writer: PackWriter, video: Path, track: Track, start: float, talk: dict) -> dict:
+    """``talk`` recalibrated on this person's own mouth model where one is fitted and beats the
+    generic openness (written to the pack); the generic calibration is kept beside it."""
+    model, info = personal_mouth(video, track, start)
+    if model is None or not info.get("used"):
+        log.info("this person's own mouth model is not used: %s", info.get("reason", "-"))
+        return dict(talk, personal=info)
+    own = calibrate_mouth(video, track, start, personal=model)
+    if "skipped" in own:
+        return dict(talk, personal=dict(info, used=False, reason=own["skipped"]))
+    writer.write_arrays(MODEL_FILE, **model.to_arrays())
+    log.info("this person's own mouth model: held-out r %.2f (generic %.2f)", info["r_cv"], info["r_generic"])
+    generic = {k: talk[k] for k in ("mouth_gain", "lag_s", "width_gain")}
+    return dict(own, personal=info, generic=generic)
 
 
 def build_pack(video: str | Path, store_path: Path, cfg: CloneConfig = CloneConfig(), *, start: float = 0.0,
@@ -129,6 +145,8 @@ def build_pack(video: str | Path, store_path: Path, cfg: CloneConfig = CloneConf
         # this person's audio-to-mouth amplitude, for talking (older packs lack it: gain 1)
         anchor_lm = track.landmarks[chosen[0]].astype(np.float32)
         talk = calibrate_mouth(video, track, start)
+        if "skipped" not in talk and cfg.personal_mouth:
+            talk = _with_personal_mouth(writer, video, track, start, talk)
         if "skipped" in talk:
             log.info("mouth calibration skipped: %s", talk["skipped"])
         elif cfg.keep_footage:

@@ -18,6 +18,7 @@ footage's (the open-loop one left rendered openings at 0.36-0.74x the speakers' 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from .features import face_features, lip_gap, opening
 from .track import Track
 
 if TYPE_CHECKING:
+    from ..motion.audio.personal import PersonalMouth
     from .store import Pack
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ RENDER_SECONDS = 10.0       # speech rendered and tracked to check the gain on t
 RENDER_STEPS = 3            # renders at most (on the dev clips one to three reach the tolerance)
 RENDER_TOLERANCE = 0.08     # rendered/real p90 this close to 1 needs no further step
 MIN_LAG_CORR = 0.3          # a weaker peak says little about timing (talk_02: a 0.24 one moved r 0.01 to -0.16)
+PERSONAL_SECONDS = 300.0    # sound used to fit the person's own mouth model (more speech, a better fit)
+MODEL_FILE = "mouth_model.npz"
 
 
 def spread(x: np.ndarray) -> float:
@@ -95,18 +99,47 @@ def _audio(video: str | Path, t0: float, seconds: float) -> np.ndarray:
     return np.concatenate(pcm)[:need].astype(np.float32) if pcm else np.zeros(0, np.float32)
 
 
-def calibrate_mouth(video: str | Path, track: Track, start: float = 0.0) -> dict:
-    """``{"mouth_gain": g, "lag_s": l, "width_gain": w, "seconds": s, ...}``, or ``{"skipped":
-    reason}`` when it cannot be measured (no audio, too little speech, no face)."""
-    from ..motion.audio.drive import LiveSpeech
-
+def _first_sound(track: Track, start: float) -> float | str:
+    """Where calibration starts (the first tracked face at or after ``start``), or why it cannot."""
     if track.audio is None or track.loudness is None or not track.info.has_audio:
-        return {"skipped": "the clip has no audio"}
+        return "the clip has no audio"
     found = track.found
     if found.sum() < 10:
-        return {"skipped": "too few tracked frames"}
-    first = float(track.times[found][0])
-    t0 = max(start, first)
+        return "too few tracked frames"
+    return max(start, float(track.times[found][0]))
+
+
+def personal_mouth(video: str | Path, track: Track, start: float = 0.0) -> tuple["PersonalMouth | None", dict]:
+    """This person's own audio-to-mouth model (:mod:`avatar.motion.audio.personal`), fitted on up
+    to ``PERSONAL_SECONDS`` of the clip's sound and tracked mouth opening; (model, info). The
+    model is None, or ``info["used"]`` false, where it cannot be fitted or does not beat the
+    generic openness on held-out parts of the clip."""
+    from ..motion.audio.personal import fit_personal_mouth
+    from ..motion.audio.state import LEAD_S
+
+    t0 = _first_sound(track, start)
+    if isinstance(t0, str):
+        return None, {"used": False, "reason": t0}
+    audio = _audio(video, t0, PERSONAL_SECONDS)
+    sel = track.found & (track.times >= t0) & (track.times < t0 + len(audio) / 16000)
+    if not len(audio) or sel.sum() < 10:
+        return None, {"used": False, "reason": "too little footage with sound"}
+    model, info = fit_personal_mouth(audio, track.times[sel] - t0, opening(track.features[sel]), LEAD_S)
+    return model, dict(info, seconds=round(len(audio) / 16000, 2))
+
+
+def calibrate_mouth(video: str | Path, track: Track, start: float = 0.0, personal: "PersonalMouth | None" = None) -> dict:
+    """``{"mouth_gain": g, "lag_s": l, "width_gain": w, "seconds": s, ...}``, or ``{"skipped":
+    reason}`` when it cannot be measured (no audio, too little speech, no face).
+
+    With ``personal`` (this person's own mouth model) the speech path is the one talking will
+    use with it; its timing was learnt with the model, so the lag is 0."""
+    from ..motion.audio.drive import LiveSpeech
+
+    t0 = _first_sound(track, start)
+    if isinstance(t0, str):
+        return {"skipped": t0}
+    found = track.found
     audio = _audio(video, t0, MAX_SECONDS)
     if not len(audio):
         return {"skipped": "the clip's audio is empty"}
@@ -114,7 +147,7 @@ def calibrate_mouth(video: str | Path, track: Track, start: float = 0.0) -> dict
     fps = float(1.0 / np.median(dt)) if len(dt) else 15.0
     pred_fps = max(min(fps, 240.0), PREDICT_FPS)
     lm = track.landmarks[np.flatnonzero(found)[0]].astype(np.float32)
-    speech = LiveSpeech(lm, fps=pred_fps, seed=0, head_amplitude=0.0, blink_rate=0.0)
+    speech = LiveSpeech(lm, fps=pred_fps, seed=0, head_amplitude=0.0, blink_rate=0.0, personal=personal)
     targets = list(speech.push(audio)) + list(speech.flush())
     if len(targets) < 2:
         return {"skipped": "the clip's audio is too short"}
@@ -136,7 +169,7 @@ def calibrate_mouth(video: str | Path, track: Track, start: float = 0.0) -> dict
     # frame interval (centred, so it shifts nothing), else a lip closure between two tracked frames
     # pulls the peak by tens of milliseconds
     lag, corr = mouth_lag(times, real, pred_t, box_mean(feats[:, 3], int(round(pred_fps / fps))))
-    lag = float(np.clip(lag, -LAG_CLIP_S, LAG_CLIP_S)) if corr >= MIN_LAG_CORR else 0.0
+    lag = float(np.clip(lag, -LAG_CLIP_S, LAG_CLIP_S)) if corr >= MIN_LAG_CORR and personal is None else 0.0
     # the predicted width shifted by the lag just found, as talking will show it
     real_w, pred_w = spread(real_f[:, 4]), spread(np.interp(times - lag, pred_t, feats[:, 4]))
     width_gain = float(np.clip(real_w / pred_w, *WIDTH_GAIN_RANGE)) if pred_w > 1e-4 else 1.0
@@ -147,24 +180,27 @@ def calibrate_mouth(video: str | Path, track: Track, start: float = 0.0) -> dict
 
 
 def _next_gain(tried: list[tuple[float, float]], real: float) -> float:
-    """The gain to try next after ``tried`` (gain, rendered p90) pairs. Between the nearest gains
-    known to render too little and too much: linear interpolation. Otherwise the secant through the
-    last two, kept within a factor of 3 and in the direction the last reading asks for (the output
-    is monotone in the gain but not proportional: resting lips keep a gap), or from one reading the
-    ratio to the footage's."""
+    """The gain to try next after ``tried`` (gain, rendered p90) pairs, in log-log terms: the
+    rendered p90 grows like a power of the gain, the power ranging from about 1 (the dev clips)
+    to about 0.35 (a talker whose lips rest apart, so small gains still show a gap). Between the
+    nearest gains known to render too little and too much: interpolation. Otherwise the power
+    through the last two readings (kept within a factor of 3 of the last gain, in the direction the
+    last reading asks for), or from one reading the ratio to the footage's."""
     g1, p1 = tried[-1]
     low = [(g, p) for g, p in tried if p < real]
     high = [(g, p) for g, p in tried if p >= real]
+    log = lambda v: math.log(max(v, 1e-9))  # noqa: E731
     if low and high:
         (ga, pa), (gb, pb) = max(low), min(high)
-        gain = ga + (real - pa) * (gb - ga) / max(pb - pa, 1e-9)
+        w = (log(real) - log(pa)) / max(log(pb) - log(pa), 1e-9)
+        gain = math.exp(log(ga) + w * (log(gb) - log(ga)))
     else:
         gain = g1 * real / max(p1, 1e-6)
         if len(tried) >= 2:
             g0, p0 = tried[-2]
-            slope = (p1 - p0) / (g1 - g0) if abs(g1 - g0) > 1e-6 else 0.0
-            if slope > 1e-6:
-                gain = float(np.clip(g1 + (real - p1) / slope, g1 / 3, 3 * g1))
+            power = (log(p1) - log(p0)) / (log(g1) - log(g0)) if abs(log(g1) - log(g0)) > 1e-6 else 0.0
+            if power > 0.05:
+                gain = float(np.clip(g1 * (real / max(p1, 1e-6)) ** (1.0 / power), g1 / 3, 3 * g1))
     return float(np.clip(gain, *GAIN_RANGE))
 
 
@@ -205,7 +241,8 @@ def render_gain(pack: "Pack", anchor_frame: np.ndarray, anchor_landmarks: np.nda
     state = engine.for_use(keys, "audio")
     if not isinstance(state, TalkState) or state.fallback:
         return talk
-    speech = LiveSpeech(crop.landmarks, fps=DEFAULT_FPS, seed=0, head_amplitude=0.0, blink_rate=0.0)
+    speech = LiveSpeech(crop.landmarks, fps=DEFAULT_FPS, seed=0, head_amplitude=0.0, blink_rate=0.0,
+                        personal=state.personal)
     targets = list(speech.push(audio)) + list(speech.flush())
     gain, open_loop, rendered = float(talk["mouth_gain"]), float(talk["mouth_gain"]), float("nan")
     tried: list[tuple[float, float]] = []
@@ -225,6 +262,11 @@ def render_gain(pack: "Pack", anchor_frame: np.ndarray, anchor_landmarks: np.nda
         tried.append((gain, rendered))
         log.debug("mouth gain %.3f renders p90 lip gap %.4f (footage %.4f)", gain, rendered, real)
         if abs(real / max(rendered, 1e-6) - 1.0) <= RENDER_TOLERANCE:
+            break
+        if steps == RENDER_STEPS:
+            # out of renders: the gain whose output came closest, not an untried guess (the output
+            # moves in steps as real mouths take over from each other, so a guess can overshoot)
+            gain, rendered = min(tried, key=lambda gp: abs(math.log(max(gp[1], 1e-9) / real)))
             break
         gain = _next_gain(tried, real)
     log.info("mouth gain %.3f (open loop %.3f): rendered/real p90 lip gap %.3f/%.3f", gain, open_loop, rendered, real)

@@ -52,6 +52,11 @@ class Engine(ABC):
         configured ``lead_s``. Most engines take it as is; a video avatar adds its person's own."""
         return lead_s
 
+    def speech_model(self, state: Any) -> Any:
+        """The person's own audio-to-mouth model a speech source for ``state`` should use
+        (:class:`~avatar.motion.audio.personal.PersonalMouth`), or None for the generic one."""
+        return None
+
     @abstractmethod
     def render(self, state: Any, targets: Sequence[DriveTarget]) -> np.ndarray:
         """Render one crop per target.

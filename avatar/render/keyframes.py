@@ -148,6 +148,10 @@ class KeyframeEngine(Engine):
 
         return speech_lead(state, lead_s, fps)
 
+    def speech_model(self, state: "KeyframeState | TalkState"):
+        """A talking video avatar's own mouth model, where its pack has one."""
+        return getattr(state, "personal", None)
+
     @staticmethod
     def _image(state: KeyframeState, k: int) -> np.ndarray:
         """Keyframe ``k`` resampled into the source crop's frame (cached)."""

@@ -101,6 +101,7 @@ class TalkState:
     fallback: bool               # no open mouth in the pack: the photo engine's mouth
     lag_s: float = 0.0           # this person's mouth moves this much later than the generic one
     width_gain: float = 1.0      # and widens this much of the generic width change
+    personal: object = None      # this person's own mouth model (PersonalMouth), where the pack has one
     loop: MotionGraph = field(init=False)
     delay: TargetDelay = field(init=False)
     activity: float = 0.0
@@ -166,7 +167,24 @@ def make_talk_state(keys, base: BaseFootage, manifest: dict) -> TalkState:
     # shows their real closed mouth at any gain (offsets from the anchor itself made an anchor
     # caught with parted lips turn the seal into an offset the gain overshoots)
     driver_rest = MouthRig(canon).landmarks(MouthState(closed=1.0))
-    return TalkState(keys, base, gain, closed_mouth(keys, canon), driver_rest, fallback, lag, width)
+    return TalkState(keys, base, gain, closed_mouth(keys, canon), driver_rest, fallback, lag, width,
+                     personal_model(keys.pack, talk or {}))
+
+
+def personal_model(pack, talk: dict):
+    """The pack's own mouth model (:class:`~avatar.motion.audio.personal.PersonalMouth`) where
+    calibration chose it, else None (with a note when it is there but unreadable)."""
+    from ..motion.audio.personal import PersonalMouth
+    from ..pack.calibrate import MODEL_FILE
+
+    if not (talk.get("personal") or {}).get("used"):
+        return None
+    try:
+        with np.load(pack.path / MODEL_FILE) as z:
+            return PersonalMouth.from_arrays(z)
+    except (OSError, ValueError) as exc:
+        log.warning("this avatar's own mouth model cannot be read (%s): the generic mouth timing is used", exc)
+        return None
 
 
 def closed_mouth(keys, anchor_canon: np.ndarray) -> np.ndarray:

@@ -83,16 +83,19 @@ class LiveSpeech:
         blink_rate: blinks per minute. head_amplitude: idle head motion scale (0 = still).
         lead_s: the mouth runs this far ahead of the sound (adds to the latency).
         intensity: mouth movement scale (see :class:`~avatar.motion.rig.RigConfig`).
+        personal: the person's own mouth model, where the avatar has one
+            (:class:`~avatar.motion.audio.personal.PersonalMouth`).
     """
 
     def __init__(self, source_landmarks: np.ndarray, motion: MotionConfig | None = None, fps: float = 25.0, *,
                  seed: int = 0, weights: str | None = None, blink_rate: float = 17.0,
-                 head_amplitude: float = 1.0, lead_s: float = LEAD_S, intensity: float = 1.0) -> None:
+                 head_amplitude: float = 1.0, lead_s: float = LEAD_S, intensity: float = 1.0,
+                 personal=None) -> None:
         from .stream import MouthStreamer  # noqa: PLC0415
 
         self.driver = SpeechDriver(source_landmarks, motion, RigConfig(intensity=intensity))
         self.fps = float(fps)
-        self.mouth = MouthStreamer(fps, weights, lead_s)
+        self.mouth = MouthStreamer(fps, weights, lead_s, personal)
         self.blinks = idle.BlinkStream(fps, seed, blink_rate)
         self.head = idle.HeadStream(fps, seed, head_amplitude)
         self._hop = 16000.0 / self.fps

@@ -18,6 +18,7 @@ DB_PER_NEPER = 10.0 / np.log(10.0)
 # consonants, pauses and noise, which should not pull the level down.
 _UPDATE_WINDOW_DB = 12.0
 _FLOOR_DB = -35.0  # ≈ -60 dBFS: below this (digital silence, hiss) nothing is speech
+SILENT_DB = _FLOOR_DB
 _SLOW = 1.0 / 300.0  # ≈ 3 s time constant at 100 frames/s
 _FAST_FRAMES = 30  # the first speech frames set the level quickly
 GAIN_NORMAL = 0.6  # openness factor for ordinary speech (at or below the running level + _LOUD_DB)

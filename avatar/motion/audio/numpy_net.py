@@ -82,6 +82,12 @@ class NumpyAudio2Mouth:
 
         Columns: openness logit, lips-closed logit, rounding (pre-tanh), viseme logits.
         """
+        o, _, state = self.step_hidden(mel, state)
+        return o, state
+
+    def step_hidden(self, mel: np.ndarray, state: NetState) -> tuple[np.ndarray, np.ndarray, NetState]:
+        """As :meth:`step`, also returning the last GRU layer's output, (T, hidden): what a
+        person's own mouth model (:mod:`avatar.motion.audio.personal`) reads."""
         x = ((np.asarray(mel, np.float32) - self.mean) / self.std).T  # (C, T)
         x1 = np.concatenate([state.conv1, x], axis=1)
         h1 = self._conv1d(x1, *self._conv[0])
@@ -91,4 +97,4 @@ class NumpyAudio2Mouth:
         y2 = self._gru_layer(y1, state.gru[1], 1)
         o = y2 @ self._head[0] + self._head[1]
         gru = np.stack([y1[-1], y2[-1]]) if len(y2) else state.gru
-        return o.astype(np.float32, copy=False), NetState(x1[:, -2:].copy(), x2[:, -2:].copy(), gru)
+        return o.astype(np.float32, copy=False), y2, NetState(x1[:, -2:].copy(), x2[:, -2:].copy(), gru)

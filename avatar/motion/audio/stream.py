@@ -19,9 +19,10 @@ import numpy as np
 
 from ...errors import ConfigError, InputError
 from . import features as feat
-from .effort import OpeningNorm, SpeechLevel, effort_gain
+from .effort import SILENT_DB, OpeningNorm, SpeechLevel, effort_gain, frame_db
 from .model_io import CLOSED_THRESHOLD, load_numpy_model
 from .numpy_net import _sigmoid
+from .personal import PersonalMouth, PersonalStream
 from .state import LEAD_S, MouthState, check_lead
 
 # A frame shows closed lips when the network's lips-closed probability exceeds the threshold
@@ -38,9 +39,13 @@ class MouthStreamer:
         fps: render frame rate (frames at t = k / fps).
         weights: path of a safetensors file; None = the shipped ``weights/audio2mouth-v1``.
         lead_s: how far the mouth runs ahead of the sound (seconds, 0..0.25).
+        personal: a person's own mouth model (a talking video avatar's, fitted at clone time):
+            it gives the openness from the network's hidden states, in place of the network's
+            normalised, effort-scaled and closure-gated openness; silence still closes the mouth.
     """
 
-    def __init__(self, fps: float, weights: str | None = None, lead_s: float = LEAD_S) -> None:
+    def __init__(self, fps: float, weights: str | None = None, lead_s: float = LEAD_S,
+                 personal: "PersonalMouth | None" = None) -> None:
         if not (isinstance(fps, (int, float)) and 1.0 <= fps <= 240.0):
             raise ConfigError(f"fps must be in [1, 240], got {fps!r}")
         self.model, self.info = load_numpy_model(weights)  # NumPy inference: no torch import
@@ -54,8 +59,10 @@ class MouthStreamer:
         self._base = 0  # 100 Hz frame index of _buf[0] (after the look-ahead shift)
         self._level = SpeechLevel()
         self._norm = OpeningNorm()
-        self._levels = np.zeros(0, np.float32)
-        self._buf = np.zeros((0, 5), np.float32)  # openness, p_closed, rounding, viseme, level re the speaker (dB)
+        self._levels = np.zeros((0, 2), np.float32)  # level re the speaker, frame level (dB)
+        # openness, p_closed, rounding, viseme, level re the speaker (dB), frame level (dB)
+        self._buf = np.zeros((0, 6), np.float32)
+        self._personal = None if personal is None else PersonalStream(personal)
         self._next = 0  # next render frame to emit
         self._samples = 0
         self._closed = False
@@ -68,19 +75,25 @@ class MouthStreamer:
     def _run(self, mel: np.ndarray) -> None:
         if len(mel) == 0:
             return
-        o, self._state = self.model.step(mel, self._state)
-        vals = np.stack([_sigmoid(o[:, 0]), _sigmoid(o[:, 1]), np.tanh(o[:, 2]),
+        if self._personal is None:
+            o, self._state = self.model.step(mel, self._state)
+            own = None
+        else:
+            o, hidden, self._state = self.model.step_hidden(mel, self._state)
+            own = self._personal.push(hidden)
+        vals = np.stack([_sigmoid(o[:, 0]) if own is None else own, _sigmoid(o[:, 1]), np.tanh(o[:, 2]),
                          o[:, 3:].argmax(-1).astype(np.float32)], axis=1).astype(np.float32)
         # Output j describes frame j - lookahead: drop the first outputs, which describe t < 0.
         start = self._raw_frames
         self._raw_frames += len(vals)
         skip = max(0, self.lookahead - start)
         # Levels describe their own frame, so they queue until the network's output for that frame arrives.
-        self._levels = np.concatenate([self._levels, self._level.push(mel)])
+        self._levels = np.concatenate([self._levels, np.c_[self._level.push(mel), frame_db(mel)]])
         k = max(0, len(vals) - skip)
         rel, self._levels = self._levels[:k], self._levels[k:]
         vals = vals[skip:]
-        vals[:, 0] = self._norm.push(vals[:, 0])
+        if own is None:
+            vals[:, 0] = self._norm.push(vals[:, 0])
         self._buf = np.concatenate([self._buf, np.c_[vals, rel]])
 
     def _emit(self, final: bool) -> list[MouthState]:
@@ -104,12 +117,18 @@ class MouthStreamer:
             frac = c - math.floor(c)
             op = (1 - frac) * b[i0, 0] + frac * b[i1, 0]
             ro = (1 - frac) * b[i0, 2] + frac * b[i1, 2]
-            op *= float(effort_gain((1 - frac) * b[i0, 4] + frac * b[i1, 4]))
-            win = b[max(0, lo - self._base): max(lo - self._base + 1, min(hi - self._base + 1, len(b)))]
-            pc = float(win[:, 1].max()) if len(win) else float(b[i0, 1])
             vis = int(b[int(round(c)) - self._base if int(round(c)) - self._base < len(b) else i0, 3])
-            if pc > CLOSED_THRESHOLD:
-                op = 0.0
+            if self._personal is None:
+                op *= float(effort_gain((1 - frac) * b[i0, 4] + frac * b[i1, 4]))
+                win = b[max(0, lo - self._base): max(lo - self._base + 1, min(hi - self._base + 1, len(b)))]
+                pc = float(win[:, 1].max()) if len(win) else float(b[i0, 1])
+                if pc > CLOSED_THRESHOLD:
+                    op = 0.0
+            else:
+                # the person's model opens and closes the mouth itself (the network's closures
+                # inside open vowels cost it 0.1 of r on the dev clips); silence shuts it
+                silent = max(b[i0, 5], b[i1, 5]) < SILENT_DB
+                op, pc = (0.0, 1.0) if silent else (op, 0.0)
             out.append(MouthState(float(op), float(ro), pc, vis))
             self._next += 1
             # Forget 100 Hz frames no later frame can use.
@@ -144,7 +163,8 @@ class MouthStreamer:
         return self._emit(final=True)
 
 
-def network_frames(audio16k: np.ndarray, fps: float, weights: str | None = None, lead_s: float = LEAD_S) -> list[MouthState]:
+def network_frames(audio16k: np.ndarray, fps: float, weights: str | None = None, lead_s: float = LEAD_S,
+                   personal: "PersonalMouth | None" = None) -> list[MouthState]:
     """Offline audio-only mouth states: the streamer run over the whole signal at once."""
-    s = MouthStreamer(fps, weights, lead_s)
+    s = MouthStreamer(fps, weights, lead_s, personal)
     return s.push(audio16k) + s.flush()

@@ -1,0 +1,112 @@
+"""A person's own audio-to-mouth model (avatar.motion.audio.personal): fitted on their speech and
+tracked mouth, it follows their mouth on new speech where the generic openness does not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from avatar.motion.audio.personal import PersonalMouth, fit_personal_mouth
+from avatar.motion.audio.stream import MouthStreamer, network_frames
+
+SR = 16000
+FPS = 15.0
+
+
+def _babble(seconds: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic speech-like sound: voiced vowels (harmonics under formants) and hiss-like
+    fricatives in random order with short pauses; returns (audio, (N,) 1 where a fricative
+    sounds, per sample)."""
+    rng = np.random.default_rng(seed)
+    out, fric = [], []
+    total = 0
+    while total < seconds * SR:
+        kind = rng.choice(["vowel", "fricative", "pause"], p=[0.45, 0.35, 0.2])
+        n = int(rng.uniform(0.08, 0.3) * SR)
+        t = np.arange(n) / SR
+        if kind == "vowel":
+            f0 = rng.uniform(100, 180)
+            f1, f2 = rng.uniform(300, 800), rng.uniform(900, 2200)
+            x = sum(np.sin(2 * np.pi * k * f0 * t) * (np.exp(-((k * f0 - f1) / 150) ** 2)
+                                                     + 0.5 * np.exp(-((k * f0 - f2) / 200) ** 2)) for k in range(1, 30))
+        elif kind == "fricative":
+            x = np.diff(rng.normal(0, 1, n + 1)) * 0.5  # high-passed noise
+        else:
+            x = rng.normal(0, 0.002, n)
+        x = x / (np.abs(x).max() + 1e-9) * (0.5 if kind != "pause" else 0.002)
+        out.append(x * np.hanning(n) ** 0.3)
+        fric.append(np.full(n, 1.0 if kind == "fricative" else 0.0))
+        total += n
+    return np.concatenate(out).astype(np.float32)[: int(seconds * SR)], np.concatenate(fric)[: int(seconds * SR)]
+
+
+def _odd_person(fric: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """A person who opens on hiss and stays closed on vowels (unlike anyone the generic network learnt)."""
+    k = np.clip((times * SR).astype(int), 0, len(fric) - 1)
+    win = int(0.04 * SR)
+    c = np.convolve(fric, np.ones(win) / win, mode="same")
+    return 0.02 + 0.05 * c[k]
+
+
+def _openness(states) -> np.ndarray:
+    return np.array([s.openness for s in states])
+
+
+def test_personal_model_follows_its_person_on_new_speech():
+    train, fric = _babble(40.0, seed=1)
+    times = np.arange(0, 39.5, 1 / FPS)
+    model, info = fit_personal_mouth(train, times, _odd_person(fric, times), lead_s=0.0)
+    assert model is not None and info["used"], info
+    assert info["r_cv"] > info["r_generic"] + 0.3
+    new, fric_new = _babble(15.0, seed=2)
+    t = np.arange(int(14.5 * FPS)) / FPS
+    truth = _odd_person(fric_new, t)
+    own = _openness(network_frames(new, FPS, lead_s=0.0, personal=model))[: len(t)]
+    generic = _openness(network_frames(new, FPS, lead_s=0.0))[: len(t)]
+    r_own, r_generic = np.corrcoef(own, truth)[0, 1], np.corrcoef(generic, truth)[0, 1]
+    assert r_own > 0.7 and r_own > r_generic + 0.4, (r_own, r_generic)
+
+
+def test_personal_model_streams_as_it_runs_offline_and_closes_in_silence():
+    train, fric = _babble(30.0, seed=3)
+    times = np.arange(0, 29.5, 1 / FPS)
+    model, _ = fit_personal_mouth(train, times, _odd_person(fric, times), lead_s=0.06)
+    audio = np.concatenate([np.zeros(SR, np.float32), _babble(6.0, seed=4)[0]])
+    whole = network_frames(audio, 25.0, personal=model)
+    s = MouthStreamer(25.0, personal=model)
+    chunked = []
+    for i in range(0, len(audio), 1234):
+        chunked += s.push(audio[i:i + 1234])
+    chunked += s.flush()
+    assert len(chunked) == len(whole)
+    np.testing.assert_allclose(_openness(chunked), _openness(whole), atol=1e-5)
+    silent = whole[:20]  # the first 0.8 s: digital silence
+    assert all(m.openness == 0.0 and m.closed >= 0.5 for m in silent)
+    assert _openness(whole[30:]).max() > 0.2  # and it does open on the sound
+
+
+def test_a_mouth_unrelated_to_the_sound_gives_no_model_to_use():
+    train, _ = _babble(30.0, seed=5)
+    times = np.arange(0, 29.5, 1 / FPS)
+    rng = np.random.default_rng(0)
+    noise = np.convolve(rng.normal(0, 1, len(times)), np.ones(5) / 5, mode="same")
+    _, info = fit_personal_mouth(train, times, 0.03 + 0.01 * noise, lead_s=0.06)
+    assert not info["used"] and "beat" in info["reason"]
+    _, short = fit_personal_mouth(train[: 3 * SR], times[:40], 0.03 + 0.01 * noise[:40], lead_s=0.06)
+    assert not short["used"] and "too little" in short["reason"]
+
+
+def test_model_arrays_round_trip_and_bad_ones_are_refused():
+    train, fric = _babble(20.0, seed=6)
+    times = np.arange(0, 19.5, 1 / FPS)
+    model, _ = fit_personal_mouth(train, times, _odd_person(fric, times), lead_s=0.06)
+    again = PersonalMouth.from_arrays(model.to_arrays())
+    h = np.random.default_rng(1).normal(0, 0.3, (50, model.hidden)).astype(np.float32)
+    np.testing.assert_allclose(again.openness(h), model.openness(h), atol=1e-6)
+    bad = dict(model.to_arrays(), weights=np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="weights"):
+        PersonalMouth.from_arrays(bad)
+    with pytest.raises(ValueError, match="non-finite"):
+        PersonalMouth.from_arrays(dict(model.to_arrays(), bias=np.array([np.nan], np.float32)))
+    with pytest.raises(ValueError):
+        PersonalMouth.from_arrays({"mean": model.mean})
