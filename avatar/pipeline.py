@@ -24,7 +24,7 @@ import numpy as np
 from .config import AvatarConfig
 from .errors import InputError, NoFaceError
 from .face.blend import PasteBack
-from .face.crop import DrivingCrop, crop_box, crop_matrix, make_crop
+from .face.crop import DrivingCrop, crop_box, crop_matrix, invert_affine, make_crop, transform_points
 from .face.landmarks import Face, LandmarkDetector, select_face
 from .motion.transfer import MotionTransfer, best_reference, reference_cost
 from .render.base import Engine
@@ -169,15 +169,26 @@ class Animator:
         with self.detector(video=False) as det:
             face = select_face(det.detect(frame), cfg.face.face_index, label, cfg.face.require_single)
         grant = self._check_consent(None if stored else source, None if stored else frame, use=use, avatar_id=avatar_id)
-        crop, state, paste = self._source_state(frame, face.landmarks)
+        crop, state, paste = self._source_state(frame, face.landmarks, use)
         state = self.engine.for_use(state, use)
         return PreparedSource(frame, crop, state, paste, grant, label)
 
-    def _source_state(self, frame: np.ndarray, landmarks: np.ndarray) -> tuple[FaceCrop, Any, PasteBack]:
+    def for_speech(self, prepared: PreparedSource) -> PreparedSource:
+        """``prepared`` (checked for its own use, e.g. live) made ready to speak: the engine's crop
+        and state for speech (a video avatar talks over its own footage)."""
+        lm = transform_points(invert_affine(prepared.crop.crop_from_frame), prepared.crop.landmarks)
+        crop, state, paste = self._source_state(prepared.frame, lm, "audio")
+        return dataclasses.replace(prepared, crop=crop, state=self.engine.for_use(state, "audio"), paste=paste)
+
+    def _source_state(self, frame: np.ndarray, landmarks: np.ndarray, use: str = "video") -> tuple[FaceCrop, Any, PasteBack]:
         """Crop, engine state and paste-back for a portrait frame. No consent check: callers are
         :meth:`prepare` (after the gate) and speed measurements that show nothing."""
         size = self.config.face.size
-        m = crop_matrix(crop_box(landmarks, self.config.face), size)
+        face = self.config.face
+        scale = self.engine.crop_scale(face.crop_scale, use)
+        if scale != face.crop_scale:
+            face = dataclasses.replace(face, crop_scale=scale)
+        m = crop_matrix(crop_box(landmarks, face), size)
         crop = make_crop(frame, landmarks, m, size)
         return crop, self.engine.prepare(crop), PasteBack(frame, m, size, source_crop=crop.image)
 

@@ -352,12 +352,10 @@ def _open_audio(audio: Any, pace: bool = True):
 
 def _run_voice(animator, prepared, audio, sinks, fps, max_frames, max_seconds, options, stop, handle_sigint,
                watch, on_status, status_every_s, seed) -> LiveReport:
-    import dataclasses
-
     from .voice import VoiceDriver
 
     # voice mode renders speech: the engine's state for it (a video avatar talks over its own footage)
-    prepared = dataclasses.replace(prepared, state=animator.engine.for_use(prepared.state, "audio"))
+    prepared = animator.for_speech(prepared)
     mic = _open_audio(audio)
     live = LiveAnimator(animator, prepared, fps, options)
     outputs = _Outputs(sinks, live.timer)

@@ -233,10 +233,10 @@ def render_gain(pack: "Pack", anchor_frame: np.ndarray, anchor_landmarks: np.nda
     if sel.sum() < 10:
         return talk
     real = float(np.percentile(lip_gap(track.landmarks[sel]), 90))
-    face = FaceConfig(size=size)
+    engine = KeyframeEngine(pack=pack)
+    face = FaceConfig(size=size, crop_scale=engine.crop_scale(FaceConfig().crop_scale, "audio"))  # as talking crops
     lm = np.asarray(anchor_landmarks, np.float32)
     crop = make_crop(anchor_frame, lm, crop_matrix(crop_box(lm, face), size), size)
-    engine = KeyframeEngine(pack=pack)
     keys = engine.prepare(crop)
     state = engine.for_use(keys, "audio")
     if not isinstance(state, TalkState) or state.fallback:

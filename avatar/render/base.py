@@ -52,6 +52,11 @@ class Engine(ABC):
         configured ``lead_s``. Most engines take it as is; a video avatar adds its person's own."""
         return lead_s
 
+    def crop_scale(self, scale: float, use: str) -> float:
+        """The side of the source crop for ``use``, relative to the face box, given the configured
+        ``scale``. Most engines keep it; a talking video avatar widens it (its crop is live footage)."""
+        return scale
+
     def speech_model(self, state: Any) -> Any:
         """The person's own audio-to-mouth model a speech source for ``state`` should use
         (:class:`~avatar.motion.audio.personal.PersonalMouth`), or None for the generic one."""

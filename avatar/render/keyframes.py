@@ -148,6 +148,17 @@ class KeyframeEngine(Engine):
 
         return speech_lead(state, lead_s, fps)
 
+    def crop_scale(self, scale: float, use: str) -> float:
+        """Talking plays the footage inside the source crop and pastes it into the still anchor
+        frame: a crop at the usual 2 face boxes put the paste's feather over the top of the hair,
+        which showed a ghost of the anchor's hair wherever the footage's head sat lower (talk_01).
+        A wider crop puts the feather in the background."""
+        from .talking import TALK_CROP_SCALE
+
+        if use == "audio" and self.pack is not None and self.pack.footage() is not None:
+            return max(scale, TALK_CROP_SCALE)
+        return scale
+
     def speech_model(self, state: "KeyframeState | TalkState"):
         """A talking video avatar's own mouth model, where its pack has one."""
         return getattr(state, "personal", None)

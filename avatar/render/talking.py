@@ -42,6 +42,7 @@ ACTIVE_OPENING = 0.06    # target opening (above sealed lips) that counts as ful
 ACTIVITY_SMOOTH = 0.15   # per-frame smoothing of the speech activity that paces the base
 MOUTH_SWITCH_MARGIN = 0.7  # switch mouth keyframes only when the new one is this much closer
 DEFAULT_FPS = 25.0       # output rate assumed until the speech source says (SpeechConfig's default)
+TALK_CROP_SCALE = 2.8    # source crop side over the face box while talking (the paste's feather clears the hair)
 
 
 @lru_cache(maxsize=1)

@@ -520,3 +520,21 @@ def test_clone_keeps_the_open_loop_gain_when_the_check_fails(tmp_path, research_
     talk = _talk_manifest(tmp_path, avatar_id)
     assert talk["render_check"].startswith("failed") and "open_loop_gain" not in talk
     assert talk["mouth_gain"] > 0 and "could not be checked" in caplog.text
+
+
+def test_talking_crop_puts_the_paste_seam_past_the_hair(avatars):
+    """Talking pastes live footage into the still anchor frame: its crop is wider than the
+    configured one (the feather lies in the background, not over the top of the hair, where a
+    moving head left a ghost of the anchor's hair); driving by video keeps the configured crop, and
+    a live session turned to speech gets the same crop as ``talk`` does."""
+    from avatar.render.talking import TALK_CROP_SCALE
+
+    animator = Animator(AvatarConfig(face=FaceConfig(size=256)))
+    talk = animator.prepare(avatars["open"], use="audio")
+    video = animator.prepare(avatars["open"], use="video")
+    side = lambda p: 256 / float(p.crop.crop_from_frame[0, 0])  # noqa: E731 (frame pixels)
+    assert side(talk) / side(video) == pytest.approx(TALK_CROP_SCALE / FaceConfig().crop_scale, rel=1e-3)
+    live = animator.for_speech(animator.prepare(avatars["open"], use="live"))
+    np.testing.assert_allclose(live.crop.crop_from_frame, talk.crop.crop_from_frame, atol=1e-4)
+    assert isinstance(live.state, talking.TalkState)
+    np.testing.assert_allclose(live.crop.landmarks, talk.crop.landmarks, atol=0.05)
