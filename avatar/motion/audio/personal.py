@@ -38,7 +38,8 @@ class PersonalMouth:
 
     offsets: hidden-state frames read, relative to the frame's own (all <= 0); mean, scale:
     (D,) feature standardisation; weights: (D,); bias: openness at the mean features.
-    D = len(offsets) * hidden.
+    D = len(offsets) * hidden. network: the fingerprint of the audio network whose hidden states
+    it reads (:attr:`NumpyAudio2Mouth.fingerprint`).
     """
 
     offsets: tuple[int, ...]
@@ -46,6 +47,7 @@ class PersonalMouth:
     scale: np.ndarray
     weights: np.ndarray
     bias: float
+    network: str = ""
 
     def __post_init__(self) -> None:
         d = len(self.mean)
@@ -81,7 +83,7 @@ class PersonalMouth:
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"offsets": np.asarray(self.offsets, np.int64), "mean": self.mean.astype(np.float32),
                 "scale": self.scale.astype(np.float32), "weights": self.weights.astype(np.float32),
-                "bias": np.asarray([self.bias], np.float32)}
+                "bias": np.asarray([self.bias], np.float32), "network": np.asarray(self.network)}
 
     @classmethod
     def from_arrays(cls, z) -> "PersonalMouth":
@@ -89,7 +91,8 @@ class PersonalMouth:
         try:
             return cls(tuple(int(o) for o in np.asarray(z["offsets"]).reshape(-1)),
                        np.asarray(z["mean"], np.float32), np.asarray(z["scale"], np.float32),
-                       np.asarray(z["weights"], np.float32), float(np.asarray(z["bias"]).reshape(-1)[0]))
+                       np.asarray(z["weights"], np.float32), float(np.asarray(z["bias"]).reshape(-1)[0]),
+                       str(np.asarray(z["network"])) if "network" in z else "")
         except (KeyError, IndexError, TypeError) as exc:
             raise ValueError(f"personal mouth model: {exc}") from exc
 
@@ -110,16 +113,17 @@ class PersonalStream:
         return self.model.openness(padded)
 
 
-def hidden_states(audio16k: np.ndarray, weights: str | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+def hidden_states(audio16k: np.ndarray, weights: str | None = None) -> tuple[np.ndarray, np.ndarray, int, str]:
     """The network run over a whole signal: ((F, hidden) last-layer states, (F,) raw openness
-    probability, look-ahead frames). Output row j describes 10 ms frame j - look-ahead."""
+    probability, look-ahead frames, the network's fingerprint). Output row j describes 10 ms
+    frame j - look-ahead."""
     from . import features as feat
     from .model_io import load_numpy_model
     from .numpy_net import _sigmoid
 
     model, info = load_numpy_model(weights)
     o, hidden, _ = model.step_hidden(feat.logmel(audio16k), model.initial_state())
-    return hidden, _sigmoid(o[:, 0]), int(info["lookahead_frames"])
+    return hidden, _sigmoid(o[:, 0]), int(info["lookahead_frames"]), model.fingerprint
 
 
 def _ridge(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -145,7 +149,7 @@ def fit_personal_mouth(audio16k: np.ndarray, times: np.ndarray, opening: np.ndar
     Returns (model or None, info): info holds ``samples``, ``r_cv`` (the model's correlation with
     the tracked opening on held-out folds), ``r_generic`` (the generic openness's on the same
     frames) and ``used``; without a model it also says why (``reason``)."""
-    hidden, generic, lookahead = hidden_states(audio16k, weights)
+    hidden, generic, lookahead, network = hidden_states(audio16k, weights)
     times, opening = np.asarray(times, np.float64), np.asarray(opening, np.float64)
     idx = np.round((times + lead_s) * 100.0).astype(np.int64) + lookahead
     ok = np.isfinite(opening) & (idx >= 0) & (idx < len(hidden))
@@ -175,7 +179,7 @@ def fit_personal_mouth(audio16k: np.ndarray, times: np.ndarray, opening: np.ndar
     mean, scale, w, b = _ridge(x, y)
     k = OPEN_SCALE / (hi - lo)
     model = PersonalMouth(OFFSETS, mean.astype(np.float32), scale.astype(np.float32), (w * k).astype(np.float32),
-                          float((b - lo) * k))
+                          float((b - lo) * k), network)
     if r_cv < r_generic + MIN_GAIN_R:
         return model, dict(info, reason=f"held-out r {r_cv:.2f} does not beat the generic openness's {r_generic:.2f}")
     return model, dict(info, used=True)

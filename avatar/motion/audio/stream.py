@@ -13,6 +13,7 @@ runs this same code once, so both agree to float rounding.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -24,6 +25,8 @@ from .model_io import CLOSED_THRESHOLD, load_numpy_model
 from .numpy_net import _sigmoid
 from .personal import PersonalMouth, PersonalStream
 from .state import LEAD_S, MouthState, check_lead
+
+log = logging.getLogger(__name__)
 
 # A frame shows closed lips when the network's lips-closed probability exceeds the threshold
 # anywhere within this fraction of a render frame either side of the frame's time: wide enough
@@ -62,6 +65,10 @@ class MouthStreamer:
         self._levels = np.zeros((0, 2), np.float32)  # level re the speaker, frame level (dB)
         # openness, p_closed, rounding, viseme, level re the speaker (dB), frame level (dB)
         self._buf = np.zeros((0, 6), np.float32)
+        if personal is not None and personal.network and personal.network != self.model.fingerprint:
+            log.warning("this avatar's own mouth model was fitted on another audio network than the one in use "
+                        "(%s): the network's own mouth is used", weights or "the shipped one")
+            personal = None
         self._personal = None if personal is None else PersonalStream(personal)
         self._next = 0  # next render frame to emit
         self._samples = 0

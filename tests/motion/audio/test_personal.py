@@ -110,3 +110,21 @@ def test_model_arrays_round_trip_and_bad_ones_are_refused():
         PersonalMouth.from_arrays(dict(model.to_arrays(), bias=np.array([np.nan], np.float32)))
     with pytest.raises(ValueError):
         PersonalMouth.from_arrays({"mean": model.mean})
+
+
+def test_a_model_of_another_network_is_not_used(caplog):
+    """A person's model reads one network's hidden states: with other audio weights it is set
+    aside with a warning, and the mouth is the network's own."""
+    import logging
+
+    train, fric = _babble(20.0, seed=7)
+    times = np.arange(0, 19.5, 1 / FPS)
+    model, _ = fit_personal_mouth(train, times, _odd_person(fric, times), lead_s=0.06)
+    assert model.network and PersonalMouth.from_arrays(model.to_arrays()).network == model.network
+    other = PersonalMouth(model.offsets, model.mean, model.scale, model.weights, model.bias, network="0" * 16)
+    audio = _babble(4.0, seed=8)[0]
+    with caplog.at_level(logging.WARNING, logger="avatar.motion.audio.stream"):
+        got = _openness(network_frames(audio, 25.0, personal=other))
+    assert "another audio network" in caplog.text
+    np.testing.assert_allclose(got, _openness(network_frames(audio, 25.0)))
+    assert not np.allclose(_openness(network_frames(audio, 25.0, personal=model)), got)
