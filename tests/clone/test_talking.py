@@ -469,19 +469,31 @@ def test_base_window_is_where_the_mouth_rests():
 
 
 def test_live_voice_mode_talks_over_the_footage(avatars, tmp_path, monkeypatch):
-    """``avatar live --avatar av_… --audio FILE``: voice mode renders through the talking state."""
+    """``avatar live --avatar av_… --audio FILE``: voice mode renders through the talking state,
+    with the avatar's own mouth model where its pack has one."""
     from avatar.live.loop import run_live
+    from avatar.motion.audio import drive
+    from avatar.motion.audio.personal import PersonalMouth
 
     wav = tmp_path / "voice.wav"
     sf.write(wav, speech("Hello again.", 1.5), 16000)
-    calls = []
+    calls, models = [], []
     real = talking.render_talk
     monkeypatch.setattr(talking, "render_talk", lambda *a: calls.append(1) or real(*a))
+
+    class Spy(drive.LiveSpeech):
+        def __init__(self, *a, **kw):
+            models.append(kw.get("personal"))
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(drive, "LiveSpeech", Spy)
     animator = Animator(AvatarConfig(face=FaceConfig(size=256)))
     report = run_live(animator.config, None, avatar_id=avatars["open"], audio=str(wav), animator=animator,
                       handle_sigint=False)
     assert report.mode == "voice" and report.frames > 0
     assert len(calls) >= report.frames
+    used = _talk_manifest(Path(os.environ["AVATAR_HOME"]), avatars["open"])["personal"]["used"]
+    assert isinstance(models[-1], PersonalMouth) if used else models[-1] is None
 
 
 def test_mask_covers_the_base_chin_below_a_raised_one():
