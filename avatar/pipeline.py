@@ -529,7 +529,7 @@ class Animator:
             track = speech_track(load_audio(audio) if audio is not None else None, 16000, fps, text=text,
                                  transcript=transcript, seed=sc.seed, voice=sc.voice, rate=sc.rate,
                                  blink_rate=sc.blink_rate, head_amplitude=sc.head_amplitude, weights=sc.weights,
-                                 lead_s=lead_s, recognise=sc.recognise)
+                                 lead_s=lead_s, recognise=sc.recognise, personal=self.engine.speech_model(prepared.state))
         if len(track) == 0:
             raise InputError(f"{audio or 'the text'} gives no speech to animate (zero length)")
         driver = SpeechDriver(prepared.crop.landmarks, cfg.motion, RigConfig(intensity=sc.intensity))

@@ -103,7 +103,7 @@ def _from_states(states: list[MouthState], n: int) -> tuple[np.ndarray, ...]:
 def speech_track(audio: np.ndarray | None, sample_rate: int, fps: float, *, text: str | None = None,
                  transcript: str | None = None, seed: int = 0, voice: str = "en-us", rate: int = 165,
                  blink_rate: float = 17.0, head_amplitude: float = 1.0, weights: str | None = None,
-                 lead_s: float = LEAD_S, recognise: bool = False) -> SpeechTrack:
+                 lead_s: float = LEAD_S, recognise: bool = False, personal=None) -> SpeechTrack:
     """Per-frame mouth, blink and head motion for speech.
 
     Args:
@@ -112,7 +112,8 @@ def speech_track(audio: np.ndarray | None, sample_rate: int, fps: float, *, text
         transcript: what ``audio`` says (enables forced alignment). seed: blinks and head motion.
         voice, rate: espeak-ng voice and words per minute for ``text``.
         blink_rate: blinks per minute (0 = none). head_amplitude: scales idle head motion (0 = still).
-        weights: alternative network weights (default: shipped).
+        weights: alternative network weights (default: shipped). personal: a person's own
+            mouth model for the network path (:mod:`avatar.motion.audio.personal`).
         lead_s: the mouth runs this far ahead of the sound (seconds), on every path.
         recognise: without a transcript, let PocketSphinx recognise the words and force-align
             them (phones give closures and lip shapes; on real speech it beats the network, see
@@ -167,7 +168,7 @@ def speech_track(audio: np.ndarray | None, sample_rate: int, fps: float, *, text
             else:
                 from .stream import network_frames  # noqa: PLC0415
 
-                mouth = _from_states(network_frames(a16, fps, weights, lead_s), n)
+                mouth = _from_states(network_frames(a16, fps, weights, lead_s, personal), n)
     if source != "network" and n:  # the network path applies the same gain as it streams
         mouth = (mouth[0] * frame_gains(a16, fps, n, lead_s).astype(np.float32),) + tuple(mouth[1:])
     energy = idle.frame_energy(a16, fps, n)
