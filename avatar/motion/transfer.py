@@ -39,6 +39,24 @@ def uncross(canonical: np.ndarray) -> np.ndarray:
     return canonical
 
 
+_LIP_PAIRS = (np.array(rig.INNER_UPPER), np.array(rig.OUTER_UPPER), np.array(rig.INNER_LOWER), np.array(rig.OUTER_LOWER))
+LIP_FLOOR = 0.6  # a lip keeps at least this share of its rest thickness
+
+
+def keep_lip_thickness(canonical: np.ndarray, rest: np.ndarray, floor: float = LIP_FLOOR) -> np.ndarray:
+    """Keep each lip at least ``floor`` of its thickness in ``rest`` (the source's canonical face),
+    moving its outer edge. Offsets are the driver's: a thin-lipped driver pressing its lips, or one
+    closing from a wide-open reference (whose lower lip :func:`uncross` stops at the upper one),
+    otherwise flattened a full lip to a line and stretched the shadow under it (portrait_02 x
+    driving_03). (N, 3) canonical, y down → same, in place."""
+    iu, ou, il, ol = _LIP_PAIRS
+    up_min = floor * np.maximum(rest[iu, 1] - rest[ou, 1], 0.0)
+    canonical[ou, 1] = np.minimum(canonical[ou, 1], canonical[iu, 1] - up_min)
+    lo_min = floor * np.maximum(rest[ol, 1] - rest[il, 1], 0.0)
+    canonical[ol, 1] = np.maximum(canonical[ol, 1], canonical[il, 1] + lo_min)
+    return canonical
+
+
 def _expression_ids() -> np.ndarray:
     return np.setdiff1d(np.arange(478), stable_ids())
 
@@ -125,7 +143,8 @@ class MotionTransfer:
                 expression: np.ndarray) -> np.ndarray:
         """Apply a head-pose change and expression offsets to the source face → (478, 3) crop pixels."""
         sp = self.source_pose
-        canon = uncross(self.source_canonical + self.config.expression_scale * expression)
+        canon = keep_lip_thickness(uncross(self.source_canonical + self.config.expression_scale * expression),
+                                   self.source_canonical)
         # adapt_scale: the driver's moves scale with the source's face size; else raw driver pixels
         unit = sp.scale if self.config.adapt_scale or self._ref is None else self._ref[0].scale
         move = translation * unit
