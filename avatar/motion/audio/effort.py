@@ -42,7 +42,10 @@ class SpeechLevel:
         self._updates = 0
 
     def push(self, mel: np.ndarray) -> np.ndarray:
-        db = frame_db(mel) if len(mel) else np.zeros(0)
+        return self.push_db(frame_db(mel) if len(mel) else np.zeros(0))
+
+    def push_db(self, db: np.ndarray) -> np.ndarray:
+        """As :meth:`push`, from frame levels already computed (:func:`frame_db`)."""
         out = np.zeros(len(db), np.float32)
         for i, d in enumerate(db.tolist()):
             if d > _FLOOR_DB and (self.level is None or d > self.level - _UPDATE_WINDOW_DB):

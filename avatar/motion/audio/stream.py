@@ -95,7 +95,8 @@ class MouthStreamer:
         self._raw_frames += len(vals)
         skip = max(0, self.lookahead - start)
         # Levels describe their own frame, so they queue until the network's output for that frame arrives.
-        self._levels = np.concatenate([self._levels, np.c_[self._level.push(mel), frame_db(mel)]])
+        db = frame_db(mel)
+        self._levels = np.concatenate([self._levels, np.c_[self._level.push_db(db), db]])
         k = max(0, len(vals) - skip)
         rel, self._levels = self._levels[:k], self._levels[k:]
         vals = vals[skip:]
