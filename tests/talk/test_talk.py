@@ -59,7 +59,7 @@ def test_talk_audio_sync_and_labels(tmp_path, portrait_path, speech16k, capsys):
     assert abs(len(frames) - round(duration * 25)) <= 1
     audio, rate = _audio(out)
     assert abs(len(audio) / rate - duration) < 0.1
-    # Sound onset in the written audio and mouth-opening onset in the written video agree.
+    # The written audio starts where the silence ends, and the written video's mouth moves with it.
     sound_on = np.argmax(np.abs(audio) > 0.05) / rate
     from avatar.face.landmarks import LandmarkDetector
 
@@ -67,9 +67,15 @@ def test_talk_audio_sync_and_labels(tmp_path, portrait_path, speech16k, capsys):
         gap = np.array([np.ptp(det.detect(f)[0].landmarks[[13, 14], 1]) for f in frames])
     rest = np.median(gap[:20])
     assert gap.max() - rest > 2.0, "the mouth never opened"  # the tracker's noise on a still mouth: under 1 px
-    motion_on = np.argmax(gap > rest + 0.3 * (gap.max() - rest)) / 25.0
     assert abs(sound_on - 1.0) < 0.05
-    assert abs(motion_on - sound_on) <= 0.12, (motion_on, sound_on)
+    # Sync: the lag that best lines the mouth's opening up with the sound's loudness (per frame).
+    # A whole-clip correlation, not the first opening's frame: the opening is a few pixels here,
+    # and the output's own watermark moves the tracker's reading of one frame by about 1 px.
+    env = np.array([np.sqrt(np.mean(audio[int(i * rate / 25):int((i + 1) * rate / 25)] ** 2)) for i in range(len(gap))])
+    lags = np.arange(-12, 13)
+    corr = [np.corrcoef(gap[max(0, k):len(gap) + min(0, k)], env[max(0, -k):len(env) - max(0, k)])[0, 1] for k in lags]
+    best = int(lags[int(np.argmax(corr))])
+    assert max(corr) > 0.3 and abs(best) <= 3, (best, np.round(corr, 2))  # within ±0.12 s
     # Silence at the end: the mouth is back at rest, not open. The tracker reading the written
     # video puts a closed mouth anywhere within about ±0.8 px of its opening at the start,
     # depending on the output's own watermark (6 runs: tail - rest from -0.24 to +0.23 of the
