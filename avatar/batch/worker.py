@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import socket
+import sys
 import tempfile
 import time
 import traceback
@@ -98,10 +99,12 @@ class Renderer:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", CODEC_THREADS_ENV):
             os.environ[var] = str(n)
         import cv2
-        import torch
 
-        torch.set_num_threads(n)
         cv2.setNumThreads(n)
+        # torch only where an engine already brought it in: importing it costs a worker ~0.9 s,
+        # and the default engine never needs it (a later import reads OMP_NUM_THREADS above).
+        if (torch := sys.modules.get("torch")) is not None:
+            torch.set_num_threads(n)
 
     def _consent_store(self) -> Any:
         from ..output.consent import ConsentStore

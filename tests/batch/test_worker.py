@@ -59,3 +59,19 @@ def test_a_worker_renders_with_its_share_of_threads(tmp_path, monkeypatch):
     assert renderer.animator(chosen).config.render.threads == 1  # a job's own choice stays
     with pytest.raises(ConfigError, match="threads_per_worker"):
         run([], tmp_path / "out", threads_per_worker=0)
+
+
+def test_a_worker_limits_threads_without_importing_torch(tmp_path):
+    """Importing torch only to set its thread count cost each worker ~0.9 s of start-up."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cv2\n"
+        "from avatar.batch.worker import Renderer, WorkerContext\n"
+        f"Renderer(WorkerContext(out_dir={str(tmp_path)!r}, tmp_root={str(tmp_path)!r}, threads=1))\n"
+        "import os\n"
+        "print('torch' in sys.modules, os.environ['OMP_NUM_THREADS'], cv2.getNumThreads())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "1", "1"]
