@@ -10,9 +10,7 @@ chunk length and rendering, with the output's audio and video in step.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,20 +31,6 @@ class VoiceFrame:
     t_capture: float
 
 
-@contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """Run the tiny audio network on one thread: on a busy 2-core machine torch's intra-op pool makes a
-    20 ms chunk cost ≈ 16 ms instead of ≈ 0.5 ms (measured), which would eat the real-time budget."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
 class VoiceDriver:
     """Turns 16 kHz PCM chunks into labelled output frames through :class:`~avatar.motion.audio.drive.LiveSpeech`.
 
@@ -59,10 +43,6 @@ class VoiceDriver:
         from ..motion.audio.drive import LiveSpeech
 
         self.live = live
-        # the network's first call is slow (≈1 s: torch initialises); pay it before the microphone runs
-        with one_torch_thread():
-            LiveSpeech(live.source.crop.landmarks, live.animator.config.motion, live.fps, weights=weights).push(
-                np.zeros(SAMPLE_RATE // 5, np.float32))
         sc = live.animator.config.speech
         # a talking video avatar's own timing (its lag delays targets at render; its lead comes here)
         lead_s = live.animator.engine.speech_lead(live.source.state, sc.lead_s, live.fps)
@@ -93,7 +73,7 @@ class VoiceDriver:
             pcm = np.concatenate([np.zeros(self.delay_samples, np.float32), pcm])
         self.samples += len(pcm)
         self._audio_out.append(pcm)
-        with self.live.timer.time("speech"), one_torch_thread():
+        with self.live.timer.time("speech"):
             targets = self.speech.push(pcm)
         return self._render(targets)
 
@@ -105,7 +85,7 @@ class VoiceDriver:
 
     def flush(self) -> list[VoiceFrame]:
         """The frames still held back at the end of the sound."""
-        with self.live.timer.time("speech"), one_torch_thread():
+        with self.live.timer.time("speech"):
             targets = self.speech.flush()
         return self._render(targets)
 
