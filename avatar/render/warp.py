@@ -56,6 +56,10 @@ _HAIR_MAX = 2.2      # silhouette search limit (× oval radius)
 _OUTER_SMOOTH = 0.03  # Gaussian sigma of the motion around the face, × the map size
 _MIN_GAP = 0.35      # a ring gap never shrinks below this fraction of its source size
 _RING_POINTS = 24
+# A face drawn over the outer ring (a turned cheek over the background): a smaller step between
+# them is already a visible edge, drawn along the map's 2-px blocks unless made a seam (measured
+# on portrait_05 × driving_02: a third of the outline's pairs stepped over 2 spacings, a tenth over 4)
+_OUTLINE_JUMP = 1.5
 _SEAM_JUMP = 4.0    # neighbouring map pixels further apart in the source than this × their own spacing: a seam
 _SKULL_DEPTH = 1.0   # depth of the ring points straight above the face, × the oval radius there, behind the outline
 _BORDER_POINTS = 6  # per side of the outer frame; the frame lies outside the crop and stays still
@@ -237,10 +241,13 @@ def _untangle(target: np.ndarray, source: np.ndarray, triangles: np.ndarray, mov
         target[sel] = source[sel] + mean[sel]
 
 
-def _seams(mx: np.ndarray, my: np.ndarray, spacing: float, covered: np.ndarray | None = None) -> np.ndarray | None:
+def _seams(mx: np.ndarray, my: np.ndarray, spacing: float, covered: np.ndarray | None = None,
+           face: np.ndarray | None = None) -> np.ndarray | None:
     """(h, w) bool over a backward map: both pixels of every 4-neighbour pair whose source
     coordinates lie more than :data:`_SEAM_JUMP` × ``spacing`` apart, or None when none do;
-    with ``covered`` (bool), only pairs of covered pixels count.
+    with ``covered`` (bool), only pairs of covered pixels count; with ``face`` (bool: pixels a
+    face triangle covers), pairs across the face's outline count from :data:`_OUTLINE_JUMP` ×
+    ``spacing`` on, without the neighbour test of :func:`_jumps`.
 
     Such a jump is an occlusion edge (depth order, a fold where a lip or a turned cheek overlaps
     what lies behind it). Upsampled bilinearly, the map would sample the source between the two
@@ -250,8 +257,14 @@ def _seams(mx: np.ndarray, my: np.ndarray, spacing: float, covered: np.ndarray |
     what a closed mouth should show.
     """
     limit = (_SEAM_JUMP * spacing) ** 2
-    across = _jumps(np.square(np.diff(mx, axis=1)) + np.square(np.diff(my, axis=1)), limit, axis=1)
-    down = _jumps(np.square(np.diff(mx, axis=0)) + np.square(np.diff(my, axis=0)), limit, axis=0)
+    step_across = np.square(np.diff(mx, axis=1)) + np.square(np.diff(my, axis=1))
+    step_down = np.square(np.diff(mx, axis=0)) + np.square(np.diff(my, axis=0))
+    across = _jumps(step_across, limit, axis=1)
+    down = _jumps(step_down, limit, axis=0)
+    if face is not None:  # the face's outline over what lies beside it: a smaller jump is already an edge
+        low = (_OUTLINE_JUMP * spacing) ** 2
+        across |= (face[:, :-1] != face[:, 1:]) & (step_across > low)
+        down |= (face[:-1] != face[1:]) & (step_down > low)
     if covered is not None:
         across &= covered[:, :-1] & covered[:, 1:]
         down &= covered[:-1] & covered[1:]
@@ -297,10 +310,10 @@ def _jumps(step2: np.ndarray, limit: float, axis: int) -> np.ndarray:
     return big
 
 
-def upsample_map(mx: np.ndarray, my: np.ndarray, size: int,
-                 covered: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def upsample_map(mx: np.ndarray, my: np.ndarray, size: int, covered: np.ndarray | None = None,
+                 face: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """A (small, small) backward map → ((size, size, 2) map, (size, size) bool seams or None);
-    ``covered``: the map pixels a triangle covers (see :func:`_seams`).
+    ``covered`` and ``face``: see :func:`_seams`.
 
     Bilinear, except along seams (:func:`_seams`): there each output pixel takes one side's
     coordinates (nearest), never a blend of both; :meth:`WarpEngine.render_one` then feathers
@@ -308,7 +321,7 @@ def upsample_map(mx: np.ndarray, my: np.ndarray, size: int,
     """
     coords = np.dstack([mx, my])
     full = cv2.resize(coords, (size, size), interpolation=cv2.INTER_LINEAR)
-    seam = _seams(mx, my, size / mx.shape[0], covered)
+    seam = _seams(mx, my, size / mx.shape[0], covered, face)
     if seam is None:
         return full, None
     k = size // mx.shape[0]
@@ -324,6 +337,45 @@ def upsample_map(mx: np.ndarray, my: np.ndarray, size: int,
     out = np.zeros((size, size), bool)
     out[y0 * k:y1 * k, x0 * k:x1 * k] = block
     return full, out
+
+
+def _exact_at_seams(full: np.ndarray, seam: np.ndarray, index: np.ndarray, points: np.ndarray,
+                    affine: np.ndarray, adjust: np.ndarray) -> None:
+    """Along seams, give each pixel of the (S, S, 2) map ``full`` (in place) the coordinates of the
+    triangle that covers it at full resolution, so an occlusion edge (a turned cheek over the
+    background) runs where the triangle's edge runs, not along the map's 2-px blocks.
+
+    ``index``, ``points`` ((T, 3, 2) triangles) and ``affine`` ((T, 3, 2)) are at the small map's
+    resolution, as :func:`rasterise` and :func:`dense_map` take them; ``adjust`` ((h, w, 2)) is
+    what was added to the dense map after (detail, smoothing, rigid parts), carried over from
+    the nearest map pixel. Only the triangles around the seams are drawn again, in their order.
+    """
+    size, small = full.shape[0], index.shape[0]
+    rows, cols = np.flatnonzero(seam.any(1)), np.flatnonzero(seam.any(0))
+    if not len(rows):
+        return
+    y0, x0 = int(rows[0]), int(cols[0])
+    window = np.zeros((int(rows[-1]) + 1 - y0, int(cols[-1]) + 1 - x0), np.int32)
+    ys, xs = np.nonzero(seam[y0:y0 + window.shape[0], x0:x0 + window.shape[1]])
+    ys, xs = ys + y0, xs + x0
+    qy, qx = np.minimum(ys * small // size, small - 1), np.minimum(xs * small // size, small - 1)
+    touched = np.zeros((small, small), np.uint8)
+    touched[qy, qx] = 1
+    ids = np.unique(index[cv2.dilate(touched, np.ones((3, 3), np.uint8)) > 0])
+    ids = ids[ids > 0]
+    if not len(ids):
+        return
+    scale = size / small
+    pts = np.round(((points[ids - 1] + 0.5) * scale - 0.5 - (x0, y0)) * 16).astype(np.int32)  # 4 fractional bits
+    for k, t in enumerate(ids):  # ascending ids: later triangles over earlier ones, as in the map
+        cv2.fillConvexPoly(window, pts[k], int(t), lineType=cv2.LINE_8, shift=4)
+    tri = window[ys - y0, xs - x0]
+    on = tri > 0
+    ys, xs, qy, qx, tri = ys[on], xs[on], qy[on], qx[on], tri[on]
+    a = affine[tri - 1].astype(np.float32)
+    u = ((xs + 0.5) / scale - 0.5).astype(np.float32)[:, None]
+    v = ((ys + 0.5) / scale - 0.5).astype(np.float32)[:, None]
+    full[ys, xs] = u * a[:, 0] + v * a[:, 1] + a[:, 2] + adjust[qy, qx]
 
 
 def _feather(image: np.ndarray, where: np.ndarray) -> None:
@@ -510,6 +562,7 @@ class WarpEngine(Engine):
 
         index = rasterise(tgt_small[tris], (small, small))
         mx, my = dense_map(index, affine)
+        dense = np.dstack([mx, my])  # before the adjustments below: their share is carried to the seams
         mirror = self._mirror_map(state, index, tris, inv, n_outer, lend, small) if lend.any() else None
         empty = index == 0  # not covered: the mouth hole (and folds)
         ix, iy = _identity(small, size)
@@ -540,7 +593,10 @@ class WarpEngine(Engine):
         # the lips' meeting line is no seam: beside the mouth hole (2 map pixels) the map stays
         # bilinear, so a closed mouth shows the source's own line between the lips
         near_hole = cv2.dilate(empty.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-        full, seam = upsample_map(mx, my, size, covered=~near_hole)
+        full, seam = upsample_map(mx, my, size, covered=~near_hole, face=index > n_outer)
+        if seam is not None:
+            adjust = np.where(empty[..., None], 0.0, np.dstack([mx, my]) - dense)
+            _exact_at_seams(full, seam, index, tgt_small[tris], affine, adjust)
         if mirror is None:
             return FaceMaps(full, seams=seam)
         return FaceMaps(full, *mirror, seams=seam)

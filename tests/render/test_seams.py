@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from avatar.render.warp import _feather, upsample_map
+from avatar.render.triangles import dense_map, rasterise
+from avatar.render.warp import _exact_at_seams, _feather, upsample_map
 
 
 def _map(jump: float) -> tuple[np.ndarray, np.ndarray]:
@@ -45,3 +46,53 @@ def test_feathering_touches_only_the_seam():
     _feather(out, where)
     assert np.array_equal(out[~where], image[~where])
     assert not np.array_equal(out[where], image[where])
+
+
+def _fold(jump: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 32-px map: two outer triangles (identity onto a 64-px crop) and a face triangle drawn over
+    them whose texture lies ``jump`` px away, with a diagonal outline."""
+    points = np.array([[[-1, -1], [40, -1], [-1, 40]], [[40, -1], [40, 40], [-1, 40]],
+                       [[5.3, 2.0], [28.0, 2.0], [5.3, 29.7]]], np.float64)
+    affine = np.array([[[2, 0], [0, 2], [0.5, 0.5]]] * 2 + [[[2, 0], [0, 2], [0.5 + jump, 0.5]]], np.float64)
+    return points, affine, rasterise(points, (32, 32))
+
+
+def test_an_occlusion_edge_follows_the_triangle_at_full_resolution():
+    """The turned cheek's outline over the background runs where its triangle's edge runs, not
+    along the map's 2-px blocks (stair-steps along the jaw of a turned head)."""
+    points, affine, index = _fold(80.0)
+    mx, my = dense_map(index, affine)
+    full, seams = upsample_map(mx, my, 64)
+    ys, xs = np.nonzero(seams)
+    corners = (points[2] + 0.5) * 2 - 0.5  # the face triangle in crop pixels
+    centres = np.column_stack([xs, ys]).astype(float)
+    inside = np.ones(len(xs), bool)
+    edge = np.full(len(xs), np.inf)  # distance of each pixel centre from the outline, px
+    for a, b, c in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
+        d = corners[b] - corners[a]
+        n = np.array([-d[1], d[0]]) / np.hypot(*d)
+        side = (centres - corners[a]) @ n
+        inside &= np.sign(side) == np.sign((corners[c] - corners[a]) @ n)
+        edge = np.minimum(edge, np.abs(side))
+
+    def worst() -> float:  # the farthest pixel from the outline on the wrong side of it
+        wrong = (full[ys, xs, 0] > 60) != inside
+        return float(edge[wrong].max()) if wrong.any() else 0.0
+
+    blocky = worst()
+    _exact_at_seams(full, seams, index, points, affine, np.zeros((32, 32, 2), np.float32))
+    exact = worst()
+    assert blocky > 1.0 and exact < 0.75, (blocky, exact)  # the rasteriser's own rounding: under a pixel
+    face = full[ys, xs, 0] > 60  # and each side keeps its own triangle's coordinates
+    assert np.allclose(full[ys, xs, 0][face], xs[face] + 80.0, atol=1e-3)
+    assert np.allclose(full[ys, xs, 0][~face], xs[~face], atol=1e-3)
+
+
+def test_a_small_step_at_the_face_outline_is_a_seam():
+    """Over the background a step of two map pixels' spacing already shows as an edge; elsewhere
+    (a stretched lip) it is no seam."""
+    _, affine, index = _fold(5.0)
+    mx, my = dense_map(index, affine)
+    assert upsample_map(mx, my, 64)[1] is None
+    seams = upsample_map(mx, my, 64, face=index == 3)[1]
+    assert seams is not None and seams.sum() > 50
