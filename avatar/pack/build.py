@@ -17,7 +17,8 @@ from ..config import CloneConfig, FaceConfig
 from ..errors import AvatarError, InputError, NoFaceError
 from ..face.crop import crop_box, crop_matrix, make_crop
 from ..media.video import read_frames
-from .calibrate import MODEL_FILE, calibrate_mouth, personal_mouth, render_gain
+from .calibrate import (MAX_SECONDS, MODEL_FILE, PERSONAL_SECONDS, RENDER_SECONDS, ClipSound, first_sound,
+                        calibrate_mouth, personal_mouth, render_gain)
 from .select import select_keyframes
 from .store import Pack, PackWriter
 from .track import Track, track_video
@@ -68,7 +69,15 @@ def _crop_size(cfg: CloneConfig, face_height: float, face: FaceConfig) -> int:
     return int(min(cfg.crop_size, max(64, 8 * round(native / 8))))
 
 
-def _with_personal_mouth(writer: PackWriter, video: Path, track: Track, start: float, talk: dict) -> dict:
+def _clip_sound(video: Path, track: Track, start: float, cfg: CloneConfig) -> "Path | ClipSound":
+    """The clip's sound, decoded once for every calibration step (the clip itself where it has none)."""
+    t0 = first_sound(track, start)
+    if isinstance(t0, str):
+        return video
+    return ClipSound.decode(video, t0, max(MAX_SECONDS, RENDER_SECONDS, PERSONAL_SECONDS if cfg.personal_mouth else 0.0))
+
+
+def _with_personal_mouth(writer: PackWriter, video: "Path | ClipSound", track: Track, start: float, talk: dict) -> dict:
     """``talk`` recalibrated on this person's own mouth model where one is fitted and beats the
     generic openness (written to the pack); the generic calibration is kept beside it."""
     model, info = personal_mouth(video, track, start)
@@ -144,16 +153,16 @@ def build_pack(video: str | Path, store_path: Path, cfg: CloneConfig = CloneConf
             manifest["footage"] = name
         # this person's audio-to-mouth amplitude, for talking (older packs lack it: gain 1)
         anchor_lm = track.landmarks[chosen[0]].astype(np.float32)
-        talk = calibrate_mouth(video, track, start)
+        talk = calibrate_mouth(sound := _clip_sound(video, track, start, cfg), track, start)
         if "skipped" not in talk and cfg.personal_mouth:
-            talk = _with_personal_mouth(writer, video, track, start, talk)
+            talk = _with_personal_mouth(writer, sound, track, start, talk)
         if "skipped" in talk:
             log.info("mouth calibration skipped: %s", talk["skipped"])
         elif cfg.keep_footage:
             # checked on the avatar's own output: the pack as written so far talks from its footage
             pack = Pack(writer.tmp, dict(manifest, talk=talk), lms, mats, track.features[chosen].astype(np.float32))
             try:
-                talk = render_gain(pack, anchor_frame, anchor_lm, video, track, talk, face_cfg.size)
+                talk = render_gain(pack, anchor_frame, anchor_lm, sound, track, talk, face_cfg.size)
             except AvatarError as exc:  # the open-loop gain still serves; the clone need not fail
                 log.warning("the mouth gain could not be checked on the avatar's output (%s): the open-loop gain is kept",
                             exc)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,7 +81,21 @@ def mouth_lag(times: np.ndarray, real: np.ndarray, pred_times: np.ndarray, pred:
     return float(lags[k]), float(corr[k])
 
 
-def _audio(video: str | Path, t0: float, seconds: float) -> np.ndarray:
+@dataclass(frozen=True, eq=False)
+class ClipSound:
+    """A clip's sound decoded once for the calibration steps of one build: 16 kHz mono float32
+    ``pcm`` from ``t0`` s of ``path``. Each step asks for its own span; one decode serves them all."""
+
+    path: str
+    t0: float
+    pcm: np.ndarray
+
+    @classmethod
+    def decode(cls, video: str | Path, t0: float, seconds: float) -> "ClipSound":
+        return cls(str(video), t0, _decode(video, t0, seconds))
+
+
+def _decode(video: str | Path, t0: float, seconds: float) -> np.ndarray:
     """(n,) float32 16 kHz: up to ``seconds`` of ``video``'s sound from ``t0``."""
     from ..media.video import iter_audio
 
@@ -99,7 +114,17 @@ def _audio(video: str | Path, t0: float, seconds: float) -> np.ndarray:
     return np.concatenate(pcm)[:need].astype(np.float32) if pcm else np.zeros(0, np.float32)
 
 
-def _first_sound(track: Track, start: float) -> float | str:
+def _audio(video: "str | Path | ClipSound", t0: float, seconds: float) -> np.ndarray:
+    """Up to ``seconds`` of the clip's sound from ``t0`` (16 kHz): sliced from a :class:`ClipSound`
+    that starts there, else decoded."""
+    if isinstance(video, ClipSound):
+        if abs(video.t0 - t0) < 1e-6:
+            return video.pcm[:int(seconds * 16000)]
+        video = video.path
+    return _decode(video, t0, seconds)
+
+
+def first_sound(track: Track, start: float) -> float | str:
     """Where calibration starts (the first tracked face at or after ``start``), or why it cannot."""
     if track.audio is None or track.loudness is None or not track.info.has_audio:
         return "the clip has no audio"
@@ -109,7 +134,7 @@ def _first_sound(track: Track, start: float) -> float | str:
     return max(start, float(track.times[found][0]))
 
 
-def personal_mouth(video: str | Path, track: Track, start: float = 0.0) -> tuple["PersonalMouth | None", dict]:
+def personal_mouth(video: "str | Path | ClipSound", track: Track, start: float = 0.0) -> tuple["PersonalMouth | None", dict]:
     """This person's own audio-to-mouth model (:mod:`avatar.motion.audio.personal`), fitted on up
     to ``PERSONAL_SECONDS`` of the clip's sound and tracked mouth opening; (model, info). The
     model is None, or ``info["used"]`` false, where it cannot be fitted or does not beat the
@@ -117,7 +142,7 @@ def personal_mouth(video: str | Path, track: Track, start: float = 0.0) -> tuple
     from ..motion.audio.personal import fit_personal_mouth
     from ..motion.audio.state import LEAD_S
 
-    t0 = _first_sound(track, start)
+    t0 = first_sound(track, start)
     if isinstance(t0, str):
         return None, {"used": False, "reason": t0}
     audio = _audio(video, t0, PERSONAL_SECONDS)
@@ -128,7 +153,7 @@ def personal_mouth(video: str | Path, track: Track, start: float = 0.0) -> tuple
     return model, dict(info, seconds=round(len(audio) / 16000, 2))
 
 
-def calibrate_mouth(video: str | Path, track: Track, start: float = 0.0, personal: "PersonalMouth | None" = None) -> dict:
+def calibrate_mouth(video: "str | Path | ClipSound", track: Track, start: float = 0.0, personal: "PersonalMouth | None" = None) -> dict:
     """``{"mouth_gain": g, "lag_s": l, "width_gain": w, "seconds": s, ...}``, or ``{"skipped":
     reason}`` when it cannot be measured (no audio, too little speech, no face).
 
@@ -136,7 +161,7 @@ def calibrate_mouth(video: str | Path, track: Track, start: float = 0.0, persona
     use with it; its timing was learnt with the model, so the lag is 0."""
     from ..motion.audio.drive import LiveSpeech
 
-    t0 = _first_sound(track, start)
+    t0 = first_sound(track, start)
     if isinstance(t0, str):
         return {"skipped": t0}
     found = track.found
@@ -204,7 +229,7 @@ def _next_gain(tried: list[tuple[float, float]], real: float) -> float:
     return float(np.clip(gain, *GAIN_RANGE))
 
 
-def render_gain(pack: "Pack", anchor_frame: np.ndarray, anchor_landmarks: np.ndarray, video: str | Path,
+def render_gain(pack: "Pack", anchor_frame: np.ndarray, anchor_landmarks: np.ndarray, video: "str | Path | ClipSound",
                 track: Track, talk: dict, size: int = 512) -> dict:
     """``talk`` with its ``mouth_gain`` checked on the avatar's own output (closed loop).
 

@@ -551,3 +551,26 @@ def test_talking_crop_puts_the_paste_seam_past_the_hair(avatars):
     np.testing.assert_allclose(live.crop.crop_from_frame, talk.crop.crop_from_frame, atol=1e-4)
     assert isinstance(live.state, talking.TalkState)
     np.testing.assert_allclose(live.crop.landmarks, talk.crop.landmarks, atol=0.05)
+
+
+def test_a_clone_decodes_its_sound_once_for_all_calibration_steps(tmp_path, astronaut_face, monkeypatch):
+    """The generic calibration, this person's own model, its calibration and the gain check each
+    read the clip's sound; one decode serves them (the track's audio features are the other)."""
+    import avatar.media.video as video
+
+    calls = []
+    real = video.iter_audio
+
+    def counting(path, *args, **kwargs):
+        calls.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(video, "iter_audio", counting)
+    audio = speech(TEXT, SECONDS)
+    clip = write_clip(tmp_path / "talker.mp4", face_frames(astronaut_face, audio, SECONDS), audio)
+    avatar_id = _clone(tmp_path, clip)
+    from avatar.pack.store import load_pack
+
+    talk = load_pack(tmp_path / "packs" / avatar_id).manifest["talk"]
+    assert talk["render_steps"] >= 1 and "personal" in talk  # every step ran
+    assert calls == [str(clip)] * 2, calls
