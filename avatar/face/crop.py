@@ -7,6 +7,8 @@ that paste-back never rotates the background).
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -30,6 +32,26 @@ def crop_matrix(box: tuple[float, float, float], size: int) -> np.ndarray:
     k = size / side
     # frame point (cx, cy) → crop centre (size - 1) / 2
     return np.array([[k, 0.0, (size - 1) / 2 - k * cx], [0.0, k, (size - 1) / 2 - k * cy]])
+
+
+def frame_rect(crop_from_frame: np.ndarray, frame_size: tuple[int, int], size: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the crop pixels that lie inside the frame (the rest were replicated from
+    its edge by :func:`make_crop`)."""
+    k, tx, ty = float(crop_from_frame[0, 0]), float(crop_from_frame[0, 2]), float(crop_from_frame[1, 2])
+    h, w = frame_size
+    x0, x1 = math.ceil(tx - 0.5 * k - 1e-6), math.floor(tx + (w - 0.5) * k + 1e-6)
+    y0, y1 = math.ceil(ty - 0.5 * k - 1e-6), math.floor(ty + (h - 0.5) * k + 1e-6)
+    return max(x0, 0), max(y0, 0), min(max(x1, 0), size), min(max(y1, 0), size)
+
+
+def mirror_outside(image: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
+    """``image`` with everything outside ``rect`` mirrored from inside it (not replicated): hair
+    cut by the frame's edge continues as hair, not as streaks of its last row."""
+    x0, y0, x1, y1 = rect
+    h, w = image.shape[:2]
+    if (x0, y0, x1, y1) == (0, 0, w, h) or x1 - x0 < 2 or y1 - y0 < 2:
+        return image
+    return cv2.copyMakeBorder(image[y0:y1, x0:x1], y0, h - y1, x0, w - x1, cv2.BORDER_REFLECT_101)
 
 
 def invert_affine(m: np.ndarray) -> np.ndarray:

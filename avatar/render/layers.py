@@ -194,10 +194,13 @@ def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, pe
     return np.where(alpha[..., None] > 0, np.clip(f + 0.5, 0, 255), image).astype(np.uint8)
 
 
-def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | None) -> tuple[Layers | None, str]:
+def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | None,
+                 frame: tuple[int, int, int, int] | None = None) -> tuple[Layers | None, str]:
     """Split a portrait crop into layers, or say why not: (layers, "") or (None, reason).
 
     ``mask``: the crop's person mask ((S, S) float32), None when segmentation failed.
+    ``frame``: (x0, y0, x1, y1), the crop pixels inside the photo; the rest is never shown and
+    never fills the plate (what lies there was made up from the photo's edge).
     """
     if mask is None:
         return None, "the person segmentation is unavailable or missed the face"
@@ -210,7 +213,14 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     alpha, person_colour = soft_matte(image, mask, sure_person=oval > 0)
     if not (alpha == 0).any():
         return None, "the matte leaves no background"
-    plate = background_plate(image, alpha > 0)  # the background stays the source's, exactly
+    hole = alpha > 0
+    if frame is not None:
+        x0, y0, x1, y1 = frame
+        outside = np.ones(hole.shape, bool)
+        outside[y0:y1, x0:x1] = False
+        if not (hole | outside).all():
+            hole |= outside
+    plate = background_plate(image, hole)  # the background in the photo stays the source's, exactly
     fg = unmix_foreground(image, alpha, plate, person_colour)
     a8 = np.round(alpha * 255).astype(np.uint8)
     premultiplied = np.round(fg.astype(np.float32) * (a8.astype(np.float32) / 255.0)[..., None]).astype(np.uint8)

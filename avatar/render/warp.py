@@ -31,6 +31,7 @@ from scipy.spatial import Delaunay
 
 from ..config import RenderConfig
 from ..face import topology
+from ..face.crop import frame_rect, mirror_outside
 from ..face.segment import person_mask
 from ..motion.decompose import fit_similarity, stable_ids
 from ..types import DriveTarget, FaceCrop
@@ -60,6 +61,7 @@ _RING_POINTS = 24
 # them is already a visible edge, drawn along the map's 2-px blocks unless made a seam (measured
 # on portrait_05 × driving_02: a third of the outline's pairs stepped over 2 spacings, a tenth over 4)
 _OUTLINE_JUMP = 1.5
+_EDGE_BAND = 0.06   # × crop side: how near the photo's edge the mask may grow from the mirrored view
 _SEAM_JUMP = 4.0    # neighbouring map pixels further apart in the source than this × their own spacing: a seam
 _SKULL_DEPTH = 1.0   # depth of the ring points straight above the face, × the oval radius there, behind the outline
 _BORDER_POINTS = 6  # per side of the outer frame; the frame lies outside the crop and stays still
@@ -443,8 +445,16 @@ class WarpEngine(Engine):
     def prepare(self, source: FaceCrop) -> WarpState:
         lm = source.landmarks.astype(np.float64)
         m = topology.mesh()
-        mask = self._silhouette_mask(source) if self.follow_silhouette or self.config.layers else None
-        layers = self._layers(source, mask)
+        # Where the crop leaves the frame, make_crop replicated the frame's edge: hair cut by the top
+        # of the photo became streaks that the segmentation called background, so the hair's top
+        # was left in the still plate (a ghost of it stayed behind when the head moved). Near that
+        # edge the segmentation is also asked with the frame mirrored beyond it, and the person mask
+        # goes on past the edge; the person layer keeps the replicated edge (hair goes on as hair:
+        # mirrored, the forehead under the hairline came down as a pale patch), and the plate is
+        # filled from the photo's own background only.
+        rect = frame_rect(source.crop_from_frame, source.frame_size, source.size)
+        mask = self._silhouette_mask(source.image, source.landmarks, rect) if self.follow_silhouette or self.config.layers else None
+        layers = self._layers(source.image, source.landmarks, mask, rect)
         extra, weights, gaps = _ring_points(lm, source.size, mask if self.follow_silhouette else None,
                                             _SILHOUETTE_WEIGHTS if layers is None else _LAYERED_WEIGHTS)
         vertices = np.concatenate([lm[:, :2], extra[:, :2]])
@@ -479,22 +489,42 @@ class WarpEngine(Engine):
         return np.stack([self.render_one(state, t.landmarks, t.driving, t.reference) for t in targets])
 
     @staticmethod
-    def _silhouette_mask(source: FaceCrop) -> np.ndarray | None:
-        """The person mask of the crop, or None when it is missing or does not cover the face
-        (a segmentation that missed the person would put the rings on the face's outline)."""
-        mask = person_mask(source.image)
+    def _silhouette_mask(image: np.ndarray, landmarks: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray | None:
+        """The person mask of the crop ``image``, or None when it is missing or does not cover the
+        face (a segmentation that missed the person would put the rings on the face's outline).
+
+        Where the crop leaves the photo (``rect``: the part inside it), the mask near the photo's
+        edge may only grow by what the segmentation sees with the photo mirrored past the edge
+        (replicated streaks read as background; a mirror reads as the person going on), and past
+        the edge the mask carries on from it."""
+        mask = person_mask(image)
         if mask is None:
             return None
+        x0, y0, x1, y1 = rect
+        size = mask.shape[0]
+        if (x0, y0, x1, y1) != (0, 0, size, size) and x1 - x0 > 1 and y1 - y0 > 1:
+            mirrored = person_mask(mirror_outside(image, rect))
+            if mirrored is not None:
+                yy, xx = np.mgrid[0:size, 0:size]
+                edge = np.full((size, size), np.inf)
+                for inner, at in ((x0 > 0, xx - x0), (y0 > 0, yy - y0), (x1 < size, x1 - 1 - xx), (y1 < size, y1 - 1 - yy)):
+                    if inner:
+                        edge = np.minimum(edge, at)
+                near = edge < _EDGE_BAND * size
+                mask = np.where(near, np.maximum(mask, mirrored), mask)
+            mask = cv2.copyMakeBorder(np.ascontiguousarray(mask[y0:y1, x0:x1]), y0, size - y1, x0, size - x1,
+                                      cv2.BORDER_REPLICATE)
         oval = np.zeros(mask.shape, np.uint8)
-        cv2.fillPoly(oval, [source.landmarks[topology.mesh()["oval"], :2].round().astype(np.int32)], 1)
+        cv2.fillPoly(oval, [landmarks[topology.mesh()["oval"], :2].round().astype(np.int32)], 1)
         inside = mask[oval > 0]
         return mask if inside.size and float(inside.mean()) >= 0.5 else None
 
-    def _layers(self, source: FaceCrop, mask: np.ndarray | None) -> Layers | None:
+    def _layers(self, image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | None,
+                frame: tuple[int, int, int, int]) -> Layers | None:
         """The crop split into plate and matted person, or None (with one warning) for the plain warp."""
         if not self.config.layers:
             return None
-        layers, why = build_layers(source.image, source.landmarks, mask)
+        layers, why = build_layers(image, landmarks, mask, frame)
         if layers is None:
             log.warning("layers are off for this portrait (%s); the plain warp renders it", why)
         return layers

@@ -305,3 +305,56 @@ def test_the_plate_fill_never_takes_the_persons_colour():
     # the green channel tells grass (150 ± 12) from hair (40): hair mixed in pulls it down
     assert float(np.percentile(plate[near][:, 1], 0.5)) > 122
     assert float(np.abs(plate[near] - hair).sum(-1).min()) > 85
+
+
+def test_the_plate_is_filled_from_the_photo_only():
+    """Where the crop leaves the photo its pixels were made up from the photo's edge (replicated
+    streaks of hair): the plate under the person never takes them, so nothing of them is left
+    standing in the background when the head moves off."""
+    image, coarse, lm, _, _ = _hairy_disc()
+    frame = (0, 40, SIZE, SIZE)  # the rows above 40 lie outside the photo
+    image[:40] = (230, 20, 20)
+    for rect, leaks in ((None, True), (frame, False)):
+        layers, why = build_layers(image, lm, coarse, rect)
+        assert layers is not None, why
+        hole = layers.alpha > 0
+        hole[:40] = False
+        plate = layers.plate[hole].astype(int)
+        red = (plate[:, 0] - plate[:, 1] > 60).sum()
+        assert (red > 20) == leaks, red
+        background = ~(layers.alpha > 0)
+        background[:40] = False
+        assert np.array_equal(layers.plate[background], image[background])  # the photo's background, exact
+
+
+def test_the_photo_edge_is_found_and_mirrored_past():
+    from avatar.face.crop import crop_matrix, frame_rect, make_crop, mirror_outside
+
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (100, 80, 3), dtype=np.uint8)
+    m = crop_matrix((40.0, 10.0, 64.0), 64)  # 1:1, the crop's top 21 rows above the photo
+    crop = make_crop(frame, np.zeros((478, 3), np.float32), m, 64)
+    rect = frame_rect(crop.crop_from_frame, crop.frame_size, crop.size)
+    assert rect == (0, 21, 64, 64)
+    assert (crop.image[:21] == crop.image[20]).all()  # replicated: every row the same
+    seen = mirror_outside(crop.image, rect)
+    assert np.array_equal(seen[21:], crop.image[21:])
+    assert np.array_equal(seen[20], crop.image[22]) and np.array_equal(seen[0], crop.image[42])
+
+
+def test_hair_cut_by_the_top_of_the_photo_stays_with_the_person(portrait):
+    """The crop of a photo whose top edge cuts through the hair: the replicated rows above it
+    looked like background to the segmentation, so the hair's top was matted out and left in
+    the still plate (a dark ghost above the head whenever it moved down)."""
+    from avatar.face.crop import crop_box, crop_matrix, frame_rect, make_crop
+
+    cut = np.ascontiguousarray(portrait[50:])
+    face = detect_face(cut)
+    crop = make_crop(cut, face.landmarks, crop_matrix(crop_box(face.landmarks, FaceConfig()), 256), 256)
+    y0 = frame_rect(crop.crop_from_frame, crop.frame_size, crop.size)[1]
+    assert y0 > 20  # the crop reaches above the photo
+    layers = WarpEngine().prepare(crop).layers
+    sure = layers.alpha[y0 + 20] > 0.9  # columns that are surely person a little lower down
+    assert sure.sum() > 50
+    assert layers.alpha[y0:y0 + 6, sure].mean() > 0.8  # the hair at the photo's edge is the person's
+    assert (layers.plate[y0:y0 + 30].mean(-1) < 60).mean() < 0.005  # and none of it stays in the plate
