@@ -338,7 +338,7 @@ class ConsentStore:
         avatar_id = avatar_id or new_avatar_id()
         consent_id = str(uuid.uuid4())
         image_file = self._store_source(avatar_id, image, source_path, source_sha256)
-        token = secrets.token_urlsafe(18)
+        token = revocation_token()
         row = {"avatar_id": avatar_id, "consent_id": consent_id, "subject": subject.strip(),
                "granted_by": granted_by.strip(), "statement": statement.strip(), "scope_video": int(scope.video),
                "scope_audio": int(scope.audio), "scope_live": int(scope.live), "commercial": int(scope.commercial),
@@ -527,6 +527,15 @@ class ConsentStore:
 
             with Image.open(path) as im:
                 return np.asarray(im.convert("RGB"))
+
+
+def revocation_token() -> str:
+    """A fresh revocation token (144 random bits, URL-safe) that never starts with "-": one that
+    did (1 in 64) could not be passed as ``--token -…`` on the command line (argparse reads it as
+    an option)."""
+    while (token := secrets.token_urlsafe(18)).startswith("-"):
+        pass
+    return token
 
 
 def new_avatar_id() -> str:

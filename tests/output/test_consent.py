@@ -122,3 +122,15 @@ def test_cli_clone_list_show_revoke(tmp_path, portrait, capsys):
     assert main(["avatars", "--store", str(db), "list"]) == 0
     assert "revoked" in capsys.readouterr().out
     assert main(["avatars", "--store", str(db), "show", "av_nope"]) == 1
+
+
+def test_a_revocation_token_never_starts_with_a_dash(monkeypatch):
+    """One token in 64 from token_urlsafe starts with "-", which `avatar avatars revoke --token`
+    would read as an option (a test failed on exactly that)."""
+    import secrets
+
+    from avatar.output import consent
+
+    drawn = iter(["-EalefJTLT90uOSS6goYe1qj", "EalefJTLT90uOSS6goYe1qj"])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n: next(drawn))
+    assert consent.revocation_token() == "EalefJTLT90uOSS6goYe1qj"
