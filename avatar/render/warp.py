@@ -61,6 +61,7 @@ _RING_POINTS = 24
 # them is already a visible edge, drawn along the map's 2-px blocks unless made a seam (measured
 # on portrait_05 × driving_02: a third of the outline's pairs stepped over 2 spacings, a tenth over 4)
 _OUTLINE_JUMP = 1.5
+_SEALED_GAP = (0.5, 2.5)  # mean gap between the inner lips (px at a 512 crop): drawn interior fades in over this
 _EDGE_BAND = 0.06   # × crop side: how near the photo's edge the mask may grow from the mirrored view
 _SEAM_JUMP = 4.0    # neighbouring map pixels further apart in the source than this × their own spacing: a seam
 _SKULL_DEPTH = 1.0   # depth of the ring points straight above the face, × the oval radius there, behind the outline
@@ -730,6 +731,10 @@ class WarpEngine(Engine):
         if x1 <= x0 or y1 <= y0:
             return
         alpha = mouth.opening_alpha(loop, x0, y0, x1 - x0, y1 - y0)
+        # lips all but closed (a gap under 2.5 px at 512): drawn, the interior is a crisp black line
+        # with pointed ends; it fades out and the lips meet on their own texture instead
+        gap = area / max(float(np.ptp(loop[:, 0])), 1.0) * (512.0 / size)
+        alpha *= float(np.clip((gap - _SEALED_GAP[0]) / (_SEALED_GAP[1] - _SEALED_GAP[0]), 0.0, 1.0))
         if not alpha.any():
             return
 

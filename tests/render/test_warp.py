@@ -240,3 +240,31 @@ def test_a_mask_that_misses_the_face_falls_back_to_fixed_rings(crop, monkeypatch
     assert np.array_equal(missed.vertices, fixed.vertices) and np.array_equal(missed.ring_weights, fixed.ring_weights)
     monkeypatch.setattr(warp, "person_mask", lambda image: None)  # model unavailable
     assert np.array_equal(WarpEngine().prepare(crop).vertices, fixed.vertices)
+
+
+def test_lips_all_but_closed_draw_no_dark_line(engine, crop):
+    """A target whose inner lips are a pixel apart (a driver pressing its lips, a speech target
+    near closure) showed the drawn interior squeezed into a crisp black line with pointed ends;
+    it fades out below a 2.5 px gap (at 512), and a real opening is still drawn."""
+    state = engine.prepare(crop)
+    lm = crop.landmarks.copy()
+    loop = topology.mesh()["mouth_loop"]
+    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
+    scale = crop.size / 512.0
+
+    def mean_gap(points: np.ndarray) -> float:  # inner-lip area over width, as the fade measures it
+        from avatar.render.warp import _polygon_area
+
+        inner = points[loop, :2]
+        return _polygon_area(inner) / float(np.ptp(inner[:, 0]))
+
+    def drawn(gap_px: float) -> float:
+        target = lm.copy()
+        for _ in range(3):  # moving the lower lip by d widens the mean gap by about d
+            target[lower, 1] += gap_px * scale - mean_gap(target)
+        out = crop.image.copy()
+        engine._draw_mouth(state, target, out)
+        return float(np.abs(out.astype(float) - crop.image).sum())
+
+    assert drawn(0.4) == 0.0  # all but closed: the lips meet on their own texture
+    assert 0.0 < drawn(1.5) < drawn(6.0)  # fading in, then drawn
