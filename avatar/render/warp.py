@@ -343,15 +343,16 @@ def upsample_map(mx: np.ndarray, my: np.ndarray, size: int, covered: np.ndarray 
 
 
 def _exact_at_seams(full: np.ndarray, seam: np.ndarray, index: np.ndarray, points: np.ndarray,
-                    affine: np.ndarray, adjust: np.ndarray) -> None:
+                    affine: np.ndarray, final: tuple[np.ndarray, np.ndarray], dense: tuple[np.ndarray, np.ndarray]) -> None:
     """Along seams, give each pixel of the (S, S, 2) map ``full`` (in place) the coordinates of the
     triangle that covers it at full resolution, so an occlusion edge (a turned cheek over the
     background) runs where the triangle's edge runs, not along the map's 2-px blocks.
 
     ``index``, ``points`` ((T, 3, 2) triangles) and ``affine`` ((T, 3, 2)) are at the small map's
-    resolution, as :func:`rasterise` and :func:`dense_map` take them; ``adjust`` ((h, w, 2)) is
-    what was added to the dense map after (detail, smoothing, rigid parts), carried over from
-    the nearest map pixel. Only the triangles around the seams are drawn again, in their order.
+    resolution, as :func:`rasterise` and :func:`dense_map` take them. ``final`` - ``dense`` (the
+    small map's (mx, my) as used, and as :func:`dense_map` gave them) is what was added after
+    (detail, smoothing, rigid parts): carried over from the nearest covered map pixel. Only the
+    triangles around the seams are drawn again, in their order.
     """
     size, small = full.shape[0], index.shape[0]
     rows, cols = np.flatnonzero(seam.any(1)), np.flatnonzero(seam.any(0))
@@ -378,7 +379,9 @@ def _exact_at_seams(full: np.ndarray, seam: np.ndarray, index: np.ndarray, point
     a = affine[tri - 1].astype(np.float32)
     u = ((xs + 0.5) / scale - 0.5).astype(np.float32)[:, None]
     v = ((ys + 0.5) / scale - 0.5).astype(np.float32)[:, None]
-    full[ys, xs] = u * a[:, 0] + v * a[:, 1] + a[:, 2] + adjust[qy, qx]
+    covered = (index[qy, qx] > 0)[:, None]  # uncovered map pixels hold no dense value to adjust
+    adjust = np.column_stack([final[0][qy, qx] - dense[0][qy, qx], final[1][qy, qx] - dense[1][qy, qx]]) * covered
+    full[ys, xs] = u * a[:, 0] + v * a[:, 1] + a[:, 2] + adjust
 
 
 def _feather(image: np.ndarray, where: np.ndarray) -> None:
@@ -593,7 +596,7 @@ class WarpEngine(Engine):
 
         index = rasterise(tgt_small[tris], (small, small))
         mx, my = dense_map(index, affine)
-        dense = np.dstack([mx, my])  # before the adjustments below: their share is carried to the seams
+        dense = (mx, my)  # before the adjustments below (each makes new arrays): their share is carried to the seams
         mirror = self._mirror_map(state, index, tris, inv, n_outer, lend, small) if lend.any() else None
         empty = index == 0  # not covered: the mouth hole (and folds)
         ix, iy = _identity(small, size)
@@ -626,8 +629,7 @@ class WarpEngine(Engine):
         near_hole = cv2.dilate(empty.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         full, seam = upsample_map(mx, my, size, covered=~near_hole, face=index > n_outer)
         if seam is not None:
-            adjust = np.where(empty[..., None], 0.0, np.dstack([mx, my]) - dense)
-            _exact_at_seams(full, seam, index, tgt_small[tris], affine, adjust)
+            _exact_at_seams(full, seam, index, tgt_small[tris], affine, (mx, my), dense)
         if mirror is None:
             return FaceMaps(full, seams=seam)
         return FaceMaps(full, *mirror, seams=seam)

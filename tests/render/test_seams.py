@@ -80,7 +80,7 @@ def test_an_occlusion_edge_follows_the_triangle_at_full_resolution():
         return float(edge[wrong].max()) if wrong.any() else 0.0
 
     blocky = worst()
-    _exact_at_seams(full, seams, index, points, affine, np.zeros((32, 32, 2), np.float32))
+    _exact_at_seams(full, seams, index, points, affine, (mx, my), (mx, my))
     exact = worst()
     assert blocky > 1.0 and exact < 0.75, (blocky, exact)  # the rasteriser's own rounding: under a pixel
     face = full[ys, xs, 0] > 60  # and each side keeps its own triangle's coordinates
