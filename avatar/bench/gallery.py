@@ -9,7 +9,9 @@ beside the head. Before/after modes add a second row per portrait:
   temporary folder and rendered by that revision's own code in a subprocess).
 
 The rendering half (:func:`render_frames`) imports only the public API (``avatar.pipeline``,
-``avatar.config``), so it runs on older revisions too.
+``avatar.config``) and the reference choice ``avatar animate`` makes, so it runs on older
+revisions too. Frames are rendered as ``avatar animate`` renders them: the whole clip is
+tracked and the driving frame closest to the portrait is the motion's reference.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ def render_frames(eval_dir: Path, frames: int | None, size: int, layers: bool, o
     from avatar.media.video import probe_video, read_frames
     from avatar.pipeline import Animator
 
+    try:
+        from avatar.motion.transfer import best_reference
+    except ImportError:  # a revision from before the reference choice: its frame 0, as it rendered then
+        best_reference = None
+
     os.environ["AVATAR_CONSENT_POLICY"] = "research"  # shared evaluation set; nothing is written but the sheet
     render = RenderConfig()
     if "layers" in {f.name for f in dataclasses.fields(RenderConfig)}:
@@ -55,12 +62,19 @@ def render_frames(eval_dir: Path, frames: int | None, size: int, layers: bool, o
     for clip in filter(chooser("driving"), sorted(eval_dir.glob("driving_*.mp4"))):
         count = probe_video(clip).frame_count if frames is None else frames
         picks = sorted({min(int(f * count), count - 1) for f in _FRACTIONS})
-        driving = list(read_frames(clip, max_frames=picks[-1] + 1))
-        lms = animator.landmarks_of(clip, max_frames=picks[-1] + 1)
+        # The whole clip is tracked: `avatar animate` picks its reference among all frames.
+        lms = animator.landmarks_of(clip, max_frames=count)
+        driving = list(read_frames(clip, max_frames=count))
         for p in filter(chooser("portrait"), sorted(list(eval_dir.glob("portrait_*.jpg")) + list(eval_dir.glob("portrait_*.png")))):
             src = animator.prepare(load_image(p), name=p.name)
             out[f"{p.name}|still"] = src.frame
-            for i, frame in enumerate(animator.stream(src, iter(driving), 25.0, landmarks=lms)):
+            reference = reference_frame = None
+            if best_reference is not None and animator.config.motion.best_frame and animator.config.motion.mode == "relative":
+                idx = best_reference(src.crop.landmarks, lms)
+                reference, reference_frame = lms[idx], driving[idx]
+            shown = driving[: picks[-1] + 1]
+            for i, frame in enumerate(animator.stream(src, iter(shown), 25.0, reference=reference,
+                                                      landmarks=lms[: len(shown)], reference_frame=reference_frame)):
                 if i in picks:
                     out[f"{p.name}|{clip.name}|{i}"] = frame
     return out
