@@ -64,6 +64,7 @@ _OUTLINE_JUMP = 1.5
 _SEALED_GAP = (0.5, 2.5)  # mean gap between the inner lips (px at a 512 crop): drawn interior fades in over this
 _EDGE_BAND = 0.06   # × crop side: how near the photo's edge the mask may grow from the mirrored view
 _SEAM_JUMP = 4.0    # neighbouring map pixels further apart in the source than this × their own spacing: a seam
+_ISLAND_JUMP = 2.0  # a map pixel this × the spacing off its 3×3 neighbourhood's median: a sliver of a fold (dropped)
 _SKULL_DEPTH = 1.0   # depth of the ring points straight above the face, × the oval radius there, behind the outline
 _BORDER_POINTS = 6  # per side of the outer frame; the frame lies outside the crop and stays still
 
@@ -242,6 +243,64 @@ def _untangle(target: np.ndarray, source: np.ndarray, triangles: np.ndarray, mov
         mean /= np.maximum(degree, 1)[:, None]
         sel = ids[touched[ids]]
         target[sel] = source[sel] + mean[sel]
+
+
+_NEAR_Y, _NEAR_X = (d.ravel() for d in np.mgrid[-1:2, -1:2])  # a pixel's 3×3 neighbourhood
+
+
+def _drop_islands(index: np.ndarray, mx: np.ndarray, my: np.ndarray, affine: np.ndarray, spacing: float,
+                  box: tuple[int, int, int, int] | None = None) -> None:
+    """Hand map pixels that lie off their 3×3 neighbourhood's median by more than
+    :data:`_ISLAND_JUMP` × ``spacing`` (source px) to the neighbour's triangle nearest that
+    median, in place: ``index`` (triangle ids, 0 = none), and ``mx``, ``my`` from that triangle's
+    ``affine`` ((T, 3, 2), as :func:`dense_map` takes it).
+
+    Where the face folds over itself (a cheek pressed against the nose wing, the lips against
+    their corners), a triangle of the nearer layer can cover one or two map pixels alone. Such
+    an island is too narrow for :func:`_seams` (it jumps twice in a row) and, upsampled, samples
+    a spot of unrelated texture a few pixels across, and lends it the sliver's mirror weight: a
+    speck that lasts a frame or two. A 3×3 median keeps every linear stretch (the median of a
+    plane's samples is its centre) and every straight occlusion edge (5 of the 9 pixels lie on
+    the centre's side); it only rounds the corner of a region by a map pixel. Only pixels with a
+    large Laplacian are looked at, and only where all nine are covered; with ``box`` (x0, y0,
+    x1, y1: map pixels), only inside it (the face: its folds make the islands).
+    """
+    x0 = y0 = 0
+    if box is not None:
+        x0, y0, x1, y1 = box
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            return
+        index, mx, my = index[y0:y1, x0:x1], mx[y0:y1, x0:x1], my[y0:y1, x0:x1]  # views: edited in place
+    limit = (_ISLAND_JUMP * spacing) ** 2
+    # candidates: a large Laplacian (an island of offset D gives 2-4 D, an edge of jump J gives J;
+    # a stretch gives none), so the median is taken at few pixels
+    lx = cv2.Laplacian(mx, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REPLICATE)
+    ly = cv2.Laplacian(my, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REPLICATE)
+    cand = cv2.magnitude(lx, ly) > 2.0 * _ISLAND_JUMP * spacing
+    cand[[0, -1], :] = False
+    cand[:, [0, -1]] = False
+    ys, xs = np.divmod(np.flatnonzero(cand), cand.shape[1])
+    if not len(ys):
+        return
+    ny, nx = ys[:, None] + _NEAR_Y, xs[:, None] + _NEAR_X
+    full = (index[ny, nx] > 0).all(1)
+    ys, xs, ny, nx = ys[full], xs[full], ny[full], nx[full]
+    if not len(ys):
+        return
+    vx, vy = mx[ny, nx], my[ny, nx]  # (n, 9)
+    medx, medy = np.partition(vx, 4, axis=1)[:, 4], np.partition(vy, 4, axis=1)[:, 4]
+    off = np.square(mx[ys, xs] - medx) + np.square(my[ys, xs] - medy) > limit
+    if not off.any():
+        return
+    ys, xs, ny, nx = ys[off], xs[off], ny[off], nx[off]
+    best = np.argmin(np.square(vx[off] - medx[off, None]) + np.square(vy[off] - medy[off, None]), axis=1)
+    k = np.arange(len(ys))
+    tri = index[ny[k, best], nx[k, best]]
+    index[ys, xs] = tri
+    a = affine[tri - 1].astype(np.float32)
+    u, v = (xs + x0).astype(np.float32), (ys + y0).astype(np.float32)
+    mx[ys, xs] = u * a[:, 0, 0] + v * a[:, 1, 0] + a[:, 2, 0]
+    my[ys, xs] = u * a[:, 0, 1] + v * a[:, 1, 1] + a[:, 2, 1]
 
 
 def _seams(mx: np.ndarray, my: np.ndarray, spacing: float, covered: np.ndarray | None = None,
@@ -596,6 +655,9 @@ class WarpEngine(Engine):
 
         index = rasterise(tgt_small[tris], (small, small))
         mx, my = dense_map(index, affine)
+        lo = np.floor(tgt_small[:478, :2].min(0)).astype(int) - 2
+        hi = np.ceil(tgt_small[:478, :2].max(0)).astype(int) + 3
+        _drop_islands(index, mx, my, affine, size / small, (*np.maximum(lo, 0), *np.minimum(hi, small)))
         dense = (mx, my)  # before the adjustments below (each makes new arrays): their share is carried to the seams
         mirror = self._mirror_map(state, index, tris, inv, n_outer, lend, small) if lend.any() else None
         empty = index == 0  # not covered: the mouth hole (and folds)

@@ -96,3 +96,44 @@ def test_a_small_step_at_the_face_outline_is_a_seam():
     assert upsample_map(mx, my, 64)[1] is None
     seams = upsample_map(mx, my, 64, face=index == 3)[1]
     assert seams is not None and seams.sum() > 50
+
+
+def _affine_map(jump: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A 32² map of two triangles' worth of affines: id 1 samples the source at twice the map's
+    coordinates, id 2 the same shifted by ``jump`` px (a nearer layer drawn over it)."""
+    a1 = np.array([[2.0, 0.0], [0.0, 2.0], [0.5, 0.5]], np.float32)
+    a2 = a1.copy()
+    a2[2, 0] += jump
+    affine = np.stack([a1, a2])
+    index = np.ones((32, 32), np.int32)
+    return index, affine, *dense_map(index, affine)
+
+
+def test_a_one_pixel_island_of_a_fold_takes_its_neighbours_triangle():
+    """A nearer triangle that covers a map pixel or two alone (a sliver of a fold) samples a spot
+    of unrelated texture: it is handed to the surrounding triangle, map and index alike; a
+    region of the nearer layer stays, straight edge and all, and a stretched map is untouched."""
+    from avatar.render.warp import _drop_islands
+
+    index, affine, mx, my = _affine_map(12.0)
+    index[10, 10] = 2  # one map pixel
+    index[20, 5:7] = 2  # two side by side
+    index[:, 24:] = 2  # a region: its edge is an occlusion edge, not an island
+    mx, my = dense_map(index, affine)
+    before = index.copy()
+    _drop_islands(index, mx, my, affine, 2.0)
+    assert index[10, 10] == 1 and (index[20, 5:7] == 1).all()
+    assert np.array_equal(index[:, 24:], before[:, 24:]) and (index[1:-1, 23] == 1).all()
+    ref_x, ref_y = dense_map(index, affine)
+    assert np.allclose(mx, ref_x) and np.allclose(my, ref_y)
+    # the same inside a window of the map (the face's box)
+    windowed = before.copy()
+    wx, wy = dense_map(windowed, affine)
+    _drop_islands(windowed, wx, wy, affine, 2.0, (3, 4, 29, 30))
+    assert np.array_equal(windowed, index) and np.allclose(wx, mx) and np.allclose(wy, my)
+
+    yy, xx = np.mgrid[0:32, 0:32].astype(np.float32)
+    sx, sy = 5.0 * xx + 0.2 * yy ** 2 / 8, 4.5 * yy  # stretched (every step a candidate), bent, continuous
+    kept = (sx.copy(), sy.copy())
+    _drop_islands(np.ones((32, 32), np.int32), sx, sy, affine, 2.0)
+    assert np.array_equal(sx, kept[0]) and np.array_equal(sy, kept[1])
