@@ -6,7 +6,8 @@ them. What they draw follows a real mouth's layout rather than a flat slot:
 
 * upper teeth hang from under the upper lip: a row of individual teeth (wide incisors in the
   middle, narrower towards the corners as the arch turns away), each with a rounded face,
-  dark gaps between neighbours, a shadow under the lip and a slightly translucent edge, only
+  faint lines between neighbours that open into dark notches at the biting edge, a shadow
+  under the lip and a slightly translucent edge, only
   within a tooth's length of the upper lip; they fade into the dark towards the corners;
 * lower teeth mostly behind the lower lip: a thin band of tips above it, in shadow, shown only
   once the mouth is open enough;
@@ -15,7 +16,8 @@ them. What they draw follows a real mouth's layout rather than a flat slot:
 * soft inner lip edges: the inner-lip polygon rounded by corner cutting, anti-aliased and
   feathered a little, never reaching beyond the polygon itself (the open area never exceeds
   what the motion asks for);
-* colours from the portrait's own lips and skin light, with grain matched to the portrait's.
+* colours from the portrait's own lips and skin light (teeth tinted like the eye whites), with
+  grain matched to the portrait's.
 """
 
 from __future__ import annotations
@@ -138,9 +140,11 @@ def lower_teeth(u: np.ndarray, above_lip: np.ndarray, width: float, gap: np.ndar
     return (cover * np.clip((0.65 - np.abs(u)) / 0.2, 0.0, 1.0)).astype(np.float32)
 
 
-def _tooth_shade(u: np.ndarray, k: np.ndarray, t: np.ndarray, gap_px: np.ndarray, seed: int, gaps: float = 0.3) -> np.ndarray:
-    """Brightness of a tooth row: a rounded face per tooth, dark gaps, each tooth a little
-    different, darker towards the corners where the row turns into the mouth's shadow."""
+def _tooth_shade(u: np.ndarray, k: np.ndarray, t: np.ndarray, gap_px: np.ndarray, seed: int,
+                gaps: float | np.ndarray = 0.3) -> np.ndarray:
+    """Brightness of a tooth row: a rounded face per tooth, darker gaps (``gaps``: how much
+    darker, per pixel or for all), each tooth a little different, darker towards the corners
+    where the row turns into the mouth's shadow."""
     jitter = 1.0 + 0.04 * np.random.default_rng(seed).standard_normal(16)
     side = np.where(u < 0, 8, 0)
     shade = (0.82 + 0.18 * np.sin(np.pi * t)) * jitter[np.minimum(k, 7) + side]
@@ -178,7 +182,12 @@ def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.n
     k, t, gpx = _arch(u, _UPPER_TEETH, width / 2)
     length = TOOTH_LENGTH * width * (1 - 0.45 * u**2)
     along = np.clip(below / np.maximum(length, 1e-3), 0, 1)
-    shade = _tooth_shade(u, k, t, gpx, 0) * (0.7 + 0.3 * np.clip(along / 0.35, 0, 1)) * (1 - 0.12 * np.clip((along - 0.8) / 0.2, 0, 1))
+    # neighbouring teeth touch along most of their length: the line between them is faint
+    # there and opens into a dark notch only at the biting edge (a grid of dark lines read as
+    # a cartoon)
+    gaps = 0.1 + 0.25 * along**2
+    shade = (_tooth_shade(u, k, t, gpx, 0, gaps) * (0.7 + 0.3 * np.clip(along / 0.35, 0, 1))
+             * (1 - 0.12 * np.clip((along - 0.8) / 0.2, 0, 1)))
     up_rgb = teeth_rgb[None, None, :] * shade[..., None]
     img = img + up[..., None] * (up_rgb - img)
     return img.astype(np.float32), {"upper_teeth": up, "lower_teeth": low, "tongue": tongue.astype(np.float32)}
@@ -227,10 +236,50 @@ def colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.nd
     cheeks = cheeks[(cheeks[:, 0] >= 0) & (cheeks[:, 0] < w) & (cheeks[:, 1] >= 0) & (cheeks[:, 1] < h)]
     skin = image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32).mean(0) if len(cheeks) else np.full(3, gray, np.float32)
     lum = float(skin @ np.array([0.299, 0.587, 0.114], np.float32))
-    teeth = np.clip(lum * 1.15 * np.array([1.0, 0.98, 0.93], np.float32), 0, 245)
+    teeth = np.clip(lum * 1.15 * white_tint(image, landmarks, lum), 0, 245)
     if np.abs(image[..., 0].astype(np.int16) - image[..., 1]).mean() < 2:  # grayscale portrait
         cavity, tongue, teeth = (np.full(3, c.mean(), np.float32) for c in (cavity, tongue, teeth))
     return cavity, tongue, teeth
+
+
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_TOOTH_TINT = np.array([1.0, 0.98, 0.93], np.float32)     # off-white, when the eyes tell nothing
+_TINT_RANGE = (np.array([0.85, 0.9, 0.5], np.float32), np.array([1.25, 1.05, 1.1], np.float32))
+
+
+def white_tint(image: np.ndarray, landmarks: np.ndarray, skin_lum: float) -> np.ndarray:
+    """(3,) float32 colour of a white object in the portrait's light, at unit luminance: the eye
+    whites' (the sclera inside each eye outline, around the iris, its brighter 40 %), a little
+    warmer, so teeth under a warm lamp or an old varnish are not a cold blue-grey. Off-white
+    when the eye whites are too small or too dark to tell (closed eyes, sunglasses, a profile)."""
+    h, w = image.shape[:2]
+    loops = topology.mesh()["eye_loops"]
+    picks = []
+    for loop, iris in zip(loops, (range(468, 473), range(473, 478))):
+        pts = landmarks[list(loop), :2]
+        x0, y0 = np.floor(pts.min(0)).astype(int) - 1
+        x1, y1 = np.ceil(pts.max(0)).astype(int) + 2
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 - x0 < 3 or y1 - y0 < 2:
+            continue
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(mask, [(pts - (x0, y0)).round().astype(np.int32)], 1)
+        if len(landmarks) > max(iris):
+            c = landmarks[iris[0], :2]
+            r = float(np.linalg.norm(landmarks[list(iris)[1:], :2] - c, axis=1).mean())
+            cv2.circle(mask, tuple(int(v) for v in (c - (x0, y0)).round()), int(np.ceil(1.15 * r)), 0, -1)
+        picks.append(image[y0:y1, x0:x1][mask > 0].astype(np.float32))
+    px = np.concatenate(picks) if picks else np.zeros((0, 3), np.float32)
+    if len(px) < 20:
+        return _TOOTH_TINT
+    lum = px @ _LUMA
+    bright = px[lum >= np.percentile(lum, 60)]
+    white = bright.mean(0)
+    white_lum = float(white @ _LUMA)
+    if white_lum < 0.5 * skin_lum or white_lum < 1.0:  # shut, shaded or hidden eyes
+        return _TOOTH_TINT
+    tint = np.clip(white / white_lum, *_TINT_RANGE) * np.array([1.0, 0.99, 0.96], np.float32)
+    return (tint / float(tint @ _LUMA)).astype(np.float32)
 
 
 def grain(image: np.ndarray, landmarks: np.ndarray) -> float:

@@ -260,9 +260,12 @@ def test_calibration_checks_the_gain_on_the_avatars_own_output(talk_home):
         assert res["rendered_gap_p90"] == pytest.approx(res["real_gap_p90"], rel=0.25), res
     # real mouths take over from each other in steps, so the output is a staircase in the gain
     # (here p90 0.1025 at gain 0.18 and 0.1099 at 0.33: both within tolerance): from 4x apart the
-    # two ends come back to within 2x of each other and of the build's gain
+    # two ends come back to within 2x of each other and of the build's gain. A start whose output
+    # already matches the footage is kept as it is, so a bound may be met exactly (the half-gain
+    # start rendered within tolerance after the drawn teeth changed); the 4x spread must still close.
     assert max(gains) / min(gains) < 2.0, gains
-    assert talk["mouth_gain"] / 2.0 < min(gains) and max(gains) < talk["mouth_gain"] * 2.0
+    # (gains are stored to 3 decimals: the half-gain start 0.15805 comes back as 0.158)
+    assert talk["mouth_gain"] / 2.0 - 1e-3 <= min(gains) and max(gains) <= talk["mouth_gain"] * 2.0 + 1e-3
 
 
 @pytest.fixture(scope="module")

@@ -135,6 +135,23 @@ def test_synthetic_teeth_are_lit_like_the_face_not_like_the_room(engine, crop):
     assert 1.0 * cheek_lum < teeth_lum < 1.3 * cheek_lum
 
 
+def test_synthetic_teeth_take_the_colour_of_the_light_from_the_eye_whites(crop):
+    """Under a warm cast (an amber lamp, an old varnish) the eye whites are amber too, and so
+    are the teeth; with the eyes hidden (sunglasses) the teeth stay off-white."""
+    from avatar.render import mouth
+
+    img = crop.image.astype(np.float32)
+    warm = np.clip(img * np.array([1.15, 1.0, 0.6], np.float32), 0, 255).astype(np.uint8)
+    _, _, neutral = mouth.colours(crop.image, crop.landmarks)
+    _, _, amber = mouth.colours(warm, crop.landmarks)
+    assert amber[2] / amber[0] < 0.8 * neutral[2] / neutral[0]
+    hidden = crop.image.copy()
+    for loop in topology.mesh()["eye_loops"]:
+        cv2.fillPoly(hidden, [crop.landmarks[list(loop), :2].round().astype(np.int32)], (20, 20, 20))
+    _, _, shaded = mouth.colours(hidden, crop.landmarks)
+    assert np.allclose(shaded / shaded[0], mouth._TOOTH_TINT / mouth._TOOTH_TINT[0], atol=1e-3)
+
+
 def test_blink_closes_the_eyelids(engine, crop):
     state = engine.prepare(crop)
     lm = crop.landmarks.copy()
