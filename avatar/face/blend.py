@@ -8,14 +8,20 @@ import numpy as np
 from .crop import invert_affine
 
 
-def feather_mask(size: int, margin: float = 0.12) -> np.ndarray:
-    """(S, S) float32 mask: 1 inside, a cosine ramp over ``margin`` of the side to 0 at the edge."""
+def feather_mask(size: int, margin: float = 0.12, sides: tuple[bool, bool, bool, bool] = (True, True, True, True)
+                 ) -> np.ndarray:
+    """(S, S) float32 mask: 1 inside, a cosine ramp over ``margin`` of the side to 0 at the edge,
+    on each of the ``sides`` (left, top, right, bottom) that is True; the others stay 1."""
     ramp = max(int(round(size * margin)), 1)
     x = np.arange(size, dtype=np.float32)
-    d = np.minimum(x, size - 1 - x)
-    r = np.clip(d / ramp, 0, 1)
-    r = 0.5 - 0.5 * np.cos(np.pi * r)
-    return np.outer(r, r).astype(np.float32)
+
+    def profile(lo: bool, hi: bool) -> np.ndarray:
+        d = np.minimum(x if lo else np.inf, (size - 1 - x) if hi else np.inf)
+        r = np.clip(d / ramp, 0, 1)
+        return 0.5 - 0.5 * np.cos(np.pi * r)
+
+    left, top, right, bottom = sides
+    return np.outer(profile(top, bottom), profile(left, right)).astype(np.float32)
 
 
 class PasteBack:
@@ -31,13 +37,21 @@ class PasteBack:
     def __init__(self, frame: np.ndarray, crop_from_frame: np.ndarray, size: int, margin: float = 0.12,
                  source_crop: np.ndarray | None = None) -> None:
         self.frame = frame
-        self._feather = feather_mask(size, margin)
         # where a crop equals the source crop the original pixels are kept, so resampling the
         # crop never blurs still background
         self._source_crop = None if source_crop is None else np.ascontiguousarray(source_crop, dtype=np.uint8)
         h, w = frame.shape[:2]
         inv = invert_affine(crop_from_frame)
         corners = np.array([[0, 0], [size - 1, size - 1]], np.float64) @ inv[:, :2].T + inv[:, 2]
+        # the feather hides the crop's edge where there is picture beyond it; a side that lies
+        # past the photo's own edge has nothing to hide, and feathering it blended the still
+        # photo into the animation there (a tight portrait's moving hair left a ghost at its old edge)
+        axis_aligned = abs(inv[0, 1]) < 1e-9 and abs(inv[1, 0]) < 1e-9
+        sides = (True, True, True, True)
+        if axis_aligned:
+            (cx0, cy0), (cx1, cy1) = corners.min(0), corners.max(0)
+            sides = (bool(cx0 > 0.5), bool(cy0 > 0.5), bool(cx1 < w - 1.5), bool(cy1 < h - 1.5))
+        self._feather = feather_mask(size, margin, sides)
         x0 = int(np.clip(np.floor(corners[:, 0].min()), 0, w))
         y0 = int(np.clip(np.floor(corners[:, 1].min()), 0, h))
         x1 = int(np.clip(np.ceil(corners[:, 0].max()) + 1, 0, w))
@@ -65,7 +79,8 @@ class PasteBack:
         return out
 
     def change_mask(self, crop: np.ndarray) -> np.ndarray:
-        """(S, S) float32 soft mask of where ``crop`` differs from the source crop, feathered."""
+        """(S, S) float32 soft mask of where ``crop`` differs from the source crop: 1 on every
+        changed pixel (and a few around it), feathered outwards only."""
         size = crop.shape[0]
         diff = cv2.absdiff(crop, self._source_crop)
         diff = cv2.max(cv2.max(diff[..., 0], diff[..., 1]), diff[..., 2])
@@ -75,5 +90,10 @@ class PasteBack:
         q = max(size // 4, 1)
         small = cv2.resize(grown, (q, q), interpolation=cv2.INTER_AREA).astype(np.float32)
         m = cv2.GaussianBlur(np.clip((small - 2.0) / 6.0, 0.0, 1.0), (0, 0), k / 8)
-        m = cv2.resize(m, (size, size), interpolation=cv2.INTER_LINEAR)
-        return np.minimum(m * 1.5, 1.0) * self._feather
+        m = np.minimum(cv2.resize(m, (size, size), interpolation=cv2.INTER_LINEAR) * 1.5, 1.0)
+        # ... but never below the change itself: averaged at a quarter of the resolution, a thin
+        # band of change (the strip a moving head uncovers) stayed partial, and the original's
+        # pixels there (the hair's old edge) showed through as a ghost
+        sure = cv2.threshold(grown, 7, 255, cv2.THRESH_BINARY)[1]
+        m = cv2.max(m, sure.astype(np.float32) * (1.0 / 255.0))
+        return m * self._feather

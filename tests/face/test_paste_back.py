@@ -48,3 +48,40 @@ def test_without_a_source_crop_the_feather_hides_the_box(scene):
     assert out[mid, (x0 + x1) // 2].max() <= 1  # fully replaced in the middle
     edge = np.abs(out[mid, x0 + 1] - frame[mid, x0 + 1].astype(int)).max()
     assert edge <= 2  # ... and not at all at the box edge
+
+
+def test_a_thin_faint_change_shows_whole_not_mixed_with_the_original(scene):
+    """A 1-px line changed by 12 levels (a thin strip a moving head uncovers, a faint strand
+    moving off) is the crop's own there: the original must not show through it half-way."""
+    frame, m, crop = scene
+    changed = crop.copy()
+    changed[60:200, 121] = np.clip(crop[60:200, 121].astype(int) + 12, 0, 255).astype(np.uint8)
+    paste = PasteBack(frame, m, 256, source_crop=crop)
+    out = paste(changed).astype(int)
+    full = PasteBack(frame, m, 256)  # the same crop, pasted with the plain feather (1 in the middle)
+    ref = full(changed).astype(int)
+    # the band's centre column in the frame (crop x 121.5 ↔ frame x ≈ 256 - 150 + 121.5 × 300 / 256)
+    x = int(round(256 - 150 + 121 * 300 / 256))
+    rows = slice(int(220 - 150 + 80 * 300 / 256), int(220 - 150 + 180 * 300 / 256))
+    assert np.abs(out[rows, x] - ref[rows, x]).max() <= 2
+    assert np.abs(out[rows, x] - frame[rows, x].astype(int)).mean() > 6
+
+
+def test_a_crop_past_the_photos_edge_is_not_feathered_there(portrait):
+    """A tight portrait: the crop box runs past the photo's top edge. There is no box edge to
+    hide there, so the animation shows whole up to the photo's edge (a feather blended the still
+    photo in: moving hair left a ghost at its old place); inside the photo it still fades out."""
+    frame = np.ascontiguousarray(portrait[:, :, :3])
+    m = crop_matrix((256.0, 140.0, 300.0), 256)  # the box spans frame y -10..290: the ramp reaches in
+    crop = make_crop(frame, np.zeros((478, 3), np.float32), m, 256).image
+    changed = 255 - crop
+    for source_crop in (crop, None):
+        paste = PasteBack(frame, m, 256, source_crop=source_crop)
+        out = paste(changed).astype(int)
+        x0, y0, x1, y1 = paste.roi
+        assert y0 == 0
+        mid = (x0 + x1) // 2
+        # frame rows 0..5 at mid-width: the inverted crop, not the original
+        assert np.abs(out[0:6, mid - 20:mid + 20] - (255 - frame[0:6, mid - 20:mid + 20].astype(int))).mean() < 4
+        # the bottom edge of the box lies inside the photo: feathered to the original there
+        assert np.abs(out[y1 - 2, mid - 20:mid + 20] - frame[y1 - 2, mid - 20:mid + 20].astype(int)).max() <= 2
