@@ -39,6 +39,7 @@ _FEATHER = 0.8       # Gaussian sigma of the matte's edge, px at a 512 crop
 _MIN_ALPHA = 0.04    # below: background (the matte is exactly 0 there, so the source stays exact)
 _MIN_BACKGROUND = 0.08  # a crop with less background than this share has none worth separating
 _CLOSE = 0.016       # gaps in the matte narrower than this (× the crop side) are closed
+_OPAQUE_DEPTH = 0.008  # inside the person mask, alpha ramps to 1 between 1 and 2 × this (× the crop side) from its edge
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,6 +174,11 @@ def soft_matte(image: np.ndarray, mask: np.ndarray, sure_person: np.ndarray | No
     ramp = max(band / 4.0, 1.0)
     alpha = np.maximum(alpha, np.clip(1.0 - d_fg / ramp, 0, 1))
     alpha = np.minimum(alpha, np.clip(d_bg / ramp, 0, 1))
+    # inside the person mask, colour may thin the matte only near its edge: deeper in, hair whose
+    # highlights match the background's colour (grey-violet strands before a grey-blue wall) is
+    # still hair, and a matte of 0.5 there showed the plate through it once the head moved
+    depth = cv2.distanceTransform(hard, cv2.DIST_L2, 3)
+    alpha = np.maximum(alpha, np.clip(depth / max(_OPAQUE_DEPTH * size, 1.0) - 1.0, 0.0, 1.0))
     # a floor of softness on every edge (about 1.5 px wide): a hard step would flicker between
     # person and plate under a tracker's sub-pixel jitter, and stair-step on diagonals
     alpha = cv2.GaussianBlur(alpha.astype(np.float32), (0, 0), _FEATHER * size / 512)

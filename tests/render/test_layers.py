@@ -282,6 +282,25 @@ def test_gaps_inside_hair_stay_with_the_person():
     assert alpha[5, 5] == 0.0  # the background stays background
 
 
+def test_hair_the_colour_of_the_background_stays_opaque_inside_the_mask():
+    """A band of the hair's highlights matches the wall behind (grey-violet strands before a
+    grey-blue wall). Inside the person mask, away from its edge, the matte stays 1 there: at 0.5
+    the plate showed through the hair once the head moved. Near the edge colour still decides."""
+    size = 256
+    yy, xx = np.mgrid[0:size, 0:size]
+    r = np.hypot(xx - size / 2, yy - size / 2)
+    wall = np.array([150, 165, 180], np.uint8)
+    image = np.where((r < 0.3 * size)[..., None], np.array([120, 90, 50], np.uint8), wall).astype(np.uint8)
+    band = (r > 0.3 * size - 14) & (r < 0.3 * size - 6) & (xx > size / 2)  # highlights, 6-14 px inside
+    image[band] = (wall.astype(int) + [-6, -8, -4]).astype(np.uint8)
+    mask = cv2.GaussianBlur((r < 0.3 * size).astype(np.float32), (0, 0), 3)
+    alpha, _ = layers_mod.soft_matte(image, mask)
+    deep = band & (r < 0.3 * size - 2 * layers_mod._OPAQUE_DEPTH * size - 1)
+    assert deep.sum() > 100
+    assert alpha[deep].min() > 0.95, alpha[deep].min()
+    assert alpha[5, 5] == 0.0
+
+
 def test_the_plate_fill_never_takes_the_persons_colour():
     """The plate under the person is background: where strands of hair reach out, reflections of
     the background land on the silhouette's edge, and must not interpolate the hair's colour
