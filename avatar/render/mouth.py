@@ -219,6 +219,9 @@ def upper_lip_motion(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     return np.column_stack([s * r, t])
 
 
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
 def colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cavity, tongue and teeth colours (3,) float32 adapted to the portrait's lips and lighting."""
     lips = landmarks[topology.mesh()["lips"], :2].round().astype(int)
@@ -235,14 +238,13 @@ def colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.nd
     cheeks = landmarks[list(topology.CHEEKS), :2].round().astype(int)
     cheeks = cheeks[(cheeks[:, 0] >= 0) & (cheeks[:, 0] < w) & (cheeks[:, 1] >= 0) & (cheeks[:, 1] < h)]
     skin = image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32).mean(0) if len(cheeks) else np.full(3, gray, np.float32)
-    lum = float(skin @ np.array([0.299, 0.587, 0.114], np.float32))
+    lum = float(skin @ _LUMA)
     teeth = np.clip(lum * 1.15 * white_tint(image, landmarks, lum), 0, 245)
     if np.abs(image[..., 0].astype(np.int16) - image[..., 1]).mean() < 2:  # grayscale portrait
         cavity, tongue, teeth = (np.full(3, c.mean(), np.float32) for c in (cavity, tongue, teeth))
     return cavity, tongue, teeth
 
 
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _TOOTH_TINT = np.array([1.0, 0.98, 0.93], np.float32)     # off-white, when the eyes tell nothing
 _TINT_RANGE = (np.array([0.85, 0.9, 0.5], np.float32), np.array([1.25, 1.05, 1.1], np.float32))
 
