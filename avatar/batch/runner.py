@@ -24,9 +24,12 @@ from ..errors import ConfigError
 from .jobs import Job, JobSource
 from .manifest import Entry, Manifest
 from .outputs import OutputDir
+from .schedule import longest_first
 from .worker import WorkerContext, capture_env
 
 log = logging.getLogger(__name__)
+# Jobs looked ahead to hand out the longest first (see schedule.py): small records, bounded.
+_WINDOW = 256
 
 
 @dataclass
@@ -185,7 +188,8 @@ def _render(source: JobSource, out: OutputDir, book: Manifest, index: dict[str, 
     finished = False
     try:
         executor = _executor(ray, workers, ctx, **(ray_options if use_ray else {}))
-        for rec in executor.run(todo(), in_flight, on_lost=lambda job: out.remove_temps(job.output)):
+        ordered = longest_first(todo(), max(_WINDOW, 4 * in_flight))
+        for rec in executor.run(ordered, in_flight, on_lost=lambda job: out.remove_temps(job.output)):
             rec = _finish(rec, out)
             book.append(rec)
             if rec["status"] == "done":
