@@ -96,7 +96,7 @@ class WarpState:
         frontal target never needs it, and a video avatar prepares a state per keyframe)."""
         n = len(facing.mirror_ids())
         landmarks = np.column_stack([self.vertices[:n], self.depth[:n]])
-        return facing.mirror_texture(self.image, landmarks)
+        return facing.mirror_texture(self.image, landmarks, self.rigid.weight if self.rigid is not None else None)
 
 
 @dataclass(frozen=True, eq=False)

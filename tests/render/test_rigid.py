@@ -134,3 +134,21 @@ def test_what_a_lens_shows_moves_with_the_face(crop):
     # near the rims the rigid frame's feather still differs; the lens as a whole is the face's
     # (median 2.3 grey levels here; 5.7 with each lens moved as one piece)
     assert np.median(diff) < 3.5, np.median(diff)
+
+
+def test_texture_lent_to_the_far_side_has_no_glasses_frame(crop):
+    """A side that turns into view borrows its mirror side's texture; the frame there is drawn
+    rigidly where it is, so a borrowed copy of the near rim and temple arm would be a second pair."""
+    from avatar.render import facing
+
+    glasses, _ = _with_glasses(crop)
+    engine = WarpEngine()
+    state = engine.prepare(glasses)
+    frame = state.rigid.weight > 0.5
+    plain = engine.prepare(crop).mirror_image.astype(np.float32)[frame]  # the same face, no glasses
+    lm = np.column_stack([state.vertices[:478], state.depth[:478]])
+    kept = facing.mirror_texture(glasses.image, lm).astype(np.float32)[frame]  # frame left in
+    lent = state.mirror_image.astype(np.float32)[frame]
+    assert np.abs(lent - plain).mean() < 0.7 * np.abs(kept - plain).mean()
+    dark = lambda a: float((a.mean(1) < 50).mean())  # noqa: E731 - share of frame-dark pixels
+    assert dark(lent) < dark(plain) + 0.04 < dark(kept) - 0.15  # no frame line left, only the face's own dark
