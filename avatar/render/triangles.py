@@ -46,8 +46,12 @@ def dense_map(index: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.nda
     ``index`` is 0 (callers decide what uncovered pixels get)."""
     h, w = index.shape
     uu, vv = _axes(h, w, 0, 0)
-    a = np.concatenate([np.zeros((1, 3, 2)), affine]).astype(np.float32)[index]  # (h, w, 3, 2)
-    return uu * a[..., 0, 0] + vv * a[..., 1, 0] + a[..., 2, 0], uu * a[..., 0, 1] + vv * a[..., 1, 1] + a[..., 2, 1]
+    # one contiguous table per coefficient, gathered separately: half the time of gathering
+    # (h, w, 3, 2) blocks and slicing them, with the same arithmetic
+    table = np.zeros((6, len(affine) + 1), np.float32)
+    table[:, 1:] = affine.transpose(2, 1, 0).reshape(6, -1)  # rows: x's u, v, 1 terms, then y's
+    c = [np.take(row, index) for row in table]
+    return uu * c[0] + vv * c[1] + c[2], uu * c[3] + vv * c[4] + c[5]
 
 
 def _axes(h: int, w: int, x0: int, y0: int) -> tuple[np.ndarray, np.ndarray]:
