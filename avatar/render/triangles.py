@@ -41,17 +41,23 @@ def rasterise(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return index
 
 
+def _channels(index: np.ndarray, affine: np.ndarray, origin: tuple[int, int]) -> list[np.ndarray]:
+    """Per channel c of the (T, 3, C) affines, an (H, W) float32 array: pixel (u, v) of triangle k
+    gets [u v 1] @ affine[k][:, c]; 0 where ``index`` is 0."""
+    h, w = index.shape
+    uu, vv = _axes(h, w, *origin)
+    # one contiguous table per coefficient, gathered separately: a third of the time of gathering
+    # (h, w, 3, C) blocks and slicing them, with the same arithmetic
+    table = np.zeros((affine.shape[2], 3, len(affine) + 1), np.float32)
+    table[..., 1:] = affine.transpose(2, 1, 0)  # (C, u / v / 1 term, T)
+    return [uu * np.take(tu, index) + vv * np.take(tv, index) + np.take(t1, index) for tu, tv, t1 in table]
+
+
 def dense_map(index: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mx, my) float32 maps: pixel (u, v) of triangle k goes to [u v 1] @ affine[k]; (0, 0) where
     ``index`` is 0 (callers decide what uncovered pixels get)."""
-    h, w = index.shape
-    uu, vv = _axes(h, w, 0, 0)
-    # one contiguous table per coefficient, gathered separately: half the time of gathering
-    # (h, w, 3, 2) blocks and slicing them, with the same arithmetic
-    table = np.zeros((6, len(affine) + 1), np.float32)
-    table[:, 1:] = affine.transpose(2, 1, 0).reshape(6, -1)  # rows: x's u, v, 1 terms, then y's
-    c = [np.take(row, index) for row in table]
-    return uu * c[0] + vv * c[1] + c[2], uu * c[3] + vv * c[4] + c[5]
+    mx, my = _channels(index, affine, (0, 0))
+    return mx, my
 
 
 def _axes(h: int, w: int, x0: int, y0: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +69,4 @@ def dense_field(index: np.ndarray, affine: np.ndarray, origin: tuple[int, int] =
     """(H, W, C) float32: pixel (u, v) of triangle k gets [u v 1] @ affine[k] for (T, 3, C)
     per-triangle affines (any per-vertex values interpolated linearly); 0 where ``index`` is 0.
     ``index`` may be a window of a larger map whose pixel (0, 0) is ``origin`` (x, y) there."""
-    h, w = index.shape
-    uu, vv = _axes(h, w, *origin)
-    a = np.concatenate([np.zeros((1, *affine.shape[1:])), affine]).astype(np.float32)[index]  # (h, w, 3, C)
-    return uu[..., None] * a[..., 0, :] + vv[..., None] * a[..., 1, :] + a[..., 2, :]
+    return np.stack(_channels(index, affine, origin), axis=-1)
