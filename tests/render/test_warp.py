@@ -206,6 +206,22 @@ def test_hair_moves_with_the_head_and_the_background_stays(crop):
     assert fixed[0][top(where_f[0])][:, 0].max() < 10.5
 
 
+def test_shoulders_and_collar_stay_while_the_head_moves(crop):
+    """Below the chin the body stays: a collar a tenth of the face's height or more under the
+    chin moves at most a tenth as far as the head (the neck above it takes the stretch; the
+    earlier rings dragged it 30-40 %); the jaw moves fully."""
+    engine = WarpEngine()
+    state, target, moved, where = _ring_motion(engine, crop, 20.0)
+    lm = crop.landmarks
+    height = lm[topology.CHIN, 1] - lm[10, 1]
+    collar = where[..., 1] > lm[topology.CHIN, 1] + 0.1 * height
+    assert collar.sum() >= 5
+    assert np.abs(moved[collar][:, 0]).max() <= 2.0, moved[collar][:, 0]
+    m = engine.backward_map(state, target)
+    jaw = lm[topology.CHIN, :2] + (20.0, 0.0)
+    assert abs(m[int(jaw[1]) - 2, int(jaw[0]), 0] - (jaw[0] - 20.0)) < 2.0
+
+
 def test_a_large_movement_does_not_fold_the_background(crop):
     engine = WarpEngine()
     state, target, moved, where = _ring_motion(engine, crop, 80.0)
