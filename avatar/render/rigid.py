@@ -11,6 +11,7 @@ in 3-D on landmarks that move with the skull), blended smoothly back into the me
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -32,6 +33,17 @@ class RigidParts:
     weight: np.ndarray
     plane: np.ndarray
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 of where the weight is non-zero
+    # temple arms run back from the lenses to the ears, off the plane of the eyes: each arm's
+    # (weight, plane, box), its weight a share of ``weight`` (the lenses keep the rest)
+    arms: tuple[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]], ...] = ()
+
+    @cached_property
+    def pieces(self) -> list[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]]:
+        """(weight, plane, box) of each part that moves as one: the lenses, then the arms."""
+        if not self.arms:
+            return [(self.weight, self.plane, self.box)]
+        lens = self.weight - sum(w for w, _, _ in self.arms)
+        return [(np.clip(lens, 0.0, 1.0), self.plane, self.box), *self.arms]
 
 
 def _ridges(grey: np.ndarray) -> np.ndarray:
@@ -116,13 +128,59 @@ def detect_frames(image: np.ndarray, landmarks: np.ndarray) -> RigidParts | None
     soft = cv2.GaussianBlur(solid.astype(np.float32), (0, 0), 2.0) * (1 - cv2.GaussianBlur(eye.astype(np.float32), (0, 0), 0.04 * lens_reach + 1))
     weight = np.zeros((size, size), np.float32)
     weight[y0:y1, x0:x1] = np.clip(soft, 0, 1)
-    ys, xs = np.nonzero(weight > 1e-3)
-    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    box = _box(weight)
     # the plane of the eyes: depth as a linear function of position
     ids = np.concatenate([m["eyes"], m["brows"], [6, 168, 197]])
     a = np.column_stack([lm[ids, 0], lm[ids, 1], np.ones(len(ids))])
     plane = np.linalg.lstsq(a, lm[ids, 2] if lm.shape[1] > 2 else np.zeros(len(ids)), rcond=None)[0]
-    return RigidParts(weight, plane, box)
+    arms = _arms(weight, plane, lm, centres, iod)
+    return RigidParts(weight, plane, box, arms)
+
+
+def _box(weight: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(weight > 1e-3)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def _arms(weight: np.ndarray, plane: np.ndarray, lm: np.ndarray, centres: list[np.ndarray],
+          iod: float) -> tuple[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]], ...]:
+    """The temple arms of a frame ``weight`` (S, S): what lies beyond each lens on the far side
+    from the nose, with a plane of its own whose depth runs from the lens plane's at the hinge to
+    the face outline's nearest the arm's end (the ear), so a turn moves the arm's end with the ear."""
+    if lm.shape[1] < 3:
+        return ()
+    size = weight.shape[0]
+    oval = lm[topology.mesh()["oval"]]
+    nose_x = lm[topology.NOSE_TIP, 0]
+    out = []
+    ys, xs = np.nonzero(weight > 0.5)
+    for c in centres:
+        side = np.sign(c[0] - nose_x)
+        if side == 0:
+            continue
+        hinge_x = c[0] + side * RING[1] * 0.75 * iod  # about where the lens ends and the arm starts
+        on = side * (xs - hinge_x) > 0
+        if on.sum() < 0.1 * iod:
+            continue
+        pts = np.column_stack([xs[on], ys[on]]).astype(np.float64)
+        ends = pts[np.argsort(side * pts[:, 0])]
+        hinge, end = ends[: max(len(ends) // 10, 1)].mean(0), ends[-max(len(ends) // 10, 1):].mean(0)
+        length = float(np.linalg.norm(end - hinge))
+        if length < 0.1 * iod:
+            continue
+        u = (end - hinge) / length
+        z_hinge = float(plane @ [hinge[0], hinge[1], 1.0])
+        z_end = float(oval[np.argmin(np.linalg.norm(oval[:, :2] - end, axis=1)), 2])
+        k = (z_end - z_hinge) / length
+        arm_plane = np.array([k * u[0], k * u[1], z_hinge - k * float(hinge @ u)])
+        # the arm's share of the weight ramps in over a few pixels past the hinge
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+        along = (xx - hinge[0]) * u[0] + (yy - hinge[1]) * u[1]
+        share = np.clip(along / max(0.05 * iod, 2.0), 0.0, 1.0) * (side * (xx - hinge_x) > -0.05 * iod)
+        w = (weight * share).astype(np.float32)
+        if (w > 1e-3).any():
+            out.append((w, arm_plane, _box(w)))
+    return tuple(out)
 
 
 def plane_affine(plane: np.ndarray, scale: float, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
@@ -134,18 +192,19 @@ def plane_affine(plane: np.ndarray, scale: float, rotation: np.ndarray, translat
     return np.column_stack([lin, off])
 
 
-def rigid_field(parts: RigidParts, forward: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """At target pixel centres ``xs``, ``ys`` (crop px): the rigid parts' weight there and the
-    source coordinates under the rigid motion ``forward`` (2, 3) (weight, sx, sy; float32)."""
+def rigid_field(weight: np.ndarray, forward: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """At target pixel centres ``xs``, ``ys`` (crop px): a rigid piece's ``weight`` (S, S, source
+    px) there and the source coordinates under its rigid motion ``forward`` (2, 3) (weight, sx,
+    sy; float32)."""
     inv = cv2.invertAffineTransform(forward.astype(np.float64))
     sx = (inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]).astype(np.float32)
     sy = (inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]).astype(np.float32)
-    w = cv2.remap(parts.weight, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    w = cv2.remap(weight, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return w, sx, sy
 
 
-def target_box(parts: RigidParts, forward: np.ndarray, pad: float = 4.0) -> tuple[float, float, float, float]:
-    """Where the rigid parts land in the target: (x0, y0, x1, y1) crop px around the moved box."""
-    x0, y0, x1, y1 = parts.box
+def target_box(box: tuple[int, int, int, int], forward: np.ndarray, pad: float = 4.0) -> tuple[float, float, float, float]:
+    """Where a rigid piece's source ``box`` lands in the target: (x0, y0, x1, y1) crop px around the moved box."""
+    x0, y0, x1, y1 = box
     corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], np.float64) @ forward.T
     return (*(corners.min(0) - pad), *(corners.max(0) + pad))

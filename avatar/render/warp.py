@@ -707,22 +707,25 @@ class WarpEngine(Engine):
         s, r, t = self._head_motion(state, landmarks)
         if r.shape[0] < 3:
             return mirror
-        forward = rigid.plane_affine(state.rigid.plane, s, r, t)
         small = mx.shape[0]
         scale = state.image.shape[0] / small
-        bx0, by0, bx1, by1 = rigid.target_box(state.rigid, forward)
-        x0, y0 = max(int(bx0 / scale), 0), max(int(by0 / scale), 0)
-        x1, y1 = min(int(bx1 / scale) + 2, small), min(int(by1 / scale) + 2, small)
-        if x1 <= x0 or y1 <= y0:
+        full = None
+        for weight, plane, box in state.rigid.pieces:  # the lenses, then each temple arm on its own plane
+            forward = rigid.plane_affine(plane, s, r, t)
+            bx0, by0, bx1, by1 = rigid.target_box(box, forward)
+            x0, y0 = max(int(bx0 / scale), 0), max(int(by0 / scale), 0)
+            x1, y1 = min(int(bx1 / scale) + 2, small), min(int(by1 / scale) + 2, small)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            w, sx, sy = rigid.rigid_field(weight, forward, ix[y0:y1, x0:x1], iy[y0:y1, x0:x1])
+            mx[y0:y1, x0:x1] += w * (sx - mx[y0:y1, x0:x1])
+            my[y0:y1, x0:x1] += w * (sy - my[y0:y1, x0:x1])
+            if mirror is not None:
+                full = np.zeros((small, small), np.float32) if full is None else full
+                full[y0:y1, x0:x1] = np.maximum(full[y0:y1, x0:x1], w)
+        if mirror is None or full is None:
             return mirror
-        w, sx, sy = rigid.rigid_field(state.rigid, forward, ix[y0:y1, x0:x1], iy[y0:y1, x0:x1])
-        mx[y0:y1, x0:x1] += w * (sx - mx[y0:y1, x0:x1])
-        my[y0:y1, x0:x1] += w * (sy - my[y0:y1, x0:x1])
-        if mirror is None:
-            return None
         coords, weight, (mx0, my0, mx1, my1) = mirror
-        full = np.zeros((small, small), np.float32)
-        full[y0:y1, x0:x1] = w
         full = cv2.resize(full, (state.image.shape[1], state.image.shape[0]), interpolation=cv2.INTER_LINEAR)
         return coords, weight * (1.0 - full[my0:my1, mx0:mx1]), (mx0, my0, mx1, my1)
 

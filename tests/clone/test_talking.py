@@ -380,9 +380,13 @@ def test_talk_applies_this_persons_lag_and_width(timing_home, monkeypatch, caplo
     for g in (0.0, 1.0):
         state.width_gain, state.gain = g, 1.0
         width[g] = face_features(real(state, target, base))[4]
-    anchor_w = face_features(state.keys.anchor_landmarks)[4]
-    assert width[0.0] == pytest.approx(anchor_w, abs=0.01)
-    assert width[1.0] > anchor_w + 0.1
+    # gain 0: the lips keep this person's closed rest (in the base frame's pose), whatever the target
+    pose_b, canon_b = decompose(np.asarray(base, np.float64))
+    rest = canon_b.copy()
+    rest[talking.lower_face_ids()] = state.rest_canon[talking.lower_face_ids()]
+    rest_w = face_features(pose_b.apply(rest))[4]
+    assert width[0.0] == pytest.approx(rest_w, abs=0.002)
+    assert width[1.0] > rest_w + 0.1
 
     manifest = dict(state.keys.pack.manifest)
     manifest["talk"] = {k: v for k, v in manifest["talk"].items() if k not in ("lag_s", "width_gain")}

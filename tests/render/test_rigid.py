@@ -152,3 +152,40 @@ def test_texture_lent_to_the_far_side_has_no_glasses_frame(crop):
     assert np.abs(lent - plain).mean() < 0.7 * np.abs(kept - plain).mean()
     dark = lambda a: float((a.mean(1) < 50).mean())  # noqa: E731 - share of frame-dark pixels
     assert dark(lent) < dark(plain) + 0.04 < dark(kept) - 0.15  # no frame line left, only the face's own dark
+
+
+def test_temple_arms_run_back_to_the_ears(crop):
+    """A temple arm leaves the lens plane at the hinge and ends at the ear, far behind it: on a
+    turn its end moves as the face's outline there does, not with the plane of the eyes (which
+    drew it as two diverging strokes and dragged the ear into a wedge)."""
+    glasses, rims = _with_glasses(crop)
+    img = glasses.image.copy()
+    lm = glasses.landmarks.astype(np.float64)
+    iod = np.linalg.norm(lm[263, :2] - lm[33, :2])
+    oval = lm[topology.mesh()["oval"]]
+    nose_x = lm[topology.NOSE_TIP, 0]
+    ends = []
+    for a, b in rims:
+        side = -1.0 if a[0] < nose_x else 1.0
+        hinge = np.array([a[0] if side < 0 else b[0], a[1] + 0.3 * (b[1] - a[1])])
+        half = oval[np.sign(oval[:, 0] - nose_x) == side]
+        outline = half[np.argmin(np.abs(half[:, 1] - hinge[1]))]
+        end = outline[:2] + [side * 0.2 * iod, 0.0]  # over the ear, just beyond the outline
+        # a silver arm: the astronaut's hair there is as dark as the rims
+        cv2.line(img, tuple(np.round(hinge).astype(int)), tuple(np.round(end).astype(int)), (215, 215, 220), 2)
+        ends.append((end, outline))
+    glasses = dataclasses.replace(glasses, image=img)
+    parts = rigid.detect_frames(glasses.image, glasses.landmarks)
+    assert parts is not None and len(parts.arms) == 2
+    target = _smile_and_turn(lm)
+    engine = WarpEngine()
+    s, r, t = engine._head_motion(engine.prepare(glasses), target)
+    for end, outline in ends:
+        weight, plane, box = min(parts.arms, key=lambda arm: abs((arm[2][0] + arm[2][2]) / 2 - end[0]))
+        assert weight[int(round(end[1])), int(round(end[0])) - 3: int(round(end[0])) + 1].max() > 0.5
+        assert abs(plane @ [end[0], end[1], 1.0] - outline[2]) < 0.1 * iod  # as deep as the outline
+        like_outline = (s * r @ [end[0], end[1], outline[2]] + t)[:2]
+        on_arm = rigid.plane_affine(plane, s, r, t) @ [end[0], end[1], 1.0]
+        on_lens = rigid.plane_affine(parts.plane, s, r, t) @ [end[0], end[1], 1.0]
+        off_arm, off_lens = np.linalg.norm(on_arm - like_outline), np.linalg.norm(on_lens - like_outline)
+        assert off_arm < 1.5 and off_lens > 3 * off_arm + 2.0, (off_arm, off_lens)
