@@ -154,6 +154,7 @@ def _arms(weight: np.ndarray, plane: np.ndarray, lm: np.ndarray, centres: list[n
     nose_x = lm[topology.NOSE_TIP, 0]
     out = []
     ys, xs = np.nonzero(weight > 0.5)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     for c in centres:
         side = np.sign(c[0] - nose_x)
         if side == 0:
@@ -174,7 +175,6 @@ def _arms(weight: np.ndarray, plane: np.ndarray, lm: np.ndarray, centres: list[n
         k = (z_end - z_hinge) / length
         arm_plane = np.array([k * u[0], k * u[1], z_hinge - k * float(hinge @ u)])
         # the arm's share of the weight ramps in over a few pixels past the hinge
-        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
         along = (xx - hinge[0]) * u[0] + (yy - hinge[1]) * u[1]
         share = np.clip(along / max(0.05 * iod, 2.0), 0.0, 1.0) * (side * (xx - hinge_x) > -0.05 * iod)
         w = (weight * share).astype(np.float32)
