@@ -12,6 +12,7 @@ them. What they draw follows a real mouth's layout rather than a flat slot:
 * lower teeth mostly behind the lower lip: a thin band of tips above it, in shadow, shown only
   once the mouth is open enough;
 * an oral cavity that darkens with depth (away from the lips and towards the throat);
+* all of it dimmer in a narrow opening, which lets less light in;
 * a tongue only when the mouth is wide, rising from behind the lower teeth;
 * soft inner lip edges: the inner-lip polygon rounded by corner cutting, anti-aliased and
   feathered a little, never reaching beyond the polygon itself (the open area never exceeds
@@ -39,6 +40,15 @@ ARCH_EDGE = np.radians(75.0)  # the arch angle seen at the mouth corners
 # tooth widths along the arch (radians from the midline): central, lateral incisor, canine, premolars, molar
 _UPPER_TEETH = np.cumsum([0.36, 0.27, 0.28, 0.3, 0.3])
 _LOWER_TEETH = np.cumsum([0.24, 0.24, 0.27, 0.3, 0.3])
+# A narrow opening lets little light in: the inside of a mouth opened by this share of its
+# width is lit APERTURE[0] as brightly as a wide one, rising linearly to full light at APERTURE[1]
+# (real mouths in video, 7 clips: the opening's mean luminance is 0.41 of the cheeks' below a gap
+# of 0.05 of the width and 0.55–0.70 above 0.1)
+APERTURE = (0.4, 0.12)
+TONGUE_FROM = 0.16  # the tongue shows once the opening's height passes this share of its width
+# the cavity's colour × the lips': in video an open mouth's middle is about the lips' own colour
+# (0.8–1.2 of it, tongue included, 7 clips), a dim red, never a black hole
+CAVITY = 0.6
 
 
 @dataclass(frozen=True)
@@ -152,6 +162,15 @@ def _tooth_shade(u: np.ndarray, k: np.ndarray, t: np.ndarray, gap_px: np.ndarray
     return shade * (1.0 - 0.45 * np.abs(u) ** 1.5)
 
 
+def aperture_light(frame: MouthFrame) -> float:
+    """How brightly the inside of the mouth is lit (0..1): by its opening's mean height over the
+    middle half of its width, relative to the width (see :data:`APERTURE`)."""
+    u = np.linspace(-0.5, 0.5, 9)
+    v_up, v_low = frame.lip_lines(u)
+    ratio = float(np.mean(np.maximum(v_low - v_up, 0.0))) / frame.width
+    return float(np.clip(APERTURE[0] + (1 - APERTURE[0]) * ratio / APERTURE[1], APERTURE[0], 1.0))
+
+
 def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.ndarray, tongue_rgb: np.ndarray,
              teeth_rgb: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(h, w, 3) float32 synthetic mouth interior at pixel centres ``xx``, ``yy``, and its parts'
@@ -164,11 +183,11 @@ def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.n
     lateral = np.clip(1 - u**2, 0.0, 1.0)
     # the cavity: lit a little near the lips, dark deep inside and towards the corners
     depth = np.clip(1 - np.abs(2 * rel - 1), 0, 1) * lateral
-    img = cavity_rgb[None, None, :] * (0.95 - 0.6 * depth - 0.25 * (1 - lateral))[..., None]
+    img = cavity_rgb[None, None, :] * (0.95 - 0.35 * depth - 0.35 * (1 - lateral))[..., None]
     # the tongue: only in a wide mouth, a dome rising from behind the lower teeth
     width = frame.width
-    wide = np.clip((gap / width - 0.28) / 0.15, 0.0, 1.0)
-    dome = gap * 0.38 * np.clip(1 - u**2 / 0.7, 0, 1) * wide
+    wide = np.clip((gap / width - TONGUE_FROM) / 0.12, 0.0, 1.0)
+    dome = gap * 0.5 * np.clip(1 - u**2 / 0.8, 0, 1) * wide
     tongue = np.clip((dome - above) / 2.0, 0.0, 1.0) * wide
     lit = 0.7 + 0.3 * np.clip(1 - above / np.maximum(dome, 1e-3), 0, 1)  # front lit, the back falls into shadow
     img = img + tongue[..., None] * (tongue_rgb[None, None, :] * (lit * (1 - 0.3 * u**2))[..., None] - img)
@@ -190,6 +209,7 @@ def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.n
              * (1 - 0.12 * np.clip((along - 0.8) / 0.2, 0, 1)))
     up_rgb = teeth_rgb[None, None, :] * shade[..., None]
     img = img + up[..., None] * (up_rgb - img)
+    img *= aperture_light(frame)
     return img.astype(np.float32), {"upper_teeth": up, "lower_teeth": low, "tongue": tongue.astype(np.float32)}
 
 
@@ -231,7 +251,7 @@ def colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.nd
     gray = float(image.mean())
     # Open mouths in video average about 0.8 of the lip colour (teeth and tongue included):
     # a dark-red cavity and a tongue close to the lips' own colour, not a black hole.
-    cavity = np.clip(lip_rgb * 0.3 + np.array([6, 0, 2], np.float32), 0, 255)
+    cavity = np.clip(lip_rgb * CAVITY + np.array([6, 0, 4], np.float32), 0, 255)
     tongue = np.clip(lip_rgb * 1.0 + np.array([14, 2, 6], np.float32), 0, 255)
     # Teeth in video are lit like the face around them: about 1.15 of the cheeks' luminance
     # (measured on the eval clips), an off-white, never paper-white in a dim picture.

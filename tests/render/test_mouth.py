@@ -78,6 +78,38 @@ def test_a_tongue_only_when_the_mouth_is_wide():
     assert wide["tongue"].sum() > 100
 
 
+def test_a_narrow_opening_is_dimmer_inside_than_a_wide_one():
+    """Little light gets into a mouth opened a crack: the same teeth, just under the upper lip,
+    are darker there than in a wide-open mouth."""
+    def teeth_under_the_lip(gap: float) -> float:
+        lm = _landmarks(gap)
+        (img, parts), xx, yy = _draw(lm)
+        frame = mouth.mouth_frame(lm)
+        u, v = frame.coords(xx, yy)
+        v_up, _ = frame.lip_lines(u)
+        band = (parts["upper_teeth"] > 0.99) & (v - v_up > 1) & (v - v_up < 2.5) & (np.abs(u) < 0.4)
+        assert band.sum() > 20
+        return float(img[band].mean())
+
+    narrow, wide = teeth_under_the_lip(6.0), teeth_under_the_lip(40.0)
+    assert narrow < 0.8 * wide
+
+
+def test_the_cavity_is_a_dim_red_not_a_black_hole():
+    """The cavity colour taken from a portrait is a good share of its lips' brightness: an open
+    mouth in video is about the lips' own colour (tongue and cavity together), never black."""
+    lm = np.zeros((478, 3))
+    lm[:, :2] = (60, 60)
+    lm[topology.mesh()["lips"], :2] = (128, 170)
+    lm[list(topology.CHEEKS), :2] = [(60, 128), (196, 128), (70, 150), (186, 150)]
+    img = np.full((256, 256, 3), (220, 180, 160), np.uint8)
+    img[160:180, 100:160] = (180, 90, 90)
+    cavity, tongue, _ = mouth.colours(img, lm)
+    lip_lum = float(np.array([180, 90, 90]) @ [0.299, 0.587, 0.114])
+    assert float(cavity @ [0.299, 0.587, 0.114]) > 0.5 * lip_lum
+    assert cavity[0] > cavity[1] and tongue[0] > tongue[1]  # red, like the lips
+
+
 def test_the_open_area_never_exceeds_the_inner_lip_polygon_and_its_corners_are_round():
     lm = _landmarks(30.0, 6.0)
     loop = lm[topology.mesh()["mouth_loop"], :2]
