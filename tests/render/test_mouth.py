@@ -170,3 +170,30 @@ def test_the_portraits_own_open_mouth_is_used_and_moves_with_the_upper_lip(crop_
     assert blue[top[1] + 2:top[1] + 5, top[0] - 2:top[0] + 3].mean() > 0.8   # own teeth right under the lip
     low = target[topology.LOWER_LIP_INNER, :2].round().astype(int)
     assert blue[low[1] - 5:low[1] - 2, low[0] - 2:low[0] + 3].mean() < 0.2   # drawn where the portrait had nothing
+
+
+def test_a_portraits_own_open_mouth_opened_a_little_wider_is_stretched_not_drawn(crop_256):
+    """Opened a little wider than in the portrait, the mouth stays the portrait's own (blue)
+    interior fitted to the lips, down to the lower lip: a real mouth, not a drawn one."""
+    import dataclasses
+
+    from avatar.render.warp import WarpEngine
+
+    lm = crop_256.landmarks.astype(np.float64).copy()
+    loop = topology.mesh()["mouth_loop"]
+    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
+    jaw = np.where(lm[:, 1] > lm[14, 1])[0]
+    opened = lm.copy()
+    opened[np.union1d(lower, jaw), 1] += 8
+    img = crop_256.image.copy()
+    hole = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(opened[loop, :2]).astype(np.int32)], 1)
+    img[hole > 0] = (40, 60, 230)
+    source = dataclasses.replace(crop_256, image=img, landmarks=opened.astype(np.float32))
+    target = opened.copy()
+    target[np.union1d(lower, jaw), 1] += 3  # a little wider: under 1.6 × the area
+    engine = WarpEngine(rigid_parts=False)
+    out = engine.render_one(engine.prepare(source), target.astype(np.float32)).astype(int)
+    blue = (out[..., 2] > 150) & (out[..., 0] < 110)
+    low = target[topology.LOWER_LIP_INNER, :2].round().astype(int)
+    assert blue[low[1] - 4:low[1] - 1, low[0] - 2:low[0] + 3].mean() > 0.8
