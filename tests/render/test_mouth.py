@@ -78,21 +78,32 @@ def test_a_tongue_only_when_the_mouth_is_wide():
     assert wide["tongue"].sum() > 100
 
 
-def test_a_narrow_opening_is_dimmer_inside_than_a_wide_one():
-    """Little light gets into a mouth opened a crack: the same teeth, just under the upper lip,
-    are darker there than in a wide-open mouth."""
-    def teeth_under_the_lip(gap: float) -> float:
-        lm = _landmarks(gap)
-        (img, parts), xx, yy = _draw(lm)
-        frame = mouth.mouth_frame(lm)
-        u, v = frame.coords(xx, yy)
-        v_up, _ = frame.lip_lines(u)
-        band = (parts["upper_teeth"] > 0.99) & (v - v_up > 1) & (v - v_up < 2.5) & (np.abs(u) < 0.4)
-        assert band.sum() > 20
-        return float(img[band].mean())
+def test_a_narrow_opening_is_dimmer_inside_than_a_wide_one(monkeypatch):
+    """Little light gets into a mouth opened a crack: everything drawn in it is darker than the
+    same drawing lit as a wide-open mouth is; a wide-open mouth keeps its full light."""
+    for gap, dimmed in ((5.0, True), (40.0, False)):
+        (lit, _), _, _ = _draw(_landmarks(gap))
+        with monkeypatch.context() as m:
+            m.setattr(mouth, "APERTURE", (1.0, mouth.APERTURE[1]))
+            (full, _), _, _ = _draw(_landmarks(gap))
+        inside = full.mean(-1) > 20
+        ratio = lit[inside].mean() / full[inside].mean()
+        assert (ratio < 0.85) if dimmed else (ratio > 0.99)
 
-    narrow, wide = teeth_under_the_lip(6.0), teeth_under_the_lip(40.0)
-    assert narrow < 0.8 * wide
+
+def test_the_lower_lip_shades_what_lies_just_behind_it():
+    """Right above the lower lip the tongue is darker than a little further in, so the lip's
+    inner edge reads against it (a tongue lit up to the lip merged with it)."""
+    lm = _landmarks(26.0)  # open enough for a tongue, not yet for the lower teeth
+    (img, parts), xx, yy = _draw(lm)
+    frame = mouth.mouth_frame(lm)
+    u, v = frame.coords(xx, yy)
+    _, v_low = frame.lip_lines(u)
+    above = v_low - v
+    middle = (np.abs(u) < 0.3) & (parts["tongue"] > 0.7) & (parts["lower_teeth"] < 0.01)
+    edge = img[middle & (above > 0.5) & (above < 1.5)].mean()
+    inner = img[middle & (above > 6) & (above < 8)].mean()
+    assert edge < 0.85 * inner
 
 
 def test_the_cavity_is_a_dim_red_not_a_black_hole():
