@@ -47,7 +47,7 @@ _LOWER_TEETH = np.cumsum([0.24, 0.24, 0.27, 0.3, 0.3])
 # of 0.05 of the width and 0.55–0.70 above 0.1; a stronger dimming, 0.4, lost a face tracker's
 # reading of the opening on the cross-reenactment bench)
 APERTURE = (0.6, 0.12)
-TONGUE_FROM = 0.16  # the tongue shows once the opening's height passes this share of its width
+TONGUE_FROM = 0.28  # the tongue shows once the opening's height passes this share of its width (0.16 made the tracker read wide mouths as less open)
 # the cavity's colour × the lips': in video an open mouth's middle is about the lips' own colour
 # (0.8–1.2 of it, tongue included, 7 clips), a dim red, never a black hole
 CAVITY = 0.6

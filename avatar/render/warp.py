@@ -61,9 +61,6 @@ _RING_POINTS = 24
 # them is already a visible edge, drawn along the map's 2-px blocks unless made a seam (measured
 # on portrait_05 × driving_02: a third of the outline's pairs stepped over 2 spacings, a tenth over 4)
 _OUTLINE_JUMP = 1.5
-# a portrait's own open mouth, stretched with the lips up to this × its area, is a real mouth
-# (its teeth, its shading); wider, the interior is drawn and only its upper teeth are kept
-_OWN_STRETCH = 1.6
 _SEALED_GAP = (0.5, 2.5)  # mean gap between the inner lips (px at a 512 crop): drawn interior fades in over this
 _EDGE_BAND = 0.06   # × crop side: how near the photo's edge the mask may grow from the mirrored view
 _SEAM_JUMP = 4.0    # neighbouring map pixels further apart in the source than this × their own spacing: a seam
@@ -821,8 +818,8 @@ class WarpEngine(Engine):
         sy = (xx * aff[0, 1] + yy * aff[1, 1] + aff[2, 1]).astype(np.float32)
         own = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
-        if not self.config.mouth_interior or (state.own_mouth is not None and area <= _OWN_STRETCH * _polygon_area(src_loop)):
-            interior = own  # not much wider than the portrait's own open mouth: its interior, fitted to the lips
+        if not self.config.mouth_interior or (state.own_mouth is not None and area <= _polygon_area(src_loop)):
+            interior = own  # no wider than the portrait's own open mouth: its interior, fitted to the lips
         else:
             interior, _ = mouth.interior(mouth.mouth_frame(landmarks), xx, yy, state.cavity_rgb, state.tongue_rgb, state.teeth_rgb)
             interior = mouth.add_grain(interior, state.grain, xx, yy)
