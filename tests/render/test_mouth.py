@@ -158,38 +158,31 @@ def test_grain_is_measured_like_the_portrait_and_never_flickers():
     assert mouth.grain(np.full((256, 256, 3), 128, np.uint8), lm) == 0.0
 
 
-def _own_mouth_render(crop, opened_px: float, wider_px: float, lift_px: float = 0.0):
-    """The crop's mouth opened ``opened_px`` with a blue interior (the portrait's own open mouth),
-    rendered opened ``wider_px`` more and lifted ``lift_px``: (target landmarks, bool blue pixels)."""
+def test_the_portraits_own_open_mouth_is_used_and_moves_with_the_upper_lip(crop_256):
+    """A portrait whose open mouth shows (blue) teeth: opened wider, the band under the upper lip
+    still shows those pixels, carried by the upper lip; only below them is the mouth drawn."""
     import dataclasses
 
     from avatar.render.warp import WarpEngine
 
-    lm = crop.landmarks.astype(np.float64).copy()
+    lm = crop_256.landmarks.astype(np.float64).copy()
     loop = topology.mesh()["mouth_loop"]
     lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
-    jaw = np.union1d(lower, np.where(lm[:, 1] > lm[14, 1])[0])
+    jaw = np.where(lm[:, 1] > lm[14, 1])[0]
     opened = lm.copy()
-    opened[jaw, 1] += opened_px
-    img = crop.image.copy()
+    opened[np.union1d(lower, jaw), 1] += 6  # the portrait: mouth a little open
+    img = crop_256.image.copy()
     hole = np.zeros(img.shape[:2], np.uint8)
     cv2.fillPoly(hole, [np.round(opened[loop, :2]).astype(np.int32)], 1)
     img[hole > 0] = (40, 60, 230)
-    source = dataclasses.replace(crop, image=img, landmarks=opened.astype(np.float32))
+    source = dataclasses.replace(crop_256, image=img, landmarks=opened.astype(np.float32))
     target = opened.copy()
-    target[jaw, 1] += wider_px
-    target[:, 1] -= lift_px
+    target[np.union1d(lower, jaw), 1] += 14  # the target opens it wider
+    target[:, 1] -= 3                        # and lifts the whole face a little
     engine = WarpEngine(rigid_parts=False)
     out = engine.render_one(engine.prepare(source), target.astype(np.float32)).astype(int)
-    return target, (out[..., 2] > 150) & (out[..., 0] < 110)
-
-
-def test_the_portraits_own_open_mouth_is_used_and_moves_with_the_upper_lip(crop_256):
-    """A portrait whose open mouth shows (blue) teeth: opened wider, the band under the upper lip
-    still shows those pixels, carried by the upper lip; only below them is the mouth drawn."""
-    target, blue = _own_mouth_render(crop_256, 6, 14, lift_px=3)  # opened much wider, lifted a little
+    blue = (out[..., 2] > 150) & (out[..., 0] < 110)
     top = target[topology.UPPER_LIP_INNER, :2].round().astype(int)
     assert blue[top[1] + 2:top[1] + 5, top[0] - 2:top[0] + 3].mean() > 0.8   # own teeth right under the lip
     low = target[topology.LOWER_LIP_INNER, :2].round().astype(int)
     assert blue[low[1] - 5:low[1] - 2, low[0] - 2:low[0] + 3].mean() < 0.2   # drawn where the portrait had nothing
-
