@@ -48,10 +48,10 @@ _LOWER_TEETH = np.cumsum([0.24, 0.24, 0.27, 0.3, 0.3])
 # reading of the opening on the cross-reenactment bench)
 APERTURE = (0.6, 0.12)
 # the tongue shows once the opening's height passes this share of its width (from 0.16, a face
-# tracker read wide drawn mouths as less open)
+# tracker told a synthetic small talker's openings less well from a wide one's)
 TONGUE_FROM = 0.28
 # the cavity's colour × the lips': in video an open mouth's middle is about the lips' own colour
-# (0.8–1.2 of it, tongue included, 7 clips), a dim red, never a black hole
+# (0.8–1.1 × in red, 0.9–1.7 × in green and blue, tongue included, 7 clips), never a black hole
 CAVITY = 0.6
 LIP_SHADOW = 0.6        # darkening right above the lower lip, fading over LIP_SHADOW_REACH × the opening
 LIP_SHADOW_REACH = 0.15
