@@ -187,16 +187,29 @@ def soft_matte(image: np.ndarray, mask: np.ndarray, sure_person: np.ndarray | No
     return alpha.astype(np.float32), f_col
 
 
-def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, person_colour: np.ndarray,
-                     spread: float = 48.0) -> np.ndarray:
+def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, spread: float = 48.0) -> np.ndarray:
     """(S, S, 3) uint8 foreground colours F with image = αF + (1-α)·plate where α > 0.
 
-    F is kept within ``spread`` levels of the local ``person_colour``: at a low alpha the
-    equation divides the background's grain by α, and those extreme colours, resampled as the
-    person moves, would flash as one-frame specks along the edge."""
+    At a low alpha the equation divides the background's grain by α, and those extreme colours,
+    resampled as the person moves, would flash as one-frame specks along the edge: there F is
+    averaged with its neighbours and kept within ``spread`` levels of the nearest opaque person
+    colour. Both fade out as alpha rises from 0.5 to 0.95, so a nearly opaque pixel keeps its
+    own colour and the unmoved layers give the photo back. (Limited to the colour of the face a
+    band further in, dark hair at a temple came out orange-brown, earrings silver-grey.)"""
     a = np.maximum(alpha, _MIN_ALPHA)[..., None]
     f = plate.astype(np.float32) + (image.astype(np.float32) - plate) / a
-    f = np.clip(f, person_colour - spread, person_colour + spread)
+    opaque = alpha >= 1.0 - _MIN_ALPHA
+    if opaque.any():
+        # pushed and pulled from the opaque pixels: each edge pixel gets the colour of the person
+        # right beside it (the hair at a temple, not the forehead's skin a band further in)
+        near = _pyramid_fill(image.astype(np.float32), opaque)
+        # and averaged with its neighbours, weighted by α², which keeps the strand's colour and
+        # drops the background's grain that the division amplified
+        w2 = (alpha * alpha).astype(np.float32)
+        smooth = cv2.GaussianBlur(f * w2[..., None], (0, 0), 1.5) / np.maximum(cv2.GaussianBlur(w2, (0, 0), 1.5), 1e-4)[..., None]
+        limited = np.clip(smooth, near - spread, near + spread)
+        keep = np.clip((alpha - 0.5) / 0.45, 0.0, 1.0)[..., None]
+        f = keep * f + (1 - keep) * limited
     return np.where(alpha[..., None] > 0, np.clip(f + 0.5, 0, 255), image).astype(np.uint8)
 
 
@@ -216,7 +229,7 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
         return None, "the person fills the picture: there is no background to separate"
     oval = np.zeros(mask.shape, np.uint8)
     cv2.fillPoly(oval, [landmarks[topology.mesh()["oval"], :2].round().astype(np.int32)], 1)
-    alpha, person_colour = soft_matte(image, mask, sure_person=oval > 0)
+    alpha, _ = soft_matte(image, mask, sure_person=oval > 0)
     if not (alpha == 0).any():
         return None, "the matte leaves no background"
     hole = alpha > 0
@@ -227,7 +240,7 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
         if not (hole | outside).all():
             hole |= outside
     plate = background_plate(image, hole)  # the background in the photo stays the source's, exactly
-    fg = unmix_foreground(image, alpha, plate, person_colour)
+    fg = unmix_foreground(image, alpha, plate)
     a8 = np.round(alpha * 255).astype(np.uint8)
     premultiplied = np.round(fg.astype(np.float32) * (a8.astype(np.float32) / 255.0)[..., None]).astype(np.uint8)
     return Layers(np.ascontiguousarray(np.dstack([premultiplied, a8])), np.ascontiguousarray(plate), alpha), ""

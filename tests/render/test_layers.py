@@ -301,6 +301,38 @@ def test_hair_the_colour_of_the_background_stays_opaque_inside_the_mask():
     assert alpha[5, 5] == 0.0
 
 
+def test_dark_hair_beside_the_face_keeps_its_own_colour():
+    """A thin rim of dark hair between a face and a blue wall: the person's colour next to it is
+    the hair's, not the face's a band further in. Limited to the skin's colour, the hair's edge
+    came out orange-brown, in the still portrait as much as when it moved."""
+    size = 256
+    yy, xx = np.mgrid[0:size, 0:size]
+    r = np.hypot(xx - size / 2, yy - size / 2)
+    face_r, rim = 0.28 * size, 10
+    skin, hair, wall = np.array([205, 145, 105]), np.array([22, 18, 24]), np.array([40, 45, 95])
+    image = np.where((r < face_r)[..., None], skin, np.where((r < face_r + rim)[..., None], hair, wall)).astype(np.uint8)
+    image = cv2.GaussianBlur(image, (0, 0), 0.7)  # a photo's soft edges
+    mask = cv2.GaussianBlur((r < face_r + rim).astype(np.float32), (0, 0), 3)
+    lm = np.zeros((478, 3), np.float32)
+    lm[:, :2] = size / 2
+    oval = topology.mesh()["oval"]
+    ang = np.linspace(0, 2 * np.pi, len(oval), endpoint=False)
+    lm[oval, 0] = size / 2 + 0.95 * face_r * np.cos(ang)
+    lm[oval, 1] = size / 2 + 0.95 * face_r * np.sin(ang)
+    layers, why = build_layers(image, lm, mask)
+    assert layers is not None, why
+    ring = (r > face_r + 2) & (r < face_r + rim - 2)
+    a = layers.alpha[ring]
+    assert (a > 0.4).mean() > 0.9  # the hair is in the person layer
+    fg = layers.rgba[..., :3][ring].astype(np.float32) / np.maximum(a, 1e-3)[:, None]
+    assert np.median(np.abs(fg - hair).max(-1)[a > 0.4]) < 15
+    # unmoved, the layers give the portrait back
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    still = layers.composite(np.dstack([xx, yy])).astype(int)
+    err = np.abs(still - image).max(-1)
+    assert np.percentile(err[ring], 99) <= 4, np.percentile(err[ring], 99)
+
+
 def test_the_plate_fill_never_takes_the_persons_colour():
     """The plate under the person is background: where strands of hair reach out, reflections of
     the background land on the silhouette's edge, and must not interpolate the hair's colour
