@@ -61,6 +61,7 @@ _RING_POINTS = 24
 # them is already a visible edge, drawn along the map's 2-px blocks unless made a seam (measured
 # on portrait_05 × driving_02: a third of the outline's pairs stepped over 2 spacings, a tenth over 4)
 _OUTLINE_JUMP = 1.5
+_OWN_TO_DRAWN = 0.25  # the drawn interior fades in as the opening grows from 1 to 1.25 × the portrait's own
 _SEALED_GAP = (0.5, 2.5)  # mean gap between the inner lips (px at a 512 crop): drawn interior fades in over this
 _EDGE_BAND = 0.06   # × crop side: how near the photo's edge the mask may grow from the mirrored view
 _SEAM_JUMP = 4.0    # neighbouring map pixels further apart in the source than this × their own spacing: a seam
@@ -460,6 +461,25 @@ def _feather(image: np.ndarray, where: np.ndarray) -> None:
     roi[mask] = cv2.blur(roi, (3, 3))[mask]
 
 
+def _own_mouth_hole(empty: np.ndarray, mx: np.ndarray, my: np.ndarray, ix: np.ndarray, iy: np.ndarray,
+                    landmarks: np.ndarray, source: np.ndarray) -> None:
+    """Map (in place) the mouth hole onto the portrait's own open mouth by the affine fit of the
+    inner-lip loops, the fit its drawn interior uses too: the lips' mapping carried into the hole
+    put lip colour into the interior's anti-aliased edge, a ring round even an unmoved mouth."""
+    loop_ids = topology.mesh()["mouth_loop"]
+    loop = landmarks[loop_ids, :2].astype(np.float64)
+    scale = float(ix[0, 1] - ix[0, 0])  # crop px per map px
+    inside = np.zeros(empty.shape, np.uint8)
+    cv2.fillPoly(inside, [((loop + 0.5) / scale - 0.5).round().astype(np.int32)], 1)
+    hole = empty & (cv2.dilate(inside, np.ones((3, 3), np.uint8)) > 0)
+    if not hole.any():
+        return
+    a_t = np.concatenate([loop, np.ones((len(loop), 1))], 1)
+    aff, *_ = np.linalg.lstsq(a_t, source[loop_ids, :2].astype(np.float64), rcond=None)
+    mx[hole] = ix[hole] * aff[0, 0] + iy[hole] * aff[1, 0] + aff[2, 0]
+    my[hole] = ix[hole] * aff[0, 1] + iy[hole] * aff[1, 1] + aff[2, 1]
+
+
 def _fill_from_nearest(empty: np.ndarray, mx: np.ndarray, my: np.ndarray) -> None:
     """Give uncovered map pixels (in place) the mapping of the nearest covered one: the lips'
     mapping continues into the mouth hole, so the drawn mouth's anti-aliased edge blends into lip
@@ -669,6 +689,8 @@ class WarpEngine(Engine):
         mx = np.where(empty, ix, mx)
         my = np.where(empty, iy, my)
         _fill_from_nearest(empty, mx, my)
+        if state.own_mouth is not None:
+            _own_mouth_hole(empty, mx, my, ix, iy, landmarks, state.vertices)
         if self.config.detail and driving is not None and reference is not None:
             fix = self._detail.correction(index, n_outer, tris, inv, src, driving, reference)
             if fix is not None:
@@ -818,8 +840,15 @@ class WarpEngine(Engine):
         sy = (xx * aff[0, 1] + yy * aff[1, 1] + aff[2, 1]).astype(np.float32)
         own = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
-        if not self.config.mouth_interior or (state.own_mouth is not None and area <= _polygon_area(src_loop)):
-            interior = own  # no wider than the portrait's own open mouth: its interior, fitted to the lips
+        # up to the portrait's own open mouth, its interior fitted to the lips; wider, the drawn one
+        # fades in (over _OWN_TO_DRAWN × its area): a hard switch flipped between the two as a
+        # tracker's jitter crossed the threshold, and at the photo's own landmarks (float32
+        # against float64 areas) drew a cavity ring round an unmoved mouth
+        wider = 1.0
+        if state.own_mouth is not None:
+            wider = float(np.clip((area / max(_polygon_area(src_loop), 1e-6) - 1.0) / _OWN_TO_DRAWN, 0.0, 1.0))
+        if not self.config.mouth_interior or wider == 0.0:
+            interior = own
         else:
             interior, _ = mouth.interior(mouth.mouth_frame(landmarks), xx, yy, state.cavity_rgb, state.tongue_rgb, state.teeth_rgb)
             interior = mouth.add_grain(interior, state.grain, xx, yy)
@@ -827,8 +856,9 @@ class WarpEngine(Engine):
                 back = mouth.upper_lip_motion(landmarks, state.vertices)
                 sx = (xx * back[0, 0] + yy * back[0, 1] + back[0, 2]).astype(np.float32)
                 sy = (xx * back[1, 0] + yy * back[1, 1] + back[1, 2]).astype(np.float32)
-                own = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+                teeth = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
                 w_own = cv2.remap(state.own_mouth, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-                interior += w_own[..., None] * (own - interior)
+                interior += w_own[..., None] * (teeth - interior)
+                interior = own + wider * (interior - own)
         roi = out[y0:y1, x0:x1].astype(np.float32)
         out[y0:y1, x0:x1] = np.clip(roi + alpha[..., None] * (interior - roi), 0, 255).astype(np.uint8)

@@ -186,3 +186,34 @@ def test_the_portraits_own_open_mouth_is_used_and_moves_with_the_upper_lip(crop_
     assert blue[top[1] + 2:top[1] + 5, top[0] - 2:top[0] + 3].mean() > 0.8   # own teeth right under the lip
     low = target[topology.LOWER_LIP_INNER, :2].round().astype(int)
     assert blue[low[1] - 5:low[1] - 2, low[0] - 2:low[0] + 3].mean() < 0.2   # drawn where the portrait had nothing
+
+
+def test_an_own_open_mouth_at_its_own_size_is_not_drawn_over(crop_256):
+    """Opened no wider than the portrait's own open mouth (its own landmarks, in float32 as the
+    tracker gives them, or a hair wider): the portrait's own interior, not a drawn cavity ring."""
+    import dataclasses
+
+    from avatar.render.warp import WarpEngine
+
+    lm = crop_256.landmarks.astype(np.float64).copy()
+    loop = topology.mesh()["mouth_loop"]
+    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
+    jaw = np.where(lm[:, 1] > lm[14, 1])[0]
+    lm[np.union1d(lower, jaw), 1] += 6  # the portrait: mouth a little open, blue inside
+    img = crop_256.image.copy()
+    hole = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(lm[loop, :2]).astype(np.int32)], 1)
+    img[hole > 0] = (40, 60, 230)
+    source = dataclasses.replace(crop_256, image=img, landmarks=lm)
+    engine = WarpEngine(rigid_parts=False)
+    state = engine.prepare(source)
+    assert state.own_mouth is not None
+    box = cv2.boundingRect(np.round(lm[loop, :2]).astype(np.int32))
+    x, y, w, h = box[0] - 3, box[1] - 3, box[2] + 6, box[3] + 6
+    wider = lm.copy()
+    wider[lower, 1] += 0.05
+    # a twentieth of a pixel moves the lip's 150-level edge by a few levels, no more
+    for target, tolerance in ((lm, 3), (wider, 12)):
+        out = engine.render_one(state, target.astype(np.float32)).astype(int)
+        err = np.abs(out - img)[y:y + h, x:x + w].max(-1)
+        assert err.max() <= tolerance, err.max()
