@@ -148,6 +148,8 @@ def soft_matte(image: np.ndarray, mask: np.ndarray, sure_person: np.ndarray | No
     if sure_person is not None:
         fg |= sure_person
     bg = cv2.dilate(hard, kernel) == 0
+    if sure_person is not None:
+        bg &= ~sure_person
     img = image.astype(np.float32)
     f_col = _pyramid_fill(img, fg)
     b_col = _pyramid_fill(img, bg)
@@ -214,12 +216,17 @@ def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, sp
 
 
 def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | None,
-                 frame: tuple[int, int, int, int] | None = None) -> tuple[Layers | None, str]:
+                 frame: tuple[int, int, int, int] | None = None,
+                 rigid: np.ndarray | None = None) -> tuple[Layers | None, str]:
     """Split a portrait crop into layers, or say why not: (layers, "") or (None, reason).
 
     ``mask``: the crop's person mask ((S, S) float32), None when segmentation failed.
     ``frame``: (x0, y0, x1, y1), the crop pixels inside the photo; the rest is never shown and
     never fills the plate (what lies there was made up from the photo's edge).
+    ``rigid``: (S, S) weight of rigid things worn on the head (glasses frames, see
+    :mod:`avatar.render.rigid`): they are the person's, even where a frame's rim stands out over
+    the background, which the segmentation leaves out (it stayed in the plate, a still ghost of
+    the rim beside the moving one).
     """
     if mask is None:
         return None, "the person segmentation is unavailable or missed the face"
@@ -229,7 +236,10 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
         return None, "the person fills the picture: there is no background to separate"
     oval = np.zeros(mask.shape, np.uint8)
     cv2.fillPoly(oval, [landmarks[topology.mesh()["oval"], :2].round().astype(np.int32)], 1)
-    alpha, _ = soft_matte(image, mask, sure_person=oval > 0)
+    sure = oval > 0
+    if rigid is not None:
+        sure |= rigid > 0.5
+    alpha, _ = soft_matte(image, mask, sure_person=sure)
     if not (alpha == 0).any():
         return None, "the matte leaves no background"
     hole = alpha > 0

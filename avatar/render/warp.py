@@ -61,7 +61,7 @@ _RING_POINTS = 24
 # them is already a visible edge, drawn along the map's 2-px blocks unless made a seam (measured
 # on portrait_05 × driving_02: a third of the outline's pairs stepped over 2 spacings, a tenth over 4)
 _OUTLINE_JUMP = 1.5
-_OWN_TO_DRAWN = 0.25  # the drawn interior fades in as the opening grows from 1 to 1.25 × the portrait's own
+_OWN_TO_DRAWN = 0.1  # the drawn interior fades in as the opening grows from 1 to 1.1 × the portrait's own
 _SEALED_GAP = (0.5, 2.5)  # mean gap between the inner lips (px at a 512 crop): drawn interior fades in over this
 _EDGE_BAND = 0.06   # × crop side: how near the photo's edge the mask may grow from the mirrored view
 _SEAM_JUMP = 4.0    # neighbouring map pixels further apart in the source than this × their own spacing: a seam
@@ -461,6 +461,11 @@ def _feather(image: np.ndarray, where: np.ndarray) -> None:
     roi[mask] = cv2.blur(roi, (3, 3))[mask]
 
 
+def _mouth_gap(loop: np.ndarray, size: int) -> float:
+    """Mean gap between the inner lips of ``loop`` ((K, 2) crop px), in px at a 512 crop."""
+    return _polygon_area(loop) / max(float(np.ptp(loop[:, 0])), 1.0) * (512.0 / size)
+
+
 def _own_mouth_hole(empty: np.ndarray, mx: np.ndarray, my: np.ndarray, ix: np.ndarray, iy: np.ndarray,
                     landmarks: np.ndarray, source: np.ndarray) -> None:
     """Map (in place) the mouth hole onto the portrait's own open mouth by the affine fit of the
@@ -541,7 +546,8 @@ class WarpEngine(Engine):
         # filled from the photo's own background only.
         rect = frame_rect(source.crop_from_frame, source.frame_size, source.size)
         mask = self._silhouette_mask(source.image, source.landmarks, rect) if self.follow_silhouette or self.config.layers else None
-        layers = self._layers(source.image, source.landmarks, mask, rect)
+        frames = rigid.detect_frames(source.image, lm) if self.rigid_parts else None
+        layers = self._layers(source.image, source.landmarks, mask, rect, frames)
         extra, weights, gaps = _ring_points(lm, source.size, mask if self.follow_silhouette else None,
                                             _SILHOUETTE_WEIGHTS if layers is None else _LAYERED_WEIGHTS)
         vertices = np.concatenate([lm[:, :2], extra[:, :2]])
@@ -568,7 +574,7 @@ class WarpEngine(Engine):
             layers=layers,
             face_orientation=facing.reference_orientation(),
             grain=mouth.grain(source.image, lm),
-            rigid=rigid.detect_frames(source.image, lm) if self.rigid_parts else None,
+            rigid=frames,
             own_mouth=mouth.own_mouth_mask(lm[m["mouth_loop"], :2], source.size),
         )
 
@@ -607,11 +613,11 @@ class WarpEngine(Engine):
         return mask if inside.size and float(inside.mean()) >= 0.5 else None
 
     def _layers(self, image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | None,
-                frame: tuple[int, int, int, int]) -> Layers | None:
+                frame: tuple[int, int, int, int], frames: rigid.RigidParts | None = None) -> Layers | None:
         """The crop split into plate and matted person, or None (with one warning) for the plain warp."""
         if not self.config.layers:
             return None
-        layers, why = build_layers(image, landmarks, mask, frame)
+        layers, why = build_layers(image, landmarks, mask, frame, None if frames is None else frames.weight)
         if layers is None:
             log.warning("layers are off for this portrait (%s); the plain warp renders it", why)
         return layers
@@ -689,7 +695,9 @@ class WarpEngine(Engine):
         mx = np.where(empty, ix, mx)
         my = np.where(empty, iy, my)
         _fill_from_nearest(empty, mx, my)
-        if state.own_mouth is not None:
+        # an open target's hole shows the portrait's own open mouth; a nearly sealed one keeps the
+        # lips' mapping, so its lips meet on their own texture (see _draw_mouth)
+        if state.own_mouth is not None and _mouth_gap(landmarks[topology.mesh()["mouth_loop"], :2], size) >= _SEALED_GAP[1]:
             _own_mouth_hole(empty, mx, my, ix, iy, landmarks, state.vertices)
         if self.config.detail and driving is not None and reference is not None:
             fix = self._detail.correction(index, n_outer, tris, inv, src, driving, reference)
@@ -826,8 +834,7 @@ class WarpEngine(Engine):
         alpha = mouth.opening_alpha(loop, x0, y0, x1 - x0, y1 - y0)
         # lips all but closed (a gap under 2.5 px at 512): drawn, the interior is a crisp black line
         # with pointed ends; it fades out and the lips meet on their own texture instead
-        gap = area / max(float(np.ptp(loop[:, 0])), 1.0) * (512.0 / size)
-        alpha *= float(np.clip((gap - _SEALED_GAP[0]) / (_SEALED_GAP[1] - _SEALED_GAP[0]), 0.0, 1.0))
+        alpha *= float(np.clip((_mouth_gap(loop, size) - _SEALED_GAP[0]) / (_SEALED_GAP[1] - _SEALED_GAP[0]), 0.0, 1.0))
         if not alpha.any():
             return
 
@@ -841,7 +848,7 @@ class WarpEngine(Engine):
         own = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
         # up to the portrait's own open mouth, its interior fitted to the lips; wider, the drawn one
-        # fades in (over _OWN_TO_DRAWN × its area): a hard switch flipped between the two as a
+        # fades in (over _OWN_TO_DRAWN × its area more): a hard switch flipped between the two as a
         # tracker's jitter crossed the threshold, and at the photo's own landmarks (float32
         # against float64 areas) drew a cavity ring round an unmoved mouth
         wider = 1.0
