@@ -301,6 +301,17 @@ def test_hair_the_colour_of_the_background_stays_opaque_inside_the_mask():
     assert alpha[5, 5] == 0.0
 
 
+def _round_face(size: int, radius: float) -> np.ndarray:
+    """(478, 3) landmarks of a round face: its oval a circle of ``radius`` at the centre."""
+    lm = np.zeros((478, 3), np.float32)
+    lm[:, :2] = size / 2
+    oval = topology.mesh()["oval"]
+    ang = np.linspace(0, 2 * np.pi, len(oval), endpoint=False)
+    lm[oval, 0] = size / 2 + radius * np.cos(ang)
+    lm[oval, 1] = size / 2 + radius * np.sin(ang)
+    return lm
+
+
 def test_dark_hair_beside_the_face_keeps_its_own_colour():
     """A thin rim of dark hair between a face and a blue wall: the person's colour next to it is
     the hair's, not the face's a band further in. Limited to the skin's colour, the hair's edge
@@ -313,12 +324,7 @@ def test_dark_hair_beside_the_face_keeps_its_own_colour():
     image = np.where((r < face_r)[..., None], skin, np.where((r < face_r + rim)[..., None], hair, wall)).astype(np.uint8)
     image = cv2.GaussianBlur(image, (0, 0), 0.7)  # a photo's soft edges
     mask = cv2.GaussianBlur((r < face_r + rim).astype(np.float32), (0, 0), 3)
-    lm = np.zeros((478, 3), np.float32)
-    lm[:, :2] = size / 2
-    oval = topology.mesh()["oval"]
-    ang = np.linspace(0, 2 * np.pi, len(oval), endpoint=False)
-    lm[oval, 0] = size / 2 + 0.95 * face_r * np.cos(ang)
-    lm[oval, 1] = size / 2 + 0.95 * face_r * np.sin(ang)
+    lm = _round_face(size, 0.95 * face_r)
     layers, why = build_layers(image, lm, mask)
     assert layers is not None, why
     ring = (r > face_r + 2) & (r < face_r + rim - 2)
@@ -347,12 +353,7 @@ def test_a_glasses_rim_over_the_background_is_the_persons():
     cv2.line(arm, (20, 120), (size // 2, 120), 1, 3)  # from the face out over the wall
     image[arm > 0] = rim
     mask = cv2.GaussianBlur(face.astype(np.float32), (0, 0), 2)
-    lm = np.zeros((478, 3), np.float32)
-    lm[:, :2] = size / 2
-    oval = topology.mesh()["oval"]
-    ang = np.linspace(0, 2 * np.pi, len(oval), endpoint=False)
-    lm[oval, 0] = size / 2 + 0.27 * size * np.cos(ang)
-    lm[oval, 1] = size / 2 + 0.27 * size * np.sin(ang)
+    lm = _round_face(size, 0.27 * size)
     weight = cv2.GaussianBlur(cv2.dilate(arm, np.ones((5, 5), np.uint8)).astype(np.float32), (0, 0), 2.0)
     outside = (arm > 0) & (r > 0.3 * size + 12)
     assert outside.sum() > 60
