@@ -466,21 +466,28 @@ def _mouth_gap(loop: np.ndarray, size: int) -> float:
     return _polygon_area(loop) / max(float(np.ptp(loop[:, 0])), 1.0) * (512.0 / size)
 
 
+def _inner_lip_fit(landmarks: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """(3, 2) affine, target → source crop px ([x y 1] @ it), fitted on the inner-lip loops of the
+    target ``landmarks`` and the ``source`` vertices."""
+    ids = topology.mesh()["mouth_loop"]
+    loop = landmarks[ids, :2].astype(np.float64)
+    aff, *_ = np.linalg.lstsq(np.column_stack([loop, np.ones(len(loop))]), source[ids, :2].astype(np.float64), rcond=None)
+    return aff
+
+
 def _own_mouth_hole(empty: np.ndarray, mx: np.ndarray, my: np.ndarray, ix: np.ndarray, iy: np.ndarray,
                     landmarks: np.ndarray, source: np.ndarray) -> None:
     """Map (in place) the mouth hole onto the portrait's own open mouth by the affine fit of the
     inner-lip loops, the fit its drawn interior uses too: the lips' mapping carried into the hole
     put lip colour into the interior's anti-aliased edge, a ring round even an unmoved mouth."""
-    loop_ids = topology.mesh()["mouth_loop"]
-    loop = landmarks[loop_ids, :2].astype(np.float64)
+    loop = landmarks[topology.mesh()["mouth_loop"], :2].astype(np.float64)
     scale = float(ix[0, 1] - ix[0, 0])  # crop px per map px
     inside = np.zeros(empty.shape, np.uint8)
     cv2.fillPoly(inside, [((loop + 0.5) / scale - 0.5).round().astype(np.int32)], 1)
     hole = empty & (cv2.dilate(inside, np.ones((3, 3), np.uint8)) > 0)
     if not hole.any():
         return
-    a_t = np.concatenate([loop, np.ones((len(loop), 1))], 1)
-    aff, *_ = np.linalg.lstsq(a_t, source[loop_ids, :2].astype(np.float64), rcond=None)
+    aff = _inner_lip_fit(landmarks, source)
     mx[hole] = ix[hole] * aff[0, 0] + iy[hole] * aff[1, 0] + aff[2, 0]
     my[hole] = ix[hole] * aff[0, 1] + iy[hole] * aff[1, 1] + aff[2, 1]
 
@@ -840,8 +847,7 @@ class WarpEngine(Engine):
 
         # source's own interior, mapped by an affine fit of the inner-lip loops
         src_loop = state.vertices[topology.mesh()["mouth_loop"]]
-        a_t = np.concatenate([loop, np.ones((len(loop), 1))], 1)
-        aff, *_ = np.linalg.lstsq(a_t, src_loop, rcond=None)
+        aff = _inner_lip_fit(landmarks, state.vertices)
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         sx = (xx * aff[0, 0] + yy * aff[1, 0] + aff[2, 0]).astype(np.float32)
         sy = (xx * aff[0, 1] + yy * aff[1, 1] + aff[2, 1]).astype(np.float32)
