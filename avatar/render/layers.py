@@ -39,6 +39,12 @@ _FEATHER = 0.8       # Gaussian sigma of the matte's edge, px at a 512 crop
 _MIN_ALPHA = 0.04    # below: background (the matte is exactly 0 there, so the source stays exact)
 _MIN_BACKGROUND = 0.08  # a crop with less background than this share has none worth separating
 _CLOSE = 0.016       # gaps in the matte narrower than this (× the crop side) are closed
+# beyond the person mask a faint matte (below this) is held to what the pixel's colour implies
+# (see _no_more_than_colour); 0.3 also thinned wisps of hair over a textured background, which
+# then stayed in the plate as a still haze above a moving head
+_FAINT = 0.15
+_REACH = 0.08        # × the crop side: how far to look for background and person colours
+_SLACK = 1.25        # the colour's alpha is a floor estimate (nearest colours): allow this much more
 _OPAQUE_DEPTH = 0.008  # inside the person mask, alpha ramps to 1 between 1 and 2 × this (× the crop side) from its edge
 
 
@@ -186,7 +192,51 @@ def soft_matte(image: np.ndarray, mask: np.ndarray, sure_person: np.ndarray | No
     alpha = cv2.GaussianBlur(alpha.astype(np.float32), (0, 0), _FEATHER * size / 512)
     alpha[alpha < _MIN_ALPHA] = 0.0
     alpha[alpha > 1.0 - _MIN_ALPHA] = 1.0
+    # the colour line above runs to the background's average colour: beside white stars on dark
+    # blue it is a pale blue, so the plain dark blue reads as part person and a faint halo of it
+    # (and of the stars) travelled with the head, and the plate under it was filled in
+    alpha = _no_more_than_colour(img, alpha, (alpha > 0) & (alpha < _FAINT) & (mask < 0.5), bg, fg, size)
     return alpha.astype(np.float32), f_col
+
+
+def _nearest_colours(image: np.ndarray, ys: np.ndarray, xs: np.ndarray, labels: np.ndarray, count: int,
+                     radius: int) -> np.ndarray:
+    """(count, N) distance from each pixel (ys, xs)'s colour to the closest colour among the
+    pixels labelled k + 1 in ``labels`` within ``radius`` (sampled every third pixel); inf where
+    none lies within reach."""
+    h, w = labels.shape
+    colour = image[ys, xs]
+    best = np.full((count, len(ys)), np.inf, np.float32)
+    for dy in range(-radius, radius + 1, 3):
+        for dx in range(-radius, radius + 1, 3):
+            if dy * dy + dx * dx > radius * radius:
+                continue
+            y2, x2 = (ys + dy).clip(0, h - 1), (xs + dx).clip(0, w - 1)
+            d2 = np.square(image[y2, x2] - colour).sum(1)
+            lab = labels[y2, x2]
+            for k in range(count):
+                np.minimum(best[k], np.where(lab == k + 1, d2, np.inf), out=best[k])
+    return np.sqrt(best)
+
+
+def _no_more_than_colour(image: np.ndarray, alpha: np.ndarray, candidates: np.ndarray, bg: np.ndarray,
+                         fg: np.ndarray, size: int) -> np.ndarray:
+    """``alpha`` with each of the ``candidates`` capped at the alpha its colour implies,
+    d_bg / (d_bg + d_fg), d being the distance to the closest colour among the certain background
+    (``bg``) or person (``fg``) pixels nearby; a pixel whose colour is some nearby background
+    pixel's, and no nearby person pixel's, becomes background (alpha 0, the source kept)."""
+    ys, xs = np.nonzero(candidates)
+    if len(ys) == 0:
+        return alpha
+    radius = max(int(round(_REACH * size)), 2)
+    labels = np.where(bg, 1, np.where(fg, 2, 0)).astype(np.uint8)
+    d_bg, d_fg = _nearest_colours(image, ys, xs, labels, 2, radius)
+    implied = np.where(np.isfinite(d_bg), d_bg / np.maximum(d_bg + d_fg, 1e-3), 1.0)
+    implied = np.where(np.isfinite(d_fg), implied, 0.0)
+    out = alpha.copy()
+    capped = np.minimum(alpha[ys, xs], _SLACK * implied)
+    out[ys, xs] = np.where(capped < 1.5 * _MIN_ALPHA, 0.0, capped)
+    return out
 
 
 def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, spread: float = 48.0) -> np.ndarray:

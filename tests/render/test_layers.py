@@ -312,6 +312,34 @@ def _round_face(size: int, radius: float) -> np.ndarray:
     return lm
 
 
+def test_a_faint_halo_of_background_colour_is_background():
+    """Dark hair before a dark blue field with white stars. The background's average colour is a
+    pale blue, so on the colour line to the hair the plain dark blue read as part person: a faint
+    halo of the field and the stars travelled with the head, with the plate filled in under it.
+    Away from the head's edge a faint matte over a background colour is now background, and the
+    plate keeps the source there."""
+    size = 256
+    yy, xx = np.mgrid[0:size, 0:size]
+    r = np.hypot(xx - size / 2, yy - size / 2)
+    radius = 0.3 * size
+    image = np.zeros((size, size, 3), np.uint8)
+    image[:] = (35, 35, 75)
+    for y in range(6, size, 16):
+        for x in range(6 + (y // 16 % 2) * 8, size, 16):
+            cv2.circle(image, (x, y), 4, (225, 225, 230), -1)
+    image[r < radius] = (20, 15, 12)
+    mask = cv2.GaussianBlur((r < radius).astype(np.float32), (0, 0), 3)
+    layers, why = layers_mod.build_layers(image, _round_face(size, 0.6 * radius), mask)
+    assert layers is not None, why
+    beyond = r > radius + 4
+    faint = beyond & (layers.alpha > 0) & (layers.alpha < layers_mod._FAINT)
+    assert faint.sum() == 0, faint.sum()  # 679 before
+    still = beyond & (layers.alpha == 0)
+    assert (layers.plate[still] == image[still]).all()
+    stars = beyond & (image[..., 0] > 200)
+    assert (layers.alpha[stars] > 0).mean() < 0.03  # 5.1 % before
+
+
 def test_dark_hair_beside_the_face_keeps_its_own_colour():
     """A thin rim of dark hair between a face and a blue wall: the person's colour next to it is
     the hair's, not the face's a band further in. Limited to the skin's colour, the hair's edge
