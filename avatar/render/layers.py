@@ -231,7 +231,10 @@ def _no_more_than_colour(image: np.ndarray, alpha: np.ndarray, candidates: np.nd
     radius = max(int(round(_REACH * size)), 2)
     labels = np.where(bg, 1, np.where(fg, 2, 0)).astype(np.uint8)
     d_bg, d_fg = _nearest_colours(image, ys, xs, labels, 2, radius)
-    implied = np.where(np.isfinite(d_bg), d_bg / np.maximum(d_bg + d_fg, 1e-3), 1.0)
+    # no background colour within reach: nothing to hold the matte to; no person colour: background
+    far = np.float32(4 * 255)
+    implied = np.minimum(d_bg, far) / np.maximum(np.minimum(d_bg, far) + np.minimum(d_fg, far), 1e-3)
+    implied = np.where(np.isfinite(d_bg), implied, 1.0)
     implied = np.where(np.isfinite(d_fg), implied, 0.0)
     out = alpha.copy()
     capped = np.minimum(alpha[ys, xs], _SLACK * implied)

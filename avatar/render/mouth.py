@@ -53,6 +53,10 @@ TONGUE_FROM = 0.28
 # the cavity's colour × the lips': in video an open mouth's middle is about the lips' own colour
 # (0.8–1.1 × in red, 0.9–1.7 × in green and blue, tongue included, 7 clips), never a black hole
 CAVITY = 0.6
+# the share of an own open mouth that must be bright for its own teeth to be used (from the first
+# value, fully at the second): a gap between parted lips shows 0.1 % to 8 % of such pixels, an open
+# mouth with its upper teeth in view about half
+TEETH_SHOWN = (0.1, 0.25)
 LIP_SHADOW = 0.6        # darkening right above the lower lip, fading over LIP_SHADOW_REACH × the opening
 LIP_SHADOW_REACH = 0.15
 
@@ -238,6 +242,19 @@ def own_mouth_mask(loop: np.ndarray, size: int) -> np.ndarray | None:
     mask = np.zeros((size, size), np.float32)
     mask[y0:y1, x0:x1] = cv2.GaussianBlur(cover, (0, 0), 0.7)
     return mask
+
+
+def teeth_shown(image: np.ndarray, own: np.ndarray | None, cavity_rgb: np.ndarray, teeth_rgb: np.ndarray) -> float:
+    """How surely the portrait's own open mouth (``own``, see :func:`own_mouth_mask`) shows teeth,
+    0..1: by the share of it brighter than halfway from the cavity's luminance to the teeth's
+    (from 0.1 to 0.25). Parted lips over a dark gap show none: carried in front of the drawn
+    teeth by the upper lip, that gap hung as a dark band between the lip and the teeth."""
+    if own is None or own.sum() < 1.0:
+        return 0.0
+    lum = image.astype(np.float32) @ _LUMA
+    bright = lum > 0.5 * float(cavity_rgb @ _LUMA + teeth_rgb @ _LUMA)
+    share = float((own * bright).sum() / own.sum())
+    return float(np.clip((share - TEETH_SHOWN[0]) / (TEETH_SHOWN[1] - TEETH_SHOWN[0]), 0.0, 1.0))
 
 
 def upper_lip_motion(target: np.ndarray, source: np.ndarray) -> np.ndarray:

@@ -62,6 +62,9 @@ _RING_POINTS = 24
 # on portrait_05 × driving_02: a third of the outline's pairs stepped over 2 spacings, a tenth over 4)
 _OUTLINE_JUMP = 1.5
 _OWN_TO_DRAWN = 0.1  # the drawn interior fades in as the opening grows from 1 to 1.1 × the portrait's own
+# a portrait's own dark gap between parted lips gives way to drawn teeth as the opening grows from
+# its own area to this × it
+_OWN_GAP_FADE = 2.0
 _SEALED_GAP = (0.5, 2.5)  # mean gap between the inner lips (px at a 512 crop): drawn interior fades in over this
 _EDGE_BAND = 0.06   # × crop side: how near the photo's edge the mask may grow from the mirrored view
 _SEAM_JUMP = 4.0    # neighbouring map pixels further apart in the source than this × their own spacing: a seam
@@ -93,6 +96,7 @@ class WarpState:
     grain: float = 0.0            # the portrait's grain (grey levels), added to the drawn mouth
     rigid: rigid.RigidParts | None = None  # glasses frames found on the portrait (avatar.render.rigid)
     own_mouth: np.ndarray | None = None    # (S, S) where the portrait shows its own open mouth
+    own_teeth: float = 0.0        # how surely that mouth shows teeth (mouth.teeth_shown), 0..1
     layers: Layers | None = None  # background plate + matted person (None: one warp of the crop)
 
     @cached_property
@@ -567,6 +571,7 @@ class WarpEngine(Engine):
         poly = vertices[oval].astype(np.float32).reshape(-1, 1, 2)
         inside = np.array([cv2.pointPolygonTest(poly, (float(x), float(y)), False) > 0 for x, y in centroids])
         cavity, tongue, teeth = mouth.colours(source.image, lm)
+        own_mouth = mouth.own_mouth_mask(lm[m["mouth_loop"], :2], source.size)
         return WarpState(
             image=np.ascontiguousarray(source.image),
             vertices=vertices,
@@ -582,7 +587,8 @@ class WarpEngine(Engine):
             face_orientation=facing.reference_orientation(),
             grain=mouth.grain(source.image, lm),
             rigid=frames,
-            own_mouth=mouth.own_mouth_mask(lm[m["mouth_loop"], :2], source.size),
+            own_mouth=own_mouth,
+            own_teeth=mouth.teeth_shown(source.image, own_mouth, cavity, teeth),
         )
 
     def render(self, state: WarpState, targets: Sequence[DriveTarget]) -> np.ndarray:
@@ -857,21 +863,27 @@ class WarpEngine(Engine):
         # fades in (over _OWN_TO_DRAWN × its area more): a hard switch flipped between the two as a
         # tracker's jitter crossed the threshold, and at the photo's own landmarks (float32
         # against float64 areas) drew a cavity ring round an unmoved mouth
-        wider = 1.0
+        wider, ratio = 1.0, np.inf
         if state.own_mouth is not None:
-            wider = float(np.clip((area / max(_polygon_area(src_loop), 1e-6) - 1.0) / _OWN_TO_DRAWN, 0.0, 1.0))
+            ratio = area / max(_polygon_area(src_loop), 1e-6)
+            wider = float(np.clip((ratio - 1.0) / _OWN_TO_DRAWN, 0.0, 1.0))
         if not self.config.mouth_interior or wider == 0.0:
             interior = own
         else:
             interior, _ = mouth.interior(mouth.mouth_frame(landmarks), xx, yy, state.cavity_rgb, state.tongue_rgb, state.teeth_rgb)
             interior = mouth.add_grain(interior, state.grain, xx, yy)
-            if state.own_mouth is not None:  # wider: the portrait's own teeth, carried by the upper lip
+            # wider: the portrait's own interior, carried by the upper lip. Teeth it shows are kept at
+            # any opening; a dark gap between parted lips (the teeth in its shadow) only near its
+            # own size: further open, it hung as a dark band between the lip and the drawn teeth
+            carried = state.own_teeth + (1 - state.own_teeth) * float(np.clip((_OWN_GAP_FADE - ratio) / (_OWN_GAP_FADE - 1), 0, 1))
+            if state.own_mouth is not None and carried > 0:
                 back = mouth.upper_lip_motion(landmarks, state.vertices)
                 sx = (xx * back[0, 0] + yy * back[0, 1] + back[0, 2]).astype(np.float32)
                 sy = (xx * back[1, 0] + yy * back[1, 1] + back[1, 2]).astype(np.float32)
                 teeth = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
                 w_own = cv2.remap(state.own_mouth, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-                interior += w_own[..., None] * (teeth - interior)
+                interior += (carried * w_own)[..., None] * (teeth - interior)
+            if state.own_mouth is not None:
                 interior = own + wider * (interior - own)
         roi = out[y0:y1, x0:x1].astype(np.float32)
         out[y0:y1, x0:x1] = np.clip(roi + alpha[..., None] * (interior - roi), 0, 255).astype(np.uint8)

@@ -159,8 +159,8 @@ def test_grain_is_measured_like_the_portrait_and_never_flickers():
 
 
 def test_the_portraits_own_open_mouth_is_used_and_moves_with_the_upper_lip(crop_256):
-    """A portrait whose open mouth shows (blue) teeth: opened wider, the band under the upper lip
-    still shows those pixels, carried by the upper lip; only below them is the mouth drawn."""
+    """A portrait whose open mouth shows (light blue) teeth: opened wider, the band under the upper
+    lip still shows those pixels, carried by the upper lip; only below them is the mouth drawn."""
     import dataclasses
 
     from avatar.render.warp import WarpEngine
@@ -174,18 +174,53 @@ def test_the_portraits_own_open_mouth_is_used_and_moves_with_the_upper_lip(crop_
     img = crop_256.image.copy()
     hole = np.zeros(img.shape[:2], np.uint8)
     cv2.fillPoly(hole, [np.round(opened[loop, :2]).astype(np.int32)], 1)
-    img[hole > 0] = (40, 60, 230)
+    img[hole > 0] = (140, 200, 255)  # bright, as teeth are
     source = dataclasses.replace(crop_256, image=img, landmarks=opened.astype(np.float32))
     target = opened.copy()
     target[np.union1d(lower, jaw), 1] += 14  # the target opens it wider
     target[:, 1] -= 3                        # and lifts the whole face a little
     engine = WarpEngine(rigid_parts=False)
     out = engine.render_one(engine.prepare(source), target.astype(np.float32)).astype(int)
-    blue = (out[..., 2] > 150) & (out[..., 0] < 110)
+    blue = (out[..., 2] > 200) & (out[..., 2] - out[..., 0] > 80)
     top = target[topology.UPPER_LIP_INNER, :2].round().astype(int)
     assert blue[top[1] + 2:top[1] + 5, top[0] - 2:top[0] + 3].mean() > 0.8   # own teeth right under the lip
     low = target[topology.LOWER_LIP_INNER, :2].round().astype(int)
     assert blue[low[1] - 5:low[1] - 2, low[0] - 2:low[0] + 3].mean() < 0.2   # drawn where the portrait had nothing
+
+
+def test_a_dark_gap_between_parted_lips_gives_way_to_teeth_when_opened_wide(crop_256):
+    """A portrait with parted lips over a dark gap (no teeth in view), opened to well over twice
+    its own opening: right under the upper lip are the drawn teeth, not the dark gap carried by
+    the lip (it hung as a dark band between the lip and the teeth). Opened a little wider than its
+    own, the dark gap stays."""
+    import dataclasses
+
+    from avatar.render.warp import WarpEngine
+
+    lm = crop_256.landmarks.astype(np.float64).copy()
+    loop = topology.mesh()["mouth_loop"]
+    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
+    jaw = np.where(lm[:, 1] > lm[14, 1])[0]
+    opened = lm.copy()
+    opened[np.union1d(lower, jaw), 1] += 5
+    img = crop_256.image.copy()
+    hole = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(opened[loop, :2]).astype(np.int32)], 1)
+    img[hole > 0] = (30, 12, 10)
+    source = dataclasses.replace(crop_256, image=img, landmarks=opened.astype(np.float32))
+    engine = WarpEngine(rigid_parts=False)
+    state = engine.prepare(source)
+    assert state.own_mouth is not None
+    top = opened[topology.UPPER_LIP_INNER, :2].round().astype(int)
+
+    def under_the_lip(extra: float) -> float:
+        target = opened.copy()
+        target[np.union1d(lower, jaw), 1] += extra
+        out = engine.render_one(state, target.astype(np.float32)).astype(np.float32)
+        return float(out[top[1] + 2:top[1] + 4, top[0] - 2:top[0] + 3].mean())
+
+    assert under_the_lip(16.0) > 90.0   # teeth (the carried dark gap: about 25)
+    assert under_the_lip(1.0) < 60.0    # a hair wider than its own: still its own dark gap
 
 
 def test_an_own_open_mouth_at_its_own_size_is_not_drawn_over(crop_256):
