@@ -70,10 +70,12 @@ _EDGE_BAND = 0.06   # × crop side: how near the photo's edge the mask may grow 
 _SEAM_JUMP = 4.0    # neighbouring map pixels further apart in the source than this × their own spacing: a seam
 _ISLAND_JUMP = 2.0  # a map pixel this × the spacing off its 3×3 neighbourhood's median: a sliver of a fold (dropped)
 _SKULL_DEPTH = 1.0   # depth of the ring points straight above the face, × the oval radius there, behind the outline
-# below the chin the rings' share of the head's motion falls by this per 0.3 oval radii, to this
-# floor: the shoulders and collar stay with the body, the neck takes the stretch (a steeper fall
-# folded the chin over the neck on a big lean)
-_NECK_FALL = (1.0, 0.1)
+# from this far above the chin (× the oval radius: below the ear lobes) the rings' share of the
+# head's motion falls by the second value per 0.3 oval radii, to the third: beside and below the
+# jaw lie the neck, the shoulders and the collar, which stay with the body while the neck takes
+# the stretch (a steeper fall folded the chin over the neck on a big lean; a fall from 0.1 above
+# the chin swung the neck's outline with the face, and the background beside it)
+_NECK_FALL = (0.4, 1.0, 0.1)
 _BORDER_POINTS = 6  # per side of the outer frame; the frame lies outside the crop and stays still
 
 
@@ -192,7 +194,7 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
     pts = []
     for f, w in zip(factors, weights):
         ring = centre + directions * (rad * f)[:, None]
-        w *= np.clip(1.0 - _NECK_FALL[0] * (ring[:, 1] - chin_y + 0.1 * reach) / (0.3 * reach), _NECK_FALL[1], 1.0)
+        w *= np.clip(1.0 - _NECK_FALL[1] * (ring[:, 1] - chin_y + _NECK_FALL[0] * reach) / (0.3 * reach), _NECK_FALL[2], 1.0)
         if silhouette_weights is _LAYERED_WEIGHTS:
             # hair reaching past the crop continues outside, where nothing moves: fade its motion
             # out towards the crop's edge, or the paste-back would show it cut and doubled there
@@ -649,6 +651,9 @@ class WarpEngine(Engine):
         _keep_rings_apart(extra_t, landmarks[topology.mesh()["oval"], :2], state.ring_gaps)
         tgt = np.concatenate([landmarks[:, :2], extra_t])
         _untangle(tgt, state.vertices, state.outer_triangles, movable=state.ring_weights > 0, first=n)
+        # untangling a triangle may push a ring past the next one out, where the fall below the
+        # ears makes neighbouring rings move unequally: their order outwards is restored
+        _keep_rings_apart(tgt[n:], landmarks[topology.mesh()["oval"], :2], state.ring_gaps)
         return tgt
 
     @staticmethod

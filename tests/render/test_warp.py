@@ -222,6 +222,25 @@ def test_shoulders_and_collar_stay_while_the_head_moves(crop):
     assert abs(m[int(jaw[1]) - 2, int(jaw[0]), 0] - (jaw[0] - 20.0)) < 2.0
 
 
+def test_the_neck_beside_the_jaw_lags_and_the_ears_move(crop):
+    """Beside the jaw, between the mouth's level and the chin, lie the neck's outline and the
+    background next to it: they lag behind the head (moved with it, the neck's edge swung with
+    the face and carried the background beside it). At the ears' level, between the eyes and the
+    nose tip, the ring inside the hair still moves with the head."""
+    engine = WarpEngine()
+    state, target, moved, where = _ring_motion(engine, crop, 20.0)
+    lm = crop.landmarks
+    mouth_y, chin_y = lm[list(topology.MOUTH_CORNERS), 1].mean(), lm[topology.CHIN, 1]
+    side = (where[..., 1] > mouth_y) & (where[..., 1] < chin_y)
+    assert side.sum() >= 4
+    # on average (some are pushed ahead of the jaw, so that they never fold into it): 12 px of the
+    # head's 20, against 15 when the fall began just above the chin
+    assert np.abs(moved[side][:, 0]).mean() < 13.5, moved[side][:, 0]
+    ears = (where[0][:, 1] > lm[list(topology.EYE_OUTER), 1].mean()) & (where[0][:, 1] < lm[topology.NOSE_TIP, 1])
+    assert ears.sum() >= 2
+    assert moved[0][ears][:, 0].min() > 18.0, moved[0][ears][:, 0]
+
+
 def test_a_large_movement_does_not_fold_the_background(crop):
     engine = WarpEngine()
     state, target, moved, where = _ring_motion(engine, crop, 80.0)
