@@ -28,6 +28,7 @@ from ..pack.features import distances, face_features
 from ..pack.store import Pack, load_pack
 from ..types import DriveTarget, FaceCrop
 from .base import Engine
+from .mouth import FULL_ROW
 from .warp import WarpEngine, WarpState
 
 if TYPE_CHECKING:
@@ -107,9 +108,11 @@ class KeyframeEngine(Engine):
         self._pack = pack
         # keyframes move only the small remaining way and are composited over the anchor's head box:
         # no background plate or matte per keyframe (that would cost seconds each in prepare)
+        # the drawn teeth bridge to the footage's own open mouths: the row nearly to the corners, as
+        # theirs (the photo engine's narrower row made a keyframe switch jump)
         self._warp = WarpEngine(RenderConfig(shading=False, detail=False, layers=False,
                                              mouth_interior=self.config.mouth_interior),
-                                follow_silhouette=False)
+                                follow_silhouette=False, teeth_fade=FULL_ROW)
 
     @property
     def pack(self) -> Pack:

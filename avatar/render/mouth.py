@@ -37,6 +37,11 @@ UPPER_CHAIN = (rig.INNER_CORNERS[0],) + rig.INNER_UPPER + (rig.INNER_CORNERS[1],
 LOWER_CHAIN = (rig.INNER_CORNERS[0],) + rig.INNER_LOWER + (rig.INNER_CORNERS[1],)
 TOOTH_LENGTH = 0.17        # visible length of a central upper incisor below the lip, × mouth width
 LOWER_TOOTH_LENGTH = 0.05  # visible lower incisor tips above the lower lip, × mouth width
+# the upper row is gone at this |u| and fades in over the second value towards the middle: the
+# side teeth recede into the dark of the cheeks (buccal corridor); drawn out to 0.93 they hung
+# from the lip's steep corners as long slanted "fangs" in a wide mouth
+UPPER_FADE = (0.8, 0.3)
+FULL_ROW = (0.93, 0.18)  # the row nearly to the corners: what a video avatar's own open mouths show
 ARCH_EDGE = np.radians(75.0)  # the arch angle seen at the mouth corners
 # tooth widths along the arch (radians from the midline): central, lateral incisor, canine, premolars, molar
 _UPPER_TEETH = np.cumsum([0.36, 0.27, 0.28, 0.3, 0.3])
@@ -140,7 +145,8 @@ def _arch(u: np.ndarray, bounds: np.ndarray, tooth_px: float) -> tuple[np.ndarra
     return k, t, np.minimum(t, 1 - t) * px
 
 
-def upper_teeth(u: np.ndarray, below_lip: np.ndarray, width: float) -> np.ndarray:
+def upper_teeth(u: np.ndarray, below_lip: np.ndarray, width: float,
+                fade: tuple[float, float] = UPPER_FADE) -> np.ndarray:
     """(…) float32 coverage of the upper teeth at mouth coordinates ``u`` and ``below_lip`` (px
     under the upper inner lip): only within a tooth's length of the upper lip (shorter towards
     the corners as the arch turns away, each edge slightly rounded), faded out at the corners."""
@@ -148,7 +154,7 @@ def upper_teeth(u: np.ndarray, below_lip: np.ndarray, width: float) -> np.ndarra
     _, t, _ = _arch(u, _UPPER_TEETH, width / 2)
     length = length * (1 - 0.12 * (2 * t - 1) ** 6)  # rounded corners of each incisal edge
     cover = np.clip(length - below_lip + 0.5, 0.0, 1.0) * np.clip(below_lip + 1.5, 0.0, 1.0)
-    return (cover * np.clip((0.93 - np.abs(u)) / 0.18, 0.0, 1.0)).astype(np.float32)
+    return (cover * np.clip((fade[0] - np.abs(u)) / fade[1], 0.0, 1.0)).astype(np.float32)
 
 
 def lower_teeth(u: np.ndarray, above_lip: np.ndarray, width: float, gap: np.ndarray) -> np.ndarray:
@@ -182,7 +188,7 @@ def aperture_light(frame: MouthFrame) -> float:
 
 
 def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.ndarray, tongue_rgb: np.ndarray,
-             teeth_rgb: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+             teeth_rgb: np.ndarray, teeth_fade: tuple[float, float] = UPPER_FADE) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(h, w, 3) float32 synthetic mouth interior at pixel centres ``xx``, ``yy``, and its parts'
     coverages ({"upper_teeth", "lower_teeth", "tongue"}: (h, w) in [0, 1]) as drawn."""
     u, v = frame.coords(xx, yy)
@@ -207,7 +213,7 @@ def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.n
     low_rgb = teeth_rgb[None, None, :] * (0.6 * _tooth_shade(u, k, t, gpx, 1, gaps=0.05))[..., None]
     img = img + low[..., None] * (low_rgb - img)
     # upper teeth in front of everything else, shaded under the lip and translucent at the edge
-    up = upper_teeth(u, below, width)
+    up = upper_teeth(u, below, width, teeth_fade)
     k, t, gpx = _arch(u, _UPPER_TEETH, width / 2)
     length = TOOTH_LENGTH * width * (1 - 0.45 * u**2)
     along = np.clip(below / np.maximum(length, 1e-3), 0, 1)

@@ -537,8 +537,10 @@ class WarpEngine(Engine):
     concurrent_frames = True  # per-frame work only; the shading and flow caches swap atomically
 
     def __init__(self, config: RenderConfig | None = None, map_scale: float = 0.5, follow_silhouette: bool = True,
-                 outer_smoothing: float = _OUTER_SMOOTH, rigid_parts: bool = True) -> None:
+                 outer_smoothing: float = _OUTER_SMOOTH, rigid_parts: bool = True,
+                 teeth_fade: tuple[float, float] = mouth.UPPER_FADE) -> None:
         self.config = config or RenderConfig()
+        self.teeth_fade = teeth_fade
         self.map_scale = map_scale
         self.follow_silhouette = follow_silhouette
         self.outer_smoothing = outer_smoothing
@@ -875,7 +877,8 @@ class WarpEngine(Engine):
         if not self.config.mouth_interior or wider == 0.0:
             interior = own
         else:
-            interior, _ = mouth.interior(mouth.mouth_frame(landmarks), xx, yy, state.cavity_rgb, state.tongue_rgb, state.teeth_rgb)
+            interior, _ = mouth.interior(mouth.mouth_frame(landmarks), xx, yy, state.cavity_rgb, state.tongue_rgb,
+                                         state.teeth_rgb, self.teeth_fade)
             interior = mouth.add_grain(interior, state.grain, xx, yy)
             # wider: the portrait's own interior, carried by the upper lip. Teeth it shows are kept at
             # any opening; a dark gap between parted lips (the teeth in its shadow) only near its

@@ -71,6 +71,25 @@ def test_teeth_hang_only_from_the_upper_lip():
         assert dips >= 3
 
 
+def test_the_side_teeth_recede_into_the_dark_of_the_cheeks():
+    """Towards the mouth's corners the upper row fades out (the buccal corridor): drawn out to
+    the corners, the side teeth hung from the lip's steep ends as long slanted fangs in a wide
+    mouth. Across the middle the row is whole. A video avatar bridges to its footage's own row
+    and keeps it nearly to the corners."""
+    lm = _landmarks(50.0)
+    frame = mouth.mouth_frame(lm)
+    (_, parts), xx, yy = _draw(lm)
+    u, v = frame.coords(xx, yy)
+    v_up, _ = frame.lip_lines(u)
+    under = (v - v_up > 1) & (v - v_up < 4)
+    teeth = parts["upper_teeth"]
+    assert teeth[under & (np.abs(u) < 0.4)].mean() > 0.95
+    assert teeth[under & (np.abs(u) > 0.8)].max() == 0.0   # 0.6 of a tooth there before
+    assert teeth[under & (np.abs(u) > 0.65) & (np.abs(u) < 0.75)].mean() < 0.5
+    full = mouth.upper_teeth(u, v - v_up, frame.width, mouth.FULL_ROW)
+    assert full[under & (np.abs(u) > 0.65) & (np.abs(u) < 0.75)].mean() > 0.9
+
+
 def test_a_tongue_only_when_the_mouth_is_wide():
     (_, narrow), _, _ = _draw(_landmarks(15.0))
     (_, wide), _, _ = _draw(_landmarks(50.0))
