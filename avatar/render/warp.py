@@ -530,6 +530,8 @@ class WarpEngine(Engine):
         outer_smoothing: Gaussian sigma (× map size) of the motion field around the face; 0 keeps
             it piecewise linear.
         rigid_parts: find glasses frames in prepare and move them rigidly with the head.
+        teeth_fade: where the drawn upper row fades out towards the mouth's corners (see
+            :data:`avatar.render.mouth.UPPER_FADE`; a video avatar keeps its fuller row).
     """
 
     name = "warp"
