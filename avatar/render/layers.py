@@ -137,9 +137,8 @@ def background_plate(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return np.where(hole[..., None], np.clip(plate + 0.5, 0, 255), image).astype(np.uint8)
 
 
-def soft_matte(image: np.ndarray, mask: np.ndarray, sure_person: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(S, S) float32 alpha in [0, 1] from a coarse person ``mask``, exactly 0 in the background;
-    and (S, S, 3) float32 the local person colour (spread out from where the person is certain).
+def soft_matte(image: np.ndarray, mask: np.ndarray, sure_person: np.ndarray | None = None) -> np.ndarray:
+    """(S, S) float32 alpha in [0, 1] from a coarse person ``mask``, exactly 0 in the background.
 
     A trimap keeps the mask's certain parts; inside the unknown band along the silhouette each
     pixel's alpha is where its colour lies between the local person colour and the local
@@ -196,7 +195,7 @@ def soft_matte(image: np.ndarray, mask: np.ndarray, sure_person: np.ndarray | No
     # blue it is a pale blue, so the plain dark blue reads as part person and a faint halo of it
     # (and of the stars) travelled with the head, and the plate under it was filled in
     alpha = _no_more_than_colour(img, alpha, (alpha > 0) & (alpha < _FAINT) & (mask < 0.5), bg, fg, size)
-    return alpha.astype(np.float32), f_col
+    return alpha.astype(np.float32)
 
 
 def _nearest_colours(image: np.ndarray, ys: np.ndarray, xs: np.ndarray, labels: np.ndarray, count: int,
@@ -292,7 +291,7 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     sure = oval > 0
     if rigid is not None:
         sure |= rigid > 0.5
-    alpha, _ = soft_matte(image, mask, sure_person=sure)
+    alpha = soft_matte(image, mask, sure_person=sure)
     if not (alpha == 0).any():
         return None, "the matte leaves no background"
     hole = alpha > 0
