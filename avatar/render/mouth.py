@@ -7,10 +7,11 @@ them. What they draw follows a real mouth's layout rather than a flat slot:
 * upper teeth hang from under the upper lip: a row of individual teeth (wide incisors in the
   middle, narrower towards the corners as the arch turns away), each with a rounded face,
   faint lines between neighbours that open into dark notches at the biting edge, a shadow
-  under the lip and a slightly translucent edge, only
-  within a tooth's length of the upper lip; they fade into the dark towards the corners;
-* lower teeth mostly behind the lower lip: a thin band of tips above it, in shadow, shown only
-  once the mouth is open enough;
+  under the lip and a slightly translucent edge; fixed to the skull, so a relaxed lip shows a
+  short band of them and a raised one (a smile) more, up to the crown; they fade into the dark
+  towards the corners;
+* lower teeth mostly behind the lower lip: their tips, lit, rise above it with the jaw (a
+  share of the opening);
 * an oral cavity that darkens with depth (away from the lips and towards the throat);
 * all of it dimmer in a narrow opening, which lets less light in, and shaded just behind the
   lower lip;
@@ -35,8 +36,20 @@ from ..motion import rig
 
 UPPER_CHAIN = (rig.INNER_CORNERS[0],) + rig.INNER_UPPER + (rig.INNER_CORNERS[1],)
 LOWER_CHAIN = (rig.INNER_CORNERS[0],) + rig.INNER_LOWER + (rig.INNER_CORNERS[1],)
-TOOTH_LENGTH = 0.17        # visible length of a central upper incisor below the lip, × mouth width
-LOWER_TOOTH_LENGTH = 0.05  # visible lower incisor tips above the lower lip, × mouth width
+TOOTH_LENGTH = 0.17        # a central upper incisor's whole crown, × mouth width: the most a raised lip shows
+# how much of it shows below a relaxed upper lip, × mouth width: the upper teeth are fixed to the
+# skull, so more shows only as the lip rises above its rest (a smile), not as the jaw drops. In
+# five real talking clips the top third of an open mouth is its darkest part (0.6–1.0 × the lips'
+# colour) and the bottom third its brightest (1.0–1.4 ×, lower teeth): the whole crown hung from
+# the lip at every opening was a row of white keys over a black band. Shorter (0.045, 0.07) lost
+# a face tracker's reading of the opening (cross-reenactment mouth correlation down to −0.05)
+UPPER_SHOW = 0.1
+UNDER_LIP = 0.7  # the upper teeth's light right under the lip, which overhangs them, × their light further down
+LOWER_TOOTH_LENGTH = 0.12  # the most of the lower incisors that shows above the lower lip, × mouth width
+LOWER_SHARE = 0.35  # ... else this share of the opening's height: they ride up with the jaw
+# the lower tips show from this opening (height × width) and fully at the second value: they
+# ride up with the jaw in speech (in those clips from the smallest openings a tracker measures)
+LOWER_SHOW = (0.06, 0.16)
 # the upper row is gone at this |u| and fades in over the second value towards the middle: the
 # side teeth recede into the dark of the cheeks (buccal corridor); drawn out to 0.93 they hung
 # from the lip's steep corners as long slanted "fangs" in a wide mouth
@@ -145,12 +158,20 @@ def _arch(u: np.ndarray, bounds: np.ndarray, tooth_px: float) -> tuple[np.ndarra
     return k, t, np.minimum(t, 1 - t) * px
 
 
+def upper_length(u: np.ndarray, width: float, show: float | None = None) -> np.ndarray:
+    """Visible length (px) of the upper teeth below the upper lip at ``u``: ``show`` px in the
+    middle (default :data:`UPPER_SHOW` × ``width``, at most the crown, :data:`TOOTH_LENGTH`),
+    shorter towards the corners as the arch turns away."""
+    show = UPPER_SHOW * width if show is None else float(np.clip(show, 0.0, TOOTH_LENGTH * width))
+    return show * (1 - 0.45 * u**2)
+
+
 def upper_teeth(u: np.ndarray, below_lip: np.ndarray, width: float,
-                fade: tuple[float, float] = UPPER_FADE) -> np.ndarray:
+                fade: tuple[float, float] = UPPER_FADE, show: float | None = None) -> np.ndarray:
     """(…) float32 coverage of the upper teeth at mouth coordinates ``u`` and ``below_lip`` (px
-    under the upper inner lip): only within a tooth's length of the upper lip (shorter towards
-    the corners as the arch turns away, each edge slightly rounded), faded out at the corners."""
-    length = TOOTH_LENGTH * width * (1 - 0.45 * u**2)
+    under the upper inner lip): only within their visible length below the upper lip (see
+    :func:`upper_length`; each edge slightly rounded), faded out at the corners."""
+    length = upper_length(u, width, show)
     _, t, _ = _arch(u, _UPPER_TEETH, width / 2)
     length = length * (1 - 0.12 * (2 * t - 1) ** 6)  # rounded corners of each incisal edge
     cover = np.clip(length - below_lip + 0.5, 0.0, 1.0) * np.clip(below_lip + 1.5, 0.0, 1.0)
@@ -158,10 +179,11 @@ def upper_teeth(u: np.ndarray, below_lip: np.ndarray, width: float,
 
 
 def lower_teeth(u: np.ndarray, above_lip: np.ndarray, width: float, gap: np.ndarray) -> np.ndarray:
-    """Coverage of the lower teeth tips: a band above the lower lip, shown only as the mouth
-    opens (most of them stay behind the lower lip)."""
-    show = np.clip((gap / width - 0.25) / 0.15, 0.0, 1.0)
-    length = LOWER_TOOTH_LENGTH * width * (1 - 0.6 * u**2) * show
+    """Coverage of the lower teeth tips: a band above the lower lip, :data:`LOWER_SHARE` of the
+    opening (at most :data:`LOWER_TOOTH_LENGTH`), shown as the mouth opens; the rest of them
+    stays behind the lower lip."""
+    show = np.clip((gap / width - LOWER_SHOW[0]) / (LOWER_SHOW[1] - LOWER_SHOW[0]), 0.0, 1.0)
+    length = np.minimum(LOWER_SHARE * gap, LOWER_TOOTH_LENGTH * width) * (1 - 0.6 * u**2) * show
     cover = np.clip(length - above_lip + 0.5, 0.0, 1.0) * np.clip(above_lip + 1.5, 0.0, 1.0)
     return (cover * np.clip((0.65 - np.abs(u)) / 0.2, 0.0, 1.0)).astype(np.float32)
 
@@ -188,9 +210,11 @@ def aperture_light(frame: MouthFrame) -> float:
 
 
 def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.ndarray, tongue_rgb: np.ndarray,
-             teeth_rgb: np.ndarray, teeth_fade: tuple[float, float] = UPPER_FADE) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+             teeth_rgb: np.ndarray, teeth_fade: tuple[float, float] = UPPER_FADE,
+             upper_show: float | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(h, w, 3) float32 synthetic mouth interior at pixel centres ``xx``, ``yy``, and its parts'
-    coverages ({"upper_teeth", "lower_teeth", "tongue"}: (h, w) in [0, 1]) as drawn."""
+    coverages ({"upper_teeth", "lower_teeth", "tongue"}: (h, w) in [0, 1]) as drawn.
+    ``upper_show``: px of the upper teeth shown below the lip's middle (see :func:`upper_length`)."""
     u, v = frame.coords(xx, yy)
     v_up, v_low = frame.lip_lines(u)
     gap = np.maximum(v_low - v_up, 1e-3)
@@ -207,28 +231,30 @@ def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.n
     tongue = np.clip((dome - above) / 2.0, 0.0, 1.0) * wide
     lit = 0.7 + 0.3 * np.clip(1 - above / np.maximum(dome, 1e-3), 0, 1)  # front lit, the back falls into shadow
     img = img + tongue[..., None] * (tongue_rgb[None, None, :] * (lit * (1 - 0.3 * u**2))[..., None] - img)
-    # lower teeth tips over the tongue, in the shadow of the upper lip and the jaw
+    # lower teeth tips, rising from behind the lower lip and lit from the front (in real talking
+    # mouths they are the brightest part of the opening)
     low = lower_teeth(u, above, width, gap)
     k, t, gpx = _arch(u, _LOWER_TEETH, width / 2 * 0.85)
-    low_rgb = teeth_rgb[None, None, :] * (0.6 * _tooth_shade(u, k, t, gpx, 1, gaps=0.05))[..., None]
+    low_rgb = teeth_rgb[None, None, :] * (0.85 * _tooth_shade(u, k, t, gpx, 1, gaps=0.1))[..., None]
     img = img + low[..., None] * (low_rgb - img)
     # upper teeth in front of everything else, shaded under the lip and translucent at the edge
-    up = upper_teeth(u, below, width, teeth_fade)
+    up = upper_teeth(u, below, width, teeth_fade, upper_show)
     k, t, gpx = _arch(u, _UPPER_TEETH, width / 2)
-    length = TOOTH_LENGTH * width * (1 - 0.45 * u**2)
+    length = upper_length(u, width, upper_show)
     along = np.clip(below / np.maximum(length, 1e-3), 0, 1)
     # neighbouring teeth touch along most of their length: the line between them is faint
     # there and opens into a dark notch only at the biting edge (a grid of dark lines read as
     # a cartoon)
     gaps = 0.1 + 0.25 * along**2
-    shade = (_tooth_shade(u, k, t, gpx, 0, gaps) * (0.7 + 0.3 * np.clip(along / 0.35, 0, 1))
+    shade = (_tooth_shade(u, k, t, gpx, 0, gaps) * (UNDER_LIP + (1 - UNDER_LIP) * np.clip(along / 0.5, 0, 1))
              * (1 - 0.12 * np.clip((along - 0.8) / 0.2, 0, 1)))
     up_rgb = teeth_rgb[None, None, :] * shade[..., None]
     img = img + up[..., None] * (up_rgb - img)
     # the lower lip's inner edge shades what lies just behind it (tongue, tooth tips): without
     # that line the tongue, coloured like the lips, merged with the lower lip and the mouth read
     # as less open (to the eye and to a face tracker: with the tongue shown from 0.16,
-    # portrait_03 × driving_03 mouth correlation was 0.84 without the shade, 0.87 with it)
+    # portrait_03 × driving_03 mouth correlation was 0.84 without the shade, 0.87 with it; lit
+    # tooth tips in front of it, 0.85)
     img *= (1 - LIP_SHADOW * np.exp(-np.maximum(above, 0.0) / np.maximum(LIP_SHADOW_REACH * gap, 1.0)))[..., None]
     img *= aperture_light(frame)
     return img.astype(np.float32), {"upper_teeth": up, "lower_teeth": low, "tongue": tongue.astype(np.float32)}

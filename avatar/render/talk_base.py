@@ -24,6 +24,8 @@ from ..pack.store import Pack
 
 MAX_SECONDS = 10.0   # footage kept in memory as the base (a 512 px crop is 0.8 MB a frame)
 CUT_FACTOR = 5.0     # a frame change this many times the median one is a camera cut
+CUT_SHARE = 0.3      # ... when it changes at least this share of the picture
+CUT_LEVEL = 20.0     # ... by more than this many grey levels
 THUMB = 64           # side of the thumbnails that cuts and look-alike frames are judged on
 SILENT_SPEED = 0.5   # footage frames per output frame while silent (1 while speaking)
 JUMP_FACTOR = 1.0    # a jump's landing may differ from the natural next frame by ≤ this × the median step
@@ -129,14 +131,22 @@ def frame_changes(images: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(small, axis=0)).mean((1, 2, 3))
 
 
+def changed_share(images: np.ndarray, level: float = CUT_LEVEL) -> np.ndarray:
+    """(N-1,) share of pixels (at 64 px) whose colour changes by more than ``level`` grey levels
+    between consecutive frames."""
+    small = thumbnails(images).astype(np.float32)
+    return (np.abs(np.diff(small, axis=0)).max(-1) > level).mean((1, 2))
+
+
 def longest_uncut(images: np.ndarray, factor: float = CUT_FACTOR) -> tuple[int, int]:
     """[start, stop) of the longest run of ``images`` without a camera cut (a frame change above
-    ``factor`` × the median change and 6 grey levels): an edited clip's cut would otherwise be
-    played, back and forth, in the base."""
+    ``factor`` × the median change and 6 grey levels, over at least :data:`CUT_SHARE` of the
+    picture): an edited clip's cut would otherwise be played, back and forth, in the base. A mouth
+    opening fast in a still close-up changes the mean as much, over a small part of the picture."""
     if len(images) < 3:
         return 0, len(images)
     d = frame_changes(images)
-    cuts = np.flatnonzero(d > max(factor * float(np.median(d)), 6.0)) + 1
+    cuts = np.flatnonzero((d > max(factor * float(np.median(d)), 6.0)) & (changed_share(images) >= CUT_SHARE)) + 1
     bounds = np.concatenate([[0], cuts, [len(images)]])
     k = int(np.argmax(np.diff(bounds)))
     return int(bounds[k]), int(bounds[k + 1])

@@ -76,6 +76,7 @@ _SKULL_DEPTH = 1.0   # depth of the ring points straight above the face, × the 
 # the stretch (a steeper fall folded the chin over the neck on a big lean; a fall from 0.1 above
 # the chin swung the neck's outline with the face, and the background beside it)
 _NECK_FALL = (0.4, 1.0, 0.1)
+_UPPER_MIDDLE = (82, 13, 312)  # the inner upper lip's middle: how far it rises shows more upper teeth
 _BORDER_POINTS = 6  # per side of the outer frame; the frame lies outside the crop and stays still
 
 
@@ -842,6 +843,21 @@ class WarpEngine(Engine):
             out = self._shading.apply(out, landmarks, driving, reference)
         return out
 
+    def _lip_lift(self, state: WarpState, landmarks: np.ndarray, frame: mouth.MouthFrame) -> float:
+        """Px the upper lip's middle is raised above where the head's rigid motion carries the
+        portrait's: the upper teeth are fixed to the skull, so that much more of them shows."""
+        # fitted on the skull alone: with the oval in the fit, a jaw drop pulled the rest lower
+        skull = stable_ids()
+        dims = 3 if landmarks.shape[1] > 2 else 2
+        s, r, t = fit_similarity(np.column_stack([state.vertices[skull], state.depth[skull]])[:, :dims],
+                                 landmarks[skull, :dims].astype(np.float64))
+        ids = list(_UPPER_MIDDLE)
+        src = np.column_stack([state.vertices[ids], state.depth[ids]])[:, :dims]
+        rest = (s * src @ r.T + t)[:, :2]
+        _, v_rest = frame.coords(rest[:, 0], rest[:, 1])
+        _, v_now = frame.coords(landmarks[ids, 0].astype(np.float64), landmarks[ids, 1].astype(np.float64))
+        return float(np.mean(v_rest - v_now))
+
     def _draw_mouth(self, state: WarpState, landmarks: np.ndarray, out: np.ndarray) -> None:
         loop = landmarks[topology.mesh()["mouth_loop"], :2]
         area = _polygon_area(loop)
@@ -879,8 +895,9 @@ class WarpEngine(Engine):
         if not self.config.mouth_interior or wider == 0.0:
             interior = own
         else:
-            interior, _ = mouth.interior(mouth.mouth_frame(landmarks), xx, yy, state.cavity_rgb, state.tongue_rgb,
-                                         state.teeth_rgb, self.teeth_fade)
+            frame = mouth.mouth_frame(landmarks)
+            interior, _ = mouth.interior(frame, xx, yy, state.cavity_rgb, state.tongue_rgb, state.teeth_rgb,
+                                         self.teeth_fade, mouth.UPPER_SHOW * frame.width + self._lip_lift(state, landmarks, frame))
             interior = mouth.add_grain(interior, state.grain, xx, yy)
             # wider: the portrait's own interior, carried by the upper lip. Teeth it shows are kept at
             # any opening; a dark gap between parted lips (the teeth in its shadow) only near its

@@ -454,6 +454,19 @@ def test_base_skips_a_camera_cut():
     assert longest_uncut(frames[:12]) == (0, 12)
 
 
+def test_a_mouth_moving_fast_in_a_still_close_up_is_no_cut():
+    """A big change over a tenth of the picture (a mouth snapping open in a still close-up) is
+    not a camera cut: it trimmed a talking avatar's base to a third of its footage."""
+    from avatar.render.talk_base import longest_uncut
+
+    rng = np.random.default_rng(2)
+    still = rng.integers(0, 255, (1, 96, 96, 3)).astype(np.float32)
+    drift = np.arange(30, dtype=np.float32)[:, None, None, None] * 0.3
+    frames = (still + drift).clip(0, 255)
+    frames[15:, 30:60, 30:60] = 255 - frames[15:, 30:60, 30:60]
+    assert longest_uncut(frames.astype(np.uint8)) == (0, 30)
+
+
 def test_pack_without_calibration_talks_at_gain_one(avatars, caplog):
     """Packs made before calibration have no "talk" field: generic amplitude, with a note."""
     _, src = _talk_state(avatars["small"])
