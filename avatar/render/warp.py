@@ -76,6 +76,10 @@ _SKULL_DEPTH = 1.0   # depth of the ring points straight above the face, × the 
 # the stretch (a steeper fall folded the chin over the neck on a big lean; a fall from 0.1 above
 # the chin swung the neck's outline with the face, and the background beside it)
 _NECK_FALL = (0.4, 1.0, 0.1)
+# along the target's inner lips, neighbouring map pixels this far apart in the source (× their
+# spacing) are a seam: lips closed over a wider own opening meet there, and a half-resolution map
+# blended across that jump drew the line as 2 px stair-steps with the own teeth between them
+_LIP_JUMP = 2.0
 _UPPER_MIDDLE = (82, 13, 312)  # the inner upper lip's middle: how far it rises shows more upper teeth
 _BORDER_POINTS = 6  # per side of the outer frame; the frame lies outside the crop and stays still
 
@@ -316,12 +320,13 @@ def _drop_islands(index: np.ndarray, mx: np.ndarray, my: np.ndarray, affine: np.
 
 
 def _seams(mx: np.ndarray, my: np.ndarray, spacing: float, covered: np.ndarray | None = None,
-           face: np.ndarray | None = None) -> np.ndarray | None:
+           face: np.ndarray | None = None, lips: np.ndarray | None = None) -> np.ndarray | None:
     """(h, w) bool over a backward map: both pixels of every 4-neighbour pair whose source
     coordinates lie more than :data:`_SEAM_JUMP` × ``spacing`` apart, or None when none do;
     with ``covered`` (bool), only pairs of covered pixels count; with ``face`` (bool: pixels a
     face triangle covers), pairs across the face's outline count from :data:`_OUTLINE_JUMP` ×
-    ``spacing`` on, without the neighbour test of :func:`_jumps`.
+    ``spacing`` on, without the neighbour test of :func:`_jumps`; with ``lips`` (bool: a band
+    along the target's inner lips), pairs inside it from :data:`_LIP_JUMP` × ``spacing`` on.
 
     Such a jump is an occlusion edge (depth order, a fold where a lip or a turned cheek overlaps
     what lies behind it). Upsampled bilinearly, the map would sample the source between the two
@@ -339,6 +344,10 @@ def _seams(mx: np.ndarray, my: np.ndarray, spacing: float, covered: np.ndarray |
         low = (_OUTLINE_JUMP * spacing) ** 2
         across |= (face[:, :-1] != face[:, 1:]) & (step_across > low)
         down |= (face[:-1] != face[1:]) & (step_down > low)
+    if lips is not None:
+        low = (_LIP_JUMP * spacing) ** 2
+        across |= lips[:, :-1] & lips[:, 1:] & (step_across > low)
+        down |= lips[:-1] & lips[1:] & (step_down > low)
     if covered is not None:
         across &= covered[:, :-1] & covered[:, 1:]
         down &= covered[:-1] & covered[1:]
@@ -385,9 +394,9 @@ def _jumps(step2: np.ndarray, limit: float, axis: int) -> np.ndarray:
 
 
 def upsample_map(mx: np.ndarray, my: np.ndarray, size: int, covered: np.ndarray | None = None,
-                 face: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                 face: np.ndarray | None = None, lips: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """A (small, small) backward map → ((size, size, 2) map, (size, size) bool seams or None);
-    ``covered`` and ``face``: see :func:`_seams`.
+    ``covered``, ``face`` and ``lips``: see :func:`_seams`.
 
     Bilinear, except along seams (:func:`_seams`): there each output pixel takes one side's
     coordinates (nearest), never a blend of both; :meth:`WarpEngine.render_one` then feathers
@@ -395,7 +404,7 @@ def upsample_map(mx: np.ndarray, my: np.ndarray, size: int, covered: np.ndarray 
     """
     coords = np.dstack([mx, my])
     full = cv2.resize(coords, (size, size), interpolation=cv2.INTER_LINEAR)
-    seam = _seams(mx, my, size / mx.shape[0], covered, face)
+    seam = _seams(mx, my, size / mx.shape[0], covered, face, lips)
     if seam is None:
         return full, None
     k = size // mx.shape[0]
@@ -743,10 +752,14 @@ class WarpEngine(Engine):
             my = my + k * (iy + shift[..., 1] - my)
         if state.rigid is not None:
             mirror = self._rigid(state, landmarks, mx, my, ix, iy, mirror)
-        # the lips' meeting line is no seam: beside the mouth hole (2 map pixels) the map stays
-        # bilinear, so a closed mouth shows the source's own line between the lips
+        # beside the mouth hole (2 map pixels) the map stays bilinear, so where the target's lips
+        # part a little the source's own line between them shows; where they meet over a wider
+        # own opening, the jump there is a seam (_LIP_JUMP), drawn exactly
         near_hole = cv2.dilate(empty.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-        full, seam = upsample_map(mx, my, size, covered=~near_hole, face=index > n_outer)
+        lips = np.zeros((small, small), np.uint8)
+        cv2.polylines(lips, [np.round(tgt_small[topology.mesh()["mouth_loop"], :2]).astype(np.int32)], True, 1)
+        lips = cv2.dilate(lips, np.ones((5, 5), np.uint8)) > 0
+        full, seam = upsample_map(mx, my, size, covered=~near_hole, face=index > n_outer, lips=lips)
         if seam is not None:
             _exact_at_seams(full, seam, index, tgt_small[tris], affine, (mx, my), dense)
         if mirror is None:

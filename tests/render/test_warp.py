@@ -320,3 +320,34 @@ def test_lips_all_but_closed_draw_no_dark_line(engine, crop):
 
     assert drawn(0.4) == 0.0  # all but closed: the lips meet on their own texture
     assert 0.0 < drawn(1.5) < drawn(6.0)  # fading in, then drawn
+
+
+def test_lips_closed_over_an_open_mouth_meet_without_its_teeth_between_them(crop):
+    """The portrait's mouth is open (teeth); the target closes it to a sliver on a tilted head.
+    Along the lips' meeting line the map takes one lip or the other, exactly: the half-resolution
+    map blended across the jump there, sampled the portrait's own teeth between the lips (bright
+    specks along the line) and drew the line as 2 px stair-steps."""
+    engine = WarpEngine(rigid_parts=False)
+    state = engine.prepare(crop)
+    lm = crop.landmarks.astype(np.float64)
+    loop = topology.mesh()["mouth_loop"]
+    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
+    jaw = np.where(lm[:, 1] > lm[14, 1])[0]
+    own = np.zeros(crop.image.shape[:2], np.uint8)
+    cv2.fillPoly(own, [np.round(lm[loop, :2]).astype(np.int32)], 1)
+    own = cv2.erode(own, np.ones((3, 3), np.uint8)) > 0
+    assert own.sum() > 100  # the bundled portrait's own open mouth
+    gap = lm[14, 1] - lm[topology.UPPER_LIP_INNER, 1]
+    centre = lm[:, :2].mean(0)
+    for degrees in (0.0, 5.0, 10.0):
+        target = lm.copy()
+        target[np.union1d(lower, jaw), 1] -= 0.95 * gap
+        a = np.radians(degrees)
+        rot = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+        target[:, :2] = (target[:, :2] - centre) @ rot + centre
+        m = engine.backward_map(state, target.astype(np.float32))
+        line = np.zeros(own.shape, np.uint8)
+        cv2.polylines(line, [np.round(target[loop, :2]).astype(np.int32)], True, 1)
+        line = cv2.dilate(line, np.ones((3, 3), np.uint8)) > 0
+        src = np.clip(np.round(m[line]).astype(int), 0, own.shape[0] - 1)
+        assert own[src[:, 1], src[:, 0]].sum() < 15, degrees  # 27–33 of about 240 before
