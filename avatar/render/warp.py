@@ -69,6 +69,7 @@ _SEALED_GAP = (0.5, 2.5)  # mean gap between the inner lips (px at a 512 crop): 
 _EDGE_BAND = 0.06   # × crop side: how near the photo's edge the mask may grow from the mirrored view
 _SEAM_JUMP = 4.0    # neighbouring map pixels further apart in the source than this × their own spacing: a seam
 _ISLAND_JUMP = 2.0  # a map pixel this × the spacing off its 3×3 neighbourhood's median: a sliver of a fold (dropped)
+_ISLAND_COVERED = 5  # ... the median of the covered ones, where the pixel and at least this many of the 9 are
 _SKULL_DEPTH = 1.0   # depth of the ring points straight above the face, × the oval radius there, behind the outline
 # from this far above the chin (× the oval radius: below the ear lobes) the rings' share of the
 # head's motion falls by the second value per 0.3 oval radii, to the third: beside and below the
@@ -278,7 +279,8 @@ def _drop_islands(index: np.ndarray, mx: np.ndarray, my: np.ndarray, affine: np.
     speck that lasts a frame or two. A 3×3 median keeps every linear stretch (the median of a
     plane's samples is its centre) and every straight occlusion edge (5 of the 9 pixels lie on
     the centre's side); it only rounds the corner of a region by a map pixel. Only pixels with a
-    large Laplacian are looked at, and only where all nine are covered; with ``box`` (x0, y0,
+    large Laplacian are looked at, and only where the pixel and :data:`_ISLAND_COVERED` of the nine
+    are covered (the median over those: a sliver at a lip corner borders the mouth hole); with ``box`` (x0, y0,
     x1, y1: map pixels), only inside it (the face: its folds make the islands).
     """
     x0 = y0 = 0
@@ -299,17 +301,20 @@ def _drop_islands(index: np.ndarray, mx: np.ndarray, my: np.ndarray, affine: np.
     if not len(ys):
         return
     ny, nx = ys[:, None] + _NEAR_Y, xs[:, None] + _NEAR_X
-    full = (index[ny, nx] > 0).all(1)
-    ys, xs, ny, nx = ys[full], xs[full], ny[full], nx[full]
+    covered = index[ny, nx] > 0  # (n, 9)
+    enough = covered[:, 4] & (covered.sum(1) >= _ISLAND_COVERED)
+    ys, xs, ny, nx, covered = ys[enough], xs[enough], ny[enough], nx[enough], covered[enough]
     if not len(ys):
         return
-    vx, vy = mx[ny, nx], my[ny, nx]  # (n, 9)
-    medx, medy = np.partition(vx, 4, axis=1)[:, 4], np.partition(vy, 4, axis=1)[:, 4]
+    vx = np.where(covered, mx[ny, nx], np.nan)  # (n, 9): the mouth hole beside a lip corner holds no value
+    vy = np.where(covered, my[ny, nx], np.nan)
+    medx, medy = np.nanmedian(vx, axis=1), np.nanmedian(vy, axis=1)
     off = np.square(mx[ys, xs] - medx) + np.square(my[ys, xs] - medy) > limit
     if not off.any():
         return
     ys, xs, ny, nx = ys[off], xs[off], ny[off], nx[off]
-    best = np.argmin(np.square(vx[off] - medx[off, None]) + np.square(vy[off] - medy[off, None]), axis=1)
+    dist = np.square(vx[off] - medx[off, None]) + np.square(vy[off] - medy[off, None])
+    best = np.argmin(np.where(np.isnan(dist), np.inf, dist), axis=1)
     k = np.arange(len(ys))
     tri = index[ny[k, best], nx[k, best]]
     index[ys, xs] = tri
