@@ -69,6 +69,9 @@ _SEALED_GAP = (0.5, 2.5)  # mean gap between the inner lips (px at a 512 crop): 
 _EDGE_BAND = 0.06   # × crop side: how near the photo's edge the mask may grow from the mirrored view
 _SEAM_JUMP = 4.0    # neighbouring map pixels further apart in the source than this × their own spacing: a seam
 _ISLAND_JUMP = 2.0  # a map pixel this × the spacing off its 3×3 neighbourhood's median: a sliver of a fold (dropped)
+# the map squeezes the portrait from this many source px per output px on (fully at twice that),
+# up to the second value (a larger step is an edge); the prefilter's sigma (source px)
+_MINIFY = (1.5, 8.0, 1.2)
 _ISLAND_COVERED = 5  # ... the median of the covered ones, where the pixel and at least this many of the 9 are
 _SKULL_DEPTH = 1.0   # depth of the ring points straight above the face, × the oval radius there, behind the outline
 # from this far above the chin (× the oval radius: below the ear lobes) the rings' share of the
@@ -106,6 +109,12 @@ class WarpState:
     own_mouth: np.ndarray | None = None    # (S, S) where the portrait shows its own open mouth
     own_teeth: float = 0.0        # how surely that mouth shows teeth (mouth.teeth_shown), 0..1
     layers: Layers | None = None  # background plate + matted person (None: one warp of the crop)
+
+    @cached_property
+    def prefiltered(self) -> np.ndarray:
+        """(S, S, 3) uint8 portrait blurred for sampling where the map squeezes it (see
+        :func:`_minify`); made on first use."""
+        return cv2.GaussianBlur(self.image, (0, 0), _MINIFY[2])
 
     @cached_property
     def mirror_image(self) -> np.ndarray:
@@ -467,6 +476,46 @@ def _exact_at_seams(full: np.ndarray, seam: np.ndarray, index: np.ndarray, point
     covered = (index[qy, qx] > 0)[:, None]  # uncovered map pixels hold no dense value to adjust
     adjust = np.column_stack([final[0][qy, qx] - dense[0][qy, qx], final[1][qy, qx] - dense[1][qy, qx]]) * covered
     full[ys, xs] = u * a[:, 0] + v * a[:, 1] + a[:, 2] + adjust
+
+
+def _minify(out: np.ndarray, state: WarpState, full: np.ndarray, outline: np.ndarray, seams: np.ndarray | None) -> None:
+    """Where the (S, S, 2) backward map ``full`` squeezes the portrait (lips pressed together, an
+    eye closing, a cheek turning away), blend ``out`` (in place, inside ``box``) towards the
+    portrait's :attr:`WarpState.prefiltered` copy sampled there: a bilinear sample of a region
+    squeezed 3× skips two pixels in three, and its fine texture (lip lines, lashes, grain)
+    aliased into specks that come and go from frame to frame. Only inside the face's ``outline``
+    ((N, 2) target px), 3 px clear of it; jumps (seams, and any step of over :data:`_MINIFY` [1]
+    px) are occlusion edges, not squeezes, and stay sharp."""
+    size = out.shape[0]
+    x0, y0 = np.clip(np.floor(outline.min(0)).astype(int), 0, size)
+    x1, y1 = np.clip(np.ceil(outline.max(0)).astype(int) + 1, 0, size)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return
+    # measured on every other pixel (the squeeze varies smoothly; a quarter of the work)
+    half = full[y0:y1:2, x0:x1:2]
+    inside = np.zeros(half.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [np.round((outline - (x0, y0)) / 2).astype(np.int32)], 1)
+    inside = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0
+    dx = cv2.Sobel(half, cv2.CV_32F, 1, 0, ksize=1, scale=0.25, borderType=cv2.BORDER_REPLICATE)  # central differences
+    dy = cv2.Sobel(half, cv2.CV_32F, 0, 1, ksize=1, scale=0.25, borderType=cv2.BORDER_REPLICATE)
+    squeeze = np.maximum(cv2.magnitude(dx[..., 0], dx[..., 1]), cv2.magnitude(dy[..., 0], dy[..., 1]))
+    w = np.clip((squeeze - _MINIFY[0]) / _MINIFY[0], 0.0, 1.0) * ((squeeze < _MINIFY[1]) & inside)
+    if seams is not None:
+        w[seams[y0:y1:2, x0:x1:2]] = 0.0
+    rows, cols = np.flatnonzero(w.any(1)), np.flatnonzero(w.any(0))
+    if not len(rows):
+        return
+    # only around what is squeezed, 2 px more for the blur below
+    r0, r1 = max(int(rows[0]) - 2, 0), min(int(rows[-1]) + 3, w.shape[0])
+    c0, c1 = max(int(cols[0]) - 2, 0), min(int(cols[-1]) + 3, w.shape[1])
+    w = cv2.GaussianBlur(w[r0:r1, c0:c1].astype(np.float32), (0, 0), 0.5)  # no hard edge where the blend starts
+    y0, x0 = y0 + 2 * r0, x0 + 2 * c0
+    h, wd = min(2 * (r1 - r0), size - y0), min(2 * (c1 - c0), size - x0)
+    w = cv2.resize(w, (2 * (c1 - c0), 2 * (r1 - r0)), interpolation=cv2.INTER_LINEAR)[:h, :wd]
+    m = full[y0:y0 + h, x0:x0 + wd]
+    soft = cv2.remap(state.prefiltered, m[..., 0], m[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    roi = out[y0:y0 + h, x0:x0 + wd]
+    roi[...] = cv2.blendLinear(roi, soft, np.ascontiguousarray(1.0 - w), np.ascontiguousarray(w))
 
 
 def _feather(image: np.ndarray, where: np.ndarray) -> None:
@@ -848,6 +897,8 @@ class WarpEngine(Engine):
             out = state.layers.composite(mp)
         else:
             out = cv2.remap(state.image, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if _MINIFY[0] > 0:
+            _minify(out, state, mp, landmarks[topology.mesh()["oval"], :2].astype(np.float64), maps.seams)
         if maps.mirror is not None:
             x0, y0, x1, y1 = maps.box
             lent = cv2.remap(state.mirror_image, maps.mirror[..., 0], maps.mirror[..., 1], cv2.INTER_LINEAR,
