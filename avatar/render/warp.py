@@ -69,10 +69,11 @@ _SEALED_GAP = (0.5, 2.5)  # mean gap between the inner lips (px at a 512 crop): 
 _EDGE_BAND = 0.06   # × crop side: how near the photo's edge the mask may grow from the mirrored view
 _SEAM_JUMP = 4.0    # neighbouring map pixels further apart in the source than this × their own spacing: a seam
 _ISLAND_JUMP = 2.0  # a map pixel this × the spacing off its 3×3 neighbourhood's median: a sliver of a fold (dropped)
-# the map squeezes the portrait from this many source px per output px on (fully at twice that),
-# up to the second value (a larger step is an edge); the prefilter's sigma (source px)
+# the map squeezes the portrait from this many source px per output px on (fully at twice that;
+# 0 switches the prefilter off), up to the second value (a larger step is an edge); the
+# prefilter's sigma (source px)
 _MINIFY = (1.5, 8.0, 1.2)
-_ISLAND_COVERED = 5  # ... the median of the covered ones, where the pixel and at least this many of the 9 are
+_ISLAND_COVERED = 5  # an island next to uncovered pixels: judged where it and this many of its 9 are covered
 _SKULL_DEPTH = 1.0   # depth of the ring points straight above the face, × the oval radius there, behind the outline
 # from this far above the chin (× the oval radius: below the ear lobes) the rings' share of the
 # head's motion falls by the second value per 0.3 oval radii, to the third: beside and below the
@@ -480,7 +481,7 @@ def _exact_at_seams(full: np.ndarray, seam: np.ndarray, index: np.ndarray, point
 
 def _minify(out: np.ndarray, state: WarpState, full: np.ndarray, outline: np.ndarray, seams: np.ndarray | None) -> None:
     """Where the (S, S, 2) backward map ``full`` squeezes the portrait (lips pressed together, an
-    eye closing, a cheek turning away), blend ``out`` (in place, inside ``box``) towards the
+    eye closing, a cheek turning away), blend ``out`` (in place) towards the
     portrait's :attr:`WarpState.prefiltered` copy sampled there: a bilinear sample of a region
     squeezed 3× skips two pixels in three, and its fine texture (lip lines, lashes, grain)
     aliased into specks that come and go from frame to frame. Only inside the face's ``outline``
