@@ -46,9 +46,9 @@ TOOTH_LENGTH = 0.17        # a central upper incisor's whole crown, × mouth wid
 UPPER_SHOW = 0.1
 UNDER_LIP = 0.7  # the upper teeth's light right under the lip, which overhangs them, × their light further down
 LOWER_TOOTH_LENGTH = 0.12  # the most of the lower incisors that shows above the lower lip, × mouth width
-LOWER_SHARE = 0.35  # ... else this share of the opening's height: they ride up with the jaw
-# the lower tips show from this opening (height × width) and fully at the second value: they
-# ride up with the jaw in speech (in those clips from the smallest openings a tracker measures)
+LOWER_SHARE = 0.35  # up to that, this share of the opening's height: they ride up with the jaw
+# the lower tips show from this opening (height × width) and fully at the second value (in those
+# clips from the smallest openings a tracker measures; drawn from 0.25 they were missing)
 LOWER_SHOW = (0.06, 0.16)
 # the upper row is gone at this |u| and fades in over the second value towards the middle: the
 # side teeth recede into the dark of the cheeks (buccal corridor); drawn out to 0.93 they hung
@@ -253,8 +253,8 @@ def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.n
     # the lower lip's inner edge shades what lies just behind it (tongue, tooth tips): without
     # that line the tongue, coloured like the lips, merged with the lower lip and the mouth read
     # as less open (to the eye and to a face tracker: with the tongue shown from 0.16,
-    # portrait_03 × driving_03 mouth correlation was 0.84 without the shade, 0.87 with it; lit
-    # tooth tips in front of it, 0.85)
+    # portrait_03 × driving_03 mouth correlation was 0.84 without the shade, 0.87 with it; the
+    # lower tips drawn in front of it, unshaded, lost that reading again, 0.85)
     img *= (1 - LIP_SHADOW * np.exp(-np.maximum(above, 0.0) / np.maximum(LIP_SHADOW_REACH * gap, 1.0)))[..., None]
     img *= aperture_light(frame)
     return img.astype(np.float32), {"upper_teeth": up, "lower_teeth": low, "tongue": tongue.astype(np.float32)}
