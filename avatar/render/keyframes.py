@@ -222,7 +222,7 @@ class KeyframeEngine(Engine):
         patch = warp_region(self._image(state, m.current), state.landmarks[m.current], target, roi)
         w = m.weight()
         if w < 1.0:
-            patch = w * patch + (1 - w) * warp_region(self._image(state, m.previous), state.landmarks[m.previous], target, roi)
+            patch = cross_fade(warp_region(self._image(state, m.previous), state.landmarks[m.previous], target, roi), patch, w)
         b = base[y0:y1, x0:x1].astype(np.float32)
         ring = (mask > 0.05) & (mask < 0.6)
         shift = (b[ring] - patch[ring]).mean(0) if ring.any() else np.zeros(3, np.float32)
@@ -248,6 +248,26 @@ def mouth_mask(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int,
     mask = cv2.GaussianBlur(mask, (0, 0), max(0.12 * width, 1.0))
     return mask, (int(x0), int(y0), int(x1), int(y1))
 
+
+
+def cross_fade(previous: np.ndarray, current: np.ndarray, weight: float) -> np.ndarray:
+    """(h, w, 3) float32 between two patches of the same mouth box (``weight`` of ``current``),
+    morphed rather than dissolved: warped onto the same target landmarks, two real mouths still
+    hold their teeth a few px apart, and a plain mix showed both rows at once (a double mouth)
+    through the whole fade. The optical flow from ``current`` to ``previous`` moves each part
+    of the way, so one set of teeth slides from where the old mouth had it to the new one's."""
+    if weight >= 1.0:
+        return current
+    grey = [cv2.cvtColor(np.clip(p, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) for p in (previous, current)]
+    h, w = grey[0].shape
+    if min(h, w) < 16:
+        return weight * current + (1 - weight) * previous
+    # a fresh solver per call: frames may be rendered side by side in threads
+    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST).calc(grey[1], grey[0], None)  # current(p) ≈ previous(p + flow(p))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    at = lambda img, k: cv2.remap(img, xx + k * flow[..., 0], yy + k * flow[..., 1], cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+    return weight * at(current, weight - 1.0) + (1 - weight) * at(previous, weight)
 
 
 def warp_region(image: np.ndarray, source: np.ndarray, target: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:

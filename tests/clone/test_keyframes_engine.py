@@ -164,3 +164,21 @@ def test_warped_mouth_keeps_the_neck_below_the_jaw():
     near = near[y0:y1, x0:x1]
     assert near.sum() > 500
     assert patch[near].max() <= 45  # the neck's 40, never the skin's 150-200
+
+
+def test_a_keyframe_switch_slides_the_teeth_instead_of_doubling_them():
+    """Two real mouths warped onto the same target hold their teeth a few px apart. Halfway
+    through the cross-fade a plain mix showed both rows at half strength (a double mouth); the
+    morphed fade shows one row, between the two, at full strength."""
+    rng = np.random.default_rng(0)
+    cavity = (40 + 10 * rng.standard_normal((64, 96, 3))).astype(np.float32)
+    old, new = cavity.copy(), cavity.copy()
+    old[20:27, 20:76] = 220  # the previous keyframe's teeth
+    new[28:35, 20:76] = 220  # the current one's, 8 px lower
+    for w in (0.25, 0.5, 0.75):
+        profile = kf.cross_fade(old, new, w)[:, 40:56].mean((1, 2))
+        rows = np.flatnonzero(profile > 150)
+        assert len(rows) and np.ptp(rows) <= 8, (w, rows)       # one row of teeth, not two
+        centre = rows.mean()
+        assert 23 + 8 * w - 2 <= centre <= 23 + 8 * w + 2, (w, centre)  # on its way from the old place to the new
+    assert np.array_equal(kf.cross_fade(old, new, 1.0), new)
