@@ -70,12 +70,12 @@ class DriverFlow:
         x1, y1 = np.clip(np.ceil(pts.max(0) + pad).astype(int) + 1, 1, n)
         if x1 - x0 < 16 or y1 - y0 < 16:  # a face (nearly) outside the crop: nothing to measure
             x0, y0, x1, y1 = 0, 0, n, n
-        dis = _dis()
+        dis = dis_solver()
         field = dis.calc(np.ascontiguousarray(grey_now[y0:y1, x0:x1]), np.ascontiguousarray(grey_ref[y0:y1, x0:x1]), None)
         return Flow(field * (1.0 / s), (int(x0), int(y0)), s)
 
 
-def _dis() -> cv2.DISOpticalFlow:
+def dis_solver() -> cv2.DISOpticalFlow:
     """DIS down to the finest scale, 8-px patches every 4 px, no variational refinement: on the
     eval clips as accurate as denser patches or refining (each costs about twice as much) and far
     more accurate than the coarser presets. A new instance per call (creating one costs

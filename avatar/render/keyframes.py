@@ -262,8 +262,9 @@ def cross_fade(previous: np.ndarray, current: np.ndarray, weight: float) -> np.n
     h, w = grey[0].shape
     if min(h, w) < 16:
         return weight * current + (1 - weight) * previous
-    # a fresh solver per call: frames may be rendered side by side in threads
-    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST).calc(grey[1], grey[0], None)  # current(p) ≈ previous(p + flow(p))
+    from ..motion.flow import dis_solver
+
+    flow = dis_solver().calc(grey[1], grey[0], None)  # current(p) ≈ previous(p + flow(p))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     at = lambda img, k: cv2.remap(img, xx + k * flow[..., 0], yy + k * flow[..., 1], cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REPLICATE)
