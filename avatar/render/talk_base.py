@@ -125,17 +125,14 @@ def thumbnails(images: np.ndarray) -> np.ndarray:
     return np.stack([cv2.resize(im, (THUMB, THUMB), interpolation=cv2.INTER_AREA) for im in images])
 
 
+def _steps(images: np.ndarray) -> np.ndarray:
+    """(N-1, 64, 64, 3) absolute change (0..255) between consecutive frames, at 64 px."""
+    return np.abs(np.diff(thumbnails(images).astype(np.float32), axis=0))
+
+
 def frame_changes(images: np.ndarray) -> np.ndarray:
     """(N-1,) mean absolute change (0..255) between consecutive frames, at 64 px."""
-    small = thumbnails(images).astype(np.float32)
-    return np.abs(np.diff(small, axis=0)).mean((1, 2, 3))
-
-
-def changed_share(images: np.ndarray, level: float = CUT_LEVEL) -> np.ndarray:
-    """(N-1,) share of pixels (at 64 px) whose colour changes by more than ``level`` grey levels
-    between consecutive frames."""
-    small = thumbnails(images).astype(np.float32)
-    return (np.abs(np.diff(small, axis=0)).max(-1) > level).mean((1, 2))
+    return _steps(images).mean((1, 2, 3))
 
 
 def longest_uncut(images: np.ndarray, factor: float = CUT_FACTOR) -> tuple[int, int]:
@@ -145,8 +142,10 @@ def longest_uncut(images: np.ndarray, factor: float = CUT_FACTOR) -> tuple[int, 
     opening fast in a still close-up changes the mean as much, over a small part of the picture."""
     if len(images) < 3:
         return 0, len(images)
-    d = frame_changes(images)
-    cuts = np.flatnonzero((d > max(factor * float(np.median(d)), 6.0)) & (changed_share(images) >= CUT_SHARE)) + 1
+    step = _steps(images)
+    d = step.mean((1, 2, 3))
+    share = (step.max(-1) > CUT_LEVEL).mean((1, 2))  # of the pixels changing by more than CUT_LEVEL
+    cuts = np.flatnonzero((d > max(factor * float(np.median(d)), 6.0)) & (share >= CUT_SHARE)) + 1
     bounds = np.concatenate([[0], cuts, [len(images)]])
     k = int(np.argmax(np.diff(bounds)))
     return int(bounds[k]), int(bounds[k + 1])

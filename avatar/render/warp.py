@@ -726,10 +726,11 @@ class WarpEngine(Engine):
         return tgt
 
     @staticmethod
-    def _head_motion(state: WarpState, landmarks: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """The head's rigid motion source → target: a similarity fitted on the landmarks that move
-        with the skull and the oval (in 3-D when the landmarks have depth)."""
-        ids = np.union1d(stable_ids(), topology.mesh()["oval"])
+    def _head_motion(state: WarpState, landmarks: np.ndarray, ids: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+        """The head's rigid motion source → target: a similarity fitted on ``ids``, by default the
+        landmarks that move with the skull and the oval (in 3-D when the landmarks have depth)."""
+        if ids is None:
+            ids = np.union1d(stable_ids(), topology.mesh()["oval"])
         dims = 3 if landmarks.shape[1] > 2 else 2
         src = np.column_stack([state.vertices, state.depth])[:, :dims]
         return fit_similarity(src[ids], landmarks[ids, :dims].astype(np.float64))
@@ -917,12 +918,9 @@ class WarpEngine(Engine):
         """Px the upper lip's middle is raised above where the head's rigid motion carries the
         portrait's: the upper teeth are fixed to the skull, so that much more of them shows."""
         # fitted on the skull alone: with the oval in the fit, a jaw drop pulled the rest lower
-        skull = stable_ids()
-        dims = 3 if landmarks.shape[1] > 2 else 2
-        s, r, t = fit_similarity(np.column_stack([state.vertices[skull], state.depth[skull]])[:, :dims],
-                                 landmarks[skull, :dims].astype(np.float64))
+        s, r, t = self._head_motion(state, landmarks, stable_ids())
         ids = list(_UPPER_MIDDLE)
-        src = np.column_stack([state.vertices[ids], state.depth[ids]])[:, :dims]
+        src = np.column_stack([state.vertices[ids], state.depth[ids]])[:, : r.shape[0]]
         rest = (s * src @ r.T + t)[:, :2]
         _, v_rest = frame.coords(rest[:, 0], rest[:, 1])
         _, v_now = frame.coords(landmarks[ids, 0].astype(np.float64), landmarks[ids, 1].astype(np.float64))
