@@ -13,6 +13,7 @@ silent (stiller) and at the footage's pace while speaking.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import cv2
@@ -34,6 +35,7 @@ MIN_JUMP_S = 1.0     # a jump to a frame nearer than this barely changes what pl
 RUNWAY_S = 0.5       # footage a jump lands before, so the next dead end is not at once
 SEGMENT_S = 1.0      # the motion level of a landing: mean motion over this much footage after it
 JUMP_CHANCE = 0.08   # chance, at each opportunity, of a jump that fits as well as playing on (variety)
+TRANSITIONS_KEPT = 4096  # the latest jumps and turns remembered (see MotionGraph.transitions)
 
 
 @dataclass(eq=False)
@@ -229,6 +231,10 @@ class MotionGraph:
     position: int = 0
     direction: int = 1
     jumps: int = 0            # jumps taken so far
+    # output frames played so far, and those of them (numbered from 0) that show a transition
+    # rather than the footage's next frame: a jump, or a turn back (where a cut could show)
+    steps: int = field(default=0, init=False)
+    transitions: deque = field(default_factory=lambda: deque(maxlen=TRANSITIONS_KEPT), init=False)
     _acc: float = field(default=0.0, init=False)     # footage time owed (speed < 1 holds frames)
     _cooldown: int = field(default=0, init=False)    # frames before a jump by choice is considered
 
@@ -299,9 +305,15 @@ class MotionGraph:
         if self.n < 2:
             return 0
         self._acc += float(np.clip(speed, 0.0, 1.0))
+        turned = False
         while self._acc >= 1.0 - 1e-9:
             self._acc -= 1.0
+            before, direction = self.position, self.direction
             self.position = self._advance(activity)
+            turned |= self.position != before + direction
+        if turned:
+            self.transitions.append(self.steps)
+        self.steps += 1
         return self.position
 
     def _advance(self, activity: float) -> int:

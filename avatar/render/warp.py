@@ -169,7 +169,8 @@ def _silhouette(mask: np.ndarray, centre: np.ndarray, directions: np.ndarray, ra
 
 
 def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = None,
-                 silhouette_weights: tuple[float, float, float] = _SILHOUETTE_WEIGHTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 silhouette_weights: tuple[float, float, float] = _SILHOUETTE_WEIGHTS,
+                 frame: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Control points around the face oval and on a still outer frame.
 
     Returns ((P, 3) points, (P,) rigid-motion weights, (R, A) radial gaps in pixels between
@@ -213,8 +214,15 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
         w *= np.clip(1.0 - _NECK_FALL[1] * (ring[:, 1] - chin_y + _NECK_FALL[0] * reach) / (0.3 * reach), _NECK_FALL[2], 1.0)
         if silhouette_weights is _LAYERED_WEIGHTS:
             # hair reaching past the crop continues outside, where nothing moves: fade its motion
-            # out towards the crop's edge, or the paste-back would show it cut and doubled there
-            inside = np.minimum(np.minimum(ring[:, 0], size - ring[:, 0]), np.minimum(ring[:, 1], size - ring[:, 1]))
+            # out towards the crop's edges that lie inside the photo, or the paste-back would show
+            # it cut and doubled there (an edge beyond the photo's own has nothing outside it: hair
+            # near the top of a photo held still there stretched into a spike when the head moved)
+            inside = np.full(len(ring), np.inf)
+            x0, y0, x1, y1 = frame if frame is not None else (0, 0, size, size)
+            for seam, dist in ((x0 <= 0, ring[:, 0]), (x1 >= size, size - ring[:, 0]),
+                               (y0 <= 0, ring[:, 1]), (y1 >= size, size - ring[:, 1])):
+                if seam:
+                    inside = np.minimum(inside, dist)
             w *= np.clip(inside / (_EDGE_FADE * size), 0.0, 1.0)
         pts.append(np.column_stack([ring, depth]))
     lo, hi = -0.35 * size, 1.35 * size
@@ -631,7 +639,7 @@ class WarpEngine(Engine):
         frames = rigid.detect_frames(source.image, lm) if self.rigid_parts else None
         layers = self._layers(source.image, source.landmarks, mask, rect, frames)
         extra, weights, gaps = _ring_points(lm, source.size, mask if self.follow_silhouette else None,
-                                            _SILHOUETTE_WEIGHTS if layers is None else _LAYERED_WEIGHTS)
+                                            _SILHOUETTE_WEIGHTS if layers is None else _LAYERED_WEIGHTS, rect)
         vertices = np.concatenate([lm[:, :2], extra[:, :2]])
         depth = np.concatenate([lm[:, 2] if lm.shape[1] > 2 else np.zeros(len(lm)), extra[:, 2]])
         # outer triangles: Delaunay over oval + rings + frame, minus what lies inside the oval

@@ -176,6 +176,39 @@ def test_motion_graph_jumps_between_look_alike_frames():
     assert (np.diff(idx) < 0).sum() < 0.1 * len(idx)
 
 
+def _transitions_shown(idx: np.ndarray) -> set[int]:
+    """Steps (indices into ``idx``) that show a jump (more than one frame on) or a turn back (a
+    one-frame move against the last one-frame move)."""
+    out, last = set(), 0
+    for k, d in enumerate(np.diff(idx), start=1):
+        if abs(d) > 1:
+            out.add(k)
+        elif d != 0:
+            if last and d != last:
+                out.add(k)
+            last = d
+    return out
+
+
+def test_motion_graph_records_where_it_jumps_or_turns_back():
+    """The graph lists the output frames that show a transition (where a cut could show, what the
+    benchmark's cut detector looks at): exactly its jumps and its turns at the footage's ends."""
+    rng = np.random.default_rng(4)
+    n, half = 250, 125
+    path = np.cumsum(rng.normal(0.0, 0.4, (half, 1, 2)), axis=0)
+    repeat = np.concatenate([path, path + rng.normal(0, 0.02, (half, 1, 2))]) + rng.normal(0, 0.01, (n, 8, 2))
+    drift = np.cumsum(rng.normal(0.3, 0.1, (n, 1, 2)), axis=0) + rng.normal(0, 0.01, (n, 5, 2))
+    kinds = []
+    for lms in (repeat, drift):
+        graph = MotionGraph.build(lms, None, 25.0, seed=1)
+        idx = np.array([graph.step(s, a) for s, a in zip(rng.uniform(0.5, 1.0, 3 * n), rng.uniform(0, 1, 3 * n))])
+        shown = _transitions_shown(idx)
+        assert shown and set(graph.transitions) == shown
+        assert graph.steps == len(idx)
+        kinds.append((np.abs(np.diff(idx)) > 1).any())
+    assert kinds == [True, False]  # jumps on the repeated movement, only turns on the drift
+
+
 def test_motion_graph_is_calm_while_silent_and_lively_while_speaking():
     """Footage with calm stretches around a lively one: silence shows calmer frames than speech
     (the back-and-forth loop shows both alike whatever the speech)."""
