@@ -110,6 +110,9 @@ class WarpState:
     own_mouth: np.ndarray | None = None    # (S, S) where the portrait shows its own open mouth
     own_teeth: float = 0.0        # how surely that mouth shows teeth (mouth.teeth_shown), 0..1
     layers: Layers | None = None  # background plate + matted person (None: one warp of the crop)
+    # (V - 478, 2) per extra point: the share of the head's motion its weight holds back near a
+    # crop edge, times that edge's inward normal (motion away from the edge is given back)
+    ring_release: np.ndarray | None = None
 
     @cached_property
     def prefiltered(self) -> np.ndarray:
@@ -168,13 +171,28 @@ def _silhouette(mask: np.ndarray, centre: np.ndarray, directions: np.ndarray, ra
     return ks[np.argmax(outside, axis=1)]
 
 
+def _reaches_edges(mask: np.ndarray | None, size: int) -> list[np.ndarray]:
+    """Per crop edge (left, right, top, bottom), a (size,) bool along it: the person mask comes
+    within 2 % of the crop of that edge there, or within :data:`_EDGE_FADE` / 2 of such a place
+    along it (everywhere when there is no mask)."""
+    if mask is None:
+        return [np.ones(size, bool)] * 4
+    band = max(int(round(0.02 * size)), 1)
+    person = mask > 0.5
+    strips = (person[:, :band].any(1), person[:, -band:].any(1), person[:band].any(0), person[-band:].any(0))
+    k = 2 * int(round(_EDGE_FADE * size / 2)) + 1
+    return [cv2.dilate(s.astype(np.uint8)[:, None], np.ones((k, 1), np.uint8))[:, 0] > 0 for s in strips]
+
+
 def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = None,
                  silhouette_weights: tuple[float, float, float] = _SILHOUETTE_WEIGHTS,
-                 frame: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 frame: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Control points around the face oval and on a still outer frame.
 
     Returns ((P, 3) points, (P,) rigid-motion weights, (R, A) radial gaps in pixels between
-    the oval and the first ring and between consecutive rings, per direction).
+    the oval and the first ring and between consecutive rings, per direction, and (P, 2) the
+    release: per point, the share of the head's motion held back near a crop edge (see below),
+    times that edge's inward normal).
 
     With a person ``mask``, the rings above the chin hug the silhouette: the inner one sits just
     inside it and moves fully with the head (hair is attached to the skull), the outer ones
@@ -208,23 +226,35 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
         outer = np.maximum(middle + 0.15, sil + _BG_BAND)
         factors = above * np.stack([inner, middle, outer]) + (1 - above) * factors
         weights = above * np.array(silhouette_weights)[:, None] + (1 - above) * weights
-    pts = []
+    pts, release = [], []
     for f, w in zip(factors, weights):
         ring = centre + directions * (rad * f)[:, None]
         w *= np.clip(1.0 - _NECK_FALL[1] * (ring[:, 1] - chin_y + _NECK_FALL[0] * reach) / (0.3 * reach), _NECK_FALL[2], 1.0)
+        inward = np.zeros((len(ring), 2))
         if silhouette_weights is _LAYERED_WEIGHTS:
             # hair reaching past the crop continues outside, where nothing moves: fade its motion
             # out towards the crop's edges that lie inside the photo, or the paste-back would show
             # it cut and doubled there (an edge beyond the photo's own has nothing outside it: hair
-            # near the top of a photo held still there stretched into a spike when the head moved)
+            # near the top of a photo held still there stretched into a spike when the head moved).
+            # Where the person does not reach the edge, only motion towards it and along it needs
+            # holding back: what the fade takes from a motion away from it is released each frame
+            # (WarpEngine.target_vertices); hair that crosses the edge stays held either way
             inside = np.full(len(ring), np.inf)
             x0, y0, x1, y1 = frame if frame is not None else (0, 0, size, size)
-            for seam, dist in ((x0 <= 0, ring[:, 0]), (x1 >= size, size - ring[:, 0]),
-                               (y0 <= 0, ring[:, 1]), (y1 >= size, size - ring[:, 1])):
+            reaches = _reaches_edges(mask, size)
+            for k, (seam, dist, normal, along) in enumerate((
+                    (x0 <= 0, ring[:, 0], (1.0, 0.0), ring[:, 1]), (x1 >= size, size - ring[:, 0], (-1.0, 0.0), ring[:, 1]),
+                    (y0 <= 0, ring[:, 1], (0.0, 1.0), ring[:, 0]), (y1 >= size, size - ring[:, 1], (0.0, -1.0), ring[:, 0]))):
                 if seam:
+                    nearest = dist < inside
+                    inward[nearest] = normal
+                    inward[nearest & reaches[k][np.clip(np.round(along), 0, size - 1).astype(int)]] = 0.0
                     inside = np.minimum(inside, dist)
-            w *= np.clip(inside / (_EDGE_FADE * size), 0.0, 1.0)
+            fade = np.clip(inside / (_EDGE_FADE * size), 0.0, 1.0)
+            inward *= (w * (1.0 - fade))[:, None]
+            w *= fade
         pts.append(np.column_stack([ring, depth]))
+        release.append(inward)
     lo, hi = -0.35 * size, 1.35 * size
     edge = np.linspace(lo, hi, _BORDER_POINTS + 1)[:-1]
     frame = np.concatenate([
@@ -236,7 +266,8 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
     pts = np.concatenate(pts + [np.column_stack([frame, np.zeros(len(frame))])])
     pts[:, :2] = np.clip(pts[:, :2], lo, hi)
     gaps = np.diff(np.concatenate([np.ones((1, _RING_POINTS)), factors]), axis=0) * rad
-    return pts, np.concatenate([weights.ravel(), np.zeros(len(frame))]), gaps
+    return (pts, np.concatenate([weights.ravel(), np.zeros(len(frame))]), gaps,
+            np.concatenate(release + [np.zeros((len(frame), 2))]))
 
 
 def _keep_rings_apart(extra: np.ndarray, oval: np.ndarray, gaps: np.ndarray) -> None:
@@ -638,7 +669,7 @@ class WarpEngine(Engine):
         mask = self._silhouette_mask(source.image, source.landmarks, rect) if self.follow_silhouette or self.config.layers else None
         frames = rigid.detect_frames(source.image, lm) if self.rigid_parts else None
         layers = self._layers(source.image, source.landmarks, mask, rect, frames)
-        extra, weights, gaps = _ring_points(lm, source.size, mask if self.follow_silhouette else None,
+        extra, weights, gaps, release = _ring_points(lm, source.size, mask if self.follow_silhouette else None,
                                             _SILHOUETTE_WEIGHTS if layers is None else _LAYERED_WEIGHTS, rect)
         vertices = np.concatenate([lm[:, :2], extra[:, :2]])
         depth = np.concatenate([lm[:, 2] if lm.shape[1] > 2 else np.zeros(len(lm)), extra[:, 2]])
@@ -656,6 +687,7 @@ class WarpEngine(Engine):
             vertices=vertices,
             depth=depth,
             ring_weights=weights,
+            ring_release=release,
             ring_gaps=gaps,
             face_triangles=facing.face_triangles(),
             outer_triangles=tri[~inside],
@@ -725,6 +757,12 @@ class WarpEngine(Engine):
         extra = state.vertices[n:]
         moved = (s * src[n:] @ r.T + t)[:, :2]
         extra_t = extra + state.ring_weights[:, None] * (moved - extra)
+        if state.ring_release is not None:
+            # near a crop edge, what the fade held back of a move away from that edge
+            r = state.ring_release
+            norm = np.linalg.norm(r, axis=1)
+            away = np.maximum(((moved - extra) * r).sum(1), 0.0) / np.maximum(norm, 1e-9)
+            extra_t += away[:, None] * r
         _keep_rings_apart(extra_t, landmarks[topology.mesh()["oval"], :2], state.ring_gaps)
         tgt = np.concatenate([landmarks[:, :2], extra_t])
         _untangle(tgt, state.vertices, state.outer_triangles, movable=state.ring_weights > 0, first=n)

@@ -477,32 +477,45 @@ def test_hair_cut_by_the_top_of_the_photo_stays_with_the_person(portrait):
     assert (layers.plate[y0:y0 + 30].mean(-1) < 60).mean() < 0.005  # and none of it stays in the plate
 
 
-def test_hair_near_the_top_of_the_photo_moves_with_the_head(portrait):
-    """A photo cut a little above the hair: the crop reaches past the photo's top, where nothing
-    lies outside to be doubled at the paste-back, so the crown moves with the head (held to the
-    crop's edge there, it stretched up into a spike whenever the head moved down)."""
+def test_hair_near_the_top_of_the_crop_moves_with_the_head(portrait):
+    """Hair close to the crop's top edge. Where the crop reaches past the photo's top, nothing
+    lies outside to be doubled at the paste-back: the crown follows the head both ways. Where the
+    edge lies inside the photo, the crown still follows a move down, away from the edge (held to
+    the edge, it stretched into a spike), and only a move up, towards the paste-back's seam, is
+    held back."""
     from avatar.face.crop import crop_box, crop_matrix, frame_rect, make_crop
 
     def crop_of(image):
         face = detect_face(image)
         return make_crop(image, face.landmarks, crop_matrix(crop_box(face.landmarks, FaceConfig()), SIZE), SIZE)
 
+    def crown_moves(crop, dys):
+        engine = WarpEngine()
+        state = engine.prepare(crop)
+        columns = np.flatnonzero(state.layers.alpha.max(0) > 0.5)
+        c = (columns.min() + columns.max()) // 2
+        strip = slice(c - 10, c + 10)
+
+        def top(image):
+            return int(np.argmax(np.abs(image.astype(np.int16) - state.layers.plate)[:, strip].sum(-1).mean(1) > 60))
+
+        before = top(state.image)
+        out = []
+        for dy in dys:
+            moved = crop.landmarks.copy()
+            moved[:, 1] += dy
+            out.append(top(engine.render_one(state, moved)) - before)
+        return np.array(out)
+
     whole = crop_of(portrait)
+    assert frame_rect(whole.crop_from_frame, whole.frame_size, whole.size) == (0, 0, SIZE, SIZE)
     alpha = WarpEngine().prepare(whole).layers.alpha
+    assert np.argmax(alpha.max(1) > 0.5) < 0.1 * SIZE  # the hair comes close to the crop's top
+    down, up = np.array([12, 16]), np.array([-12, -16])
+    assert (crown_moves(whole, down) >= 0.75 * down).all()
+    assert (crown_moves(whole, up) > 0.75 * up).all()  # held back: less than the head's move up
     hair_top = (np.argmax(alpha.max(1) > 0.5) - whole.crop_from_frame[1, 2]) / whole.crop_from_frame[0, 0]
-    crop = crop_of(np.ascontiguousarray(portrait[int(hair_top) - 6:]))
-    assert frame_rect(crop.crop_from_frame, crop.frame_size, crop.size)[1] > 0  # the crop reaches past the photo
-    engine = WarpEngine()
-    state = engine.prepare(crop)
-    columns = np.flatnonzero(state.layers.alpha.max(0) > 0.5)
-    c = (columns.min() + columns.max()) // 2
-    strip = slice(c - 10, c + 10)
-
-    def top(image):
-        return int(np.argmax(np.abs(image.astype(np.int16) - state.layers.plate)[:, strip].sum(-1).mean(1) > 60))
-
-    before = top(state.image)
-    for dy in (12, 16):
-        moved = crop.landmarks.copy()
-        moved[:, 1] += dy
-        assert top(engine.render_one(state, moved)) - before >= 0.75 * dy
+    cut = crop_of(np.ascontiguousarray(portrait[int(hair_top) - 6:]))
+    assert frame_rect(cut.crop_from_frame, cut.frame_size, cut.size)[1] > 0  # the crop reaches past the photo
+    both = np.array([12, 16, -12, -16])
+    assert (np.abs(crown_moves(cut, both)) >= 0.75 * np.abs(both)).all()

@@ -377,3 +377,26 @@ def test_a_squeezed_fine_texture_is_filtered_not_aliased(crop):
     inside = cv2.erode(inside, np.ones((7, 7), np.uint8))[1:-1] > 0
     bands = np.abs(lum[2:] - 2 * lum[1:-1] + lum[:-2])[inside]  # row-to-row zigzag
     assert bands.mean() < 60.0  # about 200 aliased, 22 filtered
+
+
+def test_hair_that_crosses_the_crops_edge_is_held_there_both_ways(crop):
+    """Near a crop edge inside the photo the rings' motion fades (the paste-back would show hair
+    cut there); a move away from the edge is given back only where background lies between the
+    person and the edge: hair that crosses it, moved down, would leave a gap at the seam."""
+    from avatar.render.warp import _LAYERED_WEIGHTS, _ring_points
+
+    lm = crop.landmarks.astype(np.float64)
+    top = int(lm[:, 1].min())
+    ring = slice(0, 3 * 24)  # the three rings, before the outer frame
+    released = {}
+    for name, start in (("apart", top // 2), ("crossing", 0)):
+        mask = np.zeros((256, 256), np.float32)
+        cv2.ellipse(mask, (int(lm[:, 0].mean()), int(lm[:, 1].mean())), (90, 200), 0, 0, 360, 1.0, -1)
+        mask[:start] = 0.0
+        mask[start:top, 80:176] = 1.0
+        pts, weights, _, release = _ring_points(lm, 256, mask, _LAYERED_WEIGHTS, (0, 0, 256, 256))
+        above = (pts[ring, 1] < top) & (pts[ring, 1] < 0.15 * 256)  # points the top edge's fade reaches
+        assert above.any() and (weights[ring][above] < 1.0).all()
+        released[name] = release[ring][above]
+    assert (released["apart"][:, 1] > 0.05).any() and (released["apart"][:, 0] == 0).all()  # inward: down
+    assert (released["crossing"] == 0).all()
