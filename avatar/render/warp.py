@@ -227,6 +227,7 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
         factors = above * np.stack([inner, middle, outer]) + (1 - above) * factors
         weights = above * np.array(silhouette_weights)[:, None] + (1 - above) * weights
     pts, release = [], []
+    reaches = _reaches_edges(mask, size) if silhouette_weights is _LAYERED_WEIGHTS else None
     for f, w in zip(factors, weights):
         ring = centre + directions * (rad * f)[:, None]
         w *= np.clip(1.0 - _NECK_FALL[1] * (ring[:, 1] - chin_y + _NECK_FALL[0] * reach) / (0.3 * reach), _NECK_FALL[2], 1.0)
@@ -241,7 +242,6 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
             # (WarpEngine.target_vertices); hair that crosses the edge stays held either way
             inside = np.full(len(ring), np.inf)
             x0, y0, x1, y1 = frame if frame is not None else (0, 0, size, size)
-            reaches = _reaches_edges(mask, size)
             for k, (seam, dist, normal, along) in enumerate((
                     (x0 <= 0, ring[:, 0], (1.0, 0.0), ring[:, 1]), (x1 >= size, size - ring[:, 0], (-1.0, 0.0), ring[:, 1]),
                     (y0 <= 0, ring[:, 1], (0.0, 1.0), ring[:, 0]), (y1 >= size, size - ring[:, 1], (0.0, -1.0), ring[:, 0]))):
@@ -759,13 +759,15 @@ class WarpEngine(Engine):
         extra_t = extra + state.ring_weights[:, None] * (moved - extra)
         if state.ring_release is not None:
             # near a crop edge, what the fade held back of a move away from that edge
-            r = state.ring_release
-            norm = np.linalg.norm(r, axis=1)
-            away = np.maximum(((moved - extra) * r).sum(1), 0.0) / np.maximum(norm, 1e-9)
-            extra_t += away[:, None] * r
+            held = state.ring_release
+            away = np.maximum(((moved - extra) * held).sum(1), 0.0) / np.maximum(np.linalg.norm(held, axis=1), 1e-9)
+            extra_t += away[:, None] * held
         _keep_rings_apart(extra_t, landmarks[topology.mesh()["oval"], :2], state.ring_gaps)
         tgt = np.concatenate([landmarks[:, :2], extra_t])
-        _untangle(tgt, state.vertices, state.outer_triangles, movable=state.ring_weights > 0, first=n)
+        movable = state.ring_weights > 0
+        if state.ring_release is not None:
+            movable |= state.ring_release.any(1)
+        _untangle(tgt, state.vertices, state.outer_triangles, movable=movable, first=n)
         # untangling a triangle may push a ring past the next one out, where the fall below the
         # ears makes neighbouring rings move unequally: their order outwards is restored
         _keep_rings_apart(tgt[n:], landmarks[topology.mesh()["oval"], :2], state.ring_gaps)
