@@ -186,7 +186,7 @@ def _reaches_edges(mask: np.ndarray | None, size: int) -> list[np.ndarray]:
 
 def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = None,
                  silhouette_weights: tuple[float, float, float] = _SILHOUETTE_WEIGHTS,
-                 frame: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 photo: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Control points around the face oval and on a still outer frame.
 
     Returns ((P, 3) points, (P,) rigid-motion weights, (R, A) radial gaps in pixels between
@@ -227,7 +227,9 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
         factors = above * np.stack([inner, middle, outer]) + (1 - above) * factors
         weights = above * np.array(silhouette_weights)[:, None] + (1 - above) * weights
     pts, release = [], []
-    reaches = _reaches_edges(mask, size) if silhouette_weights is _LAYERED_WEIGHTS else None
+    if silhouette_weights is _LAYERED_WEIGHTS:
+        reaches = _reaches_edges(mask, size)
+        x0, y0, x1, y1 = photo if photo is not None else (0, 0, size, size)  # the crop pixels inside the photo
     for f, w in zip(factors, weights):
         ring = centre + directions * (rad * f)[:, None]
         w *= np.clip(1.0 - _NECK_FALL[1] * (ring[:, 1] - chin_y + _NECK_FALL[0] * reach) / (0.3 * reach), _NECK_FALL[2], 1.0)
@@ -241,7 +243,6 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
             # holding back: what the fade takes from a motion away from it is released each frame
             # (WarpEngine.target_vertices); hair that crosses the edge stays held either way
             inside = np.full(len(ring), np.inf)
-            x0, y0, x1, y1 = frame if frame is not None else (0, 0, size, size)
             for k, (seam, dist, normal, along) in enumerate((
                     (x0 <= 0, ring[:, 0], (1.0, 0.0), ring[:, 1]), (x1 >= size, size - ring[:, 0], (-1.0, 0.0), ring[:, 1]),
                     (y0 <= 0, ring[:, 1], (0.0, 1.0), ring[:, 0]), (y1 >= size, size - ring[:, 1], (0.0, -1.0), ring[:, 0]))):
