@@ -38,19 +38,30 @@ _DEFAULT_EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval" /
 
 
 def cut(path: Path, out: Path, start: float, end: float) -> Path:
-    """Re-encode [start, end) s of ``path`` (video and sound) to ``out``."""
+    """Re-encode the frames of [start, end) s of ``path`` to ``out``, with the sound from the
+    first kept frame's time on: the cut starts at 0 s, and a clip whose video starts after its
+    sound (talk_02's first frame is at 80 ms) would otherwise put the sound that late against
+    the mouths, which a mouth model fitted on the cut learns as the person's timing."""
     info = probe_video(path)
-    audio = None
-    if info.has_audio:
-        pcm = read_audio(path, 16000)
-        audio = AudioSpec.from_array(pcm[int(start * 16000):int(end * 16000)], 16000)
-    with VideoWriter(out, info.fps, crf=16, audio=audio) as w, read_frames(path) as reader:
-        for f in reader:
-            if reader.time >= end:
-                break
-            if reader.time >= start:
+    pcm = read_audio(path, 16000) if info.has_audio else None
+    with read_frames(path) as reader:
+        first = next((f for f in reader if reader.time >= start), None)
+        t0 = reader.time
+        if first is None or t0 >= end:
+            raise ValueError(f"{path} has no frame in [{start}, {end}) s")
+        audio = None if pcm is None else AudioSpec.from_array(sound_at(pcm, t0, end - t0), 16000)
+        with VideoWriter(out, info.fps, crf=16, audio=audio) as w:
+            w.write(first)
+            for f in reader:
+                if reader.time >= end:
+                    break
                 w.write(f)
     return out
+
+
+def sound_at(pcm: np.ndarray, t0: float, seconds: float, rate: int = 16000) -> np.ndarray:
+    """``seconds`` of ``pcm`` (decoded from the start of a clip's sound) from ``t0`` s on."""
+    return pcm[int(round(t0 * rate)):int(round((t0 + seconds) * rate))]
 
 
 def _box(lm: np.ndarray, ids: np.ndarray | None = None, margin: float = 0.0, shape: tuple[int, int] = (0, 0)):

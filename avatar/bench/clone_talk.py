@@ -34,7 +34,7 @@ from ..config import AvatarConfig, FaceConfig, OutputConfig
 from ..media.video import probe_video, read_audio, read_frames
 from ..pack.features import lip_gap
 from ..pipeline import Animator
-from .clone import _DEFAULT_EVAL, _box, _l1, cut, research_home, talk_clips
+from .clone import _DEFAULT_EVAL, _box, _l1, cut, research_home, sound_at, talk_clips
 from .lipsync import _best_lag
 from .quality import track
 
@@ -104,17 +104,19 @@ def main(argv: list[str] | None = None) -> int:
             import json
 
             gain = json.loads((store.pack_dir(res.avatar_id) / "manifest.json").read_text()).get("talk", {})
-            real = []
+            real, t_real = [], split
             with read_frames(clip) as reader:
                 for f in reader:
                     if reader.time >= split:
+                        if not real:
+                            t_real = reader.time  # the sound spoken starts with the first real frame
                         real.append(f)
                         if len(real) >= args.max_frames:
                             break
             n = len(real)
             pcm = read_audio(clip, 16000)
             wav = home / f"{clip.stem}-speech.wav"
-            sf.write(wav, pcm[int(split * 16000):int((split + n / info.fps) * 16000)], 16000)
+            sf.write(wav, sound_at(pcm, t_real, n / info.fps), 16000)
             lm_real = track(real)
             k = next(i for i, lm in enumerate(lm_real) if lm is not None)
             box = _box(lm_real[k], shape=real[0].shape[:2])
