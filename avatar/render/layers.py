@@ -46,6 +46,10 @@ _FAINT = 0.15
 _REACH = 0.08        # × the crop side: how far to look for background and person colours
 _SLACK = 1.25        # the colour's alpha is a floor estimate (nearest colours): allow this much more
 _OPAQUE_DEPTH = 0.008  # inside the person mask, alpha ramps to 1 between 1 and 2 × this (× the crop side) from its edge
+# the plate's fill along the background's own orientation (see _line_fill)
+_LINE_SIGMA = 0.03      # × the crop side: the neighbourhood whose orientation a hole pixel continues
+_LINE_COHERENCE = (0.3, 0.6)  # structure-tensor coherence over which the line fill takes over from the mirror
+_LINE_DETOUR = 2.5      # a line may run this × the distance to the nearest background (+ 4 px) to leave the hole
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,6 +123,70 @@ def _mirror_fill(image: np.ndarray, hole: np.ndarray, reach: float) -> tuple[np.
     return filled, ok
 
 
+def _line_fill(image: np.ndarray, hole: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each ``hole`` pixel within ``reach`` px of the background interpolated along the
+    background's own local orientation, between where that line leaves the hole on either side
+    (the nearer end weighs more): stripes, shelf edges and rows of bricks carry on straight
+    behind the person, where a mirror across the silhouette bends them into a V. Returns
+    (filled float32, weight): the weight is how strongly oriented the background around is
+    (structure-tensor coherence; grass and foliage have none and keep the mirror), and 0 where
+    the line runs much further than the nearest background (along the silhouette)."""
+    h, w = hole.shape
+    out = image.astype(np.float32)
+    weight = np.zeros((h, w), np.float32)
+    dist = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5)
+    ys, xs = np.nonzero(hole & (dist <= reach))
+    if not len(ys):
+        return out, weight
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
+    # the tensor of the background only (the silhouette's own edge is no texture of it), averaged
+    # locally and pushed into the hole
+    inner = cv2.erode((~hole).astype(np.float32), np.ones((5, 5), np.uint8))
+    sigma = _LINE_SIGMA * h
+    tensor = cv2.GaussianBlur(np.dstack([gx * gx, gx * gy, gy * gy]) * inner[..., None], (0, 0), sigma)
+    support = cv2.GaussianBlur(inner, (0, 0), sigma)
+    tensor = _pyramid_fill(tensor / np.maximum(support, 1e-6)[..., None], support > 0.05)
+    jxx, jxy, jyy = tensor[ys, xs, 0], tensor[ys, xs, 1], tensor[ys, xs, 2]
+    spread = np.sqrt((jxx - jyy) ** 2 / 4 + jxy ** 2)
+    coherence = (2 * spread / np.maximum(jxx + jyy, 1e-6)) ** 2
+    lo, hi = _LINE_COHERENCE
+    oriented = coherence > lo  # elsewhere the mirror stays: no line to follow
+    ys, xs, coherence = ys[oriented], xs[oriented], coherence[oriented]
+    theta = 0.5 * np.arctan2(2 * jxy[oriented], (jxx - jyy)[oriented])  # the dominant gradient; lines run across it
+    ux, uy = -np.sin(theta), np.cos(theta)
+    limit = _LINE_DETOUR * dist[ys, xs] + 4  # a line running further than this is not used
+    steps = int(min(_LINE_DETOUR * reach + 4, 2 * max(h, w)))  # both ends, the far one too: they are averaged
+    ends, values = [], []
+    for sign in (1.0, -1.0):
+        found = np.full(len(ys), np.inf, np.float32)
+        todo = np.arange(len(ys))
+        for k in range(1, steps + 1):
+            qx = np.round(xs[todo] + sign * k * ux[todo]).astype(int)
+            qy = np.round(ys[todo] + sign * k * uy[todo]).astype(int)
+            inside = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h)
+            hit = np.zeros(len(todo), bool)
+            hit[inside] = ~hole[qy[inside], qx[inside]]
+            found[todo[hit]] = k
+            todo = todo[~hit & inside]
+            if not len(todo):
+                break
+        # one pixel past the hole's edge (the image's hole holds background colours already)
+        at = np.where(np.isfinite(found), found + 1.0, 0.0)
+        px = np.clip(xs + sign * at * ux, 0, w - 1.001)
+        py = np.clip(ys + sign * at * uy, 0, h - 1.001)
+        x0, y0 = px.astype(int), py.astype(int)
+        fx, fy = (px - x0)[:, None], (py - y0)[:, None]
+        values.append((1 - fy) * ((1 - fx) * out[y0, x0] + fx * out[y0, x0 + 1])
+                      + fy * ((1 - fx) * out[y0 + 1, x0] + fx * out[y0 + 1, x0 + 1]))
+        ends.append(found)
+    wa, wb = (np.where(np.isfinite(f), 1.0 / np.maximum(f, 1.0), 0.0) for f in ends)
+    out[ys, xs] = (values[0] * wa[:, None] + values[1] * wb[:, None]) / np.maximum(wa + wb, 1e-9)[:, None]
+    ok = np.minimum(*ends) <= limit
+    weight[ys, xs] = np.where(ok, np.clip((coherence - lo) / (hi - lo), 0.0, 1.0), 0.0)
+    return out, weight
+
+
 def background_plate(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """(S, S, 3) uint8: ``image`` with the ``hole`` (bool) filled from the background around it.
 
@@ -134,6 +202,10 @@ def background_plate(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     weight = cv2.GaussianBlur(ok.astype(np.float32), (0, 0), max(size / 256, 1.0))
     weight = np.where(ok, weight, 0.0)[..., None]
     plate = weight * mirrored.astype(np.float32) + (1 - weight) * smooth
+    # where the background is strongly oriented (stripes, a shelf's edge), along its lines instead
+    lined, along = _line_fill(clean, hole, reach=0.3 * size)
+    along = cv2.GaussianBlur(along, (0, 0), max(size / 256, 1.0))[..., None] * hole[..., None]
+    plate = along * lined + (1 - along) * plate
     return np.where(hole[..., None], np.clip(plate + 0.5, 0, 255), image).astype(np.uint8)
 
 

@@ -519,3 +519,25 @@ def test_hair_near_the_top_of_the_crop_moves_with_the_head(portrait):
     assert frame_rect(cut.crop_from_frame, cut.frame_size, cut.size)[1] > 0  # the crop reaches past the photo
     both = np.array([12, 16, -12, -16])
     assert (np.abs(crown_moves(cut, both)) >= 0.75 * np.abs(both)).all()
+
+
+def test_the_plate_carries_straight_background_lines_on_behind_the_person(monkeypatch):
+    """Stripes behind a head carry on straight under it: where the head moves off, the plate
+    shows them continued, not reflected across the silhouette into a V (a shelf's edge, a flag)."""
+    size = 256
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    truth = np.where(np.sin((xx + 0.6 * yy) * 2 * np.pi / 40) > 0, 200, 60).astype(np.uint8)
+    truth = cv2.GaussianBlur(np.dstack([truth, truth // 2, 255 - truth]), (0, 0), 1.0)
+    person = (np.hypot(xx - size / 2, (yy - size / 2) * 0.8) < 0.25 * size)
+    image = np.where(person[..., None], np.array([120, 90, 80], np.uint8), truth)
+    band = person & (cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3) < 0.08 * size)
+
+    def error() -> float:
+        plate = layers_mod.background_plate(image, person).astype(np.float32)
+        return float(np.abs(plate[band] - truth[band].astype(np.float32)).mean())
+
+    along = error()
+    monkeypatch.setattr(layers_mod, "_LINE_COHERENCE", (2.0, 3.0))  # never coherent enough: the mirror alone
+    mirrored = error()
+    assert along < 0.5 * mirrored, (along, mirrored)
+    assert along < 20.0, along
