@@ -171,6 +171,23 @@ def _silhouette(mask: np.ndarray, centre: np.ndarray, directions: np.ndarray, ra
     return ks[np.argmax(outside, axis=1)]
 
 
+def _beyond_oval(mesh: np.ndarray, poly: np.ndarray, margin: float = 0.5) -> np.ndarray:
+    """Indices of the mesh landmarks that lie outside the face's ``poly`` (the oval) by more
+    than ``margin`` px: on a turned face the oval cuts through the far eye and brow."""
+    return np.array([i for i, (x, y) in enumerate(mesh[:, :2])
+                     if cv2.pointPolygonTest(poly, (float(x), float(y)), True) < -margin], dtype=np.int64)
+
+
+def _face_cover(vertices: np.ndarray, size: int, poly: np.ndarray) -> np.ndarray:
+    """(S, S) bool: the oval and every face triangle, in source pixels."""
+    cover = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(cover, [np.round(poly[:, 0]).astype(np.int32)], 1)
+    tris = np.round(vertices[facing.face_triangles()][..., :2]).astype(np.int32)
+    for t in tris:
+        cv2.fillConvexPoly(cover, t, 1)
+    return cover > 0
+
+
 def _reaches_edges(mask: np.ndarray | None, size: int) -> list[np.ndarray]:
     """Per crop edge (left, right, top, bottom), a (size,) bool along it: the person mask comes
     within 2 % of the crop of that edge there, or within :data:`_EDGE_FADE` / 2 of such a place
@@ -674,13 +691,22 @@ class WarpEngine(Engine):
                                             _SILHOUETTE_WEIGHTS if layers is None else _LAYERED_WEIGHTS, rect)
         vertices = np.concatenate([lm[:, :2], extra[:, :2]])
         depth = np.concatenate([lm[:, 2] if lm.shape[1] > 2 else np.zeros(len(lm)), extra[:, 2]])
-        # outer triangles: Delaunay over oval + rings + frame, minus what lies inside the oval
+        # outer triangles: Delaunay over oval (and the mesh points beyond it) + rings + frame,
+        # minus what lies inside the face
         oval = m["oval"]
-        ids = np.concatenate([oval, np.arange(len(lm), len(vertices))])
+        poly = vertices[oval].astype(np.float32).reshape(-1, 1, 2)
+        beyond = _beyond_oval(vertices[: topology.IRIS_CENTERS[0]], poly)  # the mesh, not the irises
+        ids = np.concatenate([oval, beyond, np.arange(len(lm), len(vertices))])
         tri = ids[Delaunay(vertices[ids]).simplices]
         centroids = vertices[tri].mean(1).astype(np.float32)
-        poly = vertices[oval].astype(np.float32).reshape(-1, 1, 2)
-        inside = np.array([cv2.pointPolygonTest(poly, (float(x), float(y)), False) > 0 for x, y in centroids])
+        # inside the face: the oval, and where a turned face's mesh reaches past it (the far eye's
+        # corner, a lens); left to the outer triangles, that part of the face stayed behind with
+        # the hair when the face turned back (a third eye, a torn far cheek on portrait_05)
+        face = _face_cover(vertices, source.size, poly)
+        at = np.round(centroids).astype(int)
+        within = ((at >= 0) & (at < source.size)).all(1)
+        inside = np.zeros(len(tri), bool)
+        inside[within] = face[at[within, 1], at[within, 0]]
         cavity, tongue, teeth = mouth.colours(source.image, lm)
         own_mouth = mouth.own_mouth_mask(lm[m["mouth_loop"], :2], source.size)
         return WarpState(

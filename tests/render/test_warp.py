@@ -400,3 +400,29 @@ def test_hair_that_crosses_the_crops_edge_is_held_there_both_ways(crop):
         released[name] = release[ring][above]
     assert (released["apart"][:, 1] > 0.05).any() and (released["apart"][:, 0] == 0).all()  # inward: down
     assert (released["crossing"] == 0).all()
+
+
+def test_a_far_eye_beyond_the_oval_shows_once_when_the_face_turns_back(crop):
+    """On a turned face mediapipe's oval can cut through the far eye (portrait_05's lens and eye
+    corner lie outside it). Those pixels are the face's: when the face turns back they move with
+    the eye, and no copy of them is left behind with the hair (a third eye, a torn cheek)."""
+    oval = topology.mesh()["oval"]
+    left = oval[crop.landmarks[oval, 0] < crop.landmarks[topology.NOSE_TIP, 0]]
+    turned = crop.landmarks.copy()
+    corner = turned[topology.EYE_OUTER[0], :2]
+    # the photo's oval on the far side runs 6 px inside the eye's outer corner
+    at_eye = left[np.argmin(np.abs(turned[left, 1] - corner[1]))]
+    turned[left, 0] += corner[0] - turned[at_eye, 0] + 6.0
+    poly = turned[oval, :2].astype(np.float32).reshape(-1, 1, 2)
+    assert cv2.pointPolygonTest(poly, (float(corner[0]), float(corner[1])), False) < 0
+    image = crop.image.copy()
+    cv2.circle(image, tuple(np.round(corner).astype(int)), 4, (255, 0, 255), -1)
+    engine = WarpEngine(RenderConfig(shading=False, detail=False))
+    source = type(crop)(image, turned, crop.crop_from_frame, crop.frame_size)
+    state = engine.prepare(source)
+    out = engine.render_one(state, crop.landmarks)  # the oval back on the true outline
+    magenta = (out[..., 0] > 180) & (out[..., 1] < 90) & (out[..., 2] > 180)
+    n, labels, stats, centres = cv2.connectedComponentsWithStats(magenta.astype(np.uint8))
+    blobs = [c for c, s in zip(centres[1:], stats[1:]) if s[cv2.CC_STAT_AREA] >= 6]
+    assert len(blobs) == 1, blobs
+    assert np.linalg.norm(blobs[0] - corner) < 4
