@@ -87,6 +87,7 @@ _NECK_FALL = (0.4, 1.0, 0.1)
 _LIP_JUMP = 2.0
 _UPPER_MIDDLE = (82, 13, 312)  # the inner upper lip's middle: how far it rises shows more upper teeth
 _BORDER_POINTS = 6  # per side of the outer frame; the frame lies outside the crop and stays still
+_ARM_AGREE = (0.006, 0.02)  # × crop side: a temple arm's rigid motion fades out as it parts from the warp (see _arm_agreement)
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,6 +187,20 @@ def _face_cover(vertices: np.ndarray, size: int, poly: np.ndarray) -> np.ndarray
     for t in tris:
         cv2.fillConvexPoly(cover, t, 1)
     return cover > 0
+
+
+def _arm_agreement(weight: np.ndarray, dx: np.ndarray, dy: np.ndarray, size: int) -> float:
+    """How far a temple arm may move rigidly, 0..1: 1 while its rigid motion and the warp around it
+    (``dx``, ``dy``: rigid minus warped source coordinates over its box) agree within
+    ``_ARM_AGREE[0]`` × the crop side, 0 from ``_ARM_AGREE[1]`` on. Where the face's warp and the
+    head's rigid motion part ways (the far side of a turn that the landmarks bend), an arm held
+    rigid left the temple and the hair around it and showed as a jagged Z."""
+    on = weight > 0.5
+    if not on.any():
+        return 1.0
+    apart = float(np.median(np.hypot(dx, dy)[on])) / size
+    lo, hi = _ARM_AGREE
+    return float(np.clip((hi - apart) / (hi - lo), 0.0, 1.0))
 
 
 def _reaches_edges(mask: np.ndarray | None, size: int) -> list[np.ndarray]:
@@ -907,7 +922,7 @@ class WarpEngine(Engine):
         small = mx.shape[0]
         scale = state.image.shape[0] / small
         full = None
-        for weight, plane, box in state.rigid.pieces:  # the lenses, then each temple arm on its own plane
+        for k, (weight, plane, box) in enumerate(state.rigid.pieces):  # the lenses, then each temple arm on its own plane
             forward = rigid.plane_affine(plane, s, r, t)
             bx0, by0, bx1, by1 = rigid.target_box(box, forward)
             x0, y0 = max(int(bx0 / scale), 0), max(int(by0 / scale), 0)
@@ -915,6 +930,8 @@ class WarpEngine(Engine):
             if x1 <= x0 or y1 <= y0:
                 continue
             w, sx, sy = rigid.rigid_field(weight, forward, ix[y0:y1, x0:x1], iy[y0:y1, x0:x1])
+            if k > 0:
+                w = w * _arm_agreement(w, sx - mx[y0:y1, x0:x1], sy - my[y0:y1, x0:x1], state.image.shape[0])
             mx[y0:y1, x0:x1] += w * (sx - mx[y0:y1, x0:x1])
             my[y0:y1, x0:x1] += w * (sy - my[y0:y1, x0:x1])
             if mirror is not None:

@@ -189,3 +189,25 @@ def test_temple_arms_run_back_to_the_ears(crop):
         on_lens = rigid.plane_affine(parts.plane, s, r, t) @ [end[0], end[1], 1.0]
         off_arm, off_lens = np.linalg.norm(on_arm - like_outline), np.linalg.norm(on_lens - like_outline)
         assert off_arm < 1.5 and off_lens > 3 * off_arm + 2.0, (off_arm, off_lens)
+
+
+def test_a_temple_arm_follows_the_warp_where_its_rigid_motion_parts_from_it():
+    """A temple arm rests on the temple: where the head's rigid motion would carry it far from
+    where the face's warp puts the temple and hair around it (the far side of a turn that the
+    landmarks bend), it follows the warp instead of leaving them as a jagged Z."""
+    from avatar.render.warp import _ARM_AGREE, _arm_agreement
+
+    size = 512
+    weight = np.zeros((40, 40), np.float32)
+    weight[18:22, 5:35] = 1.0
+    zero = np.zeros_like(weight)
+    assert _arm_agreement(weight, zero, zero, size) == 1.0
+    near = np.full_like(weight, 0.5 * _ARM_AGREE[0] * size)
+    assert _arm_agreement(weight, near, zero, size) == 1.0
+    between = np.full_like(weight, 0.5 * (_ARM_AGREE[0] + _ARM_AGREE[1]) * size)
+    assert 0.3 < _arm_agreement(weight, between, zero, size) < 0.7
+    far = np.full_like(weight, 1.5 * _ARM_AGREE[1] * size)
+    assert _arm_agreement(weight, zero, far, size) == 0.0
+    # only the arm's own pixels count: the hair around it may move any way
+    around = np.where(weight > 0.5, 0.0, 100.0).astype(np.float32)
+    assert _arm_agreement(weight, around, zero, size) == 1.0
