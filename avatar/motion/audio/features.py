@@ -57,11 +57,11 @@ def _window() -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(WIN) / WIN)).astype(np.float32)
 
 
-def logmel_frames(frames: np.ndarray) -> np.ndarray:
-    """(F, 400) windows of 16 kHz audio → (F, 80) float32 log-mel."""
+def logmel_frames(frames: np.ndarray, floor: float = _LOG_FLOOR) -> np.ndarray:
+    """(F, 400) windows of 16 kHz audio → (F, 80) float32 log-mel (natural log of power + ``floor``)."""
     spec = np.fft.rfft(frames.astype(np.float32) * _window(), n=N_FFT, axis=1)
     power = (spec.real**2 + spec.imag**2).astype(np.float32)
-    return np.log(power @ _mel_basis().T + _LOG_FLOOR).astype(np.float32)
+    return np.log(power @ _mel_basis().T + floor).astype(np.float32)
 
 
 def num_frames(num_samples: int) -> int:
@@ -69,19 +69,21 @@ def num_frames(num_samples: int) -> int:
     return max(0, (num_samples - WIN // 2) // HOP + 1) if num_samples >= WIN // 2 else 0
 
 
-def logmel(audio: np.ndarray) -> np.ndarray:
+def logmel(audio: np.ndarray, floor: float = _LOG_FLOOR) -> np.ndarray:
     """(N,) float32 16 kHz mono → (F, 80) log-mel, F = :func:`num_frames` (N)."""
     x = np.concatenate([np.zeros(WIN // 2, np.float32), np.asarray(audio, np.float32)])
     f = num_frames(len(audio))
     if f == 0:
         return np.zeros((0, N_MELS), np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(x[: (f - 1) * HOP + WIN], WIN)[::HOP]
-    return logmel_frames(np.ascontiguousarray(frames))
+    return logmel_frames(np.ascontiguousarray(frames), floor)
 
 
 @dataclass
 class StreamingLogMel:
     """Incremental :func:`logmel`: ``push(chunk) -> (F, 80)`` new frames; memory is O(window)."""
+
+    floor: float = _LOG_FLOOR
 
     def __post_init__(self) -> None:
         self._buf = np.zeros(WIN // 2, np.float32)
@@ -92,6 +94,6 @@ class StreamingLogMel:
         if f <= 0:
             return np.zeros((0, N_MELS), np.float32)
         idx = np.arange(WIN)[None, :] + HOP * np.arange(f)[:, None]
-        out = logmel_frames(self._buf[idx])
+        out = logmel_frames(self._buf[idx], self.floor)
         self._buf = self._buf[f * HOP :]
         return out

@@ -5,7 +5,8 @@ Lips lead the sound: frame k shows the mouth the network hears at k / fps + ``le
 before the sound starts. Algorithmic latency (sound at time t → the frame for time t can be
 emitted): the lead + 12.5 ms (half the analysis window) + 60 ms network look-ahead + a quarter
 of a render frame (the lips-closed window), i.e. 82.5 ms + the lead at 25 fps; plus the
-caller's chunk length.
+caller's chunk length. A person's own mouth model reads 240 ms ahead, which replaces the
+network's 60 ms.
 Memory is bounded: the streamer keeps 240 samples of audio, the network state and a few
 100 Hz output frames, whatever the input length. The offline path (:func:`network_frames`)
 runs this same code once, so both agree to float rounding.
@@ -23,7 +24,7 @@ from . import features as feat
 from .effort import SILENT_DB, OpeningNorm, SpeechLevel, effort_gain, frame_db
 from .model_io import CLOSED_THRESHOLD, load_numpy_model
 from .numpy_net import _sigmoid
-from .personal import PersonalMouth, PersonalStream
+from .personal import FrameFeatures, PersonalMouth, PersonalStream
 from .state import LEAD_S, MouthState, check_lead
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class MouthStreamer:
         weights: path of a safetensors file; None = the shipped ``weights/audio2mouth-v1``.
         lead_s: how far the mouth runs ahead of the sound (seconds, 0..0.25).
         personal: a person's own mouth model (a talking video avatar's, fitted at clone time):
-            it gives the openness from the network's hidden states, in place of the network's
+            it gives the openness from the sound around each frame, in place of the network's
             normalised, effort-scaled and closure-gated openness; silence still closes the mouth.
     """
 
@@ -52,7 +53,7 @@ class MouthStreamer:
         if not (isinstance(fps, (int, float)) and 1.0 <= fps <= 240.0):
             raise ConfigError(f"fps must be in [1, 240], got {fps!r}")
         self.model, self.info = load_numpy_model(weights)  # NumPy inference: no torch import
-        self.lookahead = int(self.info["lookahead_frames"])
+        self._net_lookahead = int(self.info["lookahead_frames"])
         self.fps = float(fps)
         self.lead_s = check_lead(lead_s)
         self._mel = feat.StreamingLogMel()
@@ -62,14 +63,16 @@ class MouthStreamer:
         self._base = 0  # 100 Hz frame index of _buf[0] (after the look-ahead shift)
         self._level = SpeechLevel()
         self._norm = OpeningNorm()
-        self._levels = np.zeros((0, 2), np.float32)  # level re the speaker, frame level (dB)
-        # openness, p_closed, rounding, viseme, level re the speaker (dB), frame level (dB)
+        self._levels = np.zeros((0, 2), np.float32)  # level re the speaker (dB), silent
+        # openness, p_closed, rounding, viseme, level re the speaker (dB), silent (1/0)
         self._buf = np.zeros((0, 6), np.float32)
-        if personal is not None and personal.network and personal.network != self.model.fingerprint:
-            log.warning("this avatar's own mouth model was fitted on another audio network than the one in use "
-                        "(%s): the network's own mouth is used", weights or "the shipped one")
-            personal = None
         self._personal = None if personal is None else PersonalStream(personal)
+        self._own_features = None if personal is None else FrameFeatures()
+        # 100 Hz frames of look-ahead before a frame's mouth is known
+        self.lookahead = max(self._net_lookahead, 0 if personal is None else personal.lookahead)
+        self._rows = np.zeros((0, 6), np.float32)  # network rows waiting for the person's openness
+        self._own = np.zeros((0, 2), np.float32)  # the person's openness and silence, waiting for the network's rows
+        self._own_silent = np.zeros(0, np.float32)  # silence of frames whose openness is not known yet
         self._next = 0  # next render frame to emit
         self._samples = 0
         self._closed = False
@@ -79,30 +82,40 @@ class MouthStreamer:
         """Algorithmic latency in seconds (excludes the chunk length)."""
         return self.lead_s + (feat.WIN / 2) / feat.SAMPLE_RATE + self.lookahead / feat.FRAME_RATE + CLOSED_WINDOW / self.fps
 
-    def _run(self, mel: np.ndarray) -> None:
+    def _run(self, mel: np.ndarray, pcm: np.ndarray) -> None:
+        if self._personal is not None:  # its own features, framed as ``mel`` (same hop and window)
+            feats, silent = self._own_features.push(pcm)
+            self._own_silent = np.concatenate([self._own_silent, silent.astype(np.float32)])
+            own = self._personal.push(feats)
+            self._own = np.concatenate([self._own, np.c_[own, self._own_silent[:len(own)]]])
+            self._own_silent = self._own_silent[len(own):]
         if len(mel) == 0:
             return
-        if self._personal is None:
-            o, self._state = self.model.step(mel, self._state)
-            own = None
-        else:
-            o, hidden, self._state = self.model.step_hidden(mel, self._state)
-            own = self._personal.push(hidden)
-        vals = np.stack([_sigmoid(o[:, 0]) if own is None else own, _sigmoid(o[:, 1]), np.tanh(o[:, 2]),
+        o, self._state = self.model.step(mel, self._state)
+        vals = np.stack([_sigmoid(o[:, 0]), _sigmoid(o[:, 1]), np.tanh(o[:, 2]),
                          o[:, 3:].argmax(-1).astype(np.float32)], axis=1).astype(np.float32)
         # Output j describes frame j - lookahead: drop the first outputs, which describe t < 0.
         start = self._raw_frames
         self._raw_frames += len(vals)
-        skip = max(0, self.lookahead - start)
+        skip = max(0, self._net_lookahead - start)
         # Levels describe their own frame, so they queue until the network's output for that frame arrives.
         db = frame_db(mel)
-        self._levels = np.concatenate([self._levels, np.c_[self._level.push_db(db), db]])
+        self._levels = np.concatenate([self._levels, np.c_[self._level.push_db(db), db < SILENT_DB]])
         k = max(0, len(vals) - skip)
         rel, self._levels = self._levels[:k], self._levels[k:]
         vals = vals[skip:]
-        if own is None:
+        if self._personal is None:
             vals[:, 0] = self._norm.push(vals[:, 0])
-        self._buf = np.concatenate([self._buf, np.c_[vals, rel]])
+            self._buf = np.concatenate([self._buf, np.c_[vals, rel]])
+            return
+        # the person's openness comes later than the network's rows (it reads further ahead):
+        # both queue, and a frame goes out once it has both
+        self._rows = np.concatenate([self._rows, np.c_[vals, rel]])
+        n = min(len(self._own), len(self._rows))
+        ready = self._rows[:n].copy()
+        ready[:, [0, 5]] = self._own[:n]
+        self._rows, self._own = self._rows[n:], self._own[n:]
+        self._buf = np.concatenate([self._buf, ready])
 
     def _emit(self, final: bool) -> list[MouthState]:
         out: list[MouthState] = []
@@ -135,7 +148,7 @@ class MouthStreamer:
             else:
                 # the person's model opens and closes the mouth itself (the network's closures
                 # inside open vowels cost it 0.1 of r on the dev clips); silence shuts it
-                silent = max(b[i0, 5], b[i1, 5]) < SILENT_DB
+                silent = min(b[i0, 5], b[i1, 5]) > 0.5
                 op, pc = (0.0, 1.0) if silent else (op, 0.0)
             out.append(MouthState(float(op), float(ro), pc, vis))
             self._next += 1
@@ -155,7 +168,7 @@ class MouthStreamer:
         if not np.all(np.isfinite(x)):
             raise InputError("audio contains NaN or infinite samples; expected finite float32 PCM")
         self._samples += len(x)
-        self._run(self._mel.push(x))
+        self._run(self._mel.push(x), x)
         return self._emit(final=False)
 
     def flush(self) -> list[MouthState]:
@@ -165,7 +178,7 @@ class MouthStreamer:
         self._closed = True
         pad = np.zeros(feat.WIN // 2 + feat.HOP * (self.lookahead + 2) + int(feat.SAMPLE_RATE / self.fps) + feat.HOP
                        + int(math.ceil(self.lead_s * feat.SAMPLE_RATE)), np.float32)
-        self._run(self._mel.push(pad))
+        self._run(self._mel.push(pad), pad)
         if len(self._buf) == 0:
             return []
         return self._emit(final=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avatar.motion.audio.personal import PersonalMouth, fit_personal_mouth
+from avatar.motion.audio.personal import PersonalMouth, fit_personal_mouth, signal_features
 from avatar.motion.audio.stream import MouthStreamer, network_frames
 
 SR = 16000
@@ -101,10 +101,11 @@ def test_model_arrays_round_trip_and_bad_ones_are_refused():
     times = np.arange(0, 19.5, 1 / FPS)
     model, _ = fit_personal_mouth(train, times, _odd_person(fric, times), lead_s=0.06)
     again = PersonalMouth.from_arrays(model.to_arrays())
-    h = np.random.default_rng(1).normal(0, 0.3, (50, model.hidden)).astype(np.float32)
-    np.testing.assert_allclose(again.openness(h), model.openness(h), atol=1e-6)
-    bad = dict(model.to_arrays(), weights=np.zeros(3, np.float32))
-    with pytest.raises(ValueError, match="weights"):
+    feats = signal_features(_babble(3.0, seed=9)[0])
+    np.testing.assert_allclose(again.openness(feats), model.openness(feats), atol=1e-6)
+    assert model.openness(feats).std() > 0.01  # it does vary with the sound
+    bad = dict(model.to_arrays(), coef=np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="support"):
         PersonalMouth.from_arrays(bad)
     with pytest.raises(ValueError, match="non-finite"):
         PersonalMouth.from_arrays(dict(model.to_arrays(), bias=np.array([np.nan], np.float32)))
@@ -112,19 +113,38 @@ def test_model_arrays_round_trip_and_bad_ones_are_refused():
         PersonalMouth.from_arrays({"mean": model.mean})
 
 
-def test_a_model_of_another_network_is_not_used(caplog):
-    """A person's model reads one network's hidden states: with other audio weights it is set
-    aside with a warning, and the mouth is the network's own."""
+def test_a_model_of_other_features_is_refused_and_talking_falls_back(tmp_path, caplog):
+    """A pack's model from an earlier release (the network's hidden states, no feature tag) is not
+    read as this one: loading says why, and talking keeps the generic mouth."""
     import logging
+    from types import SimpleNamespace
+
+    from avatar.pack.calibrate import MODEL_FILE
+    from avatar.render.talking import personal_model
 
     train, fric = _babble(20.0, seed=7)
     times = np.arange(0, 19.5, 1 / FPS)
     model, _ = fit_personal_mouth(train, times, _odd_person(fric, times), lead_s=0.06)
-    assert model.network and PersonalMouth.from_arrays(model.to_arrays()).network == model.network
-    other = PersonalMouth(model.offsets, model.mean, model.scale, model.weights, model.bias, network="0" * 16)
-    audio = _babble(4.0, seed=8)[0]
-    with caplog.at_level(logging.WARNING, logger="avatar.motion.audio.stream"):
-        got = _openness(network_frames(audio, 25.0, personal=other))
-    assert "another audio network" in caplog.text
-    np.testing.assert_allclose(got, _openness(network_frames(audio, 25.0)))
-    assert not np.allclose(_openness(network_frames(audio, 25.0, personal=model)), got)
+    pack = SimpleNamespace(path=tmp_path)
+    np.savez(tmp_path / MODEL_FILE, **model.to_arrays())
+    assert personal_model(pack, {"personal": {"used": True}}) is not None
+    old = {"offsets": np.array([-20, -10, -5, 0]), "mean": np.zeros(256, np.float32), "scale": np.ones(256, np.float32),
+           "weights": np.zeros(256, np.float32), "bias": np.array([0.1], np.float32), "network": np.asarray("ab" * 8)}
+    np.savez(tmp_path / MODEL_FILE, **old)
+    with caplog.at_level(logging.WARNING, logger="avatar.render.talking"):
+        assert personal_model(pack, {"personal": {"used": True}}) is None
+    assert "cannot be read" in caplog.text and "re-clone" in caplog.text
+
+
+def test_features_read_the_same_speech_alike_at_another_recording_level():
+    """Features are relative to the speaker's running level, over a floor far below speech: the
+    same speech 12 dB quieter or louder gives nearly the same openness."""
+    train, fric = _babble(30.0, seed=10)
+    times = np.arange(0, 29.5, 1 / FPS)
+    model, _ = fit_personal_mouth(train, times, _odd_person(fric, times), lead_s=0.06)
+    new = _babble(8.0, seed=11)[0] * 0.3
+    base = _openness(network_frames(new, 25.0, personal=model))
+    for gain in (0.25, 4.0):
+        other = _openness(network_frames(new * gain, 25.0, personal=model))
+        assert np.corrcoef(base, other)[0, 1] > 0.95, gain
+        assert np.abs(base - other).mean() < 0.05, gain
