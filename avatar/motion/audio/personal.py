@@ -35,6 +35,7 @@ OFFSETS = (-20, -12, -6, -3, 0, 3, 6, 12, 20)   # 100 Hz frames read around each
 ALPHA = 1.0                               # kernel ridge penalty (targets are tracked openings, ~0.01-0.1)
 GAMMA_PER_FEATURE = 0.25                  # RBF width: gamma = this / features, on standardised features
 SMOOTH = 4                                # the openness is averaged over this many 100 Hz frames either side
+QUANTILES = np.linspace(0.0, 100.0, 21)   # the output's distribution is mapped onto the person's own at these
 MAX_SUPPORT = 3000                        # fitted frames kept (evenly spaced beyond): 200 s at 15 fps
 # the person's 90th-percentile predicted opening maps to the generic path's typical open vowel
 # (its normalised p90 times the ordinary-speech effort factor), so the rig and the calibrated
@@ -109,8 +110,9 @@ class PersonalMouth:
 
     offsets: 100 Hz frames read, relative to the frame's own; mean, scale: (D,) feature
     standardisation; support: (N, D) standardised fitted features; coef: (N,) their weights;
-    bias: openness far from every fitted sound; gamma: RBF width. D = len(offsets) * (BANDS + 1).
-    features: the frame features it reads (:data:`FEATURES`).
+    bias: the fitted opening far from every fitted sound; gamma: RBF width. D = len(offsets) * (BANDS + 1).
+    map_in, map_out: (Q,) a monotone piecewise-linear map from the fitted opening to the openness
+    (0 closed .. 1 wide). features: the frame features it reads (:data:`FEATURES`).
     """
 
     offsets: tuple[int, ...]
@@ -120,6 +122,8 @@ class PersonalMouth:
     coef: np.ndarray
     bias: float
     gamma: float
+    map_in: np.ndarray
+    map_out: np.ndarray
     features: str = FEATURES
 
     def __post_init__(self) -> None:
@@ -135,7 +139,10 @@ class PersonalMouth:
                 raise ValueError(f"personal mouth model: {name} has shape {v.shape}, expected {shape}")
         if self.coef.ndim != 1 or not len(self.coef):
             raise ValueError("personal mouth model holds no fitted frames")
-        arrays = (self.mean, self.scale, self.support, self.coef)
+        if self.map_in.ndim != 1 or self.map_in.shape != self.map_out.shape or len(self.map_in) < 2 \
+                or np.any(np.diff(self.map_in) <= 0):
+            raise ValueError("personal mouth model: its opening map is not increasing")
+        arrays = (self.mean, self.scale, self.support, self.coef, self.map_in, self.map_out)
         if not all(np.isfinite(v).all() for v in arrays) or not np.isfinite(self.bias) or not self.gamma > 0:
             raise ValueError("personal mouth model holds non-finite numbers")
         object.__setattr__(self, "_sq", (self.support.astype(np.float32) ** 2).sum(1))
@@ -164,13 +171,15 @@ class PersonalMouth:
         # a box average: the fitted map jitters from one 10 ms frame to the next more than lips do
         # (held-out r +0.01 on the dev clips, frame-to-frame change a quarter less)
         c = np.concatenate([[0.0], np.cumsum(raw, dtype=np.float64)])
-        return np.clip((c[2 * SMOOTH + 1:] - c[:t]) / (2 * SMOOTH + 1), 0.0, 1.0).astype(np.float32)
+        fitted = (c[2 * SMOOTH + 1:] - c[:t]) / (2 * SMOOTH + 1)
+        return np.clip(np.interp(fitted, self.map_in, self.map_out), 0.0, 1.0).astype(np.float32)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"offsets": np.asarray(self.offsets, np.int64), "mean": self.mean.astype(np.float32),
                 "scale": self.scale.astype(np.float32), "support": self.support.astype(np.float32),
                 "coef": self.coef.astype(np.float32), "bias": np.asarray([self.bias], np.float32),
-                "gamma": np.asarray([self.gamma], np.float32), "features": np.asarray(self.features)}
+                "gamma": np.asarray([self.gamma], np.float32), "map_in": self.map_in.astype(np.float64),
+                "map_out": self.map_out.astype(np.float64), "features": np.asarray(self.features)}
 
     @classmethod
     def from_arrays(cls, z) -> "PersonalMouth":
@@ -184,7 +193,7 @@ class PersonalMouth:
                        np.asarray(z["mean"], np.float32), np.asarray(z["scale"], np.float32),
                        np.asarray(z["support"], np.float32), np.asarray(z["coef"], np.float32),
                        float(np.asarray(z["bias"]).reshape(-1)[0]), float(np.asarray(z["gamma"]).reshape(-1)[0]),
-                       features)
+                       np.asarray(z["map_in"], np.float64), np.asarray(z["map_out"], np.float64), features)
         except (KeyError, IndexError, TypeError) as exc:
             raise ValueError(f"personal mouth model: missing or bad {exc}") from exc
 
@@ -279,9 +288,16 @@ def fit_personal_mouth(audio16k: np.ndarray, times: np.ndarray, opening: np.ndar
     if hi - lo < 1e-9:
         return None, dict(info, reason="the fitted opening does not vary")
     coef, bias = _kernel_fit(xs, y, gamma)
-    k = OPEN_SCALE / (hi - lo)
+    # The fit regresses to the mean (held-out predictions span about half the tracked openings'
+    # range and rarely reach a closed mouth), and the renderer then picks among look-alike real
+    # mouths for most frames. Its held-out predictions' quantiles are mapped onto the tracked
+    # openings' own (monotone: no change in rank), then the person's p10 to closed and p90 to the
+    # generic path's open vowel.
+    map_in = np.percentile(oof, QUANTILES) + 1e-9 * np.arange(len(QUANTILES))  # strictly increasing
+    y_lo, y_hi = np.percentile(y, [10, 90])
+    map_out = (np.percentile(y, QUANTILES) - y_lo) * OPEN_SCALE / max(y_hi - y_lo, 1e-9)
     model = PersonalMouth(OFFSETS, mean.astype(np.float32), scale.astype(np.float32), xs.astype(np.float32),
-                          (coef * k).astype(np.float32), float((bias - lo) * k), float(gamma))
+                          coef.astype(np.float32), float(bias), float(gamma), map_in, map_out)
     if r_cv < max(r_generic + MIN_GAIN_R, MIN_R):
         return model, dict(info, reason=f"held-out r {r_cv:.2f} does not beat the generic openness's {r_generic:.2f} "
                                         f"by {MIN_GAIN_R} or falls short of {MIN_R}")

@@ -148,3 +148,25 @@ def test_features_read_the_same_speech_alike_at_another_recording_level():
         other = _openness(network_frames(new * gain, 25.0, personal=model))
         assert np.corrcoef(base, other)[0, 1] > 0.95, gain
         assert np.abs(base - other).mean() < 0.05, gain
+
+
+def test_a_mouth_that_is_mostly_shut_stays_shut_as_often():
+    """A regression shrinks toward the mean; the model's output is mapped onto the person's own
+    distribution of openings, so a talker whose mouth is shut most of the time (here: open only
+    on hiss) gets a shut mouth about as often on new speech, not a half-open one."""
+    train, fric = _babble(40.0, seed=12)
+    times = np.arange(0, 39.5, 1 / FPS)
+
+    def shut_talker(f, t):
+        return np.where(_odd_person(f, t) > 0.045, 0.05, 0.0)
+
+    y = shut_talker(fric, times)
+    assert 0.5 < (y == 0).mean() < 0.9
+    model, info = fit_personal_mouth(train, times, y, lead_s=0.0)
+    assert info["used"], info
+    new, fric_new = _babble(15.0, seed=13)
+    t = np.arange(int(14.5 * FPS)) / FPS
+    own = _openness(network_frames(new, FPS, lead_s=0.0, personal=model))[: len(t)]
+    truth = shut_talker(fric_new, t)
+    assert (own < 0.05).mean() > 0.8 * (truth == 0).mean(), ((own < 0.05).mean(), (truth == 0).mean())
+    assert np.corrcoef(own, truth)[0, 1] > 0.6
