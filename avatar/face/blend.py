@@ -8,6 +8,43 @@ import numpy as np
 from .crop import invert_affine
 
 
+def paste_roi(frame_size: tuple[int, int], crop_from_frame: np.ndarray, size: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the part of an (H, W) frame a crop of side ``size`` covers (what paste-back
+    writes), clipped to the frame."""
+    h, w = frame_size
+    inv = invert_affine(crop_from_frame)
+    corners = np.array([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], np.float64) @ inv[:, :2].T + inv[:, 2]
+    x0 = int(np.clip(np.floor(corners[:, 0].min()), 0, w))
+    y0 = int(np.clip(np.floor(corners[:, 1].min()), 0, h))
+    x1 = int(np.clip(np.ceil(corners[:, 0].max()) + 1, 0, w))
+    y1 = int(np.clip(np.ceil(corners[:, 1].max()) + 1, 0, h))
+    return x0, y0, x1, y1
+
+
+class FootageCrop(np.ndarray):
+    """An (S, S, 3) crop that is a frame of real footage with one region re-rendered (a talking
+    video avatar's mouth). ``native``: that footage frame's own pixels over ``native_roi`` of the
+    output frame (:func:`paste_roi`), at the output's resolution; ``changed``: the re-rendered
+    region, a feathered (h, w) float32 mask and its (x0, y0, x1, y1) box in crop pixels, or None.
+
+    Paste-back shows the native pixels wherever the crop is the footage: resampling a frame into
+    the crop and back keeps 0.4-0.5 of its detail (Laplacian variance over the face; 0.8 with
+    Lanczos both ways, at four times the cost), so the whole head came out soft next to the
+    footage it was cut from. Only ``changed`` is pasted from the crop. Operations on the array
+    return plain crops (the attributes do not follow)."""
+
+    native: np.ndarray | None = None
+    native_roi: tuple[int, int, int, int] | None = None
+    changed: tuple[np.ndarray, tuple[int, int, int, int]] | None = None
+
+    @classmethod
+    def wrap(cls, crop: np.ndarray, native: np.ndarray, native_roi: tuple[int, int, int, int],
+             changed: tuple[np.ndarray, tuple[int, int, int, int]] | None) -> "FootageCrop":
+        out = crop.view(cls)
+        out.native, out.native_roi, out.changed = native, tuple(int(v) for v in native_roi), changed
+        return out
+
+
 def feather_mask(size: int, margin: float = 0.12, sides: tuple[bool, bool, bool, bool] = (True, True, True, True)
                  ) -> np.ndarray:
     """(S, S) float32 mask: 1 inside, a cosine ramp over ``margin`` of the side to 0 at the edge,
@@ -16,7 +53,8 @@ def feather_mask(size: int, margin: float = 0.12, sides: tuple[bool, bool, bool,
     x = np.arange(size, dtype=np.float32)
 
     def profile(lo: bool, hi: bool) -> np.ndarray:
-        d = np.minimum(x if lo else np.inf, (size - 1 - x) if hi else np.inf)
+        far = np.full_like(x, np.inf)  # (S,) even with no side feathered: a scalar made the mask (1, 1)
+        d = np.minimum(x if lo else far, (size - 1 - x) if hi else far)
         r = np.clip(d / ramp, 0, 1)
         return 0.5 - 0.5 * np.cos(np.pi * r)
 
@@ -52,11 +90,7 @@ class PasteBack:
             (cx0, cy0), (cx1, cy1) = corners.min(0), corners.max(0)
             sides = (bool(cx0 > 0.5), bool(cy0 > 0.5), bool(cx1 < w - 1.5), bool(cy1 < h - 1.5))
         self._feather = feather_mask(size, margin, sides)
-        x0 = int(np.clip(np.floor(corners[:, 0].min()), 0, w))
-        y0 = int(np.clip(np.floor(corners[:, 1].min()), 0, h))
-        x1 = int(np.clip(np.ceil(corners[:, 0].max()) + 1, 0, w))
-        y1 = int(np.clip(np.ceil(corners[:, 1].max()) + 1, 0, h))
-        self.roi = (x0, y0, x1, y1)
+        x0, y0, x1, y1 = self.roi = paste_roi((h, w), crop_from_frame, size)
         self._m = inv.copy()
         self._m[:, 2] -= (x0, y0)  # frame_from_crop, shifted into the ROI
         self._size = (x1 - x0, y1 - y0)
@@ -70,12 +104,40 @@ class PasteBack:
         if self._empty:
             return out
         x0, y0, x1, y1 = self.roi
+        native = getattr(crop, "native", None)
+        if native is not None and crop.native_roi == self.roi and native.shape[:2] == (y1 - y0, x1 - x0):
+            out[y0:y1, x0:x1] = cv2.blendLinear(self._with_changes(native, crop), self._base, self._mask, 1.0 - self._mask)
+            return out
         flags = cv2.INTER_LINEAR if self._m[0, 0] >= 1 else cv2.INTER_AREA
         warped = cv2.warpAffine(crop, self._m, self._size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
         mask = self._mask
         if self._source_crop is not None:
             mask = cv2.warpAffine(self.change_mask(crop), self._m, self._size, flags=cv2.INTER_LINEAR)
         out[y0:y1, x0:x1] = cv2.blendLinear(warped, self._base, mask, 1.0 - mask)
+        return out
+
+    def _with_changes(self, native: np.ndarray, crop: "FootageCrop") -> np.ndarray:
+        """The footage's own pixels over the ROI with the crop's re-rendered region blended in
+        (resampled there only)."""
+        if crop.changed is None:
+            return native
+        mask, (cx0, cy0, cx1, cy1) = crop.changed
+        pts = np.array([[cx0, cy0], [cx1, cy0], [cx0, cy1], [cx1, cy1]], np.float64) @ self._m[:, :2].T + self._m[:, 2]
+        h, w = native.shape[:2]
+        fx0, fy0 = np.clip(np.floor(pts.min(0)).astype(int) - 1, 0, [w, h])
+        fx1, fy1 = np.clip(np.ceil(pts.max(0)).astype(int) + 2, 0, [w, h])
+        if fx1 <= fx0 or fy1 <= fy0:
+            return native
+        sub = self._m.copy()
+        sub[:, 2] -= (fx0, fy0)  # crop px → this sub-rectangle of the ROI
+        flags = cv2.INTER_LINEAR if self._m[0, 0] >= 1 else cv2.INTER_AREA
+        patch = cv2.warpAffine(np.asarray(crop), sub, (fx1 - fx0, fy1 - fy0), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        at = sub.copy()
+        at[:, 2] += sub[:, :2] @ np.array([cx0, cy0], np.float64)  # mask px → the sub-rectangle
+        m = cv2.warpAffine(mask.astype(np.float32), at, (fx1 - fx0, fy1 - fy0), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        out = native.copy()
+        out[fy0:fy1, fx0:fx1] = cv2.blendLinear(patch, native[fy0:fy1, fx0:fx1], m, 1.0 - m)
         return out
 
     def change_mask(self, crop: np.ndarray) -> np.ndarray:

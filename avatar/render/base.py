@@ -66,7 +66,9 @@ class Engine(ABC):
     def render(self, state: Any, targets: Sequence[DriveTarget]) -> np.ndarray:
         """Render one crop per target.
 
-        Returns: (B, S, S, 3) uint8 RGB crops, S = the source crop size, B = len(targets).
+        Returns: (B, S, S, 3) uint8 RGB crops, S = the source crop size, B = len(targets); or a
+        list of B such crops, where they carry more for paste-back than their pixels
+        (:class:`~avatar.face.blend.FootageCrop`).
         """
 
     def configure(self, motion: MotionConfig) -> None:

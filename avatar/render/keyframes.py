@@ -22,6 +22,7 @@ import numpy as np
 from ..config import RenderConfig
 from ..errors import ConfigError
 from ..face import topology
+from ..face.blend import FootageCrop
 from ..face.crop import invert_affine, transform_points
 from .triangles import dense_map, inverse_homogeneous, rasterise
 from ..pack.features import distances, face_features
@@ -77,6 +78,7 @@ class KeyframeState:
     anchor: np.ndarray             # (S, S, 3) uint8 source crop: what stays outside the head
     anchor_landmarks: np.ndarray   # (478, 3) its landmarks
     frame_to_crop: np.ndarray      # (2, 3) clip pixels → source crop px
+    frame_scale: float = 1.0       # source frame px per clip px (below 1 where the output is capped smaller)
     images: dict[int, np.ndarray] = field(default_factory=dict)
     warps: dict[int, WarpState] = field(default_factory=dict)
     base: _Choice = field(default_factory=_Choice)
@@ -129,7 +131,7 @@ class KeyframeEngine(Engine):
         to_crop = np.stack([frame_to_crop @ np.vstack([invert_affine(m), [0, 0, 1]]) for m in pack.crop_from_frame])
         lms = np.stack([transform_points(a, lm) for a, lm in zip(to_crop, pack.landmarks)])
         return KeyframeState(pack, source.size, to_crop, lms, pack.features, np.ascontiguousarray(source.image),
-                             np.asarray(source.landmarks, np.float32), frame_to_crop)
+                             np.asarray(source.landmarks, np.float32), frame_to_crop, r)
 
     def for_use(self, state: KeyframeState, use: str) -> "KeyframeState | TalkState":
         """Speech ("audio") plays the person's own footage as the base with the mouth re-rendered
@@ -139,7 +141,8 @@ class KeyframeEngine(Engine):
         from .talk_base import load_base
         from .talking import make_talk_state
 
-        base = load_base(state.pack, state.frame_to_crop, state.size)
+        # the footage's own pixels are kept for paste-back where the output is the clip's own size
+        base = load_base(state.pack, state.frame_to_crop, state.size, native=abs(state.frame_scale - 1.0) < 1e-6)
         if base is None:
             log.info("the avatar pack keeps no usable footage: talking renders from its keyframes")
             return state
@@ -228,8 +231,11 @@ class KeyframeEngine(Engine):
         shift = (b[ring] - patch[ring]).mean(0) if ring.any() else np.zeros(3, np.float32)
         base[y0:y1, x0:x1] = np.clip(b + mask[..., None] * (patch + shift - b) + 0.5, 0, 255).astype(np.uint8)
 
-    def render(self, state: KeyframeState, targets: Sequence[DriveTarget]) -> np.ndarray:
-        return np.stack([self.render_one(state, t.landmarks) for t in targets])
+    def render(self, state: KeyframeState, targets: Sequence[DriveTarget]) -> "np.ndarray | list[np.ndarray]":
+        crops = [self.render_one(state, t.landmarks) for t in targets]
+        # a talking avatar's crops carry the footage's own pixels for paste-back
+        # (:class:`~avatar.face.blend.FootageCrop`), which stacking would drop
+        return crops if any(isinstance(c, FootageCrop) for c in crops) else np.stack(crops)
 
 
 def mouth_mask(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:

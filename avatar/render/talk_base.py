@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..face.blend import paste_roi
 from ..face.crop import transform_points
 from ..media.video import read_frames
 from ..pack.store import Pack
 
 MAX_SECONDS = 10.0   # footage kept in memory as the base (a 512 px crop is 0.8 MB a frame)
+NATIVE_BUDGET = 256 * 2**20  # bytes of the footage's own pixels kept beside the crops (I420)
 CUT_FACTOR = 5.0     # a frame change this many times the median one is a camera cut
 CUT_SHARE = 0.3      # ... when it changes at least this share of the picture
 CUT_LEVEL = 20.0     # ... by more than this many grey levels
@@ -49,18 +51,31 @@ class BaseFootage:
     landmarks: np.ndarray
     fps: float
     thumbs: np.ndarray
+    native: np.ndarray | None = None   # (N, 3H'/2, W') I420: the footage's own pixels over native_roi (H', W' even)
+    native_roi: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) in the output frame
 
     def frame(self, i: int) -> np.ndarray:
         """(S, S, 3) uint8 RGB crop ``i`` (a new array)."""
         return cv2.cvtColor(self.yuv[i], cv2.COLOR_YUV2RGB_I420)
 
+    def native_frame(self, i: int) -> np.ndarray | None:
+        """(y1 - y0, x1 - x0, 3) uint8 RGB: footage frame ``i``'s own pixels over ``native_roi``,
+        or None where they are not kept."""
+        if self.native is None or self.native_roi is None:
+            return None
+        x0, y0, x1, y1 = self.native_roi
+        return np.ascontiguousarray(cv2.cvtColor(self.native[i], cv2.COLOR_YUV2RGB_I420)[:y1 - y0, :x1 - x0])
+
     def __len__(self) -> int:
         return len(self.yuv)
 
 
-def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: float = MAX_SECONDS) -> BaseFootage | None:
+def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: float = MAX_SECONDS,
+              native: bool = False) -> BaseFootage | None:
     """``max_seconds`` of the pack's footage, from where its mouth is calmest (:func:`calm_start`);
-    None when the pack kept no footage or no frame of it shows a face."""
+    None when the pack kept no footage or no frame of it shows a face. ``native``: the output
+    frame is the clip's own size, so also keep each frame's own pixels over the part of the frame
+    the crop pastes into (within :data:`NATIVE_BUDGET`; beyond it only the crops are kept)."""
     path = pack.footage()
     if path is None or not path.is_file():
         return None
@@ -80,6 +95,7 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
     thumbs = np.empty((last - first + 1, THUMB, THUMB, 3), np.uint8)
     crop = np.empty((size, size, 3), np.uint8)
     flags = cv2.INTER_AREA if frame_to_crop[0, 0] < 1 else cv2.INTER_LINEAR
+    own, roi = None, None
     n = 0
     with read_frames(path) as reader:
         for i, frame in enumerate(reader):
@@ -87,6 +103,17 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
                 continue
             if i > last:
                 break
+            if native and own is None and roi is None:
+                roi = paste_roi(frame.shape[:2], frame_to_crop, size)
+                own = _native_buffer(roi, last - first + 1)
+                roi = roi if own is not None else ()
+            if own is not None:
+                x0, y0, x1, y1 = roi
+                part = frame[y0:y1, x0:x1]
+                ph, pw = own.shape[1] * 2 // 3 - part.shape[0], own.shape[2] - part.shape[1]
+                if ph or pw:  # I420 needs even sides: the last row or column repeated
+                    part = cv2.copyMakeBorder(part, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+                cv2.cvtColor(np.ascontiguousarray(part), cv2.COLOR_RGB2YUV_I420, dst=own[n])
             cv2.warpAffine(frame, frame_to_crop, (size, size), dst=crop, flags=flags, borderMode=cv2.BORDER_REPLICATE)
             cv2.cvtColor(crop, cv2.COLOR_RGB2YUV_I420, dst=yuv[n])
             cv2.resize(crop, (THUMB, THUMB), dst=thumbs[n], interpolation=cv2.INTER_AREA)
@@ -102,7 +129,18 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
     w = np.clip((frames_a - idx[j]) / np.maximum(idx[j + 1] - idx[j], 1), 0.0, 1.0)[:, None, None]
     frame_lms = (1 - w) * lms[j] + w * lms[j + 1]
     crop_lms = np.stack([transform_points(frame_to_crop, lm) for lm in frame_lms]).astype(np.float32)
-    return BaseFootage(yuv[start:stop], crop_lms, fps, thumbs[start:stop])
+    kept = own[start:stop] if own is not None else None
+    return BaseFootage(yuv[start:stop], crop_lms, fps, thumbs[start:stop], kept, roi if kept is not None else None)
+
+
+def _native_buffer(roi: tuple[int, int, int, int], frames: int) -> np.ndarray | None:
+    """An empty (frames, 3H/2, W) I420 array for ``roi`` (sides rounded up to even), or None when
+    it is empty or would exceed :data:`NATIVE_BUDGET`."""
+    x0, y0, x1, y1 = roi
+    h, w = (y1 - y0 + 1) // 2 * 2, (x1 - x0 + 1) // 2 * 2
+    if h <= 0 or w <= 0 or frames * h * w * 3 // 2 > NATIVE_BUDGET:
+        return None
+    return np.empty((frames, h * 3 // 2, w), np.uint8)
 
 
 def calm_start(frame_index: np.ndarray, openings: np.ndarray, span: int) -> int:

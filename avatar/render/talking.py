@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from ..face import topology
+from ..face.blend import FootageCrop
 from ..motion.audio.state import MAX_LEAD_S, MouthState
 from ..motion.decompose import canonical_template, decompose
 from ..motion.rig import MouthRig
@@ -250,6 +251,7 @@ def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
     state.activity += ACTIVITY_SMOOTH * (act - state.activity)
     b = state.last_index = state.loop.step(loop_speed(state.activity), state.activity)
     out = state.base.frame(b)
+    changed = None
     base_lm = state.base.landmarks[b]
     new_lm = mouth_target(state, target, base_lm)
     mask, roi = lower_face_mask(new_lm, base_lm, out.shape[0])
@@ -273,6 +275,8 @@ def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
         ring[int(0.6 * ring.shape[0]):] = False
         shift = np.median(base[ring] - patch[ring], 0) if ring.any() else np.zeros(3, np.float32)
         out[y0:y1, x0:x1] = np.clip(base + mask[..., None] * (patch + shift - base) + 0.5, 0, 255).astype(np.uint8)
+        changed = (mask, roi)
     # the whole crop is the footage (head, neck and collar of one moment: nothing doubled); paste-back
-    # feathers it into the anchor frame at the crop's border
-    return out
+    # feathers it into the anchor frame at the crop's border, with the footage's own pixels where kept
+    native = state.base.native_frame(b)
+    return out if native is None else FootageCrop.wrap(out, native, state.base.native_roi, changed)

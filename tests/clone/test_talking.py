@@ -625,3 +625,44 @@ def test_a_clone_decodes_its_sound_once_for_all_calibration_steps(tmp_path, astr
     talk = load_pack(tmp_path / "packs" / avatar_id).manifest["talk"]
     assert talk["render_steps"] >= 1 and "personal" in talk  # every step ran
     assert calls == [str(clip)] * 2, calls
+
+
+def test_paste_shows_the_footages_own_pixels_outside_the_new_mouth(avatars):
+    """A talking video avatar's output is the footage itself wherever the mouth is not re-rendered:
+    resampled into a small crop and back, the same frame would come out soft (here a 128 px crop
+    of 256 px footage)."""
+    import cv2
+
+    from avatar.face.blend import FootageCrop
+    from avatar.types import DriveTarget
+
+    animator = Animator(AvatarConfig(face=FaceConfig(size=128)))
+    src = animator.prepare(avatars["open"], use="audio")
+    state = src.state
+    assert state.base.native is not None
+    targets = _speech_targets(src, speech("Open wide, papa.", 1.5))[10:30]
+    crops = animator.engine.render(state, [DriveTarget(t, None, None) for t in targets[:1]])
+    crop = crops[0]
+    assert isinstance(crop, FootageCrop) and crop.changed is not None
+    b = state.last_index
+    native = state.base.native_frame(b)
+    x0, y0, x1, y1 = src.paste.roi
+    frame = src.paste(crop)[y0:y1, x0:x1]
+    # the eyes and brows: the footage's own pixels, exactly
+    lm = state.base.landmarks[b]
+    inv = cv2.invertAffineTransform(src.crop.crop_from_frame)
+    eyes = (lm[:, :2] @ inv[:, :2].T + inv[:, 2] - [x0, y0])[[33, 263, 105, 334]]
+    ex0, ey0 = np.floor(eyes.min(0)).astype(int)
+    ex1, ey1 = np.ceil(eyes.max(0)).astype(int)
+    np.testing.assert_array_equal(frame[ey0:ey1, ex0:ex1], native[ey0:ey1, ex0:ex1])
+    # ... the mouth is the crop's, not the footage's
+    mouth = (lm[:, :2] @ inv[:, :2].T + inv[:, 2] - [x0, y0])[[13, 14, 61, 291]].mean(0).astype(int)
+    mx, my = mouth
+    assert np.abs(frame[my - 3:my + 4, mx - 6:mx + 7].astype(int) - native[my - 3:my + 4, mx - 6:mx + 7]).max() > 0
+    # without the footage's own pixels, the same frame comes out much softer there
+    plain = src.paste(np.asarray(crop))[y0:y1, x0:x1]
+
+    def detail(img):
+        return cv2.Laplacian(cv2.cvtColor(img[ey0:ey1, ex0:ex1], cv2.COLOR_RGB2GRAY), cv2.CV_32F).var()
+
+    assert detail(plain) < 0.7 * detail(frame), (detail(plain), detail(frame))

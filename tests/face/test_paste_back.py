@@ -85,3 +85,13 @@ def test_a_crop_past_the_photos_edge_is_not_feathered_there(portrait):
         assert np.abs(out[0:6, mid - 20:mid + 20] - (255 - frame[0:6, mid - 20:mid + 20].astype(int))).mean() < 4
         # the bottom edge of the box lies inside the photo: feathered to the original there
         assert np.abs(out[y1 - 2, mid - 20:mid + 20] - frame[y1 - 2, mid - 20:mid + 20].astype(int)).max() <= 2
+
+
+def test_feather_mask_is_full_size_with_no_side_feathered():
+    """A crop that overhangs the photo on every side feathers no side: still an (S, S) mask of ones
+    (it was (1, 1), which warped to nothing)."""
+    from avatar.face.blend import feather_mask
+
+    m = feather_mask(64, 0.1, (False, False, False, False))
+    assert m.shape == (64, 64) and np.all(m == 1.0)
+    assert feather_mask(64, 0.1, (True, False, False, False))[:, 0].max() == 0.0
