@@ -666,3 +666,27 @@ def test_paste_shows_the_footages_own_pixels_outside_the_new_mouth(avatars):
         return cv2.Laplacian(cv2.cvtColor(img[ey0:ey1, ex0:ex1], cv2.COLOR_RGB2GRAY), cv2.CV_32F).var()
 
     assert detail(plain) < 0.7 * detail(frame), (detail(plain), detail(frame))
+
+
+def test_footage_pixels_are_not_kept_past_the_budget_or_for_a_smaller_output(avatars, monkeypatch):
+    """The footage's own pixels are kept only where the output is the clip's own size and they fit
+    the memory budget; otherwise talking pastes its crops as before."""
+    from avatar.config import OutputConfig
+    from avatar.face.blend import FootageCrop
+    from avatar.render import talk_base
+    from avatar.types import DriveTarget
+
+    def first_crop(config):
+        animator = Animator(config)
+        src = animator.prepare(avatars["open"], use="audio")
+        target = _speech_targets(src, speech("Hello.", 1.0))[5]
+        crop = animator.engine.render(src.state, [DriveTarget(target, None, None)])[0]
+        frame = src.paste(crop)
+        assert frame.shape == src.frame.shape
+        return src, crop
+
+    src, crop = first_crop(AvatarConfig(face=FaceConfig(size=128), output=OutputConfig(max_size=200)))
+    assert src.frame.shape[0] == 200 and src.state.base.native is None and not isinstance(crop, FootageCrop)
+    monkeypatch.setattr(talk_base, "NATIVE_BUDGET", 1000)
+    src, crop = first_crop(AvatarConfig(face=FaceConfig(size=128)))
+    assert src.state.base.native is None and not isinstance(crop, FootageCrop)
