@@ -222,10 +222,10 @@ class KeyframeEngine(Engine):
         if x1 <= x0 or y1 <= y0:
             return
         m = state.mouth
-        patch = warp_region(self._image(state, m.current), state.landmarks[m.current], target, roi)
+        patch = warp_region(*mouth_source(state, m.current), target, roi)
         w = m.weight()
         if w < 1.0:
-            patch = cross_fade(warp_region(self._image(state, m.previous), state.landmarks[m.previous], target, roi), patch, w)
+            patch = cross_fade(warp_region(*mouth_source(state, m.previous), target, roi), patch, w)
         b = base[y0:y1, x0:x1].astype(np.float32)
         ring = (mask > 0.05) & (mask < 0.6)
         shift = (b[ring] - patch[ring]).mean(0) if ring.any() else np.zeros(3, np.float32)
@@ -275,6 +275,13 @@ def cross_fade(previous: np.ndarray, current: np.ndarray, weight: float) -> np.n
     at = lambda img, k: cv2.remap(img, xx + k * flow[..., 0], yy + k * flow[..., 1], cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REPLICATE)
     return weight * at(current, weight - 1.0) + (1 - weight) * at(previous, weight)
+
+
+def mouth_source(state: KeyframeState, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keyframe ``k``'s own stored crop and its landmarks there: a mouth is warped from these in
+    one step (through the crop resampled into the source crop's frame it was resampled twice, and
+    softer for it)."""
+    return state.pack.keyframe_image(k), state.pack.landmarks[k]
 
 
 def warp_region(image: np.ndarray, source: np.ndarray, target: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:

@@ -242,7 +242,7 @@ def lower_face_mask(target: np.ndarray, base: np.ndarray, size: int) -> tuple[np
 
 def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
     """One output crop: the next base frame with its lower face re-rendered to ``target``'s mouth."""
-    from .keyframes import cross_fade, warp_region
+    from .keyframes import cross_fade, mouth_source, warp_region
 
     keys = state.keys
     target = state.delay.push(target)
@@ -263,10 +263,10 @@ def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
         if state.fallback:
             patch = engine._render_key(keys, m.current, new_lm)[y0:y1, x0:x1].astype(np.float32)
         else:
-            patch = warp_region(engine._image(keys, m.current), keys.landmarks[m.current], new_lm, roi)
+            patch = warp_region(*mouth_source(keys, m.current), new_lm, roi)
             w = m.weight()
             if w < 1.0:
-                patch = cross_fade(warp_region(engine._image(keys, m.previous), keys.landmarks[m.previous], new_lm, roi),
+                patch = cross_fade(warp_region(*mouth_source(keys, m.previous), new_lm, roi),
                                    patch, w)
         base = out[y0:y1, x0:x1].astype(np.float32)
         # colour-match on the mask's edge over the cheeks only (below the jaw the edge meets neck and

@@ -50,6 +50,17 @@ class NumpyAudio2Mouth:
             if len(got) != len(shape) or any(s not in (-1, g) for s, g in zip(shape, got)):
                 raise ValueError(f"{name} has shape {got}, expected {shape}")
 
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the weights: a person's mouth model reads this network's hidden states
+        and fits no other."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for a in (self._head[0], self._gru[1][2], self._conv[0][0]):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()[:16]
+
     def initial_state(self) -> NetState:
         """Zero state: as if the stream was preceded by normalised-zero features."""
         return NetState(np.zeros((self.n_mels, 2), np.float32), np.zeros((self.hidden, 2), np.float32),
@@ -82,6 +93,12 @@ class NumpyAudio2Mouth:
 
         Columns: openness logit, lips-closed logit, rounding (pre-tanh), viseme logits.
         """
+        o, _, state = self.step_hidden(mel, state)
+        return o, state
+
+    def step_hidden(self, mel: np.ndarray, state: NetState) -> tuple[np.ndarray, np.ndarray, NetState]:
+        """As :meth:`step`, also returning the last GRU layer's output, (T, hidden): what a
+        person's own mouth model (:mod:`avatar.motion.audio.personal`) reads."""
         x = ((np.asarray(mel, np.float32) - self.mean) / self.std).T  # (C, T)
         x1 = np.concatenate([state.conv1, x], axis=1)
         h1 = self._conv1d(x1, *self._conv[0])
@@ -91,4 +108,4 @@ class NumpyAudio2Mouth:
         y2 = self._gru_layer(y1, state.gru[1], 1)
         o = y2 @ self._head[0] + self._head[1]
         gru = np.stack([y1[-1], y2[-1]]) if len(y2) else state.gru
-        return o.astype(np.float32, copy=False), NetState(x1[:, -2:].copy(), x2[:, -2:].copy(), gru)
+        return o.astype(np.float32, copy=False), y2, NetState(x1[:, -2:].copy(), x2[:, -2:].copy(), gru)

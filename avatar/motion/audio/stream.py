@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from . import features as feat
 from .effort import SILENT_DB, OpeningNorm, SpeechLevel, effort_gain, frame_db
 from .model_io import CLOSED_THRESHOLD, load_numpy_model
 from .numpy_net import _sigmoid
+from .hidden_ridge import HiddenStream
 from .personal import FrameFeatures, PersonalMouth, PersonalStream
 from .state import LEAD_S, MouthState, check_lead
 
@@ -66,7 +68,12 @@ class MouthStreamer:
         self._levels = np.zeros((0, 2), np.float32)  # level re the speaker (dB), silent
         # openness, p_closed, rounding, viseme, level re the speaker (dB), silent (1/0)
         self._buf = np.zeros((0, 6), np.float32)
+        if personal is not None and personal.hidden is not None and personal.hidden.network != self.model.fingerprint:
+            log.warning("this avatar's own mouth model was fitted on another audio network than the one in use "
+                        "(%s): only its sound-based half is used", weights or "the shipped one")
+            personal = None if personal.sound_weight == 0.0 else replace(personal, hidden=None, sound_weight=1.0)
         self._personal = None if personal is None else PersonalStream(personal)
+        self._hidden = None if personal is None or personal.hidden is None else HiddenStream(personal.hidden)
         self._own_features = None if personal is None else FrameFeatures()
         # 100 Hz frames of look-ahead before a frame's mouth is known
         self.lookahead = max(self._net_lookahead, 0 if personal is None else personal.lookahead)
@@ -91,8 +98,13 @@ class MouthStreamer:
             self._own_silent = self._own_silent[len(own):]
         if len(mel) == 0:
             return
-        o, self._state = self.model.step(mel, self._state)
-        vals = np.stack([_sigmoid(o[:, 0]), _sigmoid(o[:, 1]), np.tanh(o[:, 2]),
+        if self._hidden is None:
+            o, self._state = self.model.step(mel, self._state)
+            ridge = None
+        else:
+            o, hidden, self._state = self.model.step_hidden(mel, self._state)
+            ridge = self._hidden.push(hidden)
+        vals = np.stack([_sigmoid(o[:, 0]) if ridge is None else ridge, _sigmoid(o[:, 1]), np.tanh(o[:, 2]),
                          o[:, 3:].argmax(-1).astype(np.float32)], axis=1).astype(np.float32)
         # Output j describes frame j - lookahead: drop the first outputs, which describe t < 0.
         start = self._raw_frames
@@ -113,7 +125,10 @@ class MouthStreamer:
         self._rows = np.concatenate([self._rows, np.c_[vals, rel]])
         n = min(len(self._own), len(self._rows))
         ready = self._rows[:n].copy()
-        ready[:, [0, 5]] = self._own[:n]
+        w = self._personal.model.sound_weight
+        # the person's openness: the sound-based half, mixed with the hidden-state half where both are used
+        ready[:, 0] = self._own[:n, 0] if self._hidden is None else w * self._own[:n, 0] + (1 - w) * ready[:, 0]
+        ready[:, 5] = self._own[:n, 1]
         self._rows, self._own = self._rows[n:], self._own[n:]
         self._buf = np.concatenate([self._buf, ready])
 

@@ -170,3 +170,28 @@ def test_a_mouth_that_is_mostly_shut_stays_shut_as_often():
     truth = shut_talker(fric_new, t)
     assert (own < 0.05).mean() > 0.8 * (truth == 0).mean(), ((own < 0.05).mean(), (truth == 0).mean())
     assert np.corrcoef(own, truth)[0, 1] > 0.6
+
+
+def test_both_halves_mix_and_a_half_of_another_network_is_set_aside(caplog):
+    """Where the hidden-state half also beats the generic openness, the openness is the mean of the
+    two; that half reads one network's hidden states, so with other audio weights it is set aside
+    with a warning and the sound-based half speaks alone."""
+    import dataclasses
+    import logging
+
+    train, fric = _babble(40.0, seed=14)
+    times = np.arange(0, 39.5, 1 / FPS)
+    model, info = fit_personal_mouth(train, times, _odd_person(fric, times), lead_s=0.06)
+    assert info["used"] and model.hidden is not None and info["sound_weight"] == 0.5, info
+    again = PersonalMouth.from_arrays(model.to_arrays())
+    assert again.hidden is not None and again.hidden.network == model.hidden.network and again.sound_weight == 0.5
+    audio = _babble(4.0, seed=15)[0]
+    sound_only = dataclasses.replace(model, hidden=None, sound_weight=1.0)
+    mixed = _openness(network_frames(audio, 25.0, personal=model))
+    alone = _openness(network_frames(audio, 25.0, personal=sound_only))
+    assert np.abs(mixed - alone).max() > 0.02  # the hidden-state half does take part
+    other = dataclasses.replace(model, hidden=dataclasses.replace(model.hidden, network="0" * 16))
+    with caplog.at_level(logging.WARNING, logger="avatar.motion.audio.stream"):
+        got = _openness(network_frames(audio, 25.0, personal=other))
+    assert "another audio network" in caplog.text
+    np.testing.assert_allclose(got, alone, atol=1e-6)
