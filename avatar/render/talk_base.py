@@ -53,6 +53,7 @@ class BaseFootage:
     thumbs: np.ndarray
     native: np.ndarray | None = None   # (N, 3H'/2, W') I420: the footage's own pixels over native_roi (H', W' even)
     native_roi: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) in the output frame
+    crop_to_native: np.ndarray | None = None  # (2, 3) crop px → native_roi px
 
     def frame(self, i: int) -> np.ndarray:
         """(S, S, 3) uint8 RGB crop ``i`` (a new array)."""
@@ -130,7 +131,12 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
     frame_lms = (1 - w) * lms[j] + w * lms[j + 1]
     crop_lms = np.stack([transform_points(frame_to_crop, lm) for lm in frame_lms]).astype(np.float32)
     kept = own[start:stop] if own is not None else None
-    return BaseFootage(yuv[start:stop], crop_lms, fps, thumbs[start:stop], kept, roi if kept is not None else None)
+    to_native = None
+    if kept is not None:
+        to_native = cv2.invertAffineTransform(np.asarray(frame_to_crop, np.float64))
+        to_native[:, 2] -= roi[:2]
+    return BaseFootage(yuv[start:stop], crop_lms, fps, thumbs[start:stop], kept, roi if kept is not None else None,
+                       to_native)
 
 
 def _native_buffer(roi: tuple[int, int, int, int], frames: int) -> np.ndarray | None:

@@ -216,7 +216,8 @@ def mouth_target(state: TalkState, target: np.ndarray, base_landmarks: np.ndarra
     return pose_b.apply(new).astype(np.float32)
 
 
-def lower_face_mask(target: np.ndarray, base: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def lower_face_mask(target: np.ndarray, base: np.ndarray, size: int | tuple[int, int]
+                    ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Feathered mask over the lips, jaw and chin of ``target`` and of ``base`` (its own mouth and
     chin never show through: a base jaw hanging lower than the new one left its chin's lower edge
     as a light second jaw line), and its (x0, y0, x1, y1) box. The feather ends at the lower of
@@ -232,7 +233,7 @@ def lower_face_mask(target: np.ndarray, base: np.ndarray, size: int) -> tuple[np
         hulls.append(c + (cv2.convexHull(pts)[:, 0] - c) * grow)
     allp = np.concatenate(hulls)
     x0, y0 = np.maximum(np.floor(allp.min(0)).astype(int) - 4, 0)
-    x1, y1 = np.minimum(np.ceil(allp.max(0)).astype(int) + 5, size)
+    x1, y1 = np.minimum(np.ceil(allp.max(0)).astype(int) + 5, (size, size) if isinstance(size, int) else size)
     mask = np.zeros((max(y1 - y0, 1), max(x1 - x0, 1)), np.float32)
     for h in hulls:
         cv2.fillPoly(mask, [np.round((h - [x0, y0]) * 4).astype(np.int32)], 1.0, cv2.LINE_AA, shift=2)
@@ -240,9 +241,35 @@ def lower_face_mask(target: np.ndarray, base: np.ndarray, size: int) -> tuple[np
     return mask, (int(x0), int(y0), int(x1), int(y1))
 
 
-def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
-    """One output crop: the next base frame with its lower face re-rendered to ``target``'s mouth."""
+def _blend_mouth(image: np.ndarray, mask: np.ndarray, roi: tuple[int, int, int, int], patch: np.ndarray) -> None:
+    """Blend ``patch`` (the new lower face over ``roi``) into ``image`` in place through ``mask``,
+    colour-matched on the mask's edge over the cheeks only (below the jaw the edge meets neck and
+    collar, which would tint the skin); the median ignores teeth and stray hair."""
+    x0, y0, x1, y1 = roi
+    base = image[y0:y1, x0:x1].astype(np.float32)
+    ring = (mask > 0.05) & (mask < 0.5)
+    ring[int(0.6 * ring.shape[0]):] = False
+    shift = np.median(base[ring] - patch[ring], 0) if ring.any() else np.zeros(3, np.float32)
+    image[y0:y1, x0:x1] = np.clip(base + mask[..., None] * (patch + shift - base) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _mouth_patch(keys, m, lm: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """The mouth choice's real mouth warped onto ``lm`` over ``roi`` (morphed from the previous
+    one during a switch's cross-fade)."""
     from .keyframes import cross_fade, mouth_source, warp_region
+
+    patch = warp_region(*mouth_source(keys, m.current), lm, roi)
+    w = m.weight()
+    if w < 1.0:
+        patch = cross_fade(warp_region(*mouth_source(keys, m.previous), lm, roi), patch, w)
+    return patch
+
+
+def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
+    """One output crop: the next base frame with its lower face re-rendered to ``target``'s mouth.
+    Where the base keeps the footage's own pixels, the mouth is rendered at their resolution too
+    and the crop carries them (:class:`~avatar.face.blend.FootageCrop`)."""
+    from ..face.crop import transform_points
 
     keys = state.keys
     target = state.delay.push(target)
@@ -251,6 +278,7 @@ def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
     state.activity += ACTIVITY_SMOOTH * (act - state.activity)
     b = state.last_index = state.loop.step(loop_speed(state.activity), state.activity)
     out = state.base.frame(b)
+    native = state.base.native_frame(b)
     changed = None
     base_lm = state.base.landmarks[b]
     new_lm = mouth_target(state, target, base_lm)
@@ -261,22 +289,27 @@ def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
         m = keys.mouth
         m.update(d, MOUTH_SWITCH_MARGIN)
         if state.fallback:
-            patch = engine._render_key(keys, m.current, new_lm)[y0:y1, x0:x1].astype(np.float32)
+            _blend_mouth(out, mask, roi, engine._render_key(keys, m.current, new_lm)[y0:y1, x0:x1].astype(np.float32))
+            changed = (mask, roi)
+        elif native is None:
+            _blend_mouth(out, mask, roi, _mouth_patch(keys, m, new_lm, roi))
         else:
-            patch = warp_region(*mouth_source(keys, m.current), new_lm, roi)
-            w = m.weight()
-            if w < 1.0:
-                patch = cross_fade(warp_region(*mouth_source(keys, m.previous), new_lm, roi),
-                                   patch, w)
-        base = out[y0:y1, x0:x1].astype(np.float32)
-        # colour-match on the mask's edge over the cheeks only (below the jaw the edge meets neck and
-        # collar, which would tint the skin); the median ignores teeth and stray hair
-        ring = (mask > 0.05) & (mask < 0.5)
-        ring[int(0.6 * ring.shape[0]):] = False
-        shift = np.median(base[ring] - patch[ring], 0) if ring.any() else np.zeros(3, np.float32)
-        out[y0:y1, x0:x1] = np.clip(base + mask[..., None] * (patch + shift - base) + 0.5, 0, 255).astype(np.uint8)
-        changed = (mask, roi)
+            # the mouth rendered at the footage's own resolution (from the keyframe's stored crop in
+            # one warp), then resampled into the crop for what reads the crop itself (tracking,
+            # crop-only output); the paste shows the footage's pixels, this mouth included
+            to_native = state.base.crop_to_native
+            lm_n, base_n = transform_points(to_native, new_lm), transform_points(to_native, base_lm)
+            mask_n, roi_n = lower_face_mask(lm_n, base_n, (native.shape[1], native.shape[0]))
+            nx0, ny0, nx1, ny1 = roi_n
+            if nx1 > nx0 and ny1 > ny0:
+                _blend_mouth(native, mask_n, roi_n, _mouth_patch(keys, m, lm_n, roi_n))
+                to_crop = np.vstack([cv2.invertAffineTransform(to_native), [0, 0, 1]])
+                to_crop[:2, 2] -= (x0, y0)
+                flags = cv2.INTER_AREA if to_crop[0, 0] < 1 else cv2.INTER_LINEAR
+                patch = cv2.warpAffine(native, to_crop[:2], (x1 - x0, y1 - y0), flags=flags,
+                                       borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+                base = out[y0:y1, x0:x1].astype(np.float32)
+                out[y0:y1, x0:x1] = np.clip(base + mask[..., None] * (patch - base) + 0.5, 0, 255).astype(np.uint8)
     # the whole crop is the footage (head, neck and collar of one moment: nothing doubled); paste-back
     # feathers it into the anchor frame at the crop's border, with the footage's own pixels where kept
-    native = state.base.native_frame(b)
     return out if native is None else FootageCrop.wrap(out, native, state.base.native_roi, changed)

@@ -628,9 +628,9 @@ def test_a_clone_decodes_its_sound_once_for_all_calibration_steps(tmp_path, astr
 
 
 def test_paste_shows_the_footages_own_pixels_outside_the_new_mouth(avatars):
-    """A talking video avatar's output is the footage itself wherever the mouth is not re-rendered:
-    resampled into a small crop and back, the same frame would come out soft (here a 128 px crop
-    of 256 px footage)."""
+    """A talking video avatar's output is the footage itself wherever the mouth is not re-rendered,
+    and the new mouth is rendered at the footage's resolution: resampled into a small crop and
+    back, the same frame would come out soft (here a 128 px crop of 256 px footage)."""
     import cv2
 
     from avatar.face.blend import FootageCrop
@@ -643,7 +643,7 @@ def test_paste_shows_the_footages_own_pixels_outside_the_new_mouth(avatars):
     targets = _speech_targets(src, speech("Open wide, papa.", 1.5))[10:30]
     crops = animator.engine.render(state, [DriveTarget(t, None, None) for t in targets[:1]])
     crop = crops[0]
-    assert isinstance(crop, FootageCrop) and crop.changed is not None
+    assert isinstance(crop, FootageCrop) and crop.changed is None  # the new mouth is in its native pixels
     b = state.last_index
     native = state.base.native_frame(b)
     x0, y0, x1, y1 = src.paste.roi
