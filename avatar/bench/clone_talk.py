@@ -18,8 +18,8 @@ Per clip: the first 60 % is cut (with its sound) and cloned under the research p
   graph jumps or turns back instead of showing the footage's next frame (the other spikes are the
   person's own fast moves in the footage, played as recorded);
 * detail: the output's fine detail over the upper face (eyes, brows, forehead: the footage's own
-  there, not re-rendered), the mean Laplacian variance of its grey level over the real frames';
-  resampling the footage into the crop and back shows here as a loss;
+  there, not re-rendered) and over the lower face (the re-rendered mouth, jaw and chin), the mean
+  Laplacian variance of its grey level over the real frames'; resampling shows here as a loss;
 * render fps: frames / wall time of the whole talk call (speech model, render, paste, label, encode).
 
 The photo engine (warp), with the clip's first frame as its portrait, runs on the same audio.
@@ -49,10 +49,12 @@ def openings(lms: list[np.ndarray | None]) -> np.ndarray:
     return np.where(np.isnan(gap), np.nanmedian(gap), gap)
 
 
-def detail(frames: list[np.ndarray], box) -> float:
-    """Mean Laplacian variance of the grey level over the top 55 % of ``box`` (above the mouth)."""
+def detail(frames: list[np.ndarray], box, lower: bool = False) -> float:
+    """Mean Laplacian variance of the grey level over the top 55 % of ``box`` (above the mouth),
+    or with ``lower`` the rest (mouth, jaw and chin)."""
     x0, y0, x1, y1 = box
-    y1 = y0 + int(0.55 * (y1 - y0))
+    cut = y0 + int(0.55 * (y1 - y0))
+    y0, y1 = (cut, y1) if lower else (y0, cut)
     return float(np.mean([cv2.Laplacian(cv2.cvtColor(f[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY), cv2.CV_32F).var()
                           for f in frames]))
 
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
     home = research_home("avatar-bench-talk-")
     print("| clip | frames | engine | mouth gain | r (0 lag) | best lag ms (r) | p90 rendered/real | flicker (real) | "
-          "spikes > real p99 | spikes > clip p99 | cuts: transitions, spikes there | detail out/real | render fps |")
+          "spikes > real p99 | spikes > clip p99 | cuts: transitions, spikes there | detail out/real: upper, lower face | render fps |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     with ConsentStore(home / "avatars.sqlite3") as store:
         for clip in clips:
@@ -163,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                     at_cuts = f"{len(shown)}, {int(sum(ch[k - 1] > p99_clip for k in shown))}"
                 print(f"| {clip.stem} | {m} | {name} | {g} | {rr:.3f} | {lag:+.0f} ({r_lag:.3f}) | {ratio:.2f} | "
                       f"{ch.mean():.4f} ({real_changes.mean():.4f}) | {cuts} (p99 {p99:.4f}, max {ch.max():.4f}) | "
-                      f"{cuts_clip} (p99 {p99_clip:.4f}) | {at_cuts} | {detail(out[:m], box) / detail(real[:m], box):.2f} | "
+                      f"{cuts_clip} (p99 {p99_clip:.4f}) | {at_cuts} | {detail(out[:m], box) / detail(real[:m], box):.2f}, "
+                      f"{detail(out[:m], box, True) / detail(real[:m], box, True):.2f} | "
                       f"{r.frames / secs:.1f} |", flush=True)
                 if args.frames_out is not None:
                     args.frames_out.mkdir(parents=True, exist_ok=True)
