@@ -13,6 +13,7 @@ silent (stiller) and at the footage's pace while speaking.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ from ..media.video import read_frames
 from ..pack.store import Pack
 
 MAX_SECONDS = 10.0   # footage kept in memory as the base (a 512 px crop is 0.8 MB a frame)
+log = logging.getLogger(__name__)
+
 NATIVE_BUDGET = 512 * 2**20  # bytes of the footage's own pixels kept beside the crops (I420): 10 s of a waist-up phone clip's head region
 CUT_FACTOR = 5.0     # a frame change this many times the median one is a camera cut
 CUT_SHARE = 0.3      # ... when it changes at least this share of the picture
@@ -107,6 +110,10 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
             if native and own is None and roi is None:
                 roi = paste_roi(frame.shape[:2], frame_to_crop, size)
                 own = _native_buffer(roi, last - first + 1)
+                if own is None:
+                    log.warning("the footage's own pixels over %d x %d for %d frames exceed the %d MB kept for them: "
+                                "the talking head is pasted from the %d px crop (softer)", roi[2] - roi[0],
+                                roi[3] - roi[1], last - first + 1, NATIVE_BUDGET >> 20, size)
                 roi = roi if own is not None else ()
             if own is not None:
                 x0, y0, x1, y1 = roi

@@ -668,7 +668,7 @@ def test_paste_shows_the_footages_own_pixels_outside_the_new_mouth(avatars):
     assert detail(plain) < 0.7 * detail(frame), (detail(plain), detail(frame))
 
 
-def test_footage_pixels_are_not_kept_past_the_budget_or_for_a_smaller_output(avatars, monkeypatch):
+def test_footage_pixels_are_not_kept_past_the_budget_or_for_a_smaller_output(avatars, monkeypatch, caplog):
     """The footage's own pixels are kept only where the output is the clip's own size and they fit
     the memory budget; otherwise talking pastes its crops as before."""
     from avatar.config import OutputConfig
@@ -688,5 +688,7 @@ def test_footage_pixels_are_not_kept_past_the_budget_or_for_a_smaller_output(ava
     src, crop = first_crop(AvatarConfig(face=FaceConfig(size=128), output=OutputConfig(max_size=200)))
     assert src.frame.shape[0] == 200 and src.state.base.native is None and not isinstance(crop, FootageCrop)
     monkeypatch.setattr(talk_base, "NATIVE_BUDGET", 1000)
-    src, crop = first_crop(AvatarConfig(face=FaceConfig(size=128)))
+    with caplog.at_level(logging.WARNING, logger="avatar.render.talk_base"):
+        src, crop = first_crop(AvatarConfig(face=FaceConfig(size=128)))
     assert src.state.base.native is None and not isinstance(crop, FootageCrop)
+    assert "exceed" in caplog.text
