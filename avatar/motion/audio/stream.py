@@ -46,7 +46,8 @@ class MouthStreamer:
         weights: path of a safetensors file; None = the shipped ``weights/audio2mouth-v1``.
         lead_s: how far the mouth runs ahead of the sound (seconds, 0..0.25).
         personal: a person's own mouth model (a talking video avatar's, fitted at clone time):
-            it gives the openness from the sound around each frame, in place of the network's
+            it gives the openness from the sound around each frame (and, where fitted, the
+            network's hidden states), in place of the network's
             normalised, effort-scaled and closure-gated openness; silence still closes the mouth.
     """
 
