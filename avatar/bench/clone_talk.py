@@ -53,8 +53,8 @@ def detail(frames: list[np.ndarray], box, lower: bool = False) -> float:
     """Mean Laplacian variance of the grey level over the top 55 % of ``box`` (above the mouth),
     or with ``lower`` the rest (mouth, jaw and chin)."""
     x0, y0, x1, y1 = box
-    cut = y0 + int(0.55 * (y1 - y0))
-    y0, y1 = (cut, y1) if lower else (y0, cut)
+    mid = y0 + int(0.55 * (y1 - y0))
+    y0, y1 = (mid, y1) if lower else (y0, mid)
     return float(np.mean([cv2.Laplacian(cv2.cvtColor(f[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY), cv2.CV_32F).var()
                           for f in frames]))
 
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {clip.stem} | {m} | {name} | {g} | {rr:.3f} | {lag:+.0f} ({r_lag:.3f}) | {ratio:.2f} | "
                       f"{ch.mean():.4f} ({real_changes.mean():.4f}) | {cuts} (p99 {p99:.4f}, max {ch.max():.4f}) | "
                       f"{cuts_clip} (p99 {p99_clip:.4f}) | {at_cuts} | {detail(out[:m], box) / detail(real[:m], box):.2f}, "
-                      f"{detail(out[:m], box, True) / detail(real[:m], box, True):.2f} | "
+                      f"{detail(out[:m], box, lower=True) / detail(real[:m], box, lower=True):.2f} | "
                       f"{r.frames / secs:.1f} |", flush=True)
                 if args.frames_out is not None:
                     args.frames_out.mkdir(parents=True, exist_ok=True)

@@ -25,9 +25,9 @@ from ..face.crop import transform_points
 from ..media.video import read_frames
 from ..pack.store import Pack
 
-MAX_SECONDS = 10.0   # footage kept in memory as the base (a 512 px crop is 0.8 MB a frame)
 log = logging.getLogger(__name__)
 
+MAX_SECONDS = 10.0   # footage kept in memory as the base (a 512 px crop is 0.8 MB a frame)
 NATIVE_BUDGET = 512 * 2**20  # bytes of the footage's own pixels kept beside the crops (I420): 10 s of a waist-up phone clip's head region
 CUT_FACTOR = 5.0     # a frame change this many times the median one is a camera cut
 CUT_SHARE = 0.3      # ... when it changes at least this share of the picture

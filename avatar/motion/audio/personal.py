@@ -107,6 +107,13 @@ def _rbf(x: np.ndarray, support: np.ndarray, sq_support: np.ndarray, gamma: floa
     return np.exp(-gamma * np.maximum(d, 0.0))
 
 
+def _check_features(features: str) -> None:
+    """ValueError unless a model reads :data:`FEATURES` (one fitted before a change to them cannot be used)."""
+    if features != FEATURES:
+        raise ValueError(f"personal mouth model reads {features or 'other features'!r}, not {FEATURES!r}: "
+                         "re-clone the avatar to fit it again")
+
+
 @dataclass(frozen=True, eq=False)
 class PersonalMouth:
     """Kernel ridge map from the sound around a frame to its openness (0 closed .. 1 wide).
@@ -134,9 +141,7 @@ class PersonalMouth:
     sound_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.features != FEATURES:
-            raise ValueError(f"personal mouth model reads {self.features or 'other features'!r}, not {FEATURES!r}: "
-                             "re-clone the avatar to fit it again")
+        _check_features(self.features)
         d = len(self.offsets) * (BANDS + 1)
         if not self.offsets or min(self.offsets) > 0 or max(self.offsets) < 0:
             raise ValueError(f"personal mouth model: bad offsets {self.offsets}")
@@ -196,9 +201,7 @@ class PersonalMouth:
     def from_arrays(cls, z) -> "PersonalMouth":
         """From :meth:`to_arrays` (or an ``np.load`` of them); ValueError when they do not fit together."""
         features = str(np.asarray(z["features"])) if "features" in z else ""
-        if features != FEATURES:  # before the arrays: an older model's arrays differ too
-            raise ValueError(f"personal mouth model reads {features or 'other features'!r}, not {FEATURES!r}: "
-                             "re-clone the avatar to fit it again")
+        _check_features(features)  # before the arrays: an older model's arrays differ too
         try:
             return cls(tuple(int(o) for o in np.asarray(z["offsets"]).reshape(-1)),
                        np.asarray(z["mean"], np.float32), np.asarray(z["scale"], np.float32),
