@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 MAX_SECONDS = 10.0   # footage kept in memory as the base (a 512 px crop is 0.8 MB a frame)
 NATIVE_BUDGET = 512 * 2**20  # bytes of the footage's own pixels kept beside the crops (I420): 10 s of a waist-up phone clip's head region
+# Over the budget, a shorter base keeps them, down to this long: the motion graph plays any
+# length from a few seconds of footage, and a crop-pasted head keeps half its detail (session 21)
+MIN_NATIVE_SECONDS = 4.0
 CUT_FACTOR = 5.0     # a frame change this many times the median one is a camera cut
 CUT_SHARE = 0.3      # ... when it changes at least this share of the picture
 CUT_LEVEL = 20.0     # ... by more than this many grey levels
@@ -79,7 +82,8 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
     """``max_seconds`` of the pack's footage, from where its mouth is calmest (:func:`calm_start`);
     None when the pack kept no footage or no frame of it shows a face. ``native``: the output
     frame is the clip's own size, so also keep each frame's own pixels over the part of the frame
-    the crop pastes into (within :data:`NATIVE_BUDGET`; beyond it only the crops are kept)."""
+    the crop pastes into, within :data:`NATIVE_BUDGET`: over it the base is shortened to fit, down to
+    :data:`MIN_NATIVE_SECONDS`; beyond that only the crops are kept."""
     path = pack.footage()
     if path is None or not path.is_file():
         return None
@@ -109,11 +113,18 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
                 break
             if native and own is None and roi is None:
                 roi = paste_roi(frame.shape[:2], frame_to_crop, size)
-                own = _native_buffer(roi, last - first + 1)
+                fit = min(native_frames(roi), last - first + 1)
+                if fit >= min(last - first + 1, int(MIN_NATIVE_SECONDS * fps)):
+                    if fit < last - first + 1:
+                        log.info("the footage's own pixels over %d x %d fit the %d MB kept for them for %d frames: "
+                                 "the base is %.1f s of footage", roi[2] - roi[0], roi[3] - roi[1],
+                                 NATIVE_BUDGET >> 20, fit, fit / fps)
+                    last = first + fit - 1
+                    own = _native_buffer(roi, fit)
                 if own is None:
-                    log.warning("the footage's own pixels over %d x %d for %d frames exceed the %d MB kept for them: "
+                    log.warning("the footage's own pixels over %d x %d for %.1f s exceed the %d MB kept for them: "
                                 "the talking head is pasted from the %d px crop (softer)", roi[2] - roi[0],
-                                roi[3] - roi[1], last - first + 1, NATIVE_BUDGET >> 20, size)
+                                roi[3] - roi[1], MIN_NATIVE_SECONDS, NATIVE_BUDGET >> 20, size)
                 roi = roi if own is not None else ()
             if own is not None:
                 x0, y0, x1, y1 = roi
@@ -146,13 +157,24 @@ def load_base(pack: Pack, frame_to_crop: np.ndarray, size: int, max_seconds: flo
                        to_native)
 
 
-def _native_buffer(roi: tuple[int, int, int, int], frames: int) -> np.ndarray | None:
-    """An empty (frames, 3H/2, W) I420 array for ``roi`` (sides rounded up to even), or None when
-    it is empty or would exceed :data:`NATIVE_BUDGET`."""
+def _native_side(roi: tuple[int, int, int, int]) -> tuple[int, int]:
+    """(H, W) of ``roi`` rounded up to even sides (I420)."""
     x0, y0, x1, y1 = roi
-    h, w = (y1 - y0 + 1) // 2 * 2, (x1 - x0 + 1) // 2 * 2
-    if h <= 0 or w <= 0 or frames * h * w * 3 // 2 > NATIVE_BUDGET:
+    return (y1 - y0 + 1) // 2 * 2, (x1 - x0 + 1) // 2 * 2
+
+
+def native_frames(roi: tuple[int, int, int, int]) -> int:
+    """How many frames of the footage's own pixels over ``roi`` fit :data:`NATIVE_BUDGET` (0 when it is empty)."""
+    h, w = _native_side(roi)
+    return 0 if h <= 0 or w <= 0 else NATIVE_BUDGET // (h * w * 3 // 2)
+
+
+def _native_buffer(roi: tuple[int, int, int, int], frames: int) -> np.ndarray | None:
+    """An empty (frames, 3H/2, W) I420 array for ``roi``, or None when it is empty or would exceed
+    :data:`NATIVE_BUDGET`."""
+    if frames <= 0 or frames > native_frames(roi):
         return None
+    h, w = _native_side(roi)
     return np.empty((frames, h * 3 // 2, w), np.uint8)
 
 

@@ -670,7 +670,8 @@ def test_paste_shows_the_footages_own_pixels_outside_the_new_mouth(avatars):
 
 def test_footage_pixels_are_not_kept_past_the_budget_or_for_a_smaller_output(avatars, monkeypatch, caplog):
     """The footage's own pixels are kept only where the output is the clip's own size and they fit
-    the memory budget; otherwise talking pastes its crops as before."""
+    the memory budget (over it, with a shorter base down to MIN_NATIVE_SECONDS); otherwise talking
+    pastes its crops as before."""
     from avatar.config import OutputConfig
     from avatar.face.blend import FootageCrop
     from avatar.render import talk_base
@@ -687,8 +688,17 @@ def test_footage_pixels_are_not_kept_past_the_budget_or_for_a_smaller_output(ava
 
     src, crop = first_crop(AvatarConfig(face=FaceConfig(size=128), output=OutputConfig(max_size=200)))
     assert src.frame.shape[0] == 200 and src.state.base.native is None and not isinstance(crop, FootageCrop)
-    monkeypatch.setattr(talk_base, "NATIVE_BUDGET", 1000)
+    full, crop = first_crop(AvatarConfig(face=FaceConfig(size=128)))
+    frames, per_frame = len(full.state.base.native), full.state.base.native[0].nbytes
+    assert isinstance(crop, FootageCrop) and frames == len(full.state.base) >= 8
+    # over the budget: a shorter base that keeps them, while it is at least MIN_NATIVE_SECONDS long
+    monkeypatch.setattr(talk_base, "NATIVE_BUDGET", per_frame * (frames // 2))
+    monkeypatch.setattr(talk_base, "MIN_NATIVE_SECONDS", 0.0)
+    src, crop = first_crop(AvatarConfig(face=FaceConfig(size=128)))
+    assert isinstance(crop, FootageCrop) and len(src.state.base.native) == len(src.state.base) <= frames // 2
+    monkeypatch.setattr(talk_base, "MIN_NATIVE_SECONDS", 3600.0)
     with caplog.at_level(logging.WARNING, logger="avatar.render.talk_base"):
         src, crop = first_crop(AvatarConfig(face=FaceConfig(size=128)))
     assert src.state.base.native is None and not isinstance(crop, FootageCrop)
+    assert len(src.state.base) == len(full.state.base)
     assert "exceed" in caplog.text
