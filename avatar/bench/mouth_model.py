@@ -6,7 +6,8 @@ Per ``../shared/eval/clone/talk_0*.mp4``: the face is tracked on every frame; th
 streamed through :func:`~avatar.motion.audio.stream.network_frames` at the clip's frame rate, as
 talking does, and its openness is correlated (zero lag) with the tracked opening of every
 held-out frame. The same sound 12 dB quieter and louder shows whether a recording's level
-changes the mouth. The generic network's openness is scored beside it.
+changes the mouth. The variant live streaming uses (:meth:`PersonalMouth.for_streaming`: it reads
+60 ms ahead, not 200) and the generic network's openness are scored beside it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from ..media.video import probe_video, read_audio
 from ..motion.audio.personal import fit_personal_mouth
 from ..motion.audio.state import LEAD_S
-from ..motion.audio.stream import network_frames
+from ..motion.audio.stream import MouthStreamer, network_frames
 from ..pack.features import opening
 from ..pack.track import track_video
 from .clone import _DEFAULT_EVAL, talk_clips
@@ -44,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     if not clips:
         print(f"no talk_0*.mp4 in {args.eval}", file=sys.stderr)
         return 2
-    print("| clip | fit s | fit frames | r_cv | used | held-out frames | own r (−12 dB / 0 / +12 dB) | generic r |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| clip | fit s | fit frames | r_cv | used | held-out frames | own r (−12 dB / 0 / +12 dB) | live r (latency ms) | generic r |")
+    print("|---|---|---|---|---|---|---|---|---|")
     rows = []
     for clip in clips:
         info = probe_video(clip)
@@ -61,12 +62,18 @@ def main(argv: list[str] | None = None) -> int:
         own = [held_out_r(np.array([m.openness for m in network_frames(rest * g, fps, personal=model)]), fps, t_hold, op[hold])
                if model is not None else float("nan") for g in GAINS]
         generic = held_out_r(np.array([m.openness for m in network_frames(rest, fps)]), fps, t_hold, op[hold])
-        rows.append((own[1], generic))
+        live, latency = float("nan"), float("nan")
+        if model is not None:
+            streaming = model.for_streaming()
+            live = held_out_r(np.array([m.openness for m in network_frames(rest, fps, personal=streaming)]),
+                              fps, t_hold, op[hold])
+            latency = 1000 * MouthStreamer(fps, personal=streaming).latency_s
+        rows.append((own[1], generic, live))
         print(f"| {clip.stem} | {split:.1f} | {int(fit.sum())} | {fit_info.get('r_cv', float('nan')):.3f} | "
               f"{'yes' if fit_info['used'] else 'no'} | {int(hold.sum())} | {' / '.join(f'{r:.3f}' for r in own)} | "
-              f"{generic:.3f} |", flush=True)
-    own_mean, gen_mean = np.nanmean([r[0] for r in rows]), np.mean([r[1] for r in rows])
-    print(f"\nmean held-out r: own {own_mean:.3f}, generic {gen_mean:.3f}")
+              f"{live:.3f} ({latency:.0f}) | {generic:.3f} |", flush=True)
+    own_mean, gen_mean, live_mean = (np.nanmean([r[k] for r in rows]) for k in (0, 1, 2))
+    print(f"\nmean held-out r: own {own_mean:.3f}, live {live_mean:.3f}, generic {gen_mean:.3f}")
     return 0
 
 

@@ -46,9 +46,11 @@ class VoiceDriver:
         sc = live.animator.config.speech
         # a talking video avatar's own timing (its lag delays targets at render; its lead comes here)
         lead_s = live.animator.engine.speech_lead(live.source.state, sc.lead_s, live.fps)
+        # the person's own mouth model, in its variant that reads less far ahead (a shorter delay)
+        personal = live.animator.engine.speech_model(live.source.state)
         self.speech = LiveSpeech(live.source.crop.landmarks, live.animator.config.motion, live.fps,
                                  seed=seed, weights=weights or sc.weights, lead_s=lead_s, intensity=sc.intensity,
-                                 personal=live.animator.engine.speech_model(live.source.state))
+                                 personal=None if personal is None else personal.for_streaming())
         self.delay_samples = math.ceil(self.speech.latency_s * SAMPLE_RATE - 1e-9)
         self.samples = 0            # samples heard so far
         self.frames = 0             # frames emitted so far

@@ -525,7 +525,7 @@ def test_live_voice_mode_talks_over_the_footage(avatars, tmp_path, monkeypatch):
     with the avatar's own mouth model where its pack has one."""
     from avatar.live.loop import run_live
     from avatar.motion.audio import drive
-    from avatar.motion.audio.personal import PersonalMouth
+    from avatar.motion.audio.personal import LIVE_OFFSETS, PersonalMouth
 
     wav = tmp_path / "voice.wav"
     sf.write(wav, speech("Hello again.", 1.5), 16000)
@@ -544,8 +544,10 @@ def test_live_voice_mode_talks_over_the_footage(avatars, tmp_path, monkeypatch):
                       handle_sigint=False)
     assert report.mode == "voice" and report.frames > 0
     assert len(calls) >= report.frames
-    used = _talk_manifest(Path(os.environ["AVATAR_HOME"]), avatars["open"])["personal"]["used"]
-    assert isinstance(models[-1], PersonalMouth) if used else models[-1] is None
+    own = _talk_manifest(Path(os.environ["AVATAR_HOME"]), avatars["open"])["personal"]
+    assert isinstance(models[-1], PersonalMouth) if own["used"] else models[-1] is None
+    if own["used"]:  # its variant for streaming, where one was fitted
+        assert (models[-1].offsets == LIVE_OFFSETS) == own["live"]["used"], own
 
 
 def test_mask_covers_the_base_chin_below_a_raised_one():

@@ -17,7 +17,8 @@ streamed as talking does, r at zero lag against the tracked opening, talk_01..04
 hidden-state half alone, 0.58 / 0.56 / 0.57 / 0.50 mixed; the generic openness 0.14-0.30. A fit
 takes a few seconds; the model (the fitted frames' features, at most ``MAX_SUPPORT`` of them) is
 stored in the avatar pack and runs inside :class:`~avatar.motion.audio.stream.MouthStreamer`,
-240 ms behind the sound (the 200 ms it reads ahead and a ±40 ms average).
+240 ms behind the sound (the 200 ms it reads ahead and a ±40 ms average). Live streaming uses a
+variant fitted beside it that reads 60 ms ahead (80 ms behind the sound), where that one fits too.
 
 It is used only where it beats the generic openness, measured on parts of the clip it was not
 fitted on (contiguous cross-validation folds).
@@ -25,7 +26,7 @@ fitted on (contiguous cross-validation folds).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,6 +39,11 @@ OFFSETS = (-20, -12, -6, -3, 0, 3, 6, 12, 20)   # 100 Hz frames read around each
 ALPHA = 1.0                               # kernel ridge penalty (targets are tracked openings, ~0.01-0.1)
 GAMMA_PER_FEATURE = 0.25                  # RBF width: gamma = this / features, on standardised features
 SMOOTH = 4                                # the openness is averaged over this many 100 Hz frames either side
+# The variant for live streaming reads 60 ms ahead, not 200 (its latency is the stream's): held-out
+# r 0.57 / 0.57 / 0.51 on talk_01 / 02 / 04, as the offline model's; on talk_03's 12 s it does not
+# fit (and the offline model streams, later)
+LIVE_OFFSETS = (-20, -12, -6, -3, 0, 3, 6)
+LIVE_SMOOTH = 2
 QUANTILES = np.linspace(0.0, 100.0, 21)   # the output's distribution is mapped onto the person's own at these
 MAX_SUPPORT = 3000                        # fitted frames kept (evenly spaced beyond): 200 s at 15 fps
 # the person's 90th-percentile predicted opening maps to the generic path's typical open vowel
@@ -125,6 +131,8 @@ class PersonalMouth:
     (0 closed .. 1 wide). features: the frame features it reads (:data:`FEATURES`).
     hidden: the network-hidden-state half (:mod:`avatar.motion.audio.hidden_ridge`), or None;
     sound_weight: this sound-based half's share of the openness (1: it alone, 0: ``hidden`` alone).
+    smooth: the openness is averaged over this many 100 Hz frames either side.
+    live: the variant that reads less far ahead, for live streaming (:meth:`for_streaming`), or None.
     """
 
     offsets: tuple[int, ...]
@@ -139,6 +147,8 @@ class PersonalMouth:
     features: str = FEATURES
     hidden: HiddenRidge | None = None
     sound_weight: float = 1.0
+    smooth: int = SMOOTH
+    live: "PersonalMouth | None" = None
 
     def __post_init__(self) -> None:
         _check_features(self.features)
@@ -156,6 +166,8 @@ class PersonalMouth:
             raise ValueError("personal mouth model: its opening map is not increasing")
         if not 0.0 <= self.sound_weight <= 1.0 or (self.hidden is None and self.sound_weight < 1.0):
             raise ValueError(f"personal mouth model: bad share {self.sound_weight} of its sound-based half")
+        if not 0 <= self.smooth <= 50:
+            raise ValueError(f"personal mouth model: bad smoothing {self.smooth}")
         arrays = (self.mean, self.scale, self.support, self.coef, self.map_in, self.map_out)
         if not all(np.isfinite(v).all() for v in arrays) or not np.isfinite(self.bias) or not self.gamma > 0:
             raise ValueError("personal mouth model holds non-finite numbers")
@@ -163,53 +175,75 @@ class PersonalMouth:
 
     @property
     def history(self) -> int:
-        """Past 100 Hz frames read besides the current one."""
-        return -min(self.offsets) + SMOOTH
+        """Past 100 Hz frames read besides the current one (none when only the hidden-state half is used)."""
+        return 0 if self.sound_weight == 0.0 else -min(self.offsets) + self.smooth
 
     @property
     def lookahead(self) -> int:
-        """Future 100 Hz frames read: how far it runs behind the sound."""
-        return max(self.offsets) + SMOOTH
+        """Future 100 Hz frames read: how far it runs behind the sound (none when only the
+        hidden-state half is used: it runs with the network)."""
+        return 0 if self.sound_weight == 0.0 else max(self.offsets) + self.smooth
+
+    def for_streaming(self) -> "PersonalMouth":
+        """The variant to stream live with: :attr:`live` where it was fitted, else this model."""
+        return self.live if self.live is not None else self
 
     def openness(self, padded: np.ndarray) -> np.ndarray:
         """(T + history + lookahead, BANDS + 1) frame features (:class:`FrameFeatures`), the
-        first ``history`` rows before the first frame described → (T,) float32 openness in [0, 1]."""
+        first ``history`` rows before the first frame described → (T,) float32 openness in [0, 1]
+        (zeros when only the hidden-state half is used)."""
         t = len(padded) - self.history - self.lookahead
         if t <= 0:
             return np.zeros(0, np.float32)
-        raw = np.empty(t + 2 * SMOOTH, np.float32)  # the frames and SMOOTH either side
+        if self.sound_weight == 0.0:
+            return np.zeros(t, np.float32)
+        sm = self.smooth
+        raw = np.empty(t + 2 * sm, np.float32)  # the frames and ``smooth`` either side
         for a in range(0, len(raw), _BLOCK):
-            at = np.arange(a, min(a + _BLOCK, len(raw))) + self.history - SMOOTH
+            at = np.arange(a, min(a + _BLOCK, len(raw))) + self.history - sm
             x = (_stack(np.asarray(padded, np.float32), at, self.offsets) - self.mean) / self.scale
             raw[a:a + len(at)] = _rbf(x, self.support, self._sq, self.gamma) @ self.coef + self.bias
         # a box average: the fitted map jitters from one 10 ms frame to the next more than lips do
         # (held-out r +0.01 on the dev clips, frame-to-frame change a quarter less)
         c = np.concatenate([[0.0], np.cumsum(raw, dtype=np.float64)])
-        fitted = (c[2 * SMOOTH + 1:] - c[:t]) / (2 * SMOOTH + 1)
+        fitted = (c[2 * sm + 1:] - c[:t]) / (2 * sm + 1)
         return np.clip(np.interp(fitted, self.map_in, self.map_out), 0.0, 1.0).astype(np.float32)
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"offsets": np.asarray(self.offsets, np.int64), "mean": self.mean.astype(np.float32),
-                "scale": self.scale.astype(np.float32), "support": self.support.astype(np.float32),
-                "coef": self.coef.astype(np.float32), "bias": np.asarray([self.bias], np.float32),
-                "gamma": np.asarray([self.gamma], np.float32), "map_in": self.map_in.astype(np.float64),
-                "map_out": self.map_out.astype(np.float64), "features": np.asarray(self.features),
-                "sound_weight": np.asarray([self.sound_weight], np.float32),
-                **({} if self.hidden is None else self.hidden.to_arrays("hidden_"))}
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        own = {"offsets": np.asarray(self.offsets, np.int64), "mean": self.mean.astype(np.float32),
+               "scale": self.scale.astype(np.float32), "support": self.support.astype(np.float32),
+               "coef": self.coef.astype(np.float32), "bias": np.asarray([self.bias], np.float32),
+               "gamma": np.asarray([self.gamma], np.float32), "map_in": self.map_in.astype(np.float64),
+               "map_out": self.map_out.astype(np.float64), "features": np.asarray(self.features),
+               "sound_weight": np.asarray([self.sound_weight], np.float32),
+               "smooth": np.asarray([self.smooth], np.int64)}
+        out = {prefix + k: v for k, v in own.items()}
+        if self.hidden is not None and not prefix:  # the live variant shares it
+            out.update(self.hidden.to_arrays("hidden_"))
+        if self.live is not None:
+            out.update(self.live.to_arrays(prefix + "live_"))
+        return out
 
     @classmethod
-    def from_arrays(cls, z) -> "PersonalMouth":
+    def from_arrays(cls, z, prefix: str = "", hidden: HiddenRidge | None = None) -> "PersonalMouth":
         """From :meth:`to_arrays` (or an ``np.load`` of them); ValueError when they do not fit together."""
-        features = str(np.asarray(z["features"])) if "features" in z else ""
+        def one(key: str) -> np.ndarray:
+            return np.asarray(z[prefix + key])
+
+        features = str(one("features")) if prefix + "features" in z else ""
         _check_features(features)  # before the arrays: an older model's arrays differ too
         try:
-            return cls(tuple(int(o) for o in np.asarray(z["offsets"]).reshape(-1)),
-                       np.asarray(z["mean"], np.float32), np.asarray(z["scale"], np.float32),
-                       np.asarray(z["support"], np.float32), np.asarray(z["coef"], np.float32),
-                       float(np.asarray(z["bias"]).reshape(-1)[0]), float(np.asarray(z["gamma"]).reshape(-1)[0]),
-                       np.asarray(z["map_in"], np.float64), np.asarray(z["map_out"], np.float64), features,
-                       HiddenRidge.from_arrays(z, "hidden_") if "hidden_weights" in z else None,
-                       float(np.asarray(z["sound_weight"]).reshape(-1)[0]) if "sound_weight" in z else 1.0)
+            if not prefix and "hidden_weights" in z:
+                hidden = HiddenRidge.from_arrays(z, "hidden_")
+            weight = float(one("sound_weight").reshape(-1)[0]) if prefix + "sound_weight" in z else 1.0
+            return cls(tuple(int(o) for o in one("offsets").reshape(-1)),
+                       one("mean").astype(np.float32), one("scale").astype(np.float32),
+                       one("support").astype(np.float32), one("coef").astype(np.float32),
+                       float(one("bias").reshape(-1)[0]), float(one("gamma").reshape(-1)[0]),
+                       one("map_in").astype(np.float64), one("map_out").astype(np.float64), features,
+                       hidden if weight < 1.0 else None, weight,
+                       int(one("smooth").reshape(-1)[0]) if prefix + "smooth" in z else SMOOTH,
+                       cls.from_arrays(z, prefix + "live_", hidden) if prefix + "live_offsets" in z else None)
         except (KeyError, IndexError, TypeError) as exc:
             raise ValueError(f"personal mouth model: missing or bad {exc}") from exc
 
@@ -256,9 +290,13 @@ def fit_personal_mouth(audio16k: np.ndarray, times: np.ndarray, opening: np.ndar
     the start of ``audio16k``, for a speech path whose lips lead the sound by ``lead_s``.
     ``weights``: the generic network it is compared with.
 
+    The model holds a variant for live streaming (:attr:`PersonalMouth.live`, reading
+    :data:`LIVE_OFFSETS`) where that one also beats the generic openness.
+
     Returns (model or None, info): info holds ``samples``, ``r_cv`` (the model's correlation with
     the tracked opening on held-out folds), ``r_generic`` (the generic openness's on the same
-    frames) and ``used``; without a model it also says why (``reason``)."""
+    frames), ``used`` and ``live`` (the live variant's figures); without a model it also says why
+    (``reason``)."""
     frames = signal_features(audio16k)
     times, opening = np.asarray(times, np.float64), np.asarray(opening, np.float64)
     idx = np.round((times + lead_s) * 100.0).astype(np.int64)
@@ -270,38 +308,68 @@ def fit_personal_mouth(audio16k: np.ndarray, times: np.ndarray, opening: np.ndar
     if len(y) > MAX_SUPPORT:
         keep = np.round(np.linspace(0, len(y) - 1, MAX_SUPPORT)).astype(np.int64)
         idx, y = idx[keep], y[keep]
-    x = _stack(frames, idx, OFFSETS).astype(np.float64)
+    folds = np.array_split(np.arange(len(y)), FOLDS)
+    hidden, generic, lookahead, network = hidden_states(audio16k, weights)
+    rows = idx + lookahead
+    ridge, oof_h = fit_hidden_ridge(hidden, rows, y, folds, OPEN_SCALE, network)
+    g = generic[np.clip(rows, 0, len(generic) - 1)].astype(np.float64)
+
+    # within-fold correlation: how well the mouth's movements are followed (a fold's mean is the
+    # intercept of a fit on little data, not what a viewer sees)
+    def centred(v: np.ndarray) -> np.ndarray:
+        return np.concatenate([v[f] - v[f].mean() for f in folds])
+
+    y_c, h_c = centred(y), centred(oof_h)
+    r_h, r_generic = _corr(h_c, y_c), _corr(centred(g), y_c)
+    # each half is used where it beats the generic openness on held-out folds; both: their mean
+    # (held-out r on the dev clips 0.57 / 0.59 / 0.50 where the halves give 0.52 / 0.56 / 0.44 and
+    # 0.58 / 0.50 / 0.47, talk_01 / 02 / 04)
+    bar = max(r_generic + MIN_GAIN_R, MIN_R)
+    good_h = ridge is not None and r_h >= bar
+    info.update(r_cv_hidden=round(r_h, 3), r_generic=round(r_generic, 3))
+
+    def variant(offsets: tuple[int, ...], smooth: int, live: "PersonalMouth | None" = None):
+        """(model or None, whether it beats the bar, its figures) reading ``offsets``."""
+        model, oof = _sound_half(frames, idx, y, folds, offsets, smooth)
+        s_c = centred(oof)
+        r_s = _corr(s_c, y_c)
+        good_s = model is not None and r_s >= bar
+        weight = 0.5 if good_s and good_h else (0.0 if good_h else 1.0)
+        z = [(c - c.mean()) / (c.std() + 1e-12) for c in (s_c, h_c)]
+        r_cv = _corr(weight * z[0] + (1 - weight) * z[1], y_c)
+        if model is not None:
+            model = replace(model, hidden=ridge if weight < 1.0 else None, sound_weight=weight, live=live)
+        return model, good_s or good_h, dict(r_cv=round(r_cv, 3), r_cv_sound=round(r_s, 3), sound_weight=weight)
+
+    live, live_good, live_stats = variant(LIVE_OFFSETS, LIVE_SMOOTH)
+    live = live if live_good else None
+    offline, good, stats = variant(OFFSETS, SMOOTH, live)
+    info.update(stats, live=dict(live_stats, used=live is not None, lookahead_ms=10 * (max(LIVE_OFFSETS) + LIVE_SMOOTH)))
+    if offline is None:
+        return None, dict(info, reason="the fitted opening does not vary")
+    if not good:
+        return offline, dict(info, reason=f"held-out r {max(info['r_cv_sound'], r_h):.2f} does not beat the generic "
+                                          f"openness's {r_generic:.2f} by {MIN_GAIN_R} or falls short of {MIN_R}")
+    return offline, dict(info, used=True)
+
+
+def _sound_half(frames: np.ndarray, idx: np.ndarray, y: np.ndarray, folds: list[np.ndarray],
+                offsets: tuple[int, ...], smooth: int) -> tuple["PersonalMouth | None", np.ndarray]:
+    """The sound-based half reading ``offsets`` of (F, C) ``frames`` around rows ``idx``, fitted to
+    (N,) ``y``, and its (N,) out-of-fold predictions; the model is None where those do not vary."""
+    x = _stack(frames, idx, offsets).astype(np.float64)
     mean, scale = x.mean(0), x.std(0) + 1e-6
     xs = (x - mean) / scale
     gamma = GAMMA_PER_FEATURE / xs.shape[1]
     # out-of-fold predictions: an honest correlation, and the amplitude new speech will get
     oof = np.zeros_like(y)
-    folds = np.array_split(np.arange(len(y)), FOLDS)
     for test in folds:
         train = np.setdiff1d(np.arange(len(y)), test)
         coef, bias = _kernel_fit(xs[train], y[train], gamma)
         oof[test] = _rbf(xs[test], xs[train], (xs[train] ** 2).sum(1), gamma) @ coef + bias
-    hidden, generic, lookahead, network = hidden_states(audio16k, weights)
-    rows = idx + lookahead
-    ridge, oof_h = fit_hidden_ridge(hidden, rows, y, folds, OPEN_SCALE, network)
-    g = generic[np.clip(rows, 0, len(generic) - 1)].astype(np.float64)
-    # within-fold correlation: how well the mouth's movements are followed (a fold's mean is the
-    # intercept of a fit on little data, not what a viewer sees)
-    centred = [np.concatenate([v[f] - v[f].mean() for f in folds]) for v in (oof, oof_h, g, y)]
-    r_s, r_h, r_generic = (_corr(c, centred[3]) for c in centred[:3])
-    # each half is used where it beats the generic openness on held-out folds; both: their mean
-    # (held-out r on the dev clips 0.57 / 0.59 / 0.50 where the halves give 0.52 / 0.56 / 0.44 and
-    # 0.58 / 0.50 / 0.47, talk_01 / 02 / 04)
-    bar = max(r_generic + MIN_GAIN_R, MIN_R)
-    good_s, good_h = r_s >= bar, ridge is not None and r_h >= bar
-    weight = 0.5 if good_s and good_h else (0.0 if good_h else 1.0)
-    z = [(c - c.mean()) / (c.std() + 1e-12) for c in centred[:2]]
-    r_cv = _corr(weight * z[0] + (1 - weight) * z[1], centred[3])
-    info.update(r_cv=round(r_cv, 3), r_cv_sound=round(r_s, 3), r_cv_hidden=round(r_h, 3),
-                r_generic=round(r_generic, 3), sound_weight=weight)
     lo, hi = np.percentile(oof, [10, 90])
     if hi - lo < 1e-9:
-        return None, dict(info, reason="the fitted opening does not vary")
+        return None, oof
     coef, bias = _kernel_fit(xs, y, gamma)
     # The fit regresses to the mean (held-out predictions span about half the tracked openings'
     # range and rarely reach a closed mouth), and the renderer then picks among look-alike real
@@ -311,10 +379,6 @@ def fit_personal_mouth(audio16k: np.ndarray, times: np.ndarray, opening: np.ndar
     map_in = np.percentile(oof, QUANTILES) + 1e-9 * np.arange(len(QUANTILES))  # strictly increasing
     y_lo, y_hi = np.percentile(y, [10, 90])
     map_out = (np.percentile(y, QUANTILES) - y_lo) * OPEN_SCALE / max(y_hi - y_lo, 1e-9)
-    model = PersonalMouth(OFFSETS, mean.astype(np.float32), scale.astype(np.float32), xs.astype(np.float32),
-                          coef.astype(np.float32), float(bias), float(gamma), map_in, map_out,
-                          hidden=ridge if weight < 1.0 else None, sound_weight=weight)
-    if not (good_s or good_h):
-        return model, dict(info, reason=f"held-out r {max(r_s, r_h):.2f} does not beat the generic openness's "
-                                        f"{r_generic:.2f} by {MIN_GAIN_R} or falls short of {MIN_R}")
-    return model, dict(info, used=True)
+    model = PersonalMouth(offsets, mean.astype(np.float32), scale.astype(np.float32), xs.astype(np.float32),
+                          coef.astype(np.float32), float(bias), float(gamma), map_in, map_out, smooth=smooth)
+    return model, oof

@@ -5,8 +5,8 @@ Lips lead the sound: frame k shows the mouth the network hears at k / fps + ``le
 before the sound starts. Algorithmic latency (sound at time t → the frame for time t can be
 emitted): the lead + 12.5 ms (half the analysis window) + 60 ms network look-ahead + a quarter
 of a render frame (the lips-closed window), i.e. 82.5 ms + the lead at 25 fps; plus the
-caller's chunk length. A person's own mouth model reads 240 ms ahead, which replaces the
-network's 60 ms.
+caller's chunk length. A person's own mouth model reads 240 ms ahead (its live variant 80 ms),
+which replaces the network's 60 ms where longer.
 Memory is bounded: the streamer keeps 240 samples of audio, the network state and a few
 100 Hz output frames, whatever the input length. The offline path (:func:`network_frames`)
 runs this same code once, so both agree to float rounding.

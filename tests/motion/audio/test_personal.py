@@ -195,3 +195,48 @@ def test_both_halves_mix_and_a_half_of_another_network_is_set_aside(caplog):
         got = _openness(network_frames(audio, 25.0, personal=other))
     assert "another audio network" in caplog.text
     np.testing.assert_allclose(got, alone, atol=1e-6)
+
+
+def test_a_live_variant_reads_less_far_ahead_and_still_follows_its_person():
+    """Beside the model, a variant that reads 60 ms ahead (not 200) is fitted for live streaming:
+    its stream runs well under 200 ms behind the sound, it follows the person on new speech, and
+    it is stored and read back with the model."""
+    from avatar.motion.audio.personal import LIVE_OFFSETS
+
+    train, fric = _babble(40.0, seed=16)
+    times = np.arange(0, 39.5, 1 / FPS)
+    model, info = fit_personal_mouth(train, times, _odd_person(fric, times), lead_s=0.06)
+    live = model.for_streaming()
+    assert info["live"]["used"] and live is model.live and live.offsets == LIVE_OFFSETS, info
+    assert live.live is None and live.lookahead < model.lookahead / 2
+    offline_s, live_s = MouthStreamer(25.0, personal=model).latency_s, MouthStreamer(25.0, personal=live).latency_s
+    assert live_s <= 0.2 < offline_s, (live_s, offline_s)
+    new, fric_new = _babble(15.0, seed=17)
+    t = np.arange(int(14.5 * FPS)) / FPS
+    truth = _odd_person(fric_new, t + 0.06)
+    own = _openness(network_frames(new, FPS, personal=live))[: len(t)]
+    assert np.corrcoef(own, truth)[0, 1] > 0.6
+    again = PersonalMouth.from_arrays(model.to_arrays())
+    assert again.live is not None and again.live.smooth == live.smooth and again.live.hidden is not None
+    feats = signal_features(new[: 3 * SR])
+    np.testing.assert_allclose(again.live.openness(feats), live.openness(feats), atol=1e-6)
+    # without it (a pack from before it), streaming uses the model itself
+    older = {k: v for k, v in model.to_arrays().items() if not k.startswith("live_")}
+    assert PersonalMouth.from_arrays(older).for_streaming().lookahead == model.lookahead
+
+
+def test_a_model_using_only_its_hidden_state_half_reads_no_sound_ahead():
+    """Where only the network's hidden states follow the person, the sound-based half is not run
+    (nothing read ahead for it, no openness of its own)."""
+    import dataclasses
+
+    train, fric = _babble(20.0, seed=18)
+    times = np.arange(0, 19.5, 1 / FPS)
+    model, _ = fit_personal_mouth(train, times, _odd_person(fric, times), lead_s=0.06)
+    hidden_only = dataclasses.replace(model, sound_weight=0.0, live=None)
+    assert hidden_only.lookahead == 0 and hidden_only.history == 0
+    s = MouthStreamer(25.0, personal=hidden_only)
+    assert s.lookahead == s._net_lookahead and s.latency_s < MouthStreamer(25.0, personal=model).latency_s
+    audio = _babble(3.0, seed=19)[0]
+    got = _openness(network_frames(audio, 25.0, personal=hidden_only))
+    assert got.std() > 0.01
