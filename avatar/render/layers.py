@@ -50,11 +50,6 @@ _OPAQUE_DEPTH = 0.008  # inside the person mask, alpha ramps to 1 between 1 and 
 _LINE_SIGMA = 0.03      # × the crop side: the neighbourhood whose orientation a hole pixel continues
 _LINE_COHERENCE = (0.3, 0.6)  # structure-tensor coherence over which the line fill takes over from the mirror
 _LINE_DETOUR = 2.5      # a line may run this × the distance to the nearest background (+ 4 px) to leave the hole
-# × the crop side: the plate is also filled this far beyond the matte. Just outside it the photo is
-# still a few grey levels darker or lighter than the wall (the lens's and the codec's blur of the
-# hair's edge): left in the plate, that ring stayed behind as a thin outline of the head wherever
-# it moved off, and the fill mirrored and continued it into lines across the hole (driving_02)
-_PLATE_GROW = 0.008
 
 
 @dataclass(frozen=True, eq=False)
@@ -344,13 +339,6 @@ def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, sp
     return np.where(alpha[..., None] > 0, np.clip(f + 0.5, 0, 255), image).astype(np.uint8)
 
 
-def plate_hole(alpha: np.ndarray) -> np.ndarray:
-    """(S, S) bool: where the plate is filled for an (S, S) matte: the matte and
-    :data:`_PLATE_GROW` of the crop side (at least 1 px) beyond it. Elsewhere the plate is the photo."""
-    grow = max(_PLATE_GROW * alpha.shape[0], 1.0)
-    return cv2.distanceTransform((alpha == 0).astype(np.uint8), cv2.DIST_L2, 3) <= grow
-
-
 def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | None,
                  frame: tuple[int, int, int, int] | None = None,
                  rigid: np.ndarray | None = None) -> tuple[Layers | None, str]:
@@ -378,7 +366,7 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     alpha = soft_matte(image, mask, sure_person=sure)
     if not (alpha == 0).any():
         return None, "the matte leaves no background"
-    hole = plate_hole(alpha)
+    hole = alpha > 0
     if frame is not None:
         x0, y0, x1, y1 = frame
         outside = np.ones(hole.shape, bool)
