@@ -50,14 +50,25 @@ _OPAQUE_DEPTH = 0.008  # inside the person mask, alpha ramps to 1 between 1 and 
 _LINE_SIGMA = 0.03      # × the crop side: the neighbourhood whose orientation a hole pixel continues
 _LINE_COHERENCE = (0.3, 0.6)  # structure-tensor coherence over which the line fill takes over from the mirror
 _LINE_DETOUR = 2.5      # a line may run this × the distance to the nearest background (+ 4 px) to leave the hole
+# × the crop side: the plate is also filled this far beyond the matte. Just outside it the photo is
+# still a few grey levels off the wall (the lens's and the codec's blur of the hair's edge): left in
+# the plate, that rim stayed behind as a thin outline of the head wherever it moved off, and the
+# fill continued it into lines across the hole (driving_02). So the rim goes with the person: as a
+# faint matte of the person's own colour over the fill, where the photo is such a blend; elsewhere
+# (a textured background, stars beside the head) the plate keeps the photo.
+_PLATE_GROW = 0.008
+_RIM_CONTRAST = 30.0  # the person's colour and the fill must differ by this many levels to tell a blend
+_RIM_RESIDUAL = 6.0   # ... and the photo lie this close to the line between them
+_RIM_ALIKE = 12.0     # under the person, the fill without the rim replaces the one with it where they differ less
 
 
 @dataclass(frozen=True, eq=False)
 class Layers:
     """A portrait crop split into layers (all (S, S), source-crop pixels)."""
 
-    rgba: np.ndarray    # (S, S, 4) uint8: premultiplied foreground colours (αF) and the matte (× 255), warped together
-    plate: np.ndarray   # (S, S, 3) uint8 background plate: the source where alpha is 0
+    rgba: np.ndarray    # (S, S, 4) uint8: premultiplied foreground colours (αF) and the matte (× 255), warped
+                        # together; past ``alpha`` it also holds the faint rim of the person's edge
+    plate: np.ndarray   # (S, S, 3) uint8 background plate: the source where alpha is 0 (but a faint rim, see _PLATE_GROW)
     alpha: np.ndarray   # (S, S) float32 matte in [0, 1]
 
     def composite(self, backward_map: np.ndarray) -> np.ndarray:
@@ -339,6 +350,41 @@ def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, sp
     return np.where(alpha[..., None] > 0, np.clip(f + 0.5, 0, 255), image).astype(np.uint8)
 
 
+def _rim_blend(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, hole: np.ndarray, rim: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The photo's ``rim`` (bool, just past the matte) as a blend of the background, filled as
+    under the person, and the nearest opaque person colour: (plate, (S, S) float32 rim alpha,
+    (S, S, 3) uint8 rim colour). ``plate`` is the plate of ``hole`` (the rim left in). Where the
+    photo is no such blend (a textured background, a star beside the head), the plate keeps it
+    and the rim alpha is 0."""
+    rim_alpha = np.zeros(alpha.shape, np.float32)
+    opaque = alpha >= 1.0 - _MIN_ALPHA
+    if not rim.any() or not opaque.any():
+        return plate, rim_alpha, image
+    img, fill = image.astype(np.float32), background_plate(image, rim | hole).astype(np.float32)
+    near = _pyramid_fill(img, opaque)
+    d = near - fill
+    n2 = (d * d).sum(-1)
+    rel = img - fill
+    a = np.clip((rel * d).sum(-1) / np.maximum(n2, 1.0), 0.0, 1.0)
+    residual = np.linalg.norm(rel - a[..., None] * d, axis=-1)
+    blend = rim & (n2 > _RIM_CONTRAST ** 2) & (residual < _RIM_RESIDUAL)
+    rim_alpha[blend] = a[blend]
+    # under the person too, where the two fills differ by a few levels only (the rim's shade carried
+    # in: faint lines across the hole); where they differ more (stars, stripes) the first one stays
+    near_alike = np.clip((_RIM_ALIKE - np.abs(fill - plate).max(-1)) / (_RIM_ALIKE / 2), 0.0, 1.0) * hole
+    take = np.where(blend, 1.0, near_alike)[..., None]
+    plate = np.clip(take * fill + (1 - take) * plate + 0.5, 0, 255).astype(np.uint8)
+    return plate, rim_alpha, np.clip(near + 0.5, 0, 255).astype(np.uint8)
+
+
+def plate_hole(alpha: np.ndarray) -> np.ndarray:
+    """(S, S) bool: where the plate may be filled for an (S, S) matte: the matte and
+    :data:`_PLATE_GROW` of the crop side (at least 1 px) beyond it. Elsewhere the plate is the photo."""
+    grow = max(_PLATE_GROW * alpha.shape[0], 1.0)
+    return cv2.distanceTransform((alpha == 0).astype(np.uint8), cv2.DIST_L2, 3) <= grow
+
+
 def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | None,
                  frame: tuple[int, int, int, int] | None = None,
                  rigid: np.ndarray | None = None) -> tuple[Layers | None, str]:
@@ -374,7 +420,10 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
         if not (hole | outside).all():
             hole |= outside
     plate = background_plate(image, hole)  # the background in the photo stays the source's, exactly
+    rim = plate_hole(alpha) & ~hole
+    plate, rim_alpha, rim_colour = _rim_blend(image, alpha, plate, hole, rim)
     fg = unmix_foreground(image, alpha, plate)
-    a8 = np.round(alpha * 255).astype(np.uint8)
+    fg = np.where(rim_alpha[..., None] > 0, rim_colour, fg)
+    a8 = np.round(np.maximum(alpha, rim_alpha) * 255).astype(np.uint8)
     premultiplied = np.round(fg.astype(np.float32) * (a8.astype(np.float32) / 255.0)[..., None]).astype(np.uint8)
     return Layers(np.ascontiguousarray(np.dstack([premultiplied, a8])), np.ascontiguousarray(plate), alpha), ""

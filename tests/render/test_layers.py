@@ -334,8 +334,8 @@ def test_a_faint_halo_of_background_colour_is_background():
     beyond = r > radius + 4
     faint = beyond & (layers.alpha > 0) & (layers.alpha < layers_mod._FAINT)
     assert faint.sum() == 0, faint.sum()  # 679 before
-    still = beyond & (layers.alpha == 0)
-    assert (layers.plate[still] == image[still]).all()
+    still = beyond & ~layers_mod.plate_hole(layers.alpha)
+    assert still.sum() > 0.5 * beyond.sum() and (layers.plate[still] == image[still]).all()
     stars = beyond & (image[..., 0] > 200)
     assert (layers.alpha[stars] > 0).mean() < 0.03  # 5.1 % before
 
@@ -439,9 +439,9 @@ def test_the_plate_is_filled_from_the_photo_only():
         plate = layers.plate[hole].astype(int)
         red = (plate[:, 0] - plate[:, 1] > 60).sum()
         assert (red > 20) == leaks, red
-        background = ~(layers.alpha > 0)
+        background = ~layers_mod.plate_hole(layers.alpha)
         background[:40] = False
-        assert np.array_equal(layers.plate[background], image[background])  # the photo's background, exact
+        assert background.any() and np.array_equal(layers.plate[background], image[background])  # the photo's, exact
 
 
 def test_the_photo_edge_is_found_and_mirrored_past():
@@ -541,3 +541,26 @@ def test_the_plate_carries_straight_background_lines_on_behind_the_person(monkey
     mirrored = error()
     assert along < 0.5 * mirrored, (along, mirrored)
     assert along < 20.0, along
+
+
+def test_the_blurred_rim_just_outside_the_matte_is_not_left_in_the_plate():
+    """Past the matte's edge a photo is still a few grey levels off the wall (the lens's and the
+    codec's blur of the hair's edge). Left in the plate, that rim stayed behind as a thin outline
+    of the head wherever it moved off (driving_02), and the fill continued it into lines."""
+    size = 256
+    yy, xx = np.mgrid[0:size, 0:size]
+    r = np.hypot(xx - size / 2, yy - size / 2)
+    radius = 0.3 * size
+    wall = np.array([214.0, 203.0, 166.0])
+    inside = cv2.GaussianBlur((r < radius).astype(np.float32), (0, 0), 1.5)[..., None]
+    image = np.clip(wall * (1 - inside) + np.array([60.0, 45.0, 30.0]) * inside + 0.5, 0, 255).astype(np.uint8)
+    mask = cv2.GaussianBlur((r < radius).astype(np.float32), (0, 0), 3)
+    layers, why = layers_mod.build_layers(image, _round_face(size, 0.6 * radius), mask)
+    assert layers is not None, why
+    dist = cv2.distanceTransform((layers.alpha == 0).astype(np.uint8), cv2.DIST_L2, 3)
+    rim = (dist > 0) & (dist <= 1.5)  # the photo's pixels just past the matte
+    assert np.abs(image[rim].astype(float) - wall).max() > 1.5  # the photo is off the wall there
+    # the plate is the wall there and everywhere under the person: no outline of the head
+    assert np.abs(layers.plate[rim].astype(float) - wall).max() <= 1.5
+    under = layers.alpha > 0
+    assert np.abs(layers.plate[under].astype(float) - wall).max() <= 2.5
