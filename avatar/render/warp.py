@@ -73,6 +73,10 @@ _ISLAND_JUMP = 2.0  # a map pixel this × the spacing off its 3×3 neighbourhood
 # 0 switches the prefilter off), up to the second value (a larger step is an edge); the
 # prefilter's sigma (source px)
 _MINIFY = (1.5, 8.0, 1.2)
+# × the face's size: islands are also looked for this far around it. Squeezed ring triangles at a
+# temple (a head tilted down and aside) made one there, of forehead skin and the plate beside the
+# hair: a speck in the hair (driving_02 frame 250)
+_ISLAND_MARGIN = 0.25
 _ISLAND_COVERED = 5  # an island next to uncovered pixels: judged where it and this many of its 9 are covered
 _SKULL_DEPTH = 1.0   # depth of the ring points straight above the face, × the oval radius there, behind the outline
 # from this far above the chin (× the oval radius: below the ear lobes) the rings' share of the
@@ -347,6 +351,15 @@ def _untangle(target: np.ndarray, source: np.ndarray, triangles: np.ndarray, mov
 _NEAR_Y, _NEAR_X = (d.ravel() for d in np.mgrid[-1:2, -1:2])  # a pixel's 3×3 neighbourhood
 
 
+def island_box(face: np.ndarray, side: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) map pixels where :func:`_drop_islands` looks, for the (478, 2+) face
+    landmarks in a ``side``-pixel map: their box grown by :data:`_ISLAND_MARGIN` of its size."""
+    lo, hi = face[:, :2].min(0), face[:, :2].max(0)
+    margin = _ISLAND_MARGIN * float((hi - lo).max()) + 2
+    lo, hi = np.floor(lo - margin).astype(int), np.ceil(hi + margin).astype(int) + 1
+    return (*np.maximum(lo, 0).tolist(), *np.minimum(hi, side).tolist())
+
+
 def _drop_islands(index: np.ndarray, mx: np.ndarray, my: np.ndarray, affine: np.ndarray, spacing: float,
                   box: tuple[int, int, int, int] | None = None) -> None:
     """Hand map pixels that lie off their 3×3 neighbourhood's median by more than
@@ -363,7 +376,7 @@ def _drop_islands(index: np.ndarray, mx: np.ndarray, my: np.ndarray, affine: np.
     the centre's side); it only rounds the corner of a region by a map pixel. Only pixels with a
     large Laplacian are looked at, and only where the pixel and :data:`_ISLAND_COVERED` of the nine
     are covered (the median over those: a sliver at a lip corner borders the mouth hole); with ``box`` (x0, y0,
-    x1, y1: map pixels), only inside it (the face: its folds make the islands).
+    x1, y1: map pixels), only inside it (the face and around it: its folds make the islands).
     """
     x0 = y0 = 0
     if box is not None:
@@ -863,9 +876,7 @@ class WarpEngine(Engine):
 
         index = rasterise(tgt_small[tris], (small, small))
         mx, my = dense_map(index, affine)
-        lo = np.floor(tgt_small[:478, :2].min(0)).astype(int) - 2
-        hi = np.ceil(tgt_small[:478, :2].max(0)).astype(int) + 3
-        _drop_islands(index, mx, my, affine, size / small, (*np.maximum(lo, 0), *np.minimum(hi, small)))
+        _drop_islands(index, mx, my, affine, size / small, island_box(tgt_small[:478], small))
         dense = (mx, my)  # before the adjustments below (each makes new arrays): their share is carried to the seams
         mirror = self._mirror_map(state, index, tris, inv, n_outer, lend, small) if lend.any() else None
         empty = index == 0  # not covered: the mouth hole (and folds)

@@ -157,3 +157,20 @@ def test_an_island_beside_the_mouth_hole_takes_its_neighbours_triangle():
     covered = index > 0
     assert np.allclose(mx[covered], ref_x[covered]) and np.allclose(my[covered], ref_y[covered])
     assert np.array_equal(index[15, :10], before[15, :10]) and (index[16:] == 0).all()
+
+
+def test_an_island_beside_the_face_is_looked_for_too():
+    """Islands are looked for around the face as well as on it: squeezed ring triangles at a temple
+    (a head tilted down and aside) covered a map pixel or two alone, sampling forehead skin and
+    the plate past the hair, a speck in the hair (driving_02 frame 250). An island a third of the
+    face's size beyond its landmarks is handed to its neighbours' triangle."""
+    from avatar.render.warp import _drop_islands, island_box
+
+    index, affine, _, _ = _affine_map(12.0)
+    face = np.array([[8.0, 8.0], [20.0, 8.0], [8.0, 20.0], [20.0, 20.0]])  # the face's landmarks span 12 map px
+    x0, y0, x1, y1 = island_box(face, 32)
+    assert x0 <= 5 and y0 <= 5 and x1 >= 24 and y1 >= 24 and x0 >= 0 and x1 <= 32
+    index[14, 24] = 2  # a pixel 4 map px (a third of the face) right of the face's landmarks
+    mx, my = dense_map(index, affine)
+    _drop_islands(index, mx, my, affine, 2.0, island_box(face, 32))
+    assert index[14, 24] == 1
