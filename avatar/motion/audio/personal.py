@@ -218,8 +218,10 @@ class PersonalMouth:
                "sound_weight": np.asarray([self.sound_weight], np.float32),
                "smooth": np.asarray([self.smooth], np.int64)}
         out = {prefix + k: v for k, v in own.items()}
-        if self.hidden is not None and not prefix:  # the live variant shares it
-            out.update(self.hidden.to_arrays("hidden_"))
+        # one hidden-state half, shared by the live variant (stored once, whichever of the two uses it)
+        shared = self.hidden if self.hidden is not None else None if self.live is None else self.live.hidden
+        if shared is not None and not prefix:
+            out.update(shared.to_arrays("hidden_"))
         if self.live is not None:
             out.update(self.live.to_arrays(prefix + "live_"))
         return out

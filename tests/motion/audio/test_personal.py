@@ -220,6 +220,11 @@ def test_a_live_variant_reads_less_far_ahead_and_still_follows_its_person():
     assert again.live is not None and again.live.smooth == live.smooth and again.live.hidden is not None
     feats = signal_features(new[: 3 * SR])
     np.testing.assert_allclose(again.live.openness(feats), live.openness(feats), atol=1e-6)
+    # the hidden-state half is stored once, also where only the live variant uses it
+    import dataclasses
+
+    odd = PersonalMouth.from_arrays(dataclasses.replace(model, hidden=None, sound_weight=1.0).to_arrays())
+    assert odd.hidden is None and odd.live.hidden is not None
     # without it (a pack from before it), streaming uses the model itself
     older = {k: v for k, v in model.to_arrays().items() if not k.startswith("live_")}
     assert PersonalMouth.from_arrays(older).for_streaming().lookahead == model.lookahead
