@@ -324,8 +324,17 @@ def _no_more_than_colour(image: np.ndarray, alpha: np.ndarray, candidates: np.nd
     return out
 
 
-def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, spread: float = 48.0) -> np.ndarray:
+def person_colour(image: np.ndarray, alpha: np.ndarray) -> np.ndarray | None:
+    """(S, S, 3) float32: the nearest opaque person colour at every pixel (pushed and pulled
+    from the pixels where ``alpha`` is opaque), or None where none is."""
+    opaque = alpha >= 1.0 - _MIN_ALPHA
+    return _pyramid_fill(image.astype(np.float32), opaque) if opaque.any() else None
+
+
+def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, spread: float = 48.0,
+                     near: np.ndarray | None = None) -> np.ndarray:
     """(S, S, 3) uint8 foreground colours F with image = αF + (1-α)·plate where α > 0.
+    ``near``: :func:`person_colour` of ``image`` and ``alpha``, where the caller has it already.
 
     At a low alpha the equation divides the background's grain by α, and those extreme colours,
     resampled as the person moves, would flash as one-frame specks along the edge: there F is
@@ -335,11 +344,10 @@ def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, sp
     band further in, dark hair at a temple came out orange-brown, earrings silver-grey.)"""
     a = np.maximum(alpha, _MIN_ALPHA)[..., None]
     f = plate.astype(np.float32) + (image.astype(np.float32) - plate) / a
-    opaque = alpha >= 1.0 - _MIN_ALPHA
-    if opaque.any():
-        # pushed and pulled from the opaque pixels: each edge pixel gets the colour of the person
-        # right beside it (the hair at a temple, not the forehead's skin a band further in)
-        near = _pyramid_fill(image.astype(np.float32), opaque)
+    # pushed and pulled from the opaque pixels: each edge pixel gets the colour of the person
+    # right beside it (the hair at a temple, not the forehead's skin a band further in)
+    near = person_colour(image, alpha) if near is None else near
+    if near is not None:
         # and averaged with its neighbours, weighted by α², which keeps the strand's colour and
         # drops the background's grain that the division amplified
         w2 = (alpha * alpha).astype(np.float32)
@@ -350,19 +358,17 @@ def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, sp
     return np.where(alpha[..., None] > 0, np.clip(f + 0.5, 0, 255), image).astype(np.uint8)
 
 
-def _rim_blend(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, hole: np.ndarray, rim: np.ndarray
+def _rim_blend(image: np.ndarray, plate: np.ndarray, hole: np.ndarray, rim: np.ndarray, near: np.ndarray | None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The photo's ``rim`` (bool, just past the matte) as a blend of the background, filled as
-    under the person, and the nearest opaque person colour: (plate, (S, S) float32 rim alpha,
+    under the person, and ``near`` (:func:`person_colour`): (plate, (S, S) float32 rim alpha,
     (S, S, 3) uint8 rim colour). ``plate`` is the plate of ``hole`` (the rim left in). Where the
     photo is no such blend (a textured background, a star beside the head), the plate keeps it
     and the rim alpha is 0."""
-    rim_alpha = np.zeros(alpha.shape, np.float32)
-    opaque = alpha >= 1.0 - _MIN_ALPHA
-    if not rim.any() or not opaque.any():
+    rim_alpha = np.zeros(rim.shape, np.float32)
+    if not rim.any() or near is None:
         return plate, rim_alpha, image
     img, fill = image.astype(np.float32), background_plate(image, rim | hole).astype(np.float32)
-    near = _pyramid_fill(img, opaque)
     d = near - fill
     n2 = (d * d).sum(-1)
     rel = img - fill
@@ -421,8 +427,9 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
             hole |= outside
     plate = background_plate(image, hole)  # the background in the photo stays the source's, exactly
     rim = plate_hole(alpha) & ~hole
-    plate, rim_alpha, rim_colour = _rim_blend(image, alpha, plate, hole, rim)
-    fg = unmix_foreground(image, alpha, plate)
+    near = person_colour(image, alpha)  # read by both (a pyramid fill of the whole crop)
+    plate, rim_alpha, rim_colour = _rim_blend(image, plate, hole, rim, near)
+    fg = unmix_foreground(image, alpha, plate, near=near)
     fg = np.where(rim_alpha[..., None] > 0, rim_colour, fg)
     a8 = np.round(np.maximum(alpha, rim_alpha) * 255).astype(np.uint8)
     premultiplied = np.round(fg.astype(np.float32) * (a8.astype(np.float32) / 255.0)[..., None]).astype(np.uint8)
