@@ -102,20 +102,16 @@ def vertex_weights(triangle_weights: np.ndarray, triangles: np.ndarray, n_vertic
     return w
 
 
-def mirror_texture(image: np.ndarray, landmarks: np.ndarray, rigid_weight: np.ndarray | None = None) -> np.ndarray:
+def mirror_texture(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """(S, S, 3) uint8: the portrait with every face triangle's texture scaled to the light of
     its mirror partner's side: what the partner shows when it lends its texture there.
 
     The light of a place is a wide, skin-only average (eyes, brows and lips left out), so a
     foreshortened sliver of a cheek gets the light of the skin around it, not its hair edge.
-    ``rigid_weight`` (S, S): glasses frames (:mod:`avatar.render.rigid`), painted out of the lent
-    texture: they are drawn rigidly where they are, and a mirrored copy of the near rim and
-    temple arm on the far temple is a second pair of glasses.
+    Glasses frames are painted out of ``image`` beforehand (:func:`avatar.render.rigid.paint_out`):
+    a mirrored copy of the near rim and temple arm on the far temple is a second pair of glasses.
     """
     size = image.shape[0]
-    if rigid_weight is not None and (rigid_weight > 0.5).any():
-        frame = (rigid_weight > 0.5).astype(np.uint8)  # the line and a pixel or two around it
-        image = cv2.inpaint(image, frame, 3, cv2.INPAINT_TELEA)
     m = topology.mesh()
     pts = landmarks[:, :2].astype(np.float32)
     skin = np.zeros(image.shape[:2], np.uint8)

@@ -392,17 +392,12 @@ def plate_hole(alpha: np.ndarray) -> np.ndarray:
 
 
 def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | None,
-                 frame: tuple[int, int, int, int] | None = None,
-                 rigid: np.ndarray | None = None) -> tuple[Layers | None, str]:
+                 frame: tuple[int, int, int, int] | None = None) -> tuple[Layers | None, str]:
     """Split a portrait crop into layers, or say why not: (layers, "") or (None, reason).
 
     ``mask``: the crop's person mask ((S, S) float32), None when segmentation failed.
     ``frame``: (x0, y0, x1, y1), the crop pixels inside the photo; the rest is never shown and
     never fills the plate (what lies there was made up from the photo's edge).
-    ``rigid``: (S, S) weight of rigid things worn on the head (glasses frames, see
-    :mod:`avatar.render.rigid`): they are the person's, even where a frame's rim stands out over
-    the background, which the segmentation leaves out (it stayed in the plate, a still ghost of
-    the rim beside the moving one).
     """
     if mask is None:
         return None, "the person segmentation is unavailable or missed the face"
@@ -412,10 +407,7 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
         return None, "the person fills the picture: there is no background to separate"
     oval = np.zeros(mask.shape, np.uint8)
     cv2.fillPoly(oval, [landmarks[topology.mesh()["oval"], :2].round().astype(np.int32)], 1)
-    sure = oval > 0
-    if rigid is not None:
-        sure |= rigid > 0.5
-    alpha = soft_matte(image, mask, sure_person=sure)
+    alpha = soft_matte(image, mask, sure_person=oval > 0)
     if not (alpha == 0).any():
         return None, "the matte leaves no background"
     hole = alpha > 0

@@ -4,8 +4,10 @@ A mesh warp bends everything on the face with the skin under it: a squint or a s
 glasses rim, and a head turn tears it. Prepared once per portrait, :func:`detect_frames` looks
 for thin, high-contrast lines (a ridge filter) in a ring around each eye, leaving out the eye
 and eyelashes and the brows; where they surround an eye the way a rim does, they are glasses.
-Each frame those pixels then move with the head's rigid motion on the plane of the eyes (fitted
-in 3-D on landmarks that move with the skull), blended smoothly back into the mesh warp.
+The frames are painted out of the portrait (:func:`paint_out`), which the mesh warp then moves,
+and drawn over it as a layer of their own (:func:`draw`): the lenses with the head's rigid motion
+on the plane of the eyes (fitted in 3-D on landmarks that move with the skull), each temple arm
+straight from its hinge to where the warp puts its end (:func:`arm_affine`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ GROW = 0.07
 REACH = 1.5       # the frame is followed out to this many ring radii
 MIN_COVER = 0.6       # share of the directions around an eye in which a line must be found
 RIDGE_MIN = 80.0      # ridge strength of a rim line (Hessian units of :func:`_ridges`)
+PAINT_OUT = 0.3       # the frame is painted out of the portrait where its weight exceeds this
+COVER_FLOOR = 20.0    # grey levels: a frame pixel's coverage is its difference from the painted-out
+                      # portrait over the largest nearby, or over this where that is smaller
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,6 +41,8 @@ class RigidParts:
     # temple arms run back from the lenses to the ears, off the plane of the eyes: each arm's
     # (weight, plane, box), its weight a share of ``weight`` (the lenses keep the rest)
     arms: tuple[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]], ...] = ()
+    # each arm's hinge and end ((2,) source px each), in the order of ``arms``
+    axes: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
 
     @cached_property
     def pieces(self) -> list[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]]:
@@ -44,6 +51,16 @@ class RigidParts:
             return [(self.weight, self.plane, self.box)]
         lens = self.weight - sum(w for w, _, _ in self.arms)
         return [(np.clip(lens, 0.0, 1.0), self.plane, self.box), *self.arms]
+
+
+@dataclass(frozen=True, eq=False)
+class WornPiece:
+    """A rigid piece as a layer over the painted-out portrait, on ``box`` (x0, y0, x1, y1) of the
+    source crop: premultiplied colour (h, w, 3) float32 and coverage (h, w) float32."""
+
+    colour: np.ndarray
+    alpha: np.ndarray
+    box: tuple[int, int, int, int]
 
 
 def _ridges(grey: np.ndarray) -> np.ndarray:
@@ -134,7 +151,7 @@ def detect_frames(image: np.ndarray, landmarks: np.ndarray) -> RigidParts | None
     a = np.column_stack([lm[ids, 0], lm[ids, 1], np.ones(len(ids))])
     plane = np.linalg.lstsq(a, lm[ids, 2] if lm.shape[1] > 2 else np.zeros(len(ids)), rcond=None)[0]
     arms = _arms(weight, plane, lm, centres, iod)
-    return RigidParts(weight, plane, box, arms)
+    return RigidParts(weight, plane, box, tuple(a[:3] for a in arms), tuple(a[3] for a in arms))
 
 
 def _box(weight: np.ndarray) -> tuple[int, int, int, int]:
@@ -143,10 +160,11 @@ def _box(weight: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def _arms(weight: np.ndarray, plane: np.ndarray, lm: np.ndarray, centres: list[np.ndarray],
-          iod: float) -> tuple[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]], ...]:
+          iod: float) -> tuple[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]], ...]:
     """The temple arms of a frame ``weight`` (S, S): what lies beyond each lens on the far side
     from the nose, with a plane of its own whose depth runs from the lens plane's at the hinge to
-    the face outline's nearest the arm's end (the ear), so a turn moves the arm's end with the ear."""
+    the face outline's nearest the arm's end (the ear), so a turn moves the arm's end with the ear;
+    each as (weight, plane, box, (hinge, end))."""
     if lm.shape[1] < 3:
         return ()
     size = weight.shape[0]
@@ -179,7 +197,7 @@ def _arms(weight: np.ndarray, plane: np.ndarray, lm: np.ndarray, centres: list[n
         share = np.clip(along / max(0.05 * iod, 2.0), 0.0, 1.0) * (side * (xx - hinge_x) > -0.05 * iod)
         w = (weight * share).astype(np.float32)
         if (w > 1e-3).any():
-            out.append((w, arm_plane, _box(w)))
+            out.append((w, arm_plane, _box(w), (hinge, end)))
     return tuple(out)
 
 
@@ -192,15 +210,75 @@ def plane_affine(plane: np.ndarray, scale: float, rotation: np.ndarray, translat
     return np.column_stack([lin, off])
 
 
-def rigid_field(weight: np.ndarray, forward: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """At target pixel centres ``xs``, ``ys`` (crop px): a rigid piece's ``weight`` (S, S, source
-    px) there and the source coordinates under its rigid motion ``forward`` (2, 3) (weight, sx,
-    sy; float32)."""
-    inv = cv2.invertAffineTransform(forward.astype(np.float64))
-    sx = (inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]).astype(np.float32)
-    sy = (inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]).astype(np.float32)
-    w = cv2.remap(weight, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return w, sx, sy
+def paint_out(image: np.ndarray, parts: RigidParts) -> tuple[np.ndarray, tuple[WornPiece | None, ...]]:
+    """The portrait crop (S, S, 3) uint8 with the frames painted out, and the frames as layers of
+    their own, one per piece of :attr:`RigidParts.pieces` (None where a piece has no pixels).
+
+    Drawn rigidly over the painted-out portrait's warp, a frame line is never also stretched by
+    the warp: where a rim stood out over the hair or the background, the stretch between the
+    moving head and the still wall drew a long ghost of it."""
+    where = (parts.weight > PAINT_OUT).astype(np.uint8)
+    clean = cv2.inpaint(image, where, 3, cv2.INPAINT_TELEA)
+    # coverage: a pixel's difference from what lies behind, over the line's full contrast nearby
+    diff = np.abs(image.astype(np.float32) - clean).max(-1)
+    full = cv2.dilate(diff, np.ones((5, 5), np.uint8))
+    alpha = np.where(where > 0, np.clip(diff / np.maximum(full, COVER_FLOOR), 0.0, 1.0), 0.0).astype(np.float32)
+    premultiplied = image.astype(np.float32) - (1.0 - alpha)[..., None] * clean  # image = it + (1 - alpha) clean
+    total = np.maximum(parts.weight, 1e-6)
+    pieces: list[WornPiece | None] = []
+    for weight, _, _ in parts.pieces:
+        share = np.clip(weight / total, 0.0, 1.0) * alpha
+        if not (share > 1e-3).any():
+            pieces.append(None)
+            continue
+        x0, y0, x1, y1 = _box(share)
+        a = share[y0:y1, x0:x1]
+        pieces.append(WornPiece(np.ascontiguousarray(premultiplied[y0:y1, x0:x1] * (a / np.maximum(alpha[y0:y1, x0:x1], 1e-6))[..., None]),
+                                np.ascontiguousarray(a), (x0, y0, x1, y1)))
+    return clean, tuple(pieces)
+
+
+def arm_affine(rigid: np.ndarray, hinge: np.ndarray, end: np.ndarray, end_target: np.ndarray) -> np.ndarray:
+    """(2, 3) forward affine of a temple arm whose hinge moves with ``rigid`` (2, 3) and whose end
+    lands at ``end_target``: straight from the one to the other, as thick as ``rigid`` makes it."""
+    length = float(np.linalg.norm(end - hinge))
+    u = (end - hinge) / max(length, 1e-6)
+    n = np.array([-u[1], u[0]])
+    hinge_target = rigid[:, :2] @ hinge + rigid[:, 2]
+    lin = np.column_stack([(end_target - hinge_target) / max(length, 1e-6), rigid[:, :2] @ n]) @ np.linalg.inv(np.column_stack([u, n]))
+    return np.column_stack([lin, hinge_target - lin @ hinge])
+
+
+def draw(out: np.ndarray, pieces: tuple[WornPiece | None, ...], forwards: list[np.ndarray]) -> None:
+    """Composite (in place) each piece, moved by its forward affine (2, 3) source → target crop
+    px, over ``out`` (S, S, 3) uint8. Pieces are summed before compositing: where an arm's share
+    ramps in past the hinge the two together cover the line once."""
+    h, w = out.shape[:2]
+    placed = []
+    for piece, forward in zip(pieces, forwards):
+        if piece is None:
+            continue
+        bx0, by0, bx1, by1 = target_box(piece.box, forward)
+        x0, y0 = max(int(np.floor(bx0)), 0), max(int(np.floor(by0)), 0)
+        x1, y1 = min(int(np.ceil(bx1)), w), min(int(np.ceil(by1)), h)
+        if x1 > x0 and y1 > y0:
+            placed.append((piece, forward, (x0, y0, x1, y1)))
+    if not placed:
+        return
+    ux0, uy0 = min(p[2][0] for p in placed), min(p[2][1] for p in placed)
+    ux1, uy1 = max(p[2][2] for p in placed), max(p[2][3] for p in placed)
+    cover = np.zeros((uy1 - uy0, ux1 - ux0), np.float32)
+    colour = np.zeros((uy1 - uy0, ux1 - ux0, 3), np.float32)
+    for piece, forward, (x0, y0, x1, y1) in placed:
+        m = forward.astype(np.float64).copy()
+        m[:, 2] += m[:, :2] @ piece.box[:2] - [x0, y0]  # piece-box pixels → target-box pixels
+        size = (x1 - x0, y1 - y0)
+        cover[y0 - uy0:y1 - uy0, x0 - ux0:x1 - ux0] += cv2.warpAffine(piece.alpha, m, size, flags=cv2.INTER_LINEAR,
+                                                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        colour[y0 - uy0:y1 - uy0, x0 - ux0:x1 - ux0] += cv2.warpAffine(piece.colour, m, size, flags=cv2.INTER_LINEAR,
+                                                                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    roi = out[uy0:uy1, ux0:ux1].astype(np.float32)
+    out[uy0:uy1, ux0:ux1] = np.clip(colour + (1.0 - np.minimum(cover, 1.0))[..., None] * roi + 0.5, 0, 255).astype(np.uint8)
 
 
 def target_box(box: tuple[int, int, int, int], forward: np.ndarray, pad: float = 4.0) -> tuple[float, float, float, float]:

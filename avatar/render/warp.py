@@ -91,7 +91,8 @@ _NECK_FALL = (0.4, 1.0, 0.1)
 _LIP_JUMP = 2.0
 _UPPER_MIDDLE = (82, 13, 312)  # the inner upper lip's middle: how far it rises shows more upper teeth
 _BORDER_POINTS = 6  # per side of the outer frame; the frame lies outside the crop and stays still
-_ARM_AGREE = (0.006, 0.02)  # × crop side: a temple arm's rigid motion fades out as it parts from the warp (see _arm_agreement)
+_ARM_SEARCH = 0.06  # × crop side: how far from its rigid place a temple arm's end is looked for in the warp
+_FORWARD_TOLERANCE = 3.0  # source px: the warp shows a point where it samples this near it (see _forward_point)
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,6 +113,7 @@ class WarpState:
     face_orientation: np.ndarray  # (F,) ±1 frontal winding of face_triangles
     grain: float = 0.0            # the portrait's grain (grey levels), added to the drawn mouth
     rigid: rigid.RigidParts | None = None  # glasses frames found on the portrait (avatar.render.rigid)
+    worn: tuple[rigid.WornPiece | None, ...] = ()  # those frames as layers (``image`` has them painted out)
     own_mouth: np.ndarray | None = None    # (S, S) where the portrait shows its own open mouth
     own_teeth: float = 0.0        # how surely that mouth shows teeth (mouth.teeth_shown), 0..1
     layers: Layers | None = None  # background plate + matted person (None: one warp of the crop)
@@ -131,7 +133,7 @@ class WarpState:
         frontal target never needs it, and a video avatar prepares a state per keyframe)."""
         n = len(facing.mirror_ids())
         landmarks = np.column_stack([self.vertices[:n], self.depth[:n]])
-        return facing.mirror_texture(self.image, landmarks, self.rigid.weight if self.rigid is not None else None)
+        return facing.mirror_texture(self.image, landmarks)
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,18 +195,25 @@ def _face_cover(vertices: np.ndarray, size: int, poly: np.ndarray) -> np.ndarray
     return cover > 0
 
 
-def _arm_agreement(weight: np.ndarray, dx: np.ndarray, dy: np.ndarray, size: int) -> float:
-    """How far a temple arm may move rigidly, 0..1: 1 while its rigid motion and the warp around it
-    (``dx``, ``dy``: rigid minus warped source coordinates over its box) agree within
-    ``_ARM_AGREE[0]`` × the crop side, 0 from ``_ARM_AGREE[1]`` on. Where the face's warp and the
-    head's rigid motion part ways (the far side of a turn that the landmarks bend), an arm held
-    rigid left the temple and the hair around it and showed as a jagged Z."""
-    on = weight > 0.5
-    if not on.any():
-        return 1.0
-    apart = float(np.median(np.hypot(dx, dy)[on])) / size
-    lo, hi = _ARM_AGREE
-    return float(np.clip((hi - apart) / (hi - lo), 0.0, 1.0))
+def _forward_point(mp: np.ndarray, point: np.ndarray, guess: np.ndarray, reach: float) -> np.ndarray | None:
+    """Where the backward map ``mp`` (S, S, 2) puts the source ``point`` (2,): the target pixel
+    within ``reach`` px of ``guess`` whose source is nearest it, refined to a fraction of a pixel
+    by the map's local gradient (a whole-pixel answer made a long arm shimmer), or None where
+    none lies within ``_FORWARD_TOLERANCE`` source px (the point is hidden, or not near the guess)."""
+    x0, y0 = np.maximum(np.floor(guess - reach).astype(int), 1)
+    x1, y1 = np.minimum(np.ceil(guess + reach).astype(int) + 1, np.array(mp.shape[1::-1]) - 1)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    d = np.hypot(mp[y0:y1, x0:x1, 0] - point[0], mp[y0:y1, x0:x1, 1] - point[1])
+    i = int(np.argmin(d))
+    if d.flat[i] > _FORWARD_TOLERANCE:
+        return None
+    x, y = x0 + i % (x1 - x0), y0 + i // (x1 - x0)
+    jac = np.column_stack([(mp[y, x + 1] - mp[y, x - 1]) / 2, (mp[y + 1, x] - mp[y - 1, x]) / 2]).astype(np.float64)
+    step = np.zeros(2)
+    if abs(np.linalg.det(jac)) > 1e-3:
+        step = np.clip(np.linalg.solve(jac, point - mp[y, x]), -1.0, 1.0)
+    return np.array([x, y], np.float64) + step
 
 
 def _reaches_edges(mask: np.ndarray | None, size: int) -> list[np.ndarray]:
@@ -714,7 +723,8 @@ class WarpEngine(Engine):
         rect = frame_rect(source.crop_from_frame, source.frame_size, source.size)
         mask = self._silhouette_mask(source.image, source.landmarks, rect) if self.follow_silhouette or self.config.layers else None
         frames = rigid.detect_frames(source.image, lm) if self.rigid_parts else None
-        layers = self._layers(source.image, source.landmarks, mask, rect, frames)
+        image, worn = (source.image, ()) if frames is None else rigid.paint_out(source.image, frames)
+        layers = self._layers(image, source.landmarks, mask, rect)
         extra, weights, gaps, release = _ring_points(lm, source.size, mask if self.follow_silhouette else None,
                                             _SILHOUETTE_WEIGHTS if layers is None else _LAYERED_WEIGHTS, rect)
         vertices = np.concatenate([lm[:, :2], extra[:, :2]])
@@ -738,7 +748,7 @@ class WarpEngine(Engine):
         cavity, tongue, teeth = mouth.colours(source.image, lm)
         own_mouth = mouth.own_mouth_mask(lm[m["mouth_loop"], :2], source.size)
         return WarpState(
-            image=np.ascontiguousarray(source.image),
+            image=np.ascontiguousarray(image),
             vertices=vertices,
             depth=depth,
             ring_weights=weights,
@@ -753,6 +763,7 @@ class WarpEngine(Engine):
             face_orientation=facing.reference_orientation(),
             grain=mouth.grain(source.image, lm),
             rigid=frames,
+            worn=worn,
             own_mouth=own_mouth,
             own_teeth=mouth.teeth_shown(source.image, own_mouth, cavity, teeth),
         )
@@ -792,11 +803,11 @@ class WarpEngine(Engine):
         return mask if inside.size and float(inside.mean()) >= 0.5 else None
 
     def _layers(self, image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | None,
-                frame: tuple[int, int, int, int], frames: rigid.RigidParts | None = None) -> Layers | None:
+                frame: tuple[int, int, int, int]) -> Layers | None:
         """The crop split into plate and matted person, or None (with one warning) for the plain warp."""
         if not self.config.layers:
             return None
-        layers, why = build_layers(image, landmarks, mask, frame, None if frames is None else frames.weight)
+        layers, why = build_layers(image, landmarks, mask, frame)
         if layers is None:
             log.warning("layers are off for this portrait (%s); the plain warp renders it", why)
         return layers
@@ -907,8 +918,6 @@ class WarpEngine(Engine):
             k = np.where(outer, np.minimum(away * (1.0 / (2 * self.outer_smoothing * small)), 1.0), 0.0).astype(np.float32)
             mx = mx + k * (ix + shift[..., 0] - mx)
             my = my + k * (iy + shift[..., 1] - my)
-        if state.rigid is not None:
-            mirror = self._rigid(state, landmarks, mx, my, ix, iy, mirror)
         # beside the mouth hole (2 map pixels) the map stays bilinear, so where the target's lips
         # part a little the source's own line between them shows; where they meet over a wider
         # own opening, the jump there is a seam (_LIP_JUMP), drawn exactly
@@ -922,37 +931,6 @@ class WarpEngine(Engine):
         if mirror is None:
             return FaceMaps(full, seams=seam)
         return FaceMaps(full, *mirror, seams=seam)
-
-    def _rigid(self, state: WarpState, landmarks: np.ndarray, mx: np.ndarray, my: np.ndarray, ix: np.ndarray,
-               iy: np.ndarray, mirror: tuple | None) -> tuple | None:
-        """Blend (in place) the map towards the head's rigid motion on the glasses frames, so
-        their lines stay straight; there the face keeps its own texture (no mirror)."""
-        s, r, t = self._head_motion(state, landmarks)
-        if r.shape[0] < 3:
-            return mirror
-        small = mx.shape[0]
-        scale = state.image.shape[0] / small
-        full = None
-        for k, (weight, plane, box) in enumerate(state.rigid.pieces):  # the lenses, then each temple arm on its own plane
-            forward = rigid.plane_affine(plane, s, r, t)
-            bx0, by0, bx1, by1 = rigid.target_box(box, forward)
-            x0, y0 = max(int(bx0 / scale), 0), max(int(by0 / scale), 0)
-            x1, y1 = min(int(bx1 / scale) + 2, small), min(int(by1 / scale) + 2, small)
-            if x1 <= x0 or y1 <= y0:
-                continue
-            w, sx, sy = rigid.rigid_field(weight, forward, ix[y0:y1, x0:x1], iy[y0:y1, x0:x1])
-            if k > 0:
-                w = w * _arm_agreement(w, sx - mx[y0:y1, x0:x1], sy - my[y0:y1, x0:x1], state.image.shape[0])
-            mx[y0:y1, x0:x1] += w * (sx - mx[y0:y1, x0:x1])
-            my[y0:y1, x0:x1] += w * (sy - my[y0:y1, x0:x1])
-            if mirror is not None:
-                full = np.zeros((small, small), np.float32) if full is None else full
-                full[y0:y1, x0:x1] = np.maximum(full[y0:y1, x0:x1], w)
-        if mirror is None or full is None:
-            return mirror
-        coords, weight, (mx0, my0, mx1, my1) = mirror
-        full = cv2.resize(full, (state.image.shape[1], state.image.shape[0]), interpolation=cv2.INTER_LINEAR)
-        return coords, weight * (1.0 - full[my0:my1, mx0:mx1]), (mx0, my0, mx1, my1)
 
     @staticmethod
     def _mirror_map(state: WarpState, index: np.ndarray, tris: np.ndarray, inv: np.ndarray, n_outer: int,
@@ -1012,10 +990,32 @@ class WarpEngine(Engine):
             out[y0:y1, x0:x1] = np.clip(roi + maps.weight[..., None] * (lent - roi) + 0.5, 0, 255).astype(np.uint8)
         if maps.seams is not None:
             _feather(out, maps.seams)
+        if state.worn:
+            rigid.draw(out, state.worn, self._worn_forwards(state, landmarks, mp))
         self._draw_mouth(state, landmarks, out)
         if self.config.shading and driving is not None and reference is not None:
             out = self._shading.apply(out, landmarks, driving, reference)
         return out
+
+    def _worn_forwards(self, state: WarpState, landmarks: np.ndarray, mp: np.ndarray) -> list[np.ndarray]:
+        """(2, 3) forward affine of each rigid piece: the lenses with the head's rigid motion on
+        their plane; a temple arm from its hinge, which the lenses carry, to where the warp ``mp``
+        puts its end. The arm rests on the temple and hair, and where the landmarks bend the far
+        side of a turn the warp moves them away from the head's rigid motion; an arm held rigid
+        there left them."""
+        s, r, t = self._head_motion(state, landmarks)
+        if r.shape[0] < 3:  # 2-D landmarks: one similarity in the picture's plane
+            return [np.column_stack([s * r, t])] * len(state.rigid.pieces)
+        forwards = [rigid.plane_affine(plane, s, r, t) for _, plane, _ in state.rigid.pieces]
+        reach = _ARM_SEARCH * mp.shape[0]
+        for k, (hinge, end) in enumerate(state.rigid.axes, start=1):
+            if state.layers is not None and state.layers.alpha[tuple(np.clip(np.round(end[::-1]).astype(int), 0, mp.shape[0] - 1))] < 0.5:
+                continue  # an end over the background is a lens's outer rim, not an arm resting on the head
+            guess = forwards[k][:, :2] @ end + forwards[k][:, 2]
+            landed = _forward_point(mp, end, guess, reach)
+            if landed is not None:
+                forwards[k] = rigid.arm_affine(forwards[k], hinge, end, landed)
+        return forwards
 
     def _lip_lift(self, state: WarpState, landmarks: np.ndarray, frame: mouth.MouthFrame) -> float:
         """Px the upper lip's middle is raised above where the head's rigid motion carries the

@@ -367,38 +367,6 @@ def test_dark_hair_beside_the_face_keeps_its_own_colour():
     assert np.percentile(err[ring], 99) <= 4, np.percentile(err[ring], 99)
 
 
-def test_a_glasses_rim_over_the_background_is_the_persons():
-    """A frame's rim and temple arm that stand out past the face over the background: the
-    segmentation leaves them out, but they are worn, so they move with the person (left in the
-    plate they stayed behind as a still ghost of the rim beside the moving one)."""
-    size = 256
-    yy, xx = np.mgrid[0:size, 0:size]
-    r = np.hypot(xx - size / 2, yy - size / 2)
-    skin, wall, rim = np.array([205, 150, 120]), np.array([70, 62, 45]), np.array([15, 15, 18])
-    face = r < 0.3 * size
-    image = np.where(face[..., None], skin, wall).astype(np.uint8)
-    arm = np.zeros((size, size), np.uint8)
-    cv2.line(arm, (20, 120), (size // 2, 120), 1, 3)  # from the face out over the wall
-    image[arm > 0] = rim
-    mask = cv2.GaussianBlur(face.astype(np.float32), (0, 0), 2)
-    lm = _round_face(size, 0.27 * size)
-    weight = cv2.GaussianBlur(cv2.dilate(arm, np.ones((5, 5), np.uint8)).astype(np.float32), (0, 0), 2.0)
-    outside = (arm > 0) & (r > 0.3 * size + 12)
-    assert outside.sum() > 60
-    plain, why = build_layers(image, lm, mask)
-    assert plain is not None, why
-    assert plain.alpha[outside].mean() < 0.2  # the segmentation alone leaves it to the wall
-    layers, why = build_layers(image, lm, mask, rigid=weight)
-    assert layers is not None, why
-    assert layers.alpha[outside].min() > 0.9
-    # moved 6 px down, the arm goes along and the wall behind it shows no rim
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    out = layers.composite(np.dstack([xx, yy - 6])).astype(int)
-    grey = out.mean(-1)
-    assert np.median(grey[np.roll(outside, 6, axis=0)]) < 30
-    assert np.median(grey[outside & ~np.roll(outside, 6, axis=0)]) > 45
-
-
 def test_the_plate_fill_never_takes_the_persons_colour():
     """The plate under the person is background: where strands of hair reach out, reflections of
     the background land on the silhouette's edge, and must not interpolate the hair's colour

@@ -191,23 +191,47 @@ def test_temple_arms_run_back_to_the_ears(crop):
         assert off_arm < 1.5 and off_lens > 3 * off_arm + 2.0, (off_arm, off_lens)
 
 
-def test_a_temple_arm_follows_the_warp_where_its_rigid_motion_parts_from_it():
-    """A temple arm rests on the temple: where the head's rigid motion would carry it far from
-    where the face's warp puts the temple and hair around it (the far side of a turn that the
-    landmarks bend), it follows the warp instead of leaving them as a jagged Z."""
-    from avatar.render.warp import _ARM_AGREE, _arm_agreement
+def test_a_temple_arm_runs_straight_to_where_the_warp_puts_its_end():
+    """A temple arm rests on the temple: where the warp moves the temple and hair away from the
+    head's rigid motion (the far side of a turn that the landmarks bend), the arm runs straight
+    from its hinge, which the lenses carry, to where the warp puts its end; held rigid it left
+    them, and blended into the warp it bent into a jagged Z."""
+    from avatar.render.warp import _forward_point
 
-    size = 512
-    weight = np.zeros((40, 40), np.float32)
-    weight[18:22, 5:35] = 1.0
-    zero = np.zeros_like(weight)
-    assert _arm_agreement(weight, zero, zero, size) == 1.0
-    near = np.full_like(weight, 0.5 * _ARM_AGREE[0] * size)
-    assert _arm_agreement(weight, near, zero, size) == 1.0
-    between = np.full_like(weight, 0.5 * (_ARM_AGREE[0] + _ARM_AGREE[1]) * size)
-    assert 0.3 < _arm_agreement(weight, between, zero, size) < 0.7
-    far = np.full_like(weight, 1.5 * _ARM_AGREE[1] * size)
-    assert _arm_agreement(weight, zero, far, size) == 0.0
-    # only the arm's own pixels count: the hair around it may move any way
-    around = np.where(weight > 0.5, 0.0, 100.0).astype(np.float32)
-    assert _arm_agreement(weight, around, zero, size) == 1.0
+    # a backward map that scales by 1.25 about (10, 20) and shifts: the forward point is exact
+    yy, xx = np.mgrid[0:128, 0:128].astype(np.float32)
+    mp = np.dstack([(xx - 10) / 1.25 + 10 - 3.0, (yy - 20) / 1.25 + 20 + 2.0])
+    point = np.array([60.3, 70.6])
+    truth = (point - [-3.0, 2.0] - [10, 20]) * 1.25 + [10, 20]
+    landed = _forward_point(mp, point, truth + [9.0, -7.0], 20.0)
+    assert landed is not None and np.abs(landed - truth).max() < 0.05, (landed, truth)
+    assert _forward_point(mp, point, truth + [40.0, 0.0], 20.0) is None  # not near the guess
+    # the arm: hinge carried by the lenses' motion, end where the warp put it, as thick as before
+    lens = np.array([[0.9, -0.1, 12.0], [0.1, 0.9, -4.0]])
+    hinge, end = np.array([100.0, 80.0]), np.array([140.0, 70.0])
+    end_target = np.array([150.0, 90.0])
+    arm = rigid.arm_affine(lens, hinge, end, end_target)
+    assert np.allclose(arm @ [*hinge, 1.0], lens @ [*hinge, 1.0])
+    assert np.allclose(arm @ [*end, 1.0], end_target)
+    across = np.array([10.0, 40.0]) / np.hypot(10.0, 40.0)  # perpendicular to the arm
+    assert np.isclose(np.linalg.norm(arm[:, :2] @ across), np.linalg.norm(lens[:, :2] @ across))
+    # a straight line stays straight under it: midpoints land on the segment
+    mid = arm @ [*(0.5 * (hinge + end)), 1.0]
+    assert np.allclose(mid, 0.5 * (lens @ [*hinge, 1.0] + end_target))
+
+
+def test_frames_are_painted_out_and_drawn_back_as_a_layer(crop):
+    """The portrait the warp samples has the frames painted out, and the frames as layers, drawn
+    back unmoved, give the portrait again: nothing of a frame is left for the warp to stretch
+    (where a rim stood out past the face, the stretch between the moving head and the still
+    background drew a long ghost of it beside the rigid copy)."""
+    glasses, _ = _with_glasses(crop)
+    state = WarpEngine().prepare(glasses)
+    parts, clean, pieces = state.rigid, state.image, state.worn
+    line = (glasses.image != crop.image).any(-1) & (parts.weight > 0.5)  # the frame lines found
+    dark = lambda a: float((a[line].mean(-1) < 60).mean())  # noqa: E731 - share of frame-dark pixels
+    assert dark(glasses.image) > 0.9 and dark(clean) < 0.05 + dark(crop.image)
+    assert len(pieces) == len(parts.pieces) and pieces[0] is not None
+    back = clean.copy()
+    rigid.draw(back, pieces, [np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])] * len(pieces))
+    assert np.abs(back.astype(int) - glasses.image).max() <= 2
