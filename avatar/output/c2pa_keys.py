@@ -10,6 +10,7 @@ manifest from "Valid" into "Trusted" when verifying. Use your own credentials in
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import os
 import threading
 from dataclasses import dataclass
@@ -54,7 +55,16 @@ def load_credentials() -> SigningCredentials:
     files = [folder / n for n in ("chain.pem", "signer.key", "ca.pem")]
     with _LOCK:
         if not all(f.is_file() for f in files):
-            _create_local(folder)
+            private_dir(folder)
+            # other processes (batch workers) may be making them too: one key and chain each would
+            # interleave, a key of one with the chain of another, and no signature would verify
+            with open(folder / ".create.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    if not all(f.is_file() for f in files):
+                        _create_local(folder)
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
     warn_if_exposed(f"the signing key folder {folder}", [folder, folder / "signer.key"])
     chain, pkey, trust = (f.read_bytes() for f in files)
     return SigningCredentials(chain, pkey, trust, str(folder))

@@ -136,3 +136,34 @@ def test_a_weights_download_into_a_new_home_creates_it_private(tmp_path, monkeyp
     weights_registry.download(src.as_uri(), dest, sha256=hashlib.sha256(b"weights").hexdigest())
     assert dest.read_bytes() == b"weights"
     assert _mode(home) == 0o700 and _mode(dest.parent) == 0o700
+
+
+def _credentials_in_a_process(home: str, queue) -> None:
+    os.environ["AVATAR_HOME"] = home
+    from avatar.output.c2pa_keys import load_credentials
+
+    creds = load_credentials()
+    queue.put((creds.chain_pem, creds.key_pem))
+
+
+def test_processes_creating_the_signing_key_at_once_agree_on_one_key_and_chain(tmp_path):
+    """Batch workers sign their first outputs at the same moment: each must read a key and a
+    chain made together (interleaved, a key of one with the chain of another, no signature verified)."""
+    import multiprocessing
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_credentials_in_a_process, args=(str(tmp_path / "fresh"), queue)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    got = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert len({chain for chain, _ in got}) == 1
+    for chain, key in got:
+        leaf = x509.load_pem_x509_certificates(chain)[0]
+        public = serialization.load_pem_private_key(key, None).public_key()
+        assert leaf.public_key().public_numbers() == public.public_numbers()
