@@ -221,11 +221,7 @@ class KeyframeEngine(Engine):
         x0, y0, x1, y1 = roi
         if x1 <= x0 or y1 <= y0:
             return
-        m = state.mouth
-        patch = warp_region(*mouth_source(state, m.current), target, roi)
-        w = m.weight()
-        if w < 1.0:
-            patch = cross_fade(warp_region(*mouth_source(state, m.previous), target, roi), patch, w)
+        patch = mouth_patch(state, state.mouth, target, roi)
         b = base[y0:y1, x0:x1].astype(np.float32)
         ring = (mask > 0.05) & (mask < 0.6)
         shift = (b[ring] - patch[ring]).mean(0) if ring.any() else np.zeros(3, np.float32)
@@ -275,6 +271,16 @@ def cross_fade(previous: np.ndarray, current: np.ndarray, weight: float) -> np.n
     at = lambda img, k: cv2.remap(img, xx + k * flow[..., 0], yy + k * flow[..., 1], cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REPLICATE)
     return weight * at(current, weight - 1.0) + (1 - weight) * at(previous, weight)
+
+
+def mouth_patch(state: KeyframeState, choice: _Choice, target: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """(h, w, 3) float32: ``choice``'s real mouth warped onto ``target`` over ``roi``, morphed
+    from the previous one during a switch's cross-fade."""
+    patch = warp_region(*mouth_source(state, choice.current), target, roi)
+    w = choice.weight()
+    if w < 1.0:
+        patch = cross_fade(warp_region(*mouth_source(state, choice.previous), target, roi), patch, w)
+    return patch
 
 
 def mouth_source(state: KeyframeState, k: int) -> tuple[np.ndarray, np.ndarray]:

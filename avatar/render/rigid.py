@@ -227,14 +227,14 @@ def paint_out(image: np.ndarray, parts: RigidParts) -> tuple[np.ndarray, tuple[W
     total = np.maximum(parts.weight, 1e-6)
     pieces: list[WornPiece | None] = []
     for weight, _, _ in parts.pieces:
-        share = np.clip(weight / total, 0.0, 1.0) * alpha
-        if not (share > 1e-3).any():
+        share = np.clip(weight / total, 0.0, 1.0)
+        if not (share * alpha > 1e-3).any():
             pieces.append(None)
             continue
-        x0, y0, x1, y1 = _box(share)
-        a = share[y0:y1, x0:x1]
-        pieces.append(WornPiece(np.ascontiguousarray(premultiplied[y0:y1, x0:x1] * (a / np.maximum(alpha[y0:y1, x0:x1], 1e-6))[..., None]),
-                                np.ascontiguousarray(a), (x0, y0, x1, y1)))
+        x0, y0, x1, y1 = _box(share * alpha)
+        s = share[y0:y1, x0:x1]
+        pieces.append(WornPiece(np.ascontiguousarray(premultiplied[y0:y1, x0:x1] * s[..., None]),
+                                np.ascontiguousarray(s * alpha[y0:y1, x0:x1]), (x0, y0, x1, y1)))
     return clean, tuple(pieces)
 
 

@@ -34,6 +34,7 @@ from ..motion.decompose import canonical_template, decompose
 from ..motion.rig import MouthRig
 from ..pack.calibrate import LAG_CLIP_S, WIDTH_GAIN_RANGE
 from ..pack.features import distances, face_features, opening
+from .keyframes import mouth_patch
 from .talk_base import BaseFootage, MotionGraph, loop_speed
 
 log = logging.getLogger(__name__)
@@ -253,18 +254,6 @@ def _blend_mouth(image: np.ndarray, mask: np.ndarray, roi: tuple[int, int, int, 
     image[y0:y1, x0:x1] = np.clip(base + mask[..., None] * (patch + shift - base) + 0.5, 0, 255).astype(np.uint8)
 
 
-def _mouth_patch(keys, m, lm: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
-    """The mouth choice's real mouth warped onto ``lm`` over ``roi`` (morphed from the previous
-    one during a switch's cross-fade)."""
-    from .keyframes import cross_fade, mouth_source, warp_region
-
-    patch = warp_region(*mouth_source(keys, m.current), lm, roi)
-    w = m.weight()
-    if w < 1.0:
-        patch = cross_fade(warp_region(*mouth_source(keys, m.previous), lm, roi), patch, w)
-    return patch
-
-
 def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
     """One output crop: the next base frame with its lower face re-rendered to ``target``'s mouth.
     Where the base keeps the footage's own pixels, the mouth is rendered at their resolution too
@@ -292,7 +281,7 @@ def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
             _blend_mouth(out, mask, roi, engine._render_key(keys, m.current, new_lm)[y0:y1, x0:x1].astype(np.float32))
             changed = (mask, roi)
         elif native is None:
-            _blend_mouth(out, mask, roi, _mouth_patch(keys, m, new_lm, roi))
+            _blend_mouth(out, mask, roi, mouth_patch(keys, m, new_lm, roi))
         else:
             # the mouth rendered at the footage's own resolution (from the keyframe's stored crop in
             # one warp), then resampled into the crop for what reads the crop itself (tracking,
@@ -302,7 +291,7 @@ def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
             mask_n, roi_n = lower_face_mask(lm_n, base_n, (native.shape[1], native.shape[0]))
             nx0, ny0, nx1, ny1 = roi_n
             if nx1 > nx0 and ny1 > ny0:
-                _blend_mouth(native, mask_n, roi_n, _mouth_patch(keys, m, lm_n, roi_n))
+                _blend_mouth(native, mask_n, roi_n, mouth_patch(keys, m, lm_n, roi_n))
                 to_crop = np.vstack([cv2.invertAffineTransform(to_native), [0, 0, 1]])
                 to_crop[:2, 2] -= (x0, y0)
                 flags = cv2.INTER_AREA if to_crop[0, 0] < 1 else cv2.INTER_LINEAR
