@@ -60,6 +60,7 @@ _PLATE_GROW = 0.008
 _RIM_CONTRAST = 30.0  # the person's colour and the fill must differ by this many levels to tell a blend
 _RIM_RESIDUAL = 6.0   # ... and the photo lie this close to the line between them
 _RIM_ALIKE = 12.0     # under the person, the fill without the rim replaces the one with it where they differ less
+_PLAIN = 10.0         # grey-level spread below which a background counts as plain (a wall, a backdrop)
 
 
 @dataclass(frozen=True, eq=False)
@@ -220,14 +221,19 @@ def background_plate(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return np.where(hole[..., None], np.clip(plate + 0.5, 0, 255), image).astype(np.uint8)
 
 
-def soft_matte(image: np.ndarray, mask: np.ndarray, sure_person: np.ndarray | None = None) -> np.ndarray:
-    """(S, S) float32 alpha in [0, 1] from a coarse person ``mask``, exactly 0 in the background.
+def soft_matte(image: np.ndarray, mask: np.ndarray, sure_person: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(S, S) float32 alpha in [0, 1] from a coarse person ``mask``, exactly 0 in the background,
+    and (S, S) bool: the pixels at the silhouette's edge that it gave up to the background
+    because of their colour (the wall between flyaway strands).
 
     A trimap keeps the mask's certain parts; inside the unknown band along the silhouette each
     pixel's alpha is where its colour lies between the local person colour and the local
     background colour (both spread from the certain regions by a pyramid fill): I ≈ αF + (1-α)B
     solved for α. Where the two colours are too alike to tell, the coarse mask decides. A small
-    guided filter on the photo then removes the noise without blurring hair strands."""
+    guided filter on the photo then removes the noise without blurring hair strands. Last, a
+    faint matte beyond the mask and any partial matte at the silhouette's edge are held to the
+    alpha their colour implies (:func:`_no_more_than_colour`)."""
     size = image.shape[0]
     band = max(int(round(_BAND * size)), 2)
     hard = (mask > 0.5).astype(np.uint8)
@@ -277,8 +283,28 @@ def soft_matte(image: np.ndarray, mask: np.ndarray, sure_person: np.ndarray | No
     # the colour line above runs to the background's average colour: beside white stars on dark
     # blue it is a pale blue, so the plain dark blue reads as part person and a faint halo of it
     # (and of the stars) travelled with the head, and the plate under it was filled in
-    alpha = _no_more_than_colour(img, alpha, (alpha > 0) & (alpha < _FAINT) & (mask < 0.5), bg, fg, size)
-    return alpha.astype(np.float32)
+    faint = (alpha > 0) & (alpha < _FAINT) & (mask < 0.5)
+    # the guided filter, the closing and the coarse mask spread flyaway strands before a plain wall
+    # into one grey blob, and the wall inside it (unmixed, the wall's own colour) travelled with the
+    # head as a pale veil beside the hair (driving_02); the wall between strands is background.
+    # Only before a plain background: before grass the nearest colours thinned the hair's edge,
+    # and the plate's fill, smoother than the photo, showed as dull patches where it moved off
+    plain = _local_spread(image, bg, _REACH * size / 2) < _PLAIN
+    edge = (alpha > 0) & (alpha < 1) & ~fg & (depth < _OPAQUE_DEPTH * size) & plain
+    claimed = alpha > 0
+    alpha = _no_more_than_colour(img, alpha, faint | edge, bg, fg, size)
+    return alpha.astype(np.float32), claimed & (alpha == 0) & edge
+
+
+def _local_spread(image: np.ndarray, known: np.ndarray, sigma: float) -> np.ndarray:
+    """(S, S) float32: the standard deviation of the grey levels of the ``known`` (bool) pixels
+    around each pixel (Gaussian window of ``sigma`` px); inf where none lies near."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    w = known.astype(np.float32)
+    n = cv2.GaussianBlur(w, (0, 0), sigma)
+    m1 = cv2.GaussianBlur(grey * w, (0, 0), sigma) / np.maximum(n, 1e-3)
+    m2 = cv2.GaussianBlur(grey * grey * w, (0, 0), sigma) / np.maximum(n, 1e-3)
+    return np.where(n > 0.05, np.sqrt(np.maximum(m2 - m1 * m1, 0.0)), np.inf).astype(np.float32)
 
 
 def _nearest_colours(image: np.ndarray, ys: np.ndarray, xs: np.ndarray, labels: np.ndarray, count: int,
@@ -358,13 +384,14 @@ def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, sp
     return np.where(alpha[..., None] > 0, np.clip(f + 0.5, 0, 255), image).astype(np.uint8)
 
 
-def _rim_blend(image: np.ndarray, plate: np.ndarray, hole: np.ndarray, rim: np.ndarray, near: np.ndarray | None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _rim_blend(image: np.ndarray, plate: np.ndarray, hole: np.ndarray, rim: np.ndarray, near: np.ndarray | None,
+               released: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The photo's ``rim`` (bool, just past the matte) as a blend of the background, filled as
     under the person, and ``near`` (:func:`person_colour`): (plate, (S, S) float32 rim alpha,
     (S, S, 3) uint8 rim colour). ``plate`` is the plate of ``hole`` (the rim left in). Where the
     photo is no such blend (a textured background, a star beside the head), the plate keeps it
-    and the rim alpha is 0."""
+    and the rim alpha is 0. ``released`` (bool, part of ``rim``): pixels past the matte's grown
+    edge, filled only where they carry some of the person's shade (rim alpha ≥ _MIN_ALPHA)."""
     rim_alpha = np.zeros(rim.shape, np.float32)
     if not rim.any() or near is None:
         return plate, rim_alpha, image
@@ -375,6 +402,8 @@ def _rim_blend(image: np.ndarray, plate: np.ndarray, hole: np.ndarray, rim: np.n
     a = np.clip((rel * d).sum(-1) / np.maximum(n2, 1.0), 0.0, 1.0)
     residual = np.linalg.norm(rel - a[..., None] * d, axis=-1)
     blend = rim & (n2 > _RIM_CONTRAST ** 2) & (residual < _RIM_RESIDUAL)
+    if released is not None:
+        blend &= ~released | (a >= _MIN_ALPHA)
     rim_alpha[blend] = a[blend]
     # under the person too, where the two fills differ by a few levels only (the rim's shade carried
     # in: faint lines across the hole); where they differ more (stars, stripes) the first one stays
@@ -407,7 +436,7 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
         return None, "the person fills the picture: there is no background to separate"
     oval = np.zeros(mask.shape, np.uint8)
     cv2.fillPoly(oval, [landmarks[topology.mesh()["oval"], :2].round().astype(np.int32)], 1)
-    alpha = soft_matte(image, mask, sure_person=oval > 0)
+    alpha, released = soft_matte(image, mask, sure_person=oval > 0)
     if not (alpha == 0).any():
         return None, "the matte leaves no background"
     hole = alpha > 0
@@ -418,9 +447,12 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
         if not (hole | outside).all():
             hole |= outside
     plate = background_plate(image, hole)  # the background in the photo stays the source's, exactly
-    rim = plate_hole(alpha) & ~hole
+    # given up by the matte at the silhouette: the photo there still holds the strands' faint
+    # shade, which left in the plate stayed behind as a haze of hair; as the rim, it goes with the person
+    grown = plate_hole(alpha)
+    rim = (grown | released) & ~hole
     near = person_colour(image, alpha)  # read by both (a pyramid fill of the whole crop)
-    plate, rim_alpha, rim_colour = _rim_blend(image, plate, hole, rim, near)
+    plate, rim_alpha, rim_colour = _rim_blend(image, plate, hole, rim, near, released & ~grown)
     fg = unmix_foreground(image, alpha, plate, near=near)
     fg = np.where(rim_alpha[..., None] > 0, rim_colour, fg)
     a8 = np.round(np.maximum(alpha, rim_alpha) * 255).astype(np.uint8)
