@@ -291,9 +291,8 @@ def soft_matte(image: np.ndarray, mask: np.ndarray, sure_person: np.ndarray | No
     # and the plate's fill, smoother than the photo, showed as dull patches where it moved off
     plain = _local_spread(image, bg, _REACH * size / 2) < _PLAIN
     edge = (alpha > 0) & (alpha < 1) & ~fg & (depth < _OPAQUE_DEPTH * size) & plain
-    claimed = alpha > 0
     alpha = _no_more_than_colour(img, alpha, faint | edge, bg, fg, size)
-    return alpha.astype(np.float32), claimed & (alpha == 0) & edge
+    return alpha.astype(np.float32), edge & (alpha == 0)
 
 
 def _local_spread(image: np.ndarray, known: np.ndarray, sigma: float) -> np.ndarray:
