@@ -132,11 +132,14 @@ class OutputConfig:
 
     max_size: longest side of the output in pixels (the source is downscaled above it).
     paste_back: blend the animated crop into the full portrait; False writes the crop.
+    restore_detail: paste-back puts back, through the warp's map, the portrait's fine detail that
+        the crop cannot hold (a few ms a frame, more at large outputs; False for speed).
     preview_size: longest side of GIF / WebP previews (frames are downscaled to it before labelling).
     """
 
     max_size: int = 1920
     paste_back: bool = True
+    restore_detail: bool = True
     crf: int = 18
     audio: bool = True
     max_frames: int | None = None

@@ -190,7 +190,8 @@ class Animator:
             face = dataclasses.replace(face, crop_scale=scale)
         m = crop_matrix(crop_box(landmarks, face), size)
         crop = make_crop(frame, landmarks, m, size)
-        return crop, self.engine.prepare(crop), PasteBack(frame, m, size, source_crop=crop.image)
+        return crop, self.engine.prepare(crop), PasteBack(frame, m, size, source_crop=crop.image,
+                                                          restore_detail=self.config.output.restore_detail)
 
     def _store_or_default(self) -> Any:
         from .output.consent import ConsentStore

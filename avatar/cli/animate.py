@@ -47,6 +47,8 @@ def add_common_options(p: argparse.ArgumentParser, output_required: bool = True,
     g.add_argument("--max-size", type=int, default=o.max_size, help="cap on the output's longest side")
     g.add_argument("--crf", type=int, default=o.crf, help="H.264 quality (lower = better)")
     g.add_argument("--no-paste-back", action="store_true", help="write the animated crop instead of the full portrait")
+    g.add_argument("--no-restore-detail", action="store_true",
+                   help="paste back without the portrait's fine detail the crop cannot hold (faster, softer)")
     g.add_argument("--visible-label", action=argparse.BooleanOptionalAction, default=visible_label, help=label_help)
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("consent")
@@ -70,7 +72,7 @@ def build_config(args: argparse.Namespace, **motion: object):
                             checkpoint=args.checkpoint, model_dir=args.model_dir, providers=providers,
                             strict_providers=args.strict_providers),
         output=OutputConfig(max_size=args.max_size, crf=args.crf, paste_back=not args.no_paste_back,
-                            audio=not getattr(args, "no_audio", False), max_frames=getattr(args, "max_frames", None),
+                            restore_detail=not getattr(args, "no_restore_detail", False), audio=not getattr(args, "no_audio", False), max_frames=getattr(args, "max_frames", None),
                             visible_label=args.visible_label),
     )
 

@@ -32,6 +32,7 @@ from scipy.spatial import Delaunay
 from ..config import RenderConfig
 from ..face import topology
 from ..face.crop import frame_rect, mirror_outside
+from ..face.blend import MappedCrop
 from ..face.segment import person_mask
 from ..motion.decompose import fit_similarity, stable_ids
 from ..types import DriveTarget, FaceCrop
@@ -120,6 +121,16 @@ class WarpState:
     # (V - 478, 2) per extra point: the share of the head's motion its weight holds back near a
     # crop edge, times that edge's inward normal (motion away from the edge is given back)
     ring_release: np.ndarray | None = None
+
+    @cached_property
+    def detail_source(self) -> np.ndarray:
+        """(S, S) float32: where the source's own fine detail belongs to what the backward map
+        moves: the person's matte (all of the crop without layers), less the glasses frames
+        painted out of ``image`` (drawn as layers of their own, their detail would ghost)."""
+        out = np.ones(self.image.shape[:2], np.float32) if self.layers is None else self.layers.alpha.copy()
+        if self.rigid is not None:
+            out[cv2.dilate((self.rigid.weight > 0.05).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0] = 0.0
+        return out
 
     @cached_property
     def prefiltered(self) -> np.ndarray:
@@ -573,6 +584,18 @@ def _exact_at_seams(full: np.ndarray, seam: np.ndarray, index: np.ndarray, point
     full[ys, xs] = u * a[:, 0] + v * a[:, 1] + a[:, 2] + adjust
 
 
+def _unsqueezed(full: np.ndarray) -> np.ndarray:
+    """(S, S) float32: 1 where the backward map ``full`` keeps the source's scale or enlarges it,
+    falling to 0 where it squeezes it 2× (measured at a quarter of the resolution): detail finer
+    than the crop, put back through a squeeze, would alias into specks."""
+    size = full.shape[0]
+    q = np.ascontiguousarray(full[::4, ::4])
+    dx = cv2.Sobel(q, cv2.CV_32F, 1, 0, ksize=1, scale=0.125, borderType=cv2.BORDER_REPLICATE)  # central differences
+    dy = cv2.Sobel(q, cv2.CV_32F, 0, 1, ksize=1, scale=0.125, borderType=cv2.BORDER_REPLICATE)
+    squeeze = np.maximum(cv2.magnitude(dx[..., 0], dx[..., 1]), cv2.magnitude(dy[..., 0], dy[..., 1]))
+    return cv2.resize(np.clip(2.0 - squeeze, 0.0, 1.0), (size, size), interpolation=cv2.INTER_LINEAR)
+
+
 def _minify(out: np.ndarray, state: WarpState, full: np.ndarray, outline: np.ndarray, seams: np.ndarray | None) -> None:
     """Where the (S, S, 2) backward map ``full`` squeezes the portrait (lips pressed together, an
     eye closing, a cheek turning away), blend ``out`` (in place) towards the
@@ -768,8 +791,9 @@ class WarpEngine(Engine):
             own_teeth=mouth.teeth_shown(source.image, own_mouth, cavity, teeth),
         )
 
-    def render(self, state: WarpState, targets: Sequence[DriveTarget]) -> np.ndarray:
-        return np.stack([self.render_one(state, t.landmarks, t.driving, t.reference) for t in targets])
+    def render(self, state: WarpState, targets: Sequence[DriveTarget]) -> list[np.ndarray]:
+        # each crop carries its backward map, for paste-back to put back the source's detail
+        return [MappedCrop.wrap(*self._render(state, t.landmarks, t.driving, t.reference)) for t in targets]
 
     @staticmethod
     def _silhouette_mask(image: np.ndarray, landmarks: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray | None:
@@ -974,12 +998,21 @@ class WarpEngine(Engine):
                    reference: FaceCrop | None = None) -> np.ndarray:
         """(478, 3) target landmarks in source-crop pixels → (S, S, 3) uint8 crop; with the
         driving crop and its reference (relative mode), the driver's shading change too."""
+        return self._render(state, landmarks, driving, reference)[0]
+
+    def _render(self, state: WarpState, landmarks: np.ndarray, driving: FaceCrop | None,
+                reference: FaceCrop | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`render_one`'s crop, its backward map ((S, S, 2) source-crop px) and how much of
+        each pixel is the source seen through that map ((S, S) float32, see
+        :class:`~avatar.face.blend.MappedCrop`)."""
         maps = self.face_maps(state, landmarks, driving, reference)
         mp = maps.own
         if state.layers is not None:
             out = state.layers.composite(mp)
         else:
             out = cv2.remap(state.image, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        own = cv2.remap(state.detail_source, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        own *= _unsqueezed(mp)
         if _MINIFY[0] > 0:
             _minify(out, state, mp, landmarks[topology.mesh()["oval"], :2].astype(np.float64), maps.seams)
         if maps.mirror is not None:
@@ -988,14 +1021,15 @@ class WarpEngine(Engine):
                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             roi = out[y0:y1, x0:x1].astype(np.float32)
             out[y0:y1, x0:x1] = np.clip(roi + maps.weight[..., None] * (lent - roi) + 0.5, 0, 255).astype(np.uint8)
+            own[y0:y1, x0:x1] *= 1.0 - maps.weight
         if maps.seams is not None:
             _feather(out, maps.seams)
         if state.worn:
-            rigid.draw(out, state.worn, self._worn_forwards(state, landmarks, mp))
-        self._draw_mouth(state, landmarks, out)
+            rigid.draw(out, state.worn, self._worn_forwards(state, landmarks, mp), own)
+        self._draw_mouth(state, landmarks, out, own)
         if self.config.shading and driving is not None and reference is not None:
             out = self._shading.apply(out, landmarks, driving, reference)
-        return out
+        return out, mp, own
 
     def _worn_forwards(self, state: WarpState, landmarks: np.ndarray, mp: np.ndarray) -> list[np.ndarray]:
         """(2, 3) forward affine of each rigid piece: the lenses with the head's rigid motion on
@@ -1029,7 +1063,9 @@ class WarpEngine(Engine):
         _, v_now = frame.coords(landmarks[ids, 0].astype(np.float64), landmarks[ids, 1].astype(np.float64))
         return float(np.mean(v_rest - v_now))
 
-    def _draw_mouth(self, state: WarpState, landmarks: np.ndarray, out: np.ndarray) -> None:
+    def _draw_mouth(self, state: WarpState, landmarks: np.ndarray, out: np.ndarray, mapped: np.ndarray | None = None) -> None:
+        """Draw the open mouth's interior over ``out`` (in place); ``mapped`` ((S, S) float32, in place):
+        the share of each pixel still sampled through the backward map."""
         loop = landmarks[topology.mesh()["mouth_loop"], :2]
         area = _polygon_area(loop)
         size = out.shape[0]
@@ -1085,3 +1121,5 @@ class WarpEngine(Engine):
                 interior = own + wider * (interior - own)
         roi = out[y0:y1, x0:x1].astype(np.float32)
         out[y0:y1, x0:x1] = np.clip(roi + alpha[..., None] * (interior - roi), 0, 255).astype(np.uint8)
+        if mapped is not None:
+            mapped[y0:y1, x0:x1] *= 1.0 - alpha

@@ -95,3 +95,43 @@ def test_feather_mask_is_full_size_with_no_side_feathered():
     m = feather_mask(64, 0.1, (False, False, False, False))
     assert m.shape == (64, 64) and np.all(m == 1.0)
     assert feather_mask(64, 0.1, (True, False, False, False))[:, 0].max() == 0.0
+
+
+def _fine_scene(side: int = 512, size: int = 256, shift: float = 8.0):
+    """A frame of fine texture (a photo's grain and strands, finer than a crop at half its scale
+    can hold), the crop of its middle at half scale, that crop moved ``shift`` crop px to the
+    right through a backward map, and the frame moved the same (2 × ``shift`` frame px): the truth."""
+    import cv2
+
+    rng = np.random.default_rng(5)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (side, side, 3)).astype(np.uint8), (0, 0), 0.8)
+    m = np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]])
+    crop = make_crop(frame, np.zeros((478, 3), np.float32), m, size)
+    xs, ys = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
+    source_map = np.dstack([xs - shift, ys]).astype(np.float32)
+    moved = cv2.remap(crop.image, source_map[..., 0], source_map[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    truth = np.roll(frame, int(2 * shift), axis=1)
+    return frame, m, crop, moved, source_map, truth
+
+
+def test_paste_back_puts_back_the_detail_a_crop_cannot_hold():
+    """A crop at half the frame's scale holds half its detail; pasted back, a moved face came out
+    soft next to the sharp photo (0.44 of its fine detail on a 2048 px portrait). With the crop's
+    backward map, paste-back moves the lost detail along: the moved frame comes back closer to the
+    truth, and where nothing of the map's source is drawn (own 0) nothing is added."""
+    from avatar.face.blend import MappedCrop
+
+    frame, m, crop, moved, source_map, truth = _fine_scene()
+    paste = PasteBack(frame, m, 256, source_crop=crop.image)
+    inner = (slice(100, 400), slice(100, 400))
+    plain = paste(moved)
+    sharp = paste(MappedCrop.wrap(moved, source_map, np.ones((256, 256), np.float32)))
+    err_plain = np.abs(plain[inner].astype(float) - truth[inner]).mean()
+    err_sharp = np.abs(sharp[inner].astype(float) - truth[inner]).mean()
+    assert err_sharp < 0.5 * err_plain, (err_sharp, err_plain)
+    # unmoved, the frame itself
+    xs, ys = np.meshgrid(np.arange(256, dtype=np.float32), np.arange(256, dtype=np.float32))
+    still = paste(MappedCrop.wrap(crop.image.copy(), np.dstack([xs, ys]), np.ones((256, 256), np.float32)))
+    assert np.array_equal(still, frame)
+    none = paste(MappedCrop.wrap(moved, source_map, np.zeros((256, 256), np.float32)))
+    assert np.array_equal(none, plain)

@@ -325,3 +325,32 @@ def test_an_own_open_mouth_at_its_own_size_is_not_drawn_over(crop_256):
         out = engine.render_one(state, target.astype(np.float32)).astype(int)
         err = np.abs(out - img)[y:y + h, x:x + w].max(-1)
         assert err.max() <= tolerance, err.max()
+
+
+def test_the_drawn_mouth_takes_none_of_the_portraits_detail(crop_256):
+    """Paste-back puts the portrait's fine detail back through each crop's backward map
+    (:class:`avatar.face.blend.MappedCrop`); the drawn interior of a mouth opened wider than the
+    portrait's is not the portrait seen through that map, and gets none: the lips' own detail
+    would have been printed over the teeth."""
+    from avatar.face.blend import MappedCrop
+    from avatar.render.base import DriveTarget
+    from avatar.render.warp import WarpEngine
+
+    lm = crop_256.landmarks.astype(np.float64).copy()
+    loop = topology.mesh()["mouth_loop"]
+    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
+    jaw = np.where(lm[:, 1] > lm[14, 1])[0]
+    opened = lm.copy()
+    opened[np.union1d(lower, jaw), 1] += 14
+    engine = WarpEngine(rigid_parts=False)
+    crop = engine.render(engine.prepare(crop_256), [DriveTarget(opened.astype(np.float32))])[0]
+    assert isinstance(crop, MappedCrop) and crop.source_map.shape == (256, 256, 2)
+    inner = np.zeros((256, 256), np.uint8)
+    cv2.fillPoly(inner, [np.round(opened[loop, :2]).astype(np.int32)], 1)
+    inner = cv2.erode(inner, np.ones((5, 5), np.uint8)) > 0
+    assert inner.sum() > 50
+    assert crop.own[inner].max() < 0.05, crop.own[inner].max()
+    cheeks = np.zeros((256, 256), np.uint8)
+    cv2.fillPoly(cheeks, [np.round(opened[topology.mesh()["oval"], :2]).astype(np.int32)], 1)
+    cheeks = (cv2.erode(cheeks, np.ones((15, 15), np.uint8)) > 0) & ~cv2.dilate(inner.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
+    assert np.median(crop.own[cheeks]) > 0.9

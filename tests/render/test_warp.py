@@ -29,7 +29,7 @@ def test_registry_knows_builtin_engines():
 
 def test_no_motion_returns_the_source(engine, crop):
     state = engine.prepare(crop)
-    out = engine.render(state, [DriveTarget(crop.landmarks)])
+    out = np.stack(engine.render(state, [DriveTarget(crop.landmarks)]))
     assert out.shape == (1, 256, 256, 3) and out.dtype == np.uint8
     assert np.abs(out[0].astype(float) - crop.image).mean() / 255 < 0.003
 
