@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..config import AvatarConfig, FaceConfig, RenderConfig
+from ..config import AvatarConfig, FaceConfig, OutputConfig, RenderConfig
 from ..pipeline import Animator
 
 _DEFAULT_EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--startup-only", action="store_true", help="only the whole-process table")
     ap.add_argument("--repeat", type=int, default=1, help="whole-process runs per clip (the table shows each)")
     ap.add_argument("--no-layers", action="store_true", help="warp the whole crop as one (no background plate, no matte)")
+    ap.add_argument("--no-restore-detail", action="store_true", help="paste back without the portrait's fine detail the crop loses")
     ap.add_argument("--threads", type=int, default=0,
                     help="frames rendered at once in the stage table (0: one per core; with more than 1 the "
                          "stage columns add up the threads' time)")
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size in (int(s) for s in args.sizes.split(",")):
         render = RenderConfig(detail=not args.no_detail, layers=not args.no_layers, threads=args.threads)
-        animator = Animator(AvatarConfig(face=FaceConfig(size=size), render=render))
+        animator = Animator(AvatarConfig(face=FaceConfig(size=size), render=render,
+                                         output=OutputConfig(restore_detail=not args.no_restore_detail)))
         for clip in clips:
             info = probe_video(clip)
             out = tmp / f"{clip.stem}-{size}.mp4"
