@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._eval import portraits as eval_portraits
+
 _DEFAULT_EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
 _TILE = 160
 _FRACTIONS = (0.3, 0.55, 0.8)  # fixed frames, as fractions of the clip
@@ -65,7 +67,7 @@ def render_frames(eval_dir: Path, frames: int | None, size: int, layers: bool, o
         # The whole clip is tracked: `avatar animate` picks its reference among all frames.
         lms = animator.landmarks_of(clip, max_frames=count)
         driving = list(read_frames(clip, max_frames=count))
-        for p in filter(chooser("portrait"), sorted(list(eval_dir.glob("portrait_*.jpg")) + list(eval_dir.glob("portrait_*.png")))):
+        for p in filter(chooser("portrait"), eval_portraits(eval_dir)):
             src = animator.prepare(load_image(p), name=p.name)
             out[f"{p.name}|still"] = src.frame
             reference = reference_frame = None

@@ -42,6 +42,7 @@ from ..media.video import read_frames
 from ..motion.decompose import decompose
 from ..motion.transfer import best_reference
 from ..pipeline import Animator
+from ._eval import portraits as eval_portraits
 
 _DEFAULT_EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
 
@@ -240,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = AvatarConfig(face=FaceConfig(size=args.size), render=render, output=OutputConfig(max_size=1024))
     animator = Animator(cfg)
     drivings = sorted(args.eval.glob("driving_*.mp4"))
-    portraits = sorted(list(args.eval.glob("portrait_*.jpg")) + list(args.eval.glob("portrait_*.png")))
+    portraits = eval_portraits(args.eval)
     clips = {}  # decoded and tracked once, for both sections
 
     def clip(d: Path) -> tuple[list[np.ndarray], float, list[np.ndarray | None]]:

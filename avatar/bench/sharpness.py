@@ -22,6 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ._eval import portraits as eval_portraits
+
 _DEFAULT_EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
 
 
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..render.base import DriveTarget
 
     os.environ[POLICY_ENV] = "research"  # benchmark material, not a person's avatar
-    portraits = sorted(list(args.eval.glob("portrait_*.jpg")) + list(args.eval.glob("portrait_*.png")))
+    portraits = eval_portraits(args.eval)
     if not portraits:
         print(f"no portrait_*.jpg/png in {args.eval}")
         return 1
@@ -73,18 +75,19 @@ def main(argv: list[str] | None = None) -> int:
                 src.paste(crop)
                 ts.append(time.perf_counter() - t0)
             # the same similarity in frame pixels: frame → crop, move, crop → frame
+            frame_from_crop = invert_affine(src.crop.crop_from_frame)
             m = np.vstack([src.crop.crop_from_frame, [0, 0, 1]])
             move = np.vstack([np.column_stack([rot, centre + shift - rot @ centre]), [0, 0, 1]])
-            frame_move = (np.vstack([invert_affine(src.crop.crop_from_frame), [0, 0, 1]]) @ move @ m)[:2]
+            frame_move = (np.vstack([frame_from_crop, [0, 0, 1]]) @ move @ m)[:2]
             truth = cv2.warpAffine(src.frame, frame_move, src.frame.shape[1::-1], flags=cv2.INTER_LANCZOS4,
                                    borderMode=cv2.BORDER_REFLECT)
-            pts = moved[:, :2] @ invert_affine(src.crop.crop_from_frame)[:, :2].T + invert_affine(src.crop.crop_from_frame)[:, 2]
+            pts = moved[:, :2] @ frame_from_crop[:, :2].T + frame_from_crop[:, 2]
             (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
             dx, dy = 0.1 * (x1 - x0), 0.1 * (y1 - y0)
             box = (slice(int(y0 + dy), int(y1 - dy)), slice(int(x0 + dx), int(x1 - dx)))
             kept = _high_pass(out)[box].mean() / max(_high_pass(truth)[box].mean(), 1e-6)
             l1 = np.abs(out[box].astype(np.float32) - truth[box]).mean()
-            scale = float(np.sqrt(abs(np.linalg.det(invert_affine(src.crop.crop_from_frame)[:, :2]))))
+            scale = float(np.sqrt(abs(np.linalg.det(frame_from_crop[:, :2]))))
             cells[restore] = (kept, l1, 1000 * float(np.median(ts)), src.frame.shape, scale)
         (k0, l0, t0, shape, scale), (k1, l1, t1, _, _) = cells[False], cells[True]
         print(f"| {path.name} | {shape[1]}×{shape[0]} | {scale:.2f} | {k0:.2f} | {k1:.2f} | {l0:.2f} | {l1:.2f} "

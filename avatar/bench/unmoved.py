@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ._eval import portraits as eval_portraits
+
 _DEFAULT_EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
 
 
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..pipeline import Animator
 
     os.environ[POLICY_ENV] = "research"  # benchmark material, not a person's avatar
-    portraits = sorted(list(args.eval.glob("portrait_*.jpg")) + list(args.eval.glob("portrait_*.png")))
+    portraits = eval_portraits(args.eval)
     if not portraits:
         print(f"no portrait_*.jpg/png in {args.eval}")
         return 1

@@ -72,7 +72,8 @@ def build_config(args: argparse.Namespace, **motion: object):
                             checkpoint=args.checkpoint, model_dir=args.model_dir, providers=providers,
                             strict_providers=args.strict_providers),
         output=OutputConfig(max_size=args.max_size, crf=args.crf, paste_back=not args.no_paste_back,
-                            restore_detail=not getattr(args, "no_restore_detail", False), audio=not getattr(args, "no_audio", False), max_frames=getattr(args, "max_frames", None),
+                            restore_detail=not getattr(args, "no_restore_detail", False),
+                            audio=not getattr(args, "no_audio", False), max_frames=getattr(args, "max_frames", None),
                             visible_label=args.visible_label),
     )
 

@@ -250,10 +250,10 @@ def arm_affine(rigid: np.ndarray, hinge: np.ndarray, end: np.ndarray, end_target
 
 
 def draw(out: np.ndarray, pieces: tuple[WornPiece | None, ...], forwards: list[np.ndarray],
-         own: np.ndarray | None = None) -> None:
+         mapped: np.ndarray | None = None) -> None:
     """Composite (in place) each piece, moved by its forward affine (2, 3) source → target crop
     px, over ``out`` (S, S, 3) uint8. Pieces are summed before compositing: where an arm's share
-    ramps in past the hinge the two together cover the line once. ``own`` ((S, S) float32, in
+    ramps in past the hinge the two together cover the line once. ``mapped`` ((S, S) float32, in
     place): the share of each pixel that is still what lay under the pieces."""
     h, w = out.shape[:2]
     placed = []
@@ -281,8 +281,8 @@ def draw(out: np.ndarray, pieces: tuple[WornPiece | None, ...], forwards: list[n
                                                                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     roi = out[uy0:uy1, ux0:ux1].astype(np.float32)
     out[uy0:uy1, ux0:ux1] = np.clip(colour + (1.0 - np.minimum(cover, 1.0))[..., None] * roi + 0.5, 0, 255).astype(np.uint8)
-    if own is not None:
-        own[uy0:uy1, ux0:ux1] *= 1.0 - np.minimum(cover, 1.0)
+    if mapped is not None:
+        mapped[uy0:uy1, ux0:ux1] *= 1.0 - np.minimum(cover, 1.0)
 
 
 def target_box(box: tuple[int, int, int, int], forward: np.ndarray, pad: float = 4.0) -> tuple[float, float, float, float]:

@@ -998,21 +998,23 @@ class WarpEngine(Engine):
                    reference: FaceCrop | None = None) -> np.ndarray:
         """(478, 3) target landmarks in source-crop pixels → (S, S, 3) uint8 crop; with the
         driving crop and its reference (relative mode), the driver's shading change too."""
-        return self._render(state, landmarks, driving, reference)[0]
+        return self._render(state, landmarks, driving, reference, mapped=False)[0]
 
     def _render(self, state: WarpState, landmarks: np.ndarray, driving: FaceCrop | None,
-                reference: FaceCrop | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`render_one`'s crop, its backward map ((S, S, 2) source-crop px) and how much of
-        each pixel is the source seen through that map ((S, S) float32, see
-        :class:`~avatar.face.blend.MappedCrop`)."""
+                reference: FaceCrop | None, mapped: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`render_one`'s crop, its backward map ((S, S, 2) source-crop px) and, with
+        ``mapped``, how much of each pixel is the source seen through that map ((S, S) float32,
+        see :class:`~avatar.face.blend.MappedCrop`; None without)."""
         maps = self.face_maps(state, landmarks, driving, reference)
         mp = maps.own
         if state.layers is not None:
             out = state.layers.composite(mp)
         else:
             out = cv2.remap(state.image, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        own = cv2.remap(state.detail_source, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        own *= _unsqueezed(mp)
+        own = None
+        if mapped:
+            own = cv2.remap(state.detail_source, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            own *= _unsqueezed(mp)
         if _MINIFY[0] > 0:
             _minify(out, state, mp, landmarks[topology.mesh()["oval"], :2].astype(np.float64), maps.seams)
         if maps.mirror is not None:
@@ -1021,7 +1023,8 @@ class WarpEngine(Engine):
                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             roi = out[y0:y1, x0:x1].astype(np.float32)
             out[y0:y1, x0:x1] = np.clip(roi + maps.weight[..., None] * (lent - roi) + 0.5, 0, 255).astype(np.uint8)
-            own[y0:y1, x0:x1] *= 1.0 - maps.weight
+            if own is not None:
+                own[y0:y1, x0:x1] *= 1.0 - maps.weight
         if maps.seams is not None:
             _feather(out, maps.seams)
         if state.worn:
