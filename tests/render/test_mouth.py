@@ -39,6 +39,14 @@ def _landmarks(gap: float, tilt: float = 0.0) -> np.ndarray:
     return lm
 
 
+def _lower_lip_and_jaw(lm: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """The points a jaw drop moves: the inner mouth loop below the upper lip (and the lower lip's
+    middle, 14), and every landmark below that."""
+    loop = topology.mesh()["mouth_loop"]
+    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
+    return lower, np.where(lm[:, 1] > lm[14, 1])[0]
+
+
 def _draw(lm):
     yy, xx = np.mgrid[150:260, 90:212].astype(np.float32)
     return mouth.interior(mouth.mouth_frame(lm), xx, yy, **RGB), xx, yy
@@ -140,9 +148,7 @@ def test_the_upper_teeth_show_as_the_upper_lip_rises_and_the_lower_ones_as_the_j
     from avatar.render.warp import WarpEngine
 
     lm = crop_256.landmarks.astype(np.float64).copy()
-    loop = topology.mesh()["mouth_loop"]
-    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
-    jaw = np.where(lm[:, 1] > lm[14, 1])[0]
+    lower, jaw = _lower_lip_and_jaw(lm)
     engine = WarpEngine(rigid_parts=False)
     state = engine.prepare(crop_256)
     top = lm[topology.UPPER_LIP_INNER]
@@ -240,8 +246,7 @@ def test_the_portraits_own_open_mouth_is_used_and_moves_with_the_upper_lip(crop_
 
     lm = crop_256.landmarks.astype(np.float64).copy()
     loop = topology.mesh()["mouth_loop"]
-    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
-    jaw = np.where(lm[:, 1] > lm[14, 1])[0]
+    lower, jaw = _lower_lip_and_jaw(lm)
     opened = lm.copy()
     opened[np.union1d(lower, jaw), 1] += 6  # the portrait: mouth a little open
     img = crop_256.image.copy()
@@ -272,8 +277,7 @@ def test_a_dark_gap_between_parted_lips_gives_way_to_teeth_when_opened_wide(crop
 
     lm = crop_256.landmarks.astype(np.float64).copy()
     loop = topology.mesh()["mouth_loop"]
-    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
-    jaw = np.where(lm[:, 1] > lm[14, 1])[0]
+    lower, jaw = _lower_lip_and_jaw(lm)
     opened = lm.copy()
     opened[np.union1d(lower, jaw), 1] += 5
     img = crop_256.image.copy()
@@ -305,8 +309,7 @@ def test_an_own_open_mouth_at_its_own_size_is_not_drawn_over(crop_256):
 
     lm = crop_256.landmarks.astype(np.float64).copy()
     loop = topology.mesh()["mouth_loop"]
-    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
-    jaw = np.where(lm[:, 1] > lm[14, 1])[0]
+    lower, jaw = _lower_lip_and_jaw(lm)
     lm[np.union1d(lower, jaw), 1] += 6  # the portrait: mouth a little open, blue inside
     img = crop_256.image.copy()
     hole = np.zeros(img.shape[:2], np.uint8)
@@ -338,8 +341,7 @@ def test_the_drawn_mouth_takes_none_of_the_portraits_detail(crop_256):
 
     lm = crop_256.landmarks.astype(np.float64).copy()
     loop = topology.mesh()["mouth_loop"]
-    lower = [i for i in loop if lm[i, 1] > lm[topology.UPPER_LIP_INNER, 1] + 0.5] + [14]
-    jaw = np.where(lm[:, 1] > lm[14, 1])[0]
+    lower, jaw = _lower_lip_and_jaw(lm)
     opened = lm.copy()
     opened[np.union1d(lower, jaw), 1] += 14
     engine = WarpEngine(rigid_parts=False)
