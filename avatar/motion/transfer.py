@@ -39,6 +39,53 @@ def uncross(canonical: np.ndarray) -> np.ndarray:
     return canonical
 
 
+# per eye, its upper and its lower lid points, facing in pairs
+_LIDS = ((np.array(rig.LEFT_UPPER_LID), np.array(rig.LEFT_LOWER_LID)),
+         (np.array(rig.RIGHT_UPPER_LID), np.array(rig.RIGHT_LOWER_LID)))
+LID_CLOSED = 0.15  # a closed eye's tracked lid gap, × its open one: the lid points keep the lashes' thickness
+
+
+def close_lids(canonical: np.ndarray, rest: np.ndarray, reference: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Where the driver's eyes close, close the source's by the same share of its own lid gap.
+
+    Offsets move the lids by the driver's pixels: a portrait whose eyes are open wider than the
+    driver's reference kept them half open through the driver's blinks, the eyeball squeezed
+    into the gap left. A closed eye reads :data:`LID_CLOSED` of its open gap to the tracker, so
+    that share closes fully. The lid that moved more in the driver takes more of the extra
+    closing. Opening wider than the reference stays additive. ``canonical``: (N, 3) source +
+    offsets, y down, changed in place; ``rest``: the source's canonical face; ``reference``:
+    the driver's reference canonical face; ``offsets``: the driver's (scaled) offsets."""
+    for up, lo in _LIDS:
+        ref_gap = float(np.sum(reference[lo, 1] - reference[up, 1]))
+        change = float(np.sum(offsets[lo, 1] - offsets[up, 1]))
+        if ref_gap <= 1e-9 or change >= 0.0:
+            continue
+        share = np.clip((1.0 + change / ref_gap - LID_CLOSED) / (1.0 - LID_CLOSED), 0.0, 1.0)
+        want = share * np.maximum(rest[lo, 1] - rest[up, 1], 0.0)
+        extra = np.maximum(canonical[lo, 1] - canonical[up, 1] - want, 0.0)
+        du, dl = np.abs(offsets[up, 1]), np.abs(offsets[lo, 1])
+        upper_share = du / np.maximum(du + dl, 1e-12)
+        canonical[up, 1] += extra * upper_share
+        canonical[lo, 1] -= extra * (1.0 - upper_share)
+    return canonical
+
+
+def lid_depths(canonical: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """Bring the depths of facing lid points together as their gap closes: open, the upper lid's
+    margin lies at another depth than the lower's, and lids that met in the face's own frame
+    stayed that depth apart, which a tilted head turned into a gap of several pixels in the
+    picture (a closed eye drawn half open). (N, 3) canonical, y down → same, in place."""
+    for up, lo in _LIDS:
+        rest_gap = rest[lo, 1] - rest[up, 1]
+        ratio = np.clip((canonical[lo, 1] - canonical[up, 1]) / np.maximum(rest_gap, 1e-9), 0.0, 1.0)
+        ratio = np.where(rest_gap > 1e-9, ratio, 1.0)
+        z_up, z_lo = canonical[up, 2], canonical[lo, 2]
+        mid, half = 0.5 * (z_up + z_lo), 0.5 * ratio * (z_lo - z_up)
+        canonical[up, 2] = np.where(ratio < 1.0, mid - half, z_up)
+        canonical[lo, 2] = np.where(ratio < 1.0, mid + half, z_lo)
+    return canonical
+
+
 _LIP_PAIRS = (np.array(rig.INNER_UPPER), np.array(rig.OUTER_UPPER), np.array(rig.INNER_LOWER), np.array(rig.OUTER_LOWER))
 LIP_FLOOR = 0.6  # a lip keeps at least this share of its rest thickness
 
@@ -143,8 +190,11 @@ class MotionTransfer:
                 expression: np.ndarray) -> np.ndarray:
         """Apply a head-pose change and expression offsets to the source face → (478, 3) crop pixels."""
         sp = self.source_pose
-        canon = keep_lip_thickness(uncross(self.source_canonical + self.config.expression_scale * expression),
-                                   self.source_canonical)
+        offsets = self.config.expression_scale * expression
+        canon = uncross(self.source_canonical + offsets)
+        if self._ref is not None:
+            close_lids(canon, self.source_canonical, self._ref[1], offsets)
+        canon = keep_lip_thickness(lid_depths(canon, self.source_canonical), self.source_canonical)
         # adapt_scale: the driver's moves scale with the source's face size; else raw driver pixels
         unit = sp.scale if self.config.adapt_scale or self._ref is None else self._ref[0].scale
         move = translation * unit

@@ -2,7 +2,8 @@
 
 Inside the face, each face-mesh triangle maps affinely from the target to the source
 (piecewise-affine warp, eyes closed over by fans from the iris centres, so eyelids meet on
-blinks). Around the face, rings of control points follow the head's rigid 3-D motion with
+blinks; a narrowing eye shows the portrait's eyeball at rest, cut by the lids,
+:mod:`avatar.render.eyelids`). Around the face, rings of control points follow the head's rigid 3-D motion with
 falling weights; above the chin they hug the portrait's person mask, so hair and ears move
 fully with the head and the stretch lands on the background beyond them, while the still
 outer ring keeps the background in place. The motion there is smoothed (no sawtooth on
@@ -40,7 +41,7 @@ from .base import Engine
 from .detail import FaceDetail
 from .layers import Layers, build_layers
 from .shading import ShadingTransfer
-from . import facing, mouth, rigid
+from . import eyelids, facing, mouth, rigid
 from .triangles import dense_field, dense_map, inverse_homogeneous, rasterise, signed_areas
 
 # control rings around the face: (radial factor, weight of the head's rigid motion)
@@ -1027,6 +1028,7 @@ class WarpEngine(Engine):
                 own[y0:y1, x0:x1] *= 1.0 - maps.weight
         if maps.seams is not None:
             _feather(out, maps.seams)
+        eyelids.draw(out, state.image, state.vertices, landmarks, own)
         if state.worn:
             rigid.draw(out, state.worn, self._worn_forwards(state, landmarks, mp), own)
         self._draw_mouth(state, landmarks, out, own)

@@ -173,6 +173,52 @@ def test_blink_closes_the_eyelids(engine, crop):
         assert after > before + 10, (before, after)
 
 
+def _lids_lowered(lm: np.ndarray, share: float) -> np.ndarray:
+    """``lm`` with each upper lid lowered so the eye's gap is ``share`` of its own, and its iris
+    points lowered to the middle of what stays open (as a tracker reads a half-closed eye)."""
+    out = lm.copy()
+    for loop, iris in zip(topology.mesh()["eye_loops"], (range(468, 473), range(473, 478))):
+        loop = np.asarray(loop, int)
+        upper, lower = loop[1:10], np.r_[loop[9:], loop[:2]]  # corner to corner over each lid
+        order = np.argsort(lm[lower, 0])
+        floor = np.interp(lm[upper, 0], lm[lower[order], 0], lm[lower[order], 1])
+        out[upper, 1] = floor - share * (floor - lm[upper, 1])
+        drop = 0.5 * (1.0 - share) * (floor - lm[upper, 1]).max()
+        out[list(iris), 1] += drop
+    return out
+
+
+def test_a_narrowing_eye_is_cut_by_its_lid_not_squeezed(engine, crop, monkeypatch):
+    # half closed, the eye between the lids is the portrait's eyeball where it was (the lid slides
+    # over it): the lowest rows it shows are the portrait's own pixels; squeezed, they were not
+    state = engine.prepare(crop)
+    target = _lids_lowered(crop.landmarks, 0.5)
+    inside = np.zeros(crop.image.shape[:2], np.uint8)
+    for loop in topology.mesh()["eye_loops"]:
+        cv2.fillPoly(inside, [np.round(target[np.asarray(loop, int), :2]).astype(np.int32)], 1)
+    inside = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0
+    low = np.zeros_like(inside)
+    for x in np.flatnonzero(inside.any(0)):
+        rows = np.flatnonzero(inside[:, x])
+        low[rows[len(rows) // 2:], x] = True  # the lower half of what each column shows
+    assert low.sum() >= 20
+
+    def diff(out):
+        return np.abs(out.astype(float) - crop.image.astype(float))[low].mean()
+
+    from avatar.render import eyelids
+
+    shaded = engine.render_one(state, target).astype(float)
+    monkeypatch.setattr(eyelids, "SHADOW", 0.0)  # the shade under the lowered lid, apart
+    unshaded = engine.render_one(state, target)
+    cut = diff(unshaded)
+    monkeypatch.setattr(eyelids, "draw", lambda *a, **k: None)
+    squeezed = diff(engine.render_one(state, target))
+    assert cut < 6.0 and squeezed > 3 * cut, (cut, squeezed)
+    # the lowered lid shades what it leaves in view, never brightens it
+    assert (shaded[low] <= unshaded[low] + 1).all() and shaded[low].mean() < unshaded[low].mean() - 1
+
+
 def test_person_mask_covers_the_head_not_the_background(crop):
     from avatar.face.segment import person_mask
 

@@ -1,0 +1,129 @@
+"""Eyelids that close over the eye instead of squeezing it.
+
+The warp closes an eye by squeezing the fan of triangles inside its lid contour, so a blink
+pressed the whole eyeball (iris, white, catch-light) into the thin gap between the lids: a
+bright, high-contrast band between two dark lid lines, which read as three stacked lines or a
+pair of lips. A real lid slides over an eyeball that stays where it is. Here, wherever the
+target eye is narrower than the portrait's, the gap between the target's lids shows the
+portrait's eyeball at rest (carried by the eye's corners, shifted by the gaze along the eye), cut by the lids
+where they now lie, and shaded under the lowered upper lid; the lids themselves keep the
+mesh's mapping, so the lash line comes down with the upper lid. Drawn at the crop's full
+resolution (the map is rasterised at half of it, where a half-closed eye is 2-4 rows) with an
+anti-aliased lid edge.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..face import topology
+
+FADE = 0.15         # the cut fades in as the eye's opening falls from 1 to 1 - FADE × the portrait's
+MAX_GAZE = 0.12     # largest gaze shift of the eyeball (along the eye), × the eye's width
+SHADOW = 0.5        # darkening right under a lowered lid, × how far the eye closed
+SHADE_DEPTH = 0.06  # it fades over this distance below the lid, × the eye's width
+_SUPER = 4          # coverage of the lid contour rasterised at this many subpixels a side
+
+
+def _opening(loop: np.ndarray) -> float:
+    """Area of the (K, 2) lid contour over its corner-to-corner width squared."""
+    x, y = loop[:, 0], loop[:, 1]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    o, i = _corners(len(loop))
+    width = float(np.hypot(*(loop[i] - loop[o])))
+    return area / max(width * width, 1e-6)
+
+
+def _corners(n: int) -> tuple[int, int]:
+    """Positions of the outer and inner corner in an eye loop of ``n`` points: the mesh's loops run
+    lower-outer, outer corner, the upper lid, inner corner, the lower lid."""
+    return 1, n // 2 + 1
+
+
+def _lid_profiles(loop: np.ndarray, origin: complex, axis: complex) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The upper and lower lids of a (K, 2) contour in the eye's own frame (s along the corners
+    0 → 1, v across them, both over the width): (s_up, v_up, s_low, v_low), each sorted by s."""
+    o, i = _corners(len(loop))
+    z = (loop[:, 0] + 1j * loop[:, 1] - origin) / axis
+    upper = z[o:i + 1]
+    lower = np.concatenate([z[i:], z[:o + 1]])
+    upper, lower = upper[np.argsort(upper.real)], lower[np.argsort(lower.real)]
+    return upper.real, upper.imag, lower.real, lower.imag
+
+
+def _coverage(loop: np.ndarray, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+    """(h, w) float32 anti-aliased coverage of the (K, 2) polygon over the box at (x0, y0)."""
+    fine = np.zeros((h * _SUPER, w * _SUPER), np.uint8)
+    pts = np.round(((loop - (x0, y0)) * _SUPER + (_SUPER - 1) / 2) * 16).astype(np.int32)
+    cv2.fillPoly(fine, [pts], 255, lineType=cv2.LINE_8, shift=4)
+    return cv2.resize(fine, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) * (1.0 / 255.0)
+
+
+def _inside_lids(z: np.ndarray, loop: np.ndarray, origin: complex, axis: complex) -> np.ndarray:
+    """Points ``z`` (complex crop px) held between the lids of the (K, 2) contour (half a pixel
+    inside them), each moved across the eye only."""
+    e = (z - origin) / axis
+    su, vu, sl, vl = _lid_profiles(loop, origin, axis)
+    a, b = np.interp(e.real, su, vu), np.interp(e.real, sl, vl)
+    top, bottom = np.minimum(a, b), np.maximum(a, b)  # the frame's v runs up or down with the eye's side
+    inset, mid = 0.5 / abs(axis), 0.5 * (top + bottom)
+    v = np.clip(e.imag, np.minimum(top + inset, mid), np.maximum(bottom - inset, mid))
+    return origin + (e.real + 1j * v) * axis
+
+
+def _below_upper_lid(z: np.ndarray, loop: np.ndarray, origin: complex, axis: complex) -> np.ndarray:
+    """Px from the upper lid of the (K, 2) contour down to each of the points ``z`` (0 above it)."""
+    e = (z - origin) / axis
+    su, vu, _, vl = _lid_profiles(loop, origin, axis)
+    down = 1.0 if np.mean(vl) >= np.mean(vu) else -1.0
+    return np.maximum((e.imag - np.interp(e.real, su, vu)) * down * abs(axis), 0.0)
+
+
+def draw(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: np.ndarray,
+         mapped: np.ndarray | None = None) -> None:
+    """Redraw the inside of each eye of ``out`` ((S, S, 3) uint8, in place) that the target
+    ``landmarks`` ((478, 2+) crop px) close further than the portrait's ``source`` ((478+, 2)
+    crop px) with the portrait ``image``'s eyeball at rest, cut and shaded by the target's
+    lids; ``mapped`` ((S, S) float32, in place): the share of each pixel still sampled
+    through the backward map."""
+    size = out.shape[0]
+    for k, ids in enumerate(topology.mesh()["eye_loops"]):
+        ids = np.asarray(ids, np.int64)
+        tgt = landmarks[ids, :2].astype(np.float64)
+        src = source[ids, :2].astype(np.float64)
+        ratio = min(_opening(tgt) / max(_opening(src), 1e-6), 1.0)
+        weight = float(np.clip((1.0 - ratio) / FADE, 0.0, 1.0))
+        o, i = _corners(len(ids))
+        t0, t1, s0, s1 = complex(*tgt[o]), complex(*tgt[i]), complex(*src[o]), complex(*src[i])
+        if weight <= 0.0 or abs(t1 - t0) < 2.0 or abs(s1 - s0) < 2.0:
+            continue
+        x0, y0 = np.maximum(np.floor(tgt.min(0)).astype(int) - 1, 0)
+        x1, y1 = np.minimum(np.ceil(tgt.max(0)).astype(int) + 2, size)
+        if x1 - x0 < 2 or y1 - y0 < 1:
+            continue
+        cover = _coverage(tgt, x0, y0, x1 - x0, y1 - y0) * weight
+        if not cover.any():
+            continue
+        # the eyeball: carried by the eye's corners (target → source similarity) and the gaze
+        scale = (s1 - s0) / (t1 - t0)
+        iris = topology.IRIS_CENTERS[k]
+        gaze = complex(*source[iris, :2]) - (s0 + scale * (complex(*landmarks[iris, :2]) - t0))
+        # along the eye only: a lowered lid hides the iris's top, and a tracker's iris centre
+        # drops with it; read as gaze, that pulled the eyeball down under the lid
+        along = (s1 - s0) / abs(s1 - s0)
+        gaze = along * float(np.clip((gaze / along).real, -MAX_GAZE * abs(s1 - s0), MAX_GAZE * abs(s1 - s0)))
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        at = xx + 1j * yy
+        # only what lies between the portrait's own lids is eyeball: a sample past them is held
+        # just inside (the lid above an eye gazing down is not part of it)
+        z = _inside_lids(s0 + scale * (at - t0) + gaze, src, s0, s1 - s0)
+        eye = cv2.remap(image, z.real.astype(np.float32), z.imag.astype(np.float32), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        # the lowered lid and its lashes shade the eyeball just under them
+        below = _below_upper_lid(at, tgt, t0, t1 - t0)
+        eye *= (1.0 - SHADOW * (1.0 - ratio) * np.exp(-below / (SHADE_DEPTH * abs(t1 - t0))))[..., None].astype(np.float32)
+        roi = out[y0:y1, x0:x1].astype(np.float32)
+        out[y0:y1, x0:x1] = np.clip(roi + cover[..., None] * (eye - roi) + 0.5, 0, 255).astype(np.uint8)
+        if mapped is not None:
+            mapped[y0:y1, x0:x1] *= 1.0 - cover
