@@ -4,7 +4,9 @@
 
 * cross-reenactment: every portrait × every driving video; mediapipe re-detection rate of the
   output, correlation of the output's mouth opening with the driver's (driving_03) and of the
-  output's head yaw with the driver's (driving_01); background displacement: the share of the
+  output's head yaw with the driver's (driving_01) and of both eyes' opening with the driver's;
+  how deep blinks go: over the driver's blink frames (eye opening under 0.35 of its median), the
+  output's mean opening over its own median, beside the driver's; background displacement: the share of the
   portrait's textured background pixels (outside its person mask grown by 5 % of the width)
   that DIS optical flow between the portrait and an output frame moves by more than 0.25 % of
   the width and whose grey level changed by more than 2, median and 95th percentile over frames
@@ -50,6 +52,23 @@ _DEFAULT_EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
 def mouth_opening(lm: np.ndarray) -> float:
     """Inner-lip gap / face height (landmarks 13–14 over 10–152)."""
     return float(np.linalg.norm(lm[13, :2] - lm[14, :2]) / np.linalg.norm(lm[10, :2] - lm[152, :2]))
+
+
+def eye_opening(lm: np.ndarray) -> float:
+    """Mean of both eyes' lid-contour area over corner-to-corner width squared."""
+    from ..face import topology
+    from ..render.eyelids import opening
+
+    return float(np.mean([opening(lm[np.asarray(ids), :2].astype(np.float64)) for ids in topology.mesh()["eye_loops"]]))
+
+
+def blink_depth(driver: np.ndarray, output: np.ndarray) -> tuple[float, float]:
+    """(output, driver): each one's mean eye opening over the driver's blink frames (under 0.35
+    of the driver's median), over its own median; NaN without blinks."""
+    blinks = driver < 0.35 * np.median(driver)
+    if not blinks.any():
+        return float("nan"), float("nan")
+    return float(output[blinks].mean() / np.median(output)), float(driver[blinks].mean() / np.median(driver))
 
 
 def yaw(lm: np.ndarray) -> float:
@@ -292,9 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     print("\n## cross-reenactment")
-    print("| portrait | driving | frames | re-detected | mouth corr | yaw corr | background displaced: median | p95 "
-          "| visible background displaced: median | p95 | fps (motion+warp+paste; landmarks tracked once up front) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| portrait | driving | frames | re-detected | mouth corr | yaw corr | eye corr | blinks: opening / median (driver's) "
+          "| background displaced: median | p95 | visible background displaced: median | p95 "
+          "| fps (motion+warp+paste; landmarks tracked once up front) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for d in drivings:
         frames, fps, lm_d = clip(d)
         for p in portraits:
@@ -308,9 +328,14 @@ def main(argv: list[str] | None = None) -> int:
             found = sum(b is not None for b in lm_o) / len(lm_o)
             mc = _corr([mouth_opening(a) for a, _ in ok], [mouth_opening(b) for _, b in ok])
             yc = _corr([yaw(a) for a, _ in ok], [yaw(b) for _, b in ok])
+            eyes_d, eyes_o = np.array([eye_opening(a) for a, _ in ok]), np.array([eye_opening(b) for _, b in ok])
+            ec = _corr(eyes_d, eyes_o)
+            depth = blink_depth(eyes_d, eyes_o)
+            blinks = "–" if np.isnan(depth[0]) else f"{depth[0]:.2f} ({depth[1]:.2f})"
             cells = " | ".join(f"{np.nanpercentile(col, q):.2%}" if np.isfinite(col).any() else "n/a (no texture)"
                                for col in shares.T for q in (50, 95))
-            print(f"| {p.name} | {d.name} | {len(out)} | {found:.1%} | {mc:.3f} | {yc:.3f} | {cells} | {len(out) / secs:.1f} |")
+            print(f"| {p.name} | {d.name} | {len(out)} | {found:.1%} | {mc:.3f} | {yc:.3f} | {ec:.3f} | {blinks} | {cells} "
+                  f"| {len(out) / secs:.1f} |")
     return 0
 
 

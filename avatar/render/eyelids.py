@@ -26,7 +26,7 @@ SHADE_DEPTH = 0.06  # it fades over this distance below the lid, × the eye's wi
 _SUPER = 4          # coverage of the lid contour rasterised at this many subpixels a side
 
 
-def _opening(loop: np.ndarray) -> float:
+def opening(loop: np.ndarray) -> float:
     """Area of the (K, 2) lid contour over its corner-to-corner width squared."""
     x, y = loop[:, 0], loop[:, 1]
     area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
@@ -92,7 +92,7 @@ def draw(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: np.n
         ids = np.asarray(ids, np.int64)
         tgt = landmarks[ids, :2].astype(np.float64)
         src = source[ids, :2].astype(np.float64)
-        ratio = min(_opening(tgt) / max(_opening(src), 1e-6), 1.0)
+        ratio = min(opening(tgt) / max(opening(src), 1e-6), 1.0)
         weight = float(np.clip((1.0 - ratio) / FADE, 0.0, 1.0))
         o, i = _corners(len(ids))
         t0, t1, s0, s1 = complex(*tgt[o]), complex(*tgt[i]), complex(*src[o]), complex(*src[i])
