@@ -15,14 +15,13 @@ the moved face's box (its inner 80 %):
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ._eval import portraits as eval_portraits
+from ._eval import research_portraits
 
 _DEFAULT_EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
 
@@ -42,14 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     from ..config import AvatarConfig, FaceConfig, OutputConfig
     from ..face.crop import invert_affine
     from ..media.image import load_image
-    from ..output.consent import POLICY_ENV
     from ..pipeline import Animator
     from ..render.base import DriveTarget
 
-    os.environ[POLICY_ENV] = "research"  # benchmark material, not a person's avatar
-    portraits = eval_portraits(args.eval)
+    portraits = research_portraits(args.eval)
     if not portraits:
-        print(f"no portrait_*.jpg/png in {args.eval}")
         return 1
     print("| portrait | frame | frame px per crop px | high-pass kept: off | on | face L1 vs the moved photo: off | on "
           "| paste ms: off | on |")

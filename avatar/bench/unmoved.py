@@ -13,13 +13,12 @@ levels (max over channels), and the share of pixels off by more than 10 and 30 l
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ._eval import portraits as eval_portraits
+from ._eval import research_portraits
 
 _DEFAULT_EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
 
@@ -41,13 +40,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..config import AvatarConfig, FaceConfig
     from ..media.image import load_image
-    from ..output.consent import POLICY_ENV
     from ..pipeline import Animator
 
-    os.environ[POLICY_ENV] = "research"  # benchmark material, not a person's avatar
-    portraits = eval_portraits(args.eval)
+    portraits = research_portraits(args.eval)
     if not portraits:
-        print(f"no portrait_*.jpg/png in {args.eval}")
         return 1
     animator = Animator(AvatarConfig(face=FaceConfig(size=args.size)))
     print("| portrait | mean abs error (grey levels) | share > 10 | share > 30 |")
