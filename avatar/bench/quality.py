@@ -39,11 +39,13 @@ from pathlib import Path
 import numpy as np
 
 from ..config import AvatarConfig, FaceConfig, OutputConfig, RenderConfig
+from ..face import topology
 from ..face.landmarks import LandmarkDetector
 from ..media.video import read_frames
 from ..motion.decompose import decompose
 from ..motion.transfer import best_reference
 from ..pipeline import Animator
+from ..render.eyelids import opening
 from ._eval import portraits as eval_portraits
 
 _DEFAULT_EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
@@ -56,9 +58,6 @@ def mouth_opening(lm: np.ndarray) -> float:
 
 def eye_opening(lm: np.ndarray) -> float:
     """Mean of both eyes' lid-contour area over corner-to-corner width squared."""
-    from ..face import topology
-    from ..render.eyelids import opening
-
     return float(np.mean([opening(lm[np.asarray(ids), :2].astype(np.float64)) for ids in topology.mesh()["eye_loops"]]))
 
 
@@ -86,8 +85,6 @@ def shading_matched(out: np.ndarray, real: np.ndarray, landmarks: np.ndarray, si
     """``out`` (float32) with its low-frequency shading inside the face oval matched to ``real``'s."""
     import cv2
 
-    from ..face import topology
-
     oval = np.zeros(out.shape[:2], np.float32)
     cv2.fillPoly(oval, [landmarks[topology.mesh()["oval"], :2].round().astype(np.int32)], 1.0)
     gain = (cv2.GaussianBlur(real.astype(np.float32), (0, 0), sigma) + 1) / (cv2.GaussianBlur(out.astype(np.float32), (0, 0), sigma) + 1)
@@ -114,7 +111,6 @@ def flow_oracle(source: np.ndarray, real: np.ndarray) -> np.ndarray:
 
 def mouth_box(landmarks: np.ndarray, shape: tuple[int, ...], margin: float = 0.4) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of the lips' landmark box grown by ``margin`` × its size on every side."""
-    from ..face import topology
 
     lips = landmarks[topology.mesh()["lips"], :2]
     lo, hi = lips.min(0), lips.max(0)

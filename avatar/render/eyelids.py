@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from ..face import topology
+from .triangles import polygon_area
 
 FADE = 0.15         # the cut fades in as the eye's opening falls from 1 to 1 - FADE × the portrait's
 MAX_GAZE = 0.12     # largest gaze shift of the eyeball (along the eye), × the eye's width
@@ -28,11 +29,9 @@ _SUPER = 4          # coverage of the lid contour rasterised at this many subpix
 
 def opening(loop: np.ndarray) -> float:
     """Area of the (K, 2) lid contour over its corner-to-corner width squared."""
-    x, y = loop[:, 0], loop[:, 1]
-    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
     o, i = _corners(len(loop))
     width = float(np.hypot(*(loop[i] - loop[o])))
-    return area / max(width * width, 1e-6)
+    return polygon_area(loop) / max(width * width, 1e-6)
 
 
 def _corners(n: int) -> tuple[int, int]:

@@ -14,6 +14,12 @@ def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
 
 
+def polygon_area(pts: np.ndarray) -> float:
+    """Area of the polygon with (K, 2+) corners ``pts`` in order (shoelace)."""
+    x, y = pts[:, 0], pts[:, 1]
+    return float(0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
 def inverse_homogeneous(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inverses of the (T, 3, 3) matrices with rows [u_k, v_k, 1] for (T, 3, 2) triangles, in
     closed form (a batched LAPACK solve costs more than the whole rasterisation), and their

@@ -42,7 +42,7 @@ from .detail import FaceDetail
 from .layers import Layers, build_layers
 from .shading import ShadingTransfer
 from . import eyelids, facing, mouth, rigid
-from .triangles import dense_field, dense_map, inverse_homogeneous, rasterise, signed_areas
+from .triangles import dense_field, dense_map, inverse_homogeneous, polygon_area, rasterise, signed_areas
 
 # control rings around the face: (radial factor, weight of the head's rigid motion)
 _RINGS = ((1.2, 0.8), (1.45, 0.2), (1.75, 0.0))
@@ -160,11 +160,6 @@ class FaceMaps:
     weight: np.ndarray | None = None
     box: tuple[int, int, int, int] | None = None
     seams: np.ndarray | None = None
-
-
-def _polygon_area(pts: np.ndarray) -> float:
-    x, y = pts[:, 0], pts[:, 1]
-    return float(0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 def _around_oval(oval: np.ndarray, centre: np.ndarray, angles: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
@@ -652,7 +647,7 @@ def _feather(image: np.ndarray, where: np.ndarray) -> None:
 
 def _mouth_gap(loop: np.ndarray, size: int) -> float:
     """Mean gap between the inner lips of ``loop`` ((K, 2) crop px), in px at a 512 crop."""
-    return _polygon_area(loop) / max(float(np.ptp(loop[:, 0])), 1.0) * (512.0 / size)
+    return polygon_area(loop) / max(float(np.ptp(loop[:, 0])), 1.0) * (512.0 / size)
 
 
 def _inner_lip_fit(landmarks: np.ndarray, source: np.ndarray) -> np.ndarray:
@@ -1072,7 +1067,7 @@ class WarpEngine(Engine):
         """Draw the open mouth's interior over ``out`` (in place); ``mapped`` ((S, S) float32, in place):
         the share of each pixel still sampled through the backward map."""
         loop = landmarks[topology.mesh()["mouth_loop"], :2]
-        area = _polygon_area(loop)
+        area = polygon_area(loop)
         size = out.shape[0]
         if area < 1.0:
             return
@@ -1102,7 +1097,7 @@ class WarpEngine(Engine):
         # against float64 areas) drew a cavity ring round an unmoved mouth
         wider, ratio = 1.0, np.inf
         if state.own_mouth is not None:
-            ratio = area / max(_polygon_area(src_loop), 1e-6)
+            ratio = area / max(polygon_area(src_loop), 1e-6)
             wider = float(np.clip((ratio - 1.0) / _OWN_TO_DRAWN, 0.0, 1.0))
         if not self.config.mouth_interior or wider == 0.0:
             interior = own

@@ -351,10 +351,10 @@ def test_lips_all_but_closed_draw_no_dark_line(engine, crop):
     scale = crop.size / 512.0
 
     def mean_gap(points: np.ndarray) -> float:  # inner-lip area over width, as the fade measures it
-        from avatar.render.warp import _polygon_area
+        from avatar.render.triangles import polygon_area
 
         inner = points[loop, :2]
-        return _polygon_area(inner) / float(np.ptp(inner[:, 0]))
+        return polygon_area(inner) / float(np.ptp(inner[:, 0]))
 
     def drawn(gap_px: float) -> float:
         target = lm.copy()
