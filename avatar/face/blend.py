@@ -201,7 +201,8 @@ class PasteBack:
         changed pixel (and a few around it), feathered outwards only."""
         size = crop.shape[0]
         diff = cv2.absdiff(crop, self._source_crop)
-        diff = cv2.max(cv2.max(diff[..., 0], diff[..., 1]), diff[..., 2])
+        r, g, b = cv2.split(diff)  # contiguous planes: cv2.max on channel views costs 8× as much
+        diff = cv2.max(cv2.max(r, g), b)
         k = max(3, (size // 64) | 1)
         grown = cv2.dilate(diff, np.ones((k, k), np.uint8))  # uint8: cheap at full resolution
         # ramp, blur and feather at a quarter of the resolution: the mask is smooth anyway

@@ -376,6 +376,14 @@ def island_box(face: np.ndarray, side: int) -> tuple[int, int, int, int]:
     return (*np.maximum(lo, 0).tolist(), *np.minimum(hi, side).tolist())
 
 
+def _row_medians(values: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Median of each row of (n, k) ``values`` over its ``count`` (n,) numbers, NaN elsewhere
+    (count >= 1): what ``np.nanmedian(values, axis=1)`` gives, in a quarter of its time."""
+    ordered = np.sort(values, axis=1)  # NaN sorts last
+    rows = np.arange(len(values))
+    return (ordered[rows, (count - 1) // 2] + ordered[rows, count // 2]) * values.dtype.type(0.5)
+
+
 def _drop_islands(index: np.ndarray, mx: np.ndarray, my: np.ndarray, affine: np.ndarray, spacing: float,
                   box: tuple[int, int, int, int] | None = None) -> None:
     """Hand map pixels that lie off their 3×3 neighbourhood's median by more than
@@ -419,7 +427,8 @@ def _drop_islands(index: np.ndarray, mx: np.ndarray, my: np.ndarray, affine: np.
         return
     vx = np.where(covered, mx[ny, nx], np.nan)  # (n, 9): the mouth hole beside a lip corner holds no value
     vy = np.where(covered, my[ny, nx], np.nan)
-    medx, medy = np.nanmedian(vx, axis=1), np.nanmedian(vy, axis=1)
+    count = covered.sum(1)
+    medx, medy = _row_medians(vx, count), _row_medians(vy, count)
     off = np.square(mx[ys, xs] - medx) + np.square(my[ys, xs] - medy) > limit
     if not off.any():
         return

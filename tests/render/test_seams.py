@@ -174,3 +174,17 @@ def test_an_island_beside_the_face_is_looked_for_too():
     mx, my = dense_map(index, affine)
     _drop_islands(index, mx, my, affine, 2.0, island_box(face, 32))
     assert index[14, 24] == 1
+
+
+def test_row_medians_match_nanmedian_over_the_covered_values():
+    from avatar.render.warp import _row_medians
+
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        values = (rng.random((500, 9)) * 100).astype(dtype)
+        covered = rng.random((500, 9)) > 0.4
+        covered[:, 4] = True
+        with_gaps = np.where(covered, values, np.nan)
+        got = _row_medians(with_gaps, covered.sum(1))
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, np.nanmedian(with_gaps, axis=1))
