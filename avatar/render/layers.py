@@ -61,6 +61,14 @@ _RIM_CONTRAST = 30.0  # the person's colour and the fill must differ by this man
 _RIM_RESIDUAL = 6.0   # ... and the photo lie this close to the line between them
 _RIM_ALIKE = 12.0     # under the person, the fill without the rim replaces the one with it where they differ less
 _PLAIN = 10.0         # grey-level spread below which a background counts as plain (a wall, a backdrop)
+# flyaway strands past the matte before a plain wall (see stray_strands)
+_STRAY_REACH = 0.08   # × the crop side: how far past the matte strands are looked for
+_STRAY_WINDOW = 0.015  # × the crop side: half-width of the median that gives the wall without them
+_STRAY_NOISE = 4.0    # a strand lies this many of the wall's own noise σ towards the person's colour
+_STRAY_MIN = 6.0      # ... and at least this many grey levels
+_STRAY_RESIDUAL = 15.0  # ... and this close to the line between the wall and that colour
+_STRAY_PIXELS = 3     # fewer connected pixels are the wall's grain
+_STRAY_CHAIN = 12     # strands reached from the person through at most this many others (2 px gaps)
 
 
 @dataclass(frozen=True, eq=False)
@@ -412,6 +420,70 @@ def _rim_blend(image: np.ndarray, plate: np.ndarray, hole: np.ndarray, rim: np.n
     return plate, rim_alpha, np.clip(near + 0.5, 0, 255).astype(np.uint8)
 
 
+def stray_strands(image: np.ndarray, alpha: np.ndarray, near: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
+    """(S, S) float32 alpha of thin strands lying on a plain background within
+    :data:`_STRAY_REACH` past the matte ``alpha``, 0 elsewhere; ``near`` is
+    :func:`person_colour`, ``inside`` (bool) the crop pixels inside the photo.
+
+    The segmentation leaves out flyaway hairs a few pixels past a head of curls. Kept in the
+    plate, they stayed on the wall, still, when the head moved off (portrait_02 × driving_02).
+    The wall without them is a median over a window wider than a strand. A strand is a thin
+    line darkened (or lightened) from that wall towards the person's colour by well over the
+    wall's own grain, and its alpha is how far: I ≈ αF + (1-α)B along that line."""
+    size = alpha.shape[0]
+    out = np.zeros(alpha.shape, np.float32)
+    img = image.astype(np.float32)
+    hole = plate_hole(alpha)
+    known = ~hole if inside is None else ~hole & inside
+    dist = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3)
+    reach = _STRAY_REACH * size
+    near_wall = known & (dist <= 2 * reach)
+    if not near_wall.any():
+        return out
+    # plain: judged on the wall beyond the strands' reach (dense dark strands are no wall texture)
+    plain = _local_spread(image, known & (dist > reach), _REACH * size) < _PLAIN
+    # the person's own pixels must not pull the median: under them, the smooth fill of the wall
+    filled = np.where(hole[..., None], np.clip(_pyramid_fill(img, known) + 0.5, 0, 255), image).astype(np.uint8)
+    wall = cv2.medianBlur(filled, 2 * max(int(round(_STRAY_WINDOW * size)), 1) + 1).astype(np.float32)
+    towards = near - wall
+    contrast = np.linalg.norm(towards, axis=-1)
+    unit = towards / np.maximum(contrast, 1e-3)[..., None]
+    along = ((img - wall) * unit).sum(-1)
+    residual = np.linalg.norm(img - wall - along[..., None] * unit, axis=-1)
+    usable = plain & (contrast > _RIM_CONTRAST)
+    # the wall's own grain along that line, away from the head (robust: strands are few)
+    sample = known & usable & (dist > reach) & (dist < 3 * reach)
+    if sample.sum() < 100:
+        return out
+    noise = 1.4826 * float(np.median(np.abs(along[sample])))
+    line = near_wall & usable & (along > max(_STRAY_NOISE * noise, _STRAY_MIN)) & (residual < _STRAY_RESIDUAL)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(line.astype(np.uint8), connectivity=8)
+    # hair hangs from the head: a strand is a line near it, reached from the person through other
+    # strands; a line that runs on away from the head (a door's edge, the wood's grain) is the wall's
+    usable_line = stats[:, cv2.CC_STAT_AREA] >= _STRAY_PIXELS
+    usable_line[np.unique(labels[line & (dist > reach)])] = False
+    usable_line[0] = False
+    taken = np.zeros(n, bool)
+    step = np.ones((5, 5), np.uint8)
+    front = cv2.dilate(hole.astype(np.uint8), step) > 0
+    for _ in range(_STRAY_CHAIN):
+        reached = np.unique(labels[front])
+        new = reached[usable_line[reached] & ~taken[reached]]
+        if not len(new):
+            break
+        taken[new] = True
+        front = cv2.dilate(taken[labels].astype(np.uint8), step) > 0
+    strand = taken[labels]
+    if not strand.any():
+        return out
+    # and the strand's anti-aliased fringe beside it
+    strand = cv2.dilate(strand.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    strand &= near_wall & usable & (along > 2.0 * noise)
+    out[strand] = np.clip(along[strand] / contrast[strand], 0.0, 1.0)
+    out[out < _MIN_ALPHA] = 0.0
+    return out
+
+
 def plate_hole(alpha: np.ndarray) -> np.ndarray:
     """(S, S) bool: where the plate may be filled for an (S, S) matte: the matte and
     :data:`_PLATE_GROW` of the crop side (at least 1 px) beyond it. Elsewhere the plate is the photo."""
@@ -438,19 +510,22 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     alpha, released = soft_matte(image, mask, sure_person=oval > 0)
     if not (alpha == 0).any():
         return None, "the matte leaves no background"
-    hole = alpha > 0
+    outside = np.zeros(alpha.shape, bool)
     if frame is not None:
         x0, y0, x1, y1 = frame
-        outside = np.ones(hole.shape, bool)
+        outside[:] = True
         outside[y0:y1, x0:x1] = False
-        if not (hole | outside).all():
-            hole |= outside
+    near = person_colour(image, alpha)  # read by the strands, the rim and the unmixing (a pyramid fill of the whole crop)
+    if near is not None:
+        alpha = np.maximum(alpha, stray_strands(image, alpha, near, ~outside))
+    hole = alpha > 0
+    if outside.any() and not (hole | outside).all():
+        hole |= outside
     plate = background_plate(image, hole)  # the background in the photo stays the source's, exactly
     # given up by the matte at the silhouette: the photo there still holds the strands' faint
     # shade, which left in the plate stayed behind as a haze of hair; as the rim, it goes with the person
     grown = plate_hole(alpha)
     rim = (grown | released) & ~hole
-    near = person_colour(image, alpha)  # read by both (a pyramid fill of the whole crop)
     plate, rim_alpha, rim_colour = _rim_blend(image, plate, hole, rim, near, released & ~grown)
     fg = unmix_foreground(image, alpha, plate, near=near)
     fg = np.where(rim_alpha[..., None] > 0, rim_colour, fg)

@@ -585,3 +585,48 @@ def test_flyaway_strands_before_a_plain_wall_carry_none_of_the_wall_with_them():
     assert np.median(off) <= 4 and off.mean() <= 5, (np.median(off), off.mean())  # 15 and 11.4 before
     # and the plate where the strands were holds the wall, not their shade
     assert np.abs(layers.plate[zone].astype(float) - wall[zone]).max(-1).mean() <= 2.0
+
+
+def test_flyaway_strands_past_the_mask_go_with_the_person_and_a_door_edge_stays():
+    """Thin dark strands a few pixels past a head of hair, which the coarse mask leaves out,
+    stayed in the plate and so on the wall, still, when the head moved off (portrait_02's curls
+    × driving_02). They are now part of the moving layer and the plate holds the wall under
+    them. A long straight line beside the head (a door's edge) is the wall's and stays."""
+    size = 256
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:size, 0:size]
+    c, radius = size / 2, 0.3 * size
+    head = (np.hypot(xx - c, yy - c) < radius).astype(np.float32)
+    lines = np.zeros((size * 4, size * 4), np.uint8)  # 4x supersampled, anti-aliased 1-px lines
+    for ang in np.linspace(-2.6, -0.6, 9):  # strands from the hair outwards, curling a little
+        pts = [c + (radius - 2 + k * 3) * np.array([np.cos(ang + 0.02 * k * k), np.sin(ang + 0.02 * k * k)]) for k in range(7)]
+        cv2.polylines(lines, [np.round(np.array(pts) * 4).astype(np.int32)], False, 255, 4, cv2.LINE_AA)
+    strands = 0.6 * cv2.resize(lines, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    door_x = int(c + radius + 24)
+    door = np.zeros((size, size), np.float32)
+    door[:, door_x] = 0.5  # a straight dark line the whole height, passing beside the head
+    cover = np.maximum(np.maximum(head, strands), door)[..., None]
+    wall = np.array([200.0, 190.0, 170.0]) + rng.normal(0, 2.0, (size, size, 1))
+    image = np.clip(cover * np.array([40.0, 30.0, 25.0]) + (1 - cover) * wall + 0.5, 0, 255).astype(np.uint8)
+    mask = cv2.GaussianBlur(head, (0, 0), 2.0)  # the segmenter's: the head, none of the strands
+    layers, why = build_layers(image, _round_face(size, 0.6 * radius), mask)
+    assert layers is not None, why
+    past = (strands > 0.3) & (np.hypot(xx - c, yy - c) > radius + 6)  # strand pixels well past the mask
+    assert past.sum() > 30
+    moving = layers.rgba[..., 3]
+    assert (moving[past] > 0).mean() > 0.8, (moving[past] > 0).mean()  # 0 before: all left on the wall
+    # the plate under them is the wall, not their shade
+    shade = np.abs(layers.plate[past].astype(float) - image[past]).max(-1)
+    assert np.median(shade) > 30  # the photo there is the strand
+    assert np.abs(layers.plate[past].astype(float) - wall[past]).max(-1).mean() < 20  # 94 before
+    # the person moved 40 px right: where the strands were and nothing of the person lands shows the wall
+    grid = np.stack(np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32)), -1)
+    moved = layers.composite(grid + np.array([-40, 0], np.float32))
+    landed = np.roll(moving, 40, axis=1)
+    landed[:, :40] = 255
+    left_behind = past & (landed == 0)
+    assert left_behind.sum() > 10
+    assert np.abs(moved[left_behind].astype(float) - wall[left_behind]).max(-1).mean() < 20
+    # the door's edge is the wall's: it stays in the plate, none of it moves with the head
+    assert moving[:, door_x].max() == 0
+    np.testing.assert_array_equal(layers.plate[:, door_x], image[:, door_x])
