@@ -614,11 +614,11 @@ def test_flyaway_strands_past_the_mask_go_with_the_person_and_a_door_edge_stays(
     past = (strands > 0.3) & (np.hypot(xx - c, yy - c) > radius + 6)  # strand pixels well past the mask
     assert past.sum() > 30
     moving = layers.rgba[..., 3]
-    assert (moving[past] > 0).mean() > 0.8, (moving[past] > 0).mean()  # 0 before: all left on the wall
+    assert (moving[past] > 0).mean() > 0.7, (moving[past] > 0).mean()  # 0.27 before (the matte's own band), 0.83 now
     # the plate under them is the wall, not their shade
     shade = np.abs(layers.plate[past].astype(float) - image[past]).max(-1)
     assert np.median(shade) > 30  # the photo there is the strand
-    assert np.abs(layers.plate[past].astype(float) - wall[past]).max(-1).mean() < 20  # 94 before
+    assert np.median(np.abs(layers.plate[past].astype(float) - wall[past]).max(-1)) < 6  # the strand's shade before
     # the person moved 40 px right: where the strands were and nothing of the person lands shows the wall
     grid = np.stack(np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32)), -1)
     moved = layers.composite(grid + np.array([-40, 0], np.float32))
@@ -626,7 +626,7 @@ def test_flyaway_strands_past_the_mask_go_with_the_person_and_a_door_edge_stays(
     landed[:, :40] = 255
     left_behind = past & (landed == 0)
     assert left_behind.sum() > 10
-    assert np.abs(moved[left_behind].astype(float) - wall[left_behind]).max(-1).mean() < 20
+    assert np.abs(moved[left_behind].astype(float) - wall[left_behind]).max(-1).mean() < 10  # 62 before, 2.6 now
     # the door's edge is the wall's: it stays in the plate, none of it moves with the head
     assert moving[:, door_x].max() == 0
     np.testing.assert_array_equal(layers.plate[:, door_x], image[:, door_x])
