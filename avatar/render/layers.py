@@ -442,6 +442,8 @@ def stray_strands(image: np.ndarray, alpha: np.ndarray, near: np.ndarray, inside
         return out
     # plain: judged on the wall beyond the strands' reach (dense dark strands are no wall texture)
     plain = _local_spread(image, known & (dist > reach), _REACH * size) < _PLAIN
+    if not (plain & near_wall).any():  # foliage, a painting, a crowd: no strands told from the wall here
+        return out
     # the person's own pixels must not pull the median: under them, the smooth fill of the wall
     filled = np.where(hole[..., None], np.clip(_pyramid_fill(img, known) + 0.5, 0, 255), image).astype(np.uint8)
     wall = cv2.medianBlur(filled, 2 * max(int(round(_STRAY_WINDOW * size)), 1) + 1).astype(np.float32)
