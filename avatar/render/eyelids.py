@@ -18,13 +18,12 @@ import cv2
 import numpy as np
 
 from ..face import topology
-from .triangles import polygon_area
+from .triangles import coverage, polygon_area
 
 FADE = 0.15         # the cut fades in as the eye's opening falls from 1 to 1 - FADE × the portrait's
 MAX_GAZE = 0.12     # largest gaze shift of the eyeball (along the eye), × the eye's width
 SHADOW = 0.5        # darkening right under a lowered lid, × how far the eye closed
 SHADE_DEPTH = 0.06  # it fades over this distance below the lid, × the eye's width
-_SUPER = 4          # coverage of the lid contour rasterised at this many subpixels a side
 
 
 def opening(loop: np.ndarray) -> float:
@@ -49,14 +48,6 @@ def _lid_profiles(loop: np.ndarray, origin: complex, axis: complex) -> tuple[np.
     lower = np.concatenate([z[i:], z[:o + 1]])
     upper, lower = upper[np.argsort(upper.real)], lower[np.argsort(lower.real)]
     return upper.real, upper.imag, lower.real, lower.imag
-
-
-def _coverage(loop: np.ndarray, x0: int, y0: int, w: int, h: int) -> np.ndarray:
-    """(h, w) float32 anti-aliased coverage of the (K, 2) polygon over the box at (x0, y0)."""
-    fine = np.zeros((h * _SUPER, w * _SUPER), np.uint8)
-    pts = np.round(((loop - (x0, y0)) * _SUPER + (_SUPER - 1) / 2) * 16).astype(np.int32)
-    cv2.fillPoly(fine, [pts], 255, lineType=cv2.LINE_8, shift=4)
-    return cv2.resize(fine, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) * (1.0 / 255.0)
 
 
 def _inside_lids(z: np.ndarray, loop: np.ndarray, origin: complex, axis: complex) -> np.ndarray:
@@ -101,7 +92,7 @@ def draw(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: np.n
         x1, y1 = np.minimum(np.ceil(tgt.max(0)).astype(int) + 2, size)
         if x1 - x0 < 2 or y1 - y0 < 1:
             continue
-        cover = _coverage(tgt, x0, y0, x1 - x0, y1 - y0) * weight
+        cover = coverage(tgt, x0, y0, x1 - x0, y1 - y0) * weight
         if not cover.any():
             continue
         # the eyeball: carried by the eye's corners (target → source similarity) and the gaze

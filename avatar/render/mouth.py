@@ -33,6 +33,7 @@ import numpy as np
 
 from ..face import topology
 from ..motion import rig
+from .triangles import coverage
 
 UPPER_CHAIN = (rig.INNER_CORNERS[0],) + rig.INNER_UPPER + (rig.INNER_CORNERS[1],)
 LOWER_CHAIN = (rig.INNER_CORNERS[0],) + rig.INNER_LOWER + (rig.INNER_CORNERS[1],)
@@ -127,20 +128,13 @@ def smooth_loop(loop: np.ndarray, iterations: int = 3) -> np.ndarray:
     return pts
 
 
-def _coverage(poly: np.ndarray, x0: int, y0: int, w: int, h: int, ss: int = 4) -> np.ndarray:
-    mask = np.zeros((h * ss, w * ss), np.uint8)
-    pts = np.round(((poly - [x0, y0]) * ss + (ss - 1) / 2) * 16).astype(np.int32)  # pixel centres of the supersampled grid
-    cv2.fillPoly(mask, [pts], 255, cv2.LINE_8, shift=4)  # hard samples: their mean is the covered share
-    return cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-
-
 def opening_alpha(loop: np.ndarray, x0: int, y0: int, w: int, h: int, feather: float = 0.6) -> np.ndarray:
     """(h, w) float32 in [0, 1]: how much of each pixel of the box at (x0, y0) is open mouth.
 
     The inner-lip polygon ``loop`` (N, 2) with its corners rounded, anti-aliased (4× supersampled)
     and feathered by a Gaussian of ``feather`` px; it never exceeds the polygon's own coverage."""
-    exact = _coverage(loop, x0, y0, w, h)
-    soft = _coverage(smooth_loop(loop), x0, y0, w, h)
+    exact = coverage(loop, x0, y0, w, h)
+    soft = coverage(smooth_loop(loop), x0, y0, w, h)
     if feather > 0:
         soft = cv2.GaussianBlur(soft, (0, 0), feather)
     return np.minimum(soft, exact)
@@ -268,7 +262,7 @@ def own_mouth_mask(loop: np.ndarray, size: int) -> np.ndarray | None:
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, size), min(y1, size)
     if x1 - x0 < 3 or y1 - y0 < 3:
         return None
-    cover = cv2.erode(_coverage(loop, x0, y0, x1 - x0, y1 - y0), np.ones((3, 3), np.uint8))
+    cover = cv2.erode(coverage(loop, x0, y0, x1 - x0, y1 - y0), np.ones((3, 3), np.uint8))
     if cover.sum() < 4.0:
         return None
     mask = np.zeros((size, size), np.float32)

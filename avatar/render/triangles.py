@@ -20,6 +20,15 @@ def polygon_area(pts: np.ndarray) -> float:
     return float(0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
+def coverage(poly: np.ndarray, x0: int, y0: int, w: int, h: int, ss: int = 4) -> np.ndarray:
+    """(h, w) float32 anti-aliased coverage in [0, 1] of the (K, 2) polygon ``poly`` (crop px)
+    over the box at (x0, y0): the polygon filled at ``ss`` × ``ss`` samples a pixel and averaged."""
+    mask = np.zeros((h * ss, w * ss), np.uint8)
+    pts = np.round(((poly - [x0, y0]) * ss + (ss - 1) / 2) * 16).astype(np.int32)  # pixel centres of the supersampled grid
+    cv2.fillPoly(mask, [pts], 255, cv2.LINE_8, shift=4)  # hard samples: their mean is the covered share
+    return cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
 def inverse_homogeneous(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inverses of the (T, 3, 3) matrices with rows [u_k, v_k, 1] for (T, 3, 2) triangles, in
     closed form (a batched LAPACK solve costs more than the whole rasterisation), and their
