@@ -190,8 +190,9 @@ class Animator:
             face = dataclasses.replace(face, crop_scale=scale)
         m = crop_matrix(crop_box(landmarks, face), size)
         crop = make_crop(frame, landmarks, m, size)
-        return crop, self.engine.prepare(crop), PasteBack(frame, m, size, source_crop=crop.image,
-                                                          restore_detail=self.config.output.restore_detail)
+        state = self.engine.prepare(crop)
+        return crop, state, PasteBack(frame, m, size, source_crop=crop.image, restore_detail=self.config.output.restore_detail,
+                                      plate=self.engine.background_plate(state))
 
     def _store_or_default(self) -> Any:
         from .output.consent import ConsentStore

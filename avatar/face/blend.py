@@ -7,6 +7,13 @@ import numpy as np
 
 from .crop import invert_affine
 
+# grey levels: the plate differs from the portrait by more than the first (fully by the second)
+# where the person was taken out of it, and a crop within the first of the plate (up to the
+# second) shows that plate there
+_FILLED = (4.0, 12.0)
+_SHOWS_PLATE = (4.0, 12.0)
+_EDGE_RAMP = 4.0  # × the feather: how much faster a vacated pixel's weight rises from the crop's edge
+
 
 def paste_roi(frame_size: tuple[int, int], crop_from_frame: np.ndarray, size: int) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1): the part of an (H, W) frame a crop of side ``size`` covers (what paste-back
@@ -95,10 +102,15 @@ class PasteBack:
             frame's own pixels are kept.
         restore_detail: with ``source_crop``, put back the detail the crop loses through the
             backward map of each :class:`MappedCrop`.
+        plate: with ``source_crop``, the engine's still background for this crop ((S, S, 3)
+            uint8, the person taken out, see :meth:`~avatar.render.base.Engine.background_plate`):
+            where a crop shows it in place of the person, the crop's own edge feather does not
+            let the portrait's person through.
     """
 
     def __init__(self, frame: np.ndarray, crop_from_frame: np.ndarray, size: int, margin: float = 0.12,
-                 source_crop: np.ndarray | None = None, restore_detail: bool = True) -> None:
+                 source_crop: np.ndarray | None = None, restore_detail: bool = True,
+                 plate: np.ndarray | None = None) -> None:
         self.frame = frame
         # where a crop equals the source crop the original pixels are kept, so resampling the
         # crop never blurs still background
@@ -126,6 +138,7 @@ class PasteBack:
         if self._source_crop is not None and not self._empty and restore_detail:
             back = cv2.warpAffine(self._source_crop, self._m, self._size, flags=self._flags, borderMode=cv2.BORDER_REPLICATE)
             self._lost_detail = cv2.subtract(self._base, back, dtype=cv2.CV_32F)
+        self._vacated = None if self._source_crop is None or plate is None else self._plate_in_feather(plate)
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
         """(S, S, 3) uint8 crop → (H, W, 3) uint8 frame."""
@@ -196,6 +209,30 @@ class PasteBack:
         out[fy0:fy1, fx0:fx1] = cv2.blendLinear(patch, native[fy0:fy1, fx0:fx1], m, 1.0 - m)
         return out
 
+    def _plate_in_feather(self, plate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]] | None:
+        """Where, within the crop's edge feather, the plate has the person taken out: the plate
+        there (h, w, 3) uint8, how surely it differs from the portrait (h, w) float32, the weight
+        a crop showing it there gets instead of the feather's (h, w) float32, and the box (x0, y0,
+        x1, y1) in crop pixels; None where the person's hole never reaches the feather.
+
+        The feather blends the crop's edge into the portrait around it. Where the head moved off
+        a part of the plate that lies in the feather (hair near a tight crop's top), the blend
+        showed the portrait's own person there through it: a faint copy of the hair's old outline
+        above the moved head."""
+        if plate.shape != self._source_crop.shape or plate.dtype != np.uint8:
+            return None
+        d = cv2.absdiff(plate, self._source_crop)
+        r, g, b = cv2.split(d)
+        d = cv2.max(cv2.max(r, g), b).astype(np.float32)
+        filled = np.clip((d - _FILLED[0]) / (_FILLED[1] - _FILLED[0]), 0.0, 1.0)
+        filled[self._feather >= 1.0] = 0.0  # inside the feather the change mask is 1 already
+        ys, xs = np.nonzero(filled > 0)
+        if not len(ys):
+            return None
+        x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+        ramp = np.minimum(self._feather[y0:y1, x0:x1] * _EDGE_RAMP, 1.0)
+        return np.ascontiguousarray(plate[y0:y1, x0:x1]), filled[y0:y1, x0:x1], ramp, (x0, y0, x1, y1)
+
     def change_mask(self, crop: np.ndarray) -> np.ndarray:
         """(S, S) float32 soft mask of where ``crop`` differs from the source crop: 1 on every
         changed pixel (and a few around it), feathered outwards only."""
@@ -214,5 +251,13 @@ class PasteBack:
         # band of change (the strip a moving head uncovers) stayed partial, and the original's
         # pixels there (the hair's old edge) showed through as a ghost
         sure = cv2.threshold(grown, 7, 255, cv2.THRESH_BINARY)[1]
-        m = cv2.max(m, sure.astype(np.float32) * (1.0 / 255.0))
-        return m * self._feather
+        m = cv2.max(m, sure.astype(np.float32) * (1.0 / 255.0)) * self._feather
+        if self._vacated is not None:
+            plate, filled, ramp, (x0, y0, x1, y1) = self._vacated
+            d = cv2.absdiff(np.ascontiguousarray(crop[y0:y1, x0:x1]), plate)
+            r, g, b = cv2.split(d)
+            d = cv2.max(cv2.max(r, g), b).astype(np.float32)
+            shows = np.clip((_SHOWS_PLATE[1] - d) / (_SHOWS_PLATE[1] - _SHOWS_PLATE[0]), 0.0, 1.0) * filled
+            shows = cv2.blur(shows, (3, 3))  # no pixel-sized holes where the crop's grain crosses the limit
+            m[y0:y1, x0:x1] = cv2.max(m[y0:y1, x0:x1], shows * ramp)
+        return m

@@ -57,6 +57,12 @@ class Engine(ABC):
         ``scale``. Most engines keep it; a talking video avatar widens it (its crop is live footage)."""
         return scale
 
+    def background_plate(self, state: Any) -> np.ndarray | None:
+        """(S, S, 3) uint8: the source crop with the person taken out, where the engine composites
+        the person over a still plate (paste-back then never lets the portrait's own person show
+        where the plate does); None for engines without one."""
+        return None
+
     def speech_model(self, state: Any) -> Any:
         """The person's own audio-to-mouth model a speech source for ``state`` should use
         (:class:`~avatar.motion.audio.personal.PersonalMouth`), or None for the generic one."""

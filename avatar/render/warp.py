@@ -796,6 +796,9 @@ class WarpEngine(Engine):
             own_teeth=mouth.teeth_shown(source.image, own_mouth, cavity, teeth),
         )
 
+    def background_plate(self, state: WarpState) -> np.ndarray | None:
+        return None if state.layers is None else state.layers.plate
+
     def render(self, state: WarpState, targets: Sequence[DriveTarget]) -> list[np.ndarray]:
         # each crop carries its backward map, for paste-back to put back the source's detail
         return [MappedCrop.wrap(*self._render(state, t.landmarks, t.driving, t.reference)) for t in targets]

@@ -135,3 +135,26 @@ def test_paste_back_puts_back_the_detail_a_crop_cannot_hold():
     assert np.array_equal(still, frame)
     none = paste(MappedCrop.wrap(moved, source_map, np.zeros((256, 256), np.float32)))
     assert np.array_equal(none, plain)
+
+
+def test_a_plate_the_head_moved_off_in_the_crops_edge_feather_shows_without_the_old_hair():
+    """A tight crop's top feather blends the crop into the portrait. Where the head moved off
+    the still plate there, the portrait's own hair must not show through that blend (a faint
+    copy of its old outline above the head), and where the crop still shows the person as it
+    was, the portrait's own pixels stay."""
+    rng = np.random.default_rng(3)
+    frame = np.clip(np.array([120, 140, 110]) + rng.normal(0, 3, (400, 400, 3)), 0, 255).astype(np.uint8)
+    m = crop_matrix((200.0, 200.0, 256.0), 256)  # crop px = frame px - 72
+    hair = (slice(72 + 8, 72 + 28), slice(72 + 90, 72 + 170))  # in the crop's top feather (31 px)
+    frame[hair] = (40, 30, 25)
+    source = make_crop(frame, np.zeros((478, 3), np.float32), m, 256).image
+    plate = source.copy()
+    plate[8:28, 90:170] = (121, 139, 111)  # the person taken out and the hole filled
+    moved_off = plate.copy()  # the head has moved away: the crop shows the plate there
+    out = PasteBack(frame, m, 256, source_crop=source, plate=plate)(moved_off).astype(int)
+    old = PasteBack(frame, m, 256, source_crop=source)(moved_off).astype(int)
+    rows, cols = slice(72 + 11, 72 + 28), slice(72 + 95, 72 + 165)
+    wall = np.array([121, 139, 111])
+    assert np.abs(out[rows, cols] - wall).mean() < 6   # the plate, not the hair
+    assert np.abs(old[rows, cols] - wall).mean() > 25  # (without it the hair showed through)
+    assert np.array_equal(PasteBack(frame, m, 256, source_crop=source, plate=plate)(source), frame)
