@@ -26,6 +26,15 @@ REACH = 1.5       # the frame is followed out to this many ring radii
 MIN_COVER = 0.6       # share of the directions around an eye in which a line must be found
 RIDGE_MIN = 80.0      # ridge strength of a rim line (Hessian units of :func:`_ridges`)
 PAINT_OUT = 0.3       # the frame is painted out of the portrait where its weight exceeds this
+# past the face the lines are followed down to FAINT ridge strength where that is FAINT_SNR times
+# the ridge level around them, as long as they are lines (FAINT_DEPTH grey levels darker or brighter
+# than FAINT_SIDE px to either side), reached from the lines found through FAINT_HOPS pieces
+FAINT = 12.0
+FAINT_SNR = 4.0
+FAINT_SIDE = 3.0
+FAINT_DEPTH = 4.0
+FAINT_HOPS = 6
+FAINT_RADIUS = 0.7  # ... within the lenses' reach (radii as RING's): an arm's far end runs into the hair
 COVER_FLOOR = 20.0    # grey levels: a frame pixel's coverage is its difference from the painted-out
                       # portrait over the largest nearby, or over this where that is smaller
 
@@ -80,8 +89,10 @@ def _ridges(grey: np.ndarray) -> np.ndarray:
     return out
 
 
-def detect_frames(image: np.ndarray, landmarks: np.ndarray) -> RigidParts | None:
-    """Glasses frames on a portrait crop (S, S, 3) with (478, 3) landmarks, or None."""
+def detect_frames(image: np.ndarray, landmarks: np.ndarray, background: np.ndarray | None = None) -> RigidParts | None:
+    """Glasses frames on a portrait crop (S, S, 3) with (478, 3) landmarks, or None.
+    ``background``: (S, S) bool, where the crop shows what is behind the person (from the person
+    segmentation); the frame's lines are followed over it at a lower contrast."""
     lm = landmarks.astype(np.float64)
     size = image.shape[0]
     iod = float(np.linalg.norm(lm[topology.EYE_OUTER[1], :2] - lm[topology.EYE_OUTER[0], :2]))
@@ -133,6 +144,9 @@ def detect_frames(image: np.ndarray, landmarks: np.ndarray) -> RigidParts | None
     line = keep[labels].astype(np.float32)
     if line.sum() < 0.5 * iod:
         return None
+    if background is not None:
+        lens = np.min([np.hypot((xx - c[0]) / iod, (yy - c[1]) / (0.75 * iod)) for c in centres], 0) < FAINT_RADIUS
+        line = np.maximum(line, _faint_continuation(grey[y0:y1, x0:x1], ridge, line > 0, skip | ~lens | ~background[y0:y1, x0:x1]))
     # the frame lines only: what a clear lens shows is the face behind it, which moves with the
     # face (filling each lens to move it as one piece showed, on a turned portrait, a flat patch of
     # skin moved rigidly beside the mesh-warped cheek, with a hard edge along the rim)
@@ -152,6 +166,62 @@ def detect_frames(image: np.ndarray, landmarks: np.ndarray) -> RigidParts | None
     plane = np.linalg.lstsq(a, lm[ids, 2] if lm.shape[1] > 2 else np.zeros(len(ids)), rcond=None)[0]
     arms = _arms(weight, plane, lm, centres, iod)
     return RigidParts(weight, plane, box, tuple(a[:3] for a in arms), tuple(a[3] for a in arms))
+
+
+def _faint_continuation(grey: np.ndarray, ridge: np.ndarray, found: np.ndarray, skip: np.ndarray) -> np.ndarray:
+    """(h, w) float32: 1 where the frame lines ``found`` go on as fainter thin lines over a quiet
+    background (``grey``, ``ridge`` and ``skip``, where not to look (the person), over the same box).
+
+    Over skin a rim stands out clearly; past the face, before a dark wall or dark hair, it can be
+    a tenth as strong (portrait_05's far lens: ridge 20-50 where RIDGE_MIN is 80) while the wall
+    around it is quieter still (1-3). Left out, that arc of the rim stayed in the background
+    plate while the rest of the frame moved: a loose fragment of the lens beside the head."""
+    h, w = ridge.shape
+    # the level around a thin line: what an opening (wider than the line) leaves of the ridge
+    quiet = cv2.morphologyEx(ridge, cv2.MORPH_OPEN, np.ones((15, 15), np.uint8))
+    cand = (ridge > np.maximum(FAINT, FAINT_SNR * (quiet + 1.0))) & ~skip
+    ys, xs = np.nonzero(cand)
+    if not len(ys):
+        return np.zeros((h, w), np.float32)
+    # a line, not an edge (the person's outline answers the ridge filter too): the picture is
+    # darker (or brighter) here than on both sides across it
+    g = cv2.GaussianBlur(grey, (0, 0), 1.0)
+    gb = cv2.GaussianBlur(grey, (0, 0), 1.5)
+    dxx = cv2.Sobel(gb, cv2.CV_32F, 2, 0, ksize=3)[ys, xs]
+    dyy = cv2.Sobel(gb, cv2.CV_32F, 0, 2, ksize=3)[ys, xs]
+    dxy = cv2.Sobel(gb, cv2.CV_32F, 1, 1, ksize=3)[ys, xs]
+    # the direction across the line: the Hessian's eigenvector of the larger |eigenvalue|
+    theta = 0.5 * np.arctan2(2 * dxy, dxx - dyy)
+    half = np.sqrt(((dxx - dyy) / 2) ** 2 + dxy**2)
+    first = (dxx + dyy) / 2 + half  # eigenvalue along theta
+    second = (dxx + dyy) / 2 - half
+    theta = np.where(np.abs(first) >= np.abs(second), theta, theta + np.pi / 2)
+    nx, ny = np.cos(theta), np.sin(theta)
+    here = g[ys, xs]
+    sides = []
+    for sgn in (-1, 1):
+        sx = np.clip(np.round(xs + sgn * FAINT_SIDE * nx).astype(int), 0, w - 1)
+        sy = np.clip(np.round(ys + sgn * FAINT_SIDE * ny).astype(int), 0, h - 1)
+        sides.append(g[sy, sx] - here)
+    lo, hi = np.minimum(*sides), np.maximum(*sides)
+    line = (lo > FAINT_DEPTH) | (hi < -FAINT_DEPTH)  # darker than both sides, or brighter
+    thin = np.zeros((h, w), np.uint8)
+    thin[ys[line], xs[line]] = 1
+    # followed from the lines found: pieces that touch them (2 px gaps), then pieces that touch those
+    n, labels = cv2.connectedComponents(thin, connectivity=8)
+    if n <= 1:
+        return np.zeros((h, w), np.float32)
+    reached = cv2.dilate(found.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    keep = np.zeros(n, bool)
+    for _ in range(FAINT_HOPS):
+        new = np.zeros(n, bool)
+        new[np.unique(labels[reached & (thin > 0)])] = True
+        new[0] = False
+        if not (new & ~keep).any():
+            break
+        keep |= new
+        reached = cv2.dilate(keep[labels].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return keep[labels].astype(np.float32)
 
 
 def _box(weight: np.ndarray) -> tuple[int, int, int, int]:

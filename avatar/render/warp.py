@@ -750,7 +750,7 @@ class WarpEngine(Engine):
         # filled from the photo's own background only.
         rect = frame_rect(source.crop_from_frame, source.frame_size, source.size)
         mask = self._silhouette_mask(source.image, source.landmarks, rect) if self.follow_silhouette or self.config.layers else None
-        frames = rigid.detect_frames(source.image, lm) if self.rigid_parts else None
+        frames = rigid.detect_frames(source.image, lm, None if mask is None else mask < 0.5) if self.rigid_parts else None
         image, worn = (source.image, ()) if frames is None else rigid.paint_out(source.image, frames)
         layers = self._layers(image, source.landmarks, mask, rect)
         extra, weights, gaps, release = _ring_points(lm, source.size, mask if self.follow_silhouette else None,

@@ -235,3 +235,33 @@ def test_frames_are_painted_out_and_drawn_back_as_a_layer(crop):
     back = clean.copy()
     rigid.draw(back, pieces, [np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])] * len(pieces))
     assert np.abs(back.astype(int) - glasses.image).max() <= 2
+
+
+def test_a_faint_rim_past_the_face_over_a_dark_wall_is_part_of_the_frame(crop):
+    """A far lens reaching past the face over a dark wall shows a rim a quarter as strong as over
+    skin: it is followed from the rim found on the face (left out, it stayed in the still
+    background while the rest of the frame moved), and the face's own outline is not taken."""
+    lm = crop.landmarks
+    inside = np.zeros(crop.image.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [np.round(lm[topology.mesh()["oval"], :2]).astype(np.int32)], 1)
+    rng = np.random.default_rng(0)
+    wall = np.clip(np.array([45, 38, 30]) + rng.normal(0, 2, crop.image.shape), 0, 255).astype(np.uint8)
+    img = np.where(inside[..., None] > 0, crop.image, wall)
+    rims = sorted((list(r) for r in _rims(lm)), key=lambda r: r[0][0])
+    iod = np.linalg.norm(lm[263, :2] - lm[33, :2])
+    rims[0][0] = rims[0][0] - [0.3 * iod, 0]  # the far lens reaches past the face
+    lines = np.zeros(img.shape[:2], np.uint8)
+    for a, b in rims:
+        cv2.rectangle(lines, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), 1, 2)
+    y = int(round(rims[0][0][1] + 0.3 * (rims[0][1][1] - rims[0][0][1])))
+    cv2.line(lines, (int(round(rims[0][1][0])), y), (int(round(rims[1][0][0])), y), 1, 2)  # the bridge
+    on = lines > 0
+    img[on & (inside > 0)] = (25, 25, 30)
+    img[on & (inside == 0)] = (78, 76, 80)  # grey on the dark wall
+    parts = rigid.detect_frames(img, lm, background=inside == 0)
+    assert parts is not None
+    past = on & (cv2.dilate(inside, np.ones((7, 7), np.uint8)) == 0)
+    assert past.sum() > 50 and parts.weight[past].mean() > 0.8
+    outline = cv2.morphologyEx(inside, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    away = outline & (np.abs(np.arange(img.shape[0])[:, None] - (rims[0][0][1] + rims[0][1][1]) / 2) > 0.5 * iod)
+    assert parts.weight[away].max() < 0.05
