@@ -170,11 +170,12 @@ def detect_frames(image: np.ndarray, landmarks: np.ndarray, background: np.ndarr
 
 def _faint_continuation(grey: np.ndarray, ridge: np.ndarray, found: np.ndarray, skip: np.ndarray) -> np.ndarray:
     """(h, w) float32: 1 where the frame lines ``found`` go on as fainter thin lines over a quiet
-    background (``grey``, ``ridge`` and ``skip``, where not to look (the person), over the same box).
+    background (``grey``, ``ridge`` and ``skip``, where not to look: the person, the eyes and brows,
+    beyond the lenses' reach; all over the same box).
 
-    Over skin a rim stands out clearly; past the face, before a dark wall or dark hair, it can be
-    a tenth as strong (portrait_05's far lens: ridge 20-50 where RIDGE_MIN is 80) while the wall
-    around it is quieter still (1-3). Left out, that arc of the rim stayed in the background
+    Over skin a rim stands out clearly; past the face, before a dark wall, it can be a quarter as
+    strong (portrait_05's far lens: ridge 20-50, where RIDGE_MIN is 80 and the rim over skin
+    reaches 150-200) while the wall around it is quieter still (1-3). Left out, that arc of the rim stayed in the background
     plate while the rest of the frame moved: a loose fragment of the lens beside the head."""
     h, w = ridge.shape
     # the level around a thin line: what an opening (wider than the line) leaves of the ridge
