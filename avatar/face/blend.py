@@ -13,6 +13,8 @@ from .crop import invert_affine
 _FILLED = (4.0, 12.0)
 _SHOWS_PLATE = (4.0, 12.0)
 _EDGE_RAMP = 4.0  # × the feather: how much faster a vacated pixel's weight rises from the crop's edge
+_SHOWS_LUT = np.clip((_SHOWS_PLATE[1] - np.arange(256, dtype=np.float32)) / (_SHOWS_PLATE[1] - _SHOWS_PLATE[0]),
+                     0.0, 1.0).astype(np.float32)
 
 
 def paste_roi(frame_size: tuple[int, int], crop_from_frame: np.ndarray, size: int) -> tuple[int, int, int, int]:
@@ -127,6 +129,7 @@ class PasteBack:
             (cx0, cy0), (cx1, cy1) = corners.min(0), corners.max(0)
             sides = (bool(cx0 > 0.5), bool(cy0 > 0.5), bool(cx1 < w - 1.5), bool(cy1 < h - 1.5))
         self._feather = feather_mask(size, margin, sides)
+        self._band = max(int(round(size * margin)), 1)  # the feather's width (as feather_mask makes it)
         x0, y0, x1, y1 = self.roi = paste_roi((h, w), crop_from_frame, size)
         self._m = inv.copy()
         self._m[:, 2] -= (x0, y0)  # frame_from_crop, shifted into the ROI
@@ -138,7 +141,7 @@ class PasteBack:
         if self._source_crop is not None and not self._empty and restore_detail:
             back = cv2.warpAffine(self._source_crop, self._m, self._size, flags=self._flags, borderMode=cv2.BORDER_REPLICATE)
             self._lost_detail = cv2.subtract(self._base, back, dtype=cv2.CV_32F)
-        self._vacated = None if self._source_crop is None or plate is None else self._plate_in_feather(plate)
+        self._vacated = [] if self._source_crop is None or plate is None else self._plate_in_feather(plate)
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
         """(S, S, 3) uint8 crop → (H, W, 3) uint8 frame."""
@@ -209,29 +212,41 @@ class PasteBack:
         out[fy0:fy1, fx0:fx1] = cv2.blendLinear(patch, native[fy0:fy1, fx0:fx1], m, 1.0 - m)
         return out
 
-    def _plate_in_feather(self, plate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]] | None:
-        """Where, within the crop's edge feather, the plate has the person taken out: the plate
-        there (h, w, 3) uint8, how surely it differs from the portrait (h, w) float32, the weight
-        a crop showing it there gets instead of the feather's (h, w) float32, and the box (x0, y0,
-        x1, y1) in crop pixels; None where the person's hole never reaches the feather.
+    def _plate_in_feather(self, plate: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]]:
+        """Where, within the crop's edge feather, the plate has the person taken out: per side of
+        the crop, the plate there (h, w, 3) uint8, the weight a crop showing it there gets ((h, w)
+        float32: how surely the plate differs from the portrait, times a ramp four times as steep
+        as the feather's) and that box (x0, y0, x1, y1) in crop pixels; none where the person's
+        hole never reaches the feather.
 
         The feather blends the crop's edge into the portrait around it. Where the head moved off
         a part of the plate that lies in the feather (hair near a tight crop's top), the blend
         showed the portrait's own person there through it: a faint copy of the hair's old outline
         above the moved head."""
         if plate.shape != self._source_crop.shape or plate.dtype != np.uint8:
-            return None
+            return []
         d = cv2.absdiff(plate, self._source_crop)
         r, g, b = cv2.split(d)
         d = cv2.max(cv2.max(r, g), b).astype(np.float32)
         filled = np.clip((d - _FILLED[0]) / (_FILLED[1] - _FILLED[0]), 0.0, 1.0)
         filled[self._feather >= 1.0] = 0.0  # inside the feather the change mask is 1 already
-        ys, xs = np.nonzero(filled > 0)
-        if not len(ys):
-            return None
-        x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
-        ramp = np.minimum(self._feather[y0:y1, x0:x1] * _EDGE_RAMP, 1.0)
-        return np.ascontiguousarray(plate[y0:y1, x0:x1]), filled[y0:y1, x0:x1], ramp, (x0, y0, x1, y1)
+        weight = filled * np.minimum(self._feather * _EDGE_RAMP, 1.0)
+        # the feather is a band along the sides: one box per side, not the box around them all
+        size = weight.shape[0]
+        band = min(self._band, size // 2)
+        parts = []
+        for ys, xs in ((slice(0, band), slice(0, size)), (slice(size - band, size), slice(0, size)),
+                       (slice(band, size - band), slice(0, band)), (slice(band, size - band), slice(size - band, size))):
+            sub = weight[ys, xs]
+            if not sub.size:
+                continue
+            rows, cols = np.flatnonzero(sub.max(1) > 0), np.flatnonzero(sub.max(0) > 0)
+            if not len(rows):
+                continue
+            y0, y1 = (ys.start or 0) + int(rows[0]), (ys.start or 0) + int(rows[-1]) + 1
+            x0, x1 = (xs.start or 0) + int(cols[0]), (xs.start or 0) + int(cols[-1]) + 1
+            parts.append((np.ascontiguousarray(plate[y0:y1, x0:x1]), np.ascontiguousarray(weight[y0:y1, x0:x1]), (x0, y0, x1, y1)))
+        return parts
 
     def change_mask(self, crop: np.ndarray) -> np.ndarray:
         """(S, S) float32 soft mask of where ``crop`` differs from the source crop: 1 on every
@@ -252,12 +267,10 @@ class PasteBack:
         # pixels there (the hair's old edge) showed through as a ghost
         sure = cv2.threshold(grown, 7, 255, cv2.THRESH_BINARY)[1]
         m = cv2.max(m, sure.astype(np.float32) * (1.0 / 255.0)) * self._feather
-        if self._vacated is not None:
-            plate, filled, ramp, (x0, y0, x1, y1) = self._vacated
+        for plate, weight, (x0, y0, x1, y1) in self._vacated:
             d = cv2.absdiff(np.ascontiguousarray(crop[y0:y1, x0:x1]), plate)
             r, g, b = cv2.split(d)
-            d = cv2.max(cv2.max(r, g), b).astype(np.float32)
-            shows = np.clip((_SHOWS_PLATE[1] - d) / (_SHOWS_PLATE[1] - _SHOWS_PLATE[0]), 0.0, 1.0) * filled
+            shows = cv2.multiply(cv2.LUT(cv2.max(cv2.max(r, g), b), _SHOWS_LUT), weight)
             shows = cv2.blur(shows, (3, 3))  # no pixel-sized holes where the crop's grain crosses the limit
-            m[y0:y1, x0:x1] = cv2.max(m[y0:y1, x0:x1], shows * ramp)
+            m[y0:y1, x0:x1] = cv2.max(m[y0:y1, x0:x1], shows)
         return m
