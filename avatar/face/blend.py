@@ -17,6 +17,12 @@ _SHOWS_LUT = np.clip((_SHOWS_PLATE[1] - np.arange(256, dtype=np.float32)) / (_SH
                      0.0, 1.0).astype(np.float32)
 
 
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(H, W) uint8: the largest per-channel difference of two (H, W, 3) uint8 images."""
+    r, g, b_ = cv2.split(cv2.absdiff(a, b))  # contiguous planes: cv2.max on channel views costs 8× as much
+    return cv2.max(cv2.max(r, g), b_)
+
+
 def paste_roi(frame_size: tuple[int, int], crop_from_frame: np.ndarray, size: int) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1): the part of an (H, W) frame a crop of side ``size`` covers (what paste-back
     writes), clipped to the frame."""
@@ -225,9 +231,7 @@ class PasteBack:
         above the moved head."""
         if plate.shape != self._source_crop.shape or plate.dtype != np.uint8:
             return []
-        d = cv2.absdiff(plate, self._source_crop)
-        r, g, b = cv2.split(d)
-        d = cv2.max(cv2.max(r, g), b).astype(np.float32)
+        d = _max_abs_diff(plate, self._source_crop).astype(np.float32)
         filled = np.clip((d - _FILLED[0]) / (_FILLED[1] - _FILLED[0]), 0.0, 1.0)
         filled[self._feather >= 1.0] = 0.0  # inside the feather the change mask is 1 already
         weight = filled * np.minimum(self._feather * _EDGE_RAMP, 1.0)
@@ -252,9 +256,7 @@ class PasteBack:
         """(S, S) float32 soft mask of where ``crop`` differs from the source crop: 1 on every
         changed pixel (and a few around it), feathered outwards only."""
         size = crop.shape[0]
-        diff = cv2.absdiff(crop, self._source_crop)
-        r, g, b = cv2.split(diff)  # contiguous planes: cv2.max on channel views costs 8× as much
-        diff = cv2.max(cv2.max(r, g), b)
+        diff = _max_abs_diff(crop, self._source_crop)
         k = max(3, (size // 64) | 1)
         grown = cv2.dilate(diff, np.ones((k, k), np.uint8))  # uint8: cheap at full resolution
         # ramp, blur and feather at a quarter of the resolution: the mask is smooth anyway
@@ -268,9 +270,8 @@ class PasteBack:
         sure = cv2.threshold(grown, 7, 255, cv2.THRESH_BINARY)[1]
         m = cv2.max(m, sure.astype(np.float32) * (1.0 / 255.0)) * self._feather
         for plate, weight, (x0, y0, x1, y1) in self._vacated:
-            d = cv2.absdiff(np.ascontiguousarray(crop[y0:y1, x0:x1]), plate)
-            r, g, b = cv2.split(d)
-            shows = cv2.multiply(cv2.LUT(cv2.max(cv2.max(r, g), b), _SHOWS_LUT), weight)
+            d = _max_abs_diff(np.ascontiguousarray(crop[y0:y1, x0:x1]), plate)
+            shows = cv2.multiply(cv2.LUT(d, _SHOWS_LUT), weight)
             shows = cv2.blur(shows, (3, 3))  # no pixel-sized holes where the crop's grain crosses the limit
             m[y0:y1, x0:x1] = cv2.max(m[y0:y1, x0:x1], shows)
         return m

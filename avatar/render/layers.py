@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from ..face import topology
+from . import pieces
 
 log = logging.getLogger(__name__)
 
@@ -467,17 +468,7 @@ def stray_strands(image: np.ndarray, alpha: np.ndarray, near: np.ndarray, inside
     usable_line = stats[:, cv2.CC_STAT_AREA] >= _STRAY_PIXELS
     usable_line[np.unique(labels[line & (dist > reach)])] = False
     usable_line[0] = False
-    taken = np.zeros(n, bool)
-    step = np.ones((5, 5), np.uint8)
-    front = cv2.dilate(hole.astype(np.uint8), step) > 0
-    for _ in range(_STRAY_CHAIN):
-        reached = np.unique(labels[front])
-        new = reached[usable_line[reached] & ~taken[reached]]
-        if not len(new):
-            break
-        taken[new] = True
-        front = cv2.dilate(taken[labels].astype(np.uint8), step) > 0
-    strand = taken[labels]
+    strand = pieces.reached(labels, usable_line, hole, _STRAY_CHAIN)[labels]
     if not strand.any():
         return out
     # and the strand's anti-aliased fringe beside it

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from ..face import topology
+from . import pieces
 
 RING = (0.13, 0.45)   # a rim lies between these radii around an eye centre (× outer inter-ocular distance)
 GROW = 0.07
@@ -212,17 +213,8 @@ def _faint_continuation(grey: np.ndarray, ridge: np.ndarray, found: np.ndarray, 
     n, labels = cv2.connectedComponents(thin, connectivity=8)
     if n <= 1:
         return np.zeros((h, w), np.float32)
-    reached = cv2.dilate(found.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    keep = np.zeros(n, bool)
-    for _ in range(FAINT_HOPS):
-        new = np.zeros(n, bool)
-        new[np.unique(labels[reached & (thin > 0)])] = True
-        new[0] = False
-        if not (new & ~keep).any():
-            break
-        keep |= new
-        reached = cv2.dilate(keep[labels].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    return keep[labels].astype(np.float32)
+    usable = np.arange(n) > 0
+    return pieces.reached(labels, usable, found, FAINT_HOPS)[labels].astype(np.float32)
 
 
 def _box(weight: np.ndarray) -> tuple[int, int, int, int]:
