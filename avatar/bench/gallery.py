@@ -183,7 +183,8 @@ def _render_revision(rev: str, eval_dir: Path, frames: int | None, size: int, on
         try:
             dump = Path(tmp) / "frames.npz"
             env = dict(os.environ, PYTHONPATH=str(tree))
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--dump", str(dump), "--eval", str(eval_dir),
+            # the revision's own module (run as a module: it imports its package relatively)
+            cmd = [sys.executable, "-m", "avatar.bench.gallery", "--dump", str(dump), "--eval", str(eval_dir),
                    "--size", str(size), "--only", only] + ([] if frames is None else ["--frames", str(frames)])
             subprocess.run(cmd, check=True, env=env, cwd=tmp)
             with np.load(dump) as data:
