@@ -56,6 +56,10 @@ log = logging.getLogger(__name__)
 _HAIR_MARGIN = 0.06  # the inner ring sits this far (× oval radius) inside the silhouette
 _BG_BAND = 0.35      # background band beyond the silhouette (× oval radius) that absorbs the stretch
 _HAIR_MAX = 2.2      # silhouette search limit (× oval radius)
+# with layers, the stretch must land where the matte is 0: along each ring direction the matte
+# (alpha above the first value) is followed out past gaps shorter than the second (× oval radius:
+# between curls), and the rings that take the stretch start the third beyond where it ends
+_MATTE_REACH = (0.1, 0.08, 0.05)
 _OUTER_SMOOTH = 0.03  # Gaussian sigma of the motion around the face, × the map size
 _MIN_GAP = 0.35      # a ring gap never shrinks below this fraction of its source size
 _RING_POINTS = 24
@@ -185,6 +189,29 @@ def _silhouette(mask: np.ndarray, centre: np.ndarray, directions: np.ndarray, ra
     return ks[np.argmax(outside, axis=1)]
 
 
+def _matte_reach(alpha: np.ndarray, centre: np.ndarray, directions: np.ndarray, rad: np.ndarray,
+                 start: np.ndarray, floor: float) -> np.ndarray:
+    """Per direction, how far from ``centre`` (× the oval radius ``rad``) the matte ``alpha`` goes
+    on beyond ``start`` (the silhouette there): past gaps shorter than :data:`_MATTE_REACH`'s, up
+    to ``_HAIR_MAX``, and never below the row ``floor`` (the shoulders go on down there: rings
+    followed them out, and the shoulder moved with the head). The segmentation's edge lies inside
+    wispy hair, and at a dip in it (curls) far inside the hair's outline."""
+    ks = np.linspace(1.0, _HAIR_MAX, 61)
+    pts = centre + directions[:, None, :] * (rad[:, None, None] * ks[None, :, None])  # (A, K, 2)
+    h, w = alpha.shape
+    xi = np.clip(np.round(pts[..., 0]).astype(int), 0, w - 1)  # beyond the crop: its edge continues
+    yi = np.clip(np.round(pts[..., 1]).astype(int), 0, h - 1)
+    on = (alpha[yi, xi] > _MATTE_REACH[0]) & (pts[..., 1] < floor)
+    reach = start.astype(np.float64).copy()
+    for a in range(len(directions)):
+        for k in np.flatnonzero(ks > start[a]):
+            if on[a, k]:
+                reach[a] = ks[k]
+            elif ks[k] - reach[a] > _MATTE_REACH[1]:
+                break
+    return reach
+
+
 def _beyond_oval(mesh: np.ndarray, poly: np.ndarray, margin: float = 0.5) -> np.ndarray:
     """Indices of the mesh landmarks that lie outside the face's ``poly`` (the oval) by more
     than ``margin`` px: on a turned face the oval cuts through the far eye and brow."""
@@ -238,7 +265,8 @@ def _reaches_edges(mask: np.ndarray | None, size: int) -> list[np.ndarray]:
 
 def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = None,
                  silhouette_weights: tuple[float, float, float] = _SILHOUETTE_WEIGHTS,
-                 photo: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 photo: tuple[int, int, int, int] | None = None,
+                 matte: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Control points around the face oval and on a still outer frame.
 
     Returns ((P, 3) points, (P,) rigid-motion weights, (R, A) radial gaps in pixels between
@@ -249,8 +277,10 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
     With a person ``mask``, the rings above the chin hug the silhouette: the inner one sits just
     inside it and moves fully with the head (hair is attached to the skull), the outer ones
     stand in the background beyond it, so the stretch lands on background rather than smearing
-    hair. Without a mask, and below the chin (the neck follows the head only partly), fixed
-    rings at :data:`_RINGS` × the oval radius.
+    hair. With the person layer's ``matte`` ((S, S) alpha), the outer rings stand beyond where
+    it ends, so the stretch lands where only the still plate shows. Without a mask, and below
+    the chin (the neck follows the head only partly), fixed rings at :data:`_RINGS` × the oval
+    radius.
     A ring point's depth is that of the oval in its direction: hair and ears sit about as far
     back as the face's outline, so under a head turn they move as the outline does; above the
     face it lies further back (:data:`_SKULL_DEPTH`), where the skull curves towards the crown.
@@ -275,6 +305,9 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
         sil = _silhouette(mask, centre, directions, rad)
         inner = np.maximum(1.12, sil - _HAIR_MARGIN)
         middle = np.maximum(inner + 0.1, sil + 0.5 * _BG_BAND)
+        if matte is not None:
+            floor = chin_y - _NECK_FALL[0] * reach  # where the rings' share of the head's motion starts to fall
+            middle = np.maximum(middle, _matte_reach(matte, centre, directions, rad, sil, floor) + _MATTE_REACH[2])
         outer = np.maximum(middle + 0.15, sil + _BG_BAND)
         factors = above * np.stack([inner, middle, outer]) + (1 - above) * factors
         weights = above * np.array(silhouette_weights)[:, None] + (1 - above) * weights
@@ -754,7 +787,8 @@ class WarpEngine(Engine):
         image, worn = (source.image, ()) if frames is None else rigid.paint_out(source.image, frames)
         layers = self._layers(image, source.landmarks, mask, rect)
         extra, weights, gaps, release = _ring_points(lm, source.size, mask if self.follow_silhouette else None,
-                                            _SILHOUETTE_WEIGHTS if layers is None else _LAYERED_WEIGHTS, rect)
+                                            _SILHOUETTE_WEIGHTS if layers is None else _LAYERED_WEIGHTS, rect,
+                                            None if layers is None else layers.rgba[..., 3] * (1.0 / 255.0))
         vertices = np.concatenate([lm[:, :2], extra[:, :2]])
         depth = np.concatenate([lm[:, 2] if lm.shape[1] > 2 else np.zeros(len(lm)), extra[:, 2]])
         # outer triangles: Delaunay over oval (and the mesh points beyond it) + rings + frame,

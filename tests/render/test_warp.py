@@ -472,3 +472,29 @@ def test_a_far_eye_beyond_the_oval_shows_once_when_the_face_turns_back(crop):
     blobs = [c for c, s in zip(centres[1:], stats[1:]) if s[cv2.CC_STAT_AREA] >= 6]
     assert len(blobs) == 1, blobs
     assert np.linalg.norm(blobs[0] - corner) < 4
+
+
+def test_the_stretch_beside_the_head_lands_beyond_the_matte_not_inside_wispy_hair(crop):
+    """With layers the rings that take the stretch must stand where the person layer's matte is
+    0: there only the still plate shows. The segmentation's edge can lie far inside wispy hair (a
+    dip between curls); rings placed from it alone stood in the hair, which then smeared into
+    streaks on a big move (portrait_02 × driving_01)."""
+    from avatar.render.warp import _LAYERED_WEIGHTS, _ring_points
+
+    lm = crop.landmarks.astype(np.float64)
+    oval = lm[topology.mesh()["oval"], :2]
+    cx, cy = oval.mean(0)
+    mask = np.zeros((256, 256), np.float32)
+    cv2.ellipse(mask, (int(cx), int(cy)), (80, 110), 0, 0, 360, 1.0, -1)
+    matte = cv2.GaussianBlur(mask, (0, 0), 2.0)
+    # wisps: a faint fringe 24 px wide round the head, and a dip in the segmentation to the left
+    fringe = cv2.dilate(mask, np.ones((49, 49), np.uint8)) > 0
+    matte = np.where(fringe & (matte < 0.3), 0.3, matte).astype(np.float32)
+    mask[int(cy) - 12:int(cy) + 13, :int(cx) - 60] = 0.0
+    left = 12  # the ring points' direction straight to the left (angle pi of 24)
+    ray = lambda p: [matte[int(round(cy)), int(round(x))] for x in np.linspace(p[0], 0, 40)]  # noqa: E731
+    plain, *_ = _ring_points(lm, 256, mask, _LAYERED_WEIGHTS, (0, 0, 256, 256))
+    matted, *_ = _ring_points(lm, 256, mask, _LAYERED_WEIGHTS, (0, 0, 256, 256), matte)
+    assert max(ray(plain[24 + left])) > 0.2      # without the matte: the stretch starts in the wisps
+    assert max(ray(matted[24 + left])) == 0.0    # with it: beyond them, on the plate only
+    assert matted[left, 0] == plain[left, 0]     # the inner ring still hugs the segmentation
