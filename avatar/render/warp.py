@@ -176,15 +176,24 @@ def _around_oval(oval: np.ndarray, centre: np.ndarray, angles: np.ndarray, value
     return np.interp(angles, ang[order], v[order], period=2 * np.pi)
 
 
+def _along_rays(image: np.ndarray, centre: np.ndarray, directions: np.ndarray,
+                rad: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(K,) distances from ``centre`` (× the oval radius ``rad``, from the oval out to
+    ``_HAIR_MAX``), and per direction and distance the (S, S) ``image``'s value there and the
+    row it lies on ((A, K) each)."""
+    ks = np.linspace(1.0, _HAIR_MAX, 61)
+    pts = centre + directions[:, None, :] * (rad[:, None, None] * ks[None, :, None])  # (A, K, 2)
+    h, w = image.shape
+    xi = np.clip(np.round(pts[..., 0]).astype(int), 0, w - 1)  # beyond the crop: its edge continues
+    yi = np.clip(np.round(pts[..., 1]).astype(int), 0, h - 1)
+    return ks, image[yi, xi], pts[..., 1]
+
+
 def _silhouette(mask: np.ndarray, centre: np.ndarray, directions: np.ndarray, rad: np.ndarray) -> np.ndarray:
     """Per direction, the distance from ``centre`` at which the person mask ends, searched from
     the oval outwards up to ``_HAIR_MAX`` × the oval radius (returned as a multiple of it)."""
-    ks = np.linspace(1.0, _HAIR_MAX, 61)
-    pts = centre + directions[:, None, :] * (rad[:, None, None] * ks[None, :, None])  # (A, K, 2)
-    h, w = mask.shape
-    xi = np.clip(np.round(pts[..., 0]).astype(int), 0, w - 1)  # beyond the crop: its edge continues
-    yi = np.clip(np.round(pts[..., 1]).astype(int), 0, h - 1)
-    outside = mask[yi, xi] < 0.5
+    ks, values, _ = _along_rays(mask, centre, directions, rad)
+    outside = values < 0.5
     outside[:, -1] = True
     return ks[np.argmax(outside, axis=1)]
 
@@ -196,12 +205,8 @@ def _matte_reach(alpha: np.ndarray, centre: np.ndarray, directions: np.ndarray, 
     to ``_HAIR_MAX``, and never below the row ``floor`` (the shoulders go on down there: rings
     followed them out, and the shoulder moved with the head). The segmentation's edge lies inside
     wispy hair, and at a dip in it (curls) far inside the hair's outline."""
-    ks = np.linspace(1.0, _HAIR_MAX, 61)
-    pts = centre + directions[:, None, :] * (rad[:, None, None] * ks[None, :, None])  # (A, K, 2)
-    h, w = alpha.shape
-    xi = np.clip(np.round(pts[..., 0]).astype(int), 0, w - 1)  # beyond the crop: its edge continues
-    yi = np.clip(np.round(pts[..., 1]).astype(int), 0, h - 1)
-    on = (alpha[yi, xi] > _MATTE_REACH[0]) & (pts[..., 1] < floor)
+    ks, values, rows = _along_rays(alpha, centre, directions, rad)
+    on = (values > _MATTE_REACH[0]) & (rows < floor)
     reach = start.astype(np.float64).copy()
     for a in range(len(directions)):
         for k in np.flatnonzero(ks > start[a]):
