@@ -81,11 +81,16 @@ class MappedCrop(np.ndarray):
         return out
 
 
+def feather_width(size: int, margin: float = 0.12) -> int:
+    """Pixels the edge ramp of :func:`feather_mask` spans on a crop of side ``size``."""
+    return max(int(round(size * margin)), 1)
+
+
 def feather_mask(size: int, margin: float = 0.12, sides: tuple[bool, bool, bool, bool] = (True, True, True, True)
                  ) -> np.ndarray:
     """(S, S) float32 mask: 1 inside, a cosine ramp over ``margin`` of the side to 0 at the edge,
     on each of the ``sides`` (left, top, right, bottom) that is True; the others stay 1."""
-    ramp = max(int(round(size * margin)), 1)
+    ramp = feather_width(size, margin)
     x = np.arange(size, dtype=np.float32)
 
     def profile(lo: bool, hi: bool) -> np.ndarray:
@@ -135,7 +140,7 @@ class PasteBack:
             (cx0, cy0), (cx1, cy1) = corners.min(0), corners.max(0)
             sides = (bool(cx0 > 0.5), bool(cy0 > 0.5), bool(cx1 < w - 1.5), bool(cy1 < h - 1.5))
         self._feather = feather_mask(size, margin, sides)
-        self._band = max(int(round(size * margin)), 1)  # the feather's width (as feather_mask makes it)
+        self._band = feather_width(size, margin)
         x0, y0, x1, y1 = self.roi = paste_roi((h, w), crop_from_frame, size)
         self._m = inv.copy()
         self._m[:, 2] -= (x0, y0)  # frame_from_crop, shifted into the ROI

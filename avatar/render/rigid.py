@@ -73,15 +73,19 @@ class WornPiece:
     box: tuple[int, int, int, int]
 
 
+def _hessian(grey: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dxx, dyy, dxy), float32 like ``grey``, of ``grey`` smoothed by a Gaussian of ``sigma`` px."""
+    g = cv2.GaussianBlur(grey, (0, 0), sigma)
+    return (cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3),
+            cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3))
+
+
 def _ridges(grey: np.ndarray) -> np.ndarray:
     """Strength (grey levels) of thin lines, dark or bright, 1–4 px wide: the larger Hessian
     eigenvalue magnitude across scales, scale-normalised."""
     out = np.zeros_like(grey)
     for sigma in (1.0, 1.5, 2.0):
-        g = cv2.GaussianBlur(grey, (0, 0), sigma)
-        dxx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3)
-        dyy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3)
-        dxy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3)
+        dxx, dyy, dxy = _hessian(grey, sigma)
         tr, det = dxx + dyy, dxx * dyy - dxy**2
         disc = np.sqrt(np.maximum(tr**2 / 4 - det, 0))
         lam = np.maximum(np.abs(tr / 2 + disc), np.abs(tr / 2 - disc))
@@ -188,10 +192,7 @@ def _faint_continuation(grey: np.ndarray, ridge: np.ndarray, found: np.ndarray, 
     # a line, not an edge (the person's outline answers the ridge filter too): the picture is
     # darker (or brighter) here than on both sides across it
     g = cv2.GaussianBlur(grey, (0, 0), 1.0)
-    gb = cv2.GaussianBlur(grey, (0, 0), 1.5)
-    dxx = cv2.Sobel(gb, cv2.CV_32F, 2, 0, ksize=3)[ys, xs]
-    dyy = cv2.Sobel(gb, cv2.CV_32F, 0, 2, ksize=3)[ys, xs]
-    dxy = cv2.Sobel(gb, cv2.CV_32F, 1, 1, ksize=3)[ys, xs]
+    dxx, dyy, dxy = (d[ys, xs] for d in _hessian(grey, 1.5))
     # the direction across the line: the Hessian's eigenvector of the larger |eigenvalue|
     theta = 0.5 * np.arctan2(2 * dxy, dxx - dyy)
     half = np.sqrt(((dxx - dyy) / 2) ** 2 + dxy**2)
