@@ -14,9 +14,12 @@ person neither is nor goes, the output is the source's pixels, bit for bit.
   Before a plain wall, flyaway hairs the mask leaves out a few pixels past it are taken in too
   (:func:`stray_strands`, 0.06–0.15 s).
 * the **plate**: the source wherever the matte is 0; under the person, the background filled
-  in: mirrored across the silhouette near it (which keeps the background's texture, where
-  OpenCV's diffusion inpainting leaves a flat smear), a pyramid fill for the deep interior
-  nobody sees. Only a band of it ever shows, where the head moves off.
+  in by PatchMatch (Barnes et al. 2009, the PyPatchMatch wheel): patches of the photo's own
+  background, chosen to agree with each other, so grass, foliage and walls continue as
+  themselves, with no seams; where the background is strongly oriented (stripes, a shelf's
+  edge) its lines are carried on straight across it. Without PyPatchMatch (Python 3.10), the
+  background is mirrored across the silhouette instead, with a pyramid fill deeper in. Only a
+  band of the plate ever shows, where the head moves off.
 * the **foreground colours**: the compositing equation I = αF + (1-α)B solved for F with the
   plate as B, so a semi-transparent hair edge carries its own colour, not the old background's,
   to its new place; unmoved, αF + (1-α)B gives the source back.
@@ -24,11 +27,17 @@ person neither is nor goes, the output is the source's pixels, bit for bit.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+try:  # PatchMatch for the plate's fill; its wheels need Python 3.11 (see background_plate's fallback)
+    import patchmatch as _patchmatch
+except ImportError:  # pragma: no cover - exercised on Python 3.10 only
+    _patchmatch = None
 
 from ..face import topology
 from . import pieces
@@ -49,6 +58,8 @@ _FAINT = 0.15
 _REACH = 0.08        # × the crop side: how far to look for background and person colours
 _SLACK = 1.25        # the colour's alpha is a floor estimate (nearest colours): allow this much more
 _OPAQUE_DEPTH = 0.008  # inside the person mask, alpha ramps to 1 between 1 and 2 × this (× the crop side) from its edge
+_SOFT_PLATE_SIGMA = 1.0  # px: the plate behind a partial matte keeps only what survives this blur (see _soft_edge_plate)
+_PATCH_RADIUS = 2    # PatchMatch compares (2r + 1)² patches: 5 × 5 kept grass and wood grain at 512 px (7 × 7: 2× slower, alike)
 # the plate's fill along the background's own orientation (see _line_fill)
 _LINE_SIGMA = 0.03      # × the crop side: the neighbourhood whose orientation a hole pixel continues
 _LINE_COHERENCE = (0.3, 0.6)  # structure-tensor coherence over which the line fill takes over from the mirror
@@ -62,7 +73,6 @@ _LINE_DETOUR = 2.5      # a line may run this × the distance to the nearest bac
 _PLATE_GROW = 0.008
 _RIM_CONTRAST = 30.0  # the person's colour and the fill must differ by this many levels to tell a blend
 _RIM_RESIDUAL = 6.0   # ... and the photo lie this close to the line between them
-_RIM_ALIKE = 12.0     # under the person, the fill without the rim replaces the one with it where they differ less
 _PLAIN = 10.0         # grey-level spread below which a background counts as plain (a wall, a backdrop)
 # flyaway strands past the matte before a plain wall (see stray_strands)
 _STRAY_REACH = 0.08   # × the crop side: how far past the matte strands are looked for
@@ -210,21 +220,55 @@ def _line_fill(image: np.ndarray, hole: np.ndarray, reach: float) -> tuple[np.nd
     return out, weight
 
 
-def background_plate(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+@functools.cache
+def _say_mirror_fill() -> None:
+    log.info("PyPatchMatch is not installed (its wheels need Python 3.11+): the background plate is "
+             "filled by mirroring the background across the silhouette")
+
+
+def _patch_fill(image: np.ndarray, hole: np.ndarray, never: np.ndarray | None) -> np.ndarray | None:
+    """``image`` (uint8) with ``hole`` filled by PatchMatch from the rest, ``never`` (part of the
+    hole) neither filled nor used as a source; None where PyPatchMatch is missing or fails."""
+    global _patchmatch
+    if _patchmatch is None or not getattr(_patchmatch, "patchmatch_available", False):
+        _say_mirror_fill()
+        return None
+    fill = hole if never is None else hole & ~never
+    if not fill.any():
+        return image
+    kept = None if never is None or not (never & hole).any() else (never & hole).astype(np.uint8)
+    try:
+        return _patchmatch.inpaint(np.ascontiguousarray(image), fill.astype(np.uint8), global_mask=kept,
+                                   patch_size=_PATCH_RADIUS)
+    except (RuntimeError, ValueError, OSError) as err:  # its native library: keep the mirror fill from now on
+        log.warning("PatchMatch failed (%s): the background plate is filled by mirroring from now on", err)
+        _patchmatch = None
+        return None
+
+
+def background_plate(image: np.ndarray, hole: np.ndarray, never: np.ndarray | None = None) -> np.ndarray:
     """(S, S, 3) uint8: ``image`` with the ``hole`` (bool) filled from the background around it.
 
-    Next to the silhouette (the only part that ever shows, where the head moves off) the
-    background is mirrored across the edge, which keeps its texture; deeper inside, and where a
-    mirror lands in the hole again, a smooth pyramid fill; the two are cross-faded."""
+    PatchMatch fills it with the background's own patches (:func:`_patch_fill`); where the
+    background is strongly oriented, its lines carry on straight across the hole instead
+    (:func:`_line_fill`). ``never`` (bool, inside the hole): pixels nobody sees (the crop outside
+    the photo), given the smooth pyramid fill only. Without PatchMatch: next to the silhouette
+    (the only part that ever shows, where the head moves off) the background is mirrored across
+    the edge, which keeps its texture; deeper inside, and where a mirror lands in the hole again,
+    the smooth fill; the two are cross-faded."""
     size = image.shape[0]
     smooth = _pyramid_fill(image.astype(np.float32), ~hole)
-    # mirrored from a picture whose hole already holds the smooth fill: a reflection landing on
+    # the fills read a picture whose hole already holds the smooth fill: a reflection landing on
     # the hole's edge then interpolates background colours, not the person's (dotted dark lines)
     clean = np.where(hole[..., None], np.clip(smooth + 0.5, 0, 255), image).astype(np.uint8)
-    mirrored, ok = _mirror_fill(clean, hole, reach=0.3 * size)
-    weight = cv2.GaussianBlur(ok.astype(np.float32), (0, 0), max(size / 256, 1.0))
-    weight = np.where(ok, weight, 0.0)[..., None]
-    plate = weight * mirrored.astype(np.float32) + (1 - weight) * smooth
+    patched = _patch_fill(clean, hole, never)
+    if patched is not None:
+        plate = patched.astype(np.float32)
+    else:
+        mirrored, ok = _mirror_fill(clean, hole, reach=0.3 * size)
+        weight = cv2.GaussianBlur(ok.astype(np.float32), (0, 0), max(size / 256, 1.0))
+        weight = np.where(ok, weight, 0.0)[..., None]
+        plate = weight * mirrored.astype(np.float32) + (1 - weight) * smooth
     # where the background is strongly oriented (stripes, a shelf's edge), along its lines instead
     lined, along = _line_fill(clean, hole, reach=0.3 * size)
     along = cv2.GaussianBlur(along, (0, 0), max(size / 256, 1.0))[..., None] * hole[..., None]
@@ -394,32 +438,29 @@ def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, sp
     return np.where(alpha[..., None] > 0, np.clip(f + 0.5, 0, 255), image).astype(np.uint8)
 
 
-def _rim_blend(image: np.ndarray, plate: np.ndarray, hole: np.ndarray, rim: np.ndarray, near: np.ndarray | None,
+def _rim_blend(image: np.ndarray, fill: np.ndarray, hole: np.ndarray, rim: np.ndarray, near: np.ndarray | None,
                released: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The photo's ``rim`` (bool, just past the matte) as a blend of the background, filled as
-    under the person, and ``near`` (:func:`person_colour`): (plate, (S, S) float32 rim alpha,
-    (S, S, 3) uint8 rim colour). ``plate`` is the plate of ``hole`` (the rim left in). Where the
-    photo is no such blend (a textured background, a star beside the head), the plate keeps it
-    and the rim alpha is 0. ``released`` (bool, part of ``rim``): pixels past the matte's grown
-    edge, filled only where they carry some of the person's shade (rim alpha ≥ _MIN_ALPHA)."""
+    """The photo's ``rim`` (bool, just past the matte) as a blend of the background and ``near``
+    (:func:`person_colour`): (plate, (S, S) float32 rim alpha, (S, S, 3) uint8 rim colour).
+    ``fill`` is the background filled under ``hole`` and the rim both. The plate is that fill
+    under the person and where the rim is such a blend; where the photo is no such blend (a
+    textured background, a star beside the head), the plate keeps it and the rim alpha is 0.
+    ``released`` (bool, part of ``rim``): pixels past the matte's grown edge, taken only where
+    they carry some of the person's shade (rim alpha ≥ _MIN_ALPHA)."""
     rim_alpha = np.zeros(rim.shape, np.float32)
     if not rim.any() or near is None:
-        return plate, rim_alpha, image
-    img, fill = image.astype(np.float32), background_plate(image, rim | hole).astype(np.float32)
-    d = near - fill
+        return np.where(hole[..., None], fill, image), rim_alpha, image
+    img, bg = image.astype(np.float32), fill.astype(np.float32)
+    d = near - bg
     n2 = (d * d).sum(-1)
-    rel = img - fill
+    rel = img - bg
     a = np.clip((rel * d).sum(-1) / np.maximum(n2, 1.0), 0.0, 1.0)
     residual = np.linalg.norm(rel - a[..., None] * d, axis=-1)
     blend = rim & (n2 > _RIM_CONTRAST ** 2) & (residual < _RIM_RESIDUAL)
     if released is not None:
         blend &= ~released | (a >= _MIN_ALPHA)
     rim_alpha[blend] = a[blend]
-    # under the person too, where the two fills differ by a few levels only (the rim's shade carried
-    # in: faint lines across the hole); where they differ more (stars, stripes) the first one stays
-    near_alike = np.clip((_RIM_ALIKE - np.abs(fill - plate).max(-1)) / (_RIM_ALIKE / 2), 0.0, 1.0) * hole
-    take = np.where(blend, 1.0, near_alike)[..., None]
-    plate = np.clip(take * fill + (1 - take) * plate + 0.5, 0, 255).astype(np.uint8)
+    plate = np.where((hole | blend)[..., None], fill, image)
     return plate, rim_alpha, np.clip(near + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -479,6 +520,23 @@ def stray_strands(image: np.ndarray, alpha: np.ndarray, near: np.ndarray, inside
     return out
 
 
+def _soft_edge_plate(plate: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``plate`` with only its low frequencies where the matte is partial (0 < α < 1).
+
+    There the unmixed colour F holds the plate's grain, negated ((I - (1-α)B) / α); moved by a
+    fraction of a pixel it no longer cancels the still plate's grain, and the edge shimmers in
+    proportion to (1 - α) × the plate's gradient. The true background behind a soft edge is
+    unknown anyway: its colour is kept, its grain is not."""
+    soft = ((alpha > 0) & (alpha < 1)).astype(np.float32)
+    if not soft.any():
+        return plate
+    sigma = _SOFT_PLATE_SIGMA
+    weight = np.minimum(cv2.GaussianBlur(soft, (0, 0), sigma) * 2.0, 1.0) * (alpha > 0)
+    smooth = cv2.GaussianBlur(plate.astype(np.float32), (0, 0), sigma)
+    out = weight[..., None] * smooth + (1 - weight[..., None]) * plate
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def plate_hole(alpha: np.ndarray) -> np.ndarray:
     """(S, S) bool: where the plate may be filled for an (S, S) matte: the matte and
     :data:`_PLATE_GROW` of the crop side (at least 1 px) beyond it. Elsewhere the plate is the photo."""
@@ -516,12 +574,14 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     hole = alpha > 0
     if outside.any() and not (hole | outside).all():
         hole |= outside
-    plate = background_plate(image, hole)  # the background in the photo stays the source's, exactly
-    # given up by the matte at the silhouette: the photo there still holds the strands' faint
-    # shade, which left in the plate stayed behind as a haze of hair; as the rim, it goes with the person
+    # filled past the matte too, over its blurred rim and what it gave up at the silhouette: the
+    # photo there still holds the strands' faint shade, which left in the plate stayed behind as a
+    # haze of hair; as the rim, it goes with the person. The background in the photo stays the source's, exactly.
     grown = plate_hole(alpha)
     rim = (grown | released) & ~hole
-    plate, rim_alpha, rim_colour = _rim_blend(image, plate, hole, rim, near, released & ~grown)
+    fill = background_plate(image, hole | rim, outside if outside.any() else None)
+    plate, rim_alpha, rim_colour = _rim_blend(image, fill, hole, rim, near, released & ~grown)
+    plate = _soft_edge_plate(plate, alpha)
     fg = unmix_foreground(image, alpha, plate, near=near)
     fg = np.where(rim_alpha[..., None] > 0, rim_colour, fg)
     a8 = np.round(np.maximum(alpha, rim_alpha) * 255).astype(np.uint8)
