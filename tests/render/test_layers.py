@@ -669,3 +669,26 @@ def test_flyaway_strands_past_the_mask_go_with_the_person_and_a_door_edge_stays(
     # the door's edge is the wall's: it stays in the plate, none of it moves with the head
     assert moving[:, door_x].max() == 0
     np.testing.assert_array_equal(layers.plate[:, door_x], image[:, door_x])
+
+
+def test_a_failing_patchmatch_falls_back_to_the_mirror_fill_and_says_so(monkeypatch, caplog):
+    """PatchMatch's native library failing (a broken install) costs the fill's quality, never the
+    portrait: the plate is mirrored instead, with a warning, and later portraits skip PatchMatch."""
+    import logging
+    import types
+
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("libpatchmatch.so: cannot open shared object file")
+
+    monkeypatch.setattr(layers_mod, "_patchmatch", types.SimpleNamespace(patchmatch_available=True, inpaint=broken))
+    image, coarse, lm, _, _ = _hairy_disc()
+    with caplog.at_level(logging.WARNING, logger=layers_mod.__name__):
+        layers, why = build_layers(image, lm, coarse)
+    assert layers is not None, why
+    assert calls and "PatchMatch failed" in caplog.text
+    monkeypatch.setattr(layers_mod, "_patchmatch", None)
+    mirrored, _ = build_layers(image, lm, coarse)
+    assert np.array_equal(layers.plate, mirrored.plate)
