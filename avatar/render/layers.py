@@ -530,9 +530,8 @@ def _soft_edge_plate(plate: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     soft = ((alpha > 0) & (alpha < 1)).astype(np.float32)
     if not soft.any():
         return plate
-    sigma = _SOFT_PLATE_SIGMA
-    weight = np.minimum(cv2.GaussianBlur(soft, (0, 0), sigma) * 2.0, 1.0) * (alpha > 0)
-    smooth = cv2.GaussianBlur(plate.astype(np.float32), (0, 0), sigma)
+    weight = np.minimum(cv2.GaussianBlur(soft, (0, 0), _SOFT_PLATE_SIGMA) * 2.0, 1.0) * (alpha > 0)
+    smooth = cv2.GaussianBlur(plate.astype(np.float32), (0, 0), _SOFT_PLATE_SIGMA)
     out = weight[..., None] * smooth + (1 - weight[..., None]) * plate
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
@@ -579,7 +578,7 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     # haze of hair; as the rim, it goes with the person. The background in the photo stays the source's, exactly.
     grown = plate_hole(alpha)
     rim = (grown | released) & ~hole
-    fill = background_plate(image, hole | rim, outside if outside.any() else None)
+    fill = background_plate(image, hole | rim, outside)
     plate, rim_alpha, rim_colour = _rim_blend(image, fill, hole, rim, near, released & ~grown)
     plate = _soft_edge_plate(plate, alpha)
     fg = unmix_foreground(image, alpha, plate, near=near)
