@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover - exercised on Python 3.10 only
 
 from ..face import topology
 from . import pieces
+from .triangles import map_stretch
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,14 @@ _STRAY_MIN = 6.0      # ... and at least this many grey levels
 _STRAY_RESIDUAL = 15.0  # ... and this close to the line between the wall and that colour
 _STRAY_PIXELS = 3     # fewer connected pixels are the wall's grain
 _STRAY_CHAIN = 12     # strands reached from the person through at most this many others (2 px gaps)
+# × the crop side: hair narrower than 2 × the first (wisps, strand tips) and further than the
+# second from the solid body is fine; it counts fully from the third further on (see fine_structure)
+_FINE = (0.012, 0.008, 0.012)
+# fine hair where the motion stretches it (output px per source px along the most stretched
+# direction) fades from the first stretch to the second, where it is gone: beyond the matte the
+# rings let the still background take the head's move, and a wisp there was drawn out into a
+# streak from where it was to the head (portrait_02 × driving_01's big sideways moves)
+_STRETCH_FADE = (1.6, 3.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,14 +101,23 @@ class Layers:
                         # together; past ``alpha`` it also holds the faint rim of the person's edge
     plate: np.ndarray   # (S, S, 3) uint8 background plate: the source where alpha is 0 (but a faint rim, see _PLATE_GROW)
     alpha: np.ndarray   # (S, S) float32 matte in [0, 1]
+    fine: np.ndarray | None = None  # (S, S) uint8: how much each pixel is fine hair (× 255, see fine_structure)
 
-    def composite(self, backward_map: np.ndarray) -> np.ndarray:
+    def composite(self, backward_map: np.ndarray, fade: FineFade | None = None) -> np.ndarray:
         """The person moved by ``backward_map`` ((S, S, 2) source coordinates per output pixel)
-        over the still plate: (S, S, 3) uint8."""
+        over the still plate: (S, S, 3) uint8; ``fade``: how much of it is taken out where the
+        map draws fine hair out (see :meth:`fine_fade`)."""
         # premultiplied colours resample without bleeding the transparent pixels' colour in, and
         # composite with two saturating uint8 operations: αF + (1 - α)·plate
         moved = cv2.remap(self.rgba, backward_map[..., 0], backward_map[..., 1], cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        if fade is not None:
+            x0, y0 = fade.origin
+            h, w = fade.gone.shape
+            kept = np.round(255.0 - 255.0 * fade.gone).astype(np.uint8)
+            kept = cv2.merge([kept] * 4)
+            box = moved[y0:y0 + h, x0:x0 + w]
+            box[:] = cv2.multiply(box, kept, scale=1.0 / 255.0)
         a = cv2.extractChannel(moved, 3)
         out = self.plate.copy()
         x, y, w, h = cv2.boundingRect(a)
@@ -109,6 +127,58 @@ class Layers:
         behind = cv2.multiply(self.plate[roi], cv2.cvtColor(255 - a[roi], cv2.COLOR_GRAY2RGB), scale=1.0 / 255.0)
         out[roi] = cv2.add(behind, cv2.cvtColor(moved[roi], cv2.COLOR_RGBA2RGB))
         return out
+
+    def fine_fade(self, mx: np.ndarray, my: np.ndarray) -> FineFade | None:
+        """How much of the person to take out where the backward map ``mx``, ``my`` ((s, s)
+        float32 source px, a map at s / S of the crop's resolution, pixel centres aligned) draws
+        its fine hair out past :data:`_STRETCH_FADE`; None where it draws none out."""
+        if self.fine is None:
+            return None
+        size, small = self.fine.shape[0], mx.shape[0]
+        here = cv2.remap(self.fine, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        found = cv2.findNonZero(here)  # a few thousand pixels along the hair's edge: far quicker than np.nonzero
+        if found is None:
+            return None
+        xs, ys = found[:, 0, 0], found[:, 0, 1]
+        lo, hi = _STRETCH_FADE
+        stretch = map_stretch(mx, my, ys, xs, size / small)
+        gone = np.clip((stretch - lo) * (1.0 / (hi - lo)), 0.0, 1.0) * (here[ys, xs] * (1.0 / 255.0))
+        keep = gone > 0
+        if not keep.any():
+            return None
+        ys, xs, gone = ys[keep], xs[keep], gone[keep]
+        # a box of whole small pixels (one more each side, so the fade eases out), resized: the
+        # same as that part of the whole small field resized
+        y0, x0 = max(int(ys.min()) - 1, 0), max(int(xs.min()) - 1, 0)
+        y1, x1 = min(int(ys.max()) + 2, small), min(int(xs.max()) + 2, small)
+        field = np.zeros((y1 - y0, x1 - x0), np.float32)
+        field[ys - y0, xs - x0] = gone
+        scale = size // small
+        if scale > 1:
+            field = cv2.resize(field, ((x1 - x0) * scale, (y1 - y0) * scale), interpolation=cv2.INTER_LINEAR)
+        return FineFade(field, (x0 * scale, y0 * scale))
+
+
+@dataclass(frozen=True, eq=False)
+class FineFade:
+    """The share of the moved person taken out over a box of the crop where the motion draws
+    fine hair out: ``gone`` (h, w) float32 in [0, 1], its top-left pixel ``origin`` (x, y)."""
+
+    gone: np.ndarray
+    origin: tuple[int, int]
+
+
+def fine_structure(alpha: np.ndarray) -> np.ndarray:
+    """(S, S) uint8: how much each pixel of the matte ``alpha`` ((S, S) float32) is fine hair
+    (× 255): wisps and strand tips narrower than 2 × :data:`_FINE`[0] × S, away from the solid
+    body (the head of hair, the shoulders), which the opening of the opaque matte keeps."""
+    size = alpha.shape[0]
+    r = max(int(round(_FINE[0] * size)), 1)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    solid = cv2.morphologyEx((alpha > 0.5).astype(np.uint8), cv2.MORPH_OPEN, disc)
+    away = cv2.distanceTransform(1 - solid, cv2.DIST_L2, 3)
+    fine = np.clip((away - _FINE[1] * size) * (1.0 / (_FINE[2] * size)), 0.0, 1.0) * (alpha > 0)
+    return np.round(fine * 255).astype(np.uint8)
 
 
 def _pyramid_fill(image: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -585,4 +655,5 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     fg = np.where(rim_alpha[..., None] > 0, rim_colour, fg)
     a8 = np.round(np.maximum(alpha, rim_alpha) * 255).astype(np.uint8)
     premultiplied = np.round(fg.astype(np.float32) * (a8.astype(np.float32) / 255.0)[..., None]).astype(np.uint8)
-    return Layers(np.ascontiguousarray(np.dstack([premultiplied, a8])), np.ascontiguousarray(plate), alpha), ""
+    return Layers(np.ascontiguousarray(np.dstack([premultiplied, a8])), np.ascontiguousarray(plate), alpha,
+                  fine_structure(np.maximum(alpha, rim_alpha))), ""

@@ -85,3 +85,19 @@ def dense_field(index: np.ndarray, affine: np.ndarray, origin: tuple[int, int] =
     per-triangle affines (any per-vertex values interpolated linearly); 0 where ``index`` is 0.
     ``index`` may be a window of a larger map whose pixel (0, 0) is ``origin`` (x, y) there."""
     return np.stack(_channels(index, affine, origin), axis=-1)
+
+
+def map_stretch(mx: np.ndarray, my: np.ndarray, ys: np.ndarray, xs: np.ndarray, step: float = 1.0) -> np.ndarray:
+    """(N,) float32: how far the backward map ``mx``, ``my`` ((H, W) float32 source px, one
+    sample per ``step`` output px) draws its source out at its pixels (``ys``, ``xs``), in output
+    px per source px along the most stretched direction (1 / the smaller singular value of its
+    Jacobian, from central differences; one-sided at the map's edge)."""
+    h, w = mx.shape
+    x0, x1 = np.maximum(xs - 1, 0), np.minimum(xs + 1, w - 1)
+    y0, y1 = np.maximum(ys - 1, 0), np.minimum(ys + 1, h - 1)
+    kx = (1.0 / (step * np.maximum(x1 - x0, 1))).astype(np.float32)
+    ky = (1.0 / (step * np.maximum(y1 - y0, 1))).astype(np.float32)
+    a, c = (mx[ys, x1] - mx[ys, x0]) * kx, (my[ys, x1] - my[ys, x0]) * kx
+    b, d = (mx[y1, xs] - mx[y0, xs]) * ky, (my[y1, xs] - my[y0, xs]) * ky
+    least = 0.5 * np.abs(np.hypot(a + d, c - b) - np.hypot(a - d, c + b))
+    return 1.0 / np.maximum(least, 1e-3)

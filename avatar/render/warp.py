@@ -39,7 +39,7 @@ from ..motion.decompose import fit_similarity, stable_ids
 from ..types import DriveTarget, FaceCrop
 from .base import Engine
 from .detail import FaceDetail
-from .layers import Layers, build_layers
+from .layers import FineFade, Layers, build_layers
 from .shading import ShadingTransfer
 from . import eyelids, facing, mouth, rigid
 from .triangles import dense_field, dense_map, inverse_homogeneous, polygon_area, rasterise, signed_areas
@@ -164,6 +164,7 @@ class FaceMaps:
     weight: np.ndarray | None = None
     box: tuple[int, int, int, int] | None = None
     seams: np.ndarray | None = None
+    fade: FineFade | None = None  # where the map draws fine hair out (see Layers.fine_fade)
 
 
 def _around_oval(oval: np.ndarray, centre: np.ndarray, angles: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
@@ -996,12 +997,13 @@ class WarpEngine(Engine):
         lips = np.zeros((small, small), np.uint8)
         cv2.polylines(lips, [np.round(tgt_small[topology.mesh()["mouth_loop"], :2]).astype(np.int32)], True, 1)
         lips = cv2.dilate(lips, np.ones((5, 5), np.uint8)) > 0
+        fade = None if state.layers is None else state.layers.fine_fade(mx, my)
         full, seam = upsample_map(mx, my, size, covered=~near_hole, face=index > n_outer, lips=lips)
         if seam is not None:
             _exact_at_seams(full, seam, index, tgt_small[tris], affine, (mx, my), dense)
         if mirror is None:
-            return FaceMaps(full, seams=seam)
-        return FaceMaps(full, *mirror, seams=seam)
+            return FaceMaps(full, seams=seam, fade=fade)
+        return FaceMaps(full, *mirror, seams=seam, fade=fade)
 
     @staticmethod
     def _mirror_map(state: WarpState, index: np.ndarray, tris: np.ndarray, inv: np.ndarray, n_outer: int,
@@ -1055,7 +1057,7 @@ class WarpEngine(Engine):
         maps = self.face_maps(state, landmarks, driving, reference)
         mp = maps.own
         if state.layers is not None:
-            out = state.layers.composite(mp)
+            out = state.layers.composite(mp, maps.fade)
         else:
             out = cv2.remap(state.image, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         own = None

@@ -13,6 +13,7 @@ from avatar.face.segment import person_mask
 from avatar.pipeline import Animator, PreparedSource
 from avatar.render import layers as layers_mod
 from avatar.render.layers import build_layers
+from avatar.render.triangles import map_stretch
 from avatar.render.warp import WarpEngine
 
 SIZE = 256
@@ -669,6 +670,68 @@ def test_flyaway_strands_past_the_mask_go_with_the_person_and_a_door_edge_stays(
     # the door's edge is the wall's: it stays in the plate, none of it moves with the head
     assert moving[:, door_x].max() == 0
     np.testing.assert_array_equal(layers.plate[:, door_x], image[:, door_x])
+
+
+def test_fine_hair_drawn_out_by_the_motion_fades_instead_of_smearing():
+    """Beyond the matte the rings let the still background take the head's move, so wisps
+    lying there were drawn out into dark streaks from where they were to the head (portrait_02
+    and portrait_05 × driving_01's big sideways moves). Fine hair the map stretches now fades;
+    the head itself, and wisps where the map does not stretch them, stay as they were."""
+    size = 256
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    c, radius = size / 2, 0.25 * size
+    head = (np.hypot(xx - c, yy - c) < radius).astype(np.float32)
+    lines = np.zeros((size * 4, size * 4), np.uint8)  # 4x supersampled, anti-aliased 1.5-px wisps
+    for ang in np.linspace(2.6, 3.6, 4):  # from the head's left side outwards, curling up
+        pts = [c + (radius - 2 + 4 * j) * np.array([np.cos(ang + 0.03 * j * j), np.sin(ang + 0.03 * j * j)]) for j in range(7)]
+        cv2.polylines(lines, [np.round(np.array(pts) * 4).astype(np.int32)], False, 255, 6, cv2.LINE_AA)
+    wisps = 0.8 * cv2.resize(lines, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    cover = np.maximum(head, wisps)[..., None]
+    wall = np.array([200.0, 195.0, 185.0]) + rng.normal(0, 2.0, (size, size, 1))
+    image = np.clip(cover * np.array([40.0, 30.0, 25.0]) + (1 - cover) * wall + 0.5, 0, 255).astype(np.uint8)
+    layers, why = build_layers(image, _round_face(size, 0.6 * radius), cv2.GaussianBlur(head, (0, 0), 2.0))
+    assert layers is not None, why
+    assert (layers.rgba[..., 3][wisps > 0.4] > 0).all() and np.median(layers.fine[wisps > 0.4]) == 255
+    # the head moves 30 px right; a 10 px band left of it takes the move (drawn out 4 ×), and
+    # beyond it nothing moves: the wisps cross all three
+    a0, a1 = c - radius - 12, c - radius - 2
+    src_x = np.where(xx >= a1 + 30, xx - 30, np.where(xx <= a0, xx, a0 + (xx - a0) * 10 / 40))
+    grid = np.dstack([src_x, yy]).astype(np.float32)
+    every = np.nonzero(np.ones((size, size), bool))
+    stretch = map_stretch(grid[..., 0], grid[..., 1], *every).reshape(size, size)
+    drawn = stretch > 2
+    assert drawn.sum() > 5000 and np.median(stretch[drawn]) == pytest.approx(4.0, abs=0.1)
+    plate = layers.plate.astype(float)
+    smeared = layers.composite(grid).astype(float)
+    faded = layers.composite(grid, layers.fine_fade(grid[..., 0].copy(), grid[..., 1].copy())).astype(float)
+    streak = ((plate - smeared).max(-1) > 20) & drawn
+    left = ((plate - faded).max(-1) > 20) & drawn
+    assert streak.sum() > 1000, streak.sum()  # without the fade: 1514
+    assert left.sum() < 0.1 * streak.sum(), (left.sum(), streak.sum())  # 105
+    # the head and the wisps' unstretched parts are untouched
+    np.testing.assert_array_equal(faded[stretch < 1.5], smeared[stretch < 1.5])
+    # unmoved, the map stretches nothing and every wisp is kept exactly
+    assert np.abs(map_stretch(xx, yy, *every) - 1).max() < 1e-3
+    assert layers.fine_fade(xx, yy) is None
+    # the same from the half-resolution map the engine makes
+    half = cv2.resize(grid, (size // 2, size // 2), interpolation=cv2.INTER_AREA)
+    fade = layers.fine_fade(half[..., 0].copy(), half[..., 1].copy())
+    halved = ((plate - layers.composite(grid, fade).astype(float)).max(-1) > 20) & drawn
+    assert halved.sum() < 0.1 * streak.sum(), (halved.sum(), streak.sum())
+
+
+def test_the_engine_hands_the_maps_stretch_to_the_layers(textured_scene):
+    """The warp measures where its map draws fine hair out and hands that to the composite."""
+    frame, _ = textured_scene
+    source, _ = _animate(frame, lambda lm: [])
+    engine = WarpEngine(RenderConfig())
+    lm = source.crop.landmarks.astype(np.float32)
+    assert source.state.layers.fine is not None and source.state.layers.fine.any()
+    assert engine.face_maps(source.state, lm).fade is None  # unmoved: nothing drawn out
+    moved = _moved_head(lm, steps=(60,))[0]
+    fade = engine.face_maps(source.state, moved).fade
+    assert fade is not None and fade.gone.max() > 0.5
 
 
 def test_a_failing_patchmatch_falls_back_to_the_mirror_fill_and_says_so(monkeypatch, caplog):
