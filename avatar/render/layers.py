@@ -91,6 +91,11 @@ _FINE = (0.012, 0.008, 0.012)
 # rings let the still background take the head's move, and a wisp there was drawn out into a
 # streak from where it was to the head (portrait_02 × driving_01's big sideways moves)
 _STRETCH_FADE = (1.6, 3.0)
+# hair cut by the photo's top edge goes on past it (shown where the head moves down): at d px
+# beyond the edge its sides have drawn in by d² / (the first × the crop side), a rounded dome,
+# not a column, over a soft edge of the second (× the crop side); its texture is the hair's own
+# (PatchMatch), not the edge row repeated
+_DOME = (0.07, 0.01)
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,6 +171,35 @@ class FineFade:
 
     gone: np.ndarray
     origin: tuple[int, int]
+
+
+def _hair_above(fg: np.ndarray, alpha: np.ndarray, rim_alpha: np.ndarray, top: int,
+                face: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The person's colours ``fg`` and mattes above the photo's top edge (crop rows < ``top``)
+    made into the rest of a head of hair: the crop repeated the edge's last row there, which a
+    head moving down drew in as a dark column of vertical streaks (portrait_05 × driving_01).
+    Its colours are filled with the hair's own patches (PatchMatch; the edge row is kept where
+    it is missing), and the matte draws in away from the edge (:data:`_DOME`)."""
+    size = alpha.shape[0]
+    above = np.zeros(alpha.shape, bool)
+    above[:top] = True
+    beyond = above & (np.maximum(alpha, rim_alpha) > 0)
+    if not beyond.any():
+        return fg, alpha, rim_alpha
+    # the hair's own patches: opaque person in the photo, away from the face
+    grow = 2 * int(round(0.03 * size)) + 1
+    near_face = cv2.dilate(face.astype(np.uint8), np.ones((grow, grow), np.uint8)) > 0
+    sources = ~above & (alpha > 0.9) & ~near_face
+    if sources.sum() > 200:
+        filled = _patch_fill(np.ascontiguousarray(fg), beyond, ~(sources | beyond))
+        if filled is not None:
+            fg = np.where(beyond[..., None], filled, fg)
+    inside = (np.maximum(alpha, rim_alpha) > 0.5).astype(np.uint8)
+    to_side = cv2.distanceTransform(inside, cv2.DIST_L2, 3)  # from the silhouette's sides
+    past = np.maximum(top - np.arange(size, dtype=np.float32), 0.0)[:, None]  # px beyond the edge
+    dome = np.clip(1.0 + (to_side - past * past / (_DOME[0] * size)) / (_DOME[1] * size), 0.0, 1.0)
+    dome[~above] = 1.0
+    return fg, alpha * dome, rim_alpha * dome
 
 
 def fine_structure(alpha: np.ndarray) -> np.ndarray:
@@ -653,6 +687,8 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     plate = _soft_edge_plate(plate, alpha)
     fg = unmix_foreground(image, alpha, plate, near=near)
     fg = np.where(rim_alpha[..., None] > 0, rim_colour, fg)
+    if frame is not None and frame[1] > 0:
+        fg, alpha, rim_alpha = _hair_above(fg, alpha, rim_alpha, frame[1], oval > 0)
     a8 = np.round(np.maximum(alpha, rim_alpha) * 255).astype(np.uint8)
     premultiplied = np.round(fg.astype(np.float32) * (a8.astype(np.float32) / 255.0)[..., None]).astype(np.uint8)
     return Layers(np.ascontiguousarray(np.dstack([premultiplied, a8])), np.ascontiguousarray(plate), alpha,

@@ -672,6 +672,40 @@ def test_flyaway_strands_past_the_mask_go_with_the_person_and_a_door_edge_stays(
     np.testing.assert_array_equal(layers.plate[:, door_x], image[:, door_x])
 
 
+def test_hair_cut_by_the_photos_top_goes_on_as_a_dome_of_its_own_texture():
+    """Above a photo whose top edge cuts through the hair, the crop repeats the edge's last row:
+    a head moving down drew that in as a dark column of vertical streaks with straight sides
+    (portrait_05 × driving_01 frame 120). The person layer there now has the hair's own texture
+    and draws in away from the edge."""
+    size, top = 256, 40
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[0:size, 0:size]
+    c = np.array([size / 2, 0.55 * size])
+    head = (((xx - c[0]) / 70.0) ** 2 + ((yy - c[1]) / 110.0) ** 2 < 1).astype(np.float32)  # reaches above the top
+    face = (((xx - c[0]) / 45.0) ** 2 + ((yy - c[1] - 20) / 60.0) ** 2 < 1)
+    hair = np.clip(35 + rng.normal(0, 14, (size, size, 1)) + np.array([10.0, 5.0, 0.0]), 0, 255)
+    hair = cv2.GaussianBlur(hair, (0, 0), 0.8).reshape(size, size, 3)
+    wall = np.array([150.0, 140.0, 120.0]) + rng.normal(0, 2.0, (size, size, 1))
+    skin = np.array([220.0, 180.0, 160.0])
+    image = np.where(face[..., None], skin, np.where(head[..., None] > 0, hair, wall))
+    image = np.clip(image + 0.5, 0, 255).astype(np.uint8)
+    image[:top] = image[top]  # what make_crop gives past the photo's edge
+    mask = cv2.GaussianBlur(head, (0, 0), 2.0)
+    mask[:top] = mask[top]
+    layers, why = build_layers(image, _round_face(size, 40), mask, frame=(0, top, size, size))
+    assert layers is not None, why
+    alpha = layers.rgba[..., 3]
+    width = [(alpha[y] > 127).sum() for y in (top, top - 6, top - 12, top - 30)]
+    assert width[0] > 40 and width[0] > width[1] > width[2] > width[3] == 0, width  # every row was as wide as the edge's
+    # the hair's texture, not the edge row repeated down every column (a standard deviation of 0 along them)
+    band = alpha[top - 8:top - 1] > 250
+    cols = np.flatnonzero(band.all(0))
+    assert len(cols) > 20
+    fg = layers.rgba[top - 8:top - 1, cols, :3].astype(float)
+    assert fg.std(axis=0).mean() > 4, fg.std(axis=0).mean()
+    assert np.abs(fg.mean() - hair[top:top + 60][head[top:top + 60] > 0].mean()) < 12  # hair's colour, not the face's
+
+
 def test_fine_hair_drawn_out_by_the_motion_fades_instead_of_smearing():
     """Beyond the matte the rings let the still background take the head's move, so wisps
     lying there were drawn out into dark streaks from where they were to the head (portrait_02
