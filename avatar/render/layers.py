@@ -189,7 +189,9 @@ def _hair_above(fg: np.ndarray, alpha: np.ndarray, rim_alpha: np.ndarray, top: i
     # the hair's own patches: opaque person in the photo, away from the face
     grow = 2 * int(round(0.03 * size)) + 1
     near_face = cv2.dilate(face.astype(np.uint8), np.ones((grow, grow), np.uint8)) > 0
-    sources = ~above & (alpha > 0.9) & ~near_face
+    # ... and a few px inside its silhouette: patches across the edge brought specks of wall in
+    solid = cv2.erode((alpha > 0.9).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    sources = ~above & solid & ~near_face
     if sources.sum() > 200:
         filled = _patch_fill(np.ascontiguousarray(fg), beyond, ~(sources | beyond))
         if filled is not None:
