@@ -13,6 +13,7 @@ from .crop import invert_affine
 _FILLED = (4.0, 12.0)
 _SHOWS_PLATE = (4.0, 12.0)
 _EDGE_RAMP = 4.0  # × the feather: how much faster a vacated pixel's weight rises from the crop's edge
+_ARRIVAL_REACH = 0.15  # × the crop side: how far from where the person was it may move into the feather
 _SHOWS_LUT = np.clip((_SHOWS_PLATE[1] - np.arange(256, dtype=np.float32)) / (_SHOWS_PLATE[1] - _SHOWS_PLATE[0]),
                      0.0, 1.0).astype(np.float32)
 
@@ -223,30 +224,37 @@ class PasteBack:
         out[fy0:fy1, fx0:fx1] = cv2.blendLinear(patch, native[fy0:fy1, fx0:fx1], m, 1.0 - m)
         return out
 
-    def _plate_in_feather(self, plate: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]]:
-        """Where, within the crop's edge feather, the plate has the person taken out: per side of
-        the crop, the plate there (h, w, 3) uint8, the weight a crop showing it there gets ((h, w)
-        float32: how surely the plate differs from the portrait, times a ramp four times as steep
-        as the feather's) and that box (x0, y0, x1, y1) in crop pixels; none where the person's
-        hole never reaches the feather.
+    def _plate_in_feather(self, plate: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]]]:
+        """Where, within the crop's edge feather, the person was or may move to: per side of the
+        crop, the plate there (h, w, 3) uint8, the weight a crop showing the plate there gets
+        where the plate has the person taken out, the weight a crop showing anything but the plate
+        gets where the photo there is background the person may move onto ((h, w) float32 each:
+        how surely, times a ramp four times as steep as the feather's) and that box (x0, y0, x1,
+        y1) in crop pixels; none where the person never comes near the feather.
 
         The feather blends the crop's edge into the portrait around it. Where the head moved off
         a part of the plate that lies in the feather (hair near a tight crop's top), the blend
         showed the portrait's own person there through it: a faint copy of the hair's old outline
-        above the moved head."""
+        above the moved head. Where the head moved into the feather, the blend showed the wall
+        through the moved hair: a semi-transparent copy of it (portrait_02 × driving_01)."""
         if plate.shape != self._source_crop.shape or plate.dtype != np.uint8:
             return []
         d = _max_abs_diff(plate, self._source_crop).astype(np.float32)
         filled = np.clip((d - _FILLED[0]) / (_FILLED[1] - _FILLED[0]), 0.0, 1.0)
-        filled[self._feather >= 1.0] = 0.0  # inside the feather the change mask is 1 already
-        weight = filled * np.minimum(self._feather * _EDGE_RAMP, 1.0)
+        size = filled.shape[0]
+        reach = 2 * int(round(_ARRIVAL_REACH * size)) + 1
+        near = cv2.dilate((filled > 0).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (reach, reach))) > 0
+        ramp = np.minimum(self._feather * _EDGE_RAMP, 1.0)
+        ramp[self._feather >= 1.0] = 0.0  # inside the feather the change mask is 1 already
+        vacated = filled * ramp
+        arrived = (1.0 - filled) * near * ramp
         # the feather is a band along the sides: one box per side, not the box around them all
-        size = weight.shape[0]
         band = min(self._band, size // 2)
+        either = np.maximum(vacated, arrived)
         parts = []
         for ys, xs in ((slice(0, band), slice(0, size)), (slice(size - band, size), slice(0, size)),
                        (slice(band, size - band), slice(0, band)), (slice(band, size - band), slice(size - band, size))):
-            sub = weight[ys, xs]
+            sub = either[ys, xs]
             if not sub.size:
                 continue
             rows, cols = np.flatnonzero(sub.max(1) > 0), np.flatnonzero(sub.max(0) > 0)
@@ -254,7 +262,9 @@ class PasteBack:
                 continue
             y0, y1 = (ys.start or 0) + int(rows[0]), (ys.start or 0) + int(rows[-1]) + 1
             x0, x1 = (xs.start or 0) + int(cols[0]), (xs.start or 0) + int(cols[-1]) + 1
-            parts.append((np.ascontiguousarray(plate[y0:y1, x0:x1]), np.ascontiguousarray(weight[y0:y1, x0:x1]), (x0, y0, x1, y1)))
+            box = (slice(y0, y1), slice(x0, x1))
+            parts.append((np.ascontiguousarray(plate[box]), np.ascontiguousarray(vacated[box]),
+                          np.ascontiguousarray(arrived[box]), (x0, y0, x1, y1)))
         return parts
 
     def change_mask(self, crop: np.ndarray) -> np.ndarray:
@@ -274,9 +284,10 @@ class PasteBack:
         # pixels there (the hair's old edge) showed through as a ghost
         sure = cv2.threshold(grown, 7, 255, cv2.THRESH_BINARY)[1]
         m = cv2.max(m, sure.astype(np.float32) * (1.0 / 255.0)) * self._feather
-        for plate, weight, (x0, y0, x1, y1) in self._vacated:
+        for plate, vacated, arrived, (x0, y0, x1, y1) in self._vacated:
             d = _max_abs_diff(np.ascontiguousarray(crop[y0:y1, x0:x1]), plate)
-            shows = cv2.multiply(cv2.LUT(d, _SHOWS_LUT), weight)
+            on_plate = cv2.LUT(d, _SHOWS_LUT)
+            shows = cv2.max(cv2.multiply(on_plate, vacated), cv2.multiply(1.0 - on_plate, arrived))
             shows = cv2.blur(shows, (3, 3))  # no pixel-sized holes where the crop's grain crosses the limit
             m[y0:y1, x0:x1] = cv2.max(m[y0:y1, x0:x1], shows)
         return m

@@ -158,3 +158,36 @@ def test_a_plate_the_head_moved_off_in_the_crops_edge_feather_shows_without_the_
     assert np.abs(out[rows, cols] - wall).mean() < 6   # the plate, not the hair
     assert np.abs(old[rows, cols] - wall).mean() > 25  # (without it the hair showed through)
     assert np.array_equal(PasteBack(frame, m, 256, source_crop=source, plate=plate)(source), frame)
+
+
+def test_hair_moved_into_the_crops_edge_feather_over_the_wall_stays_opaque():
+    """A head moving up or rolling brings hair into the crop's top feather where the photo has
+    only wall: blended through the feather, it hung there as a semi-transparent copy of itself
+    (portrait_02 × driving_01). Near where the person was, the crop now shows through there at a
+    ramp four times as steep as the feather's; far from it, and where the crop shows the wall,
+    nothing changes."""
+    rng = np.random.default_rng(4)
+    frame = np.clip(np.array([200, 195, 185]) + rng.normal(0, 2, (400, 400, 3)), 0, 255).astype(np.uint8)
+    m = crop_matrix((200.0, 200.0, 256.0), 256)  # crop px = frame px - 72; the feather is 31 px
+    frame[72 + 40:72 + 70, 72 + 90:72 + 170] = (40, 30, 25)  # the hair, just below the feather
+    source = make_crop(frame, np.zeros((478, 3), np.float32), m, 256).image
+    plate = source.copy()
+    plate[40:70, 90:170] = (200, 195, 185)  # the person taken out and the hole filled
+    moved_up = plate.copy()
+    moved_up[10:40, 110:190] = (40, 30, 25)  # the hair moved 30 px up and 20 right, into the feather
+    out = PasteBack(frame, m, 256, source_crop=source, plate=plate)(moved_up).astype(int)
+    old = PasteBack(frame, m, 256, source_crop=source)(moved_up).astype(int)
+    rows, cols = slice(72 + 14, 72 + 28), slice(72 + 115, 72 + 185)  # inside it, 14-28 px from the crop's edge
+    hair = np.array([40, 30, 25])
+    assert np.abs(old[rows, cols] - hair).mean() > 40  # blended with the wall: the copy
+    assert np.abs(out[rows, cols] - hair).mean() < 10, np.abs(out[rows, cols] - hair).mean()
+    # the crop's very edge still meets the photo around it
+    assert np.abs(out[72, 72 + 115:72 + 185] - frame[72, 72 + 115:72 + 185]).mean() < 25
+    # far from where the person was (beyond 0.15 of the crop), the feather is the feather
+    far = plate.copy()
+    far[10:40, 10:40] = (40, 30, 25)  # 50+ px from the hair's hole
+    np.testing.assert_array_equal(PasteBack(frame, m, 256, source_crop=source, plate=plate)(far)[72 + 10:72 + 40, 72 + 10:72 + 40],
+                                  PasteBack(frame, m, 256, source_crop=source)(far)[72 + 10:72 + 40, 72 + 10:72 + 40])
+    # a crop that gives the photo back still gives it back bit for bit
+    assert np.array_equal(PasteBack(frame, m, 256, source_crop=source, plate=plate)(source), frame)
+
