@@ -614,8 +614,9 @@ def _exact_at_seams(full: np.ndarray, seam: np.ndarray, index: np.ndarray, point
         return
     scale = size / small
     pts = np.round(((points[ids - 1] + 0.5) * scale - 0.5 - (x0, y0)) * 16).astype(np.int32)  # 4 fractional bits
-    for k, t in enumerate(ids):  # ascending ids: later triangles over earlier ones, as in the map
-        cv2.fillConvexPoly(window, pts[k], int(t), lineType=cv2.LINE_8, shift=4)
+    fill = cv2.fillConvexPoly
+    for t, tri in zip(ids.tolist(), pts):  # ascending ids: later triangles over earlier ones, as in the map
+        fill(window, tri, t, cv2.LINE_8, 4)
     tri = window[ys - y0, xs - x0]
     on = tri > 0
     ys, xs, qy, qx, tri = ys[on], xs[on], qy[on], qx[on], tri[on]
