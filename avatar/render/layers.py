@@ -93,13 +93,13 @@ class Layers:
     plate: np.ndarray   # (S, S, 3) uint8 background plate: the source where alpha is 0 (but a faint rim, see _PLATE_GROW)
     alpha: np.ndarray   # (S, S) float32 matte in [0, 1]
 
-    def composite(self, backward_map: np.ndarray) -> np.ndarray:
-        """The person moved by ``backward_map`` ((S, S, 2) source coordinates per output pixel)
-        over the still plate: (S, S, 3) uint8."""
+    def composite(self, backward_map: np.ndarray | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """The person moved by ``backward_map`` ((S, S, 2) source coordinates per output pixel, or
+        that map as the pair ``cv2.convertMaps`` makes of it) over the still plate: (S, S, 3) uint8."""
+        maps = backward_map if isinstance(backward_map, tuple) else (backward_map, None)
         # premultiplied colours resample without bleeding the transparent pixels' colour in, and
         # composite with two saturating uint8 operations: αF + (1 - α)·plate
-        moved = cv2.remap(self.rgba, backward_map[..., 0], backward_map[..., 1], cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        moved = cv2.remap(self.rgba, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         a = cv2.extractChannel(moved, 3)
         out = self.plate.copy()
         x, y, w, h = cv2.boundingRect(a)

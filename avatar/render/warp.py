@@ -640,14 +640,16 @@ def _unsqueezed(full: np.ndarray) -> np.ndarray:
     return cv2.resize(np.clip(2.0 - squeeze, 0.0, 1.0), (size, size), interpolation=cv2.INTER_LINEAR)
 
 
-def _minify(out: np.ndarray, state: WarpState, full: np.ndarray, outline: np.ndarray, seams: np.ndarray | None) -> None:
+def _minify(out: np.ndarray, state: WarpState, full: np.ndarray, outline: np.ndarray, seams: np.ndarray | None,
+            fixed: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Where the (S, S, 2) backward map ``full`` squeezes the portrait (lips pressed together, an
     eye closing, a cheek turning away), blend ``out`` (in place) towards the
     portrait's :attr:`WarpState.prefiltered` copy sampled there: a bilinear sample of a region
     squeezed 3× skips two pixels in three, and its fine texture (lip lines, lashes, grain)
     aliased into specks that come and go from frame to frame. Only inside the face's ``outline``
     ((N, 2) target px), 3 px clear of it; jumps (seams, and any step of over :data:`_MINIFY` [1]
-    px) are occlusion edges, not squeezes, and stay sharp."""
+    px) are occlusion edges, not squeezes, and stay sharp. ``fixed``: ``full`` as
+    ``cv2.convertMaps`` gives it (the same samples, without converting the window again)."""
     size = out.shape[0]
     x0, y0 = np.clip(np.floor(outline.min(0)).astype(int), 0, size)
     x1, y1 = np.clip(np.ceil(outline.max(0)).astype(int) + 1, 0, size)
@@ -674,8 +676,9 @@ def _minify(out: np.ndarray, state: WarpState, full: np.ndarray, outline: np.nda
     y0, x0 = y0 + 2 * r0, x0 + 2 * c0
     h, wd = min(2 * (r1 - r0), size - y0), min(2 * (c1 - c0), size - x0)
     w = cv2.resize(w, (2 * (c1 - c0), 2 * (r1 - r0)), interpolation=cv2.INTER_LINEAR)[:h, :wd]
-    m = full[y0:y0 + h, x0:x0 + wd]
-    soft = cv2.remap(state.prefiltered, m[..., 0], m[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    win = (slice(y0, y0 + h), slice(x0, x0 + wd))
+    m = (full[win], None) if fixed is None else (fixed[0][win], fixed[1][win])
+    soft = cv2.remap(state.prefiltered, *m, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     roi = out[y0:y0 + h, x0:x0 + wd]
     roi[...] = cv2.blendLinear(roi, soft, np.ascontiguousarray(1.0 - w), np.ascontiguousarray(w))
 
@@ -1055,19 +1058,22 @@ class WarpEngine(Engine):
         see :class:`~avatar.face.blend.MappedCrop`; None without)."""
         maps = self.face_maps(state, landmarks, driving, reference)
         mp = maps.own
+        # OpenCV turns a float map into this fixed-point pair inside every remap; done once here,
+        # the remaps through it below sample exactly as with the float map
+        fixed = cv2.convertMaps(mp, None, cv2.CV_16SC2)
         if state.layers is not None:
-            out = state.layers.composite(mp)
+            out = state.layers.composite(fixed)
         else:
-            out = cv2.remap(state.image, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            out = cv2.remap(state.image, *fixed, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         own = None
         if mapped:
-            own = cv2.remap(state.detail_source, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            own = cv2.remap(state.detail_source, *fixed, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             own *= _unsqueezed(mp)
         if _MINIFY[0] > 0:
-            _minify(out, state, mp, landmarks[topology.mesh()["oval"], :2].astype(np.float64), maps.seams)
+            _minify(out, state, mp, landmarks[topology.mesh()["oval"], :2].astype(np.float64), maps.seams, fixed)
         if maps.mirror is not None:
             x0, y0, x1, y1 = maps.box
-            lent = cv2.remap(state.mirror_image, maps.mirror[..., 0], maps.mirror[..., 1], cv2.INTER_LINEAR,
+            lent = cv2.remap(state.mirror_image, maps.mirror, None, cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             roi = out[y0:y1, x0:x1].astype(np.float32)
             out[y0:y1, x0:x1] = np.clip(roi + maps.weight[..., None] * (lent - roi) + 0.5, 0, 255).astype(np.uint8)
