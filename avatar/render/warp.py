@@ -395,8 +395,8 @@ def _untangle(target: np.ndarray, source: np.ndarray, triangles: np.ndarray, mov
         touched = np.zeros(len(source), bool)
         touched[triangles[flipped].ravel()] = True
         shift = target - source
-        mean = np.zeros_like(shift)
-        np.add.at(mean, edges[:, 0], shift[edges[:, 1]])
+        # bincount sums in the order np.add.at does, at a fifth of its time
+        mean = np.stack([np.bincount(edges[:, 0], shift[edges[:, 1], c], len(source)) for c in range(shift.shape[1])], 1)
         mean /= np.maximum(degree, 1)[:, None]
         sel = ids[touched[ids]]
         target[sel] = source[sel] + mean[sel]
