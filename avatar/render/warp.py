@@ -731,12 +731,11 @@ def _fill_from_nearest(empty: np.ndarray, mx: np.ndarray, my: np.ndarray) -> Non
     """Give uncovered map pixels (in place) the mapping of the nearest covered one: the lips'
     mapping continues into the mouth hole, so the drawn mouth's anti-aliased edge blends into lip
     instead of whatever lies under the hole in the source (a dashed seam along the inner lip)."""
-    if not empty.any():
+    x, y, w, h = cv2.boundingRect(empty.view(np.uint8))  # the box of the empty pixels, 2 px more
+    if w == 0 or h == 0:
         return
-    ys, xs = np.nonzero(empty)
-    h, w = empty.shape
-    y0, y1 = max(int(ys.min()) - 2, 0), min(int(ys.max()) + 3, h)
-    x0, x1 = max(int(xs.min()) - 2, 0), min(int(xs.max()) + 3, w)
+    y0, y1 = max(y - 2, 0), min(y + h + 2, empty.shape[0])
+    x0, x1 = max(x - 2, 0), min(x + w + 2, empty.shape[1])
     hole = empty[y0:y1, x0:x1]
     if hole.all():  # nothing covered nearby: the caller's identity stays
         return
