@@ -18,7 +18,6 @@ and tear it at their edges.
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 
 import cv2
@@ -26,7 +25,7 @@ import numpy as np
 
 from ..face import topology
 from ..motion.decompose import canonical_template, fit_similarity, stable_ids
-from ..motion.flow import DriverFlow, Flow
+from ..motion.flow import DriverFlow
 from ..types import FaceCrop
 from .triangles import dense_map
 
@@ -50,12 +49,6 @@ def _excluded() -> np.ndarray:
     return np.concatenate([out, np.ones(max(478 - len(out), 0), bool)])
 
 
-@lru_cache(maxsize=1)
-def _flow_pool() -> ThreadPoolExecutor:
-    """Threads that compute the driver's flow beside the warp (one per frame rendered at once)."""
-    return ThreadPoolExecutor(4, thread_name_prefix="avatar-flow")
-
-
 def _shifted(affine: np.ndarray, x0: int, y0: int) -> np.ndarray:
     """(T, 3, 2) affines of [u v 1] re-based so that window pixel (0, 0) is map pixel (x0, y0)."""
     out = affine.copy()
@@ -72,12 +65,6 @@ class FaceDetail:
         # the same object for a whole stream
         self._lin: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    def flow_ahead(self, driving: FaceCrop, reference: FaceCrop) -> Future[Flow]:
-        """The driver's flow for :meth:`correction`, started in a worker thread: it needs only the
-        two crops, and DIS (4-7 ms of a frame's render at 512) releases the GIL, so the warp's own
-        work before the correction runs beside it, on a core that would otherwise wait."""
-        return _flow_pool().submit(self.flow, driving, reference)
-
     def _reference_to_source(self, reference: np.ndarray, source: np.ndarray) -> np.ndarray:
         """(2, 2) float32 row-vector map of an offset at the driver's reference face to the
         portrait's (the similarity fitted on the skull's landmarks); kept while both stay."""
@@ -89,8 +76,7 @@ class FaceDetail:
         return cached[2]
 
     def correction(self, index: np.ndarray, first: int, triangles: np.ndarray, inverse: np.ndarray,
-                   source: np.ndarray, driving: FaceCrop, reference: FaceCrop,
-                   flow: Future[Flow] | None = None) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
+                   source: np.ndarray, driving: FaceCrop, reference: FaceCrop) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
         """Source-pixel offsets to add to a backward map window.
 
         Args:
@@ -100,7 +86,6 @@ class FaceDetail:
             inverse: (T, 3, 3) inverses of their homogeneous target corners in map pixels.
             source: (V, 2) source-crop positions of the vertices.
             driving, reference: the current and the reference driving crops.
-            flow: their flow from :meth:`flow_ahead`; None computes it here.
 
         Returns:
             (dx, dy, (x0, y0)): (h', w') float32 offsets in source-crop pixels for the map window
@@ -123,7 +108,7 @@ class FaceDetail:
         then = reference.landmarks[:, :2].astype(np.float64)
         qx, qy = dense_map(sub, _shifted(inv @ now[face], x0, y0))    # matching point, current driver
         rx, ry = dense_map(sub, _shifted(inv @ then[face], x0, y0))   # and on the reference driver
-        fx, fy = (self.flow(driving, reference) if flow is None else flow.result()).at(qx, qy)
+        fx, fy = self.flow(driving, reference).at(qx, qy)
         ex, ey = qx + fx - rx, qy + fy - ry  # where the flow says it came from, beyond the mesh
         # flow is noisy pixel to pixel and frame to frame: average over the usable face only
         w = (sub > 0).astype(np.float32)

@@ -936,8 +936,6 @@ class WarpEngine(Engine):
         size = state.image.shape[0]
         ms = self.map_scale
         small = int(round(size * ms))
-        detail = self.config.detail and driving is not None and reference is not None
-        flow = self._detail.flow_ahead(driving, reference) if detail else None
         tgt = self.target_vertices(state, landmarks)
         tgt_small = (tgt + 0.5) * (small / size) - 0.5  # pixel-centre aligned with cv2.resize
         src = state.vertices
@@ -975,8 +973,8 @@ class WarpEngine(Engine):
         # lips' mapping, so its lips meet on their own texture (see _draw_mouth)
         if state.own_mouth is not None and _mouth_gap(landmarks[topology.mesh()["mouth_loop"], :2], size) >= _SEALED_GAP[1]:
             _own_mouth_hole(empty, mx, my, ix, iy, landmarks, state.vertices)
-        if detail:
-            fix = self._detail.correction(index, n_outer, tris, inv, src, driving, reference, flow)
+        if self.config.detail and driving is not None and reference is not None:
+            fix = self._detail.correction(index, n_outer, tris, inv, src, driving, reference)
             if fix is not None:
                 dx, dy, (x0, y0) = fix
                 mx[y0:y0 + dx.shape[0], x0:x0 + dx.shape[1]] += dx
