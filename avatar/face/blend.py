@@ -275,12 +275,14 @@ class PasteBack:
         q = max(size // 4, 1)
         small = cv2.resize(grown, (q, q), interpolation=cv2.INTER_AREA).astype(np.float32)
         m = cv2.GaussianBlur(np.clip((small - 2.0) / 6.0, 0.0, 1.0), (0, 0), k / 8)
-        m = np.minimum(cv2.resize(m, (size, size), interpolation=cv2.INTER_LINEAR) * 1.5, 1.0)
+        m = cv2.resize(m, (size, size), interpolation=cv2.INTER_LINEAR)
+        np.minimum(np.multiply(m, 1.5, out=m), 1.0, out=m)  # in place: full-resolution float temporaries cost more than the arithmetic
         # ... but never below the change itself: averaged at a quarter of the resolution, a thin
         # band of change (the strip a moving head uncovers) stayed partial, and the original's
         # pixels there (the hair's old edge) showed through as a ghost
-        sure = cv2.threshold(grown, 7, 255, cv2.THRESH_BINARY)[1]
-        m = cv2.max(m, sure.astype(np.float32) * (1.0 / 255.0)) * self._feather
+        sure = cv2.threshold(grown, 7, 1, cv2.THRESH_BINARY)[1]
+        np.maximum(m, sure, out=m)
+        m *= self._feather
         for plate, weight, (x0, y0, x1, y1) in self._vacated:
             d = _max_abs_diff(np.ascontiguousarray(crop[y0:y1, x0:x1]), plate)
             shows = cv2.multiply(cv2.LUT(d, _SHOWS_LUT), weight)
