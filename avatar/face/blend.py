@@ -179,8 +179,9 @@ class PasteBack:
         return cv2.INTER_LINEAR if self._m[0, 0] >= 1 else cv2.INTER_AREA
 
     def _with_detail(self, warped: np.ndarray, crop: "MappedCrop", mask: np.ndarray) -> np.ndarray:
-        """``warped`` (the crop at the ROI's resolution) with the lost detail moved by the crop's
-        source map added where the crop is the source seen through it, inside ``mask`` only."""
+        """``warped`` (the crop at the ROI's resolution; changed in place) with the lost detail moved
+        by the crop's source map added where the crop is the source seen through it, inside
+        ``mask`` only."""
         if self._lost_detail is None or crop.own is None or crop.source_map.shape[:2] != crop.shape[:2]:
             return warped
         rows, cols = np.flatnonzero(mask.max(1) > 0), np.flatnonzero(mask.max(0) > 0)
@@ -190,16 +191,22 @@ class PasteBack:
         sub = self._m.copy()
         sub[:, 2] -= (c0, r0)  # crop px → this part of the ROI
         size = (c1 - c0, r1 - r0)
-        # the map's source-crop coordinates turned into ROI pixels at the crop's resolution (cheap),
-        # then resampled to this part of the ROI
-        in_roi = cv2.transform(crop.source_map, self._m.astype(np.float32))
-        at = cv2.warpAffine(in_roi, sub, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        moved = cv2.remap(self._lost_detail, at, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         own = cv2.warpAffine(crop.own, sub, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        add = cv2.multiply(moved, cv2.cvtColor(own, cv2.COLOR_GRAY2RGB), dtype=cv2.CV_16S)
-        out = warped.copy()
-        out[r0:r1, c0:c1] = cv2.add(warped[r0:r1, c0:c1], add, dtype=cv2.CV_8U)
-        return out
+        # only where the crop is the source seen through its map (the person: a fifth of the
+        # window is often the plate) is there detail to add
+        x, y, w, h = cv2.boundingRect((own > 0).view(np.uint8))
+        if w == 0 or h == 0:
+            return warped
+        # the map's source-crop coordinates turned into ROI pixels at the crop's resolution (cheap),
+        # then resampled to this part of the ROI; cut at the right and bottom only: warpAffine's
+        # fixed-point sample positions depend on the window's origin
+        in_roi = cv2.transform(crop.source_map, self._m.astype(np.float32))
+        at = cv2.warpAffine(in_roi, sub, (x + w, y + h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        moved = cv2.remap(self._lost_detail, at[y:, x:], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        add = cv2.multiply(moved, cv2.cvtColor(own[y:y + h, x:x + w], cv2.COLOR_GRAY2RGB), dtype=cv2.CV_16S)
+        box = (slice(r0 + y, r0 + y + h), slice(c0 + x, c0 + x + w))
+        warped[box] = cv2.add(warped[box], add, dtype=cv2.CV_8U)  # a fresh array of __call__'s
+        return warped
 
     def _with_changes(self, native: np.ndarray, crop: "FootageCrop") -> np.ndarray:
         """The footage's own pixels over the ROI with the crop's re-rendered region blended in
@@ -278,12 +285,14 @@ class PasteBack:
         q = max(size // 4, 1)
         small = cv2.resize(grown, (q, q), interpolation=cv2.INTER_AREA).astype(np.float32)
         m = cv2.GaussianBlur(np.clip((small - 2.0) / 6.0, 0.0, 1.0), (0, 0), k / 8)
-        m = np.minimum(cv2.resize(m, (size, size), interpolation=cv2.INTER_LINEAR) * 1.5, 1.0)
+        m = cv2.resize(m, (size, size), interpolation=cv2.INTER_LINEAR)
+        np.minimum(np.multiply(m, 1.5, out=m), 1.0, out=m)  # in place: full-resolution float temporaries cost more than the arithmetic
         # ... but never below the change itself: averaged at a quarter of the resolution, a thin
         # band of change (the strip a moving head uncovers) stayed partial, and the original's
         # pixels there (the hair's old edge) showed through as a ghost
-        sure = cv2.threshold(grown, 7, 255, cv2.THRESH_BINARY)[1]
-        m = cv2.max(m, sure.astype(np.float32) * (1.0 / 255.0)) * self._feather
+        sure = cv2.threshold(grown, 7, 1, cv2.THRESH_BINARY)[1]
+        np.maximum(m, sure, out=m)
+        m *= self._feather
         for plate, vacated, arrived, (x0, y0, x1, y1) in self._vacated:
             d = _max_abs_diff(np.ascontiguousarray(crop[y0:y1, x0:x1]), plate)
             on_plate = cv2.LUT(d, _SHOWS_LUT)

@@ -11,6 +11,7 @@ import sys
 import threading
 import types
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -131,7 +132,7 @@ class LandmarkDetector:
             result = self._mesh.process(np.ascontiguousarray(image))
         faces = []
         for lms in result.multi_face_landmarks or ():
-            arr = np.array([(p.x, p.y, p.z) for p in lms.landmark], dtype=np.float32)
+            arr = _xyz(lms)
             arr[:, 0] = arr[:, 0] * w + x0
             arr[:, 1] = arr[:, 1] * h + y0
             arr[:, 2] *= w
@@ -159,6 +160,23 @@ class LandmarkDetector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# a NormalizedLandmarkList serialised: per landmark a submessage (tag 0x0a, 15 bytes) holding
+# x, y and z as fixed 32-bit floats (tags 0x0d, 0x15, 0x1d), no visibility or presence
+_WIRE = np.dtype([("tag", "u1"), ("len", "u1"), ("tx", "u1"), ("x", "<f4"), ("ty", "u1"), ("y", "<f4"), ("tz", "u1"), ("z", "<f4")])
+_WIRE_TAGS = (0x0A, 15, 0x0D, 0x15, 0x1D)
+
+
+def _xyz(landmarks: Any) -> np.ndarray:
+    """(N, 3) float32 x, y, z of a mediapipe landmark list: read from its serialised form when that
+    is the plain layout (a twelfth of the time of 1434 attribute reads), else field by field."""
+    wire = np.frombuffer(landmarks.SerializeToString(), np.uint8)
+    if wire.size % _WIRE.itemsize == 0:
+        rec = wire.view(_WIRE)
+        if all(bool((rec[k] == v).all()) for k, v in zip(("tag", "len", "tx", "ty", "tz"), _WIRE_TAGS)):
+            return np.stack([rec["x"], rec["y"], rec["z"]], 1).astype(np.float32)
+    return np.array([(p.x, p.y, p.z) for p in landmarks.landmark], dtype=np.float32)
 
 
 def _iou(a: Face, b: Face) -> float:

@@ -108,14 +108,15 @@ class Layers:
     alpha: np.ndarray   # (S, S) float32 matte in [0, 1]
     fine: np.ndarray | None = None  # (S, S) uint8: how much each pixel is fine hair (× 255, see fine_structure)
 
-    def composite(self, backward_map: np.ndarray, fade: FineFade | None = None) -> np.ndarray:
-        """The person moved by ``backward_map`` ((S, S, 2) source coordinates per output pixel)
-        over the still plate: (S, S, 3) uint8; ``fade``: how much of it is taken out where the
-        map draws fine hair out (see :meth:`fine_fade`)."""
+    def composite(self, backward_map: np.ndarray | tuple[np.ndarray, np.ndarray], fade: FineFade | None = None) -> np.ndarray:
+        """The person moved by ``backward_map`` ((S, S, 2) source coordinates per output pixel, or
+        that map as the pair ``cv2.convertMaps`` makes of it) over the still plate: (S, S, 3)
+        uint8; ``fade``: how much of it is taken out where the map draws fine hair out (see
+        :meth:`fine_fade`)."""
+        maps = backward_map if isinstance(backward_map, tuple) else (backward_map, None)
         # premultiplied colours resample without bleeding the transparent pixels' colour in, and
         # composite with two saturating uint8 operations: αF + (1 - α)·plate
-        moved = cv2.remap(self.rgba, backward_map[..., 0], backward_map[..., 1], cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        moved = cv2.remap(self.rgba, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         if fade is not None:
             x0, y0 = fade.origin
             h, w = fade.gone.shape

@@ -182,12 +182,21 @@ def lower_teeth(u: np.ndarray, above_lip: np.ndarray, width: float, gap: np.ndar
     return (cover * np.clip((0.65 - np.abs(u)) / 0.2, 0.0, 1.0)).astype(np.float32)
 
 
+@lru_cache(maxsize=4)
+def _tooth_jitter(seed: int) -> np.ndarray:
+    """(16,) brightness of each tooth of a row (8 a side), the same every frame (read-only;
+    a generator made anew costs more than the rest of the row's shading)."""
+    jitter = 1.0 + 0.04 * np.random.default_rng(seed).standard_normal(16)
+    jitter.setflags(write=False)
+    return jitter
+
+
 def _tooth_shade(u: np.ndarray, k: np.ndarray, t: np.ndarray, gap_px: np.ndarray, seed: int,
                 gaps: float | np.ndarray = 0.3) -> np.ndarray:
     """Brightness of a tooth row: a rounded face per tooth, darker gaps (``gaps``: how much
     darker, per pixel or for all), each tooth a little different, darker towards the corners
     where the row turns into the mouth's shadow."""
-    jitter = 1.0 + 0.04 * np.random.default_rng(seed).standard_normal(16)
+    jitter = _tooth_jitter(seed)
     side = np.where(u < 0, 8, 0)
     shade = (0.82 + 0.18 * np.sin(np.pi * t)) * jitter[np.minimum(k, 7) + side]
     shade *= 1.0 - gaps * np.exp(-(gap_px / 0.6) ** 2)
