@@ -59,3 +59,22 @@ def test_finding_faces_does_not_import_matplotlib():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_landmarks_read_from_the_serialised_list_match_the_fields():
+    """The tracker reads x, y, z from mediapipe's serialised landmark list when it has the plain
+    layout; a list with any other field set (visibility) is read field by field, the same."""
+    from mediapipe.framework.formats import landmark_pb2
+
+    from avatar.face.landmarks import _xyz
+
+    rng = np.random.default_rng(0)
+    values = rng.uniform(-1, 1, (478, 3)).astype(np.float32)
+    values[5] = 0.0  # zeros are still written
+    lms = landmark_pb2.NormalizedLandmarkList()
+    for x, y, z in values:
+        p = lms.landmark.add()
+        p.x, p.y, p.z = float(x), float(y), float(z)
+    np.testing.assert_array_equal(_xyz(lms), values)
+    lms.landmark[7].visibility = 0.5  # another layout: the field-by-field reading
+    np.testing.assert_array_equal(_xyz(lms), values)
