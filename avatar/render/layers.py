@@ -187,9 +187,13 @@ def _hair_above(fg: np.ndarray, alpha: np.ndarray, rim_alpha: np.ndarray, top: i
     beyond = above & (np.maximum(alpha, rim_alpha) > 0)
     if not beyond.any():
         return fg, alpha, rim_alpha
-    # the hair's own patches: opaque person in the photo, away from the face
+    # the hair's own patches: opaque person in the photo, away from the face and above the chin
+    # (below it lie the collar and the shoulders)
     grow = 2 * int(round(0.03 * size)) + 1
     near_face = cv2.dilate(face.astype(np.uint8), np.ones((grow, grow), np.uint8)) > 0
+    rows = np.flatnonzero(face.any(1))
+    if len(rows):
+        near_face[rows[-1]:] = True
     # ... and a few px inside its silhouette: patches across the edge brought specks of wall in
     solid = cv2.erode((alpha > 0.9).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
     sources = ~above & solid & ~near_face
