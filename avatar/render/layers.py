@@ -106,7 +106,7 @@ class Layers:
                         # together; past ``alpha`` it also holds the faint rim of the person's edge
     plate: np.ndarray   # (S, S, 3) uint8 background plate: the source where alpha is 0 (but a faint rim, see _PLATE_GROW)
     alpha: np.ndarray   # (S, S) float32 matte in [0, 1]
-    fine: np.ndarray | None = None  # (S, S) uint8: how much each pixel is fine hair (× 255, see fine_structure)
+    fine: np.ndarray | None = None  # (S, S) uint8: how much each pixel is fine hair (× 255, see fine_structure); None: none
 
     def composite(self, backward_map: np.ndarray | tuple[np.ndarray, np.ndarray], fade: FineFade | None = None) -> np.ndarray:
         """The person moved by ``backward_map`` ((S, S, 2) source coordinates per output pixel, or
@@ -184,7 +184,8 @@ def _hair_above(fg: np.ndarray, alpha: np.ndarray, rim_alpha: np.ndarray, top: i
     size = alpha.shape[0]
     above = np.zeros(alpha.shape, bool)
     above[:top] = True
-    beyond = above & (np.maximum(alpha, rim_alpha) > 0)
+    person = np.maximum(alpha, rim_alpha)
+    beyond = above & (person > 0)
     if not beyond.any():
         return fg, alpha, rim_alpha
     # the hair's own patches: opaque person in the photo, away from the face and above the chin
@@ -201,7 +202,7 @@ def _hair_above(fg: np.ndarray, alpha: np.ndarray, rim_alpha: np.ndarray, top: i
         filled = _patch_fill(np.ascontiguousarray(fg), beyond, ~(sources | beyond))
         if filled is not None:
             fg = np.where(beyond[..., None], filled, fg)
-    inside = (np.maximum(alpha, rim_alpha) > 0.5).astype(np.uint8)
+    inside = (person > 0.5).astype(np.uint8)
     to_side = cv2.distanceTransform(inside, cv2.DIST_L2, 3)  # from the silhouette's sides
     past = np.maximum(top - np.arange(size, dtype=np.float32), 0.0)[:, None]  # px beyond the edge
     dome = np.clip(1.0 + (to_side - past * past / (_DOME[0] * size)) / (_DOME[1] * size), 0.0, 1.0)
@@ -696,7 +697,10 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     fg = np.where(rim_alpha[..., None] > 0, rim_colour, fg)
     if frame is not None and frame[1] > 0:
         fg, alpha, rim_alpha = _hair_above(fg, alpha, rim_alpha, frame[1], oval > 0)
-    a8 = np.round(np.maximum(alpha, rim_alpha) * 255).astype(np.uint8)
+    person = np.maximum(alpha, rim_alpha)
+    a8 = np.round(person * 255).astype(np.uint8)
     premultiplied = np.round(fg.astype(np.float32) * (a8.astype(np.float32) / 255.0)[..., None]).astype(np.uint8)
+    fine = fine_structure(person)
+    # none at all: no frame need look for it (Layers.fine_fade's remap each frame)
     return Layers(np.ascontiguousarray(np.dstack([premultiplied, a8])), np.ascontiguousarray(plate), alpha,
-                  fine_structure(np.maximum(alpha, rim_alpha))), ""
+                  fine if fine.any() else None), ""
