@@ -22,9 +22,6 @@ EYE_INNER = (133, 362)
 UPPER_LID = (159, 386)
 LOWER_LID = (145, 374)
 IRIS_CENTERS = (468, 473)
-# the ring of points above each upper lid (near the crease), from the outer corner's side to the
-# inner's, image-left eye first: the mesh joins it to the lid in one strip of triangles
-LID_CREASES = ((247, 30, 29, 27, 28, 56, 190), (467, 260, 259, 257, 258, 286, 414))
 CHEEKS = (50, 280, 205, 425)  # mid-cheek points, left and right
 MOUTH_CORNERS = (61, 291)
 

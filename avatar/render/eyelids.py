@@ -24,8 +24,6 @@ FADE = 0.15         # the cut fades in as the eye's opening falls from 1 to 1 - 
 MAX_GAZE = 0.12     # largest gaze shift of the eyeball (along the eye), × the eye's width
 SHADOW = 0.5        # darkening right under a lowered lid, × how far the eye closed
 SHADE_DEPTH = 0.06  # it fades over this distance below the lid, × the eye's width
-LASHES = 0.6        # share of the portrait's lid strip (lid margin to crease ring), next to the
-                    # margin, that keeps its height as the lid comes down: the lash line
 
 
 def opening(loop: np.ndarray) -> float:
@@ -70,81 +68,6 @@ def _below_upper_lid(z: np.ndarray, loop: np.ndarray, origin: complex, axis: com
     su, vu, _, vl = _lid_profiles(loop, origin, axis)
     down = 1.0 if np.mean(vl) >= np.mean(vu) else -1.0
     return np.maximum((e.imag - np.interp(e.real, su, vu)) * down * abs(axis), 0.0)
-
-
-def _crease_profile(points: np.ndarray, corners: tuple[complex, complex], origin: complex,
-                    axis: complex) -> tuple[np.ndarray, np.ndarray]:
-    """The (K, 2) crease ring between the eye's ``corners`` in the eye's own frame: (s, v) sorted by s."""
-    z = np.concatenate([[corners[0]], points[:, 0] + 1j * points[:, 1], [corners[1]]])
-    e = (z - origin) / axis
-    e = e[np.argsort(e.real)]
-    return e.real, e.imag
-
-
-def keep_lash_lines(mx: np.ndarray, my: np.ndarray, target: np.ndarray, source: np.ndarray, scale: float) -> None:
-    """Let a lowering upper lid unfold its skin instead of stretching its lashes (in place).
-
-    The mesh joins each upper lid's contour to the crease ring above it in one strip of
-    triangles. When the target's lid comes down that strip grows (it doubles on a blink), and
-    its affines stretched the portrait's lash line, which lies along the lid margin, into a tall
-    streaked band. A real lid unfolds: the lashes stay a thin line at the margin and the skin
-    above them grows. Here, where the target's strip is taller than the portrait's, the part next
-    to the margin (:data:`LASHES` of the portrait's strip) keeps its height and the rest of the
-    strip takes the stretch; a strip no taller than the portrait's is left as the mesh maps it.
-    No pixel is read, so makeup, light lids or short lashes need no detection.
-
-    Args:
-        mx, my: (h, w) float32 backward map (source-crop px) at map pixels.
-        target: (V, 2+) target vertices, source-crop px.
-        source: (V, 2+) the portrait's vertices, source-crop px.
-        scale: map pixels per crop pixel.
-    """
-    h, w = mx.shape
-    for k, ids in enumerate(topology.mesh()["eye_loops"]):
-        ids = np.asarray(ids, np.int64)
-        crease = np.asarray(topology.LID_CREASES[k], np.int64)
-        o, i = _corners(len(ids))
-        tgt, src = target[ids, :2].astype(np.float64), source[ids, :2].astype(np.float64)
-        t0, t1, s0, s1 = complex(*tgt[o]), complex(*tgt[i]), complex(*src[o]), complex(*src[i])
-        if abs(t1 - t0) < 2.0 or abs(s1 - s0) < 2.0:
-            continue
-        # most frames the lids are open: a strip no larger than the portrait's (relative to the
-        # eye's width) has nothing to unfold
-        strip_t = polygon_area(np.concatenate([tgt[o:i + 1], target[crease[::-1], :2]])) / abs(t1 - t0) ** 2
-        strip_s = polygon_area(np.concatenate([src[o:i + 1], source[crease[::-1], :2]])) / abs(s1 - s0) ** 2
-        if strip_t <= 1.05 * strip_s:
-            continue
-        su, sv = _lid_profiles(tgt, t0, t1 - t0)[:2]
-        cu, cv = _crease_profile(target[crease, :2].astype(np.float64), (t0, t1), t0, t1 - t0)
-        ssu, ssv = _lid_profiles(src, s0, s1 - s0)[:2]
-        scu, scv = _crease_profile(source[crease, :2].astype(np.float64), (s0, s1), s0, s1 - s0)
-        pts = np.concatenate([tgt[o:i + 1], target[crease, :2]]) * scale + 0.5 * (scale - 1.0)
-        x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - 1, 0)
-        x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + 2, (w, h))
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            continue
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-        z = ((xx + 0.5) / scale - 0.5) + 1j * ((yy + 0.5) / scale - 0.5)  # crop px
-        e = (z - t0) / (t1 - t0)
-        s = e.real
-        lid = np.interp(s, su, sv)
-        across = np.interp(s, cu, cv) - lid  # lid margin → crease, signed, over the eye's width
-        tall = np.abs(across) * abs(t1 - t0)                                 # the target strip, px
-        short = np.abs(np.interp(s, scu, scv) - np.interp(s, ssu, ssv)) * abs(s1 - s0)  # the portrait's
-        up = (e.imag - lid) * np.sign(across) * abs(t1 - t0)                 # px from the margin
-        grown = (s > 0) & (s < 1) & (up > 0) & (up < tall) & (tall > short + 0.25) & (short > 0.5)
-        if not grown.any():
-            continue
-        lash = LASHES * short
-        ref = np.where(up < lash, up, lash + (up - lash) * (short - lash) / np.maximum(tall - lash, 1e-6))
-        frac = ref / np.maximum(short, 1e-6)  # the same share of the target strip maps there
-        at = t0 + (s + 1j * (lid + frac * across)) * (t1 - t0)
-        ax = (at.real * scale + 0.5 * (scale - 1.0)).astype(np.float32)
-        ay = (at.imag * scale + 0.5 * (scale - 1.0)).astype(np.float32)
-        nx = cv2.remap(mx, ax, ay, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        ny = cv2.remap(my, ax, ay, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        mx[y0:y1, x0:x1][grown] = nx[grown]
-        my[y0:y1, x0:x1][grown] = ny[grown]
 
 
 def draw(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: np.ndarray,

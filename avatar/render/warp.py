@@ -963,7 +963,6 @@ class WarpEngine(Engine):
         index = rasterise(tgt_small[tris], (small, small))
         mx, my = dense_map(index, affine)
         _drop_islands(index, mx, my, affine, size / small, island_box(tgt_small[:478], small))
-        eyelids.keep_lash_lines(mx, my, tgt, src, small / size)
         dense = (mx, my)  # before the adjustments below (each makes new arrays): their share is carried to the seams
         mirror = self._mirror_map(state, index, tris, inv, n_outer, lend, small) if lend.any() else None
         empty = index == 0  # not covered: the mouth hole (and folds)

@@ -219,44 +219,6 @@ def test_a_narrowing_eye_is_cut_by_its_lid_not_squeezed(engine, crop, monkeypatc
     assert (shaded[low] <= unshaded[low] + 1).all() and shaded[low].mean() < unshaded[low].mean() - 1
 
 
-def test_a_closing_lid_keeps_its_lash_line_thin_and_unfolds_the_skin_above(engine, portrait, monkeypatch):
-    # a blink doubles the strip of triangles between the upper lid and the crease; stretched
-    # evenly, the lashes along the lid margin became a tall streaked band
-    from avatar.render import eyelids
-
-    face = detect_face(portrait)
-    big = make_crop(portrait, face.landmarks, crop_matrix(crop_box(face.landmarks, FaceConfig()), 512), 512)
-    state = engine.prepare(big)
-    target = _lids_lowered(big.landmarks, 0.0)
-
-    def src_rise(maps, k, up):
-        """How far above the portrait's lid margin the map samples, at ``up`` px above the target's."""
-        lid = topology.UPPER_LID[k]
-        x, y = target[lid, 0], target[lid, 1] - up
-        at = cv2.remap(maps.own, np.float32([[x]]), np.float32([[y]]), cv2.INTER_LINEAR)[0, 0]
-        return big.landmarks[lid, 1] - at[1]
-
-    rises = []
-    for keep in (True, False):
-        if not keep:
-            monkeypatch.setattr(eyelids, "keep_lash_lines", lambda *a, **k: None)
-        maps = engine.face_maps(state, target)
-        row = []
-        for k in (0, 1):
-            lid, crease = topology.UPPER_LID[k], topology.LID_CREASES[k][3]
-            short = big.landmarks[lid, 1] - big.landmarks[crease, 1]
-            tall = target[lid, 1] - target[crease, 1]
-            assert short > 4 and tall > 1.5 * short, (short, tall)
-            up = 0.3 * short
-            row.append(src_rise(maps, k, up) / up)
-            # the strip's top still meets the crease where the mesh puts it
-            assert abs(src_rise(maps, k, tall) - short) < 1.0
-        rises.append(row)
-    kept, stretched = rises
-    assert all(0.8 < r < 1.2 for r in kept), kept               # the lash line keeps its height
-    assert all(r < 0.75 for r in stretched), stretched          # the mesh alone squeezed it in
-
-
 def test_person_mask_covers_the_head_not_the_background(crop):
     from avatar.face.segment import person_mask
 
