@@ -249,7 +249,7 @@ class Animator:
         last_target: np.ndarray | None = None
         last_drive: FaceCrop | None = None
         with contextlib.ExitStack() as stack:
-            render = stack.enter_context(self._renderer(source, timer, finish))
+            render = stack.enter_context(self.renderer(source, timer, finish))
             # Landmarks tracked up front need no detector (a mediapipe graph costs ~0.1 s to start).
             det = stack.enter_context(self.detector(video=True)) if landmarks is None else None
             for i, frame in enumerate(frames):
@@ -300,7 +300,7 @@ class Animator:
         batch: list[DriveTarget] = []
         needs_image = self.engine.needs_driving_image
         ref = None
-        with self._renderer(source, timer, finish) as render:
+        with self.renderer(source, timer, finish) as render:
             for lm in targets:
                 drive = None
                 if needs_image:  # image-driven engines get the landmark rendering as their driving frame
@@ -338,11 +338,12 @@ class Animator:
         core is idle; a batch worker given one core of a busy machine would pay for their hand-offs."""
         return self._frame_threads() == 1
 
-    def _renderer(self, source: PreparedSource, timer: StageTimer,
-                  finish: Callable[[np.ndarray], np.ndarray] | None = None) -> "_Ordered":
-        """Batches → lists of output frames in order, several at once: whole frames when the
-        engine's render is thread-safe; else the engine renders in the caller's thread, in order
-        (it keeps state between frames), and only paste-back and ``finish`` run side by side."""
+    def renderer(self, source: PreparedSource, timer: StageTimer,
+                 finish: Callable[[np.ndarray], np.ndarray] | None = None) -> "_Ordered":
+        """Batches of :class:`DriveTarget` → lists of output frames in order, several at once
+        (``submit`` / ``drain``; a context manager): whole frames when the engine's render is
+        thread-safe; else the engine renders in the caller's thread, in order (it keeps state
+        between frames), and only paste-back and ``finish`` run side by side."""
         threads = self._frame_threads()
 
         def render(batch: Sequence[DriveTarget]) -> list[np.ndarray]:

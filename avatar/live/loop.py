@@ -271,13 +271,27 @@ def _run_video(animator, prepared, camera, sinks, fps, max_frames, max_seconds, 
     report = LiveReport(mode="video")
     latencies: list[float] = []
     capture: Capture | None = None
+    pipe = None
     t_first: float | None = None
     t_base: float | None = None
     last_media: float | None = None
+
+    def emit(done) -> bool:
+        """Write finished frames to the sinks; False once ``max_frames`` is reached."""
+        for image, (t, t_capture) in done:
+            outputs.write(image, t)
+            latencies.append(time.perf_counter() - t_capture)
+            report.frames += 1
+            if max_frames is not None and report.frames >= max_frames:
+                report.stopped_by = "max_frames"
+                return False
+        return True
+
     try:
         outputs.open(*_frame_size(animator, prepared), out_fps, audio=False, grant=prepared.grant)
         live.warmup()
         capture = Capture(cam).start()
+        pipe = live.side_by_side()
         status = _StatusTicker(live, outputs, status_every_s, on_status)
         with _sigint_sets(stop, handle_sigint) as presses:
             try:
@@ -300,6 +314,7 @@ def _run_video(animator, prepared, camera, sinks, fps, max_frames, max_seconds, 
                     if frame is None:
                         if capture.ended:
                             report.stopped_by = "camera_ended"
+                            emit(pipe.drain())  # the frames still rendering belong to the recording
                             break
                         continue
                     if t_base is None:
@@ -307,20 +322,18 @@ def _run_video(animator, prepared, camera, sinks, fps, max_frames, max_seconds, 
                     t = frame.t_media - t_base
                     dt = None if last_media is None else max(frame.t_media - last_media, 1e-3)
                     last_media = frame.t_media
-                    image = live.process(frame.image, t_capture=frame.t_capture, dt=dt)
-                    outputs.write(image, t)
-                    latencies.append(time.perf_counter() - frame.t_capture)
-                    report.frames += 1
-                    if max_frames is not None and report.frames >= max_frames:
-                        report.stopped_by = "max_frames"
+                    if not emit(pipe.submit(frame.image, t_capture=frame.t_capture, dt=dt, meta=(t, frame.t_capture))):
                         break
                     if max_seconds is not None and time.perf_counter() - t_first >= max_seconds:
                         report.stopped_by = "max_seconds"
+                        emit(pipe.drain())
                         break
                     status.tick(dropped=capture.dropped)
             except KeyboardInterrupt:
                 report.stopped_by = "interrupted"
     finally:
+        if pipe is not None:
+            pipe.close()
         if capture is not None:
             capture.close()
             report.captured, report.dropped = capture.captured, capture.dropped

@@ -1,7 +1,9 @@
 """Per-frame live animation of one prepared portrait: webcam frame in, labelled output frame out.
 
-No threads here: :mod:`avatar.live.loop` adds capture, sinks and consent re-checks; the Gradio
-demo calls :meth:`LiveAnimator.process` from its own streaming callback.
+:meth:`LiveAnimator.process` does one frame from start to end (the Gradio demo calls it from its
+own streaming callback); :meth:`LiveAnimator.side_by_side` renders frames as the file pipeline
+does, two at once on two cores, while the caller tracks the next one (:mod:`avatar.live.loop`,
+which adds capture, sinks and consent re-checks).
 
 Face lost: the last good pose is held for ``hold_s``, then eased back to the portrait's own
 neutral pose; when the face returns, the target glides to the tracked pose over a few frames
@@ -13,8 +15,9 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,7 +56,7 @@ def percentile_ms(values: deque[float] | list[float], q: float) -> float:
 
 
 class LiveAnimator:
-    """Per-frame live animation of one prepared portrait (no threads inside).
+    """Per-frame live animation of one prepared portrait.
 
     Args:
         animator: the pipeline (its config and engine are used).
@@ -120,6 +123,13 @@ class LiveAnimator:
         the latency figures. dt: seconds since the previous frame (default 1 / fps).
         """
         t0 = time.perf_counter()
+        out = self._render(self.drive(frame, dt=dt))
+        self._finish(t0 if t_capture is None else t_capture)
+        return out
+
+    def drive(self, frame: np.ndarray, *, dt: float | None = None) -> DriveTarget:
+        """The landmarks and motion of one webcam frame: what the engine renders. Frames go
+        through here one after another, in order (tracking and smoothing carry over)."""
         if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8):
             got = f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
             raise ShapeError(f"a live frame must be (H, W, 3) uint8 RGB, got {got}")
@@ -129,10 +139,12 @@ class LiveAnimator:
         idx = self.animator.config.face.face_index or 0
         face = faces[idx] if idx < len(faces) else (faces[0] if faces else None)
         with self.timer.time("motion"):
-            target, drive, ref = self._motion(frame, None if face is None else face.landmarks)
-        out = self._render(target, drive, ref)
-        self._finish(t0 if t_capture is None else t_capture)
-        return out
+            return DriveTarget(*self._motion(frame, None if face is None else face.landmarks))
+
+    def side_by_side(self) -> SideBySide:
+        """A runner that renders frames side by side (see :class:`SideBySide`); close it, or use
+        it in a ``with`` block."""
+        return SideBySide(self)
 
     def render_target(self, target: np.ndarray, *, t_capture: float | None = None) -> np.ndarray:
         """(478, 3) target landmarks in source-crop pixels → labelled output frame (voice mode)."""
@@ -144,7 +156,7 @@ class LiveAnimator:
             out = next(self.animator.stream_targets(self.source, [target], timer=self.timer))
             out = self._label(out)
         else:
-            out = self._render(target, None, None)
+            out = self._render(DriveTarget(target, None, None))
         self._finish(t0 if t_capture is None else t_capture)
         return out
 
@@ -182,10 +194,9 @@ class LiveAnimator:
             ref = self._crops.reference if self.animator.config.motion.mode == "relative" else None
         return tracked, drive, ref
 
-    def _render(self, target: np.ndarray, drive: FaceCrop | None, ref: FaceCrop | None) -> np.ndarray:
-
+    def _render(self, job: DriveTarget) -> np.ndarray:
         with self.timer.time("render"):
-            crop = self.animator.engine.render(self.source.state, [DriveTarget(target, drive, ref)])[0]
+            crop = self.animator.engine.render(self.source.state, [job])[0]
         if self.animator.config.output.paste_back:
             with self.timer.time("paste"):
                 out = self.source.paste(crop)
@@ -238,6 +249,52 @@ class LiveAnimator:
             self._det.close()
 
     def __enter__(self) -> LiveAnimator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SideBySide:
+    """Live frames rendered side by side, as the file pipeline renders them
+    (:meth:`~avatar.pipeline.Animator.renderer`: ``RenderConfig.threads`` frames at once, one per
+    core by default): while frames i and i-1 render, the caller captures and tracks frame i+1.
+    One frame at a time, a 512 crop took about 37 ms of work and the loop fell behind a 30 fps
+    camera; two cores now share it. Output frames come back in capture order.
+    """
+
+    def __init__(self, live: LiveAnimator) -> None:
+        self._live = live
+        self._render = live.animator.renderer(live.source, live.timer, live._label)
+        self._meta: deque[tuple[float, Any]] = deque()
+
+    def submit(self, frame: np.ndarray, *, t_capture: float | None = None, dt: float | None = None,
+               meta: Any = None) -> Iterator[tuple[np.ndarray, Any]]:
+        """Track ``frame`` and start rendering it; yields (output frame, its ``meta``) for every
+        frame that is done by now, oldest first (none while the cores are still busy)."""
+        t0 = time.perf_counter() if t_capture is None else t_capture
+        job = self._live.drive(frame, dt=dt)
+        self._meta.append((t0, meta))
+        for outs in self._render.submit([job]):
+            yield from self._done(outs)
+
+    def drain(self) -> Iterator[tuple[np.ndarray, Any]]:
+        """(output frame, meta) of every frame still rendering, in order."""
+        for outs in self._render.drain():
+            yield from self._done(outs)
+
+    def _done(self, outs: list[np.ndarray]) -> Iterator[tuple[np.ndarray, Any]]:
+        for out in outs:
+            t_capture, meta = self._meta.popleft()
+            self._live._finish(t_capture)
+            yield out, meta
+
+    def close(self) -> None:
+        """Stop: frames still rendering are dropped."""
+        self._render.__exit__(None, None, None)
+        self._meta.clear()
+
+    def __enter__(self) -> SideBySide:
         return self
 
     def __exit__(self, *exc: object) -> None:
