@@ -1,6 +1,7 @@
 """Live animation: a webcam (or a microphone) drives a consented portrait in real time.
 
-``LiveAnimator`` turns one webcam frame into one labelled output frame (no threads);
+``LiveAnimator`` turns one webcam frame into one labelled output frame (``process``), or
+renders frames two at once on two cores while the next is tracked (``side_by_side``);
 ``run_live`` adds a capture thread that keeps only the newest frame, several sinks
 (preview window, virtual camera, network stream, file), per-stage timing, latency
 figures, periodic consent re-checks and a clean shutdown on Ctrl-C.
