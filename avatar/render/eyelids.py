@@ -10,6 +10,14 @@ where they now lie, and shaded under the lowered upper lid; the lids themselves 
 mesh's mapping, so the lash line comes down with the upper lid. Drawn at the crop's full
 resolution (the map is rasterised at half of it, where a half-closed eye is 2-4 rows) with an
 anti-aliased lid edge.
+
+A closing upper lid unfolds: the skin that lay folded under the crease now covers the eye. The
+mesh instead stretches the strip from the lid margin to the crease, lashes and eyeshadow
+included, into a tall streaked band (2x on a shut eye). Where that strip is stretched, it is
+covered with the portrait's own lid skin from just above the crease, reflected about it (so it
+meets the crease with no seam and carries no lashes), above a thin lash line that keeps the
+mesh's mapping (:func:`lid_skin`). Keeping a share of the open lid's texture instead left the
+open eye's look, which trackers (and people) read as a half-open eye (docs/face.md, sessions 30-31).
 """
 
 from __future__ import annotations
@@ -24,6 +32,16 @@ FADE = 0.15         # the cut fades in as the eye's opening falls from 1 to 1 - 
 MAX_GAZE = 0.12     # largest gaze shift of the eyeball (along the eye), × the eye's width
 SHADOW = 0.5        # darkening right under a lowered lid, × how far the eye closed
 SHADE_DEPTH = 0.06  # it fades over this distance below the lid, × the eye's width
+# the lid strip's rings above the upper lid (the mesh's "upper eyelid" lines 2 and 3), per eye of
+# topology.mesh()["eye_loops"], outer corner first: line 2 lies along the crease, line 3 above it
+CREASE = ((247, 30, 29, 27, 28, 56, 190), (467, 260, 259, 257, 258, 286, 414))
+ABOVE_CREASE = ((113, 225, 224, 223, 222, 221, 189), (342, 445, 444, 443, 442, 441, 413))
+STRETCH = (1.15, 1.5)  # lid strip's height over the portrait's: skin starts to cover it at the first, fully at the second
+SKIN_REACH = 2.0   # the reflected skin reaches this × (line 3 - crease) above the crease
+LASH = 0.035       # the lash line kept at the lid margin, × the eye's width (about 2 px at 512)
+CREASE_FADE = 0.2  # the skin fades out over this share of the strip below the crease
+CORNER_REACH = (0.08, 0.06)  # ... and reaches this far past either corner (× the eye's width), fading over the second
+
 
 
 def opening(loop: np.ndarray) -> float:
@@ -117,3 +135,68 @@ def draw(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: np.n
         out[y0:y1, x0:x1] = np.clip(roi + cover[..., None] * (eye - roi) + 0.5, 0, 255).astype(np.uint8)
         if mapped is not None:
             mapped[y0:y1, x0:x1] *= 1.0 - cover
+
+
+def _profile(points: np.ndarray, origin: complex, axis: complex) -> tuple[np.ndarray, np.ndarray]:
+    """(s, v) of (K, 2) points in an eye's frame (s along the corners 0 → 1, v across), sorted by s."""
+    z = (points[:, 0] + 1j * points[:, 1] - origin) / axis
+    z = z[np.argsort(z.real)]
+    return z.real, z.imag
+
+
+def lid_skin(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: np.ndarray,
+             mapped: np.ndarray | None = None) -> None:
+    """Cover each upper lid strip of ``out`` ((S, S, 3) uint8, in place) that the target
+    ``landmarks`` ((478, 2+) crop px) stretch beyond the portrait's ``source`` ((478+, 2) crop
+    px) with the portrait ``image``'s skin above the crease, reflected about it; ``mapped``
+    ((S, S) float32, in place): the share of each pixel still sampled through the backward map."""
+    size = out.shape[0]
+    for k, ids in enumerate(topology.mesh()["eye_loops"]):
+        ids = np.asarray(ids, np.int64)
+        tgt, src = landmarks[ids, :2].astype(np.float64), source[ids, :2].astype(np.float64)
+        o, i = _corners(len(ids))
+        t0, t1, s0, s1 = complex(*tgt[o]), complex(*tgt[i]), complex(*src[o]), complex(*src[i])
+        width = abs(t1 - t0)
+        if width < 4.0 or abs(s1 - s0) < 4.0:
+            continue
+        crease_t = landmarks[list(CREASE[k]), :2].astype(np.float64)
+        su, vu, _, vl = _lid_profiles(tgt, t0, t1 - t0)
+        cs, cv = _profile(crease_t, t0, t1 - t0)
+        ssu, svu, _, _ = _lid_profiles(src, s0, s1 - s0)
+        scs, scv = _profile(source[list(CREASE[k]), :2].astype(np.float64), s0, s1 - s0)
+        sas, sav = _profile(source[list(ABOVE_CREASE[k]), :2].astype(np.float64), s0, s1 - s0)
+        # how much taller than the portrait's the strip is, per position along the eye
+        grid = np.linspace(0.0, 1.0, 33)
+        h_t = np.abs(np.interp(grid, cs, cv) - np.interp(grid, su, vu))
+        h_s = np.abs(np.interp(grid, scs, scv) - np.interp(grid, ssu, svu))
+        stretch = h_t / np.maximum(h_s, 1e-3)
+        if stretch.max() <= STRETCH[0]:
+            continue
+        pts = np.concatenate([tgt, crease_t])
+        x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - 1, 0)
+        x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + 2, size)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        e = (xx + 1j * yy - t0) / (t1 - t0)
+        sp = np.clip(e.real, 0.0, 1.0)  # past the corners the lid and crease lines hold their ends
+        lid, crease = np.interp(sp, su, vu), np.interp(sp, cs, cv)
+        span = crease - lid
+        t = (e.imag - lid) / np.where(np.abs(span) < 1e-6, 1e-6, span)  # 0 at the lid margin, 1 at the crease
+        lash = LASH / np.maximum(np.abs(span), 1e-6)  # the lash line's share of the strip here
+        weight = (np.clip((t - lash) / lash, 0.0, 1.0) * np.clip((1.0 - t) / CREASE_FADE, 0.0, 1.0)
+                  * np.clip((np.minimum(e.real, 1.0 - e.real) + CORNER_REACH[0]) / CORNER_REACH[1], 0.0, 1.0)
+                  * np.clip((np.interp(sp, grid, stretch) - STRETCH[0]) / (STRETCH[1] - STRETCH[0]), 0.0, 1.0))
+        if not (weight > 0).any():
+            continue
+        # reflected about the crease: the strip's lower part takes the skin further above it
+        at_crease = np.interp(sp, scs, scv)
+        v = at_crease + (1.0 - np.clip(t, 0.0, 1.0)) * SKIN_REACH * (np.interp(sp, sas, sav) - at_crease)
+        z = s0 + (sp + 1j * v) * (s1 - s0)
+        skin = cv2.remap(image, z.real.astype(np.float32), z.imag.astype(np.float32), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        w = weight.astype(np.float32)
+        roi = out[y0:y1, x0:x1].astype(np.float32)
+        out[y0:y1, x0:x1] = np.clip(roi + w[..., None] * (skin - roi) + 0.5, 0, 255).astype(np.uint8)
+        if mapped is not None:
+            mapped[y0:y1, x0:x1] *= 1.0 - w

@@ -1083,6 +1083,7 @@ class WarpEngine(Engine):
         if maps.seams is not None:
             _feather(out, maps.seams)
         eyelids.draw(out, state.image, state.vertices, landmarks, own)
+        eyelids.lid_skin(out, state.image, state.vertices, landmarks, own)
         if state.worn:
             rigid.draw(out, state.worn, self._worn_forwards(state, landmarks, mp), own)
         self._draw_mouth(state, landmarks, out, own)

@@ -219,6 +219,45 @@ def test_a_narrowing_eye_is_cut_by_its_lid_not_squeezed(engine, crop, monkeypatc
     assert (shaded[low] <= unshaded[low] + 1).all() and shaded[low].mean() < unshaded[low].mean() - 1
 
 
+def test_a_shut_lid_is_skin_with_a_lash_line_not_stretched_lashes(engine, crop, monkeypatch):
+    """A portrait with heavy dark lashes shuts its eyes: the unfolded lid between the lash line and
+    the crease is the portrait's skin from above the crease, not the lashes drawn out 2x; the lash
+    line at the lid margin stays."""
+    import dataclasses
+
+    from avatar.render import eyelids
+
+    img = crop.image.copy()
+    for loop in topology.mesh()["eye_loops"]:
+        upper = crop.landmarks[np.asarray(loop, int)[1:10], :2]
+        cv2.polylines(img, [upper.round().astype(np.int32)], False, (15, 15, 15), 4)  # mascara'd lashes
+    state = engine.prepare(dataclasses.replace(crop, image=img))
+    target = _lids_lowered(crop.landmarks, 0.0)
+    shut = engine.render_one(state, target).astype(float).mean(2)
+    monkeypatch.setattr(eyelids, "lid_skin", lambda *a, **k: None)
+    stretched = engine.render_one(state, target).astype(float).mean(2)
+    skin = crop.image.astype(float).mean(2)
+    for k, loop in enumerate(topology.mesh()["eye_loops"]):
+        upper = target[np.asarray(loop, int)[1:10], :2]
+        crease = target[list(eyelids.CREASE[k]), :2]
+        strip = np.zeros(shut.shape, np.uint8)
+        cv2.fillPoly(strip, [np.concatenate([upper, crease[::-1]]).round().astype(np.int32)], 1)
+        margin = np.zeros(shut.shape, np.uint8)
+        cv2.polylines(margin, [upper.round().astype(np.int32)], False, 1, 3)
+        inner = (cv2.erode(strip, np.ones((3, 3), np.uint8)) > 0) & (margin == 0)
+        x0, x1 = np.percentile(upper[:, 0], [30, 70])  # the middle of the eye, away from the corners
+        inner[:, : int(x0)] = False
+        inner[:, int(x1):] = False
+        assert inner.sum() >= 8
+        above = crop.landmarks[list(eyelids.ABOVE_CREASE[k]), :2].round().astype(int)
+        lid_skin = skin[above[:, 1], above[:, 0]].mean()
+        dark = lambda im: (im[inner] < 60).mean()  # noqa: E731
+        assert dark(stretched) > 0.3 and dark(shut) < 0.1 * dark(stretched), (dark(stretched), dark(shut))
+        assert abs(shut[inner].mean() - lid_skin) < 35, (shut[inner].mean(), lid_skin)
+        # the lash line stays at the lid margin
+        assert shut[margin > 0].mean() < shut[inner].mean() - 30
+
+
 def test_person_mask_covers_the_head_not_the_background(crop):
     from avatar.face.segment import person_mask
 
