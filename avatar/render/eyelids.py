@@ -36,11 +36,11 @@ SHADE_DEPTH = 0.06  # it fades over this distance below the lid, × the eye's wi
 # topology.mesh()["eye_loops"], outer corner first: line 2 lies along the crease, line 3 above it
 CREASE = ((247, 30, 29, 27, 28, 56, 190), (467, 260, 259, 257, 258, 286, 414))
 ABOVE_CREASE = ((113, 225, 224, 223, 222, 221, 189), (342, 445, 444, 443, 442, 441, 413))
-STRETCH = (1.15, 1.5)  # lid strip's height over the portrait's: skin starts to cover it at the first, fully at the second
+STRETCH = (1.15, 1.5)  # lid strip's height over the portrait's (median over the eye's middle half): skin starts to cover it at the first, fully at the second
 SKIN_REACH = 2.0   # the reflected skin reaches this × (line 3 - crease) above the crease
 LASH = 0.035       # the lash line kept at the lid margin, × the eye's width (about 2 px at 512)
 CREASE_FADE = 0.2  # the skin fades out over this share of the strip below the crease
-CORNER_REACH = (0.08, 0.06)  # ... and reaches this far past either corner (× the eye's width), fading over the second
+CORNER_REACH = (0.15, 0.15)  # ... and reaches this far past either corner (× the eye's width), fading over the second
 
 
 
@@ -169,8 +169,12 @@ def lid_skin(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: 
         grid = np.linspace(0.0, 1.0, 33)
         h_t = np.abs(np.interp(grid, cs, cv) - np.interp(grid, su, vu))
         h_s = np.abs(np.interp(grid, scs, scv) - np.interp(grid, ssu, svu))
-        stretch = h_t / np.maximum(h_s, 1e-3)
-        if stretch.max() <= STRETCH[0]:
+        # one figure per eye, from its middle: where the portrait's crease curves away from the
+        # lid at the corners the stretch there is lower, and skin cut off there left a hard edge
+        # beside the stretched lashes
+        stretch = float(np.median((h_t / np.maximum(h_s, 1e-3))[8:25]))
+        cover = float(np.clip((stretch - STRETCH[0]) / (STRETCH[1] - STRETCH[0]), 0.0, 1.0))
+        if cover <= 0.0:
             continue
         pts = np.concatenate([tgt, crease_t])
         x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - 1, 0)
@@ -186,7 +190,7 @@ def lid_skin(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: 
         lash = LASH / np.maximum(np.abs(span), 1e-6)  # the lash line's share of the strip here
         weight = (np.clip((t - lash) / lash, 0.0, 1.0) * np.clip((1.0 - t) / CREASE_FADE, 0.0, 1.0)
                   * np.clip((np.minimum(e.real, 1.0 - e.real) + CORNER_REACH[0]) / CORNER_REACH[1], 0.0, 1.0)
-                  * np.clip((np.interp(sp, grid, stretch) - STRETCH[0]) / (STRETCH[1] - STRETCH[0]), 0.0, 1.0))
+                  * cover)
         if not (weight > 0).any():
             continue
         # reflected about the crease: the strip's lower part takes the skin further above it
