@@ -43,7 +43,6 @@ CREASE_FADE = 0.2  # the skin fades out over this share of the strip below the c
 CORNER_REACH = (0.15, 0.15)  # ... and reaches this far past either corner (× the eye's width), fading over the second
 
 
-
 def opening(loop: np.ndarray) -> float:
     """Area of the (K, 2) lid contour over its corner-to-corner width squared."""
     o, i = _corners(len(loop))
@@ -160,7 +159,7 @@ def lid_skin(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: 
         if width < 4.0 or abs(s1 - s0) < 4.0:
             continue
         crease_t = landmarks[list(CREASE[k]), :2].astype(np.float64)
-        su, vu, _, vl = _lid_profiles(tgt, t0, t1 - t0)
+        su, vu, _, _ = _lid_profiles(tgt, t0, t1 - t0)
         cs, cv = _profile(crease_t, t0, t1 - t0)
         ssu, svu, _, _ = _lid_profiles(src, s0, s1 - s0)
         scs, scv = _profile(source[list(CREASE[k]), :2].astype(np.float64), s0, s1 - s0)
