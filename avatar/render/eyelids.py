@@ -56,15 +56,18 @@ def _corners(n: int) -> tuple[int, int]:
     return 1, n // 2 + 1
 
 
+def _profile(points: np.ndarray, origin: complex, axis: complex) -> tuple[np.ndarray, np.ndarray]:
+    """(s, v) of (K, 2) points in an eye's frame (s along the corners 0 → 1, v across), sorted by s."""
+    z = (points[:, 0] + 1j * points[:, 1] - origin) / axis
+    z = z[np.argsort(z.real)]
+    return z.real, z.imag
+
+
 def _lid_profiles(loop: np.ndarray, origin: complex, axis: complex) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The upper and lower lids of a (K, 2) contour in the eye's own frame (s along the corners
     0 → 1, v across them, both over the width): (s_up, v_up, s_low, v_low), each sorted by s."""
     o, i = _corners(len(loop))
-    z = (loop[:, 0] + 1j * loop[:, 1] - origin) / axis
-    upper = z[o:i + 1]
-    lower = np.concatenate([z[i:], z[:o + 1]])
-    upper, lower = upper[np.argsort(upper.real)], lower[np.argsort(lower.real)]
-    return upper.real, upper.imag, lower.real, lower.imag
+    return (*_profile(loop[o:i + 1], origin, axis), *_profile(np.concatenate([loop[i:], loop[:o + 1]]), origin, axis))
 
 
 def _inside_lids(z: np.ndarray, loop: np.ndarray, origin: complex, axis: complex) -> np.ndarray:
@@ -85,6 +88,16 @@ def _below_upper_lid(z: np.ndarray, loop: np.ndarray, origin: complex, axis: com
     su, vu, _, vl = _lid_profiles(loop, origin, axis)
     down = 1.0 if np.mean(vl) >= np.mean(vu) else -1.0
     return np.maximum((e.imag - np.interp(e.real, su, vu)) * down * abs(axis), 0.0)
+
+
+def _paint(out: np.ndarray, mapped: np.ndarray | None, x0: int, y0: int, pixels: np.ndarray, weight: np.ndarray) -> None:
+    """Blend (h, w, 3) float32 ``pixels`` into ``out`` at (``x0``, ``y0``) by (h, w) ``weight``, and
+    take that share out of ``mapped`` (both in place)."""
+    y1, x1 = y0 + weight.shape[0], x0 + weight.shape[1]
+    roi = out[y0:y1, x0:x1].astype(np.float32)
+    out[y0:y1, x0:x1] = np.clip(roi + weight[..., None] * (pixels - roi) + 0.5, 0, 255).astype(np.uint8)
+    if mapped is not None:
+        mapped[y0:y1, x0:x1] *= 1.0 - weight
 
 
 def draw(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: np.ndarray,
@@ -130,17 +143,7 @@ def draw(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: np.n
         # the lowered lid and its lashes shade the eyeball just under them
         below = _below_upper_lid(at, tgt, t0, t1 - t0)
         eye *= (1.0 - SHADOW * (1.0 - ratio) * np.exp(-below / (SHADE_DEPTH * abs(t1 - t0))))[..., None].astype(np.float32)
-        roi = out[y0:y1, x0:x1].astype(np.float32)
-        out[y0:y1, x0:x1] = np.clip(roi + cover[..., None] * (eye - roi) + 0.5, 0, 255).astype(np.uint8)
-        if mapped is not None:
-            mapped[y0:y1, x0:x1] *= 1.0 - cover
-
-
-def _profile(points: np.ndarray, origin: complex, axis: complex) -> tuple[np.ndarray, np.ndarray]:
-    """(s, v) of (K, 2) points in an eye's frame (s along the corners 0 → 1, v across), sorted by s."""
-    z = (points[:, 0] + 1j * points[:, 1] - origin) / axis
-    z = z[np.argsort(z.real)]
-    return z.real, z.imag
+        _paint(out, mapped, x0, y0, eye, cover)
 
 
 def lid_skin(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: np.ndarray,
@@ -164,14 +167,13 @@ def lid_skin(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: 
         ssu, svu, _, _ = _lid_profiles(src, s0, s1 - s0)
         scs, scv = _profile(source[list(CREASE[k]), :2].astype(np.float64), s0, s1 - s0)
         sas, sav = _profile(source[list(ABOVE_CREASE[k]), :2].astype(np.float64), s0, s1 - s0)
-        # how much taller than the portrait's the strip is, per position along the eye
-        grid = np.linspace(0.0, 1.0, 33)
-        h_t = np.abs(np.interp(grid, cs, cv) - np.interp(grid, su, vu))
-        h_s = np.abs(np.interp(grid, scs, scv) - np.interp(grid, ssu, svu))
-        # one figure per eye, from its middle: where the portrait's crease curves away from the
-        # lid at the corners the stretch there is lower, and skin cut off there left a hard edge
-        # beside the stretched lashes
-        stretch = float(np.median((h_t / np.maximum(h_s, 1e-3))[8:25]))
+        # how much taller than the portrait's the strip is: one figure per eye, from its middle
+        # half (where the portrait's crease curves away from the lid at the corners the stretch
+        # there is lower, and skin cut off there left a hard edge beside the stretched lashes)
+        mid = np.linspace(0.25, 0.75, 17)
+        h_t = np.abs(np.interp(mid, cs, cv) - np.interp(mid, su, vu))
+        h_s = np.abs(np.interp(mid, scs, scv) - np.interp(mid, ssu, svu))
+        stretch = float(np.median(h_t / np.maximum(h_s, 1e-3)))
         cover = float(np.clip((stretch - STRETCH[0]) / (STRETCH[1] - STRETCH[0]), 0.0, 1.0))
         if cover <= 0.0:
             continue
@@ -198,8 +200,4 @@ def lid_skin(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: 
         z = s0 + (sp + 1j * v) * (s1 - s0)
         skin = cv2.remap(image, z.real.astype(np.float32), z.imag.astype(np.float32), cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-        w = weight.astype(np.float32)
-        roi = out[y0:y1, x0:x1].astype(np.float32)
-        out[y0:y1, x0:x1] = np.clip(roi + w[..., None] * (skin - roi) + 0.5, 0, 255).astype(np.uint8)
-        if mapped is not None:
-            mapped[y0:y1, x0:x1] *= 1.0 - w
+        _paint(out, mapped, x0, y0, skin, weight.astype(np.float32))
