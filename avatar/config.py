@@ -72,18 +72,26 @@ class MotionConfig:
     best_frame: use the driving frame closest to the source as the reference (files only;
         a driver whose first frame has its mouth open would otherwise keep the portrait's shut).
     expression_scale: multiplies expression offsets (1 = as driven).
+    max_turn: when above 0, the furthest in degrees the head turns out of the picture's plane
+        away from the portrait's own pose (yaw and pitch together; roll is free). Turns up to
+        80 % of it pass unchanged and larger ones approach it smoothly; with a whole driving file
+        known up front, the reference pose first moves so the clip's turns stay within 80 %. A
+        three-quarter portrait then stays nearer its own pose instead of being turned past
+        frontal (30 suits one); off by default, as it costs yaw and eye tracking (docs/face.md).
     """
 
     mode: Literal["relative", "absolute"] = "relative"
     adapt_scale: bool = True
     best_frame: bool = True
     expression_scale: float = 1.0
+    max_turn: float = 0.0
     pose_smoothing: SmoothingConfig = field(default_factory=lambda: SmoothingConfig(min_cutoff=6.0, beta=200.0))
     expression_smoothing: SmoothingConfig = field(default_factory=lambda: SmoothingConfig(min_cutoff=8.0, beta=400.0))
 
     def __post_init__(self) -> None:
         _check(self.mode in ("relative", "absolute"), f"mode must be 'relative' or 'absolute', got {self.mode!r}")
         _check(0.0 <= self.expression_scale <= 3.0, f"expression_scale must be in [0, 3], got {self.expression_scale}")
+        _check(0.0 <= self.max_turn <= 180.0, f"max_turn must be in [0, 180] degrees (0: no limit), got {self.max_turn}")
 
 
 @dataclass(frozen=True, slots=True)

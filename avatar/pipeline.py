@@ -267,7 +267,7 @@ class Animator:
                         timer.add("faces_missing", 0.0)
                     else:
                         if not transfer.has_reference:
-                            transfer.set_reference(reference if reference is not None else face.landmarks)
+                            transfer.set_reference(reference if reference is not None else face.landmarks, clip=landmarks)
                         target = transfer(face.landmarks).astype(np.float32)
                     last_target = target
                     if not uses_image:

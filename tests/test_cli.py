@@ -112,3 +112,17 @@ def test_engine_switches_reach_the_render_config():
     args = build_parser().parse_args(["animate", "a.jpg", "b.mp4", "-o", "c.mp4", "--engine", "onnx", "--int8"])
     render = build_config(args).render
     assert render.shading is True and render.int8 is True and render.engine == "onnx"
+
+
+def test_max_turn_reaches_the_motion_config_and_is_checked(capsys):
+    from avatar.batch.options import config_of, normalize
+    from avatar.cli import build_parser
+    from avatar.cli.animate import animate_config
+
+    args = build_parser().parse_args(["animate", "a.jpg", "b.mp4", "-o", "c.mp4", "--max-turn", "30"])
+    assert animate_config(args).motion.max_turn == 30.0
+    args = build_parser().parse_args(["animate", "a.jpg", "b.mp4", "-o", "c.mp4"])
+    assert animate_config(args).motion.max_turn == 0.0
+    assert config_of("animate", normalize("animate", {"max_turn": 25})).motion.max_turn == 25.0
+    code, err = _run(["animate", "a.jpg", "b.mp4", "-o", "c.mp4", "--max-turn", "400"], capsys)
+    assert code != 0 and "max_turn" in err

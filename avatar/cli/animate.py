@@ -132,6 +132,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reference = the driving frame closest to the portrait (default); --no-best-frame uses the first frame")
     g.add_argument("--smoothing", type=float, default=1.0, help="temporal smoothing strength (0 = off, 1 = default, >1 = smoother)")
     g.add_argument("--expression-scale", type=float, default=m.expression_scale, help="multiply expressions (1 = as driven)")
+    g.add_argument("--max-turn", type=float, default=m.max_turn,
+                   help="furthest head turn (yaw/pitch, degrees) away from the portrait's own pose; 30 keeps a "
+                        f"three-quarter portrait from turning past frontal (default {m.max_turn:g} = no limit)")
     g.add_argument("--no-audio", action="store_true", help="do not copy the driving video's audio")
     g.add_argument("--max-frames", type=int, default=None, help="stop after N driving frames")
     add_common_options(p)
@@ -155,7 +158,7 @@ def smoothing_configs(strength: float) -> dict:
 def animate_config(args: argparse.Namespace):
     """The AvatarConfig of an ``animate`` command line (also used by ``avatar batch`` jobs)."""
     return build_config(args, mode=args.mode, adapt_scale=not args.no_adapt_scale, best_frame=args.best_frame,
-                        expression_scale=args.expression_scale, **smoothing_configs(args.smoothing))
+                        expression_scale=args.expression_scale, max_turn=args.max_turn, **smoothing_configs(args.smoothing))
 
 
 def run(args: argparse.Namespace) -> int:

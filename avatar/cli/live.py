@@ -8,8 +8,10 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..config import MotionConfig
     from .animate import add_common_options
 
+    m = MotionConfig()
     p = sub.add_parser(
         "live", help="drive an avatar live from a webcam or microphone",
         description="Animate a consented portrait in real time from a camera (or, with --mic/--audio, from your "
@@ -44,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--consent-check", type=float, default=5.0, metavar="S", help="re-check consent every S seconds (default 5)")
     g.add_argument("--smoothing", type=float, default=1.0, help="temporal smoothing strength (0 = off, 1 = default)")
     g.add_argument("--expression-scale", type=float, default=1.0, help="multiply expressions (1 = as driven)")
+    g.add_argument("--max-turn", type=float, default=m.max_turn,
+                   help="furthest head turn (yaw/pitch, degrees) away from the portrait's own pose; 30 keeps a "
+                        f"three-quarter portrait from turning past frontal (default {m.max_turn:g} = no limit)")
     add_common_options(p, output_required=False, visible_label=True,  # live writes a file only when asked
                        label_help="the 'AI-generated' badge in the frames (no C2PA travels with a live stream; "
                                   "the invisible watermark is always there)")
@@ -64,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     record = args.record or args.output
     if args.record and args.output and args.record != args.output:
         raise ConfigError("give the recording path once (--record or -o)")
-    config = build_config(args, expression_scale=args.expression_scale, **smoothing_configs(args.smoothing))
+    config = build_config(args, expression_scale=args.expression_scale, max_turn=args.max_turn,
+                          **smoothing_configs(args.smoothing))
     # the live loop draws the badge itself (LiveOptions); the file path must not draw it twice
     config = dataclasses.replace(config, output=dataclasses.replace(config.output, visible_label=False))
     speech = {k: v for k, v in (("intensity", args.intensity), ("lead_s", args.lip_lead)) if v is not None}

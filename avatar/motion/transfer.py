@@ -8,7 +8,7 @@ Absolute mode copies the driver's landmarks, placed by a similarity fitted at th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -104,6 +104,80 @@ def keep_lip_thickness(canonical: np.ndarray, rest: np.ndarray, floor: float = L
     return canonical
 
 
+TURN_KNEE = 0.8  # turns up to this share of the limit pass unchanged
+CLIP_SAMPLES = 600  # frames of a driving clip at most that place its reference rotation
+
+
+def _swing_twist(rotation: Rotation) -> tuple[Rotation, Rotation]:
+    """Split rotation(s) into swing · twist: the twist about the camera's axis (roll, which a 2-D
+    warp renders exactly) after a swing about an axis in the picture's plane (yaw and pitch,
+    which reveal or hide sides of the head)."""
+    quat = rotation.as_quat()  # x, y, z, w
+    q = np.atleast_2d(quat)
+    norm = np.hypot(q[:, 2], q[:, 3])
+    safe = norm > 1e-12
+    tw = np.zeros_like(q)
+    tw[:, 2] = np.where(safe, q[:, 2] / np.where(safe, norm, 1.0), 0.0)
+    tw[:, 3] = np.where(safe, q[:, 3] / np.where(safe, norm, 1.0), 1.0)
+    twist = Rotation.from_quat(tw.reshape(quat.shape))
+    return rotation * twist.inv(), twist
+
+
+def turn_angles(rotations: Rotation) -> np.ndarray:
+    """Degrees each rotation turns out of the picture's plane (its swing; roll left out)."""
+    swing, _ = _swing_twist(rotations)
+    return np.degrees(np.atleast_1d(swing.magnitude()))
+
+
+def limit_turn(rotation: np.ndarray, max_turn: float) -> np.ndarray:
+    """Soften a head-pose change's turn out of the picture's plane to at most ``max_turn`` degrees.
+
+    Only the swing (yaw and pitch) is limited, not the roll: unchanged up to :data:`TURN_KNEE`
+    of the limit, then approaching it along a tanh, so the motion stays smooth and monotonic.
+    (3, 3) rotation in camera axes → same; ``max_turn`` 0 returns it unchanged.
+    """
+    if max_turn <= 0.0:
+        return rotation
+    swing, twist = _swing_twist(Rotation.from_matrix(rotation))
+    angle = float(np.degrees(swing.magnitude()))
+    knee = TURN_KNEE * max_turn
+    if angle <= knee:
+        return rotation
+    span = max_turn - knee
+    limited = knee + span * np.tanh((angle - knee) / span)
+    return (Rotation.from_rotvec(swing.as_rotvec() * (limited / angle)) * twist).as_matrix()
+
+
+def turn_reference(reference: np.ndarray, clip: np.ndarray, max_turn: float) -> np.ndarray:
+    """The reference head rotation, moved towards the clip's mean rotation just far enough that
+    the clip's turns from it stay within :data:`TURN_KNEE` of ``max_turn``.
+
+    The reference frame matches the portrait's pose, so a three-quarter portrait driven by a
+    mostly frontal speaker was turned towards frontal all clip long, and past it by up to 40°
+    when the speaker turned away: the side the photo never showed, invented by a 2-D warp. A
+    constant offset keeps every turn's timing and size (what :func:`limit_turn` would flatten).
+    reference: (3, 3); clip: (N, 3, 3) the driver's head rotations → (3, 3).
+    """
+    if max_turn <= 0.0 or len(clip) == 0:
+        return reference
+    knee = TURN_KNEE * max_turn
+    rotations = Rotation.from_matrix(clip)
+    ref = Rotation.from_matrix(reference)
+    # 98th percentile: a tracking glitch or two must not move the reference
+    def reach(r: Rotation) -> float:
+        return float(np.percentile(turn_angles(rotations * r.inv()), 98))
+
+    if reach(ref) <= knee:
+        return reference
+    towards = rotations.mean() * ref.inv()  # the step from the reference to the mean
+    best = ref
+    for share in np.linspace(0.05, 1.0, 20):
+        best = Rotation.from_rotvec(towards.as_rotvec() * share) * ref
+        if reach(best) <= knee:
+            break
+    return best.as_matrix()
+
+
 def _expression_ids() -> np.ndarray:
     return np.setdiff1d(np.arange(478), stable_ids())
 
@@ -157,9 +231,19 @@ class MotionTransfer:
     def has_reference(self) -> bool:
         return self._ref is not None
 
-    def set_reference(self, driving: np.ndarray) -> None:
-        """Use these driving landmarks (any pixel frame) as the neutral reference."""
+    def set_reference(self, driving: np.ndarray, clip: Sequence[np.ndarray | None] | None = None) -> None:
+        """Use these driving landmarks (any pixel frame) as the neutral reference.
+
+        clip: the whole driving clip's landmarks (None where no face) when known up front; the
+        reference's head rotation then moves just enough that no turn of the clip exceeds
+        :data:`TURN_KNEE` of ``max_turn`` (see :func:`turn_reference`).
+        """
         pose, canon = decompose(driving)
+        if clip is not None and self.config.mode == "relative" and self.config.max_turn > 0.0:
+            faces = [lm for lm in clip if lm is not None]
+            step = max(1, len(faces) // CLIP_SAMPLES)  # a head turns slowly: a sample of the clip sees every turn
+            rotations = np.array([decompose(lm)[0].rotation for lm in faces[::step]]).reshape(-1, 3, 3)
+            pose = Pose(turn_reference(pose.rotation, rotations, self.config.max_turn), pose.scale, pose.translation)
         self._ref = (pose, canon)
         ids = stable_ids()
         self._abs = fit_similarity(driving[ids, :2].astype(np.float64), self.source[ids, :2])
@@ -199,6 +283,7 @@ class MotionTransfer:
         unit = sp.scale if self.config.adapt_scale or self._ref is None else self._ref[0].scale
         move = translation * unit
         move[2] = 0.0  # depth does not move pixels
+        rotation = limit_turn(rotation, self.config.max_turn)
         pose = Pose(rotation @ sp.rotation, sp.scale * scale_ratio, sp.translation + move)
         return pose.apply(canon)
 

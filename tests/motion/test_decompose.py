@@ -84,3 +84,49 @@ def test_stable_ids_exclude_mouth_and_eyes():
     ids = set(stable_ids().tolist())
     assert 13 not in ids and 14 not in ids and 159 not in ids
     assert 1 in ids or 4 in ids  # nose
+
+
+def test_a_turn_past_the_limit_is_softened_but_roll_and_small_turns_pass():
+    """A 45° driver turn from a 3/4-view portrait would show the side the photo never had."""
+    src, src_rot = _face((25, 0, 0), 100.0, (256, 256, 0))
+    ref, _ = _face((25, 0, 0), 60.0, (100, 120, 0))
+
+    def turned(yaw, roll=0.0, max_turn=28.0):
+        mt = MotionTransfer(src, MotionConfig(max_turn=max_turn, pose_smoothing=OFF, expression_smoothing=OFF))
+        mt.set_reference(ref)
+        out, _ = _face((25 - yaw, 0, roll), 60.0, (100, 120, 0))
+        pose, _ = decompose(mt(out))
+        return Rotation.from_matrix(pose.rotation @ src_rot.T)
+
+    small = turned(15.0)
+    assert np.isclose(np.degrees(small.magnitude()), 15.0, atol=1e-4)  # below the knee: exact
+    big = [np.degrees(turned(y).magnitude()) for y in (25.0, 35.0, 45.0, 60.0)]
+    assert all(b < a for a, b in zip(big[1:], big[:-1]))  # still monotonic
+    assert big[0] < 25.0 and 27.0 < big[-1] <= 28.0 + 1e-6
+    assert np.isclose(np.degrees(turned(45.0, max_turn=0.0).magnitude()), 45.0, atol=1e-4)
+    # in-plane roll is a rotation a 2-D warp renders exactly: never limited
+    roll = turned(0.0, roll=50.0)
+    assert np.isclose(np.degrees(roll.magnitude()), 50.0, atol=1e-4)
+
+
+def test_a_known_clip_moves_the_reference_so_its_turns_keep_their_size():
+    """Matched to a three-quarter portrait, a mostly frontal driver's reference is its most
+    turned frame: its turns the other way reached 40° from the portrait. Knowing the clip, the
+    reference moves instead, so each turn keeps its size and timing (a constant offset)."""
+    src, src_rot = _face((25, 0, 0), 100.0, (256, 256, 0))
+    yaws = np.r_[np.linspace(-23.0, 19.0, 60), np.zeros(120)]
+    clip = [_face((y, 0, 0), 60.0, (100, 120, 0))[0] for y in yaws]
+    matched = clip[int(np.argmin(np.abs(yaws - 17.5)))]
+
+    def turns(known):
+        mt = MotionTransfer(src, MotionConfig(max_turn=30.0, pose_smoothing=OFF, expression_smoothing=OFF))
+        mt.set_reference(matched, clip=clip if known else None)
+        return np.array([Rotation.from_matrix(decompose(mt(lm))[0].rotation @ src_rot.T).as_euler("yxz", degrees=True)[0]
+                         for lm in clip])
+
+    blind, known = turns(False), turns(True)
+    assert np.abs(blind).max() > 29.0  # the per-frame limit alone flattens the far end
+    within = np.abs(known) <= 0.8 * 30.0
+    assert within.mean() >= 0.98 and np.abs(known).max() < 27.0  # a 2 % tail may reach past the knee
+    shift = (known - yaws)[within]
+    assert np.ptp(shift) < 1e-3 and abs(shift[0]) < 5.0  # every turn kept exactly, offset by far less than 17.5°
