@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-seconds", type=float, default=None, help="stop after S seconds")
     g.add_argument("--consent-check", type=float, default=5.0, metavar="S", help="re-check consent every S seconds (default 5)")
     g.add_argument("--smoothing", type=float, default=1.0, help="temporal smoothing strength (0 = off, 1 = default)")
-    g.add_argument("--expression-scale", type=float, default=1.0, help="multiply expressions (1 = as driven)")
+    g.add_argument("--expression-scale", type=float, default=m.expression_scale, help="multiply expressions (1 = as driven)")
     g.add_argument("--max-turn", type=float, default=m.max_turn,
                    help="furthest head turn (yaw/pitch, degrees) away from the portrait's own pose; 30 keeps a "
                         f"three-quarter portrait from turning past frontal (default {m.max_turn:g} = no limit)")

@@ -124,9 +124,11 @@ def _swing_twist(rotation: Rotation) -> tuple[Rotation, Rotation]:
 
 
 def turn_angles(rotations: Rotation) -> np.ndarray:
-    """Degrees each rotation turns out of the picture's plane (its swing; roll left out)."""
-    swing, _ = _swing_twist(rotations)
-    return np.degrees(np.atleast_1d(swing.magnitude()))
+    """Degrees each rotation turns out of the picture's plane (its swing; roll left out).
+
+    The swing's quaternion has w = |(z, w)| of the whole one, so its angle needs no split."""
+    q = np.atleast_2d(rotations.as_quat())
+    return np.degrees(2.0 * np.arccos(np.clip(np.hypot(q[:, 2], q[:, 3]), 0.0, 1.0)))
 
 
 def limit_turn(rotation: np.ndarray, max_turn: float) -> np.ndarray:
