@@ -36,6 +36,13 @@ FAINT_SIDE = 3.0
 FAINT_DEPTH = 4.0
 FAINT_HOPS = 6
 FAINT_RADIUS = 0.7  # ... within the lenses' reach (radii as RING's): an arm's far end runs into the hair
+# a rim that runs through the band left out around an eye (along the lid's crease, or under the
+# lower lid) is followed there from the rim found on either side (see _rims_through_eyes)
+RIM_STEP = 20.0      # ridge units a path pays per row it steps
+RIM_RIDGE = 0.5      # × RIDGE_MIN along the path ...
+RIM_EVIDENCE = 0.6   # ... and a line across it, in this share of its columns
+RIM_LENGTH = 0.3     # the path runs inside the band over at least this share of its columns
+RIM_LINES = 3        # parallel lines taken at most per side of an eye (a wire, its bevel, a second wire)
 COVER_FLOOR = 20.0    # grey levels: a frame pixel's coverage is its difference from the painted-out
                       # portrait over the largest nearby, or over this where that is smaller
 
@@ -157,11 +164,21 @@ def detect_frames(image: np.ndarray, landmarks: np.ndarray, background: np.ndarr
     # skin moved rigidly beside the mesh-warped cheek, with a hard edge along the rim)
     lens_reach = RING[1] * iod
     solid = cv2.dilate(line.astype(np.uint8), np.ones((5, 5), np.uint8))
-    eye = np.zeros(line.shape, np.uint8)
+    hulls = []
     for ids in eyes:
-        cv2.fillPoly(eye, [np.round(cv2.convexHull(pts[ids]) - [x0, y0]).astype(np.int32)], 1)
-    eye = cv2.dilate(eye, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+        one = np.zeros(line.shape, np.uint8)
+        cv2.fillPoly(one, [np.round(cv2.convexHull(pts[ids]) - [x0, y0]).astype(np.int32)], 1)
+        hulls.append(one)
+    hull = np.maximum.reduce(hulls)
+    eye = cv2.dilate(hull, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
     soft = cv2.GaussianBlur(solid.astype(np.float32), (0, 0), 2.0) * (1 - cv2.GaussianBlur(eye.astype(np.float32), (0, 0), 0.04 * lens_reach + 1))
+    # where the rim crosses that band around an eye, only the eye itself is kept out: left in the
+    # portrait there, the rim was bent and stretched with the lid under its rigid copy, a second,
+    # kinked rim line and, on a closing lid, a grey smear (portrait_05's near lens along the crease)
+    through = _rims_through_eyes(grey[y0:y1, x0:x1], ridge, line > 0, hulls, grow)
+    if through.any():
+        bridged = cv2.dilate(through.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)  # as wide as the lines found
+        soft = np.maximum(soft, cv2.GaussianBlur(bridged, (0, 0), 1.0) * (1 - cv2.GaussianBlur(hull.astype(np.float32), (0, 0), 1.0)))
     weight = np.zeros((size, size), np.float32)
     weight[y0:y1, x0:x1] = np.clip(soft, 0, 1)
     box = _box(weight)
@@ -216,6 +233,84 @@ def _faint_continuation(grey: np.ndarray, ridge: np.ndarray, found: np.ndarray, 
         return np.zeros((h, w), np.float32)
     usable = np.arange(n) > 0
     return pieces.reached(labels, usable, found, FAINT_HOPS)[labels].astype(np.float32)
+
+
+def _rims_through_eyes(grey: np.ndarray, ridge: np.ndarray, found: np.ndarray, hulls: list[np.ndarray],
+                       grow: int) -> np.ndarray:
+    """(h, w) bool: where a lens rim runs through the band left out around an eye (its ``hulls``,
+    (h, w) uint8 each, grown by ``grow`` px, less the hull), above or below it, continued from the
+    rim lines ``found`` at both ends (``grey``, ``ridge``: the same box).
+
+    Across the band's columns, the path of strongest ridge (dynamic programming, at most one row
+    per column, each row step costing :data:`RIM_STEP` ridge units) from a found line on one side
+    to one on the other. It is a rim only where it is one line: at least :data:`RIM_RIDGE` ×
+    RIDGE_MIN of ridge and darker (or, all along, brighter) than the picture
+    :data:`FAINT_SIDE` px above and below it in :data:`RIM_EVIDENCE` of its columns. Eyelashes
+    stop at the hull and a crease alone reaches no line found outside the band."""
+    h, w = ridge.shape
+    out = np.zeros((h, w), bool)
+    g = cv2.GaussianBlur(grey, (0, 0), 1.0)
+    near = cv2.dilate(found.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # a found line 2 px away
+    for hull in hulls:
+        band = (cv2.dilate(hull, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) > 0) & (hull == 0)
+        cols = np.flatnonzero(band.any(0))
+        rows_in = np.flatnonzero(hull.any(1))
+        if len(cols) < 3 or not len(rows_in):
+            continue
+        mid = 0.5 * (rows_in[0] + rows_in[-1])
+        yy = np.arange(h)[:, None]
+        reach = cv2.dilate(band.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        xs = np.arange(cols[0], cols[-1] + 1)  # columns over the band
+        for upper in (True, False):
+            # the path may leave the band (where a rim crosses it near the corners, the band's
+            # rows jump); only what lies in it is judged and kept
+            allowed = (reach & ((yy < mid) if upper else (yy > mid)) & (hull == 0))[:, xs]
+            for _ in range(RIM_LINES):  # a wire and its bevel are parallel lines: each is taken
+                path = _strongest_path(ridge[:, xs], allowed, near[:, xs[0]], near[:, xs[-1]])
+                if path is None:
+                    break
+                inside = band[path, xs]
+                if inside.sum() < RIM_LENGTH * len(xs):
+                    break  # a few pixels of skin texture can pass for a line
+                r = ridge[path, xs][inside]
+                here = g[path, xs][inside]
+                above = g[np.clip(path - int(FAINT_SIDE), 0, h - 1), xs][inside]
+                below = g[np.clip(path + int(FAINT_SIDE), 0, h - 1), xs][inside]
+                dark = (above - here > FAINT_DEPTH) & (below - here > FAINT_DEPTH)
+                bright = (here - above > FAINT_DEPTH) & (here - below > FAINT_DEPTH)
+                if (r > RIM_RIDGE * RIDGE_MIN).mean() < RIM_EVIDENCE or max(dark.mean(), bright.mean()) < RIM_EVIDENCE:
+                    break
+                near_band = reach[path, xs]  # kept next to the band too: the blurred eye mask thins the lines found there
+                out[path[near_band], xs[near_band]] = True
+                for dy in range(-2, 3):  # the next line lies beside this one (where the two meet a found line, they may touch)
+                    allowed[np.clip(path[inside] + dy, 0, h - 1), np.flatnonzero(inside)] = False
+    return out
+
+
+def _strongest_path(ridge: np.ndarray, allowed: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray | None:
+    """Row per column of the (h, n) ``allowed`` pixels' path of largest summed ``ridge`` that steps
+    at most one row a column (each step costing :data:`RIM_STEP`), starting in a ``start`` row and
+    ending in an ``end`` row ((h,) bool each); None where there is no such path."""
+    h, n = ridge.shape
+    score = np.where(allowed[:, 0] & start, ridge[:, 0], -np.inf)
+    back = np.zeros((h, n), np.int64)
+    rows = np.arange(h)
+    for j in range(1, n):
+        prev = np.stack([np.roll(score, 1), score, np.roll(score, -1)])  # from the row above, same, below
+        prev[0, 0], prev[2, -1] = -np.inf, -np.inf
+        prev[[0, 2]] -= RIM_STEP
+        k = np.argmax(prev, 0)
+        score = np.where(allowed[:, j], prev[k, rows] + ridge[:, j], -np.inf)
+        back[:, j] = k - 1
+    last = np.where(end, score, -np.inf)
+    if not np.isfinite(last.max()):
+        return None
+    y = int(np.argmax(last))
+    path = np.empty(n, np.int64)
+    for j in range(n - 1, -1, -1):
+        path[j] = y
+        y += int(back[y, j])
+    return path
 
 
 def _box(weight: np.ndarray) -> tuple[int, int, int, int]:

@@ -265,3 +265,31 @@ def test_a_faint_rim_past_the_face_over_a_dark_wall_is_part_of_the_frame(crop):
     outline = cv2.morphologyEx(inside, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
     away = outline & (np.abs(np.arange(img.shape[0])[:, None] - (rims[0][0][1] + rims[0][1][1]) / 2) > 0.5 * iod)
     assert parts.weight[away].max() < 0.05
+
+
+def test_a_rim_along_the_lid_crease_is_part_of_the_frame(crop):
+    """A lens whose top rim runs just above the upper lid, through the band left out around the eye
+    for its lashes, is followed from the rim found on either side: left in the portrait, that stretch
+    bent with the lid under the rigid frame (a second, kinked rim line; a grey smear on a closing
+    lid). The eye itself stays out."""
+    lm = crop.landmarks
+    img = crop.image.copy()
+    iod = np.linalg.norm(lm[263, :2] - lm[33, :2])
+    tops = []
+    for loop in topology.mesh()["eye_loops"]:
+        ids = np.asarray(loop, int)
+        c = lm[ids, :2].mean(0)
+        top = lm[ids, 1].min() - 0.06 * iod  # just above the lid: inside the lashes' band
+        a, b = (c[0] - 0.27 * iod, top), (c[0] + 0.27 * iod, c[1] + 0.18 * iod)
+        cv2.rectangle(img, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), (25, 25, 30), 2)
+        tops.append((ids, a, b))
+    parts = rigid.detect_frames(img, lm)
+    assert parts is not None
+    for ids, a, b in tops:
+        y = int(round(a[1]))
+        xs = np.arange(int(lm[ids, 0].min()), int(lm[ids, 0].max()) + 1)  # over the eye, between its corners
+        assert parts.weight[y, xs].mean() > 0.6
+        eye = np.zeros(img.shape[:2], np.uint8)
+        cv2.fillPoly(eye, [np.round(cv2.convexHull(lm[ids, :2].astype(np.float32))).astype(np.int32)], 1)
+        eye = cv2.erode(eye, np.ones((3, 3), np.uint8)) > 0
+        assert parts.weight[eye].max() < 0.3  # the eye and its lashes are not painted out
