@@ -3,7 +3,9 @@
 A mesh warp bends everything on the face with the skin under it: a squint or a smile kinks a
 glasses rim, and a head turn tears it. Prepared once per portrait, :func:`detect_frames` looks
 for thin, high-contrast lines (a ridge filter) in a ring around each eye, leaving out the eye
-and eyelashes and the brows; where they surround an eye the way a rim does, they are glasses.
+and eyelashes and the brows; where they surround an eye the way a rim does, they are glasses. A
+rim that runs through the band left out around an eye (along the lid's crease) is followed there
+from the lines found on either side (:func:`_rims_through_eyes`).
 The frames are painted out of the portrait (:func:`paint_out`), which the mesh warp then moves,
 and drawn over it as a layer of their own (:func:`draw`): the lenses with the head's rigid motion
 on the plane of the eyes (fitted in 3-D on landmarks that move with the skull), each temple arm
