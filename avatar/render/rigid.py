@@ -218,15 +218,8 @@ def _faint_continuation(grey: np.ndarray, ridge: np.ndarray, found: np.ndarray, 
     first = (dxx + dyy) / 2 + half  # eigenvalue along theta
     second = (dxx + dyy) / 2 - half
     theta = np.where(np.abs(first) >= np.abs(second), theta, theta + np.pi / 2)
-    nx, ny = np.cos(theta), np.sin(theta)
-    here = g[ys, xs]
-    sides = []
-    for sgn in (-1, 1):
-        sx = np.clip(np.round(xs + sgn * FAINT_SIDE * nx).astype(int), 0, w - 1)
-        sy = np.clip(np.round(ys + sgn * FAINT_SIDE * ny).astype(int), 0, h - 1)
-        sides.append(g[sy, sx] - here)
-    lo, hi = np.minimum(*sides), np.maximum(*sides)
-    line = (lo > FAINT_DEPTH) | (hi < -FAINT_DEPTH)  # darker than both sides, or brighter
+    dark, bright = _line_polarity(g, xs, ys, np.cos(theta), np.sin(theta))
+    line = dark | bright
     thin = np.zeros((h, w), np.uint8)
     thin[ys[line], xs[line]] = 1
     # followed from the lines found: pieces that touch them (2 px gaps), then pieces that touch those
@@ -235,6 +228,22 @@ def _faint_continuation(grey: np.ndarray, ridge: np.ndarray, found: np.ndarray, 
         return np.zeros((h, w), np.float32)
     usable = np.arange(n) > 0
     return pieces.reached(labels, usable, found, FAINT_HOPS)[labels].astype(np.float32)
+
+
+def _line_polarity(g: np.ndarray, xs: np.ndarray, ys: np.ndarray, nx: np.ndarray | float,
+                   ny: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Per point (``xs``, ``ys``) of the smoothed picture ``g``: (darker, brighter) than it is
+    :data:`FAINT_SIDE` px to both sides along the direction (``nx``, ``ny``) across a line, by
+    more than :data:`FAINT_DEPTH`: a line, not an edge (one side darker, the other brighter)."""
+    h, w = g.shape
+    here = g[ys, xs]
+    sides = []
+    for sgn in (-1, 1):
+        sx = np.clip(np.round(xs + sgn * FAINT_SIDE * nx).astype(int), 0, w - 1)
+        sy = np.clip(np.round(ys + sgn * FAINT_SIDE * ny).astype(int), 0, h - 1)
+        sides.append(g[sy, sx] - here)
+    lo, hi = np.minimum(*sides), np.maximum(*sides)
+    return lo > FAINT_DEPTH, hi < -FAINT_DEPTH
 
 
 def _rims_through_eyes(grey: np.ndarray, ridge: np.ndarray, found: np.ndarray, hulls: list[np.ndarray],
@@ -253,6 +262,7 @@ def _rims_through_eyes(grey: np.ndarray, ridge: np.ndarray, found: np.ndarray, h
     out = np.zeros((h, w), bool)
     g = cv2.GaussianBlur(grey, (0, 0), 1.0)
     near = cv2.dilate(found.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # a found line 2 px away
+    yy = np.arange(h)[:, None]
     for hull in hulls:
         band = (cv2.dilate(hull, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) > 0) & (hull == 0)
         cols = np.flatnonzero(band.any(0))
@@ -260,7 +270,6 @@ def _rims_through_eyes(grey: np.ndarray, ridge: np.ndarray, found: np.ndarray, h
         if len(cols) < 3 or not len(rows_in):
             continue
         mid = 0.5 * (rows_in[0] + rows_in[-1])
-        yy = np.arange(h)[:, None]
         reach = cv2.dilate(band.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
         xs = np.arange(cols[0], cols[-1] + 1)  # columns over the band
         for upper in (True, False):
@@ -275,11 +284,7 @@ def _rims_through_eyes(grey: np.ndarray, ridge: np.ndarray, found: np.ndarray, h
                 if inside.sum() < RIM_LENGTH * len(xs):
                     break  # a few pixels of skin texture can pass for a line
                 r = ridge[path, xs][inside]
-                here = g[path, xs][inside]
-                above = g[np.clip(path - int(FAINT_SIDE), 0, h - 1), xs][inside]
-                below = g[np.clip(path + int(FAINT_SIDE), 0, h - 1), xs][inside]
-                dark = (above - here > FAINT_DEPTH) & (below - here > FAINT_DEPTH)
-                bright = (here - above > FAINT_DEPTH) & (here - below > FAINT_DEPTH)
+                dark, bright = _line_polarity(g, xs[inside], path[inside], 0.0, 1.0)  # across: up and down
                 if (r > RIM_RIDGE * RIDGE_MIN).mean() < RIM_EVIDENCE or max(dark.mean(), bright.mean()) < RIM_EVIDENCE:
                     break
                 near_band = reach[path, xs]  # kept next to the band too: the blurred eye mask thins the lines found there
