@@ -41,7 +41,7 @@ from .base import Engine
 from .detail import FaceDetail
 from .layers import FineFade, Layers, build_layers
 from .shading import ShadingTransfer
-from . import eyelids, facing, mouth, rigid
+from . import eyelids, facing, mouth, outline, rigid
 from .triangles import dense_field, dense_map, inverse_homogeneous, polygon_area, rasterise, signed_areas
 
 # control rings around the face: (radial factor, weight of the head's rigid motion)
@@ -130,6 +130,9 @@ class WarpState:
     # (V - 478, 2) per extra point: the share of the head's motion its weight holds back near a
     # crop edge, times that edge's inward normal (motion away from the edge is given back)
     ring_release: np.ndarray | None = None
+    # (N,) per point of the face oval: px of the portrait's skin beyond it (avatar.render.outline);
+    # the last ``(skin_band > 0).sum()`` vertices are those band's outer ends, riding on the oval
+    skin_band: np.ndarray | None = None
 
     @cached_property
     def detail_source(self) -> np.ndarray:
@@ -276,7 +279,8 @@ def _reaches_edges(mask: np.ndarray | None, size: int) -> list[np.ndarray]:
 def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = None,
                  silhouette_weights: tuple[float, float, float] = _SILHOUETTE_WEIGHTS,
                  photo: tuple[int, int, int, int] | None = None,
-                 matte: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 matte: np.ndarray | None = None,
+                 band: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Control points around the face oval and on a still outer frame.
 
     Returns ((P, 3) points, (P,) rigid-motion weights, (R, A) radial gaps in pixels between
@@ -290,7 +294,9 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
     hair. With the person layer's ``matte`` ((S, S) alpha), the outer rings stand beyond where
     it ends, so the stretch lands where only the still plate shows. Without a mask, and below
     the chin (the neck follows the head only partly), fixed rings at :data:`_RINGS` × the oval
-    radius.
+    radius, moved out by the skin ``band`` beyond the oval ((N,) px per oval point, see
+    :mod:`avatar.render.outline`): the band rides on the oval, and the rings keep their room
+    beyond it.
     A ring point's depth is that of the oval in its direction: hair and ears sit about as far
     back as the face's outline, so under a head turn they move as the outline does; above the
     face it lies further back (:data:`_SKULL_DEPTH`), where the skull curves towards the crown.
@@ -306,6 +312,8 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
     depth = _around_oval(oval, centre, angles, oval[:, 2]) + _SKULL_DEPTH * rad * np.clip(-np.sin(angles), 0.0, None)
     # fixed rings: more room above (hair) than below (neck)
     factors = np.array([f for f, _ in _RINGS])[:, None] * np.where(np.sin(angles) < 0, 1.0 + 0.25 * (-np.sin(angles)), 1.0)
+    if band is not None:
+        factors = factors + _around_oval(oval, centre, angles, band) / rad
     weights = np.repeat(np.array([w for _, w in _RINGS])[:, None], _RING_POINTS, axis=1)
     reach = float(rad.mean())
     # 1 above the chin, 0 below it, with a ramp in between: neighbouring directions must not
@@ -799,11 +807,17 @@ class WarpEngine(Engine):
         frames = rigid.detect_frames(source.image, lm, None if mask is None else mask < 0.5) if self.rigid_parts else None
         image, worn = (source.image, ()) if frames is None else rigid.paint_out(source.image, frames)
         layers = self._layers(image, source.landmarks, mask, rect)
+        band = outline.skin_band(source.image, lm)
         extra, weights, gaps, release = _ring_points(lm, source.size, mask if self.follow_silhouette else None,
                                             _SILHOUETTE_WEIGHTS if layers is None else _LAYERED_WEIGHTS, rect,
-                                            None if layers is None else layers.rgba[..., 3] * (1.0 / 255.0))
-        vertices = np.concatenate([lm[:, :2], extra[:, :2]])
-        depth = np.concatenate([lm[:, 2] if lm.shape[1] > 2 else np.zeros(len(lm)), extra[:, 2]])
+                                            None if layers is None else layers.rgba[..., 3] * (1.0 / 255.0), band)
+        on = np.flatnonzero(band)
+        skin = outline.pushed_out(lm[m["oval"], :2], band)[on]
+        vertices = np.concatenate([lm[:, :2], extra[:, :2], skin])
+        z = lm[:, 2] if lm.shape[1] > 2 else np.zeros(len(lm))
+        depth = np.concatenate([z, extra[:, 2], z[m["oval"]][on]])
+        weights = np.concatenate([weights, np.zeros(len(on))])  # moved with the oval, not the rings
+        release = np.concatenate([release, np.zeros((len(on), 2))])
         # outer triangles: Delaunay over oval (and the mesh points beyond it) + rings + frame,
         # minus what lies inside the face
         oval = m["oval"]
@@ -829,6 +843,7 @@ class WarpEngine(Engine):
             ring_weights=weights,
             ring_release=release,
             ring_gaps=gaps,
+            skin_band=band if len(on) else None,
             face_triangles=facing.face_triangles(),
             outer_triangles=tri[~inside],
             cavity_rgb=cavity,
@@ -892,9 +907,13 @@ class WarpEngine(Engine):
         return layers
 
     # -- one frame -------------------------------------------------------------------------
-    def target_vertices(self, state: WarpState, landmarks: np.ndarray) -> np.ndarray:
+    def target_vertices(self, state: WarpState, landmarks: np.ndarray, lent: np.ndarray | None = None) -> np.ndarray:
         """(V, 2) target positions: landmarks, then ring points moved by the head's rigid motion
-        (fitted in 3-D when the landmarks have depth, so turns move hair and ears with parallax)."""
+        (fitted in 3-D when the landmarks have depth, so turns move hair and ears with parallax),
+        then the ends of the skin band beyond the oval (see :mod:`avatar.render.outline`), which
+        narrows to nothing where the face inside takes its mirror side's texture (``lent``: (N,)
+        per oval point, 0..1): a lit band of the far jaw beside the near side's shaded edge was
+        a second, ghostly chin."""
         n = landmarks.shape[0]
         dims = 3 if landmarks.shape[1] > 2 else 2
         src = np.column_stack([state.vertices, state.depth])[:, :dims]
@@ -907,7 +926,14 @@ class WarpEngine(Engine):
             held = state.ring_release
             away = np.maximum(((moved - extra) * held).sum(1), 0.0) / np.maximum(np.linalg.norm(held, axis=1), 1e-9)
             extra_t += away[:, None] * held
-        _keep_rings_apart(extra_t, landmarks[topology.mesh()["oval"], :2], state.ring_gaps)
+        inner = landmarks[topology.mesh()["oval"], :2].astype(np.float64)
+        if state.skin_band is not None:
+            # the skin beyond the oval keeps its width (× the head's scale) outside the target's
+            # outline, and the rings keep their distance from its edge
+            band = state.skin_band * s if lent is None else state.skin_band * s * (1.0 - lent)
+            inner = outline.pushed_out(inner, band)
+            extra_t[len(extra_t) - int(np.count_nonzero(state.skin_band)):] = inner[state.skin_band > 0]
+        _keep_rings_apart(extra_t, inner, state.ring_gaps)
         tgt = np.concatenate([landmarks[:, :2], extra_t])
         movable = state.ring_weights > 0
         if state.ring_release is not None:
@@ -915,7 +941,7 @@ class WarpEngine(Engine):
         _untangle(tgt, state.vertices, state.outer_triangles, movable=movable, first=n)
         # untangling a triangle may push a ring past the next one out, where the fall below the
         # ears makes neighbouring rings move unequally: their order outwards is restored
-        _keep_rings_apart(tgt[n:], landmarks[topology.mesh()["oval"], :2], state.ring_gaps)
+        _keep_rings_apart(tgt[n:], inner, state.ring_gaps)
         return tgt
 
     @staticmethod
@@ -941,16 +967,19 @@ class WarpEngine(Engine):
         size = state.image.shape[0]
         ms = self.map_scale
         small = int(round(size * ms))
-        tgt = self.target_vertices(state, landmarks)
+        face = state.face_triangles
+        front = facing.front_facing(landmarks[:, :2], face, state.face_orientation)
+        lend = facing.mirror_weights(state.vertices, landmarks[:, :2], face, state.face_orientation)
+        lent = None
+        if state.skin_band is not None:
+            lent = facing.vertex_weights(lend[front], face[front], len(landmarks))[topology.mesh()["oval"]]
+        tgt = self.target_vertices(state, landmarks, lent)
         tgt_small = (tgt + 0.5) * (small / size) - 0.5  # pixel-centre aligned with cv2.resize
         src = state.vertices
 
         # depth order: face triangles turned away in the target are culled (drawn, a fold drags
         # their texture across the cheek); the rest go far to near over the outer triangles
         z = landmarks[:, 2]
-        face = state.face_triangles
-        front = facing.front_facing(tgt, face, state.face_orientation)
-        lend = facing.mirror_weights(src, tgt, face, state.face_orientation)
         face, lend = face[front], lend[front]
         order = np.argsort(-z[face].mean(1))
         face, lend = face[order], lend[order]
