@@ -65,4 +65,4 @@ def skin_band(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     edge = np.argmax(strength[:, 1:], axis=1) + 1
     found = (strength[np.arange(len(oval)), edge] > STEP) & lower & (edge >= NARROWEST * radius)
     found &= np.roll(found, 1) | np.roll(found, -1)
-    return np.where(found, edge, 0).astype(np.float64)
+    return np.where(found, edge - 0.5, 0.0)  # the step lies between pixels edge - 1 and edge

@@ -491,8 +491,12 @@ def _drop_islands(index: np.ndarray, mx: np.ndarray, my: np.ndarray, affine: np.
     index[ys, xs] = tri
     a = affine[tri - 1].astype(np.float32)
     u, v = (xs + x0).astype(np.float32), (ys + y0).astype(np.float32)
-    mx[ys, xs] = u * a[:, 0, 0] + v * a[:, 1, 0] + a[:, 2, 0]
-    my[ys, xs] = u * a[:, 0, 1] + v * a[:, 1, 1] + a[:, 2, 1]
+    nx_, ny_ = u * a[:, 0, 0] + v * a[:, 1, 0] + a[:, 2, 0], u * a[:, 0, 1] + v * a[:, 1, 1] + a[:, 2, 1]
+    # a sliver's affine, carried a pixel past the sliver, lands far off (a triangle a pixel wide
+    # spanning ten source pixels): there the island takes the neighbourhood's median itself
+    far = np.square(nx_ - medx[off]) + np.square(ny_ - medy[off]) > limit
+    mx[ys, xs] = np.where(far, medx[off], nx_)
+    my[ys, xs] = np.where(far, medy[off], ny_)
 
 
 def _seams(mx: np.ndarray, my: np.ndarray, spacing: float, covered: np.ndarray | None = None,

@@ -176,6 +176,26 @@ def test_an_island_beside_the_face_is_looked_for_too():
     assert index[14, 24] == 1
 
 
+def test_an_island_handed_to_a_sliver_takes_the_neighbourhoods_median():
+    """The neighbour's triangle nearest the median can be a sliver: a triangle a map pixel wide
+    that spans ten source pixels. Carried one pixel past the sliver, its affine landed 20 source
+    px off, and the island it was meant to fix became a light speck in the background beside a
+    turned cheek (portrait_05 × driving_01 frame 136). The island takes the median there."""
+    from avatar.render.warp import _drop_islands
+
+    index, affine, _, _ = _affine_map(30.0)
+    sliver = np.array([[-20.0, 0.0], [0.0, 2.0], [0.0, 0.5]], np.float32)
+    sliver[2, 0] = 2.0 * 10 + 0.5 + 20.0 * 11  # at column 11 it samples the median exactly: the nearest
+    affine = np.concatenate([affine, sliver[None]])
+    index[10, 10] = 2  # the island
+    index[10, 11] = 3  # the sliver beside it, matching its own pixel
+    mx, my = dense_map(index, affine)
+    _drop_islands(index, mx, my, affine, 2.0)
+    expected = 2.0 * 10 + 0.5  # the field around it
+    assert abs(mx[10, 10] - expected) <= 2.0 and abs(my[10, 10] - expected) <= 2.0, (mx[10, 10], my[10, 10])
+    assert index[10, 10] != 2
+
+
 def test_row_medians_match_nanmedian_over_the_covered_values():
     from avatar.render.warp import _row_medians
 
