@@ -38,8 +38,9 @@ def pushed_out(points: np.ndarray, band: np.ndarray) -> np.ndarray:
 
 def skin_band(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """(N,) per point of the face oval (mesh order): how many px the skin goes on beyond it to
-    a clear edge, on the lower face (below the nose tip); 0 where the edge is at the oval, not
-    clear, nearer than :data:`NARROWEST` or further than :data:`REACH`, or above the nose (hair and ears have rings of their own).
+    a clear edge, on the lower face (below the nose tip); 0 where the edge is not clear, nearer
+    than :data:`NARROWEST` or further than :data:`REACH`, or above the nose (hair and ears have
+    rings of their own).
 
     ``image``: (S, S, 3) uint8 RGB crop; ``landmarks``: (478, 2+) in its pixels. An edge found
     at one point alone, with neither neighbour finding one, is taken for a stray line (the
