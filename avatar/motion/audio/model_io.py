@@ -53,7 +53,7 @@ def save_weights(model, path: Path, lookahead: int, info: dict) -> None:
             "hidden": model.hidden, "lookahead_frames": lookahead, "frame_rate": feat.FRAME_RATE,
             "features": _feature_settings(), "normalisation": "per-band mean/std buffers 'mean'/'std' in the file",
             "outputs": ["openness (sigmoid)", "closed logit", "rounding (tanh)", "viseme logits"],
-            "license": "trained here on synthetic speech only (espeak-ng, flite)", "training": info}
+            "license": "trained here on synthetic speech only (espeak-ng, flite" + (", festival" if info.get("festival", 0) else "") + ")", "training": info}
     _atomic_write(path.with_suffix(".json"), (json.dumps(side, indent=2) + "\n").encode())
 
 

@@ -1,8 +1,10 @@
 """Synthetic speech with exact phone timing, for training and evaluating audio → mouth.
 
-Two synthesis families: espeak-ng (formant; C-API phoneme events) and flite (statistical
-parametric and diphone voices; ``-psdur`` phone end times). Augmentations model the
-recording chain: noise, reverberation, gain, speed and band limits.
+Three synthesis families: espeak-ng (formant; C-API phoneme events), flite (statistical
+parametric and diphone voices; ``-psdur`` phone end times) and, where installed, festival
+(Debian's festvox voices: an HTS voice and two diphone voices; the utterance's segment end
+times). Augmentations model the recording chain: noise, reverberation, gain, speed and band
+limits.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ ESPEAK_VARIANTS = ("", "f1", "f2", "f4", "f5", "m1", "m2", "m4", "m5", "m6", "m7
                    "klatt4", "Alex", "Annie", "belinda", "david", "linda", "steph", "paul", "robert")
 FLITE_VOICES = ("awb", "rms", "slt", "kal16")
 _FLITE_ARPA = {"pau": "SIL", "ax": "AX", "dx": "T"}
+# festival voices from Debian (festvox-us-slt-hts, festvox-kallpc16k, festvox-kdlpc16k); the
+# HTS voice ignores Duration_Stretch (its rate varies only through the speed augmentation)
+FESTIVAL_VOICES = ("cmu_us_slt_arctic_hts", "kal_diphone", "ked_diphone")
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +100,48 @@ def flite_utterance(text: str, voice: str, stretch: float = 1.0, before: float =
     phones = [p for p in phones if p.phone != "SIL"]
     audio, phones = _pad(_resample(audio, sr), fill_silence(phones, dur), before, after)
     return Utterance(audio, phones, f"flite {voice} x{stretch:.2f}")
+
+
+def festival_voices() -> tuple[str, ...]:
+    """The :data:`FESTIVAL_VOICES` installed (none without the ``festival`` program)."""
+    import shutil  # noqa: PLC0415
+
+    if shutil.which("festival") is None:
+        return ()
+    roots = [Path("/usr/share/festival/voices"), Path("/usr/lib/festival/voices")]
+    have = {d.name for r in roots if r.is_dir() for d in r.glob("*/*") if d.is_dir()}
+    return tuple(v for v in FESTIVAL_VOICES if v in have)
+
+
+def festival_utterance(text: str, voice: str, stretch: float = 1.0, before: float = 0.3, after: float = 0.4) -> Utterance:
+    """festival speech of ``text`` (one of :data:`FESTIVAL_VOICES`) at 16 kHz with its phones
+    (the utterance's segments: ARPAbet-like names with end times, as flite's)."""
+    import soundfile as sf  # noqa: PLC0415
+
+    if voice not in FESTIVAL_VOICES:
+        raise ValueError(f"unknown festival voice {voice!r}; choose one of {', '.join(FESTIVAL_VOICES)}")
+    quoted = text.replace("\\", " ").replace('"', " ")
+    with tempfile.TemporaryDirectory() as tmp:
+        wav, segs, script = (os.path.join(tmp, n) for n in ("x.wav", "x.segs", "x.scm"))
+        Path(script).write_text(
+            f"(voice_{voice})\n(Parameter.set 'Duration_Stretch {stretch:.3f})\n"
+            f'(set! utt (SynthText "{quoted}"))\n'
+            f'(utt.save.wave utt "{wav}" \'riff)\n(utt.save.segs utt "{segs}")\n')
+        subprocess.run(["festival", "-b", script], capture_output=True, text=True, timeout=60, check=True)
+        audio, sr = sf.read(wav, dtype="float32")
+        rows = [line.split() for line in Path(segs).read_text().splitlines()[1:]]
+    phones: list[Phone] = []
+    t = 0.0
+    for row in rows:
+        if len(row) != 3:
+            continue
+        e = float(row[0])
+        phones.append(Phone(_FLITE_ARPA.get(row[2], row[2].upper()), t, e))
+        t = e
+    dur = len(audio) / sr
+    phones = [p for p in phones if p.phone != "SIL" and p.end > p.start]
+    audio, phones = _pad(_resample(audio, sr), fill_silence(phones, dur), before, after)
+    return Utterance(audio, phones, f"festival {voice} x{stretch:.2f}")
 
 
 # ---------------------------------------------------------------------------------- text

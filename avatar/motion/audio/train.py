@@ -2,7 +2,7 @@
 
 Generates speech with espeak-ng (7 accents × 22 voice variants, 120..260 wpm) and flite
 (awb, rms, slt, kal16; duration stretch 0.8..1.3) from the Debian licence texts and random
-CMU-dictionary words, augments it (noise, reverb, band limit, speed, gain) and fits the
+CMU-dictionary words, with ``--festival SHARE`` also festival's voices (Debian festvox), augments it (noise, reverb, band limit, speed, gain) and fits the
 network to the rule-based targets of :mod:`avatar.motion.audio.coarticulation` at 100 fps.
 Seeded: the same seed, library versions and thread count give the same weights.
 Writes the safetensors file and a JSON sidecar (features, normalisation, data, sha256).
@@ -20,7 +20,8 @@ import numpy as np
 from . import features as feat
 from .coarticulation import mouth_tracks, segments_from_phones
 from .synthdata import (ESPEAK_ACCENTS, ESPEAK_VARIANTS, FLITE_VOICES, augment, dictionary_words,
-                        espeak_utterance, flite_available, flite_utterance, license_sentences)
+                        espeak_utterance, festival_utterance, festival_voices, flite_available,
+                        flite_utterance, license_sentences)
 
 LOOKAHEAD = 6  # frames (60 ms)
 
@@ -42,17 +43,26 @@ def targets_for(phones, num_frames: int) -> dict[str, np.ndarray]:
 
 
 def generate(seconds: float, seed: int, flite_share: float = 0.4, log=print,
-             real_chain: bool = False) -> tuple[list[dict], dict]:
-    """Synthesise about ``seconds`` of augmented speech; returns per-utterance features + targets."""
+             real_chain: bool = False, festival_share: float = 0.0) -> tuple[list[dict], dict]:
+    """Synthesise about ``seconds`` of augmented speech; returns per-utterance features + targets.
+    ``festival_share`` of the utterances come from festival's voices (taken from the flite and
+    espeak-ng shares in proportion); it needs festival and its voices installed."""
     rng = np.random.default_rng(seed)
     sentences, words = license_sentences(), dictionary_words()
     use_flite = flite_available()
-    items, total, counts = [], 0.0, {"espeak-ng": 0, "flite": 0, "augmented": 0}
+    voices = festival_voices() if festival_share > 0 else ()
+    if festival_share > 0 and not voices:
+        raise RuntimeError("--festival needs Debian's festival and festvox voices: "
+                           "apt-get install festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k")
+    items, total, counts = [], 0.0, {"espeak-ng": 0, "flite": 0, "festival": 0, "augmented": 0}
     t0 = time.time()
     while total < seconds:
         text = _random_text(rng, sentences, words)
         before, after = float(rng.uniform(0.1, 0.6)), float(rng.uniform(0.2, 0.7))
-        if use_flite and rng.random() < flite_share:
+        if voices and rng.random() < festival_share:
+            u = festival_utterance(text, voices[int(rng.integers(len(voices)))], float(rng.uniform(0.8, 1.3)), before, after)
+            counts["festival"] += 1
+        elif use_flite and rng.random() < flite_share:
             u = flite_utterance(text, FLITE_VOICES[int(rng.integers(len(FLITE_VOICES)))],
                                 float(rng.uniform(0.8, 1.3)), before, after)
             counts["flite"] += 1
@@ -74,6 +84,7 @@ def generate(seconds: float, seed: int, flite_share: float = 0.4, log=print,
             "text": "Debian /usr/share/common-licenses sentences (60 %) + random CMU-dictionary words (40 %)",
             "espeak_voices": f"{len(ESPEAK_ACCENTS)} accents x variants {','.join(v or 'default' for v in ESPEAK_VARIANTS)}; 120-260 wpm; pitch 20-80",
             "flite_voices": ",".join(FLITE_VOICES) if use_flite else "none (flite missing)",
+            "festival_voices": f"{','.join(voices)} ({festival_share:.0%}; diphone voices stretched 0.8-1.3)" if voices else "none",
             "augmentation": "80 %: speed 0.9-1.1 (30 %), reverb RT60 0.15-0.6 s (30 %), band-pass (30 %), white/pink/brown noise 5-35 dB SNR (70 %), gain -12..+6 dB"
                             + ("; telephone band 300-3400 Hz at 8 kHz (15 %), MP3/AAC/Opus round trip (40 %)" if real_chain else "")}
     return items, info
@@ -166,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--real-chain", action="store_true", help="also augment with lossy codecs and telephone band")
+    ap.add_argument("--festival", type=float, default=0.0, metavar="SHARE",
+                    help="this share of the utterances from festival's voices (needs Debian festival + festvox voices)")
     args = ap.parse_args(argv)
 
     import torch  # noqa: PLC0415
@@ -175,13 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.time()
     print(f"generating {args.minutes:.0f} min of synthetic speech (seed {args.seed})", flush=True)
-    items, info = generate(args.minutes * 60, args.seed, log=lambda s: print(s, flush=True), real_chain=args.real_chain)
+    items, info = generate(args.minutes * 60, args.seed, log=lambda s: print(s, flush=True), real_chain=args.real_chain,
+                           festival_share=args.festival)
     t_gen = time.time() - t0
     print(f"generated {info['utterances']} utterances in {t_gen:.0f} s", flush=True)
     model, metrics = train(items, args.epochs, args.seed, log=lambda s: print(s, flush=True))
     info.update({"generation_s": round(t_gen), "training_s": round(time.time() - t0 - t_gen), "epochs": args.epochs,
                  "seed": args.seed, "threads": args.threads, "validation": metrics,
-                 "command": f"python -m avatar.motion.audio.train --out {args.out} --minutes {args.minutes:g} --epochs {args.epochs} --seed {args.seed} --threads {args.threads}" + (" --real-chain" if args.real_chain else "")})
+                 "command": f"python -m avatar.motion.audio.train --out {args.out} --minutes {args.minutes:g} --epochs {args.epochs} --seed {args.seed} --threads {args.threads}" + (" --real-chain" if args.real_chain else "")
+                 + (f" --festival {args.festival:g}" if args.festival else "")})
     save_weights(model, Path(args.out), LOOKAHEAD, info)
     print(f"wrote {args.out}: {metrics}", flush=True)
     return 0

@@ -170,3 +170,30 @@ def test_codec_round_trip_keeps_length_and_timing(spoken):
         assert len(z) == len(x) and not np.array_equal(z, x)
         c = [float(np.dot(z[800 + k:len(x) - 800 + k], x[800:len(x) - 800])) for k in range(-40, 41)]
         assert int(np.argmax(c)) - 40 == 0, note
+
+
+def test_festival_voices_give_speech_where_their_phones_say():
+    """Training voices from festival (Debian festvox): 16 kHz speech whose bilabial closures fall
+    where the utterance's segments put them (quiet), and its vowels loud."""
+    from avatar.motion.audio import features as feat
+    from avatar.motion.audio.synthdata import festival_utterance, festival_voices
+
+    voices = festival_voices()
+    if not voices:
+        pytest.skip("festival voices are not installed (apt-get install festival festvox-kallpc16k …)")
+    with pytest.raises(ValueError, match="unknown festival voice"):
+        festival_utterance("hello", "no_such_voice")
+    for voice in voices:
+        u = festival_utterance('Mama, "papa" and baby bob amble.', voice, stretch=1.2, before=0.3, after=0.4)
+        dur = len(u.audio) / feat.SAMPLE_RATE
+        assert u.audio.dtype == np.float32 and abs(u.phones[-1].end - dur) < 0.02 and u.phones[0].start == 0.0
+        db = 10 * np.log10(np.exp(feat.logmel(u.audio)).sum(1) + 1e-12)
+
+        def level(kind: set[str]) -> float:
+            frames = [db[int(p.start * 100) + 1:max(int(p.end * 100) - 1, int(p.start * 100) + 2)]
+                      for p in u.phones if p.phone in kind and p.end - p.start > 0.03]
+            return float(np.median(np.concatenate(frames)))
+
+        closures, vowels = level({"M", "P", "B"}), level({"AA", "AE", "AH", "AX", "EY", "OW"})
+        assert vowels - closures > 6.0, (voice, vowels, closures)
+        assert level({"SIL"}) < closures  # the padding before and after is silent
