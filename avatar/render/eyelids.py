@@ -18,6 +18,9 @@ covered with the portrait's own lid skin from just above the crease, reflected a
 meets the crease with no seam and carries no lashes), above a thin lash line that keeps the
 mesh's mapping (:func:`lid_skin`). Keeping a share of the open lid's texture instead left the
 open eye's look, which trackers (and people) read as a half-open eye (docs/face.md, sessions 30-31).
+Where a glasses rim runs along the crease, that skin was painted out of the portrait (an
+inpainting's grey smear, not skin): there the lid takes the skin below the lower lid instead,
+reflected the same way, which lies behind the same lens.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ SKIN_REACH = 2.0   # the reflected skin reaches this × (line 3 - crease) above 
 LASH = 0.035       # the lash line kept at the lid margin, × the eye's width (about 2 px at 512)
 CREASE_FADE = 0.2  # the skin fades out over this share of the strip below the crease
 CORNER_REACH = (0.15, 0.15)  # ... and reaches this far past either corner (× the eye's width), fading over the second
+# skin below the lower lid, for lids whose skin above the crease was painted out: it starts this
+# far below the lower lid's margin (× the eye's width: past the lower lashes)
+BELOW_GAP = 0.08
 
 
 def opening(loop: np.ndarray) -> float:
@@ -146,12 +152,20 @@ def draw(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: np.n
         _paint(out, mapped, x0, y0, eye, cover)
 
 
+def _sample(image: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """(h, w, 3) float32 of ``image`` at complex crop px ``z``."""
+    return cv2.remap(image, z.real.astype(np.float32), z.imag.astype(np.float32), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+
+
 def lid_skin(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: np.ndarray,
-             mapped: np.ndarray | None = None) -> None:
+             mapped: np.ndarray | None = None, painted: np.ndarray | None = None) -> None:
     """Cover each upper lid strip of ``out`` ((S, S, 3) uint8, in place) that the target
     ``landmarks`` ((478, 2+) crop px) stretch beyond the portrait's ``source`` ((478+, 2) crop
     px) with the portrait ``image``'s skin above the crease, reflected about it; ``mapped``
-    ((S, S) float32, in place): the share of each pixel still sampled through the backward map."""
+    ((S, S) float32, in place): the share of each pixel still sampled through the backward map.
+    ``painted`` ((S, S) float32): where ``image`` was painted out (under glasses frames); skin
+    sampled there is replaced by the skin below the lower lid, where that is not painted."""
     size = out.shape[0]
     for k, ids in enumerate(topology.mesh()["eye_loops"]):
         ids = np.asarray(ids, np.int64)
@@ -198,6 +212,17 @@ def lid_skin(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: 
         at_crease = np.interp(sp, scs, scv)
         v = at_crease + (1.0 - np.clip(t, 0.0, 1.0)) * SKIN_REACH * (np.interp(sp, sas, sav) - at_crease)
         z = s0 + (sp + 1j * v) * (s1 - s0)
-        skin = cv2.remap(image, z.real.astype(np.float32), z.imag.astype(np.float32), cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        skin = _sample(image, z)
+        if painted is not None:
+            above = _sample(painted, z)
+            if above.max() > 0.05:
+                # the same reach below the lower lid, past its lashes, reflected about it
+                _, _, ssl, svl = _lid_profiles(src, s0, s1 - s0)
+                down = 1.0 if np.mean(svl) >= np.mean(svu) else -1.0
+                reach = SKIN_REACH * float(np.median(np.abs(sav - np.interp(sas, scs, scv))))
+                low = np.interp(sp, ssl, svl) + down * (BELOW_GAP + (1.0 - np.clip(t, 0.0, 1.0)) * reach)
+                zb = s0 + (sp + 1j * low) * (s1 - s0)
+                below = _sample(painted, zb)
+                take = (above * (1.0 - below))[..., None]
+                skin += take * (_sample(image, zb) - skin)
         _paint(out, mapped, x0, y0, skin, weight.astype(np.float32))

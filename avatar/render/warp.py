@@ -145,6 +145,16 @@ class WarpState:
         return out
 
     @cached_property
+    def painted(self) -> np.ndarray | None:
+        """(S, S) float32 share of each pixel of ``image`` that was painted out under a glasses
+        frame (the inpainting's guess, not the portrait), softened by a pixel; None without
+        frames. Made on first use."""
+        if self.rigid is None:
+            return None
+        where = cv2.dilate((self.rigid.weight > rigid.PAINT_OUT).astype(np.uint8), np.ones((3, 3), np.uint8))
+        return cv2.GaussianBlur(where.astype(np.float32), (0, 0), 1.0)
+
+    @cached_property
     def prefiltered(self) -> np.ndarray:
         """(S, S, 3) uint8 portrait blurred for sampling where the map squeezes it (see
         :func:`_minify`); made on first use."""
@@ -1123,7 +1133,7 @@ class WarpEngine(Engine):
         if maps.seams is not None:
             _feather(out, maps.seams)
         eyelids.draw(out, state.image, state.vertices, landmarks, own)
-        eyelids.lid_skin(out, state.image, state.vertices, landmarks, own)
+        eyelids.lid_skin(out, state.image, state.vertices, landmarks, own, state.painted)
         if state.worn:
             rigid.draw(out, state.worn, self._worn_forwards(state, landmarks, mp), own)
         self._draw_mouth(state, landmarks, out, own)

@@ -258,6 +258,32 @@ def test_a_shut_lid_is_skin_with_a_lash_line_not_stretched_lashes(engine, crop, 
         assert shut[margin > 0].mean() < shut[inner].mean() - 30
 
 
+def test_a_shut_lid_under_a_painted_out_rim_takes_the_skin_below_the_eye(crop):
+    """Where glasses were painted out along the crease (an inpainting's smear, here a flat blue-grey),
+    the unfolded lid takes the skin below the lower lid instead of that smear."""
+    from avatar.render import eyelids
+
+    img = crop.image.copy()
+    painted = np.zeros(img.shape[:2], np.float32)
+    for k in range(2):
+        crease = crop.landmarks[list(eyelids.CREASE[k]), :2]
+        top = crease + 2.6 * (crop.landmarks[list(eyelids.ABOVE_CREASE[k]), :2] - crease)
+        poly = np.concatenate([crease, top[::-1]]).round().astype(np.int32)
+        cv2.fillPoly(img, [poly], (90, 150, 190))
+        cv2.fillPoly(painted, [poly], 1.0)
+    painted = cv2.dilate(painted, np.ones((5, 5), np.uint8))
+    target = _lids_lowered(crop.landmarks, 0.0)
+    base = img.copy()
+    smeared, clean = base.copy(), base.copy()
+    eyelids.lid_skin(smeared, img, crop.landmarks, target)
+    eyelids.lid_skin(clean, img, crop.landmarks, target, painted=painted)
+    changed = np.abs(smeared.astype(int) - base).max(2) > 20
+    assert changed.sum() > 20
+    blue = lambda im: (im[..., 2].astype(float) - im[..., 0])[changed].mean()  # noqa: E731
+    # the smear is blue (blue - red +100), skin is warm (red above blue)
+    assert blue(smeared) > 40 and blue(clean) < 0, (blue(smeared), blue(clean))
+
+
 def test_person_mask_covers_the_head_not_the_background(crop):
     from avatar.face.segment import person_mask
 
