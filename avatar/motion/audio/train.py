@@ -1,9 +1,10 @@
 """Train Audio2Mouth on synthetic speech: ``python -m avatar.motion.audio.train --out weights/audio2mouth-v1.safetensors``.
 
 Generates speech with espeak-ng (7 accents × 22 voice variants, 120..260 wpm) and flite
-(awb, rms, slt, kal16; duration stretch 0.8..1.3) from the Debian licence texts and random
-CMU-dictionary words, with ``--festival SHARE`` also festival's voices (Debian festvox), augments it (noise, reverb, band limit, speed, gain) and fits the
-network to the rule-based targets of :mod:`avatar.motion.audio.coarticulation` at 100 fps.
+(awb, rms, slt, kal16; duration stretch 0.8..1.3), with ``--festival SHARE`` also festival's
+voices (Debian festvox), from the Debian licence texts and random CMU-dictionary words,
+augments it (noise, reverb, band limit, speed, gain) and fits the network to the rule-based
+targets of :mod:`avatar.motion.audio.coarticulation` at 100 fps.
 Seeded: the same seed, library versions and thread count give the same weights.
 Writes the safetensors file and a JSON sidecar (features, normalisation, data, sha256).
 """
