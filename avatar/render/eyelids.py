@@ -96,6 +96,12 @@ def _below_upper_lid(z: np.ndarray, loop: np.ndarray, origin: complex, axis: com
     return np.maximum((e.imag - np.interp(e.real, su, vu)) * down * abs(axis), 0.0)
 
 
+def _sample(image: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """(h, w, …) float32 of ``image`` at complex crop px ``z``."""
+    return cv2.remap(image, z.real.astype(np.float32), z.imag.astype(np.float32), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+
+
 def _paint(out: np.ndarray, mapped: np.ndarray | None, x0: int, y0: int, pixels: np.ndarray, weight: np.ndarray) -> None:
     """Blend (h, w, 3) float32 ``pixels`` into ``out`` at (``x0``, ``y0``) by (h, w) ``weight``, and
     take that share out of ``mapped`` (both in place)."""
@@ -144,18 +150,11 @@ def draw(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: np.n
         # only what lies between the portrait's own lids is eyeball: a sample past them is held
         # just inside (the lid above an eye gazing down is not part of it)
         z = _inside_lids(s0 + scale * (at - t0) + gaze, src, s0, s1 - s0)
-        eye = cv2.remap(image, z.real.astype(np.float32), z.imag.astype(np.float32), cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        eye = _sample(image, z)
         # the lowered lid and its lashes shade the eyeball just under them
         below = _below_upper_lid(at, tgt, t0, t1 - t0)
         eye *= (1.0 - SHADOW * (1.0 - ratio) * np.exp(-below / (SHADE_DEPTH * abs(t1 - t0))))[..., None].astype(np.float32)
         _paint(out, mapped, x0, y0, eye, cover)
-
-
-def _sample(image: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """(h, w, 3) float32 of ``image`` at complex crop px ``z``."""
-    return cv2.remap(image, z.real.astype(np.float32), z.imag.astype(np.float32), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
 
 def lid_skin(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: np.ndarray,
@@ -178,7 +177,7 @@ def lid_skin(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: 
         crease_t = landmarks[list(CREASE[k]), :2].astype(np.float64)
         su, vu, _, _ = _lid_profiles(tgt, t0, t1 - t0)
         cs, cv = _profile(crease_t, t0, t1 - t0)
-        ssu, svu, _, _ = _lid_profiles(src, s0, s1 - s0)
+        ssu, svu, ssl, svl = _lid_profiles(src, s0, s1 - s0)
         scs, scv = _profile(source[list(CREASE[k]), :2].astype(np.float64), s0, s1 - s0)
         sas, sav = _profile(source[list(ABOVE_CREASE[k]), :2].astype(np.float64), s0, s1 - s0)
         # how much taller than the portrait's the strip is: one figure per eye, from its middle
@@ -217,7 +216,6 @@ def lid_skin(out: np.ndarray, image: np.ndarray, source: np.ndarray, landmarks: 
             above = _sample(painted, z)
             if above.max() > 0.05:
                 # the same reach below the lower lid, past its lashes, reflected about it
-                _, _, ssl, svl = _lid_profiles(src, s0, s1 - s0)
                 down = 1.0 if np.mean(svl) >= np.mean(svu) else -1.0
                 reach = SKIN_REACH * float(np.median(np.abs(sav - np.interp(sas, scs, scv))))
                 low = np.interp(sp, ssl, svl) + down * (BELOW_GAP + (1.0 - np.clip(t, 0.0, 1.0)) * reach)

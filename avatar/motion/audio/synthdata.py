@@ -85,21 +85,28 @@ def flite_utterance(text: str, voice: str, stretch: float = 1.0, before: float =
             capture_output=True, text=True, timeout=60, check=True,
         )
         audio, sr = sf.read(wav, dtype="float32")
-    phones: list[Phone] = []
-    t = 0.0
+    ends: list[tuple[str, float]] = []
     for tok in res.stdout.split():
         name, _, end = tok.rpartition(":")
         try:
-            e = float(end)
+            ends.append((name, float(end)))
         except ValueError:
             continue
-        ph = _FLITE_ARPA.get(name, name.upper())
-        phones.append(Phone(ph, t, e))
+    return _from_end_times(ends, audio, sr, before, after, f"flite {voice} x{stretch:.2f}")
+
+
+def _from_end_times(ends: list[tuple[str, float]], audio: np.ndarray, sr: int, before: float, after: float,
+                    source: str) -> Utterance:
+    """An :class:`Utterance` from a synthesiser's (phone name, end time) list (flite's and
+    festival's CMU names) and its audio at ``sr``, resampled and padded."""
+    phones: list[Phone] = []
+    t = 0.0
+    for name, e in ends:
+        phones.append(Phone(_FLITE_ARPA.get(name, name.upper()), t, e))
         t = e
-    dur = len(audio) / sr
     phones = [p for p in phones if p.phone != "SIL"]
-    audio, phones = _pad(_resample(audio, sr), fill_silence(phones, dur), before, after)
-    return Utterance(audio, phones, f"flite {voice} x{stretch:.2f}")
+    audio, phones = _pad(_resample(audio, sr), fill_silence(phones, len(audio) / sr), before, after)
+    return Utterance(audio, phones, source)
 
 
 def festival_voices() -> tuple[str, ...]:
@@ -130,18 +137,8 @@ def festival_utterance(text: str, voice: str, stretch: float = 1.0, before: floa
         subprocess.run(["festival", "-b", script], capture_output=True, text=True, timeout=60, check=True)
         audio, sr = sf.read(wav, dtype="float32")
         rows = [line.split() for line in Path(segs).read_text().splitlines()[1:]]
-    phones: list[Phone] = []
-    t = 0.0
-    for row in rows:
-        if len(row) != 3:
-            continue
-        e = float(row[0])
-        phones.append(Phone(_FLITE_ARPA.get(row[2], row[2].upper()), t, e))
-        t = e
-    dur = len(audio) / sr
-    phones = [p for p in phones if p.phone != "SIL" and p.end > p.start]
-    audio, phones = _pad(_resample(audio, sr), fill_silence(phones, dur), before, after)
-    return Utterance(audio, phones, f"festival {voice} x{stretch:.2f}")
+    ends = [(row[2], float(row[0])) for row in rows if len(row) == 3]
+    return _from_end_times(ends, audio, sr, before, after, f"festival {voice} x{stretch:.2f}")
 
 
 # ---------------------------------------------------------------------------------- text
