@@ -85,6 +85,7 @@ _MINIFY = (1.5, 8.0, 1.2)
 _ISLAND_MARGIN = 0.25
 _ISLAND_COVERED = 5  # an island next to uncovered pixels: judged where it and this many of its 9 are covered
 _SKULL_DEPTH = 1.0   # depth of the ring points straight above the face, × the oval radius there, behind the outline
+_SIDE_DEPTH = 0.5    # the same beside the face: the head's outline there lies behind the face's, about the ears
 # from this far above the chin (× the oval radius: below the ear lobes) the rings' share of the
 # head's motion falls by the second value per 0.3 oval radii, to the third: beside and below the
 # jaw lie the neck, the shoulders and the collar, which stay with the body while the neck takes
@@ -307,9 +308,10 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
     radius, moved out by the skin ``band`` beyond the oval ((N,) px per oval point, see
     :mod:`avatar.render.outline`): the band rides on the oval, and the rings keep their room
     beyond it.
-    A ring point's depth is that of the oval in its direction: hair and ears sit about as far
-    back as the face's outline, so under a head turn they move as the outline does; above the
-    face it lies further back (:data:`_SKULL_DEPTH`), where the skull curves towards the crown.
+    A ring point's depth is that of the oval in its direction plus some: above the face it lies
+    further back (:data:`_SKULL_DEPTH`), where the skull curves towards the crown, and beside it
+    (:data:`_SIDE_DEPTH`) the head's outline, hair over the ears, lies behind the face's, so a
+    turn moves it less than the cheek (the deeper of the two in between).
     """
     oval = landmarks[topology.mesh()["oval"]]
     centre = oval[:, :2].mean(0)
@@ -318,8 +320,11 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
     directions = np.stack([np.cos(angles), np.sin(angles)], 1)
     rad = _around_oval(oval, centre, angles)
     # the hair above the forehead covers the skull, which curves back from the hairline: deeper
-    # towards the crown, so a nod moves the crown far less than the face (it turns about it)
-    depth = _around_oval(oval, centre, angles, oval[:, 2]) + _SKULL_DEPTH * rad * np.clip(-np.sin(angles), 0.0, None)
+    # towards the crown, so a nod moves the crown far less than the face (it turns about it); beside
+    # the face the head's outline (hair over the ears) lies behind the face's, so a turn moves it
+    # less than the cheek (tracked person outlines of real turning heads sit 0.5-0.75 radii back)
+    depth = _around_oval(oval, centre, angles, oval[:, 2]) + rad * np.maximum(
+        _SKULL_DEPTH * np.clip(-np.sin(angles), 0.0, None), _SIDE_DEPTH * np.cos(angles) ** 2)
     # fixed rings: more room above (hair) than below (neck)
     factors = np.array([f for f, _ in _RINGS])[:, None] * np.where(np.sin(angles) < 0, 1.0 + 0.25 * (-np.sin(angles)), 1.0)
     if band is not None:

@@ -566,3 +566,31 @@ def test_the_stretch_beside_the_head_lands_beyond_the_matte_not_inside_wispy_hai
     assert max(ray(plain[24 + left])) > 0.2      # without the matte: the stretch starts in the wisps
     assert max(ray(matted[24 + left])) == 0.0    # with it: beyond them, on the plate only
     assert matted[left, 0] == plain[left, 0]     # the inner ring still hugs the segmentation
+
+
+def test_a_turn_swings_the_heads_outline_beside_the_face_further_back_than_the_cheek(crop):
+    """Beside the face the head's outline (hair over the ears) lies behind the face's outline, so
+    a turn swings it further against the nose's motion than the cheek's outline goes (on real
+    turning heads it barely moves while the cheeks follow the nose). With the ring points at the
+    face outline's depth there, they moved with the cheek (within 1 px at 15°). Looked at on the
+    side where that swing takes the outline away from the face (on the other the rings keep
+    their distance from the face's outline), where the hair has room: the right side as the
+    astronaut's face turns to image left."""
+    from scipy.spatial.transform import Rotation
+
+    lm = crop.landmarks.astype(np.float64)
+    c = lm[:468].mean(0)
+    turned = (lm - c) @ Rotation.from_euler("y", 15.0, degrees=True).as_matrix().T + c
+    engine = WarpEngine()
+    state = engine.prepare(crop)
+    n = len(lm)
+    moved = engine.target_vertices(state, turned.astype(np.float32))[n:] - state.vertices[n:]
+    oval = topology.mesh()["oval"]
+    centre = lm[oval, :2].mean(0)
+    nose = np.sign(turned[topology.NOSE_TIP, 0] - lm[topology.NOSE_TIP, 0])
+    assert nose < 0
+    k = 0  # the inner ring straight right of the face
+    ring = state.vertices[n + k]
+    nearest = oval[np.argmax(((lm[oval, :2] - centre) @ (ring - centre)) / np.linalg.norm(lm[oval, :2] - centre, axis=1))]
+    lag = nose * ((turned[nearest, 0] - lm[nearest, 0]) - moved[k, 0])  # how far the outline swings past the cheek
+    assert lag > 4.0
