@@ -18,6 +18,10 @@ import numpy as np
 from ..errors import ConfigError, EngineUnavailable, NoFaceError, ShapeError
 
 NUM_LANDMARKS = 478
+# While a video shows one face it is tracked by a one-face graph: a graph with room for more runs
+# mediapipe's face detector on every frame, looking for them (about 2 of 5 ms a frame at 512 px,
+# with the same landmarks). Every this many frames a still-image graph counts the faces again.
+RECOUNT_FRAMES = 25
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,16 +103,55 @@ class LandmarkDetector:
             from .fan import FanBoxes
 
             self._fan = FanBoxes()
-        mp = _import_mediapipe()
         self.video = video
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
+        self._max_faces = max_faces
+        self._min_confidence = min_confidence
+        self._mesh = self._graph(max_faces)
+        # video with room for several faces: the one-face graph while one is shown (see RECOUNT_FRAMES)
+        self._alone = video and max_faces > 1 and self._fan is None
+        self._single: Any = None
+        self._still: Any = None  # counts the faces; finds them where the one-face graph lost its own
+        self._until_recount = 0
+        self._lock = threading.Lock()
+
+    def _graph(self, max_faces: int, video: bool | None = None, refine: bool = True) -> Any:
+        video = self.video if video is None else video
+        return _import_mediapipe().solutions.face_mesh.FaceMesh(
             static_image_mode=not video,
             max_num_faces=max_faces,
-            refine_landmarks=True,
-            min_detection_confidence=min_confidence,
-            min_tracking_confidence=min_confidence,
+            refine_landmarks=refine,
+            min_detection_confidence=self._min_confidence,
+            min_tracking_confidence=self._min_confidence,
         )
-        self._lock = threading.Lock()
+
+    def _process(self, image: np.ndarray) -> Any:
+        """mediapipe's result for one frame (call under ``_lock``)."""
+        if not self._alone:
+            return self._mesh.process(image)
+        if self._still is None:
+            self._still = self._graph(self._max_faces, video=False)
+        if self._until_recount <= 0:
+            alone = len(self._still.process(image).multi_face_landmarks or ()) <= 1
+            if alone and self._single is None:
+                self._single = self._graph(1)
+            elif not alone and self._single is not None:
+                # back to the graph that looks for every face; a fresh one, as its tracking state is stale
+                self._single.close()
+                self._single = None
+                self._mesh.close()
+                self._mesh = self._graph(self._max_faces)
+            self._until_recount = RECOUNT_FRAMES
+        self._until_recount -= 1
+        if self._single is None:
+            return self._mesh.process(image)
+        result = self._single.process(image)
+        if not result.multi_face_landmarks:
+            # having lost its face (a cut, a jump) the one-face graph looks for it again only on the
+            # next frame; the graph with room for more would have found it on this one
+            result = self._still.process(image)
+            if len(result.multi_face_landmarks or ()) > 1:
+                self._until_recount = 0
+        return result
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in an (H, W, 3) uint8 RGB image, largest first."""
@@ -129,7 +172,7 @@ class LandmarkDetector:
     def _detect(self, image: np.ndarray, x0: int = 0, y0: int = 0) -> list[Face]:
         h, w = image.shape[:2]
         with self._lock:  # mediapipe graphs are not re-entrant
-            result = self._mesh.process(np.ascontiguousarray(image))
+            result = self._process(np.ascontiguousarray(image))
         faces = []
         for lms in result.multi_face_landmarks or ():
             arr = _xyz(lms)
@@ -153,7 +196,9 @@ class LandmarkDetector:
         return found
 
     def close(self) -> None:
-        self._mesh.close()
+        for graph in (self._mesh, self._single, self._still):
+            if graph is not None:
+                graph.close()
 
     def __enter__(self) -> "LandmarkDetector":
         return self

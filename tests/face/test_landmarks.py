@@ -78,3 +78,67 @@ def test_landmarks_read_from_the_serialised_list_match_the_fields():
     np.testing.assert_array_equal(_xyz(lms), values)
     lms.landmark[7].visibility = 0.5  # another layout: the field-by-field reading
     np.testing.assert_array_equal(_xyz(lms), values)
+
+
+class _Counting:
+    """A mediapipe graph that counts the frames it processes."""
+
+    def __init__(self, graph):
+        self.graph, self.calls = graph, 0
+
+    def process(self, image):
+        self.calls += 1
+        return self.graph.process(image)
+
+    def close(self):
+        self.graph.close()
+
+
+def _two_faces(portrait):
+    """Two copies of the portrait's face on a 512 px square, the top-left one larger (mediapipe's
+    video graph sees the whole frame at once: the faces must be large in it)."""
+    face = portrait[20:276, 100:356]
+    canvas = np.full((512, 512, 3), 200, np.uint8)
+    canvas[:256, :256] = face
+    canvas[312:, 312:] = cv2.resize(face, (200, 200), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
+def test_video_with_one_face_is_tracked_without_the_detector_looking_for_more(portrait):
+    """The graph with room for several faces runs its face detector on every frame; while the
+    video shows one face, the one-face graph tracks it, with the same landmarks."""
+    from avatar.face.landmarks import RECOUNT_FRAMES
+
+    frames = [np.ascontiguousarray(np.roll(portrait, k, axis=1)) for k in range(0, 2 * RECOUNT_FRAMES + 4, 1)]
+    with LandmarkDetector(video=True) as det, LandmarkDetector(video=True, max_faces=1) as single:
+        det._mesh = many = _Counting(det._mesh)
+        got = [det.detect(f)[0].landmarks for f in frames]
+        want = [single.detect(f)[0].landmarks for f in frames]
+    assert many.calls == 0
+    assert max(float(np.abs(a - b).max()) for a, b in zip(got, want)) < 1e-3
+
+
+def test_a_second_face_joining_a_video_is_found_within_the_recount(portrait):
+    from avatar.face.landmarks import RECOUNT_FRAMES
+
+    canvas = _two_faces(portrait)
+    alone = canvas.copy()
+    alone[256:, 256:] = 200
+    with LandmarkDetector(video=True) as det:
+        assert [len(det.detect(alone)) for _ in range(3)] == [1, 1, 1]
+        counts = [len(det.detect(canvas)) for _ in range(RECOUNT_FRAMES + 2)]
+        faces = det.detect(canvas)
+    assert counts[-1] == 2 and len(faces) == 2
+    assert faces[0].area > faces[1].area and faces[0].box[0] < 256
+
+
+def test_a_face_that_jumps_is_found_on_the_frame_it_lands(portrait):
+    """A cut moves the face away from where the one-face graph tracked it; alone, that graph
+    looks for it again only on the next frame."""
+    face = portrait[20:276, 100:356]
+    cut = np.full_like(portrait, 200)
+    cut[256:, 256:] = face
+    with LandmarkDetector(video=True) as det:
+        counts = [len(det.detect(f)) for f in (portrait, portrait, cut, cut)]
+        assert det._single is not None  # the one-face graph was the one tracking
+    assert counts == [1, 1, 1, 1]
