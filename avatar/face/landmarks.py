@@ -114,12 +114,12 @@ class LandmarkDetector:
         self._until_recount = 0
         self._lock = threading.Lock()
 
-    def _graph(self, max_faces: int, video: bool | None = None, refine: bool = True) -> Any:
+    def _graph(self, max_faces: int, video: bool | None = None) -> Any:
         video = self.video if video is None else video
         return _import_mediapipe().solutions.face_mesh.FaceMesh(
             static_image_mode=not video,
             max_num_faces=max_faces,
-            refine_landmarks=refine,
+            refine_landmarks=True,
             min_detection_confidence=self._min_confidence,
             min_tracking_confidence=self._min_confidence,
         )
