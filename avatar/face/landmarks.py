@@ -106,9 +106,10 @@ class LandmarkDetector:
         self.video = video
         self._max_faces = max_faces
         self._min_confidence = min_confidence
-        self._mesh = self._graph(max_faces)
-        # video with room for several faces: the one-face graph while one is shown (see RECOUNT_FRAMES)
+        # video with room for several faces: the one-face graph while one is shown (see RECOUNT_FRAMES);
+        # one of the two tracking graphs at a time, made when the recount asks for it
         self._alone = video and max_faces > 1 and self._fan is None
+        self._mesh: Any = None if self._alone else self._graph(max_faces)
         self._single: Any = None
         self._still: Any = None  # counts the faces; finds them where the one-face graph lost its own
         self._until_recount = 0
@@ -132,14 +133,11 @@ class LandmarkDetector:
             self._still = self._graph(self._max_faces, video=False)
         if self._until_recount <= 0:
             alone = len(self._still.process(image).multi_face_landmarks or ()) <= 1
-            if alone and self._single is None:
-                self._single = self._graph(1)
-            elif not alone and self._single is not None:
-                # back to the graph that looks for every face; a fresh one, as its tracking state is stale
-                self._single.close()
-                self._single = None
-                self._mesh.close()
-                self._mesh = self._graph(self._max_faces)
+            if (self._single if alone else self._mesh) is None:
+                for graph in (self._mesh, self._single):
+                    if graph is not None:
+                        graph.close()
+                self._mesh, self._single = (None, self._graph(1)) if alone else (self._graph(self._max_faces), None)
             self._until_recount = RECOUNT_FRAMES
         self._until_recount -= 1
         if self._single is None:
