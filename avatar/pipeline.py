@@ -362,10 +362,12 @@ class Animator:
         return _Ordered(complete, threads, "avatar-paste", before=render)
 
     # -- files ----------------------------------------------------------------------------
-    def _track(self, path: str | Path, max_frames: int | None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    def _track(self, path: str | Path, max_frames: int | None,
+               timer: StageTimer | None = None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """(frame, landmarks or None) for every frame of a video, in order. A clip whose frames
         fit :data:`_KEEP_FRAMES_BYTES` is tracked in two halves at once when two cores are free
-        (the second tracker starts at the middle frame, as a clip's first frame starts)."""
+        (the second tracker starts at the middle frame, as a clip's first frame starts). With a
+        ``timer``, decoding in this thread (one frame at a time) is timed as "decode"."""
         from .media.prefetch import prefetch
         from .media.video import probe_video, read_frames
 
@@ -376,6 +378,8 @@ class Animator:
             yield from _TrackHalves(self, read_frames(path, max_frames=max_frames), n // 2)
             return
         frames = read_frames(path, max_frames=max_frames)
+        if self._serial and timer is not None:
+            frames = self._timed(frames, timer)
         with self.detector(video=True) as det:
             for frame in (frames if self._serial else prefetch(frames)):
                 face = self._driving_face(det.detect(frame))
@@ -757,9 +761,10 @@ class _Tracking:
 
     def _run(self, animator: Animator, path: str | Path, max_frames: int | None, timer: StageTimer) -> None:
         t0 = time.perf_counter()
+        decoding = timer.totals["decode"]
         nbytes = 0
         try:
-            track = animator._track(path, max_frames)
+            track = animator._track(path, max_frames, timer)
             try:
                 for frame, lm in track:
                     if self._stop.is_set():
@@ -776,7 +781,8 @@ class _Tracking:
         except BaseException as exc:  # noqa: BLE001 - raised by result() in the caller's thread
             self._error = exc
         finally:
-            timer.add("landmarks", time.perf_counter() - t0, len(self.landmarks))
+            # decoding in this thread (one frame at a time) is its own stage
+            timer.add("landmarks", time.perf_counter() - t0 - (timer.totals["decode"] - decoding), len(self.landmarks))
 
     def cancel(self) -> None:
         self._stop.set()

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..pipeline import Animator
+from ..pipeline import Animator, StageTimer
 
 
 @dataclass
@@ -67,7 +67,8 @@ class CachingAnimator(Animator):
         face = self.config.face
         return TrackCache.key(path, max_frames, (face.backend, face.min_confidence, face.face_index))
 
-    def _track(self, path: str | Path, max_frames: int | None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    def _track(self, path: str | Path, max_frames: int | None,
+               timer: StageTimer | None = None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         key = self._cache_key(path, max_frames)
         track = self.cache.get(key)
         if track is not None:
@@ -77,7 +78,7 @@ class CachingAnimator(Animator):
         frames: list[np.ndarray] | None = []
         landmarks: list[np.ndarray | None] = []
         nbytes = 0
-        for frame, lm in super()._track(path, max_frames):
+        for frame, lm in super()._track(path, max_frames, timer):
             landmarks.append(lm)
             if frames is not None:
                 nbytes += frame.nbytes
