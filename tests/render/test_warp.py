@@ -152,6 +152,32 @@ def test_synthetic_teeth_take_the_colour_of_the_light_from_the_eye_whites(crop):
     assert np.allclose(shaded / shaded[0], mouth._TOOTH_TINT / mouth._TOOTH_TINT[0], atol=1e-3)
 
 
+def test_synthetic_teeth_on_dark_skin_are_as_bright_as_the_eye_whites_say(crop):
+    """Skin's own colour is no measure of the light: on a darker-skinned face in the same light
+    (the eye whites unchanged) the teeth stay about as bright as on the lighter one, well above
+    the cheeks; with the eye whites hidden the cheeks' figure is all there is."""
+    from avatar.render import mouth
+
+    luma = np.array([0.299, 0.587, 0.114])
+    eyes = np.zeros(crop.image.shape[:2], np.uint8)
+    for loop in topology.mesh()["eye_loops"]:
+        cv2.fillPoly(eyes, [crop.landmarks[list(loop), :2].round().astype(np.int32)], 1)
+    eyes = cv2.dilate(eyes, np.ones((3, 3), np.uint8))
+    dark = crop.image.astype(np.float32)
+    dark[eyes == 0] *= 0.45
+    dark = dark.astype(np.uint8)
+    cheeks = crop.landmarks[list(topology.CHEEKS), :2].round().astype(int)
+    cheek_lum = dark[cheeks[:, 1], cheeks[:, 0]].astype(float).mean(0) @ luma
+    _, _, light_teeth = mouth.colours(crop.image, crop.landmarks)
+    _, _, dark_teeth = mouth.colours(dark, crop.landmarks)
+    assert dark_teeth @ luma > 1.5 * cheek_lum
+    assert dark_teeth @ luma > 0.8 * (light_teeth @ luma)
+    hidden = dark.copy()
+    hidden[eyes > 0] = 20
+    _, _, unknown = mouth.colours(hidden, crop.landmarks)
+    assert unknown @ luma == pytest.approx(mouth.TEETH_OVER_CHEEKS * cheek_lum, rel=0.05)
+
+
 def test_blink_closes_the_eyelids(engine, crop):
     state = engine.prepare(crop)
     lm = crop.landmarks.copy()
