@@ -106,6 +106,19 @@ def test_a_tongue_only_when_the_mouth_is_wide():
     assert wide["tongue"].sum() > 100
 
 
+def test_a_wide_mouths_tongue_fills_most_of_its_height():
+    """In a wide-open mouth (an "oh" of surprise) the tongue fills the opening up past its middle,
+    as in real wide mouths (whose middle is as light as the lips), not a low mound under a dark hole."""
+    lm = _landmarks(60.0)
+    (_, parts), xx, yy = _draw(lm)
+    frame = mouth.mouth_frame(lm)
+    u, v = frame.coords(xx, yy)
+    v_up, v_low = frame.lip_lines(u)
+    share = (v_low - v) / np.maximum(v_low - v_up, 1e-3)  # 0 at the lower lip, 1 at the upper
+    column = (np.abs(u) < 0.15) & (share > 0.55) & (share < 0.6)
+    assert parts["tongue"][column].mean() > 0.9
+
+
 def test_a_narrow_opening_is_dimmer_inside_than_a_wide_one(monkeypatch):
     """Little light gets into a mouth opened a crack: everything drawn in it is darker than the
     same drawing lit as a wide-open mouth is; a wide-open mouth keeps its full light."""
