@@ -345,12 +345,6 @@ _TOOTH_TINT = np.array([1.0, 0.98, 0.93], np.float32)     # off-white, when the 
 _TINT_RANGE = (np.array([0.85, 0.9, 0.5], np.float32), np.array([1.25, 1.05, 1.1], np.float32))
 
 
-def white_tint(image: np.ndarray, landmarks: np.ndarray, skin_lum: float) -> np.ndarray:
-    """(3,) float32 colour of a white object in the portrait's light, at unit luminance (see
-    :func:`eye_whites`)."""
-    return eye_whites(image, landmarks, skin_lum)[0]
-
-
 def eye_whites(image: np.ndarray, landmarks: np.ndarray, skin_lum: float) -> tuple[np.ndarray, float | None]:
     """The colour of a white object in the portrait's light, at unit luminance ((3,) float32),
     and the eye whites' luminance (None when they cannot tell). The colour is the eye whites'
