@@ -69,6 +69,7 @@ APERTURE = (0.6, 0.12)
 # the tongue shows once the opening's height passes this share of its width (from 0.16, a face
 # tracker told a synthetic small talker's openings less well from a wide one's)
 TONGUE_FROM = 0.28
+TONGUE_EDGE = 0.16  # the width of the tongue's back edge, × the opening's height
 # the cavity's colour × the lips': in video an open mouth's middle is about the lips' own colour
 # (0.8–1.1 × in red, 0.9–1.7 × in green and blue, tongue included, 7 clips), never a black hole
 CAVITY = 0.6
@@ -84,6 +85,14 @@ TEETH_SHOWN = (0.1, 0.25)
 # where the cheeks under-tell it); shaded or hidden eye whites leave the cheeks' figure.
 TEETH_OVER_CHEEKS = 1.15
 TEETH_OVER_SCLERA = 1.2
+# Rounded lips (an "oh", an "oo") are pushed forward over the upper teeth: the row shows fully from
+# an inner-lip width of ROUNDED[1] × the portrait's at rest and not at all below ROUNDED[0]. Over
+# seven real clips' open mouths (every 3rd frame opened past 0.12 of the width, the middle half's
+# brightest quarter of the top fifth of the opening, over the lips): 0.19–0.62 (teeth hidden) at
+# widths under 0.85 × the speaker's closed mouth, 0.38–1.33 at 0.85–0.95, 0.61–1.57 at 0.95–1.05.
+# From (0.85, 1.0) a face tracker lost the opening on a driver with brightly lit teeth whose
+# reference frame is wider than its rest (portrait_03 × driving_03 mouth correlation 0.899 → 0.855).
+ROUNDED = (0.75, 0.9)
 LIP_SHADOW = 0.6        # darkening right above the lower lip, fading over LIP_SHADOW_REACH × the opening
 LIP_SHADOW_REACH = 0.15
 
@@ -168,6 +177,12 @@ def upper_length(u: np.ndarray, width: float, show: float | None = None) -> np.n
     return show * (1 - 0.45 * u**2)
 
 
+def rounded_show(width_ratio: float) -> float:
+    """How much of the upper teeth's visible length still shows (0..1) at an inner-lip width of
+    ``width_ratio`` × the portrait's own at rest (see :data:`ROUNDED`)."""
+    return float(np.clip((width_ratio - ROUNDED[0]) / (ROUNDED[1] - ROUNDED[0]), 0.0, 1.0))
+
+
 def upper_teeth(u: np.ndarray, below_lip: np.ndarray, width: float,
                 fade: tuple[float, float] = UPPER_FADE, show: float | None = None) -> np.ndarray:
     """(…) float32 coverage of the upper teeth at mouth coordinates ``u`` and ``below_lip`` (px
@@ -180,11 +195,11 @@ def upper_teeth(u: np.ndarray, below_lip: np.ndarray, width: float,
     return (cover * np.clip((fade[0] - np.abs(u)) / fade[1], 0.0, 1.0)).astype(np.float32)
 
 
-def lower_teeth(u: np.ndarray, above_lip: np.ndarray, width: float, gap: np.ndarray) -> np.ndarray:
+def lower_teeth(u: np.ndarray, above_lip: np.ndarray, width: float, gap: np.ndarray, share: float = 1.0) -> np.ndarray:
     """Coverage of the lower teeth tips: a band above the lower lip, :data:`LOWER_SHARE` of the
-    opening (at most :data:`LOWER_TOOTH_LENGTH`), shown as the mouth opens; the rest of them
-    stays behind the lower lip."""
-    show = np.clip((gap / width - LOWER_SHOW[0]) / (LOWER_SHOW[1] - LOWER_SHOW[0]), 0.0, 1.0)
+    opening (at most :data:`LOWER_TOOTH_LENGTH`), × ``share``, shown as the mouth opens; the rest
+    of them stays behind the lower lip."""
+    show = share * np.clip((gap / width - LOWER_SHOW[0]) / (LOWER_SHOW[1] - LOWER_SHOW[0]), 0.0, 1.0)
     length = np.minimum(LOWER_SHARE * gap, LOWER_TOOTH_LENGTH * width) * (1 - 0.6 * u**2) * show
     cover = np.clip(length - above_lip + 0.5, 0.0, 1.0) * np.clip(above_lip + 1.5, 0.0, 1.0)
     return (cover * np.clip((0.65 - np.abs(u)) / 0.2, 0.0, 1.0)).astype(np.float32)
@@ -222,10 +237,11 @@ def aperture_light(frame: MouthFrame) -> float:
 
 def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.ndarray, tongue_rgb: np.ndarray,
              teeth_rgb: np.ndarray, teeth_fade: tuple[float, float] = UPPER_FADE,
-             upper_show: float | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+             upper_show: float | None = None, lower_share: float = 1.0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(h, w, 3) float32 synthetic mouth interior at pixel centres ``xx``, ``yy``, and its parts'
     coverages ({"upper_teeth", "lower_teeth", "tongue"}: (h, w) in [0, 1]) as drawn.
-    ``upper_show``: px of the upper teeth shown below the lip's middle (see :func:`upper_length`)."""
+    ``upper_show``: px of the upper teeth shown below the lip's middle (see :func:`upper_length`);
+    ``lower_share``: how much of the lower teeth's usual length shows above the lower lip."""
     u, v = frame.coords(xx, yy)
     v_up, v_low = frame.lip_lines(u)
     gap = np.maximum(v_low - v_up, 1e-3)
@@ -240,13 +256,16 @@ def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.n
     # light; a dome to half the opening left them at 0.42–0.46, a dark hole over a low mound)
     width = frame.width
     wide = np.clip((gap / width - TONGUE_FROM) / 0.12, 0.0, 1.0)
-    dome = gap * 0.7 * np.clip(1 - u**2 / 0.8, 0, 1) * wide
-    tongue = np.clip((dome - above) / 2.0, 0.0, 1.0) * wide
+    dome = gap * 0.7 * np.clip(1 - (u**2 / 0.8) ** 2, 0, 1) * wide  # a broad mound, not a tent
+    # its back edge soft, over a sixth of the opening: it rounds away from the light into the
+    # throat (a 2-px edge drew a crisp arc, a cut-out)
+    soft = np.maximum(2.0, TONGUE_EDGE * gap)
+    tongue = np.clip((dome - above) / soft + 0.5, 0.0, 1.0) * np.clip(2 * dome / soft, 0.0, 1.0) * wide
     lit = 0.7 + 0.3 * np.clip(1 - above / np.maximum(dome, 1e-3), 0, 1)  # front lit, the back falls into shadow
     img = img + tongue[..., None] * (tongue_rgb[None, None, :] * (lit * (1 - 0.3 * u**2))[..., None] - img)
     # lower teeth tips, rising from behind the lower lip and lit from the front (in real talking
     # mouths they are the brightest part of the opening)
-    low = lower_teeth(u, above, width, gap)
+    low = lower_teeth(u, above, width, gap, lower_share)
     k, t, gpx = _arch(u, _LOWER_TEETH, width / 2 * 0.85)
     low_rgb = teeth_rgb[None, None, :] * (0.85 * _tooth_shade(u, k, t, gpx, 1, gaps=0.1))[..., None]
     img = img + low[..., None] * (low_rgb - img)

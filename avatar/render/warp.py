@@ -35,6 +35,7 @@ from ..face import topology
 from ..face.crop import frame_rect, mirror_outside
 from ..face.blend import MappedCrop
 from ..face.segment import person_mask
+from ..motion import rig
 from ..motion.decompose import fit_similarity, stable_ids
 from ..types import DriveTarget, FaceCrop
 from .base import Engine
@@ -1166,17 +1167,19 @@ class WarpEngine(Engine):
                 forwards[k] = rigid.arm_affine(forwards[k], hinge, end, landed)
         return forwards
 
-    def _lip_lift(self, state: WarpState, landmarks: np.ndarray, frame: mouth.MouthFrame) -> float:
+    def _lip_pose(self, state: WarpState, landmarks: np.ndarray, frame: mouth.MouthFrame) -> tuple[float, float]:
         """Px the upper lip's middle is raised above where the head's rigid motion carries the
-        portrait's: the upper teeth are fixed to the skull, so that much more of them shows."""
+        portrait's (the upper teeth are fixed to the skull, so that much more of them shows), and
+        the inner lips' width over the portrait's at rest carried the same way (under 1: rounded)."""
         # fitted on the skull alone: with the oval in the fit, a jaw drop pulled the rest lower
         s, r, t = self._head_motion(state, landmarks, stable_ids())
-        ids = list(_UPPER_MIDDLE)
+        ids = list(_UPPER_MIDDLE) + list(rig.INNER_CORNERS)
         src = np.column_stack([state.vertices[ids], state.depth[ids]])[:, : r.shape[0]]
         rest = (s * src @ r.T + t)[:, :2]
-        _, v_rest = frame.coords(rest[:, 0], rest[:, 1])
-        _, v_now = frame.coords(landmarks[ids, 0].astype(np.float64), landmarks[ids, 1].astype(np.float64))
-        return float(np.mean(v_rest - v_now))
+        _, v_rest = frame.coords(rest[:3, 0], rest[:3, 1])
+        _, v_now = frame.coords(landmarks[ids[:3], 0].astype(np.float64), landmarks[ids[:3], 1].astype(np.float64))
+        rest_width = float(np.hypot(*(rest[4] - rest[3])))
+        return float(np.mean(v_rest - v_now)), frame.width / max(rest_width, 1e-6)
 
     def _draw_mouth(self, state: WarpState, landmarks: np.ndarray, out: np.ndarray, mapped: np.ndarray | None = None) -> None:
         """Draw the open mouth's interior over ``out`` (in place); ``mapped`` ((S, S) float32, in place):
@@ -1218,13 +1221,18 @@ class WarpEngine(Engine):
             interior = own
         else:
             frame = mouth.mouth_frame(landmarks)
+            lift, width_ratio = self._lip_pose(state, landmarks, frame)
+            # rounded lips cover the upper teeth (see mouth.ROUNDED) and half of the lower ones' tips
+            show = mouth.rounded_show(width_ratio)
             interior, _ = mouth.interior(frame, xx, yy, state.cavity_rgb, state.tongue_rgb, state.teeth_rgb,
-                                         self.teeth_fade, mouth.UPPER_SHOW * frame.width + self._lip_lift(state, landmarks, frame))
+                                         self.teeth_fade, (mouth.UPPER_SHOW * frame.width + lift) * show,
+                                         0.5 + 0.5 * show)
             interior = mouth.add_grain(interior, state.grain, xx, yy)
             # wider: the portrait's own interior, carried by the upper lip. Teeth it shows are kept at
-            # any opening; a dark gap between parted lips (the teeth in its shadow) only near its
-            # own size: further open, it hung as a dark band between the lip and the drawn teeth
-            carried = state.own_teeth + (1 - state.own_teeth) * float(np.clip((_OWN_GAP_FADE - ratio) / (_OWN_GAP_FADE - 1), 0, 1))
+            # any opening but go under rounded lips as the drawn ones do; a dark gap between parted
+            # lips (the teeth in its shadow) only near its own size: further open, it hung as a dark
+            # band between the lip and the drawn teeth
+            carried = state.own_teeth * show + (1 - state.own_teeth) * float(np.clip((_OWN_GAP_FADE - ratio) / (_OWN_GAP_FADE - 1), 0, 1))
             if state.own_mouth is not None and carried > 0:
                 back = mouth.upper_lip_motion(landmarks, state.vertices)
                 sx = (xx * back[0, 0] + yy * back[0, 1] + back[0, 2]).astype(np.float32)

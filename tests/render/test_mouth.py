@@ -119,6 +119,66 @@ def test_a_wide_mouths_tongue_fills_most_of_its_height():
     assert parts["tongue"][column].mean() > 0.9
 
 
+def test_a_wide_mouths_tongue_is_a_broad_mound_with_a_soft_back_edge():
+    """The tongue spans most of a wide mouth at nearly its full height (a tent-shaped dome left
+    dark corners beside a pointed peak) and its back edge fades into the throat over a good part of
+    the opening (a 2-px edge drew a crisp arc, a cut-out)."""
+    lm = _landmarks(60.0)
+    (_, parts), xx, yy = _draw(lm)
+    frame = mouth.mouth_frame(lm)
+    u, v = frame.coords(xx, yy)
+    v_up, v_low = frame.lip_lines(u)
+    share = (v_low - v) / np.maximum(v_low - v_up, 1e-3)
+
+    def reach(cols: np.ndarray) -> float:
+        """Highest share of the opening the tongue half-covers in those columns."""
+        return float(share[cols & (parts["tongue"] >= 0.5)].max())
+
+    assert reach(np.abs(u - 0.5) < 0.03) > 0.85 * reach(np.abs(u) < 0.03)
+    middle = np.abs(u) < 0.05
+    tongue = parts["tongue"][middle]
+    ramp = share[middle][(tongue > 0.1) & (tongue < 0.9)]
+    assert ramp.max() - ramp.min() > 0.1
+
+
+def test_rounded_lips_cover_the_upper_teeth(crop_256):
+    """An "oh" pushes the lips forward over the upper teeth: opened as wide, with the inner lips
+    drawn in to 0.75 of their width at rest, right under the upper lip is the dark of the mouth,
+    not the teeth that show in a spread opening. The head's own motion (a turn, a scale) reads as
+    neither rounded nor spread."""
+    from avatar.render.warp import WarpEngine
+
+    lm = crop_256.landmarks.astype(np.float64).copy()
+    lower, jaw = _lower_lip_and_jaw(lm)
+    engine = WarpEngine(rigid_parts=False)
+    state = engine.prepare(crop_256)
+    opened = lm.copy()
+    opened[np.union1d(lower, jaw), 1] += 16
+    mouth_ids = np.unique(np.concatenate([topology.mesh()["lips"], topology.mesh()["mouth_loop"]]))
+    centre = opened[topology.UPPER_LIP_INNER, 0]
+    rounded = opened.copy()
+    rounded[mouth_ids, 0] = centre + 0.75 * (opened[mouth_ids, 0] - centre)
+
+    def width_ratio(target: np.ndarray) -> float:
+        return engine._lip_pose(state, target, mouth.mouth_frame(target))[1]
+
+    assert abs(width_ratio(opened) - 1.0) < 0.03
+    assert abs(width_ratio(rounded) - 0.75) < 0.03
+    c, a = lm[:, :2].mean(0), np.radians(8.0)
+    turned = opened.copy()
+    turned[:, :2] = 1.1 * (opened[:, :2] - c) @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) + c + (5, -7)
+    assert abs(width_ratio(turned) - 1.0) < 0.03
+
+    top = opened[topology.UPPER_LIP_INNER, :2].round().astype(int)
+
+    def under_the_lip(target: np.ndarray) -> float:
+        out = engine.render_one(state, target.astype(np.float32)).astype(np.float32)
+        return float(out[top[1] + 2:top[1] + 5, top[0] - 2:top[0] + 3].mean())
+
+    spread, round_ = under_the_lip(opened), under_the_lip(rounded)
+    assert round_ < 0.6 * spread, (round_, spread)
+
+
 def test_a_narrow_opening_is_dimmer_inside_than_a_wide_one(monkeypatch):
     """Little light gets into a mouth opened a crack: everything drawn in it is darker than the
     same drawing lit as a wide-open mouth is; a wide-open mouth keeps its full light."""
@@ -169,7 +229,7 @@ def test_the_upper_teeth_show_as_the_upper_lip_rises_and_the_lower_ones_as_the_j
     upper = lips[(lm[lips, 1] < top[1] + 0.5) & (np.abs(lm[lips, 0] - top[0]) < 12)]
 
     def lift(target: np.ndarray) -> float:
-        return engine._lip_lift(state, target, mouth.mouth_frame(target))
+        return engine._lip_pose(state, target, mouth.mouth_frame(target))[0]
 
     dropped = lm.copy()
     dropped[np.union1d(lower, jaw), 1] += 12
