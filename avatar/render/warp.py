@@ -105,6 +105,7 @@ _FORWARD_TOLERANCE = 3.0  # source px: the warp shows a point where it samples t
 # triangles drawn over a lending part (the far nose wing's rim) lend nothing of their own, and
 # the line of stretched sliver between them showed as light specks (portrait_05 × driving_02)
 _MIRROR_GAP = 2
+_MIRROR_EDGE = 0.7  # Gaussian sigma (map pixels) of the face's coverage that cuts the lent texture off
 
 
 @dataclass(frozen=True, eq=False)
@@ -1083,18 +1084,31 @@ class WarpEngine(Engine):
             return None
         sx0, sy0 = max(int(cols[0]) - 2, 0), max(int(rows[0]) - 2, 0)
         sx1, sy1 = min(int(cols[-1]) + 3, small), min(int(rows[-1]) + 3, small)
-        box = dense_field(index[sy0:sy1, sx0:sx1], affine, (sx0, sy0))
-        on = box[..., 2] > 1e-3
+        window = index[sy0:sy1, sx0:sx1]
+        weight = dense_field(window, affine[..., 2:], (sx0, sy0))[..., 0]
+        on = weight > 1e-3
         if not on.any():
             return None
-        # beyond the lending triangles the mirror coordinates continue those at their edge, so the
-        # upsampled map never blends towards unrelated coordinates (a dotted seam); so do they
-        # across a thin gap, which takes the weight around it
-        mx, my = box[..., 0].copy(), box[..., 1].copy()
-        _fill_from_nearest(~on, mx, my)
-        box[..., 0], box[..., 1] = mx, my
+        # beyond the lending triangles (and across a thin gap, which takes the weight around it)
+        # the mirror coordinates continue the nearest lending triangle's mapping, so the upsampled
+        # map never blends towards unrelated coordinates (a dotted seam). Continued as constants
+        # (the nearest pixel's), they repeated the near side's outline in steps along this map's
+        # pixel grid: a sawtooth of pale teeth on the far cheek's edge
+        nearest = window.copy()
+        if not on.all():
+            _, labels = cv2.distanceTransformWithLabels((~on).view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+            lut = np.zeros(int(labels.max()) + 1, window.dtype)
+            lut[labels[on]] = window[on]
+            nearest[~on] = lut[labels[~on]]
+        box = np.empty(window.shape + (3,), np.float32)
+        box[..., :2] = dense_field(nearest, affine[..., :2], (sx0, sy0))
         k = 2 * (_MIRROR_GAP // 2) + 1
-        box[..., 2] = cv2.morphologyEx(np.ascontiguousarray(box[..., 2]), cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
+        weight = cv2.morphologyEx(weight, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
+        # the face's outline cut the weight off along this map's pixel grid, a staircase: the
+        # weight runs on past the outline and is cut by the face's coverage, blurred
+        face = (window > n_outer).astype(np.float32)
+        weight = np.where(face > 0, weight, cv2.dilate(weight, np.ones((3, 3), np.uint8)))
+        box[..., 2] = weight * cv2.GaussianBlur(face, (0, 0), _MIRROR_EDGE)
         scale = size / small
         x0, y0, x1, y1 = (int(round(v * scale)) for v in (sx0, sy0, sx1, sy1))
         full = cv2.resize(box, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)

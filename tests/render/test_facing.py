@@ -150,3 +150,56 @@ def test_a_folds_thin_triangles_over_a_lending_part_take_its_mirror():
     index, weight, band = _mirror_over([(8, 26), (56, 26), (8, 34)])  # a part 8 px thick
     assert band.sum() > 100
     assert weight[cv2.erode(band.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0].max() == 0.0
+
+
+def _lent_edge(scale: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One lending triangle whose left edge runs diagonally, on a map of half the crop's
+    resolution, lending from a partner 3× its size: (full-res mirror x, y, weight, signed distance
+    in crop px of every pixel to that edge, positive inside, NaN beside the triangle's corners),
+    all over the crop."""
+    import types
+
+    small, size = 64, 64 * scale
+    oval = set(topology.mesh()["oval"])
+    perm = facing.mirror_ids()
+    ids = [i for i in range(478) if i not in oval and perm[i] != i][:3]
+    tgt = np.zeros((478, 2))
+    tgt[ids] = [(10, 4), (60, 8), (40, 60)]  # the edge from (10, 4) to (40, 60)
+    vertices = np.zeros((478, 2))
+    for i in ids:  # the partner's texture: the triangle 3× larger, shifted
+        vertices[perm[i]] = 3.0 * tgt[i] + (5.0, 7.0)
+    state = types.SimpleNamespace(image=np.zeros((size, size, 3), np.uint8), vertices=vertices)
+    tris = np.array([ids])
+    inv, _ = inverse_homogeneous(tgt[tris])
+    index = rasterise(tgt[tris], (small, small))
+    mirror, weight, (x0, y0, x1, y1) = WarpEngine._mirror_map(state, index, tris, inv, 0, np.array([1.0]), small)
+    mx, my, w = (np.full((size, size), np.nan, np.float32) for _ in range(3))
+    mx[y0:y1, x0:x1], my[y0:y1, x0:x1], w[y0:y1, x0:x1] = mirror[..., 0], mirror[..., 1], weight
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    a, b = np.array([10.0, 4.0]) * scale, np.array([40.0, 60.0]) * scale  # the edge in crop px
+    normal = np.array([b[1] - a[1], a[0] - b[0]]) / np.hypot(*(b - a))  # points into the triangle
+    dist = (xx - a[0]) * normal[0] + (yy - a[1]) * normal[1]
+    along = ((xx - a[0]) * (b - a)[0] + (yy - a[1]) * (b - a)[1]) / float(np.sum((b - a) ** 2))
+    return mx, my, w, np.where((along > 0.2) & (along < 0.8), dist, np.nan)  # away from the corners
+
+
+def test_the_lent_texture_meets_the_faces_outline_without_a_sawtooth():
+    """Where the far cheek takes its mirror side's texture up to the face's outline, the outline
+    runs at an angle across the map's pixel grid. The lent coordinates continue the lending
+    triangle's mapping past it (repeated as the nearest pixel's, they drew the near side's outline
+    again in steps: a sawtooth of pale teeth on portrait_05's far cheek), and the weight fades
+    across it evenly all along (it was cut along the grid, a staircase)."""
+    mx, my, w, dist = _lent_edge()
+    boxed = cv2.erode(np.isfinite(mx).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0  # off the box's own edge
+    band = (dist > -3) & (dist < 6) & boxed
+    # the lending triangle's own mapping, fitted inside, holds across the outline
+    inner = (dist > 8) & boxed
+    design = lambda m: np.column_stack([np.nonzero(m)[1], np.nonzero(m)[0], np.ones(m.sum())])  # noqa: E731
+    for field in (mx, my):
+        coef, *_ = np.linalg.lstsq(design(inner), field[inner], rcond=None)
+        assert np.abs(design(band) @ coef - field[band]).max() < 0.05
+    # at each distance from the outline the weight is (nearly) the same all along it
+    for d in (-0.5, 0.5, 1.5):
+        ring = (np.abs(dist - d) < 0.25) & boxed
+        assert ring.sum() > 20
+        assert np.ptp(w[ring]) < 0.25, (d, np.ptp(w[ring]))
