@@ -761,10 +761,11 @@ def _own_mouth_hole(empty: np.ndarray, mx: np.ndarray, my: np.ndarray, ix: np.nd
     my[hole] = ix[hole] * aff[0, 1] + iy[hole] * aff[1, 1] + aff[2, 1]
 
 
-def _fill_from_nearest(empty: np.ndarray, mx: np.ndarray, my: np.ndarray) -> None:
-    """Give uncovered map pixels (in place) the mapping of the nearest covered one: the lips'
-    mapping continues into the mouth hole, so the drawn mouth's anti-aliased edge blends into lip
-    instead of whatever lies under the hole in the source (a dashed seam along the inner lip)."""
+def _fill_from_nearest(empty: np.ndarray, *fields: np.ndarray) -> None:
+    """Give the ``empty`` pixels of each field (in place) the value of the nearest covered one:
+    e.g. the lips' mapping continues into the mouth hole, so the drawn mouth's anti-aliased edge
+    blends into lip instead of whatever lies under the hole in the source (a dashed seam along
+    the inner lip)."""
     x, y, w, h = cv2.boundingRect(empty.view(np.uint8))  # the box of the empty pixels, 2 px more
     if w == 0 or h == 0:
         return
@@ -774,9 +775,9 @@ def _fill_from_nearest(empty: np.ndarray, mx: np.ndarray, my: np.ndarray) -> Non
     if hole.all():  # nothing covered nearby: the caller's identity stays
         return
     _, labels = cv2.distanceTransformWithLabels(hole.astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
-    for m in (mx, my):
+    for m in fields:
         sub = m[y0:y1, x0:x1]
-        lut = np.zeros(int(labels.max()) + 1, np.float32)
+        lut = np.zeros(int(labels.max()) + 1, sub.dtype)
         lut[labels[~hole]] = sub[~hole]
         sub[hole] = lut[labels[hole]]
 
@@ -1095,11 +1096,7 @@ class WarpEngine(Engine):
         # (the nearest pixel's), they repeated the near side's outline in steps along this map's
         # pixel grid: a sawtooth of pale teeth on the far cheek's edge
         nearest = window.copy()
-        if not on.all():
-            _, labels = cv2.distanceTransformWithLabels((~on).view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
-            lut = np.zeros(int(labels.max()) + 1, window.dtype)
-            lut[labels[on]] = window[on]
-            nearest[~on] = lut[labels[~on]]
+        _fill_from_nearest(~on, nearest)
         box = np.empty(window.shape + (3,), np.float32)
         box[..., :2] = dense_field(nearest, affine[..., :2], (sx0, sy0))
         k = 2 * (_MIRROR_GAP // 2) + 1
