@@ -48,7 +48,13 @@ def _talk(args: list[str]) -> int:
     return main(["talk", *args, *FAST])
 
 
-def test_talk_audio_sync_and_labels(tmp_path, portrait_path, speech16k, capsys):
+def test_talk_audio_sync_and_labels(tmp_path, portrait_path, speech16k, capsys, monkeypatch):
+    import uuid
+
+    # a fixed consent id, so the same watermark every run: the tracker's reading of the written
+    # video moves with the watermark's payload (the closed tail below read -0.50 to +0.49 of the
+    # opening over 17 runs with random ids), which made the check a draw
+    monkeypatch.setattr("avatar.output.consent.uuid.uuid4", lambda: uuid.UUID(int=0x5EED))
     wav = tmp_path / "speech.wav"
     sf.write(wav, speech16k, 16000)
     out = tmp_path / "talk.mp4"
@@ -77,9 +83,9 @@ def test_talk_audio_sync_and_labels(tmp_path, portrait_path, speech16k, capsys):
     best = int(lags[int(np.argmax(corr))])
     assert max(corr) > 0.3 and abs(best) <= 3, (best, np.round(corr, 2))  # within ±0.12 s
     # Silence at the end: the mouth is back at rest, not open. The tracker reading the written
-    # video puts a closed mouth anywhere within about ±0.8 px of its opening at the start,
-    # depending on the output's own watermark (6 runs: tail - rest from -0.24 to +0.23 of the
-    # opening's amplitude); a mouth left open reads near 1.
+    # video puts a closed mouth within a pixel or so of its opening at the start, depending on
+    # the output's own watermark (random consent ids, 17 runs: tail - rest from -0.50 to +0.49 of
+    # the opening's amplitude; -0.05 with the fixed id above); a mouth left open reads near 1.
     assert np.median(gap[-5:]) - rest < 0.4 * (gap.max() - rest)
     from avatar.output.verify import verify
 
