@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import math
+import shutil
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -19,14 +22,24 @@ FAST = ["--size", "256", "--max-size", "384", "--quiet"]
 
 @pytest.fixture(scope="module")
 def speech16k() -> np.ndarray:
-    """1.0 s silence, ~1.2 s of espeak-ng speech, 0.8 s silence (16 kHz float32)."""
+    """1.0 s silence, ~1.2 s of espeak-ng speech (and its own trailing pause), 0.8 s silence (16 kHz float32)."""
     from avatar.motion.audio import espeak
     from avatar.motion.audio.track import to_mono_16k
 
     if not espeak.available():
         pytest.skip("espeak-ng (Debian package libespeak-ng1) is not installed")
-    u = espeak.synthesize("Mama made a map of Bob's boat.", rate=170)
-    speech = to_mono_16k(u.audio, u.sample_rate)
+    text = "Mama made a map of Bob's boat."
+    exe = shutil.which("espeak-ng")
+    if exe:
+        # a fresh espeak-ng process: the library loaded in this one carries state from earlier
+        # utterances (the same sentence came out a few samples longer or shorter after other
+        # tests' speech), and the sync check below turned on such a difference
+        wav = subprocess.run([exe, "-v", "en-us", "-s", "170", "--stdout", text], capture_output=True, check=True).stdout
+        audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
+    else:
+        u = espeak.synthesize(text, rate=170)
+        audio, rate = u.audio, u.sample_rate
+    speech = to_mono_16k(audio, rate)
     speech = 0.5 * speech / np.abs(speech).max()
     return np.concatenate([np.zeros(16000, np.float32), speech, np.zeros(12800, np.float32)])
 
@@ -53,7 +66,8 @@ def test_talk_audio_sync_and_labels(tmp_path, portrait_path, speech16k, capsys, 
 
     # a fixed consent id, so the same watermark every run: the tracker's reading of the written
     # video moves with the watermark's payload (the closed tail below read -0.50 to +0.49 of the
-    # opening over 17 runs with random ids), which made the check a draw
+    # opening over 17 runs with random ids; 1 of 5 other fixed ids reads 0.48), which made the
+    # check a draw
     monkeypatch.setattr("avatar.output.consent.uuid.uuid4", lambda: uuid.UUID(int=0x5EED))
     wav = tmp_path / "speech.wav"
     sf.write(wav, speech16k, 16000)
@@ -85,7 +99,7 @@ def test_talk_audio_sync_and_labels(tmp_path, portrait_path, speech16k, capsys, 
     # Silence at the end: the mouth is back at rest, not open. The tracker reading the written
     # video puts a closed mouth within a pixel or so of its opening at the start, depending on
     # the output's own watermark (random consent ids, 17 runs: tail - rest from -0.50 to +0.49 of
-    # the opening's amplitude; -0.05 with the fixed id above); a mouth left open reads near 1.
+    # the opening's amplitude; -0.12 with the fixed id above); a mouth left open reads near 1.
     assert np.median(gap[-5:]) - rest < 0.4 * (gap.max() - rest)
     from avatar.output.verify import verify
 
