@@ -105,6 +105,7 @@ _FORWARD_TOLERANCE = 3.0  # source px: the warp shows a point where it samples t
 # triangles drawn over a lending part (the far nose wing's rim) lend nothing of their own, and
 # the line of stretched sliver between them showed as light specks (portrait_05 × driving_02)
 _MIRROR_GAP = 2
+_BAND_SPREAD = 2   # oval points: the skin band narrows this far along the oval beyond where the face is lent
 _MIRROR_EDGE = 0.7  # Gaussian sigma (map pixels) of the face's coverage that cuts the lent texture off
 
 
@@ -761,6 +762,11 @@ def _own_mouth_hole(empty: np.ndarray, mx: np.ndarray, my: np.ndarray, ix: np.nd
     my[hole] = ix[hole] * aff[0, 1] + iy[hole] * aff[1, 1] + aff[2, 1]
 
 
+def _along_oval_max(values: np.ndarray, reach: int) -> np.ndarray:
+    """(N,): each value of the closed oval's ``values`` ((N,)) raised to the largest within ``reach`` points of it."""
+    return np.max([np.roll(values, k) for k in range(-reach, reach + 1)], axis=0)
+
+
 def _fill_from_nearest(empty: np.ndarray, *fields: np.ndarray) -> None:
     """Give the ``empty`` pixels of each field (in place) the value of the nearest covered one:
     e.g. the lips' mapping continues into the mouth hole, so the drawn mouth's anti-aliased edge
@@ -952,7 +958,7 @@ class WarpEngine(Engine):
         if state.skin_band is not None:
             # the skin beyond the oval keeps its width (× the head's scale) outside the target's
             # outline, and the rings keep their distance from its edge
-            band = state.skin_band * s if lent is None else state.skin_band * s * (1.0 - lent)
+            band = state.skin_band * s if lent is None else state.skin_band * s * (1.0 - _along_oval_max(lent, _BAND_SPREAD))
             inner = outline.pushed_out(inner, band)
             extra_t[len(extra_t) - int(np.count_nonzero(state.skin_band)):] = inner[state.skin_band > 0]
         _keep_rings_apart(extra_t, inner, state.ring_gaps)

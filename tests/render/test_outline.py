@@ -67,6 +67,31 @@ def test_the_band_keeps_its_width_beyond_a_moving_oval(crop):
     assert np.allclose(width, 1.1 * state.skin_band[state.skin_band > 0], rtol=0.05), width
 
 
+def test_the_band_gives_way_beside_a_lent_stretch_of_the_oval_too(crop):
+    """Which oval points take their mirror's texture comes in patches (on portrait_05 turned to
+    frontal: lent 0, 0.21, 1, 1, 1, 1, 0.04, 0 along the far jaw); a band kept at full width one
+    point from a squashed one zigzagged, and the stretched jaw edge between showed as a pale,
+    ragged strip past the outline. The band narrows two points either side of a lent one."""
+    lm = crop.landmarks.astype(np.float64)
+    source = dataclasses.replace(crop, image=_painted(lm, 10.0))
+    engine = WarpEngine()
+    state = engine.prepare(source)
+    on = np.flatnonzero(state.skin_band > 0)
+    assert len(on) >= 8
+    mid = int(on[len(on) // 2])
+    lent = np.zeros(len(state.skin_band))
+    lent[mid] = 1.0
+    tgt = engine.target_vertices(state, lm, lent)
+    ends = tgt[len(tgt) - len(on):]
+    width = dict(zip(on.tolist(), np.linalg.norm(ends - lm[topology.mesh()["oval"], :2][on], axis=1)))
+    n = len(state.skin_band)
+    for k in range(-2, 3):
+        if (mid + k) % n in width:
+            assert width[(mid + k) % n] < 0.5, (k, width)
+    far = [i for i in on if min(abs(i - mid), n - abs(i - mid)) > 2]
+    assert far and all(abs(width[i] - state.skin_band[i]) < 0.5 for i in far), width
+
+
 def test_a_far_jaw_that_lends_its_mirror_shows_no_second_chin(crop):
     """Source landmarks turned 45° (the far side foreshortened) with 12 px of skin beyond the
     oval under the jaw, driven to frontal: the face inside takes its near side's texture, and the
