@@ -620,6 +620,38 @@ def upsample_map(mx: np.ndarray, my: np.ndarray, size: int, covered: np.ndarray 
     return full, out
 
 
+def _reads_a_seam(seam: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
+    """(S, S) bool: ``seam`` and the pixels beside it whose bilinear reading of the (small, small)
+    map ``mx``, ``my`` spans a jump diagonally (:data:`_SEAM_JUMP`), in a map cell touching the
+    seam. Such a pixel read the far side's coordinates at a sixteenth through its diagonal
+    neighbour: a fold of 18 px put it a pixel off its neighbours, a dark speck on a lip's edge (a
+    dotted line under a stretched lower lip). Across the face's outline the steps are small, the
+    error with them, and those pixels keep the bilinear reading (the triangles' own edge there,
+    unfeathered, showed single pixels of cheek in the hair)."""
+    size, small = seam.shape[0], mx.shape[0]
+    k = size // small
+    if k * small != size:  # not block-upsampled: the seam mask is already the nearest's
+        return seam
+    on = seam[::k, ::k]
+    rows, cols = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
+    if not len(rows):
+        return seam
+    # only the cells around the seam's map pixels: (y0, x0) .. (y1, x1) map pixels, corners included
+    y0, y1 = max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, small)
+    x0, x1 = max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, small)
+    bx, by, near = mx[y0:y1, x0:x1], my[y0:y1, x0:x1], on[y0:y1, x0:x1]
+    limit = (_SEAM_JUMP * k) ** 2
+    d1 = np.square(bx[1:, 1:] - bx[:-1, :-1]) + np.square(by[1:, 1:] - by[:-1, :-1])
+    d2 = np.square(bx[1:, :-1] - bx[:-1, 1:]) + np.square(by[1:, :-1] - by[:-1, 1:])
+    cells = ((d1 > limit) | (d2 > limit)) & (near[:-1, :-1] | near[1:, 1:] | near[:-1, 1:] | near[1:, :-1])
+    out = seam.copy()
+    if cells.any():
+        # map cell (i, j) is what full pixels k·i + k/2 ... k·(i + 1) + k/2 - 1 read, in each direction
+        h = k // 2
+        out[k * y0 + h:k * (y1 - 1) + h, k * x0 + h:k * (x1 - 1) + h] |= np.repeat(np.repeat(cells, k, 0), k, 1)
+    return out
+
+
 def _exact_at_seams(full: np.ndarray, seam: np.ndarray, index: np.ndarray, points: np.ndarray,
                     affine: np.ndarray, final: tuple[np.ndarray, np.ndarray], dense: tuple[np.ndarray, np.ndarray]) -> None:
     """Along seams, give each pixel of the (S, S, 2) map ``full`` (in place) the coordinates of the
@@ -658,8 +690,11 @@ def _exact_at_seams(full: np.ndarray, seam: np.ndarray, index: np.ndarray, point
     a = affine[tri - 1].astype(np.float32)
     u = ((xs + 0.5) / scale - 0.5).astype(np.float32)[:, None]
     v = ((ys + 0.5) / scale - 0.5).astype(np.float32)[:, None]
-    covered = (index[qy, qx] > 0)[:, None]  # uncovered map pixels hold no dense value to adjust
-    adjust = np.column_stack([final[0][qy, qx] - dense[0][qy, qx], final[1][qy, qx] - dense[1][qy, qx]]) * covered
+    # what was added after is read bilinearly, as the map beside these pixels reads it (from the
+    # nearest map pixel, it set them apart from their neighbours by up to a pixel where it varies)
+    covered = (index > 0).astype(np.float32)  # uncovered map pixels hold no dense value to adjust
+    adjust = np.dstack([(final[0] - dense[0]) * covered, (final[1] - dense[1]) * covered])
+    adjust = cv2.remap(adjust, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[:, 0]
     full[ys, xs] = u * a[:, 0] + v * a[:, 1] + a[:, 2] + adjust
 
 
@@ -1064,7 +1099,7 @@ class WarpEngine(Engine):
         fade = None if state.layers is None else state.layers.fine_fade(mx, my)
         full, seam = upsample_map(mx, my, size, covered=~near_hole, face=index > n_outer, lips=lips)
         if seam is not None:
-            _exact_at_seams(full, seam, index, tgt_small[tris], affine, (mx, my), dense)
+            _exact_at_seams(full, _reads_a_seam(seam, mx, my), index, tgt_small[tris], affine, (mx, my), dense)
         if mirror is None:
             return FaceMaps(full, seams=seam, fade=fade)
         return FaceMaps(full, *mirror, seams=seam, fade=fade)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from avatar.render.triangles import dense_map, rasterise
-from avatar.render.warp import _exact_at_seams, _feather, upsample_map
+from avatar.render.warp import _exact_at_seams, _feather, _reads_a_seam, upsample_map
 
 
 def _map(jump: float) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +86,44 @@ def test_an_occlusion_edge_follows_the_triangle_at_full_resolution():
     face = full[ys, xs, 0] > 60  # and each side keeps its own triangle's coordinates
     assert np.allclose(full[ys, xs, 0][face], xs[face] + 80.0, atol=1e-3)
     assert np.allclose(full[ys, xs, 0][~face], xs[~face], atol=1e-3)
+
+
+def test_no_pixel_beside_a_seam_reads_the_far_side_through_a_diagonal():
+    """A pixel next to a seam, not on it, read the map bilinearly, and its 2 x 2 cell could hold
+    the far side's coordinates in the corner diagonally across (a sixteenth of the jump: a pixel
+    off its neighbours on an 18 px fold, a dark speck on a lip's edge). Every pixel beside the
+    diagonal outline now takes one triangle's coordinates or the other's."""
+    points, affine, index = _fold(80.0)
+    mx, my = dense_map(index, affine)
+    full, seams = upsample_map(mx, my, 64)
+    xs = np.arange(64, dtype=np.float32)[None, :]
+
+    def off_both_sides(m: np.ndarray) -> float:
+        # the map's outermost pixels (clamped bilinear) and the triangle's corners aside: a fold one
+        # map pixel wide is not caught as a seam (see _jumps)
+        return float(np.minimum(np.abs(m[..., 0] - xs), np.abs(m[..., 0] - xs - 80.0))[8:56, 1:-1].max())
+
+    plain = full.copy()
+    _exact_at_seams(plain, seams, index, points, affine, (mx, my), (mx, my))
+    _exact_at_seams(full, _reads_a_seam(seams, mx, my), index, points, affine, (mx, my), (mx, my))
+    assert off_both_sides(plain) > 3.0 and off_both_sides(full) < 1e-3, (off_both_sides(plain), off_both_sides(full))
+
+
+def test_what_was_added_to_the_map_is_read_at_each_seam_pixels_own_place():
+    """Motion added to the map after it was drawn (the driver's fine motion) varies from one map
+    pixel to the next; taken from the nearest map pixel, a seam pixel sat up to half a map pixel's
+    worth of it off its bilinear neighbours."""
+    points, affine, index = _fold(80.0)
+    mx, my = dense_map(index, affine)
+    ramp = 2.0 * np.mgrid[0:32, 0:32][1].astype(np.float32)  # 2 px more per map column
+    full, seams = upsample_map(mx + ramp, my, 64)
+    _exact_at_seams(full, seams, index, points, affine, (mx + ramp, my), (mx, my))
+    xs = np.arange(64, dtype=np.float32)[None, :]
+    added = 2.0 * ((xs + 0.5) / 2 - 0.5)  # the ramp at each full pixel's own place
+    ys, cols = np.nonzero(seams[8:56, 2:-2])
+    ys, cols = ys + 8, cols + 2
+    got = full[ys, cols, 0] - added[0, cols]
+    assert np.minimum(np.abs(got - cols), np.abs(got - cols - 80.0)).max() < 1e-3
 
 
 def test_a_small_step_at_the_face_outline_is_a_seam():
