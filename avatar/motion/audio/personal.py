@@ -36,10 +36,7 @@ from .hidden_ridge import HiddenRidge, fit_hidden_ridge, hidden_states
 FEATURES = "logmel20-level-v2"            # what the model reads; a model of other features is refused
 BANDS = 20                                # the 80 mel bands pooled in fours
 OFFSETS = (-20, -12, -6, -3, 0, 3, 6, 12, 20)   # 100 Hz frames read around each frame's own
-# kernel ridge penalty (targets are tracked openings, ~0.01-0.1). `python -m avatar.bench
-# mouth_model`, held-out r talk_01..04 (mean): 1.0 0.575 / 0.557 / 0.565 / 0.503 (0.550), 0.3
-# 0.571, 0.1 0.585 / 0.574 / 0.624 / 0.537 (0.580), 0.03 0.578: every clip gains from 1 to 0.1
-ALPHA = 0.1
+ALPHA = 1.0                               # kernel ridge penalty (targets are tracked openings, ~0.01-0.1)
 GAMMA_PER_FEATURE = 0.25                  # RBF width: gamma = this / features, on standardised features
 SMOOTH = 4                                # the openness is averaged over this many 100 Hz frames either side
 # The variant for live streaming reads 60 ms ahead, not 200 (its latency is the stream's): held-out
