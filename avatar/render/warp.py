@@ -620,6 +620,22 @@ def upsample_map(mx: np.ndarray, my: np.ndarray, size: int, covered: np.ndarray 
     return full, out
 
 
+def _bilinear_at(field: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(N, C) float32: the (h, w, C) ``field`` read bilinearly at (N,) pixel coordinates ``u``, ``v``,
+    its edge pixels repeated beyond it (as ``cv2.remap`` with ``BORDER_REPLICATE``, which refuses
+    more than 32767 points in a row)."""
+    h, w = field.shape[:2]
+    u = np.clip(u, 0.0, w - 1.0)
+    v = np.clip(v, 0.0, h - 1.0)
+    x0 = np.clip(np.floor(u).astype(np.int64), 0, max(w - 2, 0))
+    y0 = np.clip(np.floor(v).astype(np.int64), 0, max(h - 2, 0))
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = (u - x0)[:, None], (v - y0)[:, None]
+    top = field[y0, x0] + fx * (field[y0, x1] - field[y0, x0])
+    bottom = field[y1, x0] + fx * (field[y1, x1] - field[y1, x0])
+    return (top + fy * (bottom - top)).astype(np.float32)
+
+
 def _reads_a_seam(seam: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
     """(S, S) bool: ``seam`` and the pixels beside it whose bilinear reading of the (small, small)
     map ``mx``, ``my`` spans a jump diagonally (:data:`_SEAM_JUMP`), in a map cell touching the
@@ -694,8 +710,7 @@ def _exact_at_seams(full: np.ndarray, seam: np.ndarray, index: np.ndarray, point
     # nearest map pixel, it set them apart from their neighbours by up to a pixel where it varies)
     covered = (index > 0).astype(np.float32)  # uncovered map pixels hold no dense value to adjust
     adjust = np.dstack([(final[0] - dense[0]) * covered, (final[1] - dense[1]) * covered])
-    adjust = cv2.remap(adjust, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[:, 0]
-    full[ys, xs] = u * a[:, 0] + v * a[:, 1] + a[:, 2] + adjust
+    full[ys, xs] = u * a[:, 0] + v * a[:, 1] + a[:, 2] + _bilinear_at(adjust, u[:, 0], v[:, 0])
 
 
 def _unsqueezed(full: np.ndarray) -> np.ndarray:

@@ -126,6 +126,28 @@ def test_what_was_added_to_the_map_is_read_at_each_seam_pixels_own_place():
     assert np.minimum(np.abs(got - cols), np.abs(got - cols - 80.0)).max() < 1e-3
 
 
+def test_exact_coordinates_along_more_seam_pixels_than_one_remap_call_takes():
+    """A large crop with many folds holds more seam pixels than OpenCV's remap takes in one row
+    (32767): the added motion is read without it, and every seam pixel gets its triangle's
+    coordinates plus the motion added at its own place."""
+    size, small = 512, 256
+    xx = np.mgrid[0:small, 0:small][1]
+    index = np.where((xx // 4) % 2 == 0, 1, 2).astype(np.int32)  # stripes of a near and a far layer
+    a1 = np.array([[2.0, 0.0], [0.0, 2.0], [0.5, 0.5]], np.float32)
+    a2 = a1.copy()
+    a2[2, 0] += 60.0
+    affine = np.stack([a1, a2])
+    cover = [[-2.0, -2.0], [3 * small, -2.0], [-2.0, 3 * small]]
+    points = np.array([cover, cover])  # redrawn at full resolution, the far layer covers every pixel
+    mx, my = dense_map(index, affine)
+    shift = np.full_like(mx, 0.75)
+    full, seams = upsample_map(mx + shift, my, size)
+    assert seams is not None and seams.sum() > 40000
+    _exact_at_seams(full, seams, index, points, affine, (mx + shift, my), (mx, my))
+    ys, cols = np.nonzero(seams)
+    assert np.allclose(full[ys, cols, 0], cols + 60.75, atol=1e-3)
+
+
 def test_a_small_step_at_the_face_outline_is_a_seam():
     """Over the background a step of two map pixels' spacing already shows as an edge; elsewhere
     (a stretched lip) it is no seam."""
