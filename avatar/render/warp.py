@@ -677,8 +677,8 @@ def _exact_at_seams(full: np.ndarray, seam: np.ndarray, index: np.ndarray, point
     ``index``, ``points`` ((T, 3, 2) triangles) and ``affine`` ((T, 3, 2)) are at the small map's
     resolution, as :func:`rasterise` and :func:`dense_map` take them. ``final`` - ``dense`` (the
     small map's (mx, my) as used, and as :func:`dense_map` gave them) is what was added after
-    (detail, smoothing, rigid parts): carried over from the nearest covered map pixel. Only the
-    triangles around the seams are drawn again, in their order.
+    (detail, smoothing, rigid parts): read bilinearly at each pixel's own place, uncovered map
+    pixels adding nothing. Only the triangles around the seams are drawn again, in their order.
     """
     size, small = full.shape[0], index.shape[0]
     rows, cols = np.flatnonzero(seam.any(1)), np.flatnonzero(seam.any(0))
