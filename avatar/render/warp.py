@@ -28,6 +28,7 @@ import logging
 
 import cv2
 import numpy as np
+from scipy.ndimage import maximum_filter1d
 from scipy.spatial import Delaunay
 
 from ..config import RenderConfig
@@ -708,9 +709,13 @@ def _exact_at_seams(full: np.ndarray, seam: np.ndarray, index: np.ndarray, point
     v = ((ys + 0.5) / scale - 0.5).astype(np.float32)[:, None]
     # what was added after is read bilinearly, as the map beside these pixels reads it (from the
     # nearest map pixel, it set them apart from their neighbours by up to a pixel where it varies)
-    covered = (index > 0).astype(np.float32)  # uncovered map pixels hold no dense value to adjust
-    adjust = np.dstack([(final[0] - dense[0]) * covered, (final[1] - dense[1]) * covered])
-    full[ys, xs] = u * a[:, 0] + v * a[:, 1] + a[:, 2] + _bilinear_at(adjust, u[:, 0], v[:, 0])
+    # (over the map pixels these read only: the rest of the map is not needed each frame)
+    ry0, rx0 = max(int(np.floor(v.min())), 0), max(int(np.floor(u.min())), 0)
+    ry1, rx1 = min(int(np.floor(v.max())) + 2, small), min(int(np.floor(u.max())) + 2, small)
+    win = (slice(ry0, ry1), slice(rx0, rx1))
+    covered = (index[win] > 0).astype(np.float32)  # uncovered map pixels hold no dense value to adjust
+    adjust = np.dstack([(final[0][win] - dense[0][win]) * covered, (final[1][win] - dense[1][win]) * covered])
+    full[ys, xs] = u * a[:, 0] + v * a[:, 1] + a[:, 2] + _bilinear_at(adjust, u[:, 0] - rx0, v[:, 0] - ry0)
 
 
 def _unsqueezed(full: np.ndarray) -> np.ndarray:
@@ -810,11 +815,6 @@ def _own_mouth_hole(empty: np.ndarray, mx: np.ndarray, my: np.ndarray, ix: np.nd
     aff = _inner_lip_fit(landmarks, source)
     mx[hole] = ix[hole] * aff[0, 0] + iy[hole] * aff[1, 0] + aff[2, 0]
     my[hole] = ix[hole] * aff[0, 1] + iy[hole] * aff[1, 1] + aff[2, 1]
-
-
-def _along_oval_max(values: np.ndarray, reach: int) -> np.ndarray:
-    """(N,): each value of the closed oval's ``values`` ((N,)) raised to the largest within ``reach`` points of it."""
-    return np.max([np.roll(values, k) for k in range(-reach, reach + 1)], axis=0)
 
 
 def _fill_from_nearest(empty: np.ndarray, *fields: np.ndarray) -> None:
@@ -1008,7 +1008,7 @@ class WarpEngine(Engine):
         if state.skin_band is not None:
             # the skin beyond the oval keeps its width (× the head's scale) outside the target's
             # outline, and the rings keep their distance from its edge
-            band = state.skin_band * s if lent is None else state.skin_band * s * (1.0 - _along_oval_max(lent, _BAND_SPREAD))
+            band = state.skin_band * s if lent is None else state.skin_band * s * (1.0 - maximum_filter1d(lent, 2 * _BAND_SPREAD + 1, mode="wrap"))
             inner = outline.pushed_out(inner, band)
             extra_t[len(extra_t) - int(np.count_nonzero(state.skin_band)):] = inner[state.skin_band > 0]
         _keep_rings_apart(extra_t, inner, state.ring_gaps)
