@@ -58,6 +58,7 @@ UPPER_FADE = (0.8, 0.3)
 FULL_ROW = (0.93, 0.18)  # the row nearly to the corners: what a video avatar's own open mouths show
 ARCH_EDGE = np.radians(75.0)  # the arch angle seen at the mouth corners
 # tooth widths along the arch (radians from the midline): central, lateral incisor, canine, premolars, molar
+_MIDDLE = np.array([-0.15, 0.0, 0.15])  # u where the upper lip's middle is read
 _UPPER_TEETH = np.cumsum([0.36, 0.27, 0.28, 0.3, 0.3])
 _LOWER_TEETH = np.cumsum([0.24, 0.24, 0.27, 0.3, 0.3])
 # A narrow opening lets little light in: the inside of a mouth opened by this share of its
@@ -184,11 +185,13 @@ def rounded_show(width_ratio: float) -> float:
 
 
 def upper_teeth(u: np.ndarray, below_lip: np.ndarray, width: float,
-                fade: tuple[float, float] = UPPER_FADE, show: float | None = None) -> np.ndarray:
+                fade: tuple[float, float] = UPPER_FADE, show: float | None = None,
+                lowered: np.ndarray | float = 0.0) -> np.ndarray:
     """(…) float32 coverage of the upper teeth at mouth coordinates ``u`` and ``below_lip`` (px
     under the upper inner lip): only within their visible length below the upper lip (see
-    :func:`upper_length`; each edge slightly rounded), faded out at the corners."""
-    length = upper_length(u, width, show)
+    :func:`upper_length`; each edge slightly rounded), less ``lowered`` (px the lip there hangs
+    below its middle, which covers that much more of the fixed row), faded out at the corners."""
+    length = upper_length(u, width, show) - lowered
     _, t, _ = _arch(u, _UPPER_TEETH, width / 2)
     length = length * (1 - 0.12 * (2 * t - 1) ** 6)  # rounded corners of each incisal edge
     cover = np.clip(length - below_lip + 0.5, 0.0, 1.0) * np.clip(below_lip + 1.5, 0.0, 1.0)
@@ -215,13 +218,13 @@ def _tooth_jitter(seed: int) -> np.ndarray:
 
 
 def _tooth_shade(u: np.ndarray, k: np.ndarray, t: np.ndarray, gap_px: np.ndarray, seed: int,
-                gaps: float | np.ndarray = 0.3) -> np.ndarray:
-    """Brightness of a tooth row: a rounded face per tooth, darker gaps (``gaps``: how much
-    darker, per pixel or for all), each tooth a little different, darker towards the corners
-    where the row turns into the mouth's shadow."""
+                gaps: float | np.ndarray = 0.3, relief: float = 0.18) -> np.ndarray:
+    """Brightness of a tooth row: a rounded face per tooth (its edges ``relief`` darker than its
+    middle), darker gaps (``gaps``: how much darker, per pixel or for all), each tooth a little
+    different, darker towards the corners where the row turns into the mouth's shadow."""
     jitter = _tooth_jitter(seed)
     side = np.where(u < 0, 8, 0)
-    shade = (0.82 + 0.18 * np.sin(np.pi * t)) * jitter[np.minimum(k, 7) + side]
+    shade = (1.0 - relief + relief * np.sin(np.pi * t)) * jitter[np.minimum(k, 7) + side]
     shade *= 1.0 - gaps * np.exp(-(gap_px / 0.6) ** 2)
     return shade * (1.0 - 0.45 * np.abs(u) ** 1.5)
 
@@ -245,12 +248,17 @@ def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.n
     u, v = frame.coords(xx, yy)
     v_up, v_low = frame.lip_lines(u)
     gap = np.maximum(v_low - v_up, 1e-3)
+    # the upper teeth are one rigid row whose edge hangs from the lip's middle: where a round
+    # opening's lip curves down towards the corners it covers them (drawn from the lip at every
+    # column, the row ran down the sides of an "ah" as a white rim)
+    lowered = np.maximum(v_up - float(np.mean(frame.lip_lines(_MIDDLE)[0])), 0.0)
     below, above = v - v_up, v_low - v
     rel = np.clip(below / gap, 0.0, 1.0)
     lateral = np.clip(1 - u**2, 0.0, 1.0)
-    # the cavity: lit a little near the lips, dark deep inside and towards the corners
-    depth = np.clip(1 - np.abs(2 * rel - 1), 0, 1) * lateral
-    img = cavity_rgb[None, None, :] * (0.95 - 0.35 * depth - 0.35 * (1 - lateral))[..., None]
+    # the cavity: darkest under the upper lip and teeth, which shade it, and in the corners (the
+    # cheeks' shadow); lit from the front towards the floor of the mouth behind the lower lip.
+    # Lit evenly near every lip, it was a pale ring round the tongue, the corners as light as the middle
+    img = cavity_rgb[None, None, :] * ((0.55 + 0.4 * rel) * (0.4 + 0.6 * lateral))[..., None]
     # the tongue: only in a wide mouth, a dome rising from behind the lower teeth to 0.7 of the
     # opening (real wide mouths, driving_01's "oh": their middle fifths are 0.66–0.73 × the lips'
     # light; a dome to half the opening left them at 0.42–0.46, a dark hole over a low mound)
@@ -264,16 +272,17 @@ def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.n
     lit = 0.7 + 0.3 * np.clip(1 - above / np.maximum(dome, 1e-3), 0, 1)  # front lit, the back falls into shadow
     img = img + tongue[..., None] * (tongue_rgb[None, None, :] * (lit * (1 - 0.3 * u**2))[..., None] - img)
     # lower teeth tips, rising from behind the lower lip and lit from the front (in real talking
-    # mouths they are the brightest part of the opening)
+    # mouths they are the brightest part of the opening); narrow and close together, they read as
+    # one band, not as the comb that the upper row's relief and gaps drew
     low = lower_teeth(u, above, width, gap, lower_share)
     k, t, gpx = _arch(u, _LOWER_TEETH, width / 2 * 0.85)
-    low_rgb = teeth_rgb[None, None, :] * (0.85 * _tooth_shade(u, k, t, gpx, 1, gaps=0.1))[..., None]
+    low_rgb = teeth_rgb[None, None, :] * (0.85 * _tooth_shade(u, k, t, gpx, 1, gaps=0.05, relief=0.06))[..., None]
     img = img + low[..., None] * (low_rgb - img)
     # upper teeth in front of everything else, shaded under the lip and translucent at the edge
-    up = upper_teeth(u, below, width, teeth_fade, upper_show)
+    up = upper_teeth(u, below, width, teeth_fade, upper_show, lowered)
     k, t, gpx = _arch(u, _UPPER_TEETH, width / 2)
     length = upper_length(u, width, upper_show)
-    along = np.clip(below / np.maximum(length, 1e-3), 0, 1)
+    along = np.clip((below + lowered) / np.maximum(length, 1e-3), 0, 1)  # a covered row shows its lower part
     # neighbouring teeth touch along most of their length: the line between them is faint
     # there and opens into a dark notch only at the biting edge (a grid of dark lines read as
     # a cartoon)

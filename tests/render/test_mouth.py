@@ -99,6 +99,74 @@ def test_the_side_teeth_recede_into_the_dark_of_the_cheeks():
     assert full[under & (np.abs(u) > 0.65) & (np.abs(u) < 0.75)].mean() > 0.9
 
 
+def test_a_round_openings_lip_covers_the_upper_row_towards_the_corners():
+    """The upper row is rigid: its biting edge hangs from the upper lip's middle, so where a round
+    opening's lip curves down towards the corners it hides the teeth there. Hung from the lip at
+    every column, the row ran down the sides of an "ah" as a white rim."""
+    lm = _landmarks(50.0)
+    frame = mouth.mouth_frame(lm)
+    (_, parts), xx, yy = _draw(lm)
+    u, v = frame.coords(xx, yy)
+    v_up, v_low = frame.lip_lines(u)
+    v_mid = float(np.interp(0.0, frame.upper[:, 0], frame.upper[:, 1]))
+    teeth = parts["upper_teeth"] > 0.5
+    edge = v_mid + mouth.upper_length(u, frame.width)  # the row's biting edge, hung from the middle
+    assert teeth[np.abs(u) < 0.3].any()
+    assert (v[teeth] <= edge[teeth] + 1.0).all()
+    sides = (np.abs(u) > 0.55) & (np.abs(u) < 0.75)
+    hung = mouth.upper_teeth(u, v - v_up, frame.width)  # the row hung from the lip at every column
+    assert parts["upper_teeth"][sides].sum() < 0.7 * hung[sides].sum()
+    # the same lip raised on one side still shows the row down to its edge there
+    tilted = _landmarks(50.0, 12.0)
+    frame = mouth.mouth_frame(tilted)
+    (_, parts), _, _ = _draw(tilted)
+    u, v = frame.coords(xx, yy)
+    v_up, _ = frame.lip_lines(u)
+    right = (u > 0.3) & (u < 0.5) & (v - v_up > 1) & (v - v_up < 3)
+    assert parts["upper_teeth"][right].mean() > 0.9
+
+
+def test_the_cavity_is_darkest_under_the_upper_lip_and_in_the_corners(monkeypatch):
+    """In real open mouths the top of the opening, shaded by the upper lip and teeth, is its
+    darkest part and the floor behind the lower lip its lightest; the corners sink into the
+    cheeks' shadow. Lit evenly near every lip, the cavity was a pale ring round the tongue."""
+    monkeypatch.setattr(mouth, "LIP_SHADOW", 0.0)  # the lower lip's own shade is tested apart
+    lm = _landmarks(22.0)  # open, no tongue yet (see TONGUE_FROM)
+    (img, parts), xx, yy = _draw_with(lm, 0.0)
+    frame = mouth.mouth_frame(lm)
+    u, v = frame.coords(xx, yy)
+    v_up, v_low = frame.lip_lines(u)
+    rel = (v - v_up) / np.maximum(v_low - v_up, 1e-3)
+    assert parts["tongue"].max() == 0
+    lum = img.mean(-1)
+    middle = (np.abs(u) < 0.3) & (parts["upper_teeth"] == 0)
+    top, floor = middle & (rel > 0.05) & (rel < 0.2), middle & (rel > 0.8) & (rel < 0.95)
+    assert lum[top].mean() < 0.75 * lum[floor].mean()
+    centre = middle & (rel > 0.4) & (rel < 0.6)
+    corner = (np.abs(u) > 0.8) & (np.abs(u) < 0.9) & (rel > 0.3) & (rel < 0.7)
+    assert corner.sum() > 5 and lum[corner].mean() < 0.75 * lum[centre].mean()
+
+
+def test_the_lower_tips_read_as_one_band_not_a_comb():
+    """The lower incisors are narrow and close: along their row brightness varies far less than
+    along the upper row, whose teeth are told apart by their rounded faces and gaps."""
+    lm = _landmarks(40.0)
+    (img, parts), xx, yy = _draw(lm)
+    frame = mouth.mouth_frame(lm)
+    u, v = frame.coords(xx, yy)
+    v_up, v_low = frame.lip_lines(u)
+    lum = img.mean(-1)
+
+    def ripple(part: str, rows: np.ndarray) -> float:
+        pick = rows & (parts[part] > 0.99) & (np.abs(u) < 0.4)
+        assert pick.sum() > 10
+        return float(np.std(lum[pick] / np.polyval(np.polyfit(u[pick], lum[pick], 2), u[pick])))
+
+    upper = ripple("upper_teeth", (v - v_up > 2) & (v - v_up < 4))
+    lower = ripple("lower_teeth", (v_low - v > 2) & (v_low - v < 3))
+    assert lower < 0.65 * upper, (lower, upper)
+
+
 def test_a_tongue_only_when_the_mouth_is_wide():
     (_, narrow), _, _ = _draw(_landmarks(15.0))
     (_, wide), _, _ = _draw(_landmarks(50.0))
