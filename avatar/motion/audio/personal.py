@@ -92,7 +92,8 @@ class FrameFeatures:
         db = frame_db(mel)
         rel = self._level.push_db(db).astype(np.float32)
         running = (db - rel).astype(np.float32) / DB_PER_NEPER
-        pooled = mel.reshape(len(mel), BANDS, -1).mean(axis=2) - running[:, None]
+        # explicit band width: a push shorter than a hop gives no frames, and -1 cannot be inferred from 0
+        pooled = mel.reshape(len(mel), BANDS, mel.shape[1] // BANDS).mean(axis=2) - running[:, None]
         silent = (db < SILENT_DB) | (rel < -QUIET_DB)
         return np.concatenate([pooled, rel[:, None] / DB_PER_NEPER], axis=1).astype(np.float32), silent
 

@@ -85,6 +85,27 @@ def test_personal_model_streams_as_it_runs_offline_and_closes_in_silence():
     assert _openness(whole[30:]).max() > 0.2  # and it does open on the sound
 
 
+def test_features_stream_alike_in_pushes_shorter_than_a_frame():
+    """A push too short to complete a 10 ms frame (a sound card's small buffer, a file's last
+    few samples) gives no rows, and the rows that follow are the offline ones: it crashed with
+    "cannot reshape array of size 0" when a talking video avatar's speech ended on such a chunk."""
+    from avatar.motion.audio.personal import BANDS, FrameFeatures
+
+    audio = _babble(2.0, seed=5)[0]
+    whole = signal_features(audio)
+    stream, rows, i, k = FrameFeatures(), [], 0, 0
+    sizes = (7, 150, 1000, 1, 333, 159)
+    while i < len(audio):
+        n = sizes[k % len(sizes)]
+        feats, silent = stream.push(audio[i:i + n])
+        assert feats.shape == (len(silent), BANDS + 1)
+        rows.append(feats)
+        i, k = i + n, k + 1
+    empty, silent = FrameFeatures().push(audio[:7])
+    assert empty.shape == (0, BANDS + 1) and silent.shape == (0,)
+    np.testing.assert_allclose(np.concatenate(rows), whole, atol=1e-5)
+
+
 def test_a_mouth_unrelated_to_the_sound_gives_no_model_to_use():
     train, _ = _babble(30.0, seed=5)
     times = np.arange(0, 29.5, 1 / FPS)
