@@ -8,11 +8,12 @@ them. What they draw follows a real mouth's layout rather than a flat slot:
   middle, narrower towards the corners as the arch turns away), each with a rounded face,
   faint lines between neighbours that open into dark notches at the biting edge, a shadow
   under the lip and a slightly translucent edge; fixed to the skull, so a relaxed lip shows a
-  short band of them and a raised one (a smile) more, up to the crown; they fade into the dark
+  short band of them and a raised one (a smile) more, up to the crown; one rigid row, so a lip
+  curving down towards the corners (a round opening) covers them there; they fade into the dark
   towards the corners;
 * lower teeth mostly behind the lower lip: their tips, lit, rise above it with the jaw (a
   share of the opening);
-* an oral cavity that darkens with depth (away from the lips and towards the throat);
+* an oral cavity darkest under the upper lip and teeth and in the corners, lit towards its floor;
 * all of it dimmer in a narrow opening, which lets less light in, and shaded just behind the
   lower lip;
 * a tongue only when the mouth is wide, rising from behind the lower teeth;
