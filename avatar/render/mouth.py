@@ -97,6 +97,7 @@ TEETH_OVER_SCLERA = 1.2
 ROUNDED = (0.75, 0.9)
 LIP_SHADOW = 0.6        # darkening right above the lower lip, fading over LIP_SHADOW_REACH × the opening
 LIP_SHADOW_REACH = 0.15
+LIP_CONTACT = 1.5       # px: the lip's shade on the lower teeth, where it touches them
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,11 @@ def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.n
     # as less open (to the eye and to a face tracker: with the tongue shown from 0.16,
     # portrait_03 × driving_03 mouth correlation was 0.84 without the shade, 0.87 with it; the
     # lower tips drawn in front of it, unshaded, lost that reading again, 0.85)
-    img *= (1 - LIP_SHADOW * np.exp(-np.maximum(above, 0.0) / np.maximum(LIP_SHADOW_REACH * gap, 1.0)))[..., None]
+    # on the lower tips only a contact shadow: they stand in front of that shade, and shaded over
+    # their whole height they were a grey band
+    reach = np.maximum(LIP_SHADOW_REACH * gap, 1.0)
+    reach = reach + low * (np.minimum(LIP_CONTACT, reach) - reach)
+    img *= (1 - LIP_SHADOW * np.exp(-np.maximum(above, 0.0) / reach))[..., None]
     img *= aperture_light(frame)
     return img.astype(np.float32), {"upper_teeth": up, "lower_teeth": low, "tongue": tongue.astype(np.float32)}
 

@@ -261,23 +261,31 @@ def test_a_narrow_opening_is_dimmer_inside_than_a_wide_one(monkeypatch):
 
 
 def test_the_lower_lip_shades_what_lies_just_behind_it(monkeypatch):
-    """Right above the lower lip the drawn interior (tongue, tooth tips) is darker than it is
-    drawn without the lip's shade, so the lip's inner edge reads against it; further in the
-    shade has all but gone."""
+    """Right above the lower lip the drawn interior is darker than it is drawn without the lip's
+    shade, so the lip's inner edge reads against it: the tongue and cavity over a good part of the
+    opening, the lower teeth's tips (standing in front of that shade) only where the lip touches
+    them. Shaded over their whole height the tips were a grey band. Further in the shade has gone."""
     lm = _landmarks(40.0)
-    (img, _), xx, yy = _draw(lm)
-    with monkeypatch.context() as m:
-        m.setattr(mouth, "LIP_SHADOW", 0.0)
-        (plain, _), _, _ = _draw(lm)
     frame = mouth.mouth_frame(lm)
+    yy, xx = np.mgrid[150:260, 90:212].astype(np.float32)
     u, v = frame.coords(xx, yy)
     _, v_low = frame.lip_lines(u)
     above = v_low - v
     middle = np.abs(u) < 0.3
-    edge = middle & (above > 0.5) & (above < 1.5)
+    edge, band = middle & (above > 0.5) & (above < 1.5), middle & (above > 3) & (above < 5)
     inner = middle & (above > 15) & (above < 18)
-    assert img[edge].mean() < 0.6 * plain[edge].mean()
-    assert img[inner].mean() > 0.9 * plain[inner].mean()
+    for share in (1.0, 0.0):  # the lower tips shown, and hidden (the tongue behind the lip)
+        img, parts = mouth.interior(frame, xx, yy, lower_share=share, **RGB)
+        with monkeypatch.context() as m:
+            m.setattr(mouth, "LIP_SHADOW", 0.0)
+            plain, _ = mouth.interior(frame, xx, yy, lower_share=share, **RGB)
+        assert img[edge].mean() < 0.8 * plain[edge].mean()
+        assert img[inner].mean() > 0.9 * plain[inner].mean()
+        tips = parts["lower_teeth"] > 0.99
+        if share:
+            assert (band & tips).sum() > 10 and img[band & tips].mean() > 0.93 * plain[band & tips].mean()
+        else:
+            assert not tips.any() and img[band].mean() < 0.8 * plain[band].mean()
 
 
 def test_the_upper_teeth_show_as_the_upper_lip_rises_and_the_lower_ones_as_the_jaw_drops(crop_256):
