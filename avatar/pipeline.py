@@ -14,7 +14,7 @@ import functools
 import logging
 import math
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -321,10 +321,17 @@ class Animator:
         from .render.warp import WarpEngine
 
         if self._landmark_engine is None:
-            self._landmark_engine = (WarpEngine(self.config.render), {})
+            self._landmark_engine = (WarpEngine(self.config.render), OrderedDict())
         engine, cache = self._landmark_engine
-        state = cache.setdefault(id(source), engine.prepare(source.crop))
-        img = engine.render_one(state, landmarks)
+        # prepared once per source (setdefault's default was prepared anew on every frame, about
+        # 2 s each); the entry keeps its source alive, so a later source never inherits its id
+        hit = cache.get(id(source))
+        if hit is None or hit[0] is not source:
+            hit = cache[id(source)] = (source, engine.prepare(source.crop))
+            while len(cache) > _LANDMARK_SOURCES:
+                cache.popitem(last=False)
+        cache.move_to_end(id(source))
+        img = engine.render_one(hit[1], landmarks)
         return dataclasses.replace(source.crop, image=img, landmarks=np.asarray(landmarks, np.float32))
 
     def _frame_threads(self) -> int:
@@ -630,6 +637,7 @@ class Animator:
 
 
 # decoded driving frames kept from the tracking pass for rendering; a longer clip is decoded twice
+_LANDMARK_SOURCES = 4  # portraits whose landmark-drawing state an animator keeps (image-driven engines)
 _KEEP_FRAMES_BYTES = 256 << 20
 
 

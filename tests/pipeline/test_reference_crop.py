@@ -79,3 +79,37 @@ def test_best_reference_of_agrees_with_best_reference(portrait, driving_clip):
     lms, idx, frame = animator.best_reference_of(driving_clip, source, 12)
     assert idx == best_reference(source, lms)
     assert np.array_equal(frame, list(read_frames(driving_clip, max_frames=12))[idx])
+
+
+def test_speech_drives_image_engines_through_one_landmark_drawing_per_portrait(portrait_path, monkeypatch):
+    """Targets from speech reach an image-driven engine as drawings of the portrait moved to each
+    target: the portrait is prepared for that drawing once, not once per frame (about 2 s a frame
+    at 512), and a second portrait gets its own drawing, never the first's by a reused id."""
+    from avatar.examples import example_portrait
+    from avatar.render.warp import WarpEngine
+
+    monkeypatch.setenv("AVATAR_CONSENT_POLICY", "research")
+    prepared_crops = []
+    real = WarpEngine.prepare
+
+    def counting(self, source):
+        prepared_crops.append(source)
+        return real(self, source)
+
+    monkeypatch.setattr(WarpEngine, "prepare", counting)
+    config = AvatarConfig(face=FaceConfig(size=128), output=OutputConfig(audio=False))
+    engine = _Recorder()
+    animator = pipeline.Animator(config, engine=engine)
+    first = animator.prepare(portrait_path)
+    n_own = len(prepared_crops)  # what preparing the portrait itself does with the warp, if anything
+    lm = first.crop.landmarks
+    frames = list(animator.stream_targets(first, [lm, lm + 0.5, lm - 0.5, lm]))
+    assert len(frames) == 4 and len(engine.targets) == 4
+    assert len(prepared_crops) - n_own == 1
+    assert np.array_equal(engine.targets[0].driving.image, engine.targets[3].driving.image)
+    second = animator.prepare(np.ascontiguousarray(example_portrait()[:, ::-1] // 2 + 40))  # another picture
+    n_own = len(prepared_crops)
+    list(animator.stream_targets(second, [second.crop.landmarks]))
+    assert len(prepared_crops) - n_own == 1
+    assert prepared_crops[-1] is second.crop
+    assert not np.array_equal(engine.targets[-1].driving.image, engine.targets[0].driving.image)
