@@ -520,6 +520,24 @@ def test_base_window_is_where_the_mouth_rests():
     assert calm_start(idx, openings, 1000) == 0  # footage shorter than the window: all of it
 
 
+def test_a_talker_with_its_own_mouth_model_takes_any_sample_rate(timing_home, tmp_path, monkeypatch):
+    """Speech recorded at 44.1 kHz (stereo) or 8 kHz reaches the avatar's own mouth model in
+    resampled pieces, some shorter than one 10 ms frame: such a piece crashed `avatar talk` with
+    "cannot reshape array of size 0"."""
+    home, ids = timing_home
+    monkeypatch.setenv("AVATAR_HOME", str(home))
+    animator, src = _talk_state(ids["late_own"])
+    assert animator.engine.speech_model(src.state) is not None
+    audio = speech("Good morning to you.", 1.2)
+    for rate, channels in ((44100, 2), (8000, 1)):
+        x = np.interp(np.arange(int(len(audio) * rate / 16000)) * 16000 / rate, np.arange(len(audio)), audio)
+        wav = tmp_path / f"speech-{rate}.wav"
+        sf.write(wav, np.stack([x] * channels, 1).astype(np.float32) if channels > 1 else x.astype(np.float32), rate)
+        out = tmp_path / f"talk-{rate}.mp4"
+        res = Animator(AvatarConfig(face=FaceConfig(size=256))).talk(ids["late_own"], out, audio=wav, progress=False)
+        assert res.frames == 30 and out.exists()
+
+
 def test_live_voice_mode_talks_over_the_footage(avatars, tmp_path, monkeypatch):
     """``avatar live --avatar av_… --audio FILE``: voice mode renders through the talking state,
     with the avatar's own mouth model where its pack has one."""
