@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import logging
 import math
+import threading
 import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
@@ -139,6 +140,7 @@ class Animator:
         self.engine.configure(self.config.motion)
         self._store = consent_store
         self._landmark_engine = None
+        self._landmark_lock = threading.Lock()
 
     def detector(self, video: bool) -> LandmarkDetector:
         """A landmark detector with this animator's face settings (tracking mode for video)."""
@@ -320,17 +322,18 @@ class Animator:
     def _landmark_driving(self, source: PreparedSource, landmarks: np.ndarray) -> FaceCrop:
         from .render.warp import WarpEngine
 
-        if self._landmark_engine is None:
-            self._landmark_engine = (WarpEngine(self.config.render), OrderedDict())
-        engine, cache = self._landmark_engine
-        # prepared once per source (setdefault's default was prepared anew on every frame, about
-        # 2 s each); the entry keeps its source alive, so a later source never inherits its id
-        hit = cache.get(id(source))
-        if hit is None or hit[0] is not source:
-            hit = cache[id(source)] = (source, engine.prepare(source.crop))
-            while len(cache) > _LANDMARK_SOURCES:
-                cache.popitem(last=False)
-        cache.move_to_end(id(source))
+        with self._landmark_lock:  # one animator may serve several streams at once
+            if self._landmark_engine is None:
+                self._landmark_engine = (WarpEngine(self.config.render), OrderedDict())
+            engine, cache = self._landmark_engine
+            # prepared once per source (setdefault's default was prepared anew on every frame,
+            # about 2 s each); the entry keeps its source alive, so a later source never inherits its id
+            hit = cache.get(id(source))
+            if hit is None or hit[0] is not source:
+                hit = cache[id(source)] = (source, engine.prepare(source.crop))
+                while len(cache) > _LANDMARK_SOURCES:
+                    cache.popitem(last=False)
+            cache.move_to_end(id(source))
         img = engine.render_one(hit[1], landmarks)
         return dataclasses.replace(source.crop, image=img, landmarks=np.asarray(landmarks, np.float32))
 
