@@ -22,6 +22,11 @@ Per clip: the first 60 % is cut (with its sound) and cloned under the research p
   Laplacian variance of its grey level over the real frames'; resampling shows here as a loss;
 * render fps: frames / wall time of the whole talk call (speech model, render, paste, label, encode).
 
+``--lossless`` writes each talk as a PNG sequence instead of H.264: libx264 here does not encode
+the same frames to the same packets from run to run, and the face tracker's lip gaps move with
+the difference (about ±0.03 in r over 250 frames), so two settings compare only without it. The
+render fps then counts PNG writing instead of video encoding.
+
 The photo engine (warp), with the clip's first frame as its portrait, runs on the same audio.
 """
 
@@ -84,6 +89,11 @@ def clip_changes(clip: Path, box) -> np.ndarray:
 _BENCH_CONSENT_ID = "research-" + hashlib.sha256(b"avatar.bench clone --talk").hexdigest()[:24]
 
 
+def _png_frames(folder: Path) -> list[np.ndarray]:
+    """The (H, W, 3) uint8 RGB frames of a PNG sequence written by ``avatar talk -o folder/``, in order."""
+    return [cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for p in sorted(folder.glob("frame_*.png"))]
+
+
 class _KeepsSource(Animator):
     """An :class:`Animator` that keeps the source it last prepared (the bench reads the base's
     transitions off its state) and labels research outputs with :data:`_BENCH_CONSENT_ID`."""
@@ -111,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", nargs="*", default=None)
     ap.add_argument("--no-photo", action="store_true")
     ap.add_argument("--frames-out", type=Path, default=None, help="write a few output frames here as PNG")
+    ap.add_argument("--lossless", action="store_true",
+                    help="write the talks as PNG sequences (repeatable from run to run: no video encoder)")
     args = ap.parse_args(argv)
     clips = talk_clips(args.eval, args.clips)
     if not clips:
@@ -156,12 +168,12 @@ def main(argv: list[str] | None = None) -> int:
             cfg = AvatarConfig(face=FaceConfig(size=args.size), output=OutputConfig(max_size=1920, fps=info.fps))
             engines = (("video avatar", res.avatar_id),) + (() if args.no_photo else (("photo (warp)", first),))
             for name, source in engines:
-                out_path = home / f"{clip.stem}-{name.split()[0]}.mp4"
+                out_path = home / (f"{clip.stem}-{name.split()[0]}" + ("" if args.lossless else ".mp4"))
                 t0 = time.perf_counter()
                 animator = _KeepsSource(cfg, consent_store=store)
-                r = animator.talk(source, out_path, audio=wav, progress=False)
+                r = animator.talk(source, f"{out_path}/" if args.lossless else out_path, audio=wav, progress=False)
                 secs = time.perf_counter() - t0
-                out = list(read_frames(out_path))
+                out = _png_frames(out_path) if args.lossless else list(read_frames(out_path))
                 m = min(len(out), n)
                 o = openings(track(out[:m]))
                 rr = float(np.corrcoef(o, real_open[:m])[0, 1])
