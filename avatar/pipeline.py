@@ -639,8 +639,8 @@ class Animator:
                                timer.counts.get("faces_missing", 0), once)
 
 
-# decoded driving frames kept from the tracking pass for rendering; a longer clip is decoded twice
 _LANDMARK_SOURCES = 4  # portraits whose landmark-drawing state an animator keeps (image-driven engines)
+# decoded driving frames kept from the tracking pass for rendering; a longer clip is decoded twice
 _KEEP_FRAMES_BYTES = 256 << 20
 
 
