@@ -28,7 +28,7 @@ import logging
 
 import cv2
 import numpy as np
-from scipy.ndimage import maximum_filter1d
+from scipy.ndimage import map_coordinates, maximum_filter1d
 from scipy.spatial import Delaunay
 
 from ..config import RenderConfig
@@ -621,22 +621,6 @@ def upsample_map(mx: np.ndarray, my: np.ndarray, size: int, covered: np.ndarray 
     return full, out
 
 
-def _bilinear_at(field: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """(N, C) float32: the (h, w, C) ``field`` read bilinearly at (N,) pixel coordinates ``u``, ``v``,
-    its edge pixels repeated beyond it (as ``cv2.remap`` with ``BORDER_REPLICATE``, which refuses
-    more than 32767 points in a row)."""
-    h, w = field.shape[:2]
-    u = np.clip(u, 0.0, w - 1.0)
-    v = np.clip(v, 0.0, h - 1.0)
-    x0 = np.clip(np.floor(u).astype(np.int64), 0, max(w - 2, 0))
-    y0 = np.clip(np.floor(v).astype(np.int64), 0, max(h - 2, 0))
-    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
-    fx, fy = (u - x0)[:, None], (v - y0)[:, None]
-    top = field[y0, x0] + fx * (field[y0, x1] - field[y0, x0])
-    bottom = field[y1, x0] + fx * (field[y1, x1] - field[y1, x0])
-    return (top + fy * (bottom - top)).astype(np.float32)
-
-
 def _reads_a_seam(seam: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
     """(S, S) bool: ``seam`` and the pixels beside it whose bilinear reading of the (small, small)
     map ``mx``, ``my`` spans a jump diagonally (:data:`_SEAM_JUMP`), in a map cell touching the
@@ -714,8 +698,10 @@ def _exact_at_seams(full: np.ndarray, seam: np.ndarray, index: np.ndarray, point
     ry1, rx1 = min(int(np.floor(v.max())) + 2, small), min(int(np.floor(u.max())) + 2, small)
     win = (slice(ry0, ry1), slice(rx0, rx1))
     covered = (index[win] > 0).astype(np.float32)  # uncovered map pixels hold no dense value to adjust
-    adjust = np.dstack([(final[0][win] - dense[0][win]) * covered, (final[1][win] - dense[1][win]) * covered])
-    full[ys, xs] = u * a[:, 0] + v * a[:, 1] + a[:, 2] + _bilinear_at(adjust, u[:, 0] - rx0, v[:, 0] - ry0)
+    at = [v[:, 0] - ry0, u[:, 0] - rx0]  # scipy's bilinear: cv2.remap refuses more than 32767 points in a row
+    adjust = np.column_stack([map_coordinates((f[win] - d[win]) * covered, at, order=1, mode="nearest")
+                              for f, d in zip(final, dense)])
+    full[ys, xs] = u * a[:, 0] + v * a[:, 1] + a[:, 2] + adjust
 
 
 def _unsqueezed(full: np.ndarray) -> np.ndarray:
