@@ -98,6 +98,20 @@ ROUNDED = (0.75, 0.9)
 LIP_SHADOW = 0.6        # darkening right above the lower lip, fading over LIP_SHADOW_REACH × the opening
 LIP_SHADOW_REACH = 0.15
 LIP_CONTACT = 1.5       # px: the lip's shade on the lower teeth, where it touches them
+# The dark crease where the lips meet runs on past the inner-lip landmarks, at the corners most
+# (2-5 px at 512 on portrait_01, 02, 05 and the astronaut). Lying in the lip triangles, it was
+# stretched with them as the mouth opened: a dark-red wedge, a "wing", beside the drawn opening
+# at each corner. Its pixels (a line thinner than CREASE_WIDTH px, darker than the lip round it
+# by CREASE_DARK × the lips' median luminance, between the inner and outer lip lines, reaching
+# the opening) are painted over with the lips around them as the mouth opens past the
+# portrait's own opening: from CREASE_OPEN[0] px (mean gap, at 512) more, fully at CREASE_OPEN[1].
+# A little open, the crease is what real lips show at their corners: painted over from the first
+# pixel, the lips bulged into the corners and a face tracker read smaller openings
+# (portrait_05 × driving_03 mouth correlation 0.880 → 0.821).
+CREASE_DARK = 0.25
+CREASE_WIDTH = 9
+CREASE_OPEN = (4.0, 12.0)
+CREASE_CORNERS = (0.6, 0.8)  # |u| (inner corners at ±1) from which it is painted over, fully at the second
 
 
 @dataclass(frozen=True)
@@ -305,6 +319,72 @@ def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.n
     img *= (1 - LIP_SHADOW * np.exp(-np.maximum(above, 0.0) / reach))[..., None]
     img *= aperture_light(frame)
     return img.astype(np.float32), {"upper_teeth": up, "lower_teeth": low, "tongue": tongue.astype(np.float32)}
+
+
+@dataclass(frozen=True)
+class LipCrease:
+    """The portrait's dark crease between its lips, in the box ``(x0, y0, x1, y1)`` of its crop:
+    ``mask`` (h, w) float32 in [0, 1] and ``filled`` (h, w, 3) uint8, the lips with the crease
+    painted over by their own colours."""
+
+    box: tuple[int, int, int, int]
+    mask: np.ndarray
+    filled: np.ndarray
+
+
+def _lip_ring(landmarks: np.ndarray, corners: tuple[int, int], upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarray:
+    return landmarks[[corners[0], *upper, corners[1], *lower[::-1]], :2].astype(np.float64)
+
+
+def lip_crease(image: np.ndarray, landmarks: np.ndarray) -> LipCrease | None:
+    """The dark crease between the portrait's lips outside its inner-lip line (see
+    :data:`CREASE_DARK`), or None where there is none."""
+    outer = _lip_ring(landmarks, rig.OUTER_CORNERS, rig.OUTER_UPPER, rig.OUTER_LOWER)
+    inner = _lip_ring(landmarks, rig.INNER_CORNERS, rig.INNER_UPPER, rig.INNER_LOWER)
+    h, w = image.shape[:2]
+    x0, y0 = np.maximum(np.floor(outer.min(0)).astype(int) - 4, 0)
+    x1, y1 = np.minimum(np.ceil(outer.max(0)).astype(int) + 5, (w, h))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    roi = np.ascontiguousarray(image[y0:y1, x0:x1])
+    lips = coverage(outer, x0, y0, x1 - x0, y1 - y0)
+    opening = coverage(inner, x0, y0, x1 - x0, y1 - y0)
+    # the lips' band, and a little past their outer corners, where the crease ends
+    inside = lips
+    lips = cv2.dilate(lips, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    band = (lips > 0.5) & (opening < 0.5)
+    if not band.any():
+        return None
+    lum = roi.astype(np.float32) @ _LUMA
+    # a line darker than the lip on both sides of it: dark lips (portrait_02's, a lipstick's
+    # shade) are no crease, only what a closing of CREASE_WIDTH px lifts
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (CREASE_WIDTH, CREASE_WIDTH))
+    lift = cv2.morphologyEx(lum, cv2.MORPH_CLOSE, kernel) - lum
+    dark = band & (lift > CREASE_DARK * float(np.median(lum[band])))
+    # only what reaches the opening: a moustache over the lip line is no crease
+    near = cv2.dilate((opening > 0.0).astype(np.uint8), np.ones((5, 5), np.uint8))
+    count, labels = cv2.connectedComponents(dark.astype(np.uint8), connectivity=8)
+    touching = np.unique(labels[(near > 0) & dark])
+    dark = np.isin(labels, touching[touching > 0])
+    if dark.sum() < 2:
+        return None
+    # its anti-aliased rim too; filled from the lips round it, not from the opening
+    mask = cv2.dilate(dark.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) & (lips > 0.5).astype(np.uint8)
+    # on the lips with the lips' colours, past their corners with the skin's: filled from the skin
+    # alone they were pale blotches at the corners, from the lips alone pink lumps beyond them
+    opened = cv2.dilate((opening > 0.0).astype(np.uint8), np.ones((3, 3), np.uint8))
+    on_lips = inside > 0.5
+    filled = cv2.inpaint(roi, mask | opened | (~on_lips).astype(np.uint8), 3, cv2.INPAINT_TELEA)
+    skin = cv2.inpaint(roi, mask | opened | on_lips.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+    filled[~on_lips] = skin[~on_lips]
+    soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.7)
+    # at the corners only: along the rest of the lips the crease is the upper lip's shaded inner
+    # side, and painted over there the opening had a pale (portrait_02) or pink (portrait_05) rim
+    a, b = (landmarks[i, :2].astype(np.float64) for i in rig.INNER_CORNERS)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    u = ((xx - a[0]) * (b[0] - a[0]) + (yy - a[1]) * (b[1] - a[1])) / max(float(np.sum((b - a) ** 2)), 1e-6) * 2 - 1
+    soft *= np.clip((np.abs(u) - CREASE_CORNERS[0]) / (CREASE_CORNERS[1] - CREASE_CORNERS[0]), 0.0, 1.0).astype(np.float32)
+    return LipCrease((int(x0), int(y0), int(x1), int(y1)), np.clip(soft * 1.5, 0.0, 1.0), filled)
 
 
 def own_mouth_mask(loop: np.ndarray, size: int) -> np.ndarray | None:

@@ -131,6 +131,7 @@ class WarpState:
     worn: tuple[rigid.WornPiece | None, ...] = ()  # those frames as layers (``image`` has them painted out)
     own_mouth: np.ndarray | None = None    # (S, S) where the portrait shows its own open mouth
     own_teeth: float = 0.0        # how surely that mouth shows teeth (mouth.teeth_shown), 0..1
+    crease: mouth.LipCrease | None = None  # the dark crease between its lips (mouth.lip_crease)
     layers: Layers | None = None  # background plate + matted person (None: one warp of the crop)
     # (V - 478, 2) per extra point: the share of the head's motion its weight holds back near a
     # crop edge, times that edge's inward normal (motion away from the edge is given back)
@@ -920,6 +921,7 @@ class WarpEngine(Engine):
             worn=worn,
             own_mouth=own_mouth,
             own_teeth=mouth.teeth_shown(source.image, own_mouth, cavity, teeth),
+            crease=mouth.lip_crease(source.image, lm),
         )
 
     def background_plate(self, state: WarpState) -> np.ndarray | None:
@@ -1195,6 +1197,8 @@ class WarpEngine(Engine):
         eyelids.lid_skin(out, state.image, state.vertices, landmarks, own, state.painted)
         if state.worn:
             rigid.draw(out, state.worn, self._worn_forwards(state, landmarks, mp), own)
+        if state.crease is not None:
+            self._fill_crease(state, landmarks, mp, out, own)
         self._draw_mouth(state, landmarks, out, own)
         if self.config.shading and driving is not None and reference is not None:
             out = self._shading.apply(out, landmarks, driving, reference)
@@ -1233,6 +1237,33 @@ class WarpEngine(Engine):
         _, v_now = frame.coords(landmarks[ids[:3], 0].astype(np.float64), landmarks[ids[:3], 1].astype(np.float64))
         rest_width = float(np.hypot(*(rest[4] - rest[3])))
         return float(np.mean(v_rest - v_now)), frame.width / max(rest_width, 1e-6)
+
+    def _fill_crease(self, state: WarpState, landmarks: np.ndarray, mp: np.ndarray, out: np.ndarray,
+                     mapped: np.ndarray | None) -> None:
+        """Paint the portrait's lip crease (``state.crease``) over with its lips, in place, as far as
+        the mouth opens past the portrait's own opening (see :data:`mouth.CREASE_OPEN`)."""
+        ids = topology.mesh()["mouth_loop"]
+        size = out.shape[0]
+        opened = _mouth_gap(landmarks[ids, :2], size) - _mouth_gap(state.vertices[ids], size)
+        k = float(np.clip((opened - mouth.CREASE_OPEN[0]) / (mouth.CREASE_OPEN[1] - mouth.CREASE_OPEN[0]), 0.0, 1.0))
+        if k == 0.0:
+            return
+        lips = landmarks[list(topology.mesh()["lips"]), :2]
+        x0, y0 = np.maximum(np.floor(lips.min(0)).astype(int) - 3, 0)
+        x1, y1 = np.minimum(np.ceil(lips.max(0)).astype(int) + 4, size)
+        if x1 <= x0 or y1 <= y0:
+            return
+        c = state.crease
+        at = mp[y0:y1, x0:x1] - np.array([c.box[0], c.box[1]], np.float32)
+        mask = cv2.remap(c.mask, at, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        if not mask.any():
+            return
+        filled = cv2.remap(c.filled, at, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        mask *= k
+        roi = out[y0:y1, x0:x1].astype(np.float32)
+        out[y0:y1, x0:x1] = np.clip(roi + mask[..., None] * (filled - roi) + 0.5, 0, 255).astype(np.uint8)
+        if mapped is not None:  # the source's own detail there is the crease's
+            mapped[y0:y1, x0:x1] *= 1.0 - mask
 
     def _draw_mouth(self, state: WarpState, landmarks: np.ndarray, out: np.ndarray, mapped: np.ndarray | None = None) -> None:
         """Draw the open mouth's interior over ``out`` (in place); ``mapped`` ((S, S) float32, in place):

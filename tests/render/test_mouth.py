@@ -505,3 +505,44 @@ def test_the_drawn_mouth_takes_none_of_the_portraits_detail(crop_256):
     cv2.fillPoly(cheeks, [np.round(opened[topology.mesh()["oval"], :2]).astype(np.int32)], 1)
     cheeks = (cv2.erode(cheeks, np.ones((15, 15), np.uint8)) > 0) & ~cv2.dilate(inner.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
     assert np.median(crop.own[cheeks]) > 0.9
+
+
+
+def test_the_lips_dark_corner_crease_is_not_carried_beside_the_opening(portrait):
+    """A portrait whose dark crease between the lips runs on from the inner-lip corners to the
+    outer ones (as real lips' do): opened wide, the lips round the drawn opening's corners are
+    lips, not the crease carried with them (stretched into dark wedges on photos); at the
+    portrait's own landmarks the crease is all still there."""
+    import dataclasses
+
+    from avatar.config import FaceConfig
+    from avatar.face.crop import crop_box, crop_matrix, make_crop
+    from avatar.face.landmarks import detect_face
+    from avatar.render.warp import WarpEngine
+
+    face = detect_face(portrait)
+    crop = make_crop(portrait, face.landmarks, crop_matrix(crop_box(face.landmarks, FaceConfig()), 512), 512)
+    lm = crop.landmarks.astype(np.float64).copy()
+    img = crop.image.copy()
+    for inner, outer in zip(rig.INNER_CORNERS, rig.OUTER_CORNERS):
+        a, b = (np.round(lm[i, :2] * 4).astype(int) for i in (inner, outer))
+        cv2.line(img, tuple(a), tuple(b), (40, 12, 14), 2, cv2.LINE_AA, shift=2)
+    engine = WarpEngine(rigid_parts=False)
+    state = engine.prepare(dataclasses.replace(crop, image=img))
+    lower, jaw = _lower_lip_and_jaw(lm)
+    target = lm.copy()
+    target[np.union1d(lower, jaw), 1] += 28
+
+    def dark_beside_the_corners(out: np.ndarray, at: np.ndarray) -> int:
+        opening = np.zeros(out.shape[:2], np.uint8)
+        cv2.fillPoly(opening, [np.round(at[topology.mesh()["mouth_loop"], :2]).astype(np.int32)], 1)
+        near = np.zeros_like(opening)
+        for i in rig.OUTER_CORNERS:
+            cv2.circle(near, tuple(np.round(at[i, :2]).astype(int)), 6, 1, -1)
+        beside = (near > 0) & (cv2.dilate(opening, np.ones((3, 3), np.uint8)) == 0)
+        return int(((out.astype(np.float32) @ np.array([0.299, 0.587, 0.114])) < 80)[beside].sum())
+
+    painted = dark_beside_the_corners(img, lm)
+    assert painted >= 8
+    assert dark_beside_the_corners(engine.render_one(state, lm.astype(np.float32)), lm) >= painted - 1
+    assert dark_beside_the_corners(engine.render_one(state, target.astype(np.float32)), target) <= painted // 4
