@@ -72,6 +72,8 @@ APERTURE = (0.6, 0.12)
 # tracker told a synthetic small talker's openings less well from a wide one's)
 TONGUE_FROM = 0.28
 TONGUE_EDGE = 0.16  # the width of the tongue's back edge, × the opening's height
+TONGUE_ROLL = 0.55   # the tongue's light lost where its sides roll down to the floor of the mouth
+TONGUE_SHEEN = 0.2   # its wet middle's sheen: this share of the way to the teeth's colour
 # the cavity's colour × the lips': in video an open mouth's middle is about the lips' own colour
 # (0.8–1.1 × in red, 0.9–1.7 × in green and blue, tongue included, 7 clips), never a black hole
 CAVITY = 0.6
@@ -285,8 +287,15 @@ def interior(frame: MouthFrame, xx: np.ndarray, yy: np.ndarray, cavity_rgb: np.n
     # throat (a 2-px edge drew a crisp arc, a cut-out)
     soft = np.maximum(2.0, TONGUE_EDGE * gap)
     tongue = np.clip((dome - above) / soft + 0.5, 0.0, 1.0) * np.clip(2 * dome / soft, 0.0, 1.0) * wide
-    lit = 0.7 + 0.3 * np.clip(1 - above / np.maximum(dome, 1e-3), 0, 1)  # front lit, the back falls into shadow
-    img = img + tongue[..., None] * (tongue_rgb[None, None, :] * (lit * (1 - 0.3 * u**2))[..., None] - img)
+    front = np.clip(1 - above / np.maximum(dome, 1e-3), 0, 1)
+    lit = 0.7 + 0.3 * front  # front lit, the back falls into shadow
+    # its top is rounded: the sides roll down away from the light, and the wet middle catches a
+    # soft sheen towards the front (lit only from front to back, it was one flat colour)
+    roll = 1 - TONGUE_ROLL * np.clip(u**2 / 0.8, 0, 1) ** 1.5
+    sheen = TONGUE_SHEEN * np.exp(-((u / 0.3) ** 2) - ((front - 0.6) / 0.25) ** 2)
+    flesh = tongue_rgb[None, None, :] * (lit * roll)[..., None]
+    flesh = flesh + sheen[..., None] * (teeth_rgb[None, None, :] - flesh)
+    img = img + tongue[..., None] * (flesh - img)
     # lower teeth tips, rising from behind the lower lip and lit from the front (in real talking
     # mouths they are the brightest part of the opening); narrow and close together, they read as
     # one band, not as the comb that the upper row's relief and gaps drew

@@ -209,6 +209,24 @@ def test_a_wide_mouths_tongue_is_a_broad_mound_with_a_soft_back_edge():
     assert ramp.max() - ramp.min() > 0.1
 
 
+
+def test_a_wide_mouths_tongue_is_rounded_not_one_flat_colour():
+    """Across its width the tongue is lightest in the middle and falls off smoothly towards its
+    sides, where it rolls down to the floor of the mouth (lit only from front to back, one row
+    of it was a flat colour: 0.85 of the middle's light at u = ±0.7); no dip along the middle."""
+    lm = _landmarks(60.0)
+    (img, parts), xx, yy = _draw(lm)
+    frame = mouth.mouth_frame(lm)
+    u, v = frame.coords(xx, yy)
+    v_up, v_low = frame.lip_lines(u)
+    share = (v_low - v) / np.maximum(v_low - v_up, 1e-3)
+    lum = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    row = (share > 0.25) & (share < 0.3) & (parts["tongue"] > 0.99)
+    bins = np.linspace(-0.75, 0.75, 11)
+    profile = np.array([lum[row & (u >= a) & (u < b)].mean() for a, b in zip(bins[:-1], bins[1:])])
+    assert profile[[0, -1]].max() < 0.75 * profile[5], profile
+    assert (np.diff(profile[:6]) > 0).all() and (np.diff(profile[5:]) < 0).all(), profile
+
 def test_rounded_lips_cover_the_upper_teeth(crop_256):
     """An "oh" pushes the lips forward over the upper teeth: opened as wide, with the inner lips
     drawn in to 0.75 of their width at rest, right under the upper lip is the dark of the mouth,
