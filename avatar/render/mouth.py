@@ -112,6 +112,7 @@ LIP_CONTACT = 1.5       # px: the lip's shade on the lower teeth, where it touch
 # (portrait_05 × driving_03 mouth correlation 0.880 → 0.821).
 CREASE_DARK = 0.25
 CREASE_WIDTH = 9
+CREASE_VALUE = 0.6  # its brightest channel under this × the lips' band's median
 CREASE_OPEN = (4.0, 12.0)
 CREASE_CORNERS = (0.6, 0.8)  # |u| (inner corners at ±1) from which it is painted over, fully at the second
 
@@ -369,7 +370,10 @@ def lip_crease(image: np.ndarray, landmarks: np.ndarray) -> LipCrease | None:
     # shade) are no crease, only what a closing of CREASE_WIDTH px lifts
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (CREASE_WIDTH, CREASE_WIDTH))
     lift = cv2.morphologyEx(lum, cv2.MORPH_CLOSE, kernel) - lum
-    dark = band & (lift > CREASE_DARK * float(np.median(lum[band])))
+    # and dark, not a coloured line: a drawn face's thin lips are a bright red line that lifts as
+    # much (portrait_04's; painted over, its lips went from the corners of an open mouth)
+    value = roi.max(-1).astype(np.float32)
+    dark = band & (lift > CREASE_DARK * float(np.median(lum[band]))) & (value < CREASE_VALUE * float(np.median(value[band])))
     # only what reaches the opening: a moustache over the lip line is no crease
     near = cv2.dilate((opening > 0.0).astype(np.uint8), np.ones((5, 5), np.uint8))
     count, labels = cv2.connectedComponents(dark.astype(np.uint8), connectivity=8)
