@@ -377,7 +377,7 @@ def lip_crease(image: np.ndarray, landmarks: np.ndarray) -> LipCrease | None:
     dark = band & (lift > CREASE_DARK * float(np.median(lum[band]))) & (value < CREASE_VALUE * float(np.median(value[band])))
     # only what reaches the opening: a moustache over the lip line is no crease
     near = cv2.dilate((opening > 0.0).astype(np.uint8), np.ones((5, 5), np.uint8))
-    count, labels = cv2.connectedComponents(dark.astype(np.uint8), connectivity=8)
+    _, labels = cv2.connectedComponents(dark.astype(np.uint8), connectivity=8)
     touching = np.unique(labels[(near > 0) & dark])
     dark = np.isin(labels, touching[touching > 0])
     if dark.sum() < 2:

@@ -4,7 +4,6 @@ warp engine in time with the speech's loudness (plus a little head motion and a 
 from __future__ import annotations
 
 import dataclasses
-
 import os
 from pathlib import Path
 

@@ -209,7 +209,6 @@ def test_a_wide_mouths_tongue_is_a_broad_mound_with_a_soft_back_edge():
     assert ramp.max() - ramp.min() > 0.1
 
 
-
 def test_a_wide_mouths_tongue_is_rounded_not_one_flat_colour():
     """Across its width the tongue is lightest in the middle and falls off smoothly towards its
     sides, where it rolls down to the floor of the mouth (lit only from front to back, one row
@@ -226,6 +225,7 @@ def test_a_wide_mouths_tongue_is_rounded_not_one_flat_colour():
     profile = np.array([lum[row & (u >= a) & (u < b)].mean() for a, b in zip(bins[:-1], bins[1:])])
     assert profile[[0, -1]].max() < 0.75 * profile[5], profile
     assert (np.diff(profile[:6]) > 0).all() and (np.diff(profile[5:]) < 0).all(), profile
+
 
 def test_rounded_lips_cover_the_upper_teeth(crop_256):
     """An "oh" pushes the lips forward over the upper teeth: opened as wide, with the inner lips
@@ -523,7 +523,6 @@ def test_the_drawn_mouth_takes_none_of_the_portraits_detail(crop_256):
     cv2.fillPoly(cheeks, [np.round(opened[topology.mesh()["oval"], :2]).astype(np.int32)], 1)
     cheeks = (cv2.erode(cheeks, np.ones((15, 15), np.uint8)) > 0) & ~cv2.dilate(inner.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
     assert np.median(crop.own[cheeks]) > 0.9
-
 
 
 def test_the_lips_dark_corner_crease_is_not_carried_beside_the_opening(portrait):
