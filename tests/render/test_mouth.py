@@ -167,6 +167,16 @@ def test_the_lower_tips_read_as_one_band_not_a_comb():
     assert lower < 0.65 * upper, (lower, upper)
 
 
+def _wide_open():
+    """A 60-px opening drawn: the interior, its parts, and each pixel's u and share of the
+    opening's height (0 at the lower lip, 1 at the upper)."""
+    lm = _landmarks(60.0)
+    (img, parts), xx, yy = _draw(lm)
+    frame = mouth.mouth_frame(lm)
+    u, v = frame.coords(xx, yy)
+    v_up, v_low = frame.lip_lines(u)
+    return img, parts, u, (v_low - v) / np.maximum(v_low - v_up, 1e-3)
+
 def test_a_tongue_only_when_the_mouth_is_wide():
     (_, narrow), _, _ = _draw(_landmarks(15.0))
     (_, wide), _, _ = _draw(_landmarks(50.0))
@@ -177,12 +187,7 @@ def test_a_tongue_only_when_the_mouth_is_wide():
 def test_a_wide_mouths_tongue_fills_most_of_its_height():
     """In a wide-open mouth (an "oh" of surprise) the tongue fills the opening up past its middle,
     as in real wide mouths (whose middle is as light as the lips), not a low mound under a dark hole."""
-    lm = _landmarks(60.0)
-    (_, parts), xx, yy = _draw(lm)
-    frame = mouth.mouth_frame(lm)
-    u, v = frame.coords(xx, yy)
-    v_up, v_low = frame.lip_lines(u)
-    share = (v_low - v) / np.maximum(v_low - v_up, 1e-3)  # 0 at the lower lip, 1 at the upper
+    _, parts, u, share = _wide_open()
     column = (np.abs(u) < 0.15) & (share > 0.55) & (share < 0.6)
     assert parts["tongue"][column].mean() > 0.9
 
@@ -191,12 +196,7 @@ def test_a_wide_mouths_tongue_is_a_broad_mound_with_a_soft_back_edge():
     """The tongue spans most of a wide mouth at nearly its full height (a tent-shaped dome left
     dark corners beside a pointed peak) and its back edge fades into the throat over a good part of
     the opening (a 2-px edge drew a crisp arc, a cut-out)."""
-    lm = _landmarks(60.0)
-    (_, parts), xx, yy = _draw(lm)
-    frame = mouth.mouth_frame(lm)
-    u, v = frame.coords(xx, yy)
-    v_up, v_low = frame.lip_lines(u)
-    share = (v_low - v) / np.maximum(v_low - v_up, 1e-3)
+    _, parts, u, share = _wide_open()
 
     def reach(cols: np.ndarray) -> float:
         """Highest share of the opening the tongue half-covers in those columns."""
@@ -213,12 +213,7 @@ def test_a_wide_mouths_tongue_is_rounded_not_one_flat_colour():
     """Across its width the tongue is lightest in the middle and falls off smoothly towards its
     sides, where it rolls down to the floor of the mouth (lit only from front to back, one row
     of it was a flat colour: 0.85 of the middle's light at u = ±0.7); no dip along the middle."""
-    lm = _landmarks(60.0)
-    (img, parts), xx, yy = _draw(lm)
-    frame = mouth.mouth_frame(lm)
-    u, v = frame.coords(xx, yy)
-    v_up, v_low = frame.lip_lines(u)
-    share = (v_low - v) / np.maximum(v_low - v_up, 1e-3)
+    img, parts, u, share = _wide_open()
     lum = img @ np.array([0.299, 0.587, 0.114], np.float32)
     row = (share > 0.25) & (share < 0.3) & (parts["tongue"] > 0.99)
     bins = np.linspace(-0.75, 0.75, 11)
