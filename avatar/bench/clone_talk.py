@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from ..config import AvatarConfig, FaceConfig, OutputConfig
+from ..media.image import load_image
 from ..media.video import probe_video, read_audio, read_frames
 from ..pack.features import lip_gap
 from ..pipeline import Animator
@@ -91,7 +92,7 @@ _BENCH_CONSENT_ID = "research-" + hashlib.sha256(b"avatar.bench clone --talk").h
 
 def _png_frames(folder: Path) -> list[np.ndarray]:
     """The (H, W, 3) uint8 RGB frames of a PNG sequence written by ``avatar talk -o folder/``, in order."""
-    return [cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for p in sorted(folder.glob("frame_*.png"))]
+    return [load_image(p) for p in sorted(folder.glob("frame_*.png"))]
 
 
 class _KeepsSource(Animator):
