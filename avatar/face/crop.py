@@ -54,6 +54,18 @@ def mirror_outside(image: np.ndarray, rect: tuple[int, int, int, int]) -> np.nda
     return cv2.copyMakeBorder(image[y0:y1, x0:x1], y0, h - y1, x0, w - x1, cv2.BORDER_REFLECT_101)
 
 
+def distance_inside(rect: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """(size, size) float32: each crop pixel's distance (px) inside the photo ``rect`` from its
+    nearest edge that cuts the crop (negative past it); inf where no edge cuts the crop."""
+    x0, y0, x1, y1 = rect
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    edge = np.full((size, size), np.inf, np.float32)
+    for cut, at in ((x0 > 0, xx - x0), (y0 > 0, yy - y0), (x1 < size, x1 - 1 - xx), (y1 < size, y1 - 1 - yy)):
+        if cut:
+            edge = np.minimum(edge, at)
+    return edge
+
+
 def invert_affine(m: np.ndarray) -> np.ndarray:
     """Inverse of a (2, 3) affine."""
     return cv2.invertAffineTransform(m.astype(np.float64))

@@ -40,6 +40,7 @@ except ImportError:  # pragma: no cover - exercised on Python 3.10 only
     _patchmatch = None
 
 from ..face import topology
+from ..face.crop import distance_inside
 from . import pieces
 from .triangles import map_stretch
 
@@ -96,6 +97,11 @@ _STRETCH_FADE = (1.6, 3.0)
 # not a column, over a soft edge of the second (× the crop side); its texture is the hair's own
 # (PatchMatch), not the edge row repeated
 _DOME = (0.07, 0.01)
+# × the crop side: within the first of a photo edge that cuts the person, the coarse mask (already
+# read with the photo mirrored past the edge) is trusted over the colour matte, which has
+# background colour on one side only there; the trust tapers to none at the second
+_ACROSS_EDGE = (0.03, 0.06)
+_ACROSS_MASK = (0.25, 0.4)  # coarse mask values over which that trust ramps from 0 to 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,7 +205,8 @@ def _hair_above(fg: np.ndarray, alpha: np.ndarray, rim_alpha: np.ndarray, top: i
     solid = cv2.erode((alpha > 0.9).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
     sources = ~above & solid & ~near_face
     if sources.sum() > 200:
-        filled = _patch_fill(np.ascontiguousarray(fg), beyond, ~(sources | beyond))
+        never = ~(sources | beyond)  # within the hole it is passed, or PatchMatch reads the whole crop
+        filled = _patch_fill(np.ascontiguousarray(fg), beyond | never, never)
         if filled is not None:
             fg = np.where(beyond[..., None], filled, fg)
     inside = (person > 0.5).astype(np.uint8)
@@ -208,6 +215,22 @@ def _hair_above(fg: np.ndarray, alpha: np.ndarray, rim_alpha: np.ndarray, top: i
     dome = np.clip(1.0 + (to_side - past * past / (_DOME[0] * size)) / (_DOME[1] * size), 0.0, 1.0)
     dome[~above] = 1.0
     return fg, alpha * dome, rim_alpha * dome
+
+
+def _across_edge(alpha: np.ndarray, mask: np.ndarray, frame: tuple[int, int, int, int]) -> np.ndarray:
+    """``alpha`` raised to the coarse ``mask`` near the edges of the photo (``frame``: its
+    x0, y0, x1, y1 in the crop) and past them. Dark hair cut by the photo's top edge before a
+    dark wall came out of the colour matte at 0 in its last 10 rows (the mask there: 0.5), so
+    they stayed in the plate as a dark smear that the head left behind when it moved down
+    (portrait_05 × driving_02)."""
+    size = alpha.shape[0]
+    edge = distance_inside(frame, size)
+    full, end = _ACROSS_EDGE[0] * size, _ACROSS_EDGE[1] * size
+    taper = np.clip((end - edge) / (end - full), 0.0, 1.0)
+    coarse = np.clip((mask - _ACROSS_MASK[0]) / (_ACROSS_MASK[1] - _ACROSS_MASK[0]), 0.0, 1.0).astype(np.float32)
+    # dips a few px wide (the mask repeated up a column past the edge) would be streaks in the hair
+    coarse = cv2.morphologyEx(coarse, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+    return np.maximum(alpha, (coarse * taper).astype(np.float32))
 
 
 def fine_structure(alpha: np.ndarray) -> np.ndarray:
@@ -672,6 +695,9 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     oval = np.zeros(mask.shape, np.uint8)
     cv2.fillPoly(oval, [landmarks[topology.mesh()["oval"], :2].round().astype(np.int32)], 1)
     alpha, released = soft_matte(image, mask, sure_person=oval > 0)
+    if frame is not None:
+        alpha = _across_edge(alpha, mask, frame)
+        released &= alpha == 0
     if not (alpha == 0).any():
         return None, "the matte leaves no background"
     outside = np.zeros(alpha.shape, bool)

@@ -33,7 +33,7 @@ from scipy.spatial import Delaunay
 
 from ..config import RenderConfig
 from ..face import topology
-from ..face.crop import frame_rect, mirror_outside
+from ..face.crop import distance_inside, frame_rect, mirror_outside
 from ..face.blend import MappedCrop
 from ..face.segment import person_mask
 from ..motion import rig
@@ -948,12 +948,7 @@ class WarpEngine(Engine):
         if (x0, y0, x1, y1) != (0, 0, size, size) and x1 - x0 > 1 and y1 - y0 > 1:
             mirrored = person_mask(mirror_outside(image, rect))
             if mirrored is not None:
-                yy, xx = np.mgrid[0:size, 0:size]
-                edge = np.full((size, size), np.inf)
-                for inner, at in ((x0 > 0, xx - x0), (y0 > 0, yy - y0), (x1 < size, x1 - 1 - xx), (y1 < size, y1 - 1 - yy)):
-                    if inner:
-                        edge = np.minimum(edge, at)
-                near = edge < _EDGE_BAND * size
+                near = distance_inside(rect, size) < _EDGE_BAND * size
                 mask = np.where(near, np.maximum(mask, mirrored), mask)
             mask = cv2.copyMakeBorder(np.ascontiguousarray(mask[y0:y1, x0:x1]), y0, size - y1, x0, size - x1,
                                       cv2.BORDER_REPLICATE)

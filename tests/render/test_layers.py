@@ -695,15 +695,54 @@ def test_hair_cut_by_the_photos_top_goes_on_as_a_dome_of_its_own_texture():
     layers, why = build_layers(image, _round_face(size, 40), mask, frame=(0, top, size, size))
     assert layers is not None, why
     alpha = layers.rgba[..., 3]
-    width = [(alpha[y] > 127).sum() for y in (top, top - 6, top - 12, top - 30)]
+    # 8 px up, not 6: the dome draws in by d² / (0.07 × the side), 2 px a side at 6 px, and the
+    # photo's last rows keep the person's full width (see the dark-hair test below)
+    width = [(alpha[y] > 127).sum() for y in (top, top - 8, top - 12, top - 30)]
     assert width[0] > 40 and width[0] > width[1] > width[2] > width[3] == 0, width  # every row was as wide as the edge's
     # the hair's texture, not the edge row repeated down every column (a standard deviation of 0 along them)
     band = alpha[top - 8:top - 1] > 250
     cols = np.flatnonzero(band.all(0))
     assert len(cols) > 20
     fg = layers.rgba[top - 8:top - 1, cols, :3].astype(float)
-    assert fg.std(axis=0).mean() > 4, fg.std(axis=0).mean()
+    own = image[top + 2:top + 9, cols].astype(float).std(axis=0).mean()  # the hair's own grain down a column
+    # its grain, not the edge row repeated (0) nor patches of the wall or the face mixed in (12.1
+    # against the hair's 3.1, when PatchMatch still read the whole crop)
+    assert 0.5 * own < fg.std(axis=0).mean() < 2 * own, (fg.std(axis=0).mean(), own)
     assert np.abs(fg.mean() - hair[top:top + 60][head[top:top + 60] > 0].mean()) < 12  # hair's colour, not the face's
+
+
+def test_dark_hair_cut_by_the_photos_top_before_a_dark_wall_stays_with_the_person():
+    """Dark hair before a plain dark wall, cut by the photo's top edge, where the segmentation
+    is unsure (0.42) in the hair's last rows. The colour matte, with background colour on one
+    side only there, gave parts of them up, and they stayed in the plate as a dark smear that
+    the head left behind when it moved down (portrait_05 × driving_02). The wall beside the
+    hair stays background."""
+    size, top = 256, 32
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:size, 0:size]
+    head = (((xx - size / 2) / 80.0) ** 2 + ((yy - 0.55 * size) / 120.0) ** 2 < 1).astype(np.float32)
+    face = (((xx - size / 2) / 45.0) ** 2 + ((yy - 0.55 * size - 30) / 55.0) ** 2 < 1)
+    hair = np.clip(24 + rng.normal(0, 7, (size, size, 1)) + np.array([0.0, -1.0, 3.0]), 0, 255)
+    wall = np.array([63.0, 58.0, 43.0]) + rng.normal(0, 2.0, (size, size, 1))
+    image = np.where(face[..., None], np.array([220.0, 180.0, 160.0]), np.where(head[..., None] > 0, hair, wall))
+    image = np.clip(image + 0.5, 0, 255).astype(np.uint8)
+    image[:top] = image[top]  # what make_crop gives past the photo's edge
+    doubt = np.clip((np.arange(size) - top) / 12.0, 0, 1)[:, None]
+    mask = np.where(head > 0, 0.42 + 0.58 * doubt, cv2.GaussianBlur(head, (0, 0), 2.0) * doubt).astype(np.float32)
+    mask[:top] = mask[top]
+    lm = _round_face(size, 40)
+    lm[:, 1] += 0.1 * size
+    layers, why = build_layers(image, lm, mask, frame=(0, top, size, size))
+    assert layers is not None, why
+    inner = cv2.erode(head.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    edge_rows = np.zeros_like(inner)
+    edge_rows[top:top + 6] = True
+    hair_at_edge = edge_rows & inner
+    assert hair_at_edge.sum() > 200
+    assert layers.alpha[hair_at_edge].min() > 0.9, layers.alpha[hair_at_edge].min()  # 0 before (mean 0.54)
+    wall_at_edge = np.zeros_like(inner)
+    wall_at_edge[top:top + 12] = cv2.dilate(head.astype(np.uint8), np.ones((9, 9), np.uint8))[top:top + 12] == 0
+    assert (layers.alpha[wall_at_edge] == 0).all()
 
 
 def test_fine_hair_drawn_out_by_the_motion_fades_instead_of_smearing():
