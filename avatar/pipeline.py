@@ -27,7 +27,7 @@ from .errors import InputError, NoFaceError
 from .face.blend import PasteBack
 from .face.crop import DrivingCrop, crop_box, crop_matrix, invert_affine, make_crop, transform_points
 from .face.landmarks import Face, LandmarkDetector, select_face
-from .motion.transfer import MotionTransfer, best_reference, reference_cost
+from .motion.transfer import MotionTransfer, best_reference
 from .render.base import Engine
 from .render.registry import create_engine
 from .types import DriveTarget, FaceCrop
@@ -409,16 +409,15 @@ class Animator:
 
     def best_reference_of(self, path: str | Path, source_landmarks: np.ndarray, max_frames: int | None = None
                           ) -> tuple[list[np.ndarray | None], int, np.ndarray | None]:
-        """In one decoding pass: the landmarks of every frame, the index of the frame closest to
-        the source (see :func:`best_reference`; -1 when no frame has a face) and its image."""
-        cost = reference_cost(source_landmarks)
-        lms: list[np.ndarray | None] = []
-        best, best_cost, best_frame = -1, np.inf, None
-        for frame, lm in self._track(path, max_frames):
-            lms.append(lm)
-            if lm is not None and (c := cost(lm)) < best_cost:
-                best, best_cost, best_frame = len(lms) - 1, c, frame
-        return lms, best, best_frame
+        """The landmarks of every frame, the index of the frame closest to the source (see
+        :func:`best_reference`; -1 when no frame has a face) and its image (decoded again up to it:
+        which frame wins is known only once the whole clip's eyes are)."""
+        lms = [lm for _, lm in self._track(path, max_frames)]
+        try:
+            best = best_reference(source_landmarks, lms)
+        except ValueError:
+            return lms, -1, None
+        return lms, best, _frame_at(self._frames(path, best + 1), best)
 
     def _driving_face(self, faces: list[Face]) -> Face | None:
         """The face that drives: ``face_index`` when the driver shows that many, else the largest."""

@@ -43,6 +43,7 @@ def uncross(canonical: np.ndarray) -> np.ndarray:
 _LIDS = ((np.array(rig.LEFT_UPPER_LID), np.array(rig.LEFT_LOWER_LID)),
          (np.array(rig.RIGHT_UPPER_LID), np.array(rig.RIGHT_LOWER_LID)))
 LID_CLOSED = 0.15  # a closed eye's tracked lid gap, × its open one: the lid points keep the lashes' thickness
+EYES_OPEN = 0.6  # a reference frame's lid gaps are at least this share of the driving clip's median
 
 
 def close_lids(canonical: np.ndarray, rest: np.ndarray, reference: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -199,15 +200,32 @@ def reference_cost(source: np.ndarray) -> Callable[[np.ndarray], float]:
     return cost
 
 
+def lid_gaps(landmarks: np.ndarray) -> np.ndarray:
+    """(2,) each eye's summed lid gap (lower lid less upper, over facing points) in the pose-free
+    canonical face of (478, 3) ``landmarks``."""
+    _, canon = decompose(landmarks)
+    return np.array([float(np.sum(canon[lo, 1] - canon[up, 1])) for up, lo in _LIDS])
+
+
 def best_reference(source: np.ndarray, driving: list[np.ndarray | None]) -> int:
-    """Index of the driving frame whose pose-free shape and head rotation are closest to the source's.
+    """Index of the driving frame whose pose-free shape and head rotation are closest to the source's,
+    among the frames whose eyes are open (each lid gap at least :data:`EYES_OPEN` of the clip's median).
+
+    Motion is taken relative to the reference: on a driver looking down with her eyes shut (driving_02
+    frame 111, chosen for its pose), every blink left the portrait's eyes as they were and every open
+    frame opened them wider. Without any open-eyed frame, the closest of all.
 
     Args: source: (478, 3) landmarks; driving: per-frame (478, 3) landmarks or None (no face).
     """
     cost = reference_cost(source)
-    costs = [np.inf if lm is None else cost(lm) for lm in driving]
-    if not costs or not np.isfinite(min(costs)):
+    costs = np.array([np.inf if lm is None else cost(lm) for lm in driving], dtype=np.float64)
+    if not len(costs) or not np.isfinite(costs.min()):
         raise ValueError("no driving frame has a face")
+    gaps = np.array([lid_gaps(lm) if lm is not None else (np.nan, np.nan) for lm in driving])
+    typical = np.nanmedian(gaps, axis=0)
+    open_eyes = np.all(gaps >= EYES_OPEN * typical, axis=1)  # NaN (no face) compares False
+    if np.all(typical > 0) and np.isfinite(costs[open_eyes]).any():
+        costs = np.where(open_eyes, costs, np.inf)
     return int(np.argmin(costs))
 
 

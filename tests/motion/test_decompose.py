@@ -80,6 +80,26 @@ def test_best_reference_picks_the_closest_frame():
     assert best_reference(src, frames) == 2
 
 
+def test_best_reference_passes_over_a_frame_with_the_eyes_shut():
+    """Motion is relative to the reference: a driver looking down with her eyes shut, chosen for its
+    pose (driving_02 frame 111), left the portrait's eyes open through every blink and opened them
+    wider in every open frame. The closest frame with open eyes is taken instead."""
+    from avatar.motion import rig
+
+    tpl = canonical_template()
+    shut = np.zeros((478, 3))
+    for up, lo in ((rig.LEFT_UPPER_LID, rig.LEFT_LOWER_LID), (rig.RIGHT_UPPER_LID, rig.RIGHT_LOWER_LID)):
+        gap = tpl[list(lo), 1] - tpl[list(up), 1]
+        shut[list(up), 1] += 0.45 * gap
+        shut[list(lo), 1] -= 0.45 * gap
+    src, _ = _face((0, 0, 0))
+    frames = [_face((12, 0, 0))[0], _face((0, 0, 0), expression=shut)[0], _face((6, 0, 0))[0],
+              _face((1, 0, 0), expression=shut)[0], _face((9, 0, 0))[0]]
+    assert best_reference(src, frames) == 2  # 1 before: the pose alone
+    # a clip whose eyes never open still has a reference: the closest of all
+    assert best_reference(src, [frames[3], frames[1]]) == 1
+
+
 def test_stable_ids_exclude_mouth_and_eyes():
     ids = set(stable_ids().tolist())
     assert 13 not in ids and 14 not in ids and 159 not in ids
