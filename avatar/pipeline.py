@@ -410,8 +410,8 @@ class Animator:
     def best_reference_of(self, path: str | Path, source_landmarks: np.ndarray, max_frames: int | None = None
                           ) -> tuple[list[np.ndarray | None], int, np.ndarray | None]:
         """The landmarks of every frame, the index of the frame closest to the source (see
-        :func:`best_reference`; -1 when no frame has a face) and its image (decoded again up to it:
-        which frame wins is known only once the whole clip's eyes are)."""
+        :func:`best_reference`; -1 when no frame has a face) and its image, decoded again up to it
+        (which frame wins is known only once the whole clip's open eyes are)."""
         lms = [lm for _, lm in self._track(path, max_frames)]
         try:
             best = best_reference(source_landmarks, lms)

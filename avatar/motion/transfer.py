@@ -43,7 +43,14 @@ def uncross(canonical: np.ndarray) -> np.ndarray:
 _LIDS = ((np.array(rig.LEFT_UPPER_LID), np.array(rig.LEFT_LOWER_LID)),
          (np.array(rig.RIGHT_UPPER_LID), np.array(rig.RIGHT_LOWER_LID)))
 LID_CLOSED = 0.15  # a closed eye's tracked lid gap, × its open one: the lid points keep the lashes' thickness
-EYES_OPEN = 0.6  # a reference frame's lid gaps are at least this share of the driving clip's median
+# The reference cost's eyes and lips. Motion is relative to the reference, and in the shape's mean
+# over 400-odd points the few lid and lip points hardly counted: a driver looking down with her eyes
+# shut won on pose (driving_02 frame 111), and the portrait's eyes stayed open through every blink
+# and opened wider in every open frame; one mid-word drew a closed mouth shut whenever the driver's
+# closed further (portrait_04 and _05 × driving_02).
+EYES_WEIGHT = 0.25  # cost per eye, × how much less open it is than the source's (a share of the driver's open eyes)
+LIPS_WEIGHT = 2.0  # cost per canonical unit of difference in the inner lips' gap
+OPEN_PERCENTILE = 75.0
 
 
 def close_lids(canonical: np.ndarray, rest: np.ndarray, reference: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -185,47 +192,51 @@ def _expression_ids() -> np.ndarray:
     return np.setdiff1d(np.arange(478), stable_ids())
 
 
-def reference_cost(source: np.ndarray) -> Callable[[np.ndarray], float]:
-    """How far a driving frame's pose-free shape and head rotation are from the source's:
+def rest_gaps(canonical: np.ndarray) -> np.ndarray:
+    """(3,) each eye's lid gap and the inner lips' gap (lower less upper, mean over facing points)
+    of a (478, 3) canonical face, y down."""
+    pairs = (*_LIDS, (_LIP_PAIRS[0], _LIP_PAIRS[2]))
+    return np.array([float(np.mean(canonical[lo, 1] - canonical[up, 1])) for up, lo in pairs])
+
+
+def reference_cost(source: np.ndarray, open_lids: np.ndarray | None = None) -> Callable[[np.ndarray], float]:
+    """How far a driving frame's pose-free shape, head rotation and lips' opening are from the
+    source's, and (given ``open_lids``, the driver's (2,) lid gaps with its eyes open) how much
+    less open its eyes are than the source's (or than open, for a source with larger eyes):
     cost(landmarks (478, 3)) → float, lower is closer (see :func:`best_reference`)."""
     pose_s, canon_s = decompose(source)
     ids = _expression_ids()
+    gaps_s = rest_gaps(canon_s)
+    # the driver's eyes should be as open as the source's, or open, for a source with larger eyes
+    want = None if open_lids is None else np.minimum(gaps_s[:2], open_lids)
 
     def cost(lm: np.ndarray) -> float:
         pose_d, canon_d = decompose(lm)
         shape = np.sqrt(((canon_d[ids] - canon_s[ids]) ** 2).sum(-1).mean())
         angle = Rotation.from_matrix(pose_d.rotation @ pose_s.rotation.T).magnitude()
-        return float(shape + 0.5 * angle)
+        gaps = rest_gaps(canon_d)
+        total = shape + 0.5 * angle + LIPS_WEIGHT * abs(gaps[2] - gaps_s[2])
+        if want is not None:
+            total += EYES_WEIGHT * float(np.clip((want - gaps[:2]) / open_lids, 0.0, 1.0).sum())
+        return float(total)
 
     return cost
 
 
-def lid_gaps(landmarks: np.ndarray) -> np.ndarray:
-    """(2,) each eye's summed lid gap (lower lid less upper, over facing points) in the pose-free
-    canonical face of (478, 3) ``landmarks``."""
-    _, canon = decompose(landmarks)
-    return np.array([float(np.sum(canon[lo, 1] - canon[up, 1])) for up, lo in _LIDS])
-
-
 def best_reference(source: np.ndarray, driving: list[np.ndarray | None]) -> int:
-    """Index of the driving frame whose pose-free shape and head rotation are closest to the source's,
-    among the frames whose eyes are open (each lid gap at least :data:`EYES_OPEN` of the clip's median).
-
-    Motion is taken relative to the reference: on a driver looking down with her eyes shut (driving_02
-    frame 111, chosen for its pose), every blink left the portrait's eyes as they were and every open
-    frame opened them wider. Without any open-eyed frame, the closest of all.
+    """Index of the driving frame closest to the source (see :func:`reference_cost`). The driver's
+    open eyes are each lid gap's :data:`OPEN_PERCENTILE` over the clip (a driver that looks down
+    half the time has its median between shut and open).
 
     Args: source: (478, 3) landmarks; driving: per-frame (478, 3) landmarks or None (no face).
     """
-    cost = reference_cost(source)
-    costs = np.array([np.inf if lm is None else cost(lm) for lm in driving], dtype=np.float64)
-    if not len(costs) or not np.isfinite(costs.min()):
+    faces = [lm for lm in driving if lm is not None]
+    if not faces:
         raise ValueError("no driving frame has a face")
-    gaps = np.array([lid_gaps(lm) if lm is not None else (np.nan, np.nan) for lm in driving])
-    typical = np.nanmedian(gaps, axis=0)
-    open_eyes = np.all(gaps >= EYES_OPEN * typical, axis=1)  # NaN (no face) compares False
-    if np.all(typical > 0) and np.isfinite(costs[open_eyes]).any():
-        costs = np.where(open_eyes, costs, np.inf)
+    lids = np.array([rest_gaps(decompose(lm)[1])[:2] for lm in faces])
+    open_lids = np.percentile(lids, OPEN_PERCENTILE, axis=0)
+    cost = reference_cost(source, open_lids if np.all(open_lids > 0) else None)
+    costs = [np.inf if lm is None else cost(lm) for lm in driving]
     return int(np.argmin(costs))
 
 

@@ -100,6 +100,20 @@ def test_best_reference_passes_over_a_frame_with_the_eyes_shut():
     assert best_reference(src, [frames[3], frames[1]]) == 1
 
 
+def test_best_reference_takes_a_closed_mouths_frame_for_a_closed_mouth():
+    """A driver mid-word (its lips 0.05 apart), chosen for its pose, drew a closed-mouthed portrait's
+    mouth shut against itself whenever the driver's closed further (portrait_04 × driving_02,
+    mouth correlation 0.83). A frame with the lips together and nearly the same pose is taken."""
+    from avatar.motion import rig
+
+    parted = np.zeros((478, 3))
+    parted[list(rig.INNER_LOWER), 1] += 0.05 + canonical_template()[list(rig.INNER_UPPER), 1] - canonical_template()[list(rig.INNER_LOWER), 1]
+    closed = parted - np.array([0.0, 0.05, 0.0]) * np.isin(np.arange(478), rig.INNER_LOWER)[:, None]
+    src, _ = _face((0, 0, 0), expression=closed)
+    frames = [_face((1, 0, 0), expression=parted)[0], _face((4, 0, 0), expression=closed)[0], _face((8, 0, 0), expression=closed)[0]]
+    assert best_reference(src, frames) == 1  # 0 before: the pose alone
+
+
 def test_stable_ids_exclude_mouth_and_eyes():
     ids = set(stable_ids().tolist())
     assert 13 not in ids and 14 not in ids and 159 not in ids

@@ -36,7 +36,7 @@ def test_animate_hands_image_engines_the_best_frames_crop(tmp_path, portrait_pat
     # make frame 3 the closest to the portrait
     from avatar.motion import transfer
 
-    monkeypatch.setattr(transfer, "reference_cost", lambda source: (lambda lm: float(np.abs(lm - lms[3]).sum())))
+    monkeypatch.setattr(transfer, "reference_cost", lambda source, *_: (lambda lm: float(np.abs(lm - lms[3]).sum())))
     engine = _Recorder()
     pipeline.Animator(config, engine=engine).animate(portrait_path, driving_clip, tmp_path / "out.mp4", progress=False)
     expected = DrivingCrop(config.face, frames[3], lms[3])
