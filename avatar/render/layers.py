@@ -205,7 +205,7 @@ def _hair_above(fg: np.ndarray, alpha: np.ndarray, rim_alpha: np.ndarray, top: i
     solid = cv2.erode((alpha > 0.9).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
     sources = ~above & solid & ~near_face
     if sources.sum() > 200:
-        never = ~(sources | beyond)  # within the hole it is passed, or PatchMatch reads the whole crop
+        never = ~(sources | beyond)  # _patch_fill ignores "never" pixels outside the hole it is handed
         filled = _patch_fill(np.ascontiguousarray(fg), beyond | never, never)
         if filled is not None:
             fg = np.where(beyond[..., None], filled, fg)
@@ -220,7 +220,7 @@ def _hair_above(fg: np.ndarray, alpha: np.ndarray, rim_alpha: np.ndarray, top: i
 def _across_edge(alpha: np.ndarray, mask: np.ndarray, frame: tuple[int, int, int, int]) -> np.ndarray:
     """``alpha`` raised to the coarse ``mask`` near the edges of the photo (``frame``: its
     x0, y0, x1, y1 in the crop) and past them. Dark hair cut by the photo's top edge before a
-    dark wall came out of the colour matte at 0 in its last 10 rows (the mask there: 0.5), so
+    dark wall came out of the colour matte at 0 in its last 10 rows (the mask there: 0.42–0.54), so
     they stayed in the plate as a dark smear that the head left behind when it moved down
     (portrait_05 × driving_02)."""
     size = alpha.shape[0]
