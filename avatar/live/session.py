@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import ConsentError, ShapeError
 from ..face.crop import DrivingCrop
+from ..motion.transfer import at_rest
 from ..pipeline import StageTimer
 from ..types import DriveTarget, FaceCrop
 
@@ -40,6 +41,8 @@ class LiveOptions:
         camera feed). watermark: embed the invisible consent watermark.
     hold_s: how long a lost face keeps its last pose; ease_s: time constant of the glide back
         to neutral after that, and of the glide into the tracked pose when the face returns.
+    settle_s: how long a capture of the neutral reference waits for a frame with the eyes open
+        and the lips at rest (the portrait is shown meanwhile); after that the next face is taken.
     window: how many recent frames the fps / latency figures cover.
     """
 
@@ -47,6 +50,7 @@ class LiveOptions:
     watermark: bool = True
     hold_s: float = 0.5
     ease_s: float = 0.15
+    settle_s: float = 1.0
     window: int = 300
 
 
@@ -82,6 +86,7 @@ class LiveAnimator:
         self._neutral = source.crop.landmarks.astype(np.float32)
         self._target: np.ndarray | None = None      # last output target (crop pixels)
         self._recapture = False
+        self._capture_since: float | None = None  # clock when the pending reference capture began
         self._missing_since: float | None = None   # media time the face was lost
         self._returning = 0                          # frames left of the glide back in
         self._needs_image = animator.engine.needs_driving_image
@@ -99,7 +104,7 @@ class LiveAnimator:
     # -- control --------------------------------------------------------------------------
     def recapture(self) -> None:
         """The next frame with a face becomes the neutral reference."""
-        self._recapture = True
+        self._recapture, self._capture_since = True, None
 
     def warmup(self) -> None:
         """Run the whole chain once on the portrait itself (first calls load models and allocate),
@@ -109,6 +114,7 @@ class LiveAnimator:
         self._target = self._last_drive = None
         self._crops.reset()
         self._missing_since, self._returning, self._recapture, self._clock = None, 0, False, 0.0
+        self._capture_since = None
         self.timer.totals.clear()  # in place: the loop's sink timings share this timer
         self.timer.counts.clear()
         self.frames = self.faces_missing = 0
@@ -176,9 +182,14 @@ class LiveAnimator:
             drive = self._last_drive if self._uses_image else None
             return held, drive, self._crops.reference if drive is not None else None
         if self._recapture or not self._transfer.has_reference:
+            if self._capture_since is None:
+                self._capture_since = self._clock
+            if self._clock - self._capture_since < opt.settle_s and not at_rest(self.source.crop.landmarks, lm):
+                self._target = self._neutral  # caught mid-blink or mid-word: wait for the next frame
+                return self._neutral, None, None
             self._transfer.set_reference(lm)
             self._crops.reset()
-            self._recapture = False
+            self._recapture, self._capture_since = False, None
         tracked = self._transfer(lm).astype(np.float32)
         if self._missing_since is not None:
             self._missing_since = None

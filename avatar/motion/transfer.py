@@ -15,7 +15,7 @@ from scipy.spatial.transform import Rotation
 
 from ..config import MotionConfig
 from . import rig
-from .decompose import Pose, decompose, fit_similarity, stable_ids
+from .decompose import Pose, canonical_template, decompose, fit_similarity, stable_ids
 from .smooth import OneEuroFilter
 
 # Facing pairs (upper, lower) that must not pass each other: inner lips and eyelids.
@@ -51,6 +51,8 @@ LID_CLOSED = 0.15  # a closed eye's tracked lid gap, × its open one: the lid po
 EYES_WEIGHT = 0.25  # cost per eye, × how much less open it is than the source's (a share of the driver's open eyes)
 LIPS_WEIGHT = 2.0  # cost per canonical unit of difference in the inner lips' gap
 OPEN_PERCENTILE = 75.0
+REST_EYES = 0.5   # see :func:`at_rest`
+REST_LIPS = 0.05
 
 
 def close_lids(canonical: np.ndarray, rest: np.ndarray, reference: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -238,6 +240,17 @@ def best_reference(source: np.ndarray, driving: list[np.ndarray | None]) -> int:
     cost = reference_cost(source, open_lids if np.all(open_lids > 0) else None)
     costs = [np.inf if lm is None else cost(lm) for lm in driving]
     return int(np.argmin(costs))
+
+
+def at_rest(source: np.ndarray, driving: np.ndarray) -> bool:
+    """Whether a driving face (478, 3) may stand for a source face's rest, as far as its eyes and
+    lips tell: each eye at least :data:`REST_EYES` of the source's lid gap (of an ordinary open
+    eye's, for a source with wider eyes) and the lips no more than :data:`REST_LIPS` further apart
+    than the source's (canonical units). A reference caught mid-blink or mid-word inverts every
+    blink, or holds the mouth shut, for as long as it stays the reference."""
+    gaps_s, gaps_d = rest_gaps(decompose(source)[1]), rest_gaps(decompose(driving)[1])
+    eyes = np.minimum(gaps_s[:2], rest_gaps(canonical_template())[:2])
+    return bool(np.all(gaps_d[:2] >= REST_EYES * eyes) and gaps_d[2] <= gaps_s[2] + REST_LIPS)
 
 
 class MotionTransfer:

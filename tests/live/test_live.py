@@ -159,6 +159,39 @@ def test_recapture_takes_the_next_face_as_reference(portrait_path, driving_clip,
     assert _diff(again, first) < 0.5 * _diff(moved, first)
 
 
+def test_the_reference_waits_for_open_eyes_and_lips_at_rest(portrait_path, driving_clip, research, config, monkeypatch):
+    """A webcam session takes the first face as its neutral reference. Caught mid-blink, every later
+    blink would open the portrait's eyes instead of closing them, for the whole session. A face not
+    at rest (``at_rest``, tested in tests/motion) is passed over for up to ``settle_s``, showing the
+    portrait meanwhile; then the next face is taken whatever it shows."""
+    from avatar.live import LiveAnimator, LiveOptions, session
+    from avatar.media.video import read_frames
+    from avatar.pipeline import Animator
+
+    frames = list(read_frames(driving_clip))
+    animator = Animator(config)
+    prepared = animator.prepare(portrait_path, use="live")
+    rest = {"now": False}
+    monkeypatch.setattr(session, "at_rest", lambda source, lm: rest["now"])
+    opts = LiveOptions(visible_label=False, watermark=False, settle_s=0.5)
+    with LiveAnimator(animator, prepared, 25.0, opts) as live:
+        waiting = [live.process(f) for f in frames[:3]]
+        assert not live._transfer.has_reference  # frame 0 before
+        rest["now"] = True
+        live.process(frames[3])
+        assert live._transfer.has_reference
+        later = live.process(frames[3])  # the reference itself again: the portrait, unmoved
+        rest["now"] = False
+        live.recapture()
+        for f in frames[4:15]:  # 0.4 s after the first of them: still waiting
+            live.process(f)
+        assert live._recapture
+        for f in frames[15:18]:  # 0.52 s at the last: taken whatever it shows
+            live.process(f)
+        assert not live._recapture
+    assert _diff(waiting[0], waiting[2]) < 0.05 and _diff(waiting[0], later) < 0.5
+
+
 def test_camera_missing_or_gone(tmp_path, portrait_path, driving_clip, research, config):
     from avatar.live import RecordSink, open_camera, run_live
     from avatar.live.capture import CapturedFrame, FileCamera

@@ -114,6 +114,28 @@ def test_best_reference_takes_a_closed_mouths_frame_for_a_closed_mouth():
     assert best_reference(src, frames) == 1  # 0 before: the pose alone
 
 
+def test_a_face_mid_blink_or_mid_word_is_not_at_rest():
+    """What a live session waits for before taking its neutral reference (tests/live)."""
+    from avatar.motion import rig
+    from avatar.motion.transfer import at_rest
+
+    tpl = canonical_template()
+    closed_lips = np.zeros((478, 3))
+    closed_lips[list(rig.INNER_LOWER), 1] = tpl[list(rig.INNER_UPPER), 1] - tpl[list(rig.INNER_LOWER), 1]
+    shut = closed_lips.copy()
+    for up, lo in ((rig.LEFT_UPPER_LID, rig.LEFT_LOWER_LID), (rig.RIGHT_UPPER_LID, rig.RIGHT_LOWER_LID)):
+        gap = tpl[list(lo), 1] - tpl[list(up), 1]
+        shut[list(up), 1] += 0.4 * gap
+        shut[list(lo), 1] -= 0.4 * gap
+    talking = closed_lips.copy()
+    talking[list(rig.INNER_LOWER), 1] += 0.08
+    src = _face((0, 0, 0), expression=closed_lips)[0]
+    assert at_rest(src, _face((10, 5, 0), 60.0, expression=closed_lips)[0])  # pose and size do not matter
+    assert not at_rest(src, _face((0, 0, 0), expression=shut)[0])
+    assert not at_rest(src, _face((0, 0, 0), expression=talking)[0])
+    assert at_rest(_face((0, 0, 0), expression=talking)[0], _face((0, 0, 0), expression=talking)[0])  # as the portrait's own
+
+
 def test_stable_ids_exclude_mouth_and_eyes():
     ids = set(stable_ids().tolist())
     assert 13 not in ids and 14 not in ids and 159 not in ids
