@@ -186,7 +186,10 @@ class LiveAnimator:
                 self._capture_since = self._clock
             if self._clock - self._capture_since < opt.settle_s and not at_rest(self.source.crop.landmarks, lm):
                 self._target = self._neutral  # caught mid-blink or mid-word: wait for the next frame
-                return self._neutral, None, None
+                if not self._uses_image:
+                    return self._neutral, None, None
+                drive = self._crops(frame, lm)  # an engine that reads the driver gets it as its own reference: no motion
+                return self._neutral, drive, drive
             self._transfer.set_reference(lm)
             self._crops.reset()
             self._recapture, self._capture_since = False, None

@@ -192,6 +192,40 @@ def test_the_reference_waits_for_open_eyes_and_lips_at_rest(portrait_path, drivi
     assert _diff(waiting[0], waiting[2]) < 0.05 and _diff(waiting[0], later) < 0.5
 
 
+def test_waiting_for_a_face_at_rest_gives_a_driver_reading_engine_no_motion(portrait_path, driving_clip, research,
+                                                                             config, monkeypatch):
+    """An engine that reads the driver's image (FOMM, ONNX) refuses a target without one; while the
+    reference waits it gets the frame as its own reference, which asks for no motion."""
+    from avatar.live import LiveAnimator, LiveOptions, session
+    from avatar.media.video import read_frames
+    from avatar.pipeline import Animator
+    from avatar.render.base import Engine
+
+    class NeedsDriver(Engine):
+        name = "needs-driver"
+        needs_driving_image = True
+
+        def __init__(self):
+            self.targets = []
+
+        def prepare(self, source):
+            return source.image
+
+        def render(self, state, targets):
+            assert all(t.driving is not None for t in targets)
+            self.targets += list(targets)
+            return np.stack([state] * len(targets))
+
+    monkeypatch.setattr(session, "at_rest", lambda source, lm: False)
+    engine = NeedsDriver()
+    animator = Animator(config, engine=engine)
+    prepared = animator.prepare(portrait_path, use="live")
+    with LiveAnimator(animator, prepared, 25.0, LiveOptions(visible_label=False, watermark=False)) as live:
+        for f in list(read_frames(driving_clip))[:3]:
+            live.process(f)
+    assert len(engine.targets) == 3 and all(t.reference is t.driving for t in engine.targets)
+
+
 def test_camera_missing_or_gone(tmp_path, portrait_path, driving_clip, research, config):
     from avatar.live import RecordSink, open_camera, run_live
     from avatar.live.capture import CapturedFrame, FileCamera
