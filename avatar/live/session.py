@@ -210,7 +210,10 @@ class LiveAnimator:
 
     def _render(self, job: DriveTarget) -> np.ndarray:
         with self.timer.time("render"):
-            crop = self.animator.engine.render(self.source.state, [job])[0]
+            if job.driving is None and self._needs_image:  # no face seen yet: FOMM has nothing to read, the portrait stays
+                crop = self.source.crop.image
+            else:
+                crop = self.animator.engine.render(self.source.state, [job])[0]
         if self.animator.config.output.paste_back:
             with self.timer.time("paste"):
                 out = self.source.paste(crop)

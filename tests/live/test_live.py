@@ -194,8 +194,9 @@ def test_the_reference_waits_for_open_eyes_and_lips_at_rest(portrait_path, drivi
 
 def test_waiting_for_a_face_at_rest_gives_a_driver_reading_engine_no_motion(portrait_path, driving_clip, research,
                                                                              config, monkeypatch):
-    """An engine that reads the driver's image (FOMM, ONNX) refuses a target without one; while the
-    reference waits it gets the frame as its own reference, which asks for no motion."""
+    """An engine that reads the driver's image (FOMM, ONNX) refuses a target without one. Before any
+    face the portrait is shown without it; while the reference waits it gets the frame as its own
+    reference, which asks for no motion."""
     from avatar.live import LiveAnimator, LiveOptions, session
     from avatar.media.video import read_frames
     from avatar.pipeline import Animator
@@ -220,8 +221,10 @@ def test_waiting_for_a_face_at_rest_gives_a_driver_reading_engine_no_motion(port
     engine = NeedsDriver()
     animator = Animator(config, engine=engine)
     prepared = animator.prepare(portrait_path, use="live")
+    frames = list(read_frames(driving_clip))[:3]
     with LiveAnimator(animator, prepared, 25.0, LiveOptions(visible_label=False, watermark=False)) as live:
-        for f in list(read_frames(driving_clip))[:3]:
+        live.process(np.zeros_like(frames[0]))  # no face yet: the portrait, without asking the engine
+        for f in frames:
             live.process(f)
     assert len(engine.targets) == 3 and all(t.reference is t.driving for t in engine.targets)
 
