@@ -129,7 +129,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--mode", choices=("relative", "absolute"), default=m.mode, help="relative (default) keeps the portrait's face shape")
     g.add_argument("--no-adapt-scale", action="store_true", help="do not scale movements by the face-size ratio")
     g.add_argument("--best-frame", action=argparse.BooleanOptionalAction, default=m.best_frame,
-                   help="reference = the driving frame closest to the portrait (default); --no-best-frame uses the first frame")
+                   help="reference = the driving frame closest to the portrait in pose, shape and how open its eyes and lips are (default); --no-best-frame uses the first frame")
     g.add_argument("--smoothing", type=float, default=1.0, help="temporal smoothing strength (0 = off, 1 = default, >1 = smoother)")
     g.add_argument("--expression-scale", type=float, default=m.expression_scale, help="multiply expressions (1 = as driven)")
     g.add_argument("--max-turn", type=float, default=m.max_turn,
