@@ -342,15 +342,12 @@ class LipCrease:
     filled: np.ndarray
 
 
-def _lip_ring(landmarks: np.ndarray, corners: tuple[int, int], upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarray:
-    return landmarks[[corners[0], *upper, corners[1], *lower[::-1]], :2].astype(np.float64)
-
-
 def lip_crease(image: np.ndarray, landmarks: np.ndarray) -> LipCrease | None:
     """The dark crease between the portrait's lips outside its inner-lip line (see
     :data:`CREASE_DARK`), or None where there is none."""
-    outer = _lip_ring(landmarks, rig.OUTER_CORNERS, rig.OUTER_UPPER, rig.OUTER_LOWER)
-    inner = _lip_ring(landmarks, rig.INNER_CORNERS, rig.INNER_UPPER, rig.INNER_LOWER)
+    c0, c1 = rig.OUTER_CORNERS
+    outer = landmarks[[c0, *rig.OUTER_UPPER, c1, *rig.OUTER_LOWER[::-1]], :2].astype(np.float64)
+    inner = landmarks[topology.mesh()["mouth_loop"], :2].astype(np.float64)
     h, w = image.shape[:2]
     x0, y0 = np.maximum(np.floor(outer.min(0)).astype(int) - 4, 0)
     x1, y1 = np.minimum(np.ceil(outer.max(0)).astype(int) + 5, (w, h))
