@@ -83,6 +83,8 @@ _STRAY_NOISE = 4.0    # a strand lies this many of the wall's own noise σ towar
 _STRAY_MIN = 6.0      # ... and at least this many grey levels
 _STRAY_RESIDUAL = 15.0  # ... and this close to the line between the wall and that colour
 _STRAY_PIXELS = 3     # fewer connected pixels are the wall's grain
+_FRINGE_REACH = 0.025  # × the crop side: how far past the matte a faint fringe is looked for (see faint_fringe)
+_FRINGE_TONE = 0.012  # × the crop side: radius of the opaque pixels whose darkest (lightest) is the hair's tone
 _STRAY_CHAIN = 12     # strands reached from the person through at most this many others (2 px gaps)
 # × the crop side: hair narrower than 2 × the first (wisps, strand tips) and further than the
 # second from the solid body is fine; it counts fully from the third further on (see fine_structure)
@@ -655,6 +657,66 @@ def stray_strands(image: np.ndarray, alpha: np.ndarray, near: np.ndarray, inside
     return out
 
 
+def faint_fringe(image: np.ndarray, alpha: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
+    """(S, S) float32 alpha of the hair's faint fringe just past the matte ``alpha`` before a plain
+    wall, 0 elsewhere; ``inside`` (bool) the crop pixels inside the photo.
+
+    Dark hair before a dark wall (a studio backdrop, a painted ground) ends in strands only a
+    dozen grey levels darker than the wall, a few px past where the segmentation stops. The
+    nearest opaque person colour is no guide there: the matte's own edge pixels are half wall
+    (portrait_05: the hair's edge 2-12 levels off the wall), so the colour line of
+    :func:`stray_strands` and the rim has too little contrast to use. Left in the plate, the
+    strands stayed on the wall as a dark outline of the head's old place whenever it moved.
+    Here the hair's tone is its darkest (or lightest, for hair lighter than the wall) opaque
+    pixel nearby, the strands are whatever lies well beyond the wall's grain towards that tone
+    within :data:`_FRINGE_REACH`, reached from the matte, and their alpha is how far towards it
+    they lie (on luminance: I ≈ αF + (1-α)B)."""
+    size = alpha.shape[0]
+    out = np.zeros(alpha.shape, np.float32)
+    hole = plate_hole(alpha)
+    known = ~hole if inside is None else ~hole & inside
+    # from the matte itself: the rim just past it (plate_hole's growth) is where most of the fringe lies
+    person = alpha > 0
+    dist = cv2.distanceTransform((~person).astype(np.uint8), cv2.DIST_L2, 3)
+    reach = _FRINGE_REACH * size
+    band = ~person & (dist <= reach) & (True if inside is None else inside)
+    if not band.any():
+        return out
+    far = known & (dist > _STRAY_REACH * size)
+    plain = _local_spread(image, far, _REACH * size) < _PLAIN
+    band &= plain
+    opaque = alpha >= 1.0 - _MIN_ALPHA
+    if not band.any() or not opaque.any():
+        return out
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    # the wall without the strands: a median wider than a strand, the person's pixels the wall's smooth fill
+    filled = np.where(hole[..., None], np.clip(_pyramid_fill(image.astype(np.float32), known) + 0.5, 0, 255), image).astype(np.uint8)
+    wall = cv2.cvtColor(cv2.medianBlur(filled, 2 * max(int(round(_STRAY_WINDOW * size)), 1) + 1), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    # which way the hair lies from the wall, and its darkest (lightest) tone near the edge
+    k = 2 * max(int(round(_FRINGE_TONE * size)), 1) + 1
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    tones = np.dstack([grey, cv2.erode(np.where(opaque, grey, 255.0).astype(np.float32), disc),
+                       cv2.dilate(np.where(opaque, grey, 0.0).astype(np.float32), disc)])
+    typical, darkest, lightest = np.moveaxis(_pyramid_fill(tones, opaque), -1, 0)
+    sign = np.where(typical < wall, -1.0, 1.0).astype(np.float32)
+    contrast = np.where(sign < 0, wall - darkest, lightest - wall)
+    shift = (grey - wall) * sign
+    sample = far & plain & (dist < 3 * _STRAY_REACH * size)
+    if sample.sum() < 100:
+        return out
+    noise = 1.4826 * float(np.median(np.abs(grey[sample] - wall[sample])))
+    usable = band & (contrast > max(_STRAY_NOISE * 3 * noise, 2 * _STRAY_MIN))
+    line = usable & (shift > max(3 * noise, _STRAY_MIN / 1.5))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(line.astype(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= _STRAY_PIXELS
+    keep[np.unique(labels[line & (dist > reach - 1.5)])] = False  # runs on past the band: the wall's own line
+    keep[0] = False
+    strand = pieces.reached(labels, keep, person, _STRAY_CHAIN)[labels]
+    out[strand] = np.clip(shift[strand] / contrast[strand], 0.0, 1.0)
+    out[out < _MIN_ALPHA] = 0.0
+    return out
+
+
 def _soft_edge_plate(plate: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """``plate`` with only its low frequencies where the matte is partial (0 < α < 1).
 
@@ -708,6 +770,7 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     near = person_colour(image, alpha)  # read by the strands, the rim and the unmixing (a pyramid fill of the whole crop)
     if near is not None:
         alpha = np.maximum(alpha, stray_strands(image, alpha, near, ~outside))
+    alpha = np.maximum(alpha, faint_fringe(image, alpha, ~outside))
     hole = alpha > 0
     if outside.any() and not (hole | outside).all():
         hole |= outside
