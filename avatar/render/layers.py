@@ -83,7 +83,9 @@ _STRAY_NOISE = 4.0    # a strand lies this many of the wall's own noise σ towar
 _STRAY_MIN = 6.0      # ... and at least this many grey levels
 _STRAY_RESIDUAL = 15.0  # ... and this close to the line between the wall and that colour
 _STRAY_PIXELS = 3     # fewer connected pixels are the wall's grain
-_FRINGE_REACH = 0.025  # × the crop side: how far past the matte a faint fringe is looked for (see faint_fringe)
+_FRINGE_REACH = 0.03  # × the crop side: how far past the matte a faint fringe is looked for (see faint_fringe)
+_FRINGE_CONTRAST = 10.0  # the hair's tone lies this many × the wall's grain from the wall (and 12 levels)
+_FRINGE_SHIFT = 3.0   # a fringe pixel lies this many × the wall's grain towards the hair's tone (and 4 levels)
 _FRINGE_TONE = 0.012  # × the crop side: radius of the opaque pixels whose darkest (lightest) is the hair's tone
 _STRAY_CHAIN = 12     # strands reached from the person through at most this many others (2 px gaps)
 # × the crop side: hair narrower than 2 × the first (wisps, strand tips) and further than the
@@ -601,6 +603,14 @@ def _rim_blend(image: np.ndarray, fill: np.ndarray, hole: np.ndarray, rim: np.nd
     return plate, rim_alpha, np.clip(near + 0.5, 0, 255).astype(np.uint8)
 
 
+def _wall_without_strands(image: np.ndarray, hole: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """(S, S, 3) uint8: the wall around the person without thin strands on it, a median over a
+    window wider than a strand; under the person (``hole``), the smooth fill of the ``known`` wall,
+    so the person's own pixels do not pull the median."""
+    filled = np.where(hole[..., None], np.clip(_pyramid_fill(image.astype(np.float32), known) + 0.5, 0, 255), image).astype(np.uint8)
+    return cv2.medianBlur(filled, 2 * max(int(round(_STRAY_WINDOW * image.shape[0])), 1) + 1)
+
+
 def stray_strands(image: np.ndarray, alpha: np.ndarray, near: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
     """(S, S) float32 alpha of thin strands lying on a plain background within
     :data:`_STRAY_REACH` past the matte ``alpha``, 0 elsewhere; ``near`` is
@@ -625,9 +635,7 @@ def stray_strands(image: np.ndarray, alpha: np.ndarray, near: np.ndarray, inside
     plain = _local_spread(image, known & (dist > reach), _REACH * size) < _PLAIN
     if not (plain & near_wall).any():  # foliage, a painting, a crowd: no strands told from the wall here
         return out
-    # the person's own pixels must not pull the median: under them, the smooth fill of the wall
-    filled = np.where(hole[..., None], np.clip(_pyramid_fill(img, known) + 0.5, 0, 255), image).astype(np.uint8)
-    wall = cv2.medianBlur(filled, 2 * max(int(round(_STRAY_WINDOW * size)), 1) + 1).astype(np.float32)
+    wall = _wall_without_strands(image, hole, known).astype(np.float32)
     towards = near - wall
     contrast = np.linalg.norm(towards, axis=-1)
     unit = towards / np.maximum(contrast, 1e-3)[..., None]
@@ -668,7 +676,7 @@ def faint_fringe(image: np.ndarray, alpha: np.ndarray, inside: np.ndarray | None
     :func:`stray_strands` and the rim has too little contrast to use. Left in the plate, the
     strands stayed on the wall as a dark outline of the head's old place whenever it moved.
     Here the hair's tone is its darkest (or lightest, for hair lighter than the wall) opaque
-    pixel nearby, the strands are whatever lies well beyond the wall's grain towards that tone
+    pixel nearby, smoothed over its grain; the strands are what lies well beyond the wall's grain towards that tone
     within :data:`_FRINGE_REACH`, reached from the matte, and their alpha is how far towards it
     they lie (on luminance: I ≈ αF + (1-α)B)."""
     size = alpha.shape[0]
@@ -679,7 +687,9 @@ def faint_fringe(image: np.ndarray, alpha: np.ndarray, inside: np.ndarray | None
     person = alpha > 0
     dist = cv2.distanceTransform((~person).astype(np.uint8), cv2.DIST_L2, 3)
     reach = _FRINGE_REACH * size
-    band = ~person & (dist <= reach) & (True if inside is None else inside)
+    band = ~person & (dist <= reach)
+    if inside is not None:
+        band &= inside
     if not band.any():
         return out
     far = known & (dist > _STRAY_REACH * size)
@@ -689,27 +699,28 @@ def faint_fringe(image: np.ndarray, alpha: np.ndarray, inside: np.ndarray | None
     if not band.any() or not opaque.any():
         return out
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    # the wall without the strands: a median wider than a strand, the person's pixels the wall's smooth fill
-    filled = np.where(hole[..., None], np.clip(_pyramid_fill(image.astype(np.float32), known) + 0.5, 0, 255), image).astype(np.uint8)
-    wall = cv2.cvtColor(cv2.medianBlur(filled, 2 * max(int(round(_STRAY_WINDOW * size)), 1) + 1), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    wall = cv2.cvtColor(_wall_without_strands(image, hole, known), cv2.COLOR_RGB2GRAY).astype(np.float32)
     # which way the hair lies from the wall, and its darkest (lightest) tone near the edge
     k = 2 * max(int(round(_FRINGE_TONE * size)), 1) + 1
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    tones = np.dstack([grey, cv2.erode(np.where(opaque, grey, 255.0).astype(np.float32), disc),
-                       cv2.dilate(np.where(opaque, grey, 0.0).astype(np.float32), disc)])
+    # of the hair's smoothed tone: its single darkest grain would put the strands' own colour past black
+    soft = cv2.GaussianBlur(grey, (0, 0), 1.0)
+    tones = np.dstack([grey, cv2.erode(np.where(opaque, soft, 255.0).astype(np.float32), disc),
+                       cv2.dilate(np.where(opaque, soft, 0.0).astype(np.float32), disc)])
     typical, darkest, lightest = np.moveaxis(_pyramid_fill(tones, opaque), -1, 0)
     sign = np.where(typical < wall, -1.0, 1.0).astype(np.float32)
-    contrast = np.where(sign < 0, wall - darkest, lightest - wall)
+    contrast = np.where(sign < 0, np.minimum(wall - darkest, wall), np.minimum(lightest - wall, 255.0 - wall))
     shift = (grey - wall) * sign
     sample = far & plain & (dist < 3 * _STRAY_REACH * size)
     if sample.sum() < 100:
         return out
     noise = 1.4826 * float(np.median(np.abs(grey[sample] - wall[sample])))
-    usable = band & (contrast > max(_STRAY_NOISE * 3 * noise, 2 * _STRAY_MIN))
-    line = usable & (shift > max(3 * noise, _STRAY_MIN / 1.5))
+    # alpha is shift / contrast: the wall's grain over the contrast is its error (a tenth at most)
+    usable = band & (contrast > max(_FRINGE_CONTRAST * noise, 2 * _STRAY_MIN))
+    line = usable & (shift > max(_FRINGE_SHIFT * noise, _STRAY_MIN / 1.5))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(line.astype(np.uint8), connectivity=8)
     keep = stats[:, cv2.CC_STAT_AREA] >= _STRAY_PIXELS
-    keep[np.unique(labels[line & (dist > reach - 1.5)])] = False  # runs on past the band: the wall's own line
+    keep[np.unique(labels[line & (dist > reach - 1.0)])] = False  # runs on past the band: the wall's own line
     keep[0] = False
     strand = pieces.reached(labels, keep, person, _STRAY_CHAIN)[labels]
     out[strand] = np.clip(shift[strand] / contrast[strand], 0.0, 1.0)
