@@ -627,6 +627,17 @@ def test_flyaway_strands_before_a_plain_wall_carry_none_of_the_wall_with_them():
     assert np.abs(layers.plate[zone].astype(float) - wall[zone]).max(-1).mean() <= 2.0
 
 
+def _moved_right(layers, where: np.ndarray, dx: int) -> tuple[np.ndarray, np.ndarray]:
+    """The layers composited with the person moved ``dx`` px right, and the pixels of ``where``
+    that nothing of the person lands on (the crop's left ``dx`` columns count as covered)."""
+    size = layers.plate.shape[0]
+    grid = np.stack(np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32)), -1)
+    moved = layers.composite(grid + np.array([-dx, 0], np.float32))
+    landed = np.roll(layers.rgba[..., 3], dx, axis=1)
+    landed[:, :dx] = 255
+    return moved, where & (landed == 0)
+
+
 def test_flyaway_strands_past_the_mask_go_with_the_person_and_a_door_edge_stays():
     """Thin dark strands a few pixels past a head of hair, which the coarse mask leaves out,
     stayed in the plate and so on the wall, still, when the head moved off (portrait_02's curls
@@ -660,11 +671,7 @@ def test_flyaway_strands_past_the_mask_go_with_the_person_and_a_door_edge_stays(
     assert np.median(shade) > 30  # the photo there is the strand
     assert np.median(np.abs(layers.plate[past].astype(float) - wall[past]).max(-1)) < 6  # the strand's shade before
     # the person moved 40 px right: where the strands were and nothing of the person lands shows the wall
-    grid = np.stack(np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32)), -1)
-    moved = layers.composite(grid + np.array([-40, 0], np.float32))
-    landed = np.roll(moving, 40, axis=1)
-    landed[:, :40] = 255
-    left_behind = past & (landed == 0)
+    moved, left_behind = _moved_right(layers, past, 40)
     assert left_behind.sum() > 10
     assert np.abs(moved[left_behind].astype(float) - wall[left_behind]).max(-1).mean() < 10  # 62 before, 2.6 now
     # the door's edge is the wall's: it stays in the plate, none of it moves with the head
@@ -875,15 +882,11 @@ def test_a_faint_fringe_of_dark_hair_before_a_dark_wall_goes_with_the_person(mon
     assert (moving[past] > 0).mean() > 0.7, (moving[past] > 0).mean()
     assert np.median(np.abs(layers.plate[past].astype(float) - wall[past]).max(-1)) < 6
     # the person moved 40 px right: where the strands were and nothing of the person lands shows the wall
-    grid = np.stack(np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32)), -1)
-    moved = layers.composite(grid + np.array([-40, 0], np.float32))
-    landed = np.roll(moving, 40, axis=1)
-    landed[:, :40] = 255
-    left_behind = past & (landed == 0)
+    moved, left_behind = _moved_right(layers, past, 40)
     assert left_behind.sum() > 10
     assert np.abs(moved[left_behind].astype(float) - wall[left_behind]).max(-1).mean() < 6
     # unmoved, the strands are the photo's
-    still = layers.composite(grid)
+    still, _ = _moved_right(layers, past, 0)
     assert np.abs(still[past].astype(float) - image[past]).max(-1).mean() < 4
 
 
