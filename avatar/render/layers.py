@@ -551,16 +551,24 @@ def person_colour(image: np.ndarray, alpha: np.ndarray) -> np.ndarray | None:
 
 
 def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, spread: float = 48.0,
-                     near: np.ndarray | None = None) -> np.ndarray:
-    """(S, S, 3) uint8 foreground colours F with image = αF + (1-α)·plate where α > 0.
-    ``near``: :func:`person_colour` of ``image`` and ``alpha``, where the caller has it already.
+                     near: np.ndarray | None = None, exact: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(S, S, 3) uint8 foreground colours F with image ≈ αF + (1-α)·plate where α > 0, and the
+    (S, S) float32 matte they go with. ``near``: :func:`person_colour` of ``image`` and ``alpha``,
+    where the caller has it already; ``exact`` (bool): where the photo is to be given back exactly.
 
     At a low alpha the equation divides the background's grain by α, and those extreme colours,
     resampled as the person moves, would flash as one-frame specks along the edge: there F is
     averaged with its neighbours and kept within ``spread`` levels of the nearest opaque person
     colour. Both fade out as alpha rises from 0.5 to 0.95, so a nearly opaque pixel keeps its
-    own colour and the unmoved layers give the photo back. (Limited to the colour of the face a
-    band further in, dark hair at a temple came out orange-brown, earrings silver-grey.)"""
+    own colour. (Limited to the colour of the face a band further in, dark hair at a temple came
+    out orange-brown, earrings silver-grey.)
+
+    Before a plain wall there is no grain to divide up, and the averaging only cost the edge its
+    shade: portrait_02's curls came back up to 50 levels paler than the photo, a grey haze round
+    the hair at rest and moving. Where ``exact``, F solves the equation, and where no colour in
+    range can (a dark strand over a light wall whose matte is thin), α is raised to the least
+    that does: the strand covers that much of the wall. The returned matte is ``alpha`` but
+    there."""
     a = np.maximum(alpha, _MIN_ALPHA)[..., None]
     f = plate.astype(np.float32) + (image.astype(np.float32) - plate) / a
     # pushed and pulled from the opaque pixels: each edge pixel gets the colour of the person
@@ -573,8 +581,17 @@ def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, sp
         smooth = cv2.GaussianBlur(f * w2[..., None], (0, 0), 1.5) / np.maximum(cv2.GaussianBlur(w2, (0, 0), 1.5), 1e-4)[..., None]
         limited = np.clip(smooth, near - spread, near + spread)
         keep = np.clip((alpha - 0.5) / 0.45, 0.0, 1.0)[..., None]
+        if exact is not None:
+            keep = np.where(exact[..., None], 1.0, keep)
         f = keep * f + (1 - keep) * limited
-    return np.where(alpha[..., None] > 0, np.clip(f + 0.5, 0, 255), image).astype(np.uint8)
+    if exact is not None and exact.any():
+        img, back = image.astype(np.float32), plate.astype(np.float32)
+        need = np.maximum((back - img) / np.maximum(back, 1.0), (img - back) / np.maximum(255.0 - back, 1.0)).max(-1)
+        raised = exact & (alpha > 0) & (need > alpha)
+        # as stored (× 255), rounded up: rounded down, F would leave the range again
+        alpha = np.where(raised, np.ceil(np.minimum(need, 1.0) * 255.0 - 1e-3) / 255.0, alpha).astype(np.float32)
+        f = np.where(raised[..., None], back + (img - back) / np.maximum(alpha, _MIN_ALPHA)[..., None], f)
+    return np.where(alpha[..., None] > 0, np.clip(f + 0.5, 0, 255), image).astype(np.uint8), alpha
 
 
 def _rim_blend(image: np.ndarray, fill: np.ndarray, hole: np.ndarray, rim: np.ndarray, near: np.ndarray | None,
@@ -793,7 +810,9 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     fill = background_plate(image, hole | rim, outside)
     plate, rim_alpha, rim_colour = _rim_blend(image, fill, hole, rim, near, released & ~grown)
     plate = _soft_edge_plate(plate, alpha)
-    fg = unmix_foreground(image, alpha, plate, near=near)
+    # exact before a plain background (see unmix_foreground): judged on the background near the edge
+    exact = _local_spread(image, alpha == 0, _REACH * image.shape[0] / 2) < _PLAIN
+    fg, alpha = unmix_foreground(image, alpha, plate, near=near, exact=exact)
     fg = np.where(rim_alpha[..., None] > 0, rim_colour, fg)
     if frame is not None and frame[1] > 0:
         fg, alpha, rim_alpha = _hair_above(fg, alpha, rim_alpha, frame[1], oval > 0)
