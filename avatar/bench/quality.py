@@ -232,6 +232,25 @@ def run_pair(animator: Animator, portrait: np.ndarray, driving: list[np.ndarray]
     return out, time.perf_counter() - t0
 
 
+def edge_at_rest(state) -> tuple[int, float, float] | None:
+    """How far the warp engine's layers, composited unmoved, are from the portrait's crop over the
+    matte's partial pixels: (pixels, share off by more than 12 levels, 99th percentile of the
+    largest channel difference); None for a state without layers. An unmoved frame should be the
+    photo; a paler or darker edge there is a halo the head carries wherever it goes."""
+    layers = getattr(state, "layers", None)
+    if layers is None:
+        return None
+    size = layers.plate.shape[0]
+    grid = np.stack(np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32)), -1)
+    still = layers.composite(grid)
+    alpha = layers.rgba[..., 3]
+    edge = (alpha > 0) & (alpha < 255)
+    if not edge.any():
+        return 0, 0.0, 0.0
+    off = np.abs(still.astype(np.int16) - state.image).max(-1)[edge]
+    return int(edge.sum()), float((off > 12).mean()), float(np.percentile(off, 99))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m avatar.bench quality", description=__doc__.split("\n")[0])
     ap.add_argument("--eval", type=Path, default=_DEFAULT_EVAL)
@@ -305,6 +324,13 @@ def main(argv: list[str] | None = None) -> int:
               f"| {np.mean(real_l1):.4f} | {np.mean(bg_only_l1):.4f} | {bg:.4f} | {np.mean(still_source_l1):.4f} | {diag} |")
     if args.self_only:
         return 0
+
+    print("\n## the person's edge at rest (the layers composited unmoved, against the portrait's crop)")
+    print("| portrait | partial-matte pixels | off by more than 12 levels | 99th percentile, levels |")
+    print("|---|---|---|---|")
+    for p in portraits:
+        row = edge_at_rest(animator.prepare(load_image(p), name="portrait").state)
+        print(f"| {p.name} | " + ("no layers |  |  |" if row is None else f"{row[0]} | {row[1]:.1%} | {row[2]:.0f} |"))
 
     print("\n## cross-reenactment")
     print("| portrait | driving | frames | re-detected | mouth corr | yaw corr | eye corr | blinks: opening / median (driver's) "
