@@ -722,12 +722,14 @@ def faint_fringe(image: np.ndarray, alpha: np.ndarray, inside: np.ndarray | None
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     # of the hair's smoothed tone: its single darkest grain would put the strands' own colour past black
     soft = cv2.GaussianBlur(grey, (0, 0), 1.0)
-    tones = np.dstack([grey, cv2.erode(np.where(opaque, soft, 255.0).astype(np.float32), disc),
+    tones = np.dstack([cv2.erode(np.where(opaque, soft, 255.0).astype(np.float32), disc),
                        cv2.dilate(np.where(opaque, soft, 0.0).astype(np.float32), disc)])
-    typical, darkest, lightest = np.moveaxis(_pyramid_fill(tones, opaque), -1, 0)
-    sign = np.where(typical < wall, -1.0, 1.0).astype(np.float32)
-    contrast = np.where(sign < 0, np.minimum(wall - darkest, wall), np.minimum(lightest - wall, 255.0 - wall))
-    shift = (grey - wall) * sign
+    darkest, lightest = np.moveaxis(_pyramid_fill(tones, opaque), -1, 0)
+    # darker or lighter than the wall, each towards the hair's tone that way (at a temple the
+    # skin beside the hair is lighter than a dark wall, the strands darker)
+    darker = grey < wall
+    contrast = np.where(darker, np.minimum(wall - darkest, wall), np.minimum(lightest - wall, 255.0 - wall))
+    shift = np.abs(grey - wall)
     sample = far & plain & (dist < 3 * _STRAY_REACH * size)
     if sample.sum() < 100:
         return out
