@@ -50,6 +50,7 @@ _BAND = 0.04         # half-width of the trimap's unknown band, × the crop side
 _GUIDE_RADIUS = 0.016  # guided-filter radius, × the crop side
 _GUIDE_EPS = 1e-3    # guided-filter regulariser (image in [0, 1])
 _FEATHER = 0.8       # Gaussian sigma of the matte's edge, px at a 512 crop
+_RAISE = 2.0        # unmix_foreground raises a thin matte to at most this × its own
 _MIN_ALPHA = 0.04    # below: background (the matte is exactly 0 there, so the source stays exact)
 _MIN_BACKGROUND = 0.08  # a crop with less background than this share has none worth separating
 _CLOSE = 0.016       # gaps in the matte narrower than this (× the crop side) are closed
@@ -588,8 +589,10 @@ def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, sp
         img, back = image.astype(np.float32), plate.astype(np.float32)
         need = np.maximum((back - img) / np.maximum(back, 1.0), (img - back) / np.maximum(255.0 - back, 1.0)).max(-1)
         raised = exact & (alpha > 0) & (need > alpha)
-        # as stored (× 255), rounded up: rounded down, F would leave the range again
-        alpha = np.where(raised, np.ceil(np.minimum(need, 1.0) * 255.0 - 1e-3) / 255.0, alpha).astype(np.float32)
+        # as stored (× 255), rounded up: rounded down, F would leave the range again; at most
+        # _RAISE × the matte's own (raised further, a hair's soft tip before a dark wall, where a
+        # few levels of shade ask for much of it, was drawn out by a turn into a dark wedge)
+        alpha = np.where(raised, np.ceil(np.minimum(np.minimum(need, _RAISE * alpha), 1.0) * 255.0 - 1e-3) / 255.0, alpha).astype(np.float32)
         f = np.where(raised[..., None], back + (img - back) / np.maximum(alpha, _MIN_ALPHA)[..., None], f)
     return np.where(alpha[..., None] > 0, np.clip(f + 0.5, 0, 255), image).astype(np.uint8), alpha
 
@@ -800,7 +803,8 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     near = person_colour(image, alpha)  # read by the strands, the rim and the unmixing (a pyramid fill of the whole crop)
     if near is not None:
         alpha = np.maximum(alpha, stray_strands(image, alpha, near, ~outside))
-    alpha = np.maximum(alpha, faint_fringe(image, alpha, ~outside))
+    fringe = faint_fringe(image, alpha, ~outside)
+    alpha = np.maximum(alpha, fringe)
     hole = alpha > 0
     if outside.any() and not (hole | outside).all():
         hole |= outside
@@ -814,14 +818,18 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     plate = _soft_edge_plate(plate, alpha)
     # exact before a plain background (see unmix_foreground): judged on the background near the edge
     exact = _local_spread(image, alpha == 0, _REACH * image.shape[0] / 2) < _PLAIN
-    fg, alpha = unmix_foreground(image, alpha, plate, near=near, exact=exact)
+    fg, unmixed = unmix_foreground(image, alpha, plate, near=near, exact=exact)
+    thin = unmixed > alpha  # a thin matte raised to carry the photo's shade
+    alpha = unmixed
     fg = np.where(rim_alpha[..., None] > 0, rim_colour, fg)
     if frame is not None and frame[1] > 0:
         fg, alpha, rim_alpha = _hair_above(fg, alpha, rim_alpha, frame[1], oval > 0)
     person = np.maximum(alpha, rim_alpha)
     a8 = np.round(person * 255).astype(np.uint8)
     premultiplied = np.round(fg.astype(np.float32) * (a8.astype(np.float32) / 255.0)[..., None]).astype(np.uint8)
-    fine = fine_structure(person)
+    # the fringe and a raised thin matte are fine hair wherever they lie: stretched by a move, they
+    # fade rather than smear into dark wedges
+    fine = np.maximum(fine_structure(person), ((fringe > 0) | thin).astype(np.uint8) * 255)
     # none at all: no frame need look for it (Layers.fine_fade's remap each frame)
     return Layers(np.ascontiguousarray(np.dstack([premultiplied, a8])), np.ascontiguousarray(plate), alpha,
                   fine if fine.any() else None), ""
