@@ -568,8 +568,8 @@ def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, sp
     shade: portrait_02's curls came back up to 50 levels paler than the photo, a grey haze round
     the hair at rest and moving. Where ``exact``, F solves the equation, and where no colour in
     range can (a dark strand over a light wall whose matte is thin), α is raised to the least
-    that does: the strand covers that much of the wall. The returned matte is ``alpha`` but
-    there."""
+    that does, at most :data:`_RAISE` × its own: the strand covers that much of the wall. The
+    returned matte is ``alpha`` but there."""
     a = np.maximum(alpha, _MIN_ALPHA)[..., None]
     f = plate.astype(np.float32) + (image.astype(np.float32) - plate) / a
     # pushed and pulled from the opaque pixels: each edge pixel gets the colour of the person
@@ -695,10 +695,10 @@ def faint_fringe(image: np.ndarray, alpha: np.ndarray, inside: np.ndarray | None
     (portrait_05: the hair's edge 2-12 levels off the wall), so the colour line of
     :func:`stray_strands` and the rim has too little contrast to use. Left in the plate, the
     strands stayed on the wall as a dark outline of the head's old place whenever it moved.
-    Here the hair's tone is its darkest (or lightest, for hair lighter than the wall) opaque
-    pixel nearby, smoothed over its grain; the strands are what lies well beyond the wall's grain towards that tone
-    within :data:`_FRINGE_REACH`, reached from the matte, and their alpha is how far towards it
-    they lie (on luminance: I ≈ αF + (1-α)B)."""
+    Here a pixel darker than the wall is read against the hair's darkest opaque tone nearby, a
+    lighter one against its lightest (smoothed over the hair's grain); the strands are what lies
+    well beyond the wall's grain towards that tone within :data:`_FRINGE_REACH`, reached from the
+    matte, and their alpha is how far towards it they lie (on luminance: I ≈ αF + (1-α)B)."""
     size = alpha.shape[0]
     out = np.zeros(alpha.shape, np.float32)
     hole = plate_hole(alpha)
@@ -720,7 +720,7 @@ def faint_fringe(image: np.ndarray, alpha: np.ndarray, inside: np.ndarray | None
         return out
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
     wall = cv2.cvtColor(_wall_without_strands(image, hole, known), cv2.COLOR_RGB2GRAY).astype(np.float32)
-    # which way the hair lies from the wall, and its darkest (lightest) tone near the edge
+    # the hair's darkest and lightest tones near the edge
     k = 2 * max(int(round(_FRINGE_TONE * size)), 1) + 1
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     # of the hair's smoothed tone: its single darkest grain would put the strands' own colour past black
@@ -740,7 +740,7 @@ def faint_fringe(image: np.ndarray, alpha: np.ndarray, inside: np.ndarray | None
     # alpha is shift / contrast: the wall's grain over the contrast is its error (a tenth at most)
     usable = band & (contrast > max(_FRINGE_CONTRAST * noise, 2 * _STRAY_MIN))
     line = usable & (shift > max(_FRINGE_SHIFT * noise, _STRAY_MIN / 1.5))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(line.astype(np.uint8), connectivity=8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(line.astype(np.uint8), connectivity=8)
     keep = stats[:, cv2.CC_STAT_AREA] >= _STRAY_PIXELS
     keep[np.unique(labels[line & (dist > reach - 1.0)])] = False  # runs on past the band: the wall's own line
     keep[0] = False

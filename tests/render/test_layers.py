@@ -883,6 +883,8 @@ def test_a_faint_fringe_of_dark_hair_before_a_dark_wall_goes_with_the_person(mon
     assert past.sum() > 60
     assert (moving[past] > 0).mean() > 0.7, (moving[past] > 0).mean()
     assert np.median(np.abs(layers.plate[past].astype(float) - wall[past]).max(-1)) < 6
+    # fine hair wherever it lies: drawn out by a move, it fades rather than smears
+    assert layers.fine is not None and (layers.fine[past & (moving > 0)] == 255).mean() > 0.9
     # the person moved 40 px right: where the strands were and nothing of the person lands shows the wall
     moved, left_behind = _moved_right(layers, past, 40)
     assert left_behind.sum() > 10
@@ -938,3 +940,23 @@ def test_before_a_plain_wall_the_unmoved_layers_give_the_hairs_edge_back():
     # (old code: 68 levels at the 99th percentile; the raised matte is capped at twice its own,
     # so a few of the thinnest pixels stay off)
     assert np.percentile(off, 99) <= 3 and (off > 12).mean() < 0.01, (np.percentile(off, 99), (off > 12).mean())
+
+
+def test_a_thin_matte_is_raised_to_carry_the_photos_shade_at_most_twice_its_own():
+    """Exact unmixing before a plain wall: where no colour in range gives the photo back, the matte
+    is raised to the least that does, but to no more than twice its own (raised further, a hair's
+    soft tip before a dark wall was drawn out by a turn into a dark wedge); elsewhere the matte and
+    the equation are exact."""
+    plate = np.full((1, 3, 3), 200, np.uint8)
+    image = np.array([[[120, 120, 120], [190, 190, 190], [40, 40, 40]]], np.uint8)
+    alpha = np.array([[0.3, 0.3, 0.1]], np.float32)
+    fg, raised = layers_mod.unmix_foreground(image, alpha, plate, exact=np.ones((1, 3), bool))
+    # 120 over 200 needs 0.4 of a black F: raised to exactly that, and F is 0
+    assert raised[0, 0] == pytest.approx(0.4, abs=1 / 255) and fg[0, 0].max() <= 1
+    # 190 needs no raise: α stays, F = 200 - 10 / 0.3
+    assert raised[0, 1] == pytest.approx(0.3) and abs(int(fg[0, 1, 0]) - 167) <= 1
+    # 40 over 200 needs 0.8: capped at twice 0.1
+    assert raised[0, 2] == pytest.approx(0.2, abs=1 / 255) and fg[0, 2].max() == 0
+    # without ``exact`` nothing is raised
+    _, kept = layers_mod.unmix_foreground(image, alpha, plate)
+    np.testing.assert_array_equal(kept, alpha)
