@@ -570,8 +570,8 @@ def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, sp
     range can (a dark strand over a light wall whose matte is thin), α is raised to the least
     that does, at most :data:`_RAISE` × its own: the strand covers that much of the wall. The
     returned matte is ``alpha`` but there."""
-    a = np.maximum(alpha, _MIN_ALPHA)[..., None]
-    f = plate.astype(np.float32) + (image.astype(np.float32) - plate) / a
+    img, back = image.astype(np.float32), plate.astype(np.float32)
+    f = back + (img - back) / np.maximum(alpha, _MIN_ALPHA)[..., None]
     # pushed and pulled from the opaque pixels: each edge pixel gets the colour of the person
     # right beside it (the hair at a temple, not the forehead's skin a band further in)
     near = person_colour(image, alpha) if near is None else near
@@ -586,7 +586,6 @@ def unmix_foreground(image: np.ndarray, alpha: np.ndarray, plate: np.ndarray, sp
             keep = np.where(exact[..., None], 1.0, keep)
         f = keep * f + (1 - keep) * limited
     if exact is not None and exact.any():
-        img, back = image.astype(np.float32), plate.astype(np.float32)
         need = np.maximum((back - img) / np.maximum(back, 1.0), (img - back) / np.maximum(255.0 - back, 1.0)).max(-1)
         raised = exact & (alpha > 0) & (need > alpha)
         # as stored (× 255), rounded up: rounded down, F would leave the range again; at most
@@ -720,6 +719,10 @@ def faint_fringe(image: np.ndarray, alpha: np.ndarray, inside: np.ndarray | None
         return out
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
     wall = cv2.cvtColor(_wall_without_strands(image, hole, known), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    sample = far & plain & (dist < 3 * _STRAY_REACH * size)
+    if sample.sum() < 100:
+        return out
+    noise = 1.4826 * float(np.median(np.abs(grey[sample] - wall[sample])))
     # the hair's darkest and lightest tones near the edge
     k = 2 * max(int(round(_FRINGE_TONE * size)), 1) + 1
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
@@ -733,10 +736,6 @@ def faint_fringe(image: np.ndarray, alpha: np.ndarray, inside: np.ndarray | None
     darker = grey < wall
     contrast = np.where(darker, np.minimum(wall - darkest, wall), np.minimum(lightest - wall, 255.0 - wall))
     shift = np.abs(grey - wall)
-    sample = far & plain & (dist < 3 * _STRAY_REACH * size)
-    if sample.sum() < 100:
-        return out
-    noise = 1.4826 * float(np.median(np.abs(grey[sample] - wall[sample])))
     # alpha is shift / contrast: the wall's grain over the contrast is its error (a tenth at most)
     usable = band & (contrast > max(_FRINGE_CONTRAST * noise, 2 * _STRAY_MIN))
     line = usable & (shift > max(_FRINGE_SHIFT * noise, _STRAY_MIN / 1.5))
