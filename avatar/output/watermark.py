@@ -9,7 +9,8 @@ low-frequency luma change that the codec keeps and that survives downscaling.
 Embedding is *informed* (improved spread spectrum, Malvar & Florêncio 2003): the detector's
 response of the host frame itself is measured first and partly cancelled, so the natural image
 does not drown the weak mark. The amplitude is perceptually masked: each cell's share scales
-with the fine texture under it (flat walls and smooth skin get little, hair and fabric more), and
+with the texture under it at the mark's own scale (flat walls and smooth skin get little, grainy
+or not; hair and fabric more), and
 each bit's amplitude is raised to keep its correlation, so the mark and its host cancellation
 hide in texture instead of mottling flat areas (a frame with no texture at all still gets about
 2–3 grey levels everywhere). Detection high-passes the cell means of the luma, correlates them
