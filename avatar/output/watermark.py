@@ -57,7 +57,7 @@ WORK_SIDE = 768       # frames with a longer side are analysed at a working reso
 # plain wall, measured at full resolution, the mark took its full amplitude and mottled the wall)
 MASK_SCALE = 4
 TEXTURE_REF = 16.0    # cell-mean |Laplacian| of luma at that scale (grey levels) that takes the full amplitude
-MASK_FLOOR = 0.15     # share of the amplitude a flat cell still takes
+MASK_FLOOR = 0.08     # share of the amplitude a flat cell still takes (0.15 mottled a noise-free render's skin)
 MASK_TOP = 2.0        # and a busy cell at most (texture hides it)
 _LAPLACE = np.array([[0, -0.25, 0], [-0.25, 1, -0.25], [0, -0.25, 0]], dtype=np.float32)
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)

@@ -69,11 +69,12 @@ def test_bad_frame_is_rejected():
 
 def test_flat_areas_stay_nearly_untouched_and_the_mark_still_decodes():
     """Perceptual masking: on a frame that is half plain wall, half photo, the wall changes by
-    well under a grey level on average (unmasked, host cancellation spread ≈ 2.8 there)."""
+    well under a grey level on average (unmasked, host cancellation spread ≈ 2.8 there; with a
+    flat cell's floor share of 0.15 instead of 0.08, 0.59)."""
     frames = clip(half_wall(), "talking", 12)
     marked = [wm.embed(f, PAYLOAD) for f in frames]
     wall = np.abs(marked[0][:, :200].astype(float) - frames[0][:, :200]).mean()
-    assert wall < 1.2, wall
+    assert wall < 0.4, wall
     for crf in (18, 28):
         assert wm.detect_frames(h264_roundtrip(marked, crf, preset="veryfast")).payload == PAYLOAD
 
