@@ -52,11 +52,13 @@ BASE_AMPLITUDE = 3.0  # grey levels per cell at strength 1 (before host cancella
 MAX_AMPLITUDE = 12.0  # cap per unit share at strength 1 (bounds the cost of host cancellation)
 CANCEL = 1.0          # fraction of the host's own projection that is cancelled (ISS lambda)
 WORK_SIDE = 768       # frames with a longer side are analysed at a working resolution (halved until ≤ this)
-# the texture that masks the mark is measured at the mark's own scale, this many pixels per cell:
-# a photo's grain, finer than a cell, hides nothing of a smooth cell-sized change (on a grainy
-# plain wall, measured at full resolution, the mark took its full amplitude and mottled the wall)
+# the texture that masks the mark is measured at the mark's own scale, this many pixels per cell,
+# smoothed by MASK_SMOOTH of those pixels first: a photo's grain, finer than a cell, hides nothing
+# of a smooth cell-sized change (on a grainy plain wall, measured at full resolution, the mark
+# took its full amplitude and mottled the wall)
 MASK_SCALE = 4
-TEXTURE_REF = 16.0    # cell-mean |Laplacian| of luma at that scale (grey levels) that takes the full amplitude
+MASK_SMOOTH = 1.0
+TEXTURE_REF = 8.0     # cell-mean |Laplacian| of luma at that scale (grey levels) that takes the full amplitude
 MASK_FLOOR = 0.08     # share of the amplitude a flat cell still takes (0.15 mottled a noise-free render's skin)
 MASK_TOP = 2.0        # and a busy cell at most (texture hides it)
 _LAPLACE = np.array([[0, -0.25, 0], [-0.25, 1, -0.25], [0, -0.25, 0]], dtype=np.float32)
@@ -148,9 +150,9 @@ def _luma(frame: np.ndarray) -> np.ndarray:
 
 def _masking(luma: np.ndarray) -> np.ndarray:
     """(G*G,) per-cell amplitude share from the texture of an (H, W) float32 luma image at the
-    mark's scale (:data:`MASK_SCALE`)."""
+    mark's scale (:data:`MASK_SCALE`, :data:`MASK_SMOOTH`)."""
     side = GRID * MASK_SCALE
-    coarse = cv2.resize(luma, (side, side), interpolation=cv2.INTER_AREA)
+    coarse = cv2.GaussianBlur(cv2.resize(luma, (side, side), interpolation=cv2.INTER_AREA), (0, 0), MASK_SMOOTH)
     texture = cv2.resize(np.abs(cv2.Laplacian(coarse, cv2.CV_32F, ksize=3)), (GRID, GRID), interpolation=cv2.INTER_AREA)
     texture = cv2.blur(texture, (3, 3))  # neighbouring cells share their texture: no hard steps
     return np.clip(texture / TEXTURE_REF, MASK_FLOOR, MASK_TOP).reshape(-1)

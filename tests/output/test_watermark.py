@@ -70,7 +70,7 @@ def test_bad_frame_is_rejected():
 def test_flat_areas_stay_nearly_untouched_and_the_mark_still_decodes():
     """Perceptual masking: on a frame that is half plain wall, half photo, the wall changes by
     well under a grey level on average (unmasked, host cancellation spread ≈ 2.8 there; with a
-    flat cell's floor share of 0.15 instead of 0.08, 0.59)."""
+    flat cell's floor share of 0.15 instead of 0.08, 0.60)."""
     frames = clip(half_wall(), "talking", 12)
     marked = [wm.embed(f, PAYLOAD) for f in frames]
     wall = np.abs(marked[0][:, :200].astype(float) - frames[0][:, :200]).mean()
@@ -84,7 +84,8 @@ def test_a_grainy_plain_wall_is_not_mottled_by_the_mark():
     plain wall with grain (σ 4 levels per pixel) changes by little more at the mark's scale than a
     wall without grain, and the mark still decodes. Masked by the texture at full resolution, the
     grain counted as texture and the wall took the full amplitude (2.1 levels at the mark's
-    scale, against 1.46 now; 0.4 without grain)."""
+    scale; 1.46 with the texture measured at the mark's scale but without smoothing the grain
+    away first; 0.53 now)."""
     frames = clip(half_wall(), "talking", 12)
     rng = np.random.default_rng(0)
     grainy = []
@@ -95,7 +96,7 @@ def test_a_grainy_plain_wall_is_not_mottled_by_the_mark():
     marked = [wm.embed(f, PAYLOAD) for f in grainy]
     change = cv2.GaussianBlur(marked[0][..., 0].astype(np.float32) - grainy[0][..., 0], (0, 0), 4.0)
     wall = float(np.abs(change[:, :200]).mean())
-    assert wall < 1.7, wall
+    assert wall < 1.0, wall
     assert wm.detect_frames(h264_roundtrip(marked, 23, preset="veryfast")).payload == PAYLOAD
 
 
