@@ -13,7 +13,7 @@ with the texture under it at the mark's own scale (flat walls and smooth skin ge
 or not; hair and fabric more), and
 each bit's amplitude is raised to keep its correlation, so the mark and its host cancellation
 hide in texture instead of mottling flat areas (a frame with no texture at all still gets about
-2–3 grey levels everywhere). Detection high-passes the cell means of the luma, correlates them
+1–2 grey levels everywhere). Detection high-passes the cell means of the luma, correlates them
 with each bit's signs and sums across frames (soft voting). 32 payload bits + a 12-bit CRC are
 embedded (whitened with a fixed key). A payload is reported only when the 12-bit CRC matches
 (a clean video passes by chance with probability 2^-12); decoy sign patterns give the null
