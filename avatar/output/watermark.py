@@ -154,7 +154,11 @@ def _masking(luma: np.ndarray) -> np.ndarray:
     side = GRID * MASK_SCALE
     coarse = cv2.GaussianBlur(cv2.resize(luma, (side, side), interpolation=cv2.INTER_AREA), (0, 0), MASK_SMOOTH)
     texture = cv2.resize(np.abs(cv2.Laplacian(coarse, cv2.CV_32F, ksize=3)), (GRID, GRID), interpolation=cv2.INTER_AREA)
-    texture = cv2.blur(texture, (3, 3))  # neighbouring cells share their texture: no hard steps
+    # a cell's texture is half its own and half its least textured neighbour's: the smooth mark
+    # spreads about a cell past its own, and a cell of hair beside a plain wall drew a halo on the
+    # wall (the full minimum cost a wall-heavy bit its correlation); neighbours share the rest, no steps
+    near = cv2.erode(texture, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    texture = cv2.blur(0.5 * (texture + near), (3, 3))
     return np.clip(texture / TEXTURE_REF, MASK_FLOOR, MASK_TOP).reshape(-1)
 
 

@@ -100,6 +100,17 @@ def test_a_grainy_plain_wall_is_not_mottled_by_the_mark():
     assert wm.detect_frames(h264_roundtrip(marked, 23, preset="veryfast")).payload == PAYLOAD
 
 
+def test_the_mark_beside_a_photo_spares_the_plain_wall_next_to_it():
+    """The smooth mark spreads about a cell past its own: the plain wall within a few cells of the
+    photo took the photo's cells' amplitude as a halo. Each cell's texture is now half its least
+    textured neighbour's: 2.8 grey levels on the wall beside the photo, 3.5 without."""
+    frames = clip(half_wall(), "talking", 12)
+    marked = wm.embed(frames[0], PAYLOAD)
+    change = np.abs(cv2.GaussianBlur(marked[..., 0].astype(np.float32) - frames[0][..., 0], (0, 0), 2.0))
+    beside = float(change[:, 232:254].mean())  # the last three cells of wall before the photo at x = 256
+    assert beside < 3.2, beside
+
+
 def test_big_frames_are_marked_at_a_working_resolution_and_survive_h264_and_downscale(portrait):
     """A 1920 px output is analysed at ≤ WORK_SIDE and only the smooth residual is drawn at full
     size; the payload must still come back after H.264 and after H.264 + a 50 % downscale."""
