@@ -85,7 +85,7 @@ def test_a_grainy_plain_wall_is_not_mottled_by_the_mark():
     wall without grain, and the mark still decodes. Masked by the texture at full resolution, the
     grain counted as texture and the wall took the full amplitude (2.1 levels at the mark's
     scale; 1.46 with the texture measured at the mark's scale but without smoothing the grain
-    away first; 0.53 now)."""
+    away first; 0.50 now)."""
     frames = clip(half_wall(), "talking", 12)
     rng = np.random.default_rng(0)
     grainy = []
@@ -107,7 +107,7 @@ def test_the_mark_beside_a_photo_spares_the_plain_wall_next_to_it():
     frames = clip(half_wall(), "talking", 12)
     marked = wm.embed(frames[0], PAYLOAD)
     change = np.abs(cv2.GaussianBlur(marked[..., 0].astype(np.float32) - frames[0][..., 0], (0, 0), 2.0))
-    beside = float(change[:, 232:254].mean())  # the last three cells of wall before the photo at x = 256
+    beside = float(change[:, 232:254].mean())  # about the last three cells of wall before the photo at x = 256
     assert beside < 3.2, beside
 
 
