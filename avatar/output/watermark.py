@@ -11,9 +11,9 @@ response of the host frame itself is measured first and partly cancelled, so the
 does not drown the weak mark. The amplitude is perceptually masked: each cell's share scales
 with the texture under it at the mark's own scale (flat walls and smooth skin get little, grainy
 or not; hair and fabric more), and each bit's amplitude is raised to keep its correlation, so
-the mark and its host cancellation hide in texture instead of mottling flat areas (a frame with no texture at all still gets about
-1–2 grey levels everywhere). Detection high-passes the cell means of the luma, correlates them
-with each bit's signs and sums across frames (soft voting). 32 payload bits + a 12-bit CRC are
+the mark and its host cancellation hide in texture instead of mottling flat areas (a frame with
+no texture at all still gets about 1–2 grey levels everywhere). Detection high-passes the cell
+means of the luma, correlates them with each bit's signs and sums across frames (soft voting). 32 payload bits + a 12-bit CRC are
 embedded (whitened with a fixed key). A payload is reported only when the 12-bit CRC matches
 (a clean video passes by chance with probability 2^-12); decoy sign patterns give the null
 spread that turns the bit correlations into z-scores, hence a per-bit reliability estimate.
