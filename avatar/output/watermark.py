@@ -13,10 +13,11 @@ with the texture under it at the mark's own scale (flat walls and smooth skin ge
 or not; hair and fabric more), and each bit's amplitude is raised to keep its correlation, so
 the mark and its host cancellation hide in texture instead of mottling flat areas (a frame with
 no texture at all still gets about 1–2 grey levels everywhere). Detection high-passes the cell
-means of the luma, correlates them with each bit's signs and sums across frames (soft voting). 32 payload bits + a 12-bit CRC are
-embedded (whitened with a fixed key). A payload is reported only when the 12-bit CRC matches
-(a clean video passes by chance with probability 2^-12); decoy sign patterns give the null
-spread that turns the bit correlations into z-scores, hence a per-bit reliability estimate.
+means of the luma, correlates them with each bit's signs and sums across frames (soft voting).
+32 payload bits + a 12-bit CRC are embedded (whitened with a fixed key). A payload is reported
+only when the 12-bit CRC matches (a clean video passes by chance with probability 2^-12); decoy
+sign patterns give the null spread that turns the bit correlations into z-scores, hence a
+per-bit reliability estimate.
 
 Limits (measured, see docs/consent.md): host cancellation is exact for static content; under
 global motion the codec's motion compensation drags the previous frame's mark along with the
