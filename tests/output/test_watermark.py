@@ -18,6 +18,12 @@ def marked(portrait):
     return frames, [wm.embed(f, PAYLOAD) for f in frames]
 
 
+@pytest.fixture(scope="module")
+def half_wall_clip():
+    """12 talking frames of the astronaut's right half beside a plain wall."""
+    return clip(half_wall(), "talking", 12)
+
+
 def _bit_accuracy(frames) -> float:
     det = wm.WatermarkDetector()
     for f in frames:
@@ -67,11 +73,11 @@ def test_bad_frame_is_rejected():
         wm.embed(np.zeros((100, 100), np.uint8), 1)
 
 
-def test_flat_areas_stay_nearly_untouched_and_the_mark_still_decodes():
+def test_flat_areas_stay_nearly_untouched_and_the_mark_still_decodes(half_wall_clip):
     """Perceptual masking: on a frame that is half plain wall, half photo, the wall changes by
     well under a grey level on average (unmasked, host cancellation spread ≈ 2.8 there; with a
     flat cell's floor share of 0.15 instead of 0.08, 0.60)."""
-    frames = clip(half_wall(), "talking", 12)
+    frames = half_wall_clip
     marked = [wm.embed(f, PAYLOAD) for f in frames]
     wall = np.abs(marked[0][:, :200].astype(float) - frames[0][:, :200]).mean()
     assert wall < 0.4, wall
@@ -79,14 +85,14 @@ def test_flat_areas_stay_nearly_untouched_and_the_mark_still_decodes():
         assert wm.detect_frames(h264_roundtrip(marked, crf, preset="veryfast")).payload == PAYLOAD
 
 
-def test_a_grainy_plain_wall_is_not_mottled_by_the_mark():
+def test_a_grainy_plain_wall_is_not_mottled_by_the_mark(half_wall_clip):
     """A photo's grain is finer than the mark's cells and hides none of it: beside the photo, a
     plain wall with grain (σ 4 levels per pixel) changes by little more at the mark's scale than a
     wall without grain, and the mark still decodes. Masked by the texture at full resolution, the
     grain counted as texture and the wall took the full amplitude (2.1 levels at the mark's
     scale; 1.46 with the texture measured at the mark's scale but without smoothing the grain
     away first; 0.50 now)."""
-    frames = clip(half_wall(), "talking", 12)
+    frames = half_wall_clip
     rng = np.random.default_rng(0)
     grainy = []
     for f in frames:
@@ -100,11 +106,11 @@ def test_a_grainy_plain_wall_is_not_mottled_by_the_mark():
     assert wm.detect_frames(h264_roundtrip(marked, 23, preset="veryfast")).payload == PAYLOAD
 
 
-def test_the_mark_beside_a_photo_spares_the_plain_wall_next_to_it():
+def test_the_mark_beside_a_photo_spares_the_plain_wall_next_to_it(half_wall_clip):
     """The smooth mark spreads about a cell past its own: the plain wall within a few cells of the
     photo took the photo's cells' amplitude as a halo. Each cell's texture is now half its least
     textured neighbour's: 2.8 grey levels on the wall beside the photo, 3.5 without."""
-    frames = clip(half_wall(), "talking", 12)
+    frames = half_wall_clip
     marked = wm.embed(frames[0], PAYLOAD)
     change = np.abs(cv2.GaussianBlur(marked[..., 0].astype(np.float32) - frames[0][..., 0], (0, 0), 2.0))
     beside = float(change[:, 232:254].mean())  # about the last three cells of wall before the photo at x = 256
