@@ -89,6 +89,9 @@ _FRINGE_CONTRAST = 10.0  # the hair's tone lies this many × the wall's grain fr
 _FRINGE_SHIFT = 3.0   # a fringe pixel lies this many × the wall's grain towards the hair's tone (and 4 levels)
 _FRINGE_TONE = 0.012  # × the crop side: radius of the opaque pixels whose darkest (lightest) is the hair's tone
 _STRAY_CHAIN = 12     # strands reached from the person through at most this many others (2 px gaps)
+# a strand-like piece that runs into the photo's edge is the wall's line (a panel's edge, a door
+# frame) when it is this straight: how far its centre line strays from a straight one (RMS, px)
+_EDGE_LINE_SPREAD = 1.0
 # × the crop side: hair narrower than 2 × the first (wisps, strand tips) and further than the
 # second from the solid body is fine; it counts fully from the third further on (see fine_structure)
 _FINE = (0.012, 0.008, 0.012)
@@ -749,6 +752,52 @@ def faint_fringe(image: np.ndarray, alpha: np.ndarray, inside: np.ndarray | None
     return out
 
 
+def lines_into_the_edge(found: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """(S, S) bool: the pieces of ``found`` (bool, strands told from a plain wall) that are the
+    wall's own straight lines: each connected piece that reaches the photo's edge (``inside``,
+    bool: the crop pixels inside the photo; the crop's own border counts too) and whose centre
+    line bends by no more than :data:`_EDGE_LINE_SPREAD` px (:func:`_bend`).
+
+    :func:`stray_strands` and :func:`faint_fringe` leave out a line that runs on past their reach
+    (a door's edge); one cut by the photo's edge cannot be seen to run on. A wall panel's soft
+    vertical edge above a head near the photo's top (a news-studio portrait) was taken as a strand:
+    it stood up from the hair like an antenna wherever the head went, and the plate was filled
+    under it with a dark seam."""
+    out = np.zeros(found.shape, bool)
+    if not found.any():
+        return out
+    to_edge = cv2.distanceTransform(np.pad(inside, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    n, labels = cv2.connectedComponents(found.astype(np.uint8), connectivity=8)
+    for i in np.unique(labels[found & (to_edge <= 1.5)]):
+        piece = labels == i
+        if _bend(piece) <= _EDGE_LINE_SPREAD:
+            out |= piece
+    return out
+
+
+def _bend(piece: np.ndarray) -> float:
+    """How far (px, RMS) the centre line of a thin ``piece`` (bool) strays from a straight line:
+    its pixels binned along their principal axis, each bin's mean offset across it against the
+    line fitted through those means (the piece's width does not count)."""
+    ys, xs = np.nonzero(piece)
+    if len(xs) < 3:
+        return 0.0
+    pts = np.stack([xs, ys], 1).astype(np.float64)
+    pts -= pts.mean(0)
+    _, vecs = np.linalg.eigh(np.cov(pts.T))
+    along, across = pts @ vecs[:, 1], pts @ vecs[:, 0]
+    bins = np.round(along).astype(np.int64)
+    bins -= bins.min()
+    count = np.bincount(bins)
+    used = count > 0
+    t = np.flatnonzero(used).astype(np.float64)
+    centre = np.bincount(bins, across)[used] / count[used]
+    if len(t) < 3:
+        return 0.0
+    fit = np.polyval(np.polyfit(t, centre, 1), t)
+    return float(np.sqrt(np.mean((centre - fit) ** 2)))
+
+
 def _soft_edge_plate(plate: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """``plate`` with only its low frequencies where the matte is partial (0 < α < 1).
 
@@ -800,10 +849,12 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
         outside[:] = True
         outside[y0:y1, x0:x1] = False
     near = person_colour(image, alpha)  # read by the strands, the rim and the unmixing (a pyramid fill of the whole crop)
-    if near is not None:
-        alpha = np.maximum(alpha, stray_strands(image, alpha, near, ~outside))
-    fringe = faint_fringe(image, alpha, ~outside)
-    alpha = np.maximum(alpha, fringe)
+    stray = np.zeros(alpha.shape, np.float32) if near is None else stray_strands(image, alpha, near, ~outside)
+    fringe = faint_fringe(image, np.maximum(alpha, stray), ~outside)
+    wall = lines_into_the_edge((stray > 0) | (fringe > 0), ~outside)
+    stray[wall] = 0.0
+    fringe[wall] = 0.0
+    alpha = np.maximum(np.maximum(alpha, stray), fringe)
     hole = alpha > 0
     if outside.any() and not (hole | outside).all():
         hole |= outside

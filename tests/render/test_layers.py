@@ -960,3 +960,50 @@ def test_a_thin_matte_is_raised_to_carry_the_photos_shade_at_most_twice_its_own(
     # without ``exact`` nothing is raised
     _, kept = layers_mod.unmix_foreground(image, alpha, plate)
     np.testing.assert_array_equal(kept, alpha)
+
+
+def _line_above_the_head(curl: float, size: int = 256, top: int = 24, gap: int = 24):
+    """A head whose crown lies ``gap`` px under the photo's top edge (row ``top`` of the crop),
+    before a plain wall with a soft darker line, 3 px wide, running from the photo's edge down to
+    the crown: straight (a wall panel's edge) or, with ``curl`` px of sideways wave, a strand of
+    hair. (image, mask, landmarks, frame, the line's pixels more than 12 px past the head)."""
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:size, 0:size]
+    c, radius = size / 2, 0.3 * size
+    cy = top + radius + gap
+    head = (np.hypot(xx - c, yy - cy) < radius).astype(np.float32)
+    lines = np.zeros((size * 4, size * 4), np.uint8)  # 4x supersampled, anti-aliased
+    ys = np.arange(top - 2, cy - radius + 8, 0.5)
+    pts = np.stack([c - 10 + curl * np.sin((ys - top) / 6.0), ys], 1)
+    cv2.polylines(lines, [np.round(pts * 4).astype(np.int32)], False, 255, 12, cv2.LINE_AA)
+    line = 0.4 * cv2.GaussianBlur(cv2.resize(lines, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255, (0, 0), 0.8)
+    cover = np.maximum(head, line)[..., None]
+    wall = np.array([200.0, 190.0, 185.0]) + rng.normal(0, 1.5, (size, size, 1))
+    image = np.clip(cover * np.array([60.0, 45.0, 35.0]) + (1 - cover) * wall + 0.5, 0, 255).astype(np.uint8)
+    image[:top] = image[top]  # what make_crop gives past the photo's edge
+    mask = cv2.GaussianBlur(head, (0, 0), 2.0)  # the segmenter's: the head, none of the line
+    mask[:top] = mask[top]
+    lm = _round_face(size, 0.6 * radius)
+    lm[:, 1] += cy - c
+    far = (line > 0.1) & (yy >= top) & (np.hypot(xx - c, yy - cy) > radius + 12)
+    return image, mask, lm, (0, top, size, size), far
+
+
+def test_a_straight_wall_line_running_into_the_photos_edge_is_no_strand():
+    """A wall panel's soft vertical edge running from the photo's top down to a head near it (a
+    news-studio portrait of the dev set's talking clips) was taken for a flyaway strand: it stood
+    up from the hair like an antenna wherever the head went, and the plate under it was filled
+    with a dark seam. A line the photo's edge cuts cannot be seen to run on past the strands'
+    reach (the rule that keeps a door's edge on the wall): straight, it is now the wall's. A
+    strand as long that curls a little still goes with the head."""
+    image, mask, lm, frame, far = _line_above_the_head(curl=0.0)
+    layers, why = build_layers(image, lm, mask, frame=frame)
+    assert layers is not None, why
+    assert far.sum() > 40
+    moving = layers.rgba[..., 3]
+    assert (moving[far] == 0).all(), (moving[far] > 0).mean()  # all of it moved with the head before
+    np.testing.assert_array_equal(layers.plate[far], image[far])
+    image, mask, lm, frame, far = _line_above_the_head(curl=3.0)
+    layers, why = build_layers(image, lm, mask, frame=frame)
+    assert layers is not None, why
+    assert (layers.rgba[..., 3][far] > 0).mean() > 0.9
