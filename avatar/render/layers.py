@@ -105,6 +105,8 @@ _STRETCH_FADE = (1.6, 3.0)
 # not a column, over a soft edge of the second (× the crop side); its texture is the hair's own
 # (PatchMatch), not the edge row repeated
 _DOME = (0.07, 0.01)
+_DOME_SLOPE = 0.03     # × the crop side: the rows under the edge whose outline sets how fast the dome's sides draw in
+_DOME_SLOPE_MAX = 2.0  # px in per px up, at most
 # × the crop side: within the first of a photo edge that cuts the person, the coarse mask (already
 # read with the photo mirrored past the edge) is trusted over the colour matte, which has
 # background colour on one side only there; the trust tapers to none at the second
@@ -220,9 +222,39 @@ def _hair_above(fg: np.ndarray, alpha: np.ndarray, rim_alpha: np.ndarray, top: i
     inside = (person > 0.5).astype(np.uint8)
     to_side = cv2.distanceTransform(inside, cv2.DIST_L2, 3)  # from the silhouette's sides
     past = np.maximum(top - np.arange(size, dtype=np.float32), 0.0)[:, None]  # px beyond the edge
-    dome = np.clip(1.0 + (to_side - past * past / (_DOME[0] * size)) / (_DOME[1] * size), 0.0, 1.0)
+    curve = past * past / (_DOME[0] * size)
+    dome = np.clip(1.0 + (to_side - curve) / (_DOME[1] * size), 0.0, 1.0)
+    # and its sides go on as the silhouette's met the edge: where they were drawing in (the top of
+    # a head cut just short of its crown), a dome that started straight up stood on the head as a
+    # narrower bun, a ridge where the two met
+    sides = _sides_at_edge(person > 0.5, top, size)
+    if sides is not None:
+        (left, left_in), (right, right_in) = sides
+        x = np.arange(size, dtype=np.float32)[None, :]
+        inside = np.minimum(x - (left + left_in * past + curve), (right - right_in * past - curve) - x)
+        dome = np.minimum(dome, np.clip(1.0 + inside / (_DOME[1] * size), 0.0, 1.0))
     dome[~above] = 1.0
     return fg, alpha * dome, rim_alpha * dome
+
+
+def _sides_at_edge(person: np.ndarray, top: int, size: int) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """Where the silhouette ``person`` (bool) meets the photo's top edge (crop row ``top``) and how
+    fast it was drawing in there: ((left x, px in per px up), (right x, px in per px up)), from
+    lines fitted to its outermost columns over the :data:`_DOME_SLOPE` rows below the edge (the
+    draw-in clamped to 0..:data:`_DOME_SLOPE_MAX`); None where it does not reach the edge."""
+    rows = np.arange(top, min(top + max(int(round(_DOME_SLOPE * size)), 3), size))
+    band = person[rows]
+    has = band.any(1)
+    if len(rows) < 3 or not has[0] or has.sum() < 3:
+        return None
+    ys = rows[has].astype(np.float64)
+    lefts = band[has].argmax(1).astype(np.float64)
+    rights = (size - 1 - band[has][:, ::-1].argmax(1)).astype(np.float64)
+    (bl, al), (br, ar) = np.polyfit(ys, lefts, 1), np.polyfit(ys, rights, 1)
+    # a row up (y − 1) moves the left side by −bl and the right by −br; inwards is +x and −x
+    left_in = float(np.clip(-bl, 0.0, _DOME_SLOPE_MAX))
+    right_in = float(np.clip(br, 0.0, _DOME_SLOPE_MAX))
+    return (float(al + bl * top), left_in), (float(ar + br * top), right_in)
 
 
 def _across_edge(alpha: np.ndarray, mask: np.ndarray, frame: tuple[int, int, int, int]) -> np.ndarray:

@@ -1007,3 +1007,32 @@ def test_a_straight_wall_line_running_into_the_photos_edge_is_no_strand():
     layers, why = build_layers(image, lm, mask, frame=frame)
     assert layers is not None, why
     assert (layers.rgba[..., 3][far] > 0).mean() > 0.9
+
+
+def test_the_dome_above_the_photos_top_goes_on_along_the_heads_own_outline():
+    """The photo's top cuts a round head 25 px under its crown, where its outline is drawing in.
+    The dome past the edge started straight up and only then curved, so it stood on the head as
+    a narrower bun with a ridge where the two met (a news-studio portrait × driving_01, and
+    portrait_05's frame 120). Its sides now go on as the outline met the edge: for 10 rows above
+    it, the matte is as wide as the real head there, within 4 px."""
+    size, top, radius = 256, 40, 70.0
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[0:size, 0:size]
+    cx, cy = size / 2, top - 25 + radius
+    head = (np.hypot(xx - cx, yy - cy) < radius).astype(np.float32)
+    face = ((xx - cx) / 40.0) ** 2 + ((yy - cy - 30) / 45.0) ** 2 < 1
+    hair = np.clip(35 + rng.normal(0, 14, (size, size, 1)) + np.array([10.0, 5.0, 0.0]), 0, 255)
+    hair = cv2.GaussianBlur(hair, (0, 0), 0.8).reshape(size, size, 3)
+    wall = np.array([150.0, 140.0, 120.0]) + rng.normal(0, 2.0, (size, size, 1))
+    image = np.where(face[..., None], np.array([220.0, 180.0, 160.0]), np.where(head[..., None] > 0, hair, wall))
+    image = np.clip(image + 0.5, 0, 255).astype(np.uint8)
+    image[:top] = image[top]  # what make_crop gives past the photo's edge
+    mask = cv2.GaussianBlur(head, (0, 0), 2.0)
+    mask[:top] = mask[top]  # so does the engine's mask
+    lm = _round_face(size, 36)
+    lm[:, 1] += cy + 30 - size / 2
+    layers, why = build_layers(image, lm, mask, frame=(0, top, size, size))
+    assert layers is not None, why
+    alpha = layers.rgba[..., 3]
+    off = [abs(int((alpha[top - d] > 127).sum()) - 2 * np.sqrt(radius ** 2 - (cy - top + d) ** 2)) for d in range(2, 11, 2)]
+    assert max(off) <= 4, off  # 5–15 px too wide before (109 px wide for 7 rows, then curving)
