@@ -222,39 +222,67 @@ def _hair_above(fg: np.ndarray, alpha: np.ndarray, rim_alpha: np.ndarray, top: i
     inside = (person > 0.5).astype(np.uint8)
     to_side = cv2.distanceTransform(inside, cv2.DIST_L2, 3)  # from the silhouette's sides
     past = np.maximum(top - np.arange(size, dtype=np.float32), 0.0)[:, None]  # px beyond the edge
-    curve = past * past / (_DOME[0] * size)
-    dome = np.clip(1.0 + (to_side - curve) / (_DOME[1] * size), 0.0, 1.0)
-    # and its sides go on as the silhouette's met the edge: where they were drawing in (the top of
-    # a head cut just short of its crown), a dome that started straight up stood on the head as a
-    # narrower bun, a ridge where the two met
+    soft = _DOME[1] * size
     sides = _sides_at_edge(person > 0.5, top, size)
-    if sides is not None:
+    if sides is None:
+        dome = np.clip(1.0 + (to_side - past * past / (_DOME[0] * size)) / soft, 0.0, 1.0)
+    else:
+        # its sides go on as the silhouette's met the edge: where they were drawing in (the top of
+        # a head cut just short of its crown), a dome that started straight up stood on the head as
+        # a narrower bun, a ridge where the two met; and it closes in a round top, not a point
         (left, left_in), (right, right_in) = sides
+        middle, half = 0.5 * (left + right), max(0.5 * (right - left), 0.0)
+        d = past[:, 0]
         x = np.arange(size, dtype=np.float32)[None, :]
-        inside = np.minimum(x - (left + left_in * past + curve), (right - right_in * past - curve) - x)
-        dome = np.minimum(dome, np.clip(1.0 + inside / (_DOME[1] * size), 0.0, 1.0))
+        w_left, w_right = _dome_arc(half, left_in, d, size), _dome_arc(half, right_in, d, size)
+        inside = np.minimum(x - (middle - w_left)[:, None], (middle + w_right)[:, None] - x)
+        # half the soft edge inside the arc once past the edge row (the matte's own edge is soft
+        # already there), and nothing once both sides have closed
+        inside -= (0.5 * soft * np.clip(d / soft, 0.0, 1.0))[:, None]
+        inside[(w_left <= 0) & (w_right <= 0) & (d > 0)] = -np.inf
+        dome = np.minimum(np.clip(1.0 + to_side / soft, 0.0, 1.0), np.clip(1.0 + inside / soft, 0.0, 1.0))
     dome[~above] = 1.0
     return fg, alpha * dome, rim_alpha * dome
+
+
+def _dome_arc(half: float, slope: float, past: np.ndarray, size: int) -> np.ndarray:
+    """Half-widths (px) of one side of the hair dome at ``past`` px beyond the photo's edge: from
+    ``half`` there, leaving the edge drawing in by ``slope`` px per px, and closing, rounded, as
+    high as a side drawn in by slope × d + d² / (:data:`_DOME` [0] × the crop) would meet the middle
+    (a conic w² = half² − 2·slope·half·d − q·d²; for a round head cut under its crown, that circle)."""
+    if half <= 0.0:
+        return np.zeros(past.shape, np.float32)
+    k = _DOME[0] * size
+    top = 0.5 * (-slope * k + np.sqrt((slope * k) ** 2 + 4.0 * k * half))  # where it closes
+    q = (half * half - 2.0 * slope * half * top) / (top * top)
+    w = np.sqrt(np.maximum(half * half - 2.0 * slope * half * past - q * past * past, 0.0))
+    w = np.where(past < top, w, 0.0)
+    order = np.argsort(past, kind="stable")  # never wider further out
+    w[order] = np.minimum.accumulate(w[order])
+    return w.astype(np.float32)
 
 
 def _sides_at_edge(person: np.ndarray, top: int, size: int) -> tuple[tuple[float, float], tuple[float, float]] | None:
     """Where the silhouette ``person`` (bool) meets the photo's top edge (crop row ``top``) and how
     fast it was drawing in there: ((left x, px in per px up), (right x, px in per px up)), from
-    lines fitted to its outermost columns over the :data:`_DOME_SLOPE` rows below the edge (the
+    parabolas fitted to its outermost columns over the :data:`_DOME_SLOPE` rows below the edge (the
     draw-in clamped to 0..:data:`_DOME_SLOPE_MAX`); None where it does not reach the edge."""
     rows = np.arange(top, min(top + max(int(round(_DOME_SLOPE * size)), 3), size))
     band = person[rows]
     has = band.any(1)
     if len(rows) < 3 or not has[0] or has.sum() < 3:
         return None
-    ys = rows[has].astype(np.float64)
+    ys = rows[has].astype(np.float64) - top
     lefts = band[has].argmax(1).astype(np.float64)
     rights = (size - 1 - band[has][:, ::-1].argmax(1)).astype(np.float64)
-    (bl, al), (br, ar) = np.polyfit(ys, lefts, 1), np.polyfit(ys, rights, 1)
+    # a parabola: a curving outline's slope at the edge itself, not its mean over the rows
+    deg = 2 if len(ys) >= 5 else 1
+    fl, fr = np.polyfit(ys, lefts, deg), np.polyfit(ys, rights, deg)
+    bl, br = fl[-2], fr[-2]  # d x / d y at the edge row (y − top = 0)
     # a row up (y − 1) moves the left side by −bl and the right by −br; inwards is +x and −x
     left_in = float(np.clip(-bl, 0.0, _DOME_SLOPE_MAX))
     right_in = float(np.clip(br, 0.0, _DOME_SLOPE_MAX))
-    return (float(al + bl * top), left_in), (float(ar + br * top), right_in)
+    return (float(fl[-1]), left_in), (float(fr[-1]), right_in)
 
 
 def _across_edge(alpha: np.ndarray, mask: np.ndarray, frame: tuple[int, int, int, int]) -> np.ndarray:
