@@ -8,6 +8,11 @@ beside the head. Before/after modes add a second row per portrait:
 * ``--before REV``: this tree against git revision REV (checked out with ``git worktree`` in a
   temporary folder and rendered by that revision's own code in a subprocess).
 
+Portraits beyond the folder's five (their faults are not every portrait's): ``--portrait PATH``
+(repeatable) adds an image, ``--clip-portraits`` a frame 1 s into each talking clip under the
+folder's ``clone/``. They join a temporary copy of the folder (links) as ``portrait_x_<name>``, so
+``--before`` renders them with an older revision's code too.
+
 The rendering half (:func:`render_frames`) imports only the public API (``avatar.pipeline``,
 ``avatar.config``) and the reference choice ``avatar animate`` makes, so it runs on older
 revisions too. Frames are rendered as ``avatar animate`` renders them: the whole clip is
@@ -193,6 +198,49 @@ def _render_revision(rev: str, eval_dir: Path, frames: int | None, size: int, on
             subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], capture_output=True)
 
 
+def with_portraits(eval_dir: Path, into: Path, images: list[Path], clip_portraits: bool = False,
+                   at_s: float = 1.0) -> Path:
+    """A folder ``into`` laid out like ``eval_dir``: links to its driving clips and portraits, plus
+    each of ``images`` as ``portrait_x_<stem><suffix>`` and, with ``clip_portraits``, the frame
+    ``at_s`` seconds into each ``eval_dir/clone/*.mp4`` as ``portrait_x_<stem>.png``. Returns ``into``."""
+    from avatar.errors import InputError
+    from avatar.media.image import save_image
+    from avatar.media.video import probe_video, read_frames
+
+    into.mkdir(parents=True, exist_ok=True)
+    for f in [*sorted(eval_dir.glob("driving_*.mp4")), *eval_portraits(eval_dir)]:
+        (into / f.name).symlink_to(f.resolve())
+    for img in images:
+        if not img.is_file():
+            raise InputError(f"--portrait {img}: no such image")
+        (into / f"portrait_x_{img.stem}{img.suffix.lower()}").symlink_to(img.resolve())
+    if clip_portraits:
+        for clip in sorted((eval_dir / "clone").glob("*.mp4")):
+            want = int(round(at_s * probe_video(clip).fps))
+            frame = None
+            for frame in read_frames(clip, max_frames=want + 1):
+                pass
+            if frame is not None:
+                save_image(into / f"portrait_x_{clip.stem}.png", frame)
+    return into
+
+
+def _without_portrait_args(argv: list[str]) -> list[str]:
+    """``argv`` without ``--portrait PATH`` / ``--portrait=PATH``, ``--clip-portraits`` and ``--eval DIR``."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in ("--portrait", "--eval"):
+            skip = True
+        elif a == "--clip-portraits" or a.startswith(("--portrait=", "--eval=")):
+            continue
+        else:
+            out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m avatar.bench gallery", description=__doc__.split("\n")[0])
     ap.add_argument("--eval", type=Path, default=_DEFAULT_EVAL)
@@ -205,11 +253,20 @@ def main(argv: list[str] | None = None) -> int:
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--compare-layers", action="store_true", help="rows with and without layers")
     mode.add_argument("--before", metavar="REV", help="rows rendered by git revision REV, then by this tree")
+    ap.add_argument("--portrait", type=Path, action="append", default=[], metavar="PATH",
+                    help="also this portrait (repeatable)")
+    ap.add_argument("--clip-portraits", action="store_true",
+                    help="also a frame 1 s into each talking clip of the folder's clone/ as a portrait")
     ap.add_argument("--dump", type=Path, help=argparse.SUPPRESS)  # used by --before in the subprocess
     args = ap.parse_args(argv)
     if not args.eval.is_dir():
         print(f"no evaluation folder at {args.eval}", file=sys.stderr)
         return 2
+    if (args.portrait or args.clip_portraits) and not args.dump:
+        with tempfile.TemporaryDirectory(prefix="avatar-gallery-eval-") as tmp:
+            folder = with_portraits(args.eval, Path(tmp) / "eval", args.portrait, args.clip_portraits)
+            rest = [a for a in (argv if argv is not None else sys.argv[1:])]
+            return main(_without_portrait_args(rest) + ["--eval", str(folder)])
     if args.dump:
         np.savez(args.dump, **render_frames(args.eval, args.frames, args.size, not args.no_layers, args.only))
         return 0
