@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     if (args.portrait or args.clip_portraits) and not args.dump:
         with tempfile.TemporaryDirectory(prefix="avatar-gallery-eval-") as tmp:
             folder = with_portraits(args.eval, Path(tmp) / "eval", args.portrait, args.clip_portraits)
-            rest = [a for a in (argv if argv is not None else sys.argv[1:])]
+            rest = list(argv if argv is not None else sys.argv[1:])
             return main(_without_portrait_args(rest) + ["--eval", str(folder)])
     if args.dump:
         np.savez(args.dump, **render_frames(args.eval, args.frames, args.size, not args.no_layers, args.only))

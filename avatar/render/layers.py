@@ -91,7 +91,7 @@ _FRINGE_TONE = 0.012  # × the crop side: radius of the opaque pixels whose dark
 _STRAY_CHAIN = 12     # strands reached from the person through at most this many others (2 px gaps)
 # a strand-like piece that runs into the photo's edge is the wall's line (a panel's edge, a door
 # frame) when it is this straight: how far its centre line strays from a straight one (RMS, px)
-_EDGE_LINE_SPREAD = 1.0
+_EDGE_LINE_BEND = 1.0
 # × the crop side: hair narrower than 2 × the first (wisps, strand tips) and further than the
 # second from the solid body is fine; it counts fully from the third further on (see fine_structure)
 _FINE = (0.012, 0.008, 0.012)
@@ -219,12 +219,11 @@ def _hair_above(fg: np.ndarray, alpha: np.ndarray, rim_alpha: np.ndarray, top: i
         filled = _patch_fill(np.ascontiguousarray(fg), beyond | never, never)
         if filled is not None:
             fg = np.where(beyond[..., None], filled, fg)
-    inside = (person > 0.5).astype(np.uint8)
-    to_side = cv2.distanceTransform(inside, cv2.DIST_L2, 3)  # from the silhouette's sides
     past = np.maximum(top - np.arange(size, dtype=np.float32), 0.0)[:, None]  # px beyond the edge
     soft = _DOME[1] * size
     sides = _sides_at_edge(person > 0.5, top, size)
     if sides is None:
+        to_side = cv2.distanceTransform((person > 0.5).astype(np.uint8), cv2.DIST_L2, 3)  # from the silhouette's sides
         dome = np.clip(1.0 + (to_side - past * past / (_DOME[0] * size)) / soft, 0.0, 1.0)
     else:
         # its sides go on as the silhouette's met the edge: where they were drawing in (the top of
@@ -240,7 +239,7 @@ def _hair_above(fg: np.ndarray, alpha: np.ndarray, rim_alpha: np.ndarray, top: i
         # already there), and nothing once both sides have closed
         inside -= (0.5 * soft * np.clip(d / soft, 0.0, 1.0))[:, None]
         inside[(w_left <= 0) & (w_right <= 0) & (d > 0)] = -np.inf
-        dome = np.minimum(np.clip(1.0 + to_side / soft, 0.0, 1.0), np.clip(1.0 + inside / soft, 0.0, 1.0))
+        dome = np.clip(1.0 + inside / soft, 0.0, 1.0)
     dome[~above] = 1.0
     return fg, alpha * dome, rim_alpha * dome
 
@@ -816,7 +815,7 @@ def lines_into_the_edge(found: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """(S, S) bool: the pieces of ``found`` (bool, strands told from a plain wall) that are the
     wall's own straight lines: each connected piece that reaches the photo's edge (``inside``,
     bool: the crop pixels inside the photo; the crop's own border counts too) and whose centre
-    line bends by no more than :data:`_EDGE_LINE_SPREAD` px (:func:`_bend`).
+    line bends by no more than :data:`_EDGE_LINE_BEND` px (:func:`_bend`).
 
     :func:`stray_strands` and :func:`faint_fringe` leave out a line that runs on past their reach
     (a door's edge); one cut by the photo's edge cannot be seen to run on. A wall panel's soft
@@ -827,10 +826,10 @@ def lines_into_the_edge(found: np.ndarray, inside: np.ndarray) -> np.ndarray:
     if not found.any():
         return out
     to_edge = cv2.distanceTransform(np.pad(inside, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
-    n, labels = cv2.connectedComponents(found.astype(np.uint8), connectivity=8)
+    _, labels = cv2.connectedComponents(found.astype(np.uint8), connectivity=8)
     for i in np.unique(labels[found & (to_edge <= 1.5)]):
         piece = labels == i
-        if _bend(piece) <= _EDGE_LINE_SPREAD:
+        if _bend(piece) <= _EDGE_LINE_BEND:
             out |= piece
     return out
 
