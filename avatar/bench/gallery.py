@@ -225,22 +225,6 @@ def with_portraits(eval_dir: Path, into: Path, images: list[Path], clip_portrait
     return into
 
 
-def _without_portrait_args(argv: list[str]) -> list[str]:
-    """``argv`` without ``--portrait PATH`` / ``--portrait=PATH``, ``--clip-portraits`` and ``--eval DIR``."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a in ("--portrait", "--eval"):
-            skip = True
-        elif a == "--clip-portraits" or a.startswith(("--portrait=", "--eval=")):
-            continue
-        else:
-            out.append(a)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m avatar.bench gallery", description=__doc__.split("\n")[0])
     ap.add_argument("--eval", type=Path, default=_DEFAULT_EVAL)
@@ -262,14 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.eval.is_dir():
         print(f"no evaluation folder at {args.eval}", file=sys.stderr)
         return 2
-    if (args.portrait or args.clip_portraits) and not args.dump:
-        with tempfile.TemporaryDirectory(prefix="avatar-gallery-eval-") as tmp:
-            folder = with_portraits(args.eval, Path(tmp) / "eval", args.portrait, args.clip_portraits)
-            rest = list(argv if argv is not None else sys.argv[1:])
-            return main(_without_portrait_args(rest) + ["--eval", str(folder)])
     if args.dump:
         np.savez(args.dump, **render_frames(args.eval, args.frames, args.size, not args.no_layers, args.only))
         return 0
+    if not (args.portrait or args.clip_portraits):
+        return _sheets(args)
+    with tempfile.TemporaryDirectory(prefix="avatar-gallery-eval-") as tmp:
+        args.eval = with_portraits(args.eval, Path(tmp) / "eval", args.portrait, args.clip_portraits)
+        return _sheets(args)
+
+
+def _sheets(args: argparse.Namespace) -> int:
+    """Render and write the contact sheets :func:`main` was asked for."""
     renders = []
     if args.before:
         renders.append((f"before: {args.before}", _render_revision(args.before, args.eval, args.frames, args.size, args.only)))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from avatar.bench.gallery import _without_portrait_args, with_portraits
+from avatar.bench.gallery import with_portraits
 from avatar.errors import InputError
 from avatar.media.image import load_image, save_image
 from avatar.media.video import VideoWriter
@@ -32,8 +32,3 @@ def test_extra_portraits_join_a_linked_copy_of_the_folder(tmp_path):
     with pytest.raises(InputError, match="no such image"):
         with_portraits(src, tmp_path / "again", [tmp_path / "missing.png"])
 
-
-def test_the_rerun_drops_only_the_portrait_options_and_the_folder():
-    argv = ["--portrait", "a.png", "--only", "driving_02", "--clip-portraits", "--eval", "e", "--portrait=b.png",
-            "--before", "HEAD~1", "--eval=f"]
-    assert _without_portrait_args(argv) == ["--only", "driving_02", "--before", "HEAD~1"]
