@@ -65,6 +65,13 @@ _MATTE_REACH = (0.1, 0.08, 0.05)
 _OUTER_SMOOTH = 0.03  # Gaussian sigma of the motion around the face, × the map size
 _MIN_GAP = 0.35      # a ring gap never shrinks below this fraction of its source size
 _RING_POINTS = 24
+# beside the face (|cos| of the direction from the oval's centre: none below the first value,
+# fully from the second) and above the mouth (sin, image y down: fully up to the first, none
+# from the second), the cheek's outline keeps its gap to the head's (see _hold_outline)
+_HOLD_SIDE = (0.6, 0.85)
+_HOLD_BELOW = (0.35, 0.65)
+_LIKE_PLATE = 20  # grey levels: a pixel within this of the plate behind it shows background
+_HOLD_RINGS = 2  # the rings that move with the head there (the outermost stays with the plate)
 # A face drawn over the outer ring (a turned cheek over the background): a smaller step between
 # them is already a visible edge, drawn along the map's 2-px blocks unless made a seam (measured
 # on portrait_05 × driving_02: a third of the outline's pairs stepped over 2 spacings, a tenth over 4)
@@ -139,6 +146,9 @@ class WarpState:
     # (N,) per point of the face oval: px of the portrait's skin beyond it (avatar.render.outline);
     # the last ``(skin_band > 0).sum()`` vertices are those band's outer ends, riding on the oval
     skin_band: np.ndarray | None = None
+    # (N,) per point of the face oval: how far the head's outline beside it follows the face in a
+    # turn (the background's share of the way out to it, beside the face; see open_beside)
+    open_beside: np.ndarray | None = None
 
     @cached_property
     def detail_source(self) -> np.ndarray:
@@ -392,6 +402,75 @@ def _ring_points(landmarks: np.ndarray, size: int, mask: np.ndarray | None = Non
     gaps = np.diff(np.concatenate([np.ones((1, _RING_POINTS)), factors]), axis=0) * rad
     return (pts, np.concatenate([weights.ravel(), np.zeros(len(frame))]), gaps,
             np.concatenate(release + [np.zeros((len(frame), 2))]))
+
+
+def _ring_beside(oval: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """(N, 2) per point of the source ``oval`` ((N, 2)), the point of the first ``ring`` ((A, 2), at
+    even angles about the oval's centroid) in its direction, or of ``ring`` moved (same order)."""
+    rel = oval - oval.mean(0)
+    pos = np.mod(np.arctan2(rel[:, 1], rel[:, 0]), 2 * np.pi) / (2 * np.pi / len(ring))
+    k = np.floor(pos).astype(int) % len(ring)
+    f = (pos - np.floor(pos))[:, None]
+    return ring[k] + f * (ring[(k + 1) % len(ring)] - ring[k])
+
+
+def open_beside(mask: np.ndarray, oval: np.ndarray, ring: np.ndarray, image: np.ndarray | None = None,
+                plate: np.ndarray | None = None) -> np.ndarray:
+    """(N,) per point of the face ``oval`` ((N, 2) source px), 0..1: how much of the way out to the
+    first ``ring`` beside it (see :func:`_ring_beside`) is background in the person ``mask``
+    ((S, S) in [0, 1]; the person layer's matte where there is one: it decides what shows), beside the face and above the mouth only (0 elsewhere; see
+    :func:`_hold_outline`). With the crop ``image`` and the background ``plate`` ((S, S, 3)
+    uint8), a pixel the matte takes in but coloured like the plate behind it (the wall within a
+    soft matte's edge) counts as background too. Hair or an ear there can turn into view; the
+    background cannot."""
+    at = _ring_beside(oval, ring)
+    t = np.linspace(0.15, 0.85, 8)[None, :, None]
+    pts = oval[:, None, :] + t * (at - oval)[:, None, :]
+    size = mask.shape[0]
+    x = np.clip(np.round(pts[..., 0]).astype(int), 0, size - 1)
+    y = np.clip(np.round(pts[..., 1]).astype(int), 0, size - 1)
+    rel = oval - oval.mean(0)
+    rel /= np.maximum(np.linalg.norm(rel, axis=1, keepdims=True), 1e-9)
+    side = np.clip((np.abs(rel[:, 0]) - _HOLD_SIDE[0]) / (_HOLD_SIDE[1] - _HOLD_SIDE[0]), 0.0, 1.0)
+    side *= np.clip((_HOLD_BELOW[1] - rel[:, 1]) / (_HOLD_BELOW[1] - _HOLD_BELOW[0]), 0.0, 1.0)
+    background = mask[y, x] < 0.5
+    if image is not None and plate is not None:
+        diff = np.abs(image[y, x].astype(np.int16) - plate[y, x].astype(np.int16)).max(-1)
+        background |= diff < _LIKE_PLATE
+    return side * background.mean(1)
+
+
+def _hold_outline(oval_src: np.ndarray, oval_tgt: np.ndarray, ring_src: np.ndarray, ring_moved: np.ndarray,
+                  scale: float, hold: np.ndarray) -> np.ndarray:
+    """(A, 2) how far to move the target rings, per ring direction, where a turn opened the gap
+    between the face's outline and the head's wider than the portrait shows it (× the head's
+    ``scale``), by ``hold`` ((N,) per oval point, see :func:`open_beside`).
+
+    ``oval_src``/``oval_tgt``: (N, 2) the face oval; ``ring_src``: (A, 2) the first ring, at
+    :data:`_RING_POINTS` even angles about ``oval_src``'s centroid, and ``ring_moved`` where the
+    head's rigid motion alone takes it. The face's landmarks are points on its skin: as the head
+    turns, those on the side that comes into view move in towards the nose while the head's
+    outline, further back, moves less, and the side of the head turns into view between them.
+    Where the portrait shows background there (a face as wide as its head, hair above the
+    temple), the gap opened on that background and the cheek stood inside the hair's outline as
+    a cut-out with the wall behind it. Nothing in the portrait shows what turns into view there
+    (stretching the cheek out to the outline dragged the wall and the hair at the oval's edge
+    into it), so there the outline follows the face instead.
+    """
+    room = scale * np.linalg.norm(_ring_beside(oval_src, ring_src) - oval_src, axis=1)
+    towards = _ring_beside(oval_src, ring_moved) - oval_tgt
+    gap = np.linalg.norm(towards, axis=1)
+    outwards = (towards * (oval_src - oval_src.mean(0))).sum(1) > 0  # a ring the oval has passed is the rings' to mend
+    excess = np.where(outwards, hold * np.maximum(gap - room, 0.0), 0.0)
+    shift = towards / np.maximum(gap, 1e-9)[:, None] * excess[:, None]  # (N, 2) oval → ring
+    # per ring direction, the oval's shift at that angle (periodic interpolation)
+    rel = oval_src - oval_src.mean(0)
+    phi = np.mod(np.arctan2(rel[:, 1], rel[:, 0]), 2 * np.pi)
+    order = np.argsort(phi)
+    ang = np.concatenate([phi[order][-1:] - 2 * np.pi, phi[order], phi[order][:1] + 2 * np.pi])
+    angles = np.arange(len(ring_src)) * (2 * np.pi / len(ring_src))
+    return -np.stack([np.interp(angles, ang, np.concatenate([c[order][-1:], c[order], c[order][:1]]))
+                      for c in shift.T], 1)
 
 
 def _keep_rings_apart(extra: np.ndarray, oval: np.ndarray, gaps: np.ndarray) -> None:
@@ -909,6 +988,9 @@ class WarpEngine(Engine):
             ring_release=release,
             ring_gaps=gaps,
             skin_band=band if len(on) else None,
+            open_beside=None if mask is None or not self.follow_silhouette else (
+                open_beside(mask, lm[m["oval"], :2], extra[:_RING_POINTS, :2]) if layers is None else
+                open_beside(layers.alpha, lm[m["oval"], :2], extra[:_RING_POINTS, :2], image, layers.plate)),
             face_triangles=facing.face_triangles(),
             outer_triangles=tri[~inside],
             cavity_rgb=cavity,
@@ -987,7 +1069,11 @@ class WarpEngine(Engine):
             held = state.ring_release
             away = np.maximum(((moved - extra) * held).sum(1), 0.0) / np.maximum(np.linalg.norm(held, axis=1), 1e-9)
             extra_t += away[:, None] * held
-        inner = landmarks[topology.mesh()["oval"], :2].astype(np.float64)
+        oval = topology.mesh()["oval"]
+        inner = landmarks[oval, :2].astype(np.float64)
+        if state.open_beside is not None:
+            hold = _hold_outline(state.vertices[oval], inner, extra[:_RING_POINTS], moved[:_RING_POINTS], s, state.open_beside)
+            extra_t[: _HOLD_RINGS * _RING_POINTS] += np.tile(hold, (_HOLD_RINGS, 1))
         if state.skin_band is not None:
             # the skin beyond the oval keeps its width (× the head's scale) outside the target's
             # outline, and the rings keep their distance from its edge

@@ -621,3 +621,61 @@ def test_a_turn_swings_the_heads_outline_beside_the_face_further_back_than_the_c
     nearest = oval[np.argmax(((lm[oval, :2] - centre) @ (ring - centre)) / np.linalg.norm(lm[oval, :2] - centre, axis=1))]
     lag = nose * ((turned[nearest, 0] - lm[nearest, 0]) - moved[k, 0])  # how far the outline swings past the cheek
     assert lag > 4.0
+
+
+def test_beside_a_cheek_with_only_background_out_to_the_heads_outline_a_turn_opens_no_gap(crop):
+    """Where the portrait shows background between the cheek and the head's outline (a face as
+    wide as its head, hair only above the temple), a turn opened the gap between them on that
+    background: the cheek stood inside the hair's outline as a cut-out, the wall behind it. There
+    the outline follows the cheek; where hair or an ear lies beside the cheek it still lags."""
+    import dataclasses
+
+    from scipy.spatial.transform import Rotation
+
+    lm = crop.landmarks.astype(np.float64)
+    c = lm[:468].mean(0)
+    turned = (lm - c) @ Rotation.from_euler("y", 15.0, degrees=True).as_matrix().T + c
+    engine = WarpEngine()
+    state = engine.prepare(crop)
+    n = len(lm)
+    oval = topology.mesh()["oval"]
+    centre = lm[oval, :2].mean(0)
+    k = 0  # the inner ring straight right of the face, on the side that turns into view
+    ring = state.vertices[n + k]
+    nearest = oval[np.argmax(((lm[oval, :2] - centre) @ (ring - centre)) / np.linalg.norm(lm[oval, :2] - centre, axis=1))]
+
+    def widening(open_beside: np.ndarray) -> float:
+        st = dataclasses.replace(state, open_beside=open_beside)
+        tgt = engine.target_vertices(st, turned.astype(np.float32))
+        s, _, _ = engine._head_motion(st, turned.astype(np.float32))
+        return float(np.linalg.norm(tgt[n + k] - turned[nearest, :2]) - s * np.linalg.norm(ring - lm[nearest, :2]))
+
+    hair = widening(np.zeros(len(oval)))
+    wall = widening(np.ones(len(oval)))
+    assert hair > 4.0   # hair or an ear beside the cheek: the outline lags, the side turns into view
+    assert wall < 1.0   # background there: the outline keeps its distance to the cheek
+
+
+def test_what_lies_beside_the_cheek_is_read_from_the_matte_and_the_plate():
+    """open_beside: background in the matte, or taken in by it but coloured like the plate behind
+    (a soft matte's rim of wall), counts; only beside the face and above the mouth."""
+    from avatar.render.warp import _RING_POINTS, open_beside
+
+    size = 256
+    t = np.linspace(0, 2 * np.pi, 36, endpoint=False)
+    oval = np.stack([128 + 60 * np.cos(t), 128 + 80 * np.sin(t)], 1)
+    a = np.linspace(0, 2 * np.pi, _RING_POINTS, endpoint=False)
+    ring = np.stack([128 + 90 * np.cos(a), 128 + 110 * np.sin(a)], 1)
+    yy, xx = np.mgrid[:size, :size]
+    face = (((xx - 128) / 61.0) ** 2 + ((yy - 128) / 81.0) ** 2 <= 1).astype(np.float32)
+    head = (((xx - 128) / 95.0) ** 2 + ((yy - 128) / 115.0) ** 2 <= 1).astype(np.float32)
+    beside = np.abs(np.sin(t)) < 0.3  # straight left and right of the face
+    above = np.sin(t) < -0.9
+    assert open_beside(face, oval, ring)[beside].min() > 0.9
+    assert open_beside(face, oval, ring)[above].max() == 0.0  # above the face: the rings' own business
+    assert open_beside(head, oval, ring).max() == 0.0
+    plate = np.full((size, size, 3), 200, np.uint8)
+    image = np.where(face[..., None] > 0, 120, 205).astype(np.uint8)  # wall just past the face
+    assert open_beside(head, oval, ring, image, plate)[beside].min() > 0.9
+    image[:] = np.where(face[..., None] > 0, 120, 60)  # hair just past the face
+    assert open_beside(head, oval, ring, image, plate).max() == 0.0
