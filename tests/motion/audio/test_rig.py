@@ -63,3 +63,18 @@ def test_talk_targets_and_head_rotations(canonical_face):
     assert rot.shape == (n, 3, 3) and trans.shape == (n, 2)
     np.testing.assert_allclose(rot @ rot.transpose(0, 2, 1), np.broadcast_to(np.eye(3), (n, 3, 3)), atol=1e-9)
     assert rot[0, 0, 2] == pytest.approx(np.sin(0.1), abs=1e-6)
+
+
+def test_the_lips_part_in_a_lens_that_closes_towards_the_corners(canonical_face):
+    """Real talking mouths part next to their corners by about a third of the middle's opening
+    (tracked: 0.32 / 0.58 / 0.81 / 0.96 from the corner inwards); an ellipse reaching past the
+    corners parted them by two thirds there, a round "O" with blunt corners."""
+    rig = R.MouthRig(canonical_face)
+    off = rig.offsets(MouthState(openness=1.0))
+    added = off[list(R.INNER_LOWER), 1] - off[list(R.INNER_UPPER), 1]
+    share = added / added[4]
+    assert share[0] < 0.5 and share[-1] < 0.5          # next to the corners
+    assert share[3] > 0.85 and share[5] > 0.85         # near the middle
+    assert np.all(np.diff(share[:5]) > 0) and np.all(np.diff(share[4:]) < 0)
+    # the corners themselves stay shut, dropped with the jaw
+    assert off[R.INNER_CORNERS[0], 1] == pytest.approx(R.CORNER_DROP * off[14, 1], rel=1e-6)
