@@ -767,6 +767,8 @@ def _exact_at_seams(full: np.ndarray, seam: np.ndarray, index: np.ndarray, point
         fill(window, tri, t, cv2.LINE_8, 4)
     tri = window[ys - y0, xs - x0]
     on = tri > 0
+    if not on.any():  # the triangles around the seam drawn again cover none of its pixels (slivers)
+        return
     ys, xs, qy, qx, tri = ys[on], xs[on], qy[on], qx[on], tri[on]
     a = affine[tri - 1].astype(np.float32)
     u = ((xs + 0.5) / scale - 0.5).astype(np.float32)[:, None]

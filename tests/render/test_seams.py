@@ -268,3 +268,21 @@ def test_row_medians_match_nanmedian_over_the_covered_values():
         got = _row_medians(with_gaps, covered.sum(1))
         assert got.dtype == dtype
         np.testing.assert_array_equal(got, np.nanmedian(with_gaps, axis=1))
+
+
+def test_a_seam_that_no_redrawn_triangle_covers_keeps_its_map():
+    """Around a seam, only slivers whose redrawn outline at full resolution covers none of its
+    pixels (a turned, squeezed triangle): the map there stays as upsampled. Before, the empty
+    selection ended `avatar talk` with a ValueError on a real talking clip (talk_04)."""
+    size, small = 64, 32
+    index = np.zeros((small, small), np.int32)
+    index[10:20, 10:20] = 1
+    affine = np.array([[[2.0, 0.0], [0.0, 2.0], [0.5, 0.5]]], np.float32)
+    points = np.array([[[40.0, 40.0], [40.2, 40.0], [40.0, 40.2]]])  # far from the seam and thinner than a pixel
+    mx, my = dense_map(index, affine)
+    full = np.random.default_rng(0).random((size, size, 2)).astype(np.float32)
+    seam = np.zeros((size, size), bool)
+    seam[30, 25:30] = True
+    before = full.copy()
+    _exact_at_seams(full, seam, index, points, affine, (mx, my), (mx, my))
+    assert np.array_equal(full, before)
