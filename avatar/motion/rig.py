@@ -3,13 +3,14 @@
 Works in the pose-free canonical frame of the motion-transfer module: inter-ocular distance
 (33↔263) = 1, x to image right, y down, z away from the camera. A two-parameter blendshape:
 openness drops the jaw and lower lip (with the chin and jaw line following, weights falling
-off sideways) and lifts the upper lip a little; rounding narrows the mouth and pushes the
+off sideways) and lifts the upper lip a little, parting them in a lens that closes towards the
+corners (real talkers' profile, see :data:`LENS`); rounding narrows the mouth and pushes the
 lips forward (negative rounding spreads). Amplitudes are relative to the portrait's own face:
 at openness 1 the lips part by ``open_gap`` of its face height (forehead 10 → chin 152), so a
 small face in a wide photo and a close-up open alike, as real speakers' mouths do (talking
-people part their lips by 0.02–0.07 of their face height, p50–p90, in the dev clips). Closed means closed: at ``closed >= 0.5`` each
-inner upper-lip point and its lower partner are moved to their common mean, exactly.
-Blink moves upper and lower lids to a common line (exactly shut at blink = 1).
+people part their lips by 0.02–0.07 of their face height, p50–p90, in the dev clips). Closed
+means closed: at ``closed >= 0.5`` each inner upper-lip point and its lower partner are moved to
+their common mean, exactly. Blink moves upper and lower lids to a common line (exactly shut at blink = 1).
 """
 
 from __future__ import annotations

@@ -418,11 +418,11 @@ def open_beside(mask: np.ndarray, oval: np.ndarray, ring: np.ndarray, image: np.
                 plate: np.ndarray | None = None) -> np.ndarray:
     """(N,) per point of the face ``oval`` ((N, 2) source px), 0..1: how much of the way out to the
     first ``ring`` beside it (see :func:`_ring_beside`) is background in the person ``mask``
-    ((S, S) in [0, 1]; the person layer's matte where there is one: it decides what shows), beside the face and above the mouth only (0 elsewhere; see
-    :func:`_hold_outline`). With the crop ``image`` and the background ``plate`` ((S, S, 3)
-    uint8), a pixel the matte takes in but coloured like the plate behind it (the wall within a
-    soft matte's edge) counts as background too. Hair or an ear there can turn into view; the
-    background cannot."""
+    ((S, S) in [0, 1]; the person layer's matte where there is one: it decides what shows),
+    beside the face and above the mouth only (0 elsewhere; see :func:`_hold_outline`). With the
+    crop ``image`` and the background ``plate`` ((S, S, 3) uint8), a pixel the matte takes in but
+    coloured like the plate behind it (the wall within a soft matte's edge) counts as background
+    too. Hair or an ear there can turn into view; the background cannot."""
     at = _ring_beside(oval, ring)
     t = np.linspace(0.15, 0.85, 8)[None, :, None]
     pts = oval[:, None, :] + t * (at - oval)[:, None, :]

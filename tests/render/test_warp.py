@@ -595,6 +595,25 @@ def test_the_stretch_beside_the_head_lands_beyond_the_matte_not_inside_wispy_hai
     assert matted[left, 0] == plain[left, 0]     # the inner ring still hugs the segmentation
 
 
+def _turned_beside_the_cheek(crop):
+    """The astronaut's landmarks, turned 15° about the vertical (her face to image left), an engine
+    and its state, the inner ring point straight right of the face (index among the extra points)
+    and the oval point nearest its direction."""
+    from scipy.spatial.transform import Rotation
+
+    lm = crop.landmarks.astype(np.float64)
+    c = lm[:468].mean(0)
+    turned = (lm - c) @ Rotation.from_euler("y", 15.0, degrees=True).as_matrix().T + c
+    engine = WarpEngine()
+    state = engine.prepare(crop)
+    k = 0
+    ring = state.vertices[len(lm) + k]
+    oval = topology.mesh()["oval"]
+    centre = lm[oval, :2].mean(0)
+    nearest = oval[np.argmax(((lm[oval, :2] - centre) @ (ring - centre)) / np.linalg.norm(lm[oval, :2] - centre, axis=1))]
+    return lm, turned, engine, state, k, nearest
+
+
 def test_a_turn_swings_the_heads_outline_beside_the_face_further_back_than_the_cheek(crop):
     """Beside the face the head's outline (hair over the ears) lies behind the face's outline, so
     a turn swings it further against the nose's motion than the cheek's outline goes (on real
@@ -603,22 +622,11 @@ def test_a_turn_swings_the_heads_outline_beside_the_face_further_back_than_the_c
     side where that swing takes the outline away from the face (on the other the rings keep
     their distance from the face's outline), where the hair has room: the right side as the
     astronaut's face turns to image left."""
-    from scipy.spatial.transform import Rotation
-
-    lm = crop.landmarks.astype(np.float64)
-    c = lm[:468].mean(0)
-    turned = (lm - c) @ Rotation.from_euler("y", 15.0, degrees=True).as_matrix().T + c
-    engine = WarpEngine()
-    state = engine.prepare(crop)
+    lm, turned, engine, state, k, nearest = _turned_beside_the_cheek(crop)
     n = len(lm)
     moved = engine.target_vertices(state, turned.astype(np.float32))[n:] - state.vertices[n:]
-    oval = topology.mesh()["oval"]
-    centre = lm[oval, :2].mean(0)
     nose = np.sign(turned[topology.NOSE_TIP, 0] - lm[topology.NOSE_TIP, 0])
     assert nose < 0
-    k = 0  # the inner ring straight right of the face
-    ring = state.vertices[n + k]
-    nearest = oval[np.argmax(((lm[oval, :2] - centre) @ (ring - centre)) / np.linalg.norm(lm[oval, :2] - centre, axis=1))]
     lag = nose * ((turned[nearest, 0] - lm[nearest, 0]) - moved[k, 0])  # how far the outline swings past the cheek
     assert lag > 4.0
 
@@ -630,19 +638,10 @@ def test_beside_a_cheek_with_only_background_out_to_the_heads_outline_a_turn_ope
     the outline follows the cheek; where hair or an ear lies beside the cheek it still lags."""
     import dataclasses
 
-    from scipy.spatial.transform import Rotation
-
-    lm = crop.landmarks.astype(np.float64)
-    c = lm[:468].mean(0)
-    turned = (lm - c) @ Rotation.from_euler("y", 15.0, degrees=True).as_matrix().T + c
-    engine = WarpEngine()
-    state = engine.prepare(crop)
+    lm, turned, engine, state, k, nearest = _turned_beside_the_cheek(crop)
     n = len(lm)
-    oval = topology.mesh()["oval"]
-    centre = lm[oval, :2].mean(0)
-    k = 0  # the inner ring straight right of the face, on the side that turns into view
     ring = state.vertices[n + k]
-    nearest = oval[np.argmax(((lm[oval, :2] - centre) @ (ring - centre)) / np.linalg.norm(lm[oval, :2] - centre, axis=1))]
+    oval = topology.mesh()["oval"]
 
     def widening(open_beside: np.ndarray) -> float:
         st = dataclasses.replace(state, open_beside=open_beside)
