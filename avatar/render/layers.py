@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -112,6 +112,10 @@ _DOME_SLOPE_MAX = 2.0  # px in per px up, at most
 # background colour on one side only there; the trust tapers to none at the second
 _ACROSS_EDGE = (0.03, 0.06)
 _ACROSS_MASK = (0.25, 0.4)  # coarse mask values over which that trust ramps from 0 to 1
+# px: a pixel of the person's edge the backward map keeps within the first of its own place shows
+# the photo's own colour, fading to the layers' over the second (see StillEdge)
+_STILL = (1.0, 2.0)
+_STILL_OFF = 2  # grey levels: a smaller difference from the photo is left as it is
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,13 +127,24 @@ class Layers:
     plate: np.ndarray   # (S, S, 3) uint8 background plate: the source where alpha is 0 (but a faint rim, see _PLATE_GROW)
     alpha: np.ndarray   # (S, S) float32 matte in [0, 1]
     fine: np.ndarray | None = None  # (S, S) uint8: how much each pixel is fine hair (× 255, see fine_structure); None: none
+    still: StillEdge | None = None  # what the person's edge lacks of the photo where it stays put
 
-    def composite(self, backward_map: np.ndarray | tuple[np.ndarray, np.ndarray], fade: FineFade | None = None) -> np.ndarray:
+    def composite(self, backward_map: np.ndarray | tuple[np.ndarray, np.ndarray], fade: FineFade | None = None,
+                  at: np.ndarray | None = None) -> np.ndarray:
         """The person moved by ``backward_map`` ((S, S, 2) source coordinates per output pixel, or
         that map as the pair ``cv2.convertMaps`` makes of it) over the still plate: (S, S, 3)
         uint8; ``fade``: how much of it is taken out where the map draws fine hair out (see
-        :meth:`fine_fade`)."""
+        :meth:`fine_fade`); ``at``: the float map when ``backward_map`` is the pair, for
+        :class:`StillEdge` (where the edge stays put, the photo's own pixels)."""
         maps = backward_map if isinstance(backward_map, tuple) else (backward_map, None)
+        out = self._over_plate(maps, fade)
+        if at is None and not isinstance(backward_map, tuple):
+            at = backward_map
+        if self.still is not None and at is not None:
+            self.still.restore(out, at)
+        return out
+
+    def _over_plate(self, maps: tuple[np.ndarray, np.ndarray | None], fade: FineFade | None) -> np.ndarray:
         # premultiplied colours resample without bleeding the transparent pixels' colour in, and
         # composite with two saturating uint8 operations: αF + (1 - α)·plate
         moved = cv2.remap(self.rgba, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -179,6 +194,53 @@ class Layers:
         if scale > 1:
             field = cv2.resize(field, ((x1 - x0) * scale, (y1 - y0) * scale), interpolation=cv2.INTER_LINEAR)
         return FineFade(field, (x0 * scale, y0 * scale))
+
+
+@dataclass(frozen=True, eq=False)
+class StillEdge:
+    """The photo less the layers composited unmoved, at the pixels of the person's edge where they
+    differ (``ys``, ``xs``: (K,) int32; ``residual``: (K, 3) int16).
+
+    Before a textured background the edge's colours are averaged (see :func:`unmix_foreground`):
+    the exact ones, moved, would flash as specks. So the edge was off the photo even where it did
+    not move (a fifth of `portrait_01`'s edge pixels by more than 12 levels: a soft, paler outline
+    round her hair against the foliage, in every frame, and in talking, where the head hardly moves,
+    all the time). Where the backward map leaves such a pixel within :data:`_STILL` of its own
+    place, it takes the photo's own colour back; moving further, it fades to the averaged one."""
+
+    ys: np.ndarray
+    xs: np.ndarray
+    residual: np.ndarray
+
+    def restore(self, out: np.ndarray, backward_map: np.ndarray) -> None:
+        """Add (in place, (S, S, 3) uint8 ``out``) the residual where the (S, S, 2) float
+        ``backward_map`` keeps the pixel in place."""
+        src = backward_map[self.ys, self.xs]
+        moved = np.hypot(src[:, 0] - self.xs, src[:, 1] - self.ys)
+        weight = np.clip((_STILL[1] - moved) * (1.0 / (_STILL[1] - _STILL[0])), 0.0, 1.0).astype(np.float32)
+        on = weight > 0
+        if not on.any():
+            return
+        ys, xs = self.ys[on], self.xs[on]
+        add = np.round(self.residual[on] * weight[on, None])
+        out[ys, xs] = np.clip(out[ys, xs] + add, 0, 255).astype(np.uint8)
+
+
+def still_edge(image: np.ndarray, layers: Layers, inside: np.ndarray | None = None) -> StillEdge | None:
+    """The :class:`StillEdge` of ``layers`` for the crop ``image``: where the unmoved composite is
+    more than :data:`_STILL_OFF` levels off the photo, within ``inside`` ((S, S) bool: the crop's
+    pixels in the photo; past it the crop repeats the photo's edge, which the layers make into
+    more hair, never to be undone); None where it is nowhere."""
+    size = image.shape[0]
+    grid = np.stack(np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32)), -1)
+    residual = image.astype(np.int16) - layers.composite(grid).astype(np.int16)
+    off = np.abs(residual).max(-1) > _STILL_OFF
+    if inside is not None:
+        off &= inside
+    ys, xs = np.nonzero(off)
+    if not len(ys):
+        return None
+    return StillEdge(ys.astype(np.int32), xs.astype(np.int32), np.ascontiguousarray(residual[ys, xs]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -940,5 +1002,6 @@ def build_layers(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray | No
     # fade rather than smear into dark wedges
     fine = np.maximum(fine_structure(person), ((fringe > 0) | thin).astype(np.uint8) * 255)
     # none at all: no frame need look for it (Layers.fine_fade's remap each frame)
-    return Layers(np.ascontiguousarray(np.dstack([premultiplied, a8])), np.ascontiguousarray(plate), alpha,
-                  fine if fine.any() else None), ""
+    layers = Layers(np.ascontiguousarray(np.dstack([premultiplied, a8])), np.ascontiguousarray(plate), alpha,
+                    fine if fine.any() else None)
+    return replace(layers, still=still_edge(image, layers, ~outside)), ""

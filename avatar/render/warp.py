@@ -1257,7 +1257,7 @@ class WarpEngine(Engine):
         # the remaps through it below sample exactly as with the float map
         fixed = cv2.convertMaps(mp, None, cv2.CV_16SC2)
         if state.layers is not None:
-            out = state.layers.composite(fixed, maps.fade)
+            out = state.layers.composite(fixed, maps.fade, at=mp)
         else:
             out = cv2.remap(state.image, *fixed, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         own = None
