@@ -1038,3 +1038,39 @@ def test_the_dome_above_the_photos_top_goes_on_along_the_heads_own_outline():
     # 5–15 px too wide before (109 px wide for 7 rows, then curving); 6–12 px too narrow 14–18 rows
     # up with the sides drawn in by slope × d + d² / (0.07 × the side), a pointed top
     assert max(off) <= 3, off
+
+
+def test_before_a_textured_background_the_edge_that_stays_put_is_the_photos():
+    """Before a textured background the edge's colours are averaged (exact ones, moved, flash as
+    specks), so the unmoved layers were off the photo along the hair: where the map keeps an
+    edge pixel in place it now takes the photo's own colour back; moved further than
+    :data:`layers._STILL`, the averaged colour as before."""
+    import dataclasses
+
+    size = 256
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    r = np.hypot(xx - size / 2, yy - size / 2)
+    face_r, rim = 0.28 * size, 10
+    texture = cv2.GaussianBlur(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), (0, 0), 1.2)
+    skin, hair = np.array([205, 145, 105]), np.array([22, 18, 24])
+    image = np.where((r < face_r)[..., None], skin, np.where((r < face_r + rim)[..., None], hair, texture)).astype(np.uint8)
+    image = cv2.GaussianBlur(image, (0, 0), 0.7)
+    mask = cv2.GaussianBlur((r < face_r + rim).astype(np.float32), (0, 0), 3)
+    layers, why = build_layers(image, _round_face(size, 0.95 * face_r), mask)
+    assert layers is not None and layers.still is not None, why
+    edge = (layers.rgba[..., 3] > 0) & (layers.rgba[..., 3] < 255)
+    grid = np.dstack([xx, yy])
+
+    def off(ls):
+        return np.abs(ls.composite(grid).astype(int) - image).max(-1)[edge]
+
+    averaged = dataclasses.replace(layers, still=None)
+    assert (off(averaged) > 12).mean() > 0.05   # averaged colours: the edge off the photo at rest
+    assert off(layers).max() <= 2               # now the photo's own
+    # moved by 3 px, nothing is added: the edge is the averaged one, moved
+    moved = grid + np.float32(3.0)
+    assert np.array_equal(layers.composite(moved), averaged.composite(moved))
+    # through the fixed-point pair the engine uses, the float map tells where pixels stay put
+    fixed = cv2.convertMaps(grid, None, cv2.CV_16SC2)
+    assert np.array_equal(layers.composite(fixed, at=grid), layers.composite(grid))
