@@ -215,15 +215,19 @@ class StillEdge:
     def restore(self, out: np.ndarray, backward_map: np.ndarray) -> None:
         """Add (in place, (S, S, 3) uint8 ``out``) the residual where the (S, S, 2) float
         ``backward_map`` keeps the pixel in place."""
-        src = backward_map[self.ys, self.xs]
-        moved = np.hypot(src[:, 0] - self.xs, src[:, 1] - self.ys)
-        weight = np.clip((_STILL[1] - moved) * (1.0 / (_STILL[1] - _STILL[0])), 0.0, 1.0).astype(np.float32)
-        on = weight > 0
-        if not on.any():
+        size = out.shape[1]
+        flat = self.ys * size + self.xs  # flat indices: a quarter of 2-D fancy indexing's time
+        src = backward_map.reshape(-1, 2)[flat]
+        dx, dy = src[:, 0] - self.xs, src[:, 1] - self.ys
+        lo, hi = _STILL
+        near = np.flatnonzero(dx * dx + dy * dy < hi * hi)  # moving, none: nothing more to do
+        if not len(near):
             return
-        ys, xs = self.ys[on], self.xs[on]
-        add = np.round(self.residual[on] * weight[on, None])
-        out[ys, xs] = np.clip(out[ys, xs] + add, 0, 255).astype(np.uint8)
+        moved = np.sqrt(dx[near] * dx[near] + dy[near] * dy[near])
+        weight = np.minimum((hi - moved) * (1.0 / (hi - lo)), 1.0)
+        pixels = out.reshape(-1, 3)
+        at = flat[near]
+        pixels[at] = np.clip(pixels[at] + np.round(self.residual[near] * weight[:, None]), 0, 255).astype(np.uint8)
 
 
 def still_edge(image: np.ndarray, layers: Layers, inside: np.ndarray | None = None) -> StillEdge | None:
