@@ -408,10 +408,9 @@ def _ring_beside(oval: np.ndarray, ring: np.ndarray) -> np.ndarray:
     """(N, 2) per point of the source ``oval`` ((N, 2)), the point of the first ``ring`` ((A, 2), at
     even angles about the oval's centroid) in its direction, or of ``ring`` moved (same order)."""
     rel = oval - oval.mean(0)
-    pos = np.mod(np.arctan2(rel[:, 1], rel[:, 0]), 2 * np.pi) / (2 * np.pi / len(ring))
-    k = np.floor(pos).astype(int) % len(ring)
-    f = (pos - np.floor(pos))[:, None]
-    return ring[k] + f * (ring[(k + 1) % len(ring)] - ring[k])
+    phi = np.arctan2(rel[:, 1], rel[:, 0])
+    at = np.arange(len(ring)) * (2 * np.pi / len(ring))
+    return np.stack([np.interp(phi, at, c, period=2 * np.pi) for c in ring.T], 1)
 
 
 def open_beside(mask: np.ndarray, oval: np.ndarray, ring: np.ndarray, image: np.ndarray | None = None,
@@ -463,14 +462,9 @@ def _hold_outline(oval_src: np.ndarray, oval_tgt: np.ndarray, ring_src: np.ndarr
     outwards = (towards * (oval_src - oval_src.mean(0))).sum(1) > 0  # a ring the oval has passed is the rings' to mend
     excess = np.where(outwards, hold * np.maximum(gap - room, 0.0), 0.0)
     shift = towards / np.maximum(gap, 1e-9)[:, None] * excess[:, None]  # (N, 2) oval → ring
-    # per ring direction, the oval's shift at that angle (periodic interpolation)
-    rel = oval_src - oval_src.mean(0)
-    phi = np.mod(np.arctan2(rel[:, 1], rel[:, 0]), 2 * np.pi)
-    order = np.argsort(phi)
-    ang = np.concatenate([phi[order][-1:] - 2 * np.pi, phi[order], phi[order][:1] + 2 * np.pi])
+    # per ring direction, the oval's shift at that angle
     angles = np.arange(len(ring_src)) * (2 * np.pi / len(ring_src))
-    return -np.stack([np.interp(angles, ang, np.concatenate([c[order][-1:], c[order], c[order][:1]]))
-                      for c in shift.T], 1)
+    return -np.stack([_around_oval(oval_src, oval_src.mean(0), angles, c) for c in shift.T], 1)
 
 
 def _keep_rings_apart(extra: np.ndarray, oval: np.ndarray, gaps: np.ndarray) -> None:
