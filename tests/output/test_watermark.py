@@ -51,6 +51,9 @@ def test_other_payload_is_not_confused(portrait):
 
 
 def test_quality_and_speed(portrait):
+    """PSNR counts the change hidden in hair and fabric as much as a blob on a cheek, so it is only
+    a floor here (34.5 dB on the astronaut; 35.9 when every cell's texture was its mean, which
+    mottled cheeks beside edges: see the lone-edge test below)."""
     frame = cv2.resize(portrait, (512, 512))
     out = wm.embed(frame, PAYLOAD)
     psnr = 10 * np.log10(255**2 / np.mean((out.astype(np.float64) - frame) ** 2))
@@ -60,7 +63,7 @@ def test_quality_and_speed(portrait):
         wm.embed(frame, PAYLOAD)
         times.append(time.perf_counter() - t)
     print(f"PSNR {psnr:.1f} dB, embed {np.median(times) * 1e3:.2f} ms")
-    assert psnr > 35 and out.shape == frame.shape and out.dtype == np.uint8
+    assert psnr > 34 and out.shape == frame.shape and out.dtype == np.uint8
     assert np.median(times) < 0.05   # generous: the budget is 10 ms, CI machines are noisy
 
 
@@ -91,7 +94,7 @@ def test_a_grainy_plain_wall_is_not_mottled_by_the_mark(half_wall_clip):
     wall without grain, and the mark still decodes. Masked by the texture at full resolution, the
     grain counted as texture and the wall took the full amplitude (2.1 levels at the mark's
     scale; 1.46 with the texture measured at the mark's scale but without smoothing the grain
-    away first; 0.50 now)."""
+    away first; 0.50 with one scale and each cell's mean texture, 0.48 now)."""
     frames = half_wall_clip
     rng = np.random.default_rng(0)
     grainy = []
@@ -108,13 +111,28 @@ def test_a_grainy_plain_wall_is_not_mottled_by_the_mark(half_wall_clip):
 
 def test_the_mark_beside_a_photo_spares_the_plain_wall_next_to_it(half_wall_clip):
     """The smooth mark spreads about a cell past its own: the plain wall within a few cells of the
-    photo took the photo's cells' amplitude as a halo. Each cell's texture is now half its least
-    textured neighbour's: 2.8 grey levels on the wall beside the photo, 3.5 without."""
+    photo took the photo's cells' amplitude as a halo. Each cell now takes its least textured
+    neighbour's texture: 0.25 grey levels on the wall beside the photo; 2.8 with half its own and
+    half that, 3.5 with its own alone."""
     frames = half_wall_clip
     marked = wm.embed(frames[0], PAYLOAD)
     change = np.abs(cv2.GaussianBlur(marked[..., 0].astype(np.float32) - frames[0][..., 0], (0, 0), 2.0))
     beside = float(change[:, 232:254].mean())  # about the last three cells of wall before the photo at x = 256
-    assert beside < 3.2, beside
+    assert beside < 1.5, beside
+
+
+def test_a_plain_area_beside_a_lone_edge_is_not_mottled_by_the_mark():
+    """A jaw above a collar, a cheek beside the hair: one straight edge between two plain areas is
+    no texture to hide a smooth change in, on either side. Measured as each cell's mean
+    |Laplacian|, the edge's cells took the mark at full share and drew a column of blobs along it
+    (4.1 grey levels within 16 px of the edge, 15.8 at most); each cell's median ignores it."""
+    frame = half_wall()
+    frame[:, :100] = (120, 100, 90)  # a darker plain area, a straight edge at x = 100
+    marked = wm.embed(frame, PAYLOAD)
+    change = np.abs(cv2.GaussianBlur(marked[..., 0].astype(np.float32) - frame[..., 0], (0, 0), 2.0))
+    assert change[:, 84:116].mean() < 0.5 and change[:, 84:116].max() < 3.0, (change[:, 84:116].mean(), change[:, 84:116].max())
+    frames = clip(frame, "talking", 12)
+    assert wm.detect_frames(h264_roundtrip([wm.embed(f, PAYLOAD) for f in frames], 23, preset="veryfast")).payload == PAYLOAD
 
 
 def test_big_frames_are_marked_at_a_working_resolution_and_survive_h264_and_downscale(portrait):
