@@ -31,6 +31,7 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+from scipy.ndimage import median_filter
 
 from ..face import topology
 from ..motion import rig
@@ -100,6 +101,12 @@ ROUNDED = (0.75, 0.9)
 LIP_SHADOW = 0.6        # darkening right above the lower lip, fading over LIP_SHADOW_REACH × the opening
 LIP_SHADOW_REACH = 0.15
 LIP_CONTACT = 1.5       # px: the lip's shade on the lower teeth, where it touches them
+# The portrait's own open mouth is split between the lips that carry it (see own_lower_part): a
+# column is lower teeth where its top quarter is under SPLIT_DARK × its bottom quarter, the split
+# line is the median of SPLIT_COLUMNS columns, soft over SPLIT_SOFT px
+SPLIT_COLUMNS = 5
+SPLIT_SOFT = 2.0
+SPLIT_DARK = 0.6
 # The dark crease where the lips meet runs on past the inner-lip landmarks, at the corners most
 # (2-5 px at 512 on portrait_01, 02, 05 and the astronaut). Lying in the lip triangles, it was
 # stretched with them as the mouth opened: a dark-red wedge, a "wing", beside the drawn opening
@@ -427,14 +434,57 @@ def teeth_shown(image: np.ndarray, own: np.ndarray | None, cavity_rgb: np.ndarra
     return float(np.clip((share - TEETH_SHOWN[0]) / (TEETH_SHOWN[1] - TEETH_SHOWN[0]), 0.0, 1.0))
 
 
-def upper_lip_motion(target: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """(2, 3) backward similarity target → source pixels fitted on the inner upper lip: the upper
-    teeth are fixed to the skull, so the portrait's own teeth move with the upper lip, unstretched."""
+def lip_motion(target: np.ndarray, source: np.ndarray, upper: bool = True) -> np.ndarray:
+    """(2, 3) backward similarity target → source pixels fitted on the inner upper lip (``upper``)
+    or lower lip: the upper teeth are fixed to the skull and the lower ones to the jaw, so the
+    portrait's own teeth move with the lip in front of them, unstretched."""
     from ..motion.decompose import fit_similarity
 
-    ids = list(UPPER_CHAIN)
+    ids = list(UPPER_CHAIN if upper else LOWER_CHAIN)
     s, r, t = fit_similarity(target[ids, :2].astype(np.float64), source[ids, :2].astype(np.float64))
     return np.column_stack([s * r, t])
+
+
+def own_lower_part(image: np.ndarray, own: np.ndarray | None) -> np.ndarray | None:
+    """(S, S) float32: the share of the portrait's own open mouth (``own``, see
+    :func:`own_mouth_mask`) that the lower lip carries as the jaw opens, column by column: a
+    talker's lower teeth (the shadow under the upper lip stays with that lip), or the gap under
+    a smile's upper teeth (which stay with the upper lip). Per column: where its top quarter is darker than
+    :data:`SPLIT_DARK` × its bottom quarter, lower teeth, split where the column first passes
+    halfway between the two (the shadow under the upper lip rides that lip); otherwise the teeth shown are
+    the upper ones (a smile's fill the opening), split at the darkest row of its lower half
+    where that is darker than :data:`SPLIT_DARK` × its brightest, else not at all. The line changes
+    smoothly from column to column (median of :data:`SPLIT_COLUMNS`) and the split is soft over
+    :data:`SPLIT_SOFT` px. None without an own mouth."""
+    if own is None:
+        return None
+    ys, xs = np.nonzero(own > 0.5)
+    if len(xs) < 4:
+        return None
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    lum = image[y0:y1, x0:x1].astype(np.float32) @ _LUMA
+    inside = own[y0:y1, x0:x1] > 0.5
+    line = np.full(x1 - x0, np.nan, np.float32)
+    for j in range(x1 - x0):
+        rows = np.nonzero(inside[:, j])[0]
+        if len(rows) == 0:
+            continue
+        col = lum[rows, j]
+        half, q = len(col) // 2, max(1, len(col) // 4)
+        top, bottom = col[:q].mean(), col[-q:].mean()
+        if top < SPLIT_DARK * bottom:  # dark above, light below: lower teeth, split where the light begins
+            line[j] = rows[0] + int(np.argmax(col > 0.5 * (top + bottom)))
+        elif col[half:].min() < SPLIT_DARK * col.max():  # upper teeth (or none): split at the darkest row below
+            line[j] = rows[0] + half + int(np.argmin(col[half:]))
+        else:  # light from lip to lip: the upper teeth fill it
+            line[j] = rows[-1] + 1
+    have = ~np.isnan(line)
+    line = np.interp(np.arange(x1 - x0), np.nonzero(have)[0], line[have]).astype(np.float32) + y0
+    line = median_filter(line, SPLIT_COLUMNS, mode="nearest")
+    yy = np.arange(own.shape[0], dtype=np.float32)[:, None]
+    lower = np.zeros_like(own)
+    lower[:, x0:x1] = np.clip((yy - line[None, :] + 0.5) / SPLIT_SOFT + 0.5, 0.0, 1.0)
+    return (own * lower).astype(np.float32)
 
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)

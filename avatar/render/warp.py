@@ -138,6 +138,8 @@ class WarpState:
     worn: tuple[rigid.WornPiece | None, ...] = ()  # those frames as layers (``image`` has them painted out)
     own_mouth: np.ndarray | None = None    # (S, S) where the portrait shows its own open mouth
     own_teeth: float = 0.0        # how surely that mouth shows teeth (mouth.teeth_shown), 0..1
+    own_lower: np.ndarray | None = None  # (S, S) its part the lower lip carries (mouth.own_lower_part)
+    own_teeth_lower: float = 0.0  # how surely that part shows teeth (mouth.teeth_shown), 0..1
     crease: mouth.LipCrease | None = None  # the dark crease between its lips (mouth.lip_crease)
     layers: Layers | None = None  # background plate + matted person (None: one warp of the crop)
     # (V - 478, 2) per extra point: the share of the head's motion its weight holds back near a
@@ -976,6 +978,7 @@ class WarpEngine(Engine):
         inside[within] = face[at[within, 1], at[within, 0]]
         cavity, tongue, teeth = mouth.colours(source.image, lm)
         own_mouth = mouth.own_mouth_mask(lm[m["mouth_loop"], :2], source.size)
+        own_lower = mouth.own_lower_part(source.image, own_mouth)
         return WarpState(
             image=np.ascontiguousarray(image),
             vertices=vertices,
@@ -999,6 +1002,8 @@ class WarpEngine(Engine):
             worn=worn,
             own_mouth=own_mouth,
             own_teeth=mouth.teeth_shown(source.image, own_mouth, cavity, teeth),
+            own_lower=own_lower,
+            own_teeth_lower=mouth.teeth_shown(source.image, own_lower, cavity, teeth),
             crease=mouth.lip_crease(source.image, lm),
         )
 
@@ -1393,14 +1398,23 @@ class WarpEngine(Engine):
             # any opening but go under rounded lips as the drawn ones do; a dark gap between parted
             # lips (the teeth in its shadow) only near its own size: further open, it hung as a dark
             # band between the lip and the drawn teeth
-            carried = state.own_teeth * show + (1 - state.own_teeth) * float(np.clip((_OWN_GAP_FADE - ratio) / (_OWN_GAP_FADE - 1), 0, 1))
-            if state.own_mouth is not None and carried > 0:
-                back = mouth.upper_lip_motion(landmarks, state.vertices)
-                sx = (xx * back[0, 0] + yy * back[0, 1] + back[0, 2]).astype(np.float32)
-                sy = (xx * back[1, 0] + yy * back[1, 1] + back[1, 2]).astype(np.float32)
-                teeth = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-                w_own = cv2.remap(state.own_mouth, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-                interior += (carried * w_own)[..., None] * (teeth - interior)
+            # Its lower part (a talker's lower teeth, or the gap under a smile's upper teeth; see
+            # mouth.own_lower_part) rides the lower lip: carried whole by the upper lip, a talker's
+            # own lower teeth hung from it over a dark band, above drawn lower teeth
+            gap_fade = float(np.clip((_OWN_GAP_FADE - ratio) / (_OWN_GAP_FADE - 1), 0, 1))
+            if state.own_mouth is not None:
+                lower = state.own_lower if state.own_lower is not None else np.zeros_like(state.own_mouth)
+                for upper, part, teeth_shown, shown in ((True, state.own_mouth - lower, state.own_teeth, show),
+                                                        (False, lower, state.own_teeth_lower, 0.5 + 0.5 * show)):
+                    carried = teeth_shown * shown + (1 - teeth_shown) * gap_fade
+                    if carried <= 0:
+                        continue
+                    back = mouth.lip_motion(landmarks, state.vertices, upper)
+                    sx = (xx * back[0, 0] + yy * back[0, 1] + back[0, 2]).astype(np.float32)
+                    sy = (xx * back[1, 0] + yy * back[1, 1] + back[1, 2]).astype(np.float32)
+                    teeth = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+                    w_own = cv2.remap(part, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                    interior += (carried * w_own)[..., None] * (teeth - interior)
             if state.own_mouth is not None:
                 interior = own + wider * (interior - own)
         roi = out[y0:y1, x0:x1].astype(np.float32)

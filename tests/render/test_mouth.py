@@ -428,6 +428,61 @@ def test_the_portraits_own_open_mouth_is_used_and_moves_with_the_upper_lip(crop_
     assert blue[low[1] - 5:low[1] - 2, low[0] - 2:low[0] + 3].mean() < 0.2   # drawn where the portrait had nothing
 
 
+def test_the_portraits_own_lower_teeth_ride_the_lower_lip(crop_256):
+    """A portrait talking with its lower teeth in view (a dark band under the upper lip, light
+    blue teeth above the lower lip): opened wider, those teeth stay on the lower lip as the jaw
+    drops. Carried by the upper lip with the rest of its own mouth, they hung from it over drawn
+    lower teeth."""
+    import dataclasses
+
+    from avatar.render.warp import WarpEngine
+
+    lm = crop_256.landmarks.astype(np.float64).copy()
+    loop = topology.mesh()["mouth_loop"]
+    lower, jaw = _lower_lip_and_jaw(lm)
+    opened = lm.copy()
+    opened[np.union1d(lower, jaw), 1] += 8  # the portrait: mouth a little open
+    img = crop_256.image.copy()
+    hole = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(opened[loop, :2]).astype(np.int32)], 1)
+    top_y = opened[topology.UPPER_LIP_INNER, 1]
+    ys = np.arange(img.shape[0])[:, None] + np.zeros(img.shape[1])[None, :]
+    img[(hole > 0) & (ys < top_y + 3)] = (30, 12, 10)      # the shadow under the upper lip
+    img[(hole > 0) & (ys >= top_y + 3)] = (140, 200, 255)  # lower teeth, bright
+    source = dataclasses.replace(crop_256, image=img, landmarks=opened.astype(np.float32))
+    engine = WarpEngine(rigid_parts=False)
+    state = engine.prepare(source)
+    assert state.own_lower is not None and state.own_teeth_lower > 0.9
+    target = opened.copy()
+    target[np.union1d(lower, jaw), 1] += 12  # the jaw drops further
+    out = engine.render_one(state, target.astype(np.float32)).astype(int)
+    blue = (out[..., 2] > 200) & (out[..., 2] - out[..., 0] > 80)
+    low = target[topology.LOWER_LIP_INNER, :2].round().astype(int)
+    assert blue[low[1] - 7:low[1] - 3, low[0] - 2:low[0] + 3].mean() > 0.6   # own teeth on the lower lip
+    top = target[topology.UPPER_LIP_INNER, :2].round().astype(int)
+    assert blue[top[1] + 4:top[1] + 8, top[0] - 2:top[0] + 3].mean() < 0.2   # not hanging from the upper one
+
+
+def test_a_smiles_own_teeth_stay_with_the_upper_lip_and_the_gap_below_them_rides_the_lower():
+    """Where the teeth fill the portrait's own opening (a smile), they are the upper ones: the
+    lower lip carries only the darker rows under them. Where the light lies low under a dark band,
+    the teeth are the lower ones."""
+    from avatar.render.mouth import own_lower_part
+
+    own = np.zeros((40, 40), np.float32)
+    own[10:20, 5:35] = 1.0
+    smile = np.zeros((40, 40, 3), np.uint8)
+    smile[10:18, 5:35] = 230       # teeth from the upper lip down
+    smile[18:20, 5:35] = 60        # the gap above the lower lip
+    part = own_lower_part(smile, own)
+    assert part[10:17, 10:30].max() < 0.1 and part[19, 10:30].min() > 0.9
+    talker = np.zeros((40, 40, 3), np.uint8)
+    talker[10:13, 5:35] = 40       # the shadow under the upper lip
+    talker[13:20, 5:35] = 200      # lower teeth
+    part = own_lower_part(talker, own)
+    assert part[10:12, 10:30].max() < 0.1 and part[14:20, 10:30].min() > 0.9
+
+
 def test_a_dark_gap_between_parted_lips_gives_way_to_teeth_when_opened_wide(crop_256):
     """A portrait with parted lips over a dark gap (no teeth in view), opened to well over twice
     its own opening: right under the upper lip are the drawn teeth, not the dark gap carried by
