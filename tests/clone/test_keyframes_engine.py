@@ -113,9 +113,11 @@ def test_switching_keyframes_leaves_no_jump(prepared, monkeypatch):
     worst, typical = worst_step(frames)
     monkeypatch.setattr(kf, "FADE_FRAMES", 0)
     hard, _ = worst_step(_sweep(engine, src, a, b)[0])
-    # measured: 0.009 with the cross-fade (1.7 × the typical step of the sweep), 0.024 without (4.6 ×)
-    assert worst < min(3.0 * typical, 0.02), (worst, typical, hard)
-    assert worst < hard  # the cross-fade is what keeps the switch smooth
+    # measured (session 50): 0.0096 with the cross-fade, 0.0275 without, the sweep's typical step
+    # 0.0032 (3.0 ×; session 49: 0.0107, 0.0327 and 0.0041: the keyframes' own lower teeth now ride
+    # the lower lip, which made every step of the sweep, and the switch, smaller)
+    assert worst < min(4.0 * typical, 0.02), (worst, typical, hard)
+    assert worst < 0.5 * hard, (worst, hard)  # the cross-fade is what keeps the switch smooth
 
 
 def test_animate_and_talk_take_the_avatar_id_as_the_portrait(video_avatar, driving_clip, tmp_path):
