@@ -447,15 +447,16 @@ def lip_motion(target: np.ndarray, source: np.ndarray, upper: bool = True) -> np
 
 def own_lower_part(image: np.ndarray, own: np.ndarray | None) -> np.ndarray | None:
     """(S, S) float32: the share of the portrait's own open mouth (``own``, see
-    :func:`own_mouth_mask`) that the lower lip carries as the jaw opens, column by column: a
-    talker's lower teeth (the shadow under the upper lip stays with that lip), or the gap under
-    a smile's upper teeth (which stay with the upper lip). Per column: where its top quarter is darker than
-    :data:`SPLIT_DARK` × its bottom quarter, lower teeth, split where the column first passes
-    halfway between the two (the shadow under the upper lip rides that lip); otherwise the teeth shown are
-    the upper ones (a smile's fill the opening), split at the darkest row of its lower half
-    where that is darker than :data:`SPLIT_DARK` × its brightest, else not at all. The line changes
-    smoothly from column to column (median of :data:`SPLIT_COLUMNS`) and the split is soft over
-    :data:`SPLIT_SOFT` px. None without an own mouth."""
+    :func:`own_mouth_mask`) that the lower lip carries as the jaw opens: a talker's lower teeth
+    (the shadow under the upper lip stays with that lip), or the gap under a smile's upper teeth
+    (which stay with the upper lip). None without an own mouth.
+
+    Column by column: where its top quarter is darker than :data:`SPLIT_DARK` × its bottom
+    quarter, it shows lower teeth and is split where it first passes halfway between the two.
+    Otherwise the teeth are the upper ones, or none: it is split at the darkest row of its lower
+    half where that row is darker than :data:`SPLIT_DARK` × its brightest, and not at all where it
+    is light from lip to lip (a smile's teeth fill it). The line is smoothed by a median over
+    :data:`SPLIT_COLUMNS` columns and the split is soft over :data:`SPLIT_SOFT` px."""
     if own is None:
         return None
     ys, xs = np.nonzero(own > 0.5)

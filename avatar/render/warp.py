@@ -1403,9 +1403,11 @@ class WarpEngine(Engine):
             # own lower teeth hung from it over a dark band, above drawn lower teeth
             gap_fade = float(np.clip((_OWN_GAP_FADE - ratio) / (_OWN_GAP_FADE - 1), 0, 1))
             if state.own_mouth is not None:
-                lower = state.own_lower if state.own_lower is not None else np.zeros_like(state.own_mouth)
-                for upper, part, teeth_shown, shown in ((True, state.own_mouth - lower, state.own_teeth, show),
-                                                        (False, lower, state.own_teeth_lower, 0.5 + 0.5 * show)):
+                lower = state.own_lower
+                parts = [(True, state.own_mouth if lower is None else state.own_mouth - lower, state.own_teeth, show)]
+                if lower is not None:
+                    parts.append((False, lower, state.own_teeth_lower, 0.5 + 0.5 * show))
+                for upper, part, teeth_shown, shown in parts:
                     carried = teeth_shown * shown + (1 - teeth_shown) * gap_fade
                     if carried <= 0:
                         continue
