@@ -202,7 +202,10 @@ class PasteBack:
         # fixed-point sample positions depend on the window's origin
         in_roi = cv2.transform(crop.source_map, self._m.astype(np.float32))
         at = cv2.warpAffine(in_roi, sub, (x + w, y + h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        moved = cv2.remap(self._lost_detail, at[y:, x:], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        # bicubic: the detail is finer than the crop, and a moved face samples it between pixels,
+        # where a bilinear sample halves what is left of it (moved 2 % of the crop, its high-pass
+        # kept 0.75-0.77 of the photo's on portrait_02-05, 0.84-0.87 bicubic; +2-4 ms a frame)
+        moved = cv2.remap(self._lost_detail, at[y:, x:], None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         add = cv2.multiply(moved, cv2.cvtColor(own[y:y + h, x:x + w], cv2.COLOR_GRAY2RGB), dtype=cv2.CV_16S)
         box = (slice(r0 + y, r0 + y + h), slice(c0 + x, c0 + x + w))
         warped[box] = cv2.add(warped[box], add, dtype=cv2.CV_8U)  # a fresh array of __call__'s

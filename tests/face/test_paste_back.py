@@ -137,6 +137,27 @@ def test_paste_back_puts_back_the_detail_a_crop_cannot_hold():
     assert np.array_equal(none, plain)
 
 
+def test_the_detail_put_back_between_pixels_keeps_most_of_its_contrast():
+    """A face moved by a fraction of a pixel samples the lost detail between the portrait's
+    pixels. Bilinear, that kept 0.75 of the frame's fine contrast at half a frame pixel; bicubic
+    keeps 0.86."""
+    import cv2
+
+    from avatar.face.blend import MappedCrop
+
+    frame, m, crop, moved, source_map, _ = _fine_scene(shift=8.25)  # 16.5 frame px
+    paste = PasteBack(frame, m, 256, source_crop=crop.image)
+    inner = (slice(100, 400), slice(100, 400))
+    out = paste(MappedCrop.wrap(moved, source_map, np.ones((256, 256), np.float32)))
+
+    def contrast(image: np.ndarray) -> float:
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return float(np.abs(cv2.Laplacian(grey, cv2.CV_32F)).mean())
+
+    kept = contrast(out[inner]) / contrast(frame[inner])
+    assert kept > 0.8, kept
+
+
 def test_a_plate_the_head_moved_off_in_the_crops_edge_feather_shows_without_the_old_hair():
     """A tight crop's top feather blends the crop into the portrait. Where the head moved off
     the still plate there, the portrait's own hair must not show through that blend (a faint
