@@ -399,6 +399,18 @@ def test_grain_is_measured_like_the_portrait_and_never_flickers():
     assert mouth.grain(np.full((256, 256, 3), 128, np.uint8), lm) == 0.0
 
 
+def _parted_portrait(crop, gap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The crop's landmarks (float64) with the lower lip and jaw dropped ``gap`` px, a copy of its
+    image, the (S, S) uint8 mask of the opening that leaves between the lips, and the dropped ids."""
+    lm = crop.landmarks.astype(np.float64).copy()
+    lower, jaw = _lower_lip_and_jaw(lm)
+    dropped = np.union1d(lower, jaw)
+    lm[dropped, 1] += gap
+    hole = np.zeros(crop.image.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(lm[topology.mesh()["mouth_loop"], :2]).astype(np.int32)], 1)
+    return lm, crop.image.copy(), hole, dropped
+
+
 def test_the_portraits_own_open_mouth_is_used_and_moves_with_the_upper_lip(crop_256):
     """A portrait whose open mouth shows (light blue) teeth: opened wider, the band under the upper
     lip still shows those pixels, carried by the upper lip; only below them is the mouth drawn."""
@@ -406,18 +418,11 @@ def test_the_portraits_own_open_mouth_is_used_and_moves_with_the_upper_lip(crop_
 
     from avatar.render.warp import WarpEngine
 
-    lm = crop_256.landmarks.astype(np.float64).copy()
-    loop = topology.mesh()["mouth_loop"]
-    lower, jaw = _lower_lip_and_jaw(lm)
-    opened = lm.copy()
-    opened[np.union1d(lower, jaw), 1] += 6  # the portrait: mouth a little open
-    img = crop_256.image.copy()
-    hole = np.zeros(img.shape[:2], np.uint8)
-    cv2.fillPoly(hole, [np.round(opened[loop, :2]).astype(np.int32)], 1)
+    opened, img, hole, dropped = _parted_portrait(crop_256, 6)  # the portrait: mouth a little open
     img[hole > 0] = (140, 200, 255)  # bright, as teeth are
     source = dataclasses.replace(crop_256, image=img, landmarks=opened.astype(np.float32))
     target = opened.copy()
-    target[np.union1d(lower, jaw), 1] += 14  # the target opens it wider
+    target[dropped, 1] += 14  # the target opens it wider
     target[:, 1] -= 3                        # and lifts the whole face a little
     engine = WarpEngine(rigid_parts=False)
     out = engine.render_one(engine.prepare(source), target.astype(np.float32)).astype(int)
@@ -437,14 +442,7 @@ def test_the_portraits_own_lower_teeth_ride_the_lower_lip(crop_256):
 
     from avatar.render.warp import WarpEngine
 
-    lm = crop_256.landmarks.astype(np.float64).copy()
-    loop = topology.mesh()["mouth_loop"]
-    lower, jaw = _lower_lip_and_jaw(lm)
-    opened = lm.copy()
-    opened[np.union1d(lower, jaw), 1] += 8  # the portrait: mouth a little open
-    img = crop_256.image.copy()
-    hole = np.zeros(img.shape[:2], np.uint8)
-    cv2.fillPoly(hole, [np.round(opened[loop, :2]).astype(np.int32)], 1)
+    opened, img, hole, dropped = _parted_portrait(crop_256, 8)  # the portrait: mouth a little open
     top_y = opened[topology.UPPER_LIP_INNER, 1]
     ys = np.arange(img.shape[0])[:, None] + np.zeros(img.shape[1])[None, :]
     img[(hole > 0) & (ys < top_y + 3)] = (30, 12, 10)      # the shadow under the upper lip
@@ -454,7 +452,7 @@ def test_the_portraits_own_lower_teeth_ride_the_lower_lip(crop_256):
     state = engine.prepare(source)
     assert state.own_lower is not None and state.own_teeth_lower > 0.9
     target = opened.copy()
-    target[np.union1d(lower, jaw), 1] += 12  # the jaw drops further
+    target[dropped, 1] += 12  # the jaw drops further
     out = engine.render_one(state, target.astype(np.float32)).astype(int)
     blue = (out[..., 2] > 200) & (out[..., 2] - out[..., 0] > 80)
     low = target[topology.LOWER_LIP_INNER, :2].round().astype(int)
@@ -492,14 +490,7 @@ def test_a_dark_gap_between_parted_lips_gives_way_to_teeth_when_opened_wide(crop
 
     from avatar.render.warp import WarpEngine
 
-    lm = crop_256.landmarks.astype(np.float64).copy()
-    loop = topology.mesh()["mouth_loop"]
-    lower, jaw = _lower_lip_and_jaw(lm)
-    opened = lm.copy()
-    opened[np.union1d(lower, jaw), 1] += 5
-    img = crop_256.image.copy()
-    hole = np.zeros(img.shape[:2], np.uint8)
-    cv2.fillPoly(hole, [np.round(opened[loop, :2]).astype(np.int32)], 1)
+    opened, img, hole, dropped = _parted_portrait(crop_256, 5)
     img[hole > 0] = (30, 12, 10)
     source = dataclasses.replace(crop_256, image=img, landmarks=opened.astype(np.float32))
     engine = WarpEngine(rigid_parts=False)
@@ -509,7 +500,7 @@ def test_a_dark_gap_between_parted_lips_gives_way_to_teeth_when_opened_wide(crop
 
     def under_the_lip(extra: float) -> float:
         target = opened.copy()
-        target[np.union1d(lower, jaw), 1] += extra
+        target[dropped, 1] += extra
         out = engine.render_one(state, target.astype(np.float32)).astype(np.float32)
         return float(out[top[1] + 2:top[1] + 4, top[0] - 2:top[0] + 3].mean())
 
