@@ -153,6 +153,14 @@ class WarpState:
     open_beside: np.ndarray | None = None
 
     @cached_property
+    def own_upper(self) -> np.ndarray | None:
+        """(S, S) float32: the part of ``own_mouth`` the upper lip carries (all of it but
+        ``own_lower``); made on first use, once per portrait."""
+        if self.own_mouth is None or self.own_lower is None:
+            return self.own_mouth
+        return self.own_mouth - self.own_lower
+
+    @cached_property
     def detail_source(self) -> np.ndarray:
         """(S, S) float32: where the source's own fine detail belongs to what the backward map
         moves: the person's matte (all of the crop without layers), less the glasses frames
@@ -1403,10 +1411,9 @@ class WarpEngine(Engine):
             # own lower teeth hung from it over a dark band, above drawn lower teeth
             gap_fade = float(np.clip((_OWN_GAP_FADE - ratio) / (_OWN_GAP_FADE - 1), 0, 1))
             if state.own_mouth is not None:
-                lower = state.own_lower
-                parts = [(True, state.own_mouth if lower is None else state.own_mouth - lower, state.own_teeth, show)]
-                if lower is not None:
-                    parts.append((False, lower, state.own_teeth_lower, 0.5 + 0.5 * show))
+                parts = [(True, state.own_upper, state.own_teeth, show)]
+                if state.own_lower is not None:
+                    parts.append((False, state.own_lower, state.own_teeth_lower, 0.5 + 0.5 * show))
                 for upper, part, teeth_shown, shown in parts:
                     carried = teeth_shown * shown + (1 - teeth_shown) * gap_fade
                     if carried <= 0:
