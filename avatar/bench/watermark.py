@@ -1,4 +1,4 @@
-"""Watermark cost and robustness: ``python -m avatar.bench watermark [--frames 30] [--strength 1] [--size 512]``.
+"""Watermark cost and robustness: ``python -m avatar.bench watermark [--frames 30] [--strength 1] [--size 512] [--plain EVAL]``.
 
 Prints embed/detect ms per frame (median; 512² and ``--size``²) and, per clip, bit accuracy (soft vote over all
 frames) and payload recovery after libx264 at CRF 18/23/28 and a 50 % downscale (CRF 23, 28).
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -60,6 +61,45 @@ def flat_change(frame: np.ndarray, marked: np.ndarray) -> float:
     return float(np.abs(marked.astype(np.float32) - frame)[flat].mean()) if flat.any() else float("nan")
 
 
+def plain_blobs(frame: np.ndarray, marked: np.ndarray) -> float:
+    """99th percentile of the change (luma of R, smoothed by a Gaussian of 2 px: a blob, not a
+    pixel) over the frame's plain pixels (standard deviation in 9 × 9 under 2.5 grey levels: skin,
+    walls), in grey levels; NaN when nothing is plain."""
+    import cv2
+
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mean = cv2.blur(grey, (9, 9))
+    plain = np.sqrt(np.maximum(cv2.blur(grey * grey, (9, 9)) - mean * mean, 0.0)) < 2.5
+    change = cv2.GaussianBlur(marked[..., 0].astype(np.float32) - frame[..., 0], (0, 0), 2.0)
+    return float(np.percentile(np.abs(change[plain]), 99)) if plain.any() else float("nan")
+
+
+def plain_table(eval_dir: Path) -> None:
+    """Per portrait of ``eval_dir`` (and a frame 5 s into each ``clone/talk_0*.mp4``, and the
+    astronaut), longer side 512: PSNR and :func:`plain_blobs` of one marked copy."""
+    import cv2
+    from skimage import data
+
+    from ..media.image import load_image
+    from ..media.video import read_frames
+    from ..output import watermark as wm
+    from ._eval import portraits
+
+    images = {p.name: load_image(p) for p in portraits(eval_dir)}
+    for clip_path in sorted((eval_dir / "clone").glob("talk_0*.mp4")):
+        for i, f in enumerate(read_frames(clip_path, max_frames=126)):
+            if i == 125:
+                images[f"{clip_path.stem} at 5 s"] = f
+    images["astronaut"] = data.astronaut()
+    print("| image | PSNR dB | blob p99 on plain pixels |\n|---|---|---|")
+    for name, img in images.items():
+        s = 512 / max(img.shape[:2])
+        img = cv2.resize(img, (round(img.shape[1] * s) // 2 * 2, round(img.shape[0] * s) // 2 * 2), interpolation=cv2.INTER_AREA)
+        marked = wm.embed(img, PAYLOAD)
+        psnr = 10 * np.log10(255**2 / np.mean((marked.astype(np.float64) - img) ** 2))
+        print(f"| {name} | {psnr:.1f} | {plain_blobs(img, marked):.1f} |", flush=True)
+
+
 def h264_roundtrip(frames: list[np.ndarray], crf: int, scale: float = 1.0, preset: str = "medium") -> list[np.ndarray]:
     """Encode RGB frames with libx264 in memory (optionally downscaled) and decode them again."""
     import av
@@ -96,7 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=512,
                     help="frame side of the robustness clips (1920: the working-resolution path of big outputs)")
     ap.add_argument("--clips", default="", help="comma-separated subset, e.g. talking/astronaut,shift/coffee")
+    ap.add_argument("--plain", type=Path, metavar="EVAL",
+                    help="only: how the mark shows on plain skin and walls of this folder's portraits (see plain_table)")
     args = ap.parse_args(argv)
+    if args.plain is not None:
+        plain_table(args.plain)
+        return 0
     cv2.setNumThreads(1)
     images = {"astronaut": data.astronaut(), "coffee": data.coffee(), "chelsea": data.chelsea(), "wall+astronaut": half_wall()}
     frame = cv2.resize(images["astronaut"], (512, 512))
