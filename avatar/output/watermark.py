@@ -13,8 +13,11 @@ with the texture that covers the cell (flat walls and smooth skin get little, gr
 so does a cheek beside a lone edge; hair and fabric more), and each bit's amplitude is raised to
 keep its correlation, so the mark and its host cancellation hide in texture instead of mottling
 flat areas (a frame with no texture at all still gets about half a grey level everywhere).
-Detection high-passes the cell means of the luma, correlates them with each bit's signs and sums
-across frames (soft voting).
+Detection high-passes the cell means of the luma, weighs each cell by one over the local RMS of
+those high-passed means (a matched filter: where the picture itself varies at the mark's scale,
+in hair and fabric, a cell holds more host than mark), correlates them with each bit's signs and
+sums across frames (soft voting). Embedding aims at that weighted correlation, so it no longer
+pays 20-50 grey levels in hair to cancel the hair's own cell-to-cell variation.
 32 payload bits + a 12-bit CRC are embedded (whitened with a fixed key). A payload is reported
 only when the 12-bit CRC matches (a clean video passes by chance with probability 2^-12); decoy
 sign patterns give the null spread that turns the bit correlations into z-scores, hence a
@@ -49,8 +52,11 @@ NBITS = PAYLOAD_BITS + CRC_BITS
 N_DECOYS = 256        # null patterns for the z-score normalisation
 KEY = 0x5AFE_A7A4     # fixed key: patterns and whitening are public, the point is labelling, not secrecy
 DEFAULT_STRENGTH = 1.0
-BASE_AMPLITUDE = 3.0  # grey levels per cell at strength 1 (before host cancellation)
-MAX_AMPLITUDE = 24.0  # cap per unit share at strength 1 (bounds the cost of host cancellation)
+# Each bit's weighted correlation is pushed to this (at strength 1) beyond what its host gives; in
+# units of the host's local RMS at the mark's scale (see _weights), so it asks a lot of a cell only
+# where the host there is busy
+BASE_CORRELATION = 0.2
+MAX_AMPLITUDE = 48.0  # cap per unit share at strength 1 (bounds the cost of host cancellation)
 CANCEL = 1.0          # fraction of the host's own projection that is cancelled (ISS lambda)
 WORK_SIDE = 768       # frames with a longer side are analysed at a working resolution (halved until ≤ this)
 # The texture that masks the mark is the median |Laplacian| of each cell's samples, at two scales,
@@ -65,7 +71,12 @@ FINE_SCALE = 8
 FINE_SMOOTH = 1.0
 TEXTURE_REF = 3.0     # median |Laplacian| of luma at those scales (grey levels) that takes the full amplitude
 MASK_FLOOR = 0.03     # share of the amplitude a flat cell still takes
-MASK_TOP = 2.0        # and a busy cell at most (texture hides it)
+MASK_TOP = 1.0        # and a busy cell at most (2 put 24-48 levels in blotches on hair)
+# The detector weighs each cell by one over the RMS of the host's cell features around it
+# (WEIGHT_SPAN cells square), plus NOISE_FLOOR for the codec: hair and fabric vary at the mark's own
+# scale by 10-30 levels, which the mark had to cancel there at 20-50 levels of its own
+WEIGHT_SPAN = 3
+NOISE_FLOOR = 2.0
 _LAPLACE = np.array([[0, -0.25, 0], [-0.25, 1, -0.25], [0, -0.25, 0]], dtype=np.float32)
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -176,6 +187,16 @@ def _masking(luma: np.ndarray) -> np.ndarray:
     return np.clip(cv2.blur(near, (3, 3)) / TEXTURE_REF, MASK_FLOOR, MASK_TOP).reshape(-1)
 
 
+def _weights(feat: np.ndarray) -> np.ndarray:
+    """(G*G,) weight of each cell of the (G*G,) cell features ``feat``: one over their local RMS.
+
+    A cell where the picture itself varies at the mark's scale (hair, fabric) carries more host
+    than mark, so it counts less; embedding and detection compute the same weights, the host's
+    from the host and the detector's from the marked frame (the mark barely changes them)."""
+    energy = cv2.blur((feat * feat).reshape(GRID, GRID), (WEIGHT_SPAN, WEIGHT_SPAN), borderType=cv2.BORDER_REFLECT)
+    return 1.0 / np.sqrt(energy.reshape(-1) + NOISE_FLOOR**2)
+
+
 def _check_frame(frame: np.ndarray) -> None:
     if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8):
         got = f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
@@ -233,14 +254,16 @@ def embed(frame: np.ndarray, payload: int, strength: float = DEFAULT_STRENGTH, *
     msg = _message_bits(payload)
     h, w = frame.shape[:2]
     luma = _luma(_working(frame))
-    host = lay.proj @ _cell_features(luma)                        # (NBITS,) host's own correlations
+    feat = _cell_features(luma)
     share = _masking(luma)                                        # (G*G,) perceptual masking
-    mean_share = np.bincount(lay.owner, weights=share, minlength=NBITS) / np.bincount(lay.owner, minlength=NBITS)
-    # Informed embedding: push each bit's correlation to +base in the message direction and
-    # cancel most of what the host already contributes (clipped so no bit costs too much);
-    # divided by the bit's mean share, so masking keeps the correlation it aims for.
+    wgt = _weights(feat)
+    # Informed embedding: push each bit's weighted correlation to +base in the message direction
+    # and cancel what the host contributes against it (clipped so no bit costs too much); reach is
+    # what a unit bit amplitude, shared out by the masking, adds to that correlation.
+    host = lay.proj @ (wgt * feat)                                # (NBITS,) host's own correlations
+    reach = np.abs(lay.proj) @ (wgt * share) * lay.gain
     against = np.maximum(-host * msg, 0.0)   # host correlation pointing the wrong way
-    size = (strength * BASE_AMPLITUDE + CANCEL * against / lay.gain) / mean_share
+    size = (strength * BASE_CORRELATION + CANCEL * against) / reach
     amp = msg * np.minimum(size, strength * MAX_AMPLITUDE)
     cells = (amp[lay.owner] * share * lay.sign).reshape(GRID, GRID)
     return _add_delta(frame, _upsample(cells, h, w), inplace=inplace)
@@ -285,6 +308,7 @@ class WatermarkDetector:
         _check_frame(frame)
         lay = _layout()
         feat = _cell_features(_luma(_working(frame)))
+        feat = feat * _weights(feat)    # as embedding weighed them
         with self._lock:
             self._bits += lay.proj @ feat
             self._decoys += lay.decoys @ feat
