@@ -27,7 +27,7 @@ from .errors import InputError, NoFaceError
 from .face.blend import PasteBack
 from .face.crop import DrivingCrop, crop_box, crop_matrix, invert_affine, make_crop, transform_points
 from .face.landmarks import Face, LandmarkDetector, select_face
-from .face.lids import fit_lower_lids
+from .face.lids import fit_eye_outlines
 from .motion.transfer import MotionTransfer, best_reference
 from .render.base import Engine
 from .render.registry import create_engine
@@ -193,8 +193,8 @@ class Animator:
             face = dataclasses.replace(face, crop_scale=scale)
         m = crop_matrix(crop_box(landmarks, face), size)
         crop = make_crop(frame, landmarks, m, size)
-        # on drawn eyes the tracker's lower lids lie inside the eye, and blinks stayed half open
-        crop = dataclasses.replace(crop, landmarks=fit_lower_lids(crop.image, crop.landmarks).astype(crop.landmarks.dtype))
+        # on drawn eyes the tracker's lids lie inside the eye, and blinks stayed half open
+        crop = dataclasses.replace(crop, landmarks=fit_eye_outlines(crop.image, crop.landmarks).astype(crop.landmarks.dtype))
         state = self.engine.prepare(crop)
         return crop, state, PasteBack(frame, m, size, source_crop=crop.image, restore_detail=self.config.output.restore_detail,
                                       plate=self.engine.background_plate(state))

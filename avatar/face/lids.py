@@ -1,14 +1,16 @@
-"""The lower lids where the picture draws them, not where the face mesh guessed.
+"""Drawn eyes' lids where the picture draws them, not where the face mesh guessed.
 
-On photographs the tracker puts the lower-lid landmarks on the lid's margin. On large drawn eyes
-(a 3-D cartoon) it puts them inside the eye, on the white, a few pixels above the drawn lid's dark
-rim: that band of white is then lid to the warp, so a closing eye squeezed it into a white and
-blue slit above the lower lid, and a blink read as a half-open eye (``portrait_04`` ×
-``driving_02``: the output's eyes closed to 0.72 of their opening while the driver's closed to
-0.17). Here a dark rim is looked for below each lower-lid point: darker than the eye's white and
-than the cheek below it, with lighter pixels between it and the point. Where both eyes show one,
-at about the same distance below most of their points, those points move down onto its upper
-edge; a photograph's lid margin, where the tracker already is, gives a move of a pixel or none.
+On photographs the tracker puts the lid landmarks on the lid margins. On large drawn eyes (a 3-D
+cartoon) it puts them inside the eye: the lower lid a few pixels above the drawn lid's dark rim,
+the upper lid's outer half under the outline, with eye white between. That white was lid to the
+warp, so a closing eye kept it in view, a white and blue slit along the shut lids, and a blink
+read as a half-open eye (``portrait_04`` × ``driving_02``: the output's eyes closed to 0.72 of
+their opening while the driver's closed to 0.17). Here a dark rim is looked for below each
+lower-lid point: darker than the eye's white and than the cheek below it, with lighter pixels
+between it and the point. Where both eyes show one, at about the same distance below most of
+their points, the eyes are taken as drawn: those points move onto the rim's upper edge, and the
+upper-lid points and the outer corner move out across any eye white beyond them to the outline.
+A photograph's lid margin, where the tracker already is, shows no such rim, and nothing moves.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ def _sample(plane: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def _rims(light: np.ndarray, lm: np.ndarray, corners: tuple[int, int], upper: tuple[int, ...],
-          lower: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+          lower: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Distance (px, NaN where none) of the dark rim below each of ``lower``'s five middle points,
-    and the unit direction down; None for an eye too small to tell."""
+    the unit direction down and the eye white's lightness; None for an eye too small to tell."""
     outer, inner = lm[corners[0], :2], lm[corners[1], :2]
     width = float(np.hypot(*(inner - outer)))
     if width < MIN_WIDTH:
@@ -72,13 +74,31 @@ def _rims(light: np.ndarray, lm: np.ndarray, corners: tuple[int, int], upper: tu
         if (at > 0 and row[at] < min(white, cheek) - DARKER and above.max() > row[at] + DARKER
                 and above[-1] > row[at]):
             found[k] = steps[at]
-    return found, down
+    return found, down, white
 
 
-def fit_lower_lids(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """(N, 2+) ``landmarks`` of the face in (H, W, 3) uint8 RGB ``image``, with the lower-lid
-    points moved down onto a drawn lid's dark rim where both eyes show one (a copy; unchanged
-    otherwise, as on photographs)."""
+def _outline_walk(light: np.ndarray, starts: np.ndarray, directions: np.ndarray, reach: float, white: float) -> np.ndarray:
+    """(P,) px each of the (P, 2) ``starts`` moves along its unit ``directions`` to lie a pixel
+    short of the drawn outline: the darkest pixel within ``reach``, :data:`DARKER` under the
+    eye's ``white``, with eye white between (0 where there is none: the point is on the outline
+    already, or on the lashes or the iris)."""
+    steps = np.arange(0, int(np.ceil(reach)) + 1, dtype=np.float64)
+    seen = _sample(light, (starts[:, None, :] + steps[None, :, None] * directions[:, None, :]).reshape(-1, 2))
+    seen = seen.reshape(len(starts), len(steps))
+    moved = np.zeros(len(starts))
+    for k, row in enumerate(seen):
+        at = int(np.argmin(row))
+        between = row[:at]
+        if at >= 2 and row[at] < white - DARKER and between.max() >= white - 2 * DARKER and between.max() > row[at] + DARKER:
+            moved[k] = steps[at] - 1.0
+    return moved
+
+
+def fit_eye_outlines(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(N, 2+) ``landmarks`` of the face in (H, W, 3) uint8 RGB ``image``, fitted to drawn eyes'
+    outlines where both eyes show a dark rim under their lower lids (a copy; unchanged otherwise,
+    as on photographs): the lower-lid points onto the rim, and the upper-lid points and outer
+    corner that lie on eye white out to the outline beyond it."""
     out = np.array(landmarks, dtype=np.float64, copy=True)
     if image.ndim != 3 or image.shape[2] != 3 or out.shape[0] < 468:
         return out
@@ -88,7 +108,7 @@ def fit_lower_lids(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         found = _rims(light, out, corners, upper, lower)
         if found is None:
             return out
-        rims, down = found
+        rims, down, white = found
         mid = float(np.nanmedian(rims)) if np.isfinite(rims).any() else np.nan
         agree = np.abs(rims - mid) <= AGREE
         if not (np.isfinite(mid) and agree.sum() >= MIN_POINTS and mid - 1.0 >= MIN_MOVE):
@@ -96,7 +116,18 @@ def fit_lower_lids(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         # the lid margin is the rim's upper edge, a pixel above its darkest line; the corner
         # points move half as far, the corners themselves not at all
         shift = mid - 1.0
-        moves.append((lower, down, np.array([0.5, 1, 1, 1, 1, 1, 0.5]) * shift))
-    for lower, down, shift in moves:
+        moves.append((lower, down, np.array([0.5, 1, 1, 1, 1, 1, 0.5]) * shift, corners, upper, white))
+    for lower, down, shift, corners, upper, white in moves:
+        # the upper lid (straight up), the point next to the outer corner (up and out) and the
+        # outer corner (out): where eye white lies beyond them, the drawn outline is further out
+        # (along its lashes the tracker is on it already)
+        width = float(np.hypot(*(out[corners[1], :2] - out[corners[0], :2])))
+        outwards = (out[corners[0], :2] - out[corners[1], :2]) / max(width, 1e-9)
+        ids = list(upper) + [corners[0]]
+        rays = np.repeat(-down[None, :], len(ids), axis=0)
+        rays[0] = (rays[0] + outwards) / np.sqrt(2.0)
+        rays[-1] = outwards
+        walked = _outline_walk(light, out[ids, :2], rays, REACH * width, white)
+        out[ids, :2] += walked[:, None] * rays
         out[list(lower), :2] += shift[:, None] * down[None, :]
     return out

@@ -3,7 +3,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from avatar.face.lids import EYES, fit_lower_lids
+from avatar.face.lids import EYES, fit_eye_outlines
 
 SKIN = (225, 170, 140)
 WHITE = (235, 232, 225)
@@ -36,28 +36,33 @@ def _eyes(band: tuple[float, float], rim: bool = True) -> tuple[np.ndarray, np.n
     return img, lm, rims
 
 
-def test_a_drawn_eyes_lower_lids_move_down_onto_its_rim():
-    """Both eyes' tracked lower lids 4 px inside the white: they move onto the rim's upper edge,
-    and nothing else moves."""
+def test_a_drawn_eyes_lids_move_onto_its_outline():
+    """Both eyes' tracked lids inside the drawn eye, the lower 4 px above the rim, the upper 2 px
+    under the white's top edge: the lower move onto the rim's upper edge, the upper (where the
+    iris is not in the way) out to the white's edge, and no other point moves."""
     img, lm, rims = _eyes((4.0, 4.0))
-    out = fit_lower_lids(img, lm)
+    out = fit_eye_outlines(img, lm)
     for (corners, upper, lower), rim in zip(EYES, rims):
         mid = out[list(lower)[3], 1]
         assert abs(mid - rim) < 1.5, (mid, rim)
         assert out[list(lower)[3], 1] - lm[list(lower)[3], 1] > 2.5
+        rise = lm[list(upper), 1] - out[list(upper), 1]
+        assert rise[3] == 0.0                                          # on the iris: stays
+        assert (rise[[1, 2, 4, 5]] > 1.0).all() and (rise < 3.5).all(), rise  # to the white's edge, 2 px up
+    eyes = set(EYES[0][1]) | set(EYES[0][2]) | set(EYES[1][1]) | set(EYES[1][2]) | {EYES[0][0][0], EYES[1][0][0]}
     moved = np.abs(out - lm).max(1) > 0
-    assert set(np.flatnonzero(moved)) <= set(EYES[0][2]) | set(EYES[1][2])
+    assert set(np.flatnonzero(moved)) <= eyes
 
 
 def test_lids_already_on_their_margin_stay():
     """A photograph: the tracker's lower lids on the margin; and a drawn eye with no rim."""
     img, lm, _ = _eyes((0.0, 0.0))
-    assert np.abs(fit_lower_lids(img, lm) - lm).max() < 0.51
+    assert np.abs(fit_eye_outlines(img, lm) - lm).max() < 0.51
     img, lm, _ = _eyes((4.0, 4.0), rim=False)
-    assert np.array_equal(fit_lower_lids(img, lm), lm)
+    assert np.array_equal(fit_eye_outlines(img, lm), lm)
 
 
 def test_one_eye_alone_is_not_enough():
     """A rim below one eye's points only (an eye patch, a shadow, a glasses rim) moves neither."""
     img, lm, _ = _eyes((4.0, 0.0))
-    assert np.abs(fit_lower_lids(img, lm) - lm).max() < 0.51
+    assert np.abs(fit_eye_outlines(img, lm) - lm).max() < 0.51
