@@ -61,6 +61,13 @@ def flat_change(frame: np.ndarray, marked: np.ndarray) -> float:
     return float(np.abs(marked.astype(np.float32) - frame)[flat].mean()) if flat.any() else float("nan")
 
 
+def _blobs(frame: np.ndarray, marked: np.ndarray) -> np.ndarray:
+    """(H, W) float32 |change| of the luma of R, smoothed by a Gaussian of 2 px: a blob, not a pixel."""
+    import cv2
+
+    return np.abs(cv2.GaussianBlur(marked[..., 0].astype(np.float32) - frame[..., 0], (0, 0), 2.0))
+
+
 def plain_blobs(frame: np.ndarray, marked: np.ndarray) -> float:
     """99th percentile of the change (luma of R, smoothed by a Gaussian of 2 px: a blob, not a
     pixel) over the frame's plain pixels (standard deviation in 9 × 9 under 2.5 grey levels: skin,
@@ -70,17 +77,13 @@ def plain_blobs(frame: np.ndarray, marked: np.ndarray) -> float:
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
     mean = cv2.blur(grey, (9, 9))
     plain = np.sqrt(np.maximum(cv2.blur(grey * grey, (9, 9)) - mean * mean, 0.0)) < 2.5
-    change = cv2.GaussianBlur(marked[..., 0].astype(np.float32) - frame[..., 0], (0, 0), 2.0)
-    return float(np.percentile(np.abs(change[plain]), 99)) if plain.any() else float("nan")
+    return float(np.percentile(_blobs(frame, marked)[plain], 99)) if plain.any() else float("nan")
 
 
 def blobs_anywhere(frame: np.ndarray, marked: np.ndarray) -> float:
     """99.9th percentile of the change (luma of R, smoothed as :func:`plain_blobs`) over every
     pixel, in grey levels: what hair and fabric carry, where a mark hides less than its texture says."""
-    import cv2
-
-    change = cv2.GaussianBlur(marked[..., 0].astype(np.float32) - frame[..., 0], (0, 0), 2.0)
-    return float(np.percentile(np.abs(change), 99.9))
+    return float(np.percentile(_blobs(frame, marked), 99.9))
 
 
 def plain_table(eval_dir: Path) -> None:

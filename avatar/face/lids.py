@@ -43,10 +43,17 @@ def _sample(plane: np.ndarray, points: np.ndarray) -> np.ndarray:
     return cv2.remap(plane, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1)
 
 
+def _along(light: np.ndarray, starts: np.ndarray, directions: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """(P, S) lightness at ``steps`` px from each of the (P, 2) ``starts`` along its (P, 2) unit ``directions``."""
+    seen = _sample(light, (starts[:, None, :] + steps[None, :, None] * directions[:, None, :]).reshape(-1, 2))
+    return seen.reshape(len(starts), len(steps))
+
+
 def _rims(light: np.ndarray, lm: np.ndarray, corners: tuple[int, int], upper: tuple[int, ...],
-          lower: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, float] | None:
+          lower: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, float, float] | None:
     """Distance (px, NaN where none) of the dark rim below each of ``lower``'s five middle points,
-    the unit direction down and the eye white's lightness; None for an eye too small to tell."""
+    the unit direction down, the eye white's lightness and the eye's width (px); None for an eye
+    too small to tell."""
     outer, inner = lm[corners[0], :2], lm[corners[1], :2]
     width = float(np.hypot(*(inner - outer)))
     if width < MIN_WIDTH:
@@ -65,8 +72,7 @@ def _rims(light: np.ndarray, lm: np.ndarray, corners: tuple[int, int], upper: tu
     points = lm[list(lower), :2][1:-1]
     cheek = float(np.median(_sample(light, np.concatenate([points + down * width * f for f in np.linspace(*SKIN_BAND, 4)]))))
     steps = np.arange(1, int(np.ceil(REACH * width)) + 1, dtype=np.float64)
-    seen = _sample(light, (points[:, None, :] + steps[None, :, None] * down[None, None, :]).reshape(-1, 2))
-    seen = seen.reshape(len(points), len(steps))
+    seen = _along(light, points, np.repeat(down[None, :], len(points), axis=0), steps)
     found = np.full(len(points), np.nan)
     for k, row in enumerate(seen):
         at = int(np.argmin(row))
@@ -74,7 +80,7 @@ def _rims(light: np.ndarray, lm: np.ndarray, corners: tuple[int, int], upper: tu
         if (at > 0 and row[at] < min(white, cheek) - DARKER and above.max() > row[at] + DARKER
                 and above[-1] > row[at]):
             found[k] = steps[at]
-    return found, down, white
+    return found, down, white, width
 
 
 def _outline_walk(light: np.ndarray, starts: np.ndarray, directions: np.ndarray, reach: float, white: float) -> np.ndarray:
@@ -83,8 +89,7 @@ def _outline_walk(light: np.ndarray, starts: np.ndarray, directions: np.ndarray,
     eye's ``white``, with eye white between (0 where there is none: the point is on the outline
     already, or on the lashes or the iris)."""
     steps = np.arange(0, int(np.ceil(reach)) + 1, dtype=np.float64)
-    seen = _sample(light, (starts[:, None, :] + steps[None, :, None] * directions[:, None, :]).reshape(-1, 2))
-    seen = seen.reshape(len(starts), len(steps))
+    seen = _along(light, starts, directions, steps)
     moved = np.zeros(len(starts))
     for k, row in enumerate(seen):
         at = int(np.argmin(row))
@@ -108,7 +113,7 @@ def fit_eye_outlines(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         found = _rims(light, out, corners, upper, lower)
         if found is None:
             return out
-        rims, down, white = found
+        rims, down, white, width = found
         mid = float(np.nanmedian(rims)) if np.isfinite(rims).any() else np.nan
         agree = np.abs(rims - mid) <= AGREE
         if not (np.isfinite(mid) and agree.sum() >= MIN_POINTS and mid - 1.0 >= MIN_MOVE):
@@ -116,12 +121,11 @@ def fit_eye_outlines(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         # the lid margin is the rim's upper edge, a pixel above its darkest line; the corner
         # points move half as far, the corners themselves not at all
         shift = mid - 1.0
-        moves.append((lower, down, np.array([0.5, 1, 1, 1, 1, 1, 0.5]) * shift, corners, upper, white))
-    for lower, down, shift, corners, upper, white in moves:
+        moves.append((corners, upper, lower, down, np.array([0.5, 1, 1, 1, 1, 1, 0.5]) * shift, white, width))
+    for corners, upper, lower, down, shift, white, width in moves:
         # the upper lid (straight up), the point next to the outer corner (up and out) and the
         # outer corner (out): where eye white lies beyond them, the drawn outline is further out
         # (along its lashes the tracker is on it already)
-        width = float(np.hypot(*(out[corners[1], :2] - out[corners[0], :2])))
         outwards = (out[corners[0], :2] - out[corners[1], :2]) / max(width, 1e-9)
         ids = list(upper) + [corners[0]]
         rays = np.repeat(-down[None, :], len(ids), axis=0)

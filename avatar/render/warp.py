@@ -1424,7 +1424,6 @@ class WarpEngine(Engine):
                     teeth = cv2.remap(state.image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
                     w_own = cv2.remap(part, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
                     interior += (carried * w_own)[..., None] * (teeth - interior)
-            if state.own_mouth is not None:
                 interior = own + wider * (interior - own)
         roi = out[y0:y1, x0:x1].astype(np.float32)
         out[y0:y1, x0:x1] = np.clip(roi + alpha[..., None] * (interior - roi), 0, 255).astype(np.uint8)

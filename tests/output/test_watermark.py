@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from avatar.bench.watermark import clip, h264_roundtrip, half_wall
+from avatar.bench.watermark import blobs_anywhere, clip, h264_roundtrip, half_wall
 from avatar.output import watermark as wm
 
 PAYLOAD = 0xC0FFEE42
@@ -153,8 +153,6 @@ def test_hair_is_not_blotched_by_cancelling_its_own_locks():
     cell alike reads them as a strong host, and embedding cancelled it there with 20-50 grey
     levels: blotches on hair. Weighing cells by the host's local RMS, the mark needs far less
     (the strongest blobs 16.2 grey levels before, 8.1 now) and still comes back after H.264."""
-    from avatar.bench.watermark import blobs_anywhere
-
     frame = _hair_above_a_wall()
     marked = wm.embed(frame, PAYLOAD)
     assert blobs_anywhere(frame, marked) < 11.0, blobs_anywhere(frame, marked)
