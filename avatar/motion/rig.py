@@ -29,6 +29,14 @@ INNER_CORNERS = (78, 308)
 OUTER_UPPER = (185, 40, 39, 37, 0, 267, 269, 270, 409)
 OUTER_LOWER = (146, 91, 181, 84, 17, 314, 405, 321, 375)
 OUTER_CORNERS = (61, 291)
+# The lip bodies between those rings: two more rings of the face mesh on each lip, outer to inner,
+# left to right, with their own corners. They move with their lip: left out, they stayed put (the
+# upper's, above the mouth line) or followed the chin (the lower's, and the upper's corner points),
+# so the lips' triangles folded over at the corners and under the upper lip's edge (on real faces
+# 4–38 of them at half to full openness), which a warp draws as a torn, stair-stepped lip edge.
+BODY_UPPER = (184, 74, 73, 72, 11, 302, 303, 304, 408, 183, 42, 41, 38, 12, 268, 271, 272, 407)
+BODY_LOWER = (77, 90, 180, 85, 16, 315, 404, 320, 307, 96, 89, 179, 86, 15, 316, 403, 319, 325)
+BODY_CORNERS = (76, 306, 62, 292)
 # Lids, outer corner → inner corner (upper i faces lower i).
 LEFT_UPPER_LID = (246, 161, 160, 159, 158, 157, 173)
 LEFT_LOWER_LID = (7, 163, 144, 145, 153, 154, 155)
@@ -45,19 +53,22 @@ CORNER_DROP = 0.45
 # wide as 1.15 × the outer mouth) parted them by 0.63 / 0.76 / 0.88 / 0.97: a round, boxy "O"
 # with a dark rim at blunt corners.
 LENS = 0.8
+# The cheeks beside a corner follow its sideways move (rounding), fading over this share of the
+# mouth's half-width: left still, a spread corner crossed the skin points next to it.
+CHEEK_REACH = 0.5
 
 
 def _lip_sets() -> tuple[frozenset[int], frozenset[int]]:
     """Upper-lip and lower-lip landmark sets (all of FACEMESH_LIPS split by the inner rings)."""
-    upper = set(INNER_UPPER) | set(OUTER_UPPER)
-    lower = set(INNER_LOWER) | set(OUTER_LOWER)
+    upper = set(INNER_UPPER) | set(OUTER_UPPER) | set(BODY_UPPER)
+    lower = set(INNER_LOWER) | set(OUTER_LOWER) | set(BODY_LOWER)
     try:
         from mediapipe.solutions.face_mesh_connections import FACEMESH_LIPS  # noqa: PLC0415
 
         lips = {i for e in FACEMESH_LIPS for i in e}
     except ImportError:  # pragma: no cover - mediapipe is a core dependency
         lips = upper | lower
-    rest = lips - upper - lower - set(INNER_CORNERS) - set(OUTER_CORNERS)
+    rest = lips - upper - lower - set(INNER_CORNERS) - set(OUTER_CORNERS) - set(BODY_CORNERS)
     # FACEMESH_LIPS has a middle ring too; its points join the lip they belong to by index lists above.
     return frozenset(upper), frozenset(lower | {i for i in rest})
 
@@ -108,7 +119,7 @@ class MouthRig:
         half_w = max(0.5 * abs(p[OUTER_CORNERS[1], 0] - p[OUTER_CORNERS[0], 0]), 1e-3)
         dx = (p[:, 0] - c[0]) / half_w
         upper, lower = _lip_sets()
-        mouth_line = max(p[14, 1], p[13, 1])
+        mouth_line = 0.5 * (p[14, 1] + p[13, 1])  # the lips part here: beside a parted lower lip is lower face
         # Open: the corners drop with the jaw (CORNER_DROP of the lower lip's middle) and the lips
         # part between them in a lens (see LENS); chin and jaw below the mouth follow with a
         # sideways falloff.
@@ -122,7 +133,7 @@ class MouthRig:
         upper_idx = np.array(sorted(upper))
         move[lower_idx] = CORNER_DROP + lens[lower_idx] * (1.0 - CORNER_DROP)
         move[upper_idx] = CORNER_DROP + lens[upper_idx] * (-config.upper_lift - CORNER_DROP)
-        corners = list(INNER_CORNERS + OUTER_CORNERS)
+        corners = list(INNER_CORNERS + OUTER_CORNERS + BODY_CORNERS)
         move[corners] = CORNER_DROP
         self._open = np.zeros((478, 3))
         self._open[:, 1] = move
@@ -130,6 +141,12 @@ class MouthRig:
         lips = np.array(sorted(upper | lower | set(corners)))
         self._round = np.zeros((478, 3))
         self._round[lips, 0] = -(p[lips, 0] - c[0]) * config.rounding_narrow
+        # the cheeks beside the corners go with them sideways (CHEEK_REACH)
+        others = np.setdiff1d(np.arange(478), lips)
+        for k in OUTER_CORNERS:
+            d = np.linalg.norm(p[others, :2] - p[k, :2], axis=1) / (CHEEK_REACH * half_w)
+            near = (np.sign(p[others, 0] - c[0]) == np.sign(p[k, 0] - c[0])) & (d < 3.0)  # the rest stays exactly
+            self._round[others[near], 0] = self._round[k, 0] * np.exp(-d[near] ** 2)
         self._round[lips, 2] = -config.protrusion * np.sqrt(np.clip(1.0 - (dx[lips] / 1.3) ** 2, 0.0, 1.0))
         self._seal_u = np.array(INNER_UPPER)
         self._seal_l = np.array(INNER_LOWER)

@@ -78,3 +78,31 @@ def test_the_lips_part_in_a_lens_that_closes_towards_the_corners(canonical_face)
     assert np.all(np.diff(share[:5]) > 0) and np.all(np.diff(share[4:]) < 0)
     # the corners themselves stay shut, dropped with the jaw
     assert off[R.INNER_CORNERS[0], 1] == pytest.approx(R.CORNER_DROP * off[14, 1], rel=1e-6)
+
+
+def _lip_triangle_flips(rig, neutral, mouth):
+    from avatar.face import topology
+    from avatar.render.triangles import signed_areas
+
+    tris = topology.mesh()["triangles"]
+    moved = rig.landmarks(mouth)[:, :2]
+    return int((np.sign(signed_areas(moved, tris)) != np.sign(signed_areas(neutral[:, :2], tris))).sum())
+
+
+def test_the_lips_move_as_a_whole_and_never_fold_over():
+    """The face mesh has two rings of points inside each lip besides the contours. Left out of the
+    rig they stayed put or followed the chin, the lips' triangles turned inside out at the corners
+    and under the upper lip's edge (10-40 of them at every opening on the shipped neutral face),
+    and a warp drew a torn, stair-stepped lip. Spread corners also crossed the skin beside them."""
+    from avatar.motion.decompose import canonical_template
+
+    neutral = canonical_template().copy()  # a real face's layout, lips a little apart
+    rig = R.MouthRig(neutral)
+    for openness in np.linspace(0.0, 1.0, 6):
+        for rounding in (-1.0, -0.5, 0.0, 0.5, 1.0):
+            assert _lip_triangle_flips(rig, neutral, MouthState(openness=openness, rounding=rounding)) == 0, \
+                (openness, rounding)
+    # the lip bodies go with their lip: the upper one's points lift with it in the middle
+    off = rig.offsets(MouthState(openness=1.0))
+    assert off[12, 1] < 0 and off[11, 1] < 0 and off[15, 1] > 0 and off[16, 1] > 0
+    assert off[R.BODY_CORNERS[0], 1] == pytest.approx(off[R.INNER_CORNERS[0], 1])
