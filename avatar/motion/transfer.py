@@ -114,6 +114,34 @@ def keep_lip_thickness(canonical: np.ndarray, rest: np.ndarray, floor: float = L
     return canonical
 
 
+
+# each lip's four rings, outline to inner edge, in facing columns (the rig's order: left to right)
+_LIP_RINGS = ((np.array(rig.OUTER_UPPER), np.array(rig.BODY_UPPER[:9]), np.array(rig.BODY_UPPER[9:]),
+               np.array(rig.INNER_UPPER)),
+              (np.array(rig.OUTER_LOWER), np.array(rig.BODY_LOWER[:9]), np.array(rig.BODY_LOWER[9:]),
+               np.array(rig.INNER_LOWER)))
+
+
+def keep_lip_rings(canonical: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """Keep each lip's rings in order from its outline to its inner edge. The driver's offsets move
+    the inner edge by its own lips' measure: on thinner lips the edge passed the rings inside the
+    lip (Mona Lisa × a wide-mouthed driver: up to 46 lip triangles turned inside out), which a warp
+    draws as a tear. In a column out of order the two inner rings go back to where they lay
+    between outline and edge in ``rest`` (the source's canonical face). (N, 3), y down → same, in place."""
+    for outer, semi_out, semi_in, inner in _LIP_RINGS:
+        y_o, y_i = canonical[outer, 1], canonical[inner, 1]
+        span = rest[inner, 1] - rest[outer, 1]
+        ok = np.abs(span) > 1e-9
+        sign = np.sign(span)
+        order = np.stack([y_o, canonical[semi_out, 1], canonical[semi_in, 1], y_i]) * sign
+        bad = ok & np.any(np.diff(order, axis=0) < 0, axis=0)
+        if not bad.any():
+            continue
+        for ring in (semi_out, semi_in):
+            f = np.clip((rest[ring, 1] - rest[outer, 1]) / np.where(ok, span, 1.0), 0.0, 1.0)
+            canonical[ring[bad], 1] = (y_o + f * (y_i - y_o))[bad]
+    return canonical
+
 TURN_KNEE = 0.8  # turns up to this share of the limit pass unchanged
 CLIP_SAMPLES = 600  # frames of a driving clip at most that place its reference rotation
 
@@ -323,6 +351,7 @@ class MotionTransfer:
         if self._ref is not None:
             close_lids(canon, self.source_canonical, self._ref[1], offsets)
         canon = keep_lip_thickness(lid_depths(canon, self.source_canonical), self.source_canonical)
+        keep_lip_rings(canon, self.source_canonical)
         # adapt_scale: the driver's moves scale with the source's face size; else raw driver pixels
         unit = sp.scale if self.config.adapt_scale or self._ref is None else self._ref[0].scale
         move = translation * unit

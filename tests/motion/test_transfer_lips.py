@@ -67,3 +67,33 @@ def test_lip_floor_moves_only_outer_edges_and_only_when_thinner():
     np.testing.assert_array_equal(out[others], thin[others])
     full = rest.copy()
     np.testing.assert_array_equal(keep_lip_thickness(full.copy(), rest), full)  # thick enough: untouched
+
+
+def test_the_rings_inside_a_lip_stay_between_its_outline_and_edge():
+    """A driver's offsets move a thin lip's inner edge past the rings inside it (Mona Lisa × a
+    wide-mouthed driver folded up to 38 lip triangles in canonical space); those rings go back
+    between outline and edge, and a column still in order is left as it was."""
+    from avatar.motion.transfer import keep_lip_rings
+
+    xs = np.linspace(-0.4, 0.4, 9)
+    rest = np.zeros((478, 3))
+    for ids, y in ((rig.OUTER_UPPER, 0.50), (rig.BODY_UPPER[:9], 0.53), (rig.BODY_UPPER[9:], 0.56),
+                   (rig.INNER_UPPER, 0.60), (rig.INNER_LOWER, 0.62), (rig.BODY_LOWER[9:], 0.66),
+                   (rig.BODY_LOWER[:9], 0.70), (rig.OUTER_LOWER, 0.75)):
+        rest[list(ids)] = np.c_[xs, np.full(9, y), np.zeros(9)]
+    moved = rest.copy()
+    moved[list(rig.INNER_UPPER[2:5]), 1] = 0.54        # the upper edge lifted past the inner ring
+    moved[list(rig.INNER_LOWER[6:]), 1] = 0.72         # the lower edge dropped past both rings
+    out = keep_lip_rings(moved.copy(), rest)
+    for rings, sign in (((rig.OUTER_UPPER, rig.BODY_UPPER[:9], rig.BODY_UPPER[9:], rig.INNER_UPPER), 1),
+                        ((rig.OUTER_LOWER, rig.BODY_LOWER[:9], rig.BODY_LOWER[9:], rig.INNER_LOWER), -1)):
+        ys = np.stack([out[list(r), 1] for r in rings]) * sign
+        assert np.all(np.diff(ys, axis=0) >= 0), ys
+        assert np.any(np.diff(np.stack([moved[list(r), 1] for r in rings]) * sign, axis=0) < 0)  # it was not
+    # the ring went back to its share of the way: the upper inner ring 0.6 of the way to the edge
+    assert out[rig.BODY_UPPER[9 + 3], 1] == pytest.approx(0.50 + 0.6 * (0.54 - 0.50))
+    # columns in order keep every point; only y moves
+    keep = [0, 1, 5]
+    for ring in (rig.BODY_UPPER[:9], rig.BODY_UPPER[9:], rig.BODY_LOWER[:9], rig.BODY_LOWER[9:]):
+        np.testing.assert_array_equal(out[[ring[k] for k in keep]], moved[[ring[k] for k in keep]])
+    np.testing.assert_array_equal(out[:, [0, 2]], moved[:, [0, 2]])
