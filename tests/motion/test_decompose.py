@@ -43,7 +43,7 @@ def test_relative_transfer_moves_source_by_driver_change_only():
     shape[stable_ids()] = 0  # the skull fits exactly; the rest of the face differs
     ref, _ = _face((5, 0, 0), 60.0, (100, 120, 0), expression=shape)
     expr = np.zeros((478, 3))
-    expr[[14, 17], 1] = 0.2  # the lower lip drops whole (its inner edge alone would thin it: see test_transfer_lips)
+    expr[[14, 15, 16, 17], 1] = 0.2  # the lower lip drops whole, its inner rings too (see test_transfer_lips)
     drv, _ = _face((15, 0, 0), 60.0, (112, 120, 0), expression=shape + expr)
     mt = MotionTransfer(src, MotionConfig(pose_smoothing=OFF, expression_smoothing=OFF))
     mt.set_reference(ref)
