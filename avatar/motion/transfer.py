@@ -127,14 +127,17 @@ def keep_lip_rings(canonical: np.ndarray, rest: np.ndarray) -> np.ndarray:
     the inner edge by its own lips' measure: on thinner lips the edge passed the rings inside the
     lip (Mona Lisa × a wide-mouthed driver: up to 46 lip triangles turned inside out), which a warp
     draws as a tear. In a column out of order the two inner rings go back to where they lay
-    between outline and edge in ``rest`` (the source's canonical face). (N, 3), y down → same, in place."""
+    between outline and edge in ``rest`` (the source's canonical face); pairs already out of order
+    there are left to the driver. (N, 3), y down → same, in place."""
     for outer, semi_out, semi_in, inner in _LIP_RINGS:
         y_o, y_i = canonical[outer, 1], canonical[inner, 1]
         span = rest[inner, 1] - rest[outer, 1]
         ok = np.abs(span) > 1e-9
         sign = np.sign(span)
         order = np.stack([y_o, canonical[semi_out, 1], canonical[semi_in, 1], y_i]) * sign
-        bad = ok & np.any(np.diff(order, axis=0) < 0, axis=0)
+        was = np.stack([rest[outer, 1], rest[semi_out, 1], rest[semi_in, 1], rest[inner, 1]]) * sign
+        # out of order where the portrait is in order (next to the corners its edge curves past a ring)
+        bad = ok & np.any((np.diff(order, axis=0) < 0) & (np.diff(was, axis=0) >= 0), axis=0)
         if not bad.any():
             continue
         for ring in (semi_out, semi_in):
