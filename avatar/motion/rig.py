@@ -59,18 +59,10 @@ CHEEK_REACH = 0.5
 
 
 def _lip_sets() -> tuple[frozenset[int], frozenset[int]]:
-    """Upper-lip and lower-lip landmark sets (all of FACEMESH_LIPS split by the inner rings)."""
-    upper = set(INNER_UPPER) | set(OUTER_UPPER) | set(BODY_UPPER)
-    lower = set(INNER_LOWER) | set(OUTER_LOWER) | set(BODY_LOWER)
-    try:
-        from mediapipe.solutions.face_mesh_connections import FACEMESH_LIPS  # noqa: PLC0415
-
-        lips = {i for e in FACEMESH_LIPS for i in e}
-    except ImportError:  # pragma: no cover - mediapipe is a core dependency
-        lips = upper | lower
-    rest = lips - upper - lower - set(INNER_CORNERS) - set(OUTER_CORNERS) - set(BODY_CORNERS)
-    # FACEMESH_LIPS has a middle ring too; its points join the lip they belong to by index lists above.
-    return frozenset(upper), frozenset(lower | {i for i in rest})
+    """Upper-lip and lower-lip landmark sets: each lip's outline and inner edge (all of the face
+    mesh's FACEMESH_LIPS but the corners) and the rings inside it (``BODY_*``)."""
+    return (frozenset(INNER_UPPER + OUTER_UPPER + BODY_UPPER),
+            frozenset(INNER_LOWER + OUTER_LOWER + BODY_LOWER))
 
 
 @dataclass(frozen=True, slots=True)

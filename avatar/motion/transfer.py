@@ -114,7 +114,6 @@ def keep_lip_thickness(canonical: np.ndarray, rest: np.ndarray, floor: float = L
     return canonical
 
 
-
 # each lip's four rings, outline to inner edge, in facing columns (the rig's order: left to right)
 _LIP_RINGS = ((np.array(rig.OUTER_UPPER), np.array(rig.BODY_UPPER[:9]), np.array(rig.BODY_UPPER[9:]),
                np.array(rig.INNER_UPPER)),
@@ -125,7 +124,7 @@ _LIP_RINGS = ((np.array(rig.OUTER_UPPER), np.array(rig.BODY_UPPER[:9]), np.array
 def keep_lip_rings(canonical: np.ndarray, rest: np.ndarray) -> np.ndarray:
     """Keep each lip's rings in order from its outline to its inner edge. The driver's offsets move
     the inner edge by its own lips' measure: on thinner lips the edge passed the rings inside the
-    lip (Mona Lisa × a wide-mouthed driver: up to 46 lip triangles turned inside out), which a warp
+    lip (Mona Lisa × a wide-mouthed driver: up to 38 lip triangles turned inside out), which a warp
     draws as a tear. In a column out of order the two inner rings go back to where they lay
     between outline and edge in ``rest`` (the source's canonical face); pairs already out of order
     there are left to the driver. (N, 3), y down → same, in place."""
@@ -144,6 +143,7 @@ def keep_lip_rings(canonical: np.ndarray, rest: np.ndarray) -> np.ndarray:
             f = np.clip((rest[ring, 1] - rest[outer, 1]) / np.where(ok, span, 1.0), 0.0, 1.0)
             canonical[ring[bad], 1] = (y_o + f * (y_i - y_o))[bad]
     return canonical
+
 
 TURN_KNEE = 0.8  # turns up to this share of the limit pass unchanged
 CLIP_SAMPLES = 600  # frames of a driving clip at most that place its reference rotation
