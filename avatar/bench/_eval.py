@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 
 def portraits(eval_dir: Path) -> list[Path]:
     """The folder's ``portrait_*.jpg`` and ``portrait_*.png``, sorted."""
@@ -22,3 +24,13 @@ def research_portraits(eval_dir: Path) -> list[Path]:
     if not found:
         print(f"no portrait_*.jpg/png in {eval_dir}")
     return found
+
+
+def to_side(image: np.ndarray, side: int = 512) -> np.ndarray:
+    """``image`` resized (up or down, INTER_AREA) so that its longer side is about ``side``, each
+    side an even number of pixels (what the video encoder takes)."""
+    import cv2
+
+    s = side / max(image.shape[:2])
+    size = (round(image.shape[1] * s) // 2 * 2, round(image.shape[0] * s) // 2 * 2)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

@@ -19,16 +19,10 @@ _DEFAULT_EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
 
 
 def _frames(path: Path, count: int, side: int = 512) -> list[np.ndarray]:
-    import cv2
-
     from ..media.video import read_frames
+    from ._eval import to_side
 
-    out = []
-    for im in read_frames(path, max_frames=count):
-        s = side / max(im.shape[:2])
-        size = (round(im.shape[1] * s) // 2 * 2, round(im.shape[0] * s) // 2 * 2)
-        out.append(cv2.resize(im, size, interpolation=cv2.INTER_AREA))
-    return out
+    return [to_side(im, side) for im in read_frames(path, max_frames=count)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,13 +89,12 @@ def blobs_anywhere(frame: np.ndarray, marked: np.ndarray) -> float:
 def plain_table(eval_dir: Path) -> None:
     """Per portrait of ``eval_dir`` (and a frame 5 s into each ``clone/talk_0*.mp4``, and the
     astronaut), longer side 512: PSNR, :func:`plain_blobs` and :func:`blobs_anywhere` of one marked copy."""
-    import cv2
     from skimage import data
 
     from ..media.image import load_image
     from ..media.video import read_frames
     from ..output import watermark as wm
-    from ._eval import portraits
+    from ._eval import portraits, to_side
 
     images = {p.name: load_image(p) for p in portraits(eval_dir)}
     for clip_path in sorted((eval_dir / "clone").glob("talk_0*.mp4")):
@@ -105,8 +104,7 @@ def plain_table(eval_dir: Path) -> None:
     images["astronaut"] = data.astronaut()
     print("| image | PSNR dB | blob p99 on plain pixels | blob p99.9 anywhere |\n|---|---|---|---|")
     for name, img in images.items():
-        s = 512 / max(img.shape[:2])
-        img = cv2.resize(img, (round(img.shape[1] * s) // 2 * 2, round(img.shape[0] * s) // 2 * 2), interpolation=cv2.INTER_AREA)
+        img = to_side(img, 512)
         marked = wm.embed(img, PAYLOAD)
         psnr = 10 * np.log10(255**2 / np.mean((marked.astype(np.float64) - img) ** 2))
         print(f"| {name} | {psnr:.1f} | {plain_blobs(img, marked):.1f} | {blobs_anywhere(img, marked):.1f} |", flush=True)
