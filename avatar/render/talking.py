@@ -8,7 +8,8 @@ replaces its lower face (lips, jaw and chin) with the pack's best-matching real 
   mouth, scaled vertically by their calibrated ``mouth_gain`` and horizontally by their
   ``width_gain``), shown ``lag_s`` late when their mouth moves later than the generic one, is put
   onto the base frame's face, in the pose-free canonical frame;
-* the keyframe whose real mouth is nearest that shape (cross-faded on a switch) is warped onto it;
+* the keyframe whose real mouth is nearest that shape (cross-faded on a switch) is warped onto
+  it, moved halfway to that real mouth's own shape (:func:`with_own_mouth`);
 * it is colour-matched to the base frame around the mask's edge and blended in with a feathered
   mask that covers both the base's own and the new lower face, so the jaw line moves with it.
 
@@ -44,6 +45,7 @@ ACTIVE_OPENING = 0.06    # target opening (above sealed lips) that counts as ful
 ACTIVITY_SMOOTH = 0.15   # per-frame smoothing of the speech activity that paces the base
 MOUTH_SWITCH_MARGIN = 0.7  # switch mouth keyframes only when the new one is this much closer
 DEFAULT_FPS = 25.0       # output rate assumed until the speech source says (SpeechConfig's default)
+MOUTH_OWN_SHAPE = 0.5    # share of the re-rendered lower face's shape that is the chosen real mouth's own
 TALK_CROP_SCALE = 2.8    # source crop side over the face box while talking (the paste's feather clears the hair)
 
 
@@ -217,6 +219,23 @@ def mouth_target(state: TalkState, target: np.ndarray, base_landmarks: np.ndarra
     return pose_b.apply(new).astype(np.float32)
 
 
+def with_own_mouth(keys, k: int, target: np.ndarray) -> np.ndarray:
+    """(478, 3): ``target`` with its lower face moved :data:`MOUTH_OWN_SHAPE` of the way to the
+    shape of keyframe ``k``'s real mouth (its own landmarks in the pack), in the pose-free
+    canonical frame.
+
+    A real mouth warped wholly onto the speech rig's shape lost what made it read open: the rig's
+    inner-lip outline is not this person's, and the warp squeezed their dark gap and teeth into it
+    (on talk_01 the tracked output followed its targets at r 0.74, open targets often reading shut).
+    Halfway keeps the speech's timing and amplitude and most of the real mouth's look. (Mixing in
+    the previous mouth's shape during a switch's cross-fade followed the targets less well.)"""
+    ids = lower_face_ids()
+    pose, canon = decompose(np.asarray(target, np.float64))
+    _, own = decompose(np.asarray(keys.pack.landmarks[k], np.float64))
+    canon[ids] += MOUTH_OWN_SHAPE * (own[ids] - canon[ids])
+    return pose.apply(canon).astype(np.float32)
+
+
 def lower_face_mask(target: np.ndarray, base: np.ndarray, size: int | tuple[int, int]
                     ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Feathered mask over the lips, jaw and chin of ``target`` and of ``base`` (its own mouth and
@@ -271,12 +290,13 @@ def render_talk(engine, state: TalkState, target: np.ndarray) -> np.ndarray:
     changed = None
     base_lm = state.base.landmarks[b]
     new_lm = mouth_target(state, target, base_lm)
+    m = keys.mouth
+    m.update(distances(keys.features, face_features(new_lm), pose_w=0.25, eye_w=0.0), MOUTH_SWITCH_MARGIN)
+    if not state.fallback:
+        new_lm = with_own_mouth(keys, m.current, new_lm)
     mask, roi = lower_face_mask(new_lm, base_lm, out.shape[0])
     x0, y0, x1, y1 = roi
     if x1 > x0 and y1 > y0:
-        d = distances(keys.features, face_features(new_lm), pose_w=0.25, eye_w=0.0)
-        m = keys.mouth
-        m.update(d, MOUTH_SWITCH_MARGIN)
         if state.fallback:
             _blend_mouth(out, mask, roi, engine._render_key(keys, m.current, new_lm)[y0:y1, x0:x1].astype(np.float32))
             changed = (mask, roi)

@@ -568,6 +568,34 @@ def test_live_voice_mode_talks_over_the_footage(avatars, tmp_path, monkeypatch):
         assert (models[-1].offsets == LIVE_OFFSETS) == own["live"]["used"], own
 
 
+def test_the_real_mouth_keeps_half_its_own_shape(avatars, monkeypatch):
+    """The chosen real mouth is warped onto a lower face halfway between the speech's target and
+    that mouth's own shape (a real mouth squeezed wholly into the rig's outline read shut); the
+    upper face is the base frame's, untouched."""
+    from avatar.motion.decompose import decompose
+
+    animator, src = _talk_state(avatars["open"])
+    state = src.state
+    warped = []
+    real = talking.mouth_patch
+    monkeypatch.setattr(talking, "mouth_patch", lambda keys, m, lm, roi: warped.append(lm) or real(keys, m, lm, roi))
+    wanted = []
+    mouth_target = talking.mouth_target
+    monkeypatch.setattr(talking, "mouth_target", lambda st, t, b: wanted.append(mouth_target(st, t, b)) or wanted[-1])
+    ids, upper = talking.lower_face_ids(), talking.upper_face_ids()
+    moved = []
+    for t in _speech_targets(src, speech(TEXT, 3.0))[::6]:
+        animator.engine.render_one(state, t)
+        keys, m = state.keys, state.keys.mouth
+        _, got = decompose(np.asarray(warped[-1], np.float64))
+        _, want = decompose(np.asarray(wanted[-1], np.float64))
+        _, own = decompose(np.asarray(keys.pack.landmarks[m.current], np.float64))
+        np.testing.assert_allclose(got[ids], 0.5 * (want[ids] + own[ids]), atol=1e-4)
+        np.testing.assert_allclose(got[upper], want[upper], atol=1e-4)
+        moved.append(float(np.abs(own[ids] - want[ids]).max()))
+    assert len(moved) >= 3 and max(moved) > 0.01  # the real mouths' shapes did differ from the targets'
+
+
 def test_mask_covers_the_base_chin_below_a_raised_one():
     """A closed re-rendered mouth over a base frame whose jaw hangs lower: the mask reaches the
     base's own chin, so its lower edge never shows as a second jaw line under the new one."""
