@@ -14,7 +14,8 @@ the model of sessions 10-20), the openness is the mean of the two halves. Measur
 ``python -m avatar.bench mouth_model`` (fit on the first 60 % of each dev clip, the rest's sound
 streamed as talking does, r at zero lag against the tracked opening, talk_01..04): 0.52 / 0.56 /
 0.57 / 0.44 for this half alone, 0.58 / 0.50 / (no usable fit on talk_03's 12 s) / 0.47 for the
-hidden-state half alone, 0.58 / 0.56 / 0.57 / 0.50 mixed; the generic openness 0.14-0.30. A fit
+hidden-state half alone, 0.58 / 0.56 / 0.57 / 0.50 mixed (0.585 / 0.574 / 0.624 / 0.537 since
+session 53's lighter ridge penalty, :data:`ALPHA`); the generic openness 0.14-0.30. A fit
 takes a few seconds; the model (the fitted frames' features, at most ``MAX_SUPPORT`` of them) is
 stored in the avatar pack and runs inside :class:`~avatar.motion.audio.stream.MouthStreamer`,
 240 ms behind the sound (the 200 ms it reads ahead and a ±40 ms average). Live streaming uses a
@@ -36,7 +37,7 @@ from .hidden_ridge import HiddenRidge, fit_hidden_ridge, hidden_states
 FEATURES = "logmel20-level-v2"            # what the model reads; a model of other features is refused
 BANDS = 20                                # the 80 mel bands pooled in fours
 OFFSETS = (-20, -12, -6, -3, 0, 3, 6, 12, 20)   # 100 Hz frames read around each frame's own
-ALPHA = 1.0                               # kernel ridge penalty (targets are tracked openings, ~0.01-0.1)
+ALPHA = 0.1                               # kernel ridge penalty, against the RBF kernel's unit diagonal (1.0 fitted the dev clips less well, see docs/clone.md "Session 53")
 GAMMA_PER_FEATURE = 0.25                  # RBF width: gamma = this / features, on standardised features
 SMOOTH = 4                                # the openness is averaged over this many 100 Hz frames either side
 # The variant for live streaming reads 60 ms ahead, not 200 (its latency is the stream's): held-out
